@@ -1,0 +1,222 @@
+//! Feeds: producer tasks that turn a source into topic updates.
+//!
+//! A feed kind implements [`Feed`]: an async `run` given a [`FeedContext`] (a
+//! publisher that fills the feed's topic template, counts and reports, plus a
+//! cancellation token). `run` returns `Err` when the source fails; the supervisor
+//! (see `supervisor`) then reports `backoff` on `$sys.feeds` and runs it again
+//! after an exponential, fully jittered delay. A panic is caught and treated as an
+//! error. Built-in kinds are one file each; a user's own kind is registered from
+//! Rust ([`Kinds`]) and configured like any other.
+//!
+//! A feed never sees a session or a socket: it only publishes into the hub.
+
+mod extract;
+mod supervisor;
+mod synthetic;
+mod system;
+
+pub use extract::Pipeline;
+pub use supervisor::Diff;
+pub use supervisor::{backoff_window, FeedState, FeedStatus};
+pub(crate) use supervisor::{render_metrics, Feeds};
+pub use synthetic::Synthetic;
+pub use system::SystemFeed;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::config::{FeedConfig, FeedKind};
+use crate::hub::{Hub, PublishError, Published, Source};
+use crate::topic::TopicTemplate;
+
+/// A source of updates. Implement it for a kind of your own and register it with
+/// [`crate::TickerBuilder::kind`].
+///
+/// `run` should loop until `ctx` is cancelled (then return `Ok(())`), publishing
+/// with [`FeedContext::publish`]. Return `Err` when the source fails: the
+/// supervisor reports it and calls `run` again after a backoff.
+pub trait Feed: Send + Sync + 'static {
+    /// Runs the feed until cancellation or failure.
+    fn run(&self, ctx: FeedContext) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Object-safe form of [`Feed`], used by the supervisor.
+pub(crate) trait DynFeed: Send + Sync + 'static {
+    fn run_boxed(
+        &self,
+        ctx: FeedContext,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>>;
+}
+
+impl<F: Feed> DynFeed for F {
+    fn run_boxed(
+        &self,
+        ctx: FeedContext,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + '_>> {
+        Box::pin(self.run(ctx))
+    }
+}
+
+type Factory = dyn Fn(&toml::Table) -> anyhow::Result<Arc<dyn DynFeed>> + Send + Sync;
+
+/// Custom feed kinds registered from Rust, by kind name.
+#[derive(Clone, Default)]
+pub struct Kinds {
+    factories: HashMap<String, Arc<Factory>>,
+}
+
+impl std::fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.factories.keys()).finish()
+    }
+}
+
+impl Kinds {
+    /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
+    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`).
+    pub fn register<F, M>(&mut self, kind: &str, make: M)
+    where
+        F: Feed,
+        M: Fn(&toml::Table) -> anyhow::Result<F> + Send + Sync + 'static,
+    {
+        let factory = move |options: &toml::Table| -> anyhow::Result<Arc<dyn DynFeed>> {
+            Ok(Arc::new(make(options)?))
+        };
+        self.factories.insert(kind.to_string(), Arc::new(factory));
+    }
+
+    /// Is `kind` registered?
+    pub fn contains(&self, kind: &str) -> bool {
+        self.factories.contains_key(kind)
+    }
+
+    /// Builds the runnable feed for a config.
+    pub(crate) fn build(&self, config: &FeedConfig) -> anyhow::Result<Arc<dyn DynFeed>> {
+        Ok(match &config.kind {
+            FeedKind::Synthetic(o) => Arc::new(Synthetic::new(o.clone())),
+            FeedKind::System(o) => Arc::new(SystemFeed::new(o.clone())),
+            FeedKind::Custom { kind, options } => match self.factories.get(kind) {
+                Some(make) => make(options)?,
+                None => anyhow::bail!("kind {kind:?} is not registered in this program"),
+            },
+            other => anyhow::bail!("kind {:?} is not available in this build", other.name()),
+        })
+    }
+}
+
+/// What a running feed uses to publish and to notice it must stop.
+#[derive(Clone)]
+pub struct FeedContext {
+    inner: Arc<ContextInner>,
+}
+
+struct ContextInner {
+    hub: Hub,
+    template: TopicTemplate,
+    source: Source,
+    status: Arc<supervisor::StatusCell>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for FeedContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedContext")
+            .field("feed", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An item that could not be published (reported and counted, never fatal).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ItemError(String);
+
+impl FeedContext {
+    /// The feed's name.
+    pub fn name(&self) -> &str {
+        self.inner.source.feed.as_deref().unwrap_or_default()
+    }
+
+    /// Completes when the feed must stop (removed, changed, or shutdown).
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.inner.cancel.cancelled()
+    }
+
+    /// Has the feed been asked to stop?
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+
+    /// The feed's cancellation token (child tasks can watch it).
+    pub fn token(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+
+    /// Publishes one item to the feed's topic template, filled from the item's
+    /// fields. An item that cannot fill the template is counted and reported as
+    /// an error of that item.
+    ///
+    /// # Errors
+    /// The item lacks a placeholder field or does not serialize.
+    pub fn publish<T: Serialize + ?Sized>(&self, item: &T) -> Result<Published, ItemError> {
+        let value = serde_json::to_value(item)
+            .map_err(|e| self.item_error(format!("item does not serialize: {e}")))?;
+        let topic = self
+            .inner
+            .template
+            .fill(&value)
+            .map_err(|e| self.item_error(e.to_string()))?;
+        self.publish_to(&topic, &value)
+    }
+
+    /// Publishes to an explicit topic, bypassing the template.
+    ///
+    /// # Errors
+    /// The topic is invalid or the data does not serialize.
+    pub fn publish_to<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        data: &T,
+    ) -> Result<Published, ItemError> {
+        match self.inner.hub.publish_from(&self.inner.source, topic, data) {
+            Ok(p) => {
+                self.inner.status.record_ok(&self.inner.hub);
+                Ok(p)
+            }
+            Err(e @ (PublishError::InvalidTopic(_) | PublishError::Data(_))) => {
+                Err(self.item_error(e.to_string()))
+            }
+        }
+    }
+
+    /// Runs `body` through `pipeline` and publishes every item. Items that fail
+    /// are counted and reported; the count of published items is returned.
+    ///
+    /// # Errors
+    /// The document itself is unusable (not JSON, pointer finds nothing).
+    pub fn publish_document(&self, pipeline: &Pipeline, body: &str) -> anyhow::Result<usize> {
+        let items = pipeline.items(body).map_err(anyhow::Error::msg)?;
+        Ok(items
+            .iter()
+            .filter(|item| self.publish(*item).is_ok())
+            .count())
+    }
+
+    /// Records an error that does not stop the feed (a bad item or message):
+    /// logged, counted and shown as the feed's last error.
+    pub fn item_error(&self, message: String) -> ItemError {
+        tracing::warn!(feed = %self.name(), error = %message, "Item dropped.");
+        self.inner.status.record_error(&message);
+        ItemError(message)
+    }
+
+    /// Marks the feed `running` (e.g. once connected) before its first update.
+    pub fn mark_running(&self) {
+        self.inner.status.mark_running(&self.inner.hub);
+    }
+}

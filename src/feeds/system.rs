@@ -1,0 +1,57 @@
+//! `system`: this host's CPU, memory, load and uptime, read through `sysinfo`.
+
+use serde_json::json;
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+
+use super::{Feed, FeedContext};
+use crate::config::SystemOptions;
+
+/// Publishes `{"cpu_pct","mem_used_bytes","mem_total_bytes","load1","load5",
+/// "load15","uptime_s"}` every `interval`.
+#[derive(Debug, Clone)]
+pub struct SystemFeed {
+    options: SystemOptions,
+}
+
+impl SystemFeed {
+    /// A sampler described by `options`.
+    pub fn new(options: SystemOptions) -> Self {
+        SystemFeed { options }
+    }
+}
+
+impl Feed for SystemFeed {
+    async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
+        let what = RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::nothing().with_cpu_usage())
+            .with_memory(MemoryRefreshKind::nothing().with_ram());
+        let mut sys = System::new_with_specifics(what);
+        let mut tick = tokio::time::interval(self.options.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // CPU usage is a difference between two samples: take the first now.
+        sys.refresh_specifics(what);
+        tokio::select! {
+            _ = tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL) => {}
+            _ = ctx.cancelled() => return Ok(()),
+        }
+        loop {
+            sys.refresh_specifics(what);
+            let load = System::load_average();
+            let cpu = (f64::from(sys.global_cpu_usage()) * 10.0).round() / 10.0;
+            let item = json!({
+                "cpu_pct": cpu,
+                "mem_used_bytes": sys.used_memory(),
+                "mem_total_bytes": sys.total_memory(),
+                "load1": load.one,
+                "load5": load.five,
+                "load15": load.fifteen,
+                "uptime_s": System::uptime(),
+            });
+            ctx.publish(&item)?;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = ctx.cancelled() => return Ok(()),
+            }
+        }
+    }
+}

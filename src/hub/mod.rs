@@ -1,0 +1,604 @@
+//! The topic registry: per topic its seq, snapshot, history ring and subscribers.
+//!
+//! [`Hub::publish`] is the hot path: find the topic (a read lock on the name map),
+//! take that topic's own lock, bump `seq`, encode the wire frame once, keep it as
+//! the snapshot and in the history ring, and push the same frame handle into each
+//! subscriber's [`Outbox`] (a non-blocking push). Patterns are resolved when a
+//! client subscribes and when a topic is created, never per update, so publishing
+//! costs O(subscribers of that topic).
+//!
+//! Subscription changes (subscribe, unsubscribe, disconnect, topic creation) are
+//! serialised by one registry lock; they are rare next to publishes. Lock order is
+//! always registry -> topic map -> one topic -> one outbox, and no lock is held
+//! across an `.await`. Joining a topic (snapshot or history, then live updates)
+//! happens under the topic's lock, so nothing is lost or duplicated in between.
+
+mod outbox;
+
+pub(crate) use outbox::{Closing, Frame, Outbox};
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::metrics::Metrics;
+use crate::protocol::{self, TopicInfo};
+use crate::topic::{self, Pattern, TopicError};
+use axum::extract::ws::Utf8Bytes;
+use indexmap::IndexMap;
+use rand::distr::{Alphanumeric, SampleString};
+use serde::Serialize;
+
+/// Identifies one subscriber (a WebSocket session or an in-process stream).
+pub(crate) type SubscriberId = u64;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Who publishes an update: used for the `feed` column and staleness.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// The feed's name; `None` for HTTP and in-process publishes.
+    pub feed: Option<Arc<str>>,
+    /// The feed's `stale_after`.
+    pub stale_after: Option<Duration>,
+}
+
+/// What [`Hub::publish`] assigned to an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Published {
+    /// The update's seq within its topic.
+    pub seq: u64,
+    /// Its publish time, ms since the Unix epoch.
+    pub ts: u64,
+}
+
+/// Why a publish was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The topic name breaks the grammar.
+    #[error("invalid topic: {0}")]
+    InvalidTopic(#[from] TopicError),
+    /// The data could not be serialized as JSON.
+    #[error("data is not serializable as JSON: {0}")]
+    Data(#[from] serde_json::Error),
+}
+
+struct TopicState {
+    seq: u64,
+    ts: u64,
+    latest: Option<Utf8Bytes>,
+    /// `(seq, frame)` of the last `history.size` updates, oldest first.
+    history: VecDeque<(u64, Utf8Bytes)>,
+    subscribers: IndexMap<SubscriberId, Arc<Outbox>>,
+    source: Source,
+}
+
+pub(crate) struct Topic {
+    id: u32,
+    name: Arc<str>,
+    state: Mutex<TopicState>,
+}
+
+impl Topic {
+    fn lock(&self) -> MutexGuard<'_, TopicState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn info(&self, now: u64) -> TopicInfo {
+        let st = self.lock();
+        let stale = st
+            .source
+            .stale_after
+            .is_some_and(|d| st.seq > 0 && now.saturating_sub(st.ts) > d.as_millis() as u64);
+        TopicInfo {
+            topic: self.name.to_string(),
+            feed: st.source.feed.as_deref().map(str::to_string),
+            seq: st.seq,
+            ts: st.ts,
+            stale,
+        }
+    }
+}
+
+/// How a subscriber joins a topic it matches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Resume {
+    /// Last seq seen per topic, honoured only when the client's epoch is ours.
+    pub(crate) since: HashMap<String, u64>,
+}
+
+struct SubscriberEntry {
+    outbox: Arc<Outbox>,
+    patterns: Vec<Pattern>,
+    topics: HashMap<u32, Arc<Topic>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// Distinct patterns and who holds them: what a new topic is matched against.
+    patterns: HashMap<Pattern, HashMap<SubscriberId, Arc<Outbox>>>,
+    subscribers: HashMap<SubscriberId, SubscriberEntry>,
+}
+
+struct Inner {
+    epoch: Arc<str>,
+    topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    registry: Mutex<Registry>,
+    next_topic: AtomicU32,
+    next_subscriber: AtomicU64,
+    history_size: AtomicUsize,
+    metrics: Arc<Metrics>,
+}
+
+/// The topic registry and fan-out. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("epoch", &self.inner.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub keeping `history_size` updates per topic, with a fresh random epoch.
+    pub fn new(history_size: usize, metrics: Arc<Metrics>) -> Self {
+        let epoch = Alphanumeric.sample_string(&mut rand::rng(), 12);
+        Hub {
+            inner: Arc::new(Inner {
+                epoch: epoch.into(),
+                topics: RwLock::default(),
+                registry: Mutex::default(),
+                next_topic: AtomicU32::new(1),
+                next_subscriber: AtomicU64::new(1),
+                history_size: AtomicUsize::new(history_size),
+                metrics,
+            }),
+        }
+    }
+
+    /// This process's epoch: seqs are comparable only within one epoch.
+    pub fn epoch(&self) -> &str {
+        &self.inner.epoch
+    }
+
+    /// The counters this hub reports into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Changes how many updates each topic keeps (applies from the next publish).
+    pub fn set_history_size(&self, size: usize) {
+        self.inner.history_size.store(size, Ordering::Relaxed);
+    }
+
+    /// Publishes `data` to `topic` with no feed attached.
+    ///
+    /// # Errors
+    /// The topic is invalid or the data does not serialize.
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        data: &T,
+    ) -> Result<Published, PublishError> {
+        self.publish_from(&Source::default(), topic, data)
+    }
+
+    /// Publishes `data` to `topic` on behalf of `source`.
+    ///
+    /// # Errors
+    /// The topic is invalid or the data does not serialize.
+    pub fn publish_from<T: Serialize + ?Sized>(
+        &self,
+        source: &Source,
+        topic: &str,
+        data: &T,
+    ) -> Result<Published, PublishError> {
+        let json = serde_json::to_string(data)?;
+        self.publish_json(source, topic, &json)
+    }
+
+    /// Publishes already-serialized JSON. `json` must be one valid JSON value.
+    pub(crate) fn publish_json(
+        &self,
+        source: &Source,
+        name: &str,
+        json: &str,
+    ) -> Result<Published, PublishError> {
+        let topic = self.topic(name)?;
+        let history_size = self.inner.history_size.load(Ordering::Relaxed);
+        let mut st = topic.lock();
+        st.seq += 1;
+        st.ts = now_ms();
+        let frame = protocol::encode_update(&topic.name, st.seq, st.ts, json);
+        if history_size > 0 {
+            while st.history.len() >= history_size {
+                st.history.pop_front();
+            }
+            let seq = st.seq;
+            st.history.push_back((seq, frame.clone()));
+        } else {
+            st.history.clear();
+        }
+        for outbox in st.subscribers.values() {
+            outbox.push(Frame {
+                topic: topic.id,
+                text: frame.clone(),
+            });
+        }
+        st.latest = Some(frame);
+        if source.feed.is_some() || st.source.feed.is_none() {
+            st.source = source.clone();
+        }
+        self.inner
+            .metrics
+            .updates_published
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(Published {
+            seq: st.seq,
+            ts: st.ts,
+        })
+    }
+
+    /// The topic named `name`, created (and matched against every pattern) if new.
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        if let Some(t) = self.read_topics().get(name) {
+            return Ok(t.clone());
+        }
+        topic::validate_topic(name)?;
+        let mut reg = self.registry();
+        let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = topics.get(name) {
+            return Ok(t.clone());
+        }
+        let name: Arc<str> = name.into();
+        let topic = Arc::new(Topic {
+            id: self.inner.next_topic.fetch_add(1, Ordering::Relaxed),
+            name: name.clone(),
+            state: Mutex::new(TopicState {
+                seq: 0,
+                ts: 0,
+                latest: None,
+                history: VecDeque::new(),
+                subscribers: IndexMap::new(),
+                source: Source::default(),
+            }),
+        });
+        topics.insert(name, topic.clone());
+        drop(topics);
+        let reg = &mut *reg;
+        let mut st = topic.lock();
+        for (pattern, holders) in &reg.patterns {
+            if pattern.matches(&topic.name) {
+                for (id, outbox) in holders {
+                    st.subscribers.insert(*id, outbox.clone());
+                    if let Some(entry) = reg.subscribers.get_mut(id) {
+                        entry.topics.insert(topic.id, topic.clone());
+                    }
+                }
+            }
+        }
+        drop(st);
+        Ok(topic)
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
+        self.inner.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.inner
+            .registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The latest update of `topic` as its wire frame, if it has one.
+    pub fn snapshot(&self, topic: &str) -> Option<String> {
+        let t = self.read_topics().get(topic)?.clone();
+        let latest = t.lock().latest.clone();
+        latest.map(|f| f.as_str().to_string())
+    }
+
+    /// Every topic with its seq, ts, feed and staleness, sorted by name.
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        let topics: Vec<Arc<Topic>> = self.read_topics().values().cloned().collect();
+        let now = now_ms();
+        let mut out: Vec<TopicInfo> = topics.iter().map(|t| t.info(now)).collect();
+        out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        out
+    }
+
+    /// Registers a subscriber with its outbox; it holds no pattern yet.
+    pub(crate) fn add_subscriber(&self, outbox: Arc<Outbox>) -> SubscriberId {
+        let id = self.inner.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        self.registry().subscribers.insert(
+            id,
+            SubscriberEntry {
+                outbox,
+                patterns: Vec::new(),
+                topics: HashMap::new(),
+            },
+        );
+        id
+    }
+
+    /// How many distinct patterns `id` holds.
+    pub(crate) fn pattern_count(&self, id: SubscriberId) -> usize {
+        self.registry()
+            .subscribers
+            .get(&id)
+            .map_or(0, |e| e.patterns.len())
+    }
+
+    /// Adds patterns to a subscriber. For every existing topic that a new pattern
+    /// matches and the subscriber did not already receive, queues its snapshot (or,
+    /// with a valid resume point, the retained updates after it), then delivers
+    /// live updates from there on. Returns how many patterns were new.
+    pub(crate) fn subscribe(
+        &self,
+        id: SubscriberId,
+        patterns: &[Pattern],
+        resume: &Resume,
+    ) -> usize {
+        let mut reg = self.registry();
+        let reg = &mut *reg;
+        let Some(entry) = reg.subscribers.get_mut(&id) else {
+            return 0;
+        };
+        let fresh: Vec<Pattern> = patterns
+            .iter()
+            .filter(|p| !entry.patterns.contains(p))
+            .cloned()
+            .fold(Vec::new(), |mut acc, p| {
+                if !acc.contains(&p) {
+                    acc.push(p);
+                }
+                acc
+            });
+        for p in &fresh {
+            entry.patterns.push(p.clone());
+            reg.patterns
+                .entry(p.clone())
+                .or_default()
+                .insert(id, entry.outbox.clone());
+        }
+        let matching: Vec<Arc<Topic>> = {
+            let topics = self.read_topics();
+            let mut found = Vec::new();
+            for p in &fresh {
+                if p.is_literal() {
+                    found.extend(topics.get(p.as_str()).cloned());
+                } else {
+                    found.extend(topics.values().filter(|t| p.matches(&t.name)).cloned());
+                }
+            }
+            found
+        };
+        for t in matching {
+            if entry.topics.contains_key(&t.id) {
+                continue;
+            }
+            let mut st = t.lock();
+            join(
+                &t,
+                &mut st,
+                id,
+                &entry.outbox,
+                resume.since.get(&*t.name).copied(),
+            );
+            drop(st);
+            entry.topics.insert(t.id, t);
+        }
+        self.inner
+            .metrics
+            .subscriptions
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        fresh.len()
+    }
+
+    /// Removes patterns from a subscriber; it leaves every topic that no pattern it
+    /// still holds matches.
+    pub(crate) fn unsubscribe(&self, id: SubscriberId, patterns: &[Pattern]) {
+        let mut reg = self.registry();
+        let reg = &mut *reg;
+        let Some(entry) = reg.subscribers.get_mut(&id) else {
+            return;
+        };
+        let before = entry.patterns.len();
+        entry.patterns.retain(|p| !patterns.contains(p));
+        let removed = before - entry.patterns.len();
+        for p in patterns {
+            forget_pattern(&mut reg.patterns, p, id);
+        }
+        let remaining = &entry.patterns;
+        entry.topics.retain(|_, t| {
+            let keep = remaining.iter().any(|p| p.matches(&t.name));
+            if !keep {
+                t.lock().subscribers.swap_remove(&id);
+            }
+            keep
+        });
+        self.inner
+            .metrics
+            .subscriptions
+            .fetch_sub(removed as u64, Ordering::Relaxed);
+    }
+
+    /// Forgets a subscriber entirely (its connection ended).
+    pub(crate) fn remove_subscriber(&self, id: SubscriberId) {
+        let mut reg = self.registry();
+        let Some(entry) = reg.subscribers.remove(&id) else {
+            return;
+        };
+        for p in &entry.patterns {
+            forget_pattern(&mut reg.patterns, p, id);
+        }
+        for t in entry.topics.values() {
+            t.lock().subscribers.swap_remove(&id);
+        }
+        self.inner
+            .metrics
+            .subscriptions
+            .fetch_sub(entry.patterns.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Test helper: the `data` of a topic's latest update.
+    #[cfg(test)]
+    pub(crate) fn latest_value(&self, topic: &str) -> Option<serde_json::Value> {
+        let frame: serde_json::Value = serde_json::from_str(&self.snapshot(topic)?).ok()?;
+        frame.get("data").cloned()
+    }
+}
+
+fn forget_pattern(
+    patterns: &mut HashMap<Pattern, HashMap<SubscriberId, Arc<Outbox>>>,
+    p: &Pattern,
+    id: SubscriberId,
+) {
+    if let Some(holders) = patterns.get_mut(p) {
+        holders.remove(&id);
+        if holders.is_empty() {
+            patterns.remove(p);
+        }
+    }
+}
+
+/// Adds a subscriber to a locked topic and queues what it must see first.
+fn join(
+    t: &Topic,
+    st: &mut TopicState,
+    id: SubscriberId,
+    outbox: &Arc<Outbox>,
+    since: Option<u64>,
+) {
+    st.subscribers.insert(id, outbox.clone());
+    let Some(latest) = &st.latest else {
+        return; // no update yet: the first one arrives live
+    };
+    match since {
+        Some(since) if since >= st.seq => {} // already up to date
+        Some(since)
+            if st
+                .history
+                .front()
+                .is_some_and(|(first, _)| *first <= since + 1) =>
+        {
+            for (seq, frame) in &st.history {
+                if *seq > since {
+                    outbox.push(Frame {
+                        topic: t.id,
+                        text: frame.clone(),
+                    });
+                }
+            }
+        }
+        _ => outbox.push(Frame {
+            topic: t.id,
+            text: protocol::snapshot_of(latest.as_str()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn drain(outbox: &Outbox) -> Vec<Value> {
+        let mut out = Vec::new();
+        outbox.take(&mut out);
+        out.iter()
+            .map(|t| serde_json::from_str(t.as_str()).unwrap())
+            .collect()
+    }
+
+    fn hub_with_sub(history: usize) -> (Hub, Arc<Outbox>, SubscriberId) {
+        let hub = Hub::new(history, Arc::default());
+        let outbox = Arc::new(Outbox::new(1024, hub.metrics().clone()));
+        let id = hub.add_subscriber(outbox.clone());
+        (hub, outbox, id)
+    }
+
+    #[test]
+    fn snapshot_then_live_and_no_duplicates_across_patterns() {
+        let (hub, outbox, id) = hub_with_sub(10);
+        hub.publish("stocks.AAPL", &json!({"p": 1})).unwrap();
+        let pats = [
+            Pattern::parse("stocks.*").unwrap(),
+            Pattern::parse("stocks.AAPL").unwrap(),
+        ];
+        assert_eq!(hub.subscribe(id, &pats, &Resume::default()), 2);
+        hub.publish("stocks.AAPL", &json!({"p": 2})).unwrap();
+        let got = drain(&outbox);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["snapshot"], json!(true));
+        assert_eq!(got[0]["seq"], json!(1));
+        assert_eq!(got[1]["seq"], json!(2));
+        assert!(got[1].get("snapshot").is_none());
+    }
+
+    #[test]
+    fn new_topics_reach_matching_wildcards_from_their_first_update() {
+        let (hub, outbox, id) = hub_with_sub(10);
+        hub.subscribe(id, &[Pattern::parse("host.>").unwrap()], &Resume::default());
+        hub.publish("host.cpu", &json!(1)).unwrap();
+        hub.publish("other.cpu", &json!(1)).unwrap();
+        let got = drain(&outbox);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["topic"], json!("host.cpu"));
+        assert_eq!(got[0]["seq"], json!(1));
+    }
+
+    #[test]
+    fn resume_replays_history_or_falls_back_to_snapshot() {
+        let (hub, outbox, id) = hub_with_sub(3);
+        for i in 1..=5 {
+            hub.publish("a.b", &json!(i)).unwrap();
+        }
+        let p = [Pattern::parse("a.b").unwrap()];
+        let resume = Resume {
+            since: HashMap::from([("a.b".to_string(), 3)]),
+        };
+        hub.subscribe(id, &p, &resume);
+        let seqs: Vec<Value> = drain(&outbox).iter().map(|v| v["seq"].clone()).collect();
+        assert_eq!(seqs, [json!(4), json!(5)]);
+        hub.unsubscribe(id, &p);
+        let resume = Resume {
+            since: HashMap::from([("a.b".to_string(), 1)]),
+        };
+        hub.subscribe(id, &p, &resume);
+        let got = drain(&outbox);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["snapshot"], json!(true));
+        assert_eq!(got[0]["seq"], json!(5));
+    }
+
+    #[test]
+    fn unsubscribe_keeps_topics_other_patterns_match() {
+        let (hub, outbox, id) = hub_with_sub(0);
+        hub.publish("a.b", &json!(0)).unwrap();
+        let star = Pattern::parse("a.*").unwrap();
+        let lit = Pattern::parse("a.b").unwrap();
+        hub.subscribe(id, &[star.clone(), lit.clone()], &Resume::default());
+        drain(&outbox);
+        hub.unsubscribe(id, &[star]);
+        hub.publish("a.b", &json!(1)).unwrap();
+        assert_eq!(drain(&outbox).len(), 1);
+        hub.unsubscribe(id, &[lit]);
+        hub.publish("a.b", &json!(2)).unwrap();
+        assert!(drain(&outbox).is_empty());
+        assert_eq!(hub.metrics().subscriptions.load(Ordering::Relaxed), 0);
+        assert_eq!(hub.latest_value("a.b"), Some(json!(2)));
+    }
+}

@@ -1,0 +1,221 @@
+//! One subscriber's outbound queue: bounded, conflating, never blocking the
+//! publisher.
+//!
+//! The publisher pushes a frame with [`Outbox::push`] while it holds the topic's
+//! lock; that push only takes this outbox's own short lock. When `cap` frames are
+//! already waiting, the frame goes to a map keyed by topic instead, where a newer
+//! frame of the same topic replaces the older one (conflation). Once a topic has a
+//! frame in that map, its later frames go there too until the writer drains it, so
+//! a reader always sees a topic's seq strictly increasing. Memory is bounded by
+//! `cap` frames plus one per subscribed topic, plus `CONTROL_CAP` replies.
+//!
+//! It must never await, allocate per subscriber on publish beyond the frame handle,
+//! or call back into the hub.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+
+/// Replies (acks, errors, pongs) buffered before the reader stops reading.
+pub(crate) const CONTROL_CAP: usize = 64;
+
+/// An update's wire frame, as shared by every subscriber of its topic.
+#[derive(Clone, Debug)]
+pub(crate) struct Frame {
+    /// The topic's id, the key of conflation.
+    pub(crate) topic: u32,
+    /// The encoded `{"type":"update",...}` text.
+    pub(crate) text: Utf8Bytes,
+}
+
+/// Why a connection is being closed by the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Send a Close frame with this code and reason, then stop.
+    Code(u16, &'static str),
+    /// The peer closed or vanished: flush what tungstenite owes and stop.
+    Quiet,
+}
+
+#[derive(Default)]
+struct State {
+    control: VecDeque<Utf8Bytes>,
+    queue: VecDeque<Frame>,
+    conflated: HashMap<u32, Frame>,
+    closing: Option<Closing>,
+}
+
+impl State {
+    fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.queue.is_empty() && self.conflated.is_empty()
+    }
+}
+
+/// A bounded, conflating queue between the hub and one subscriber's writer.
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the writer when the outbox goes from empty to not empty.
+    wake: Notify,
+    /// Wakes a reader waiting for room among the replies.
+    room: Notify,
+    cap: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Outbox {
+    pub(crate) fn new(cap: usize, metrics: Arc<Metrics>) -> Self {
+        Outbox {
+            state: Mutex::default(),
+            wake: Notify::new(),
+            room: Notify::new(),
+            cap: cap.max(1),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the queues inconsistent
+        // (every operation is a single push or take), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues an update; never blocks. Conflates by topic past `cap` frames.
+    pub(crate) fn push(&self, frame: Frame) {
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return;
+        }
+        let was_empty = st.is_empty();
+        if let Some(slot) = st.conflated.get_mut(&frame.topic) {
+            *slot = frame;
+            self.metrics
+                .frames_conflated
+                .fetch_add(1, Ordering::Relaxed);
+        } else if st.queue.len() < self.cap {
+            st.queue.push_back(frame);
+        } else {
+            st.conflated.insert(frame.topic, frame);
+            self.metrics
+                .frames_conflated
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Queues a reply to the client, waiting while `CONTROL_CAP` replies are
+    /// already pending (the reader then stops reading: backpressure on the peer).
+    pub(crate) async fn push_control(&self, text: Utf8Bytes) {
+        loop {
+            let room = self.room.notified();
+            {
+                let mut st = self.lock();
+                if st.closing.is_some() {
+                    return;
+                }
+                if st.control.len() < CONTROL_CAP {
+                    let was_empty = st.is_empty();
+                    st.control.push_back(text);
+                    drop(st);
+                    if was_empty {
+                        self.wake.notify_one();
+                    }
+                    return;
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Asks the writer to close the connection; frames queued after this are
+    /// dropped. The first reason wins.
+    pub(crate) fn close(&self, how: Closing) {
+        let mut st = self.lock();
+        if st.closing.is_none() {
+            st.closing = Some(how);
+        }
+        drop(st);
+        self.wake.notify_one();
+        self.room.notify_waiters();
+    }
+
+    /// Moves everything ready into `out`, in the order it must be written:
+    /// replies, queued frames, then conflated frames. Returns the close request,
+    /// if any, which the writer acts on after writing `out`.
+    pub(crate) fn take(&self, out: &mut Vec<Utf8Bytes>) -> Option<Closing> {
+        let mut st = self.lock();
+        let had_control = !st.control.is_empty();
+        out.extend(st.control.drain(..));
+        out.extend(st.queue.drain(..).map(|f| f.text));
+        out.extend(st.conflated.drain().map(|(_, f)| f.text));
+        let closing = st.closing;
+        drop(st);
+        if had_control {
+            self.room.notify_waiters();
+        }
+        closing
+    }
+
+    /// Waits until [`Outbox::take`] has something (or a close request) to return.
+    pub(crate) async fn ready(&self) {
+        loop {
+            let notified = self.wake.notified();
+            {
+                let st = self.lock();
+                if !st.is_empty() || st.closing.is_some() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(topic: u32, seq: u64) -> Frame {
+        Frame {
+            topic,
+            text: Utf8Bytes::from(format!("{topic}:{seq}")),
+        }
+    }
+
+    #[test]
+    fn conflates_past_cap_and_keeps_per_topic_order() {
+        let ob = Outbox::new(2, Arc::default());
+        ob.push(frame(1, 1));
+        ob.push(frame(2, 1));
+        ob.push(frame(1, 2)); // over cap: conflated
+        ob.push(frame(3, 1)); // over cap: conflated
+        ob.push(frame(1, 3)); // replaces 1:2
+        let mut out = Vec::new();
+        assert_eq!(ob.take(&mut out), None);
+        let got: Vec<&str> = out.iter().map(|t| t.as_str()).collect();
+        assert_eq!(&got[..2], ["1:1", "2:1"]);
+        let mut rest = got[2..].to_vec();
+        rest.sort();
+        assert_eq!(rest, ["1:3", "3:1"]);
+    }
+
+    #[test]
+    fn a_conflated_topic_stays_conflated_until_drained() {
+        let ob = Outbox::new(1, Arc::default());
+        ob.push(frame(1, 1));
+        ob.push(frame(1, 2)); // conflated
+        let mut out = Vec::new();
+        ob.take(&mut out);
+        ob.push(frame(1, 3));
+        ob.take(&mut out);
+        let got: Vec<&str> = out.iter().map(|t| t.as_str()).collect();
+        assert_eq!(got, ["1:1", "1:2", "1:3"]);
+    }
+}

@@ -1,0 +1,170 @@
+//! The `tickerd` command: parse arguments, load the config, serve, and shut down
+//! gracefully on SIGINT/SIGTERM (SIGHUP reloads). Everything else is the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tickerd::{Config, Ticker};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+/// Turn any data source into a live, pushed, browser-ready ticker.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (default: ./config.toml if it exists, else the built-in demo).
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides server.listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Serve the web assets from this directory instead of the embedded copy.
+    #[arg(long)]
+    web_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config (and every file of its feeds directory), then exit.
+    Check,
+}
+
+/// Where the config comes from: a file, or the built-in default.
+fn config_source(cli: &Cli) -> Option<PathBuf> {
+    cli.config.clone().or_else(|| {
+        Path::new("config.toml")
+            .is_file()
+            .then(|| PathBuf::from("config.toml"))
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let path = config_source(&cli);
+    if let Some(Command::Check) = cli.command {
+        return check(path.as_deref());
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the Tokio runtime");
+    runtime.block_on(run(cli, path))
+}
+
+fn check(path: Option<&Path>) -> ExitCode {
+    let result = match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::builtin()),
+    };
+    let name = path.map_or_else(|| "<built-in>".to_string(), |p| p.display().to_string());
+    match result {
+        Ok(c) => {
+            println!("{name}: ok ({} feeds)", c.feeds.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            println!("{name}: {} error(s)", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
+    raise_open_file_limit();
+    let builder = match &path {
+        Some(p) => Ticker::builder().config_path(p),
+        None => Ticker::builder().config(Config::builtin()),
+    };
+    let ticker = match builder.start().await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tickerd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = ticker.config().await;
+    if let Some(listen) = cli.listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = cli.web_dir {
+        config.server.web_dir = Some(dir);
+        ticker.apply(config.clone()).await;
+    }
+    let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tickerd: cannot listen on {}: {e}", config.server.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map_or(config.server.listen, |a| a);
+    println!(
+        "tickerd {} — dashboard at http://{addr}/",
+        env!("CARGO_PKG_VERSION")
+    );
+    info!(%addr, config = %path.as_deref().map_or("<built-in>".into(), |p| p.display().to_string()), "Listening.");
+    tokio::spawn(signals(ticker.clone()));
+    if path.is_some() {
+        let t = ticker.clone();
+        tokio::spawn(async move { t.watch().await });
+    }
+    if let Err(e) = ticker.serve(listener).await {
+        eprintln!("tickerd: server failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    info!("Stopped.");
+    ExitCode::SUCCESS
+}
+
+/// SIGINT/SIGTERM shut down; SIGHUP reloads the config.
+async fn signals(ticker: Ticker) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        warn!("Cannot install signal handlers.");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the config.");
+                let _ = ticker.reload().await;
+                continue;
+            }
+        }
+    }
+    info!("Shutting down.");
+    ticker.shutdown();
+    // A second signal, or a stuck task, must not keep the process alive forever.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    warn!("Shutdown took too long; exiting.");
+    std::process::exit(0);
+}
+
+/// Raises the open-file soft limit to the hard limit: each client is a socket.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => info!(from = soft, to = hard, "Raised the open-file limit."),
+            Err(e) => warn!(error = %e, soft, "Cannot raise the open-file limit."),
+        },
+        Ok((soft, _)) => info!(limit = soft, "Open-file limit."),
+        Err(e) => warn!(error = %e, "Cannot read the open-file limit."),
+    }
+}

@@ -1,0 +1,108 @@
+//! Process-wide counters, rendered as Prometheus text at `/metrics`.
+//!
+//! Counters are plain atomics bumped with `Relaxed` ordering: they are read only
+//! for reporting, never to synchronise anything. Per-feed figures live in the
+//! feed's status (see `feeds`), which the renderer asks for.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters and gauges shared by the hub, sessions and server.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open WebSocket connections (gauge).
+    pub connections: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Connections refused (limits, auth, origin) since start.
+    pub connections_rejected: AtomicU64,
+    /// Subscription patterns held by all connections (gauge).
+    pub subscriptions: AtomicU64,
+    /// Updates published into topics.
+    pub updates_published: AtomicU64,
+    /// Frames written to clients (updates and replies).
+    pub frames_sent: AtomicU64,
+    /// Frames replaced by a newer one of the same topic for a slow client.
+    pub frames_conflated: AtomicU64,
+    /// Bytes of frame payload written to clients.
+    pub bytes_out: AtomicU64,
+    /// Config reloads applied.
+    pub reloads: AtomicU64,
+    /// Config reloads refused because the new config was invalid.
+    pub reload_failures: AtomicU64,
+}
+
+impl Metrics {
+    /// Appends this struct's figures in Prometheus text format.
+    pub(crate) fn render(&self, out: &mut String) {
+        let rows: [(&str, &str, &str, &AtomicU64); 10] = [
+            (
+                "tickerd_connections",
+                "gauge",
+                "Open WebSocket connections.",
+                &self.connections,
+            ),
+            (
+                "tickerd_connections_total",
+                "counter",
+                "WebSocket connections accepted.",
+                &self.connections_total,
+            ),
+            (
+                "tickerd_connections_rejected_total",
+                "counter",
+                "WebSocket connections refused.",
+                &self.connections_rejected,
+            ),
+            (
+                "tickerd_subscriptions",
+                "gauge",
+                "Subscription patterns held by connections.",
+                &self.subscriptions,
+            ),
+            (
+                "tickerd_updates_published_total",
+                "counter",
+                "Updates published into topics.",
+                &self.updates_published,
+            ),
+            (
+                "tickerd_frames_sent_total",
+                "counter",
+                "Frames written to clients.",
+                &self.frames_sent,
+            ),
+            (
+                "tickerd_frames_conflated_total",
+                "counter",
+                "Frames replaced by a newer one for a slow client.",
+                &self.frames_conflated,
+            ),
+            (
+                "tickerd_bytes_out_total",
+                "counter",
+                "Frame payload bytes written to clients.",
+                &self.bytes_out,
+            ),
+            (
+                "tickerd_reloads_total",
+                "counter",
+                "Config reloads applied.",
+                &self.reloads,
+            ),
+            (
+                "tickerd_reload_failures_total",
+                "counter",
+                "Config reloads refused as invalid.",
+                &self.reload_failures,
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+    }
+}

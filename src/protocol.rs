@@ -1,0 +1,274 @@
+//! The wire protocol of `/ws` (SPEC §4): client requests and server frames.
+//!
+//! Updates are encoded once, in `Hub::publish`, by [`encode_update`]; every other
+//! frame is a reply to one client and encoded here too, so the JSON shapes of the
+//! protocol live in one file. Nothing here touches sockets or the hub.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Error codes of `{"type":"error"}` replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not the shape of any request.
+    BadRequest,
+    /// `op` names no known operation.
+    UnknownOp,
+    /// A topic or pattern breaks the topic grammar.
+    InvalidTopic,
+    /// The connection would hold more than `limits.max_subscriptions` patterns.
+    TooManySubscriptions,
+    /// The connection's token does not allow this.
+    Forbidden,
+}
+
+/// A request from a client, validated for shape (not for topic grammar).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `{"op":"subscribe","topics":[..],"since":{..},"epoch":".."}`
+    Subscribe {
+        /// Patterns as sent.
+        topics: Vec<String>,
+        /// Last seq seen per topic, for resume.
+        since: HashMap<String, u64>,
+        /// The epoch the `since` values belong to.
+        epoch: Option<String>,
+    },
+    /// `{"op":"unsubscribe","topics":[..]}`
+    Unsubscribe {
+        /// Patterns as sent.
+        topics: Vec<String>,
+    },
+    /// `{"op":"topics"}`
+    Topics,
+    /// `{"op":"ping"}`
+    Ping,
+}
+
+/// A request that could not be understood, with the reply it deserves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestError {
+    /// The code of the error reply.
+    pub code: ErrorCode,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+fn bad(message: impl Into<String>) -> RequestError {
+    RequestError {
+        code: ErrorCode::BadRequest,
+        message: message.into(),
+    }
+}
+
+/// Parses one text frame into its `id` (echoed in the reply) and request.
+pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError>) {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return (None, Err(bad(format!("not JSON: {e}")))),
+    };
+    let Value::Object(mut obj) = value else {
+        return (None, Err(bad("a request is a JSON object")));
+    };
+    let id = obj.remove("id");
+    let op = match obj.get("op") {
+        Some(Value::String(op)) => op.clone(),
+        Some(_) => return (id, Err(bad("`op` must be a string"))),
+        None => return (id, Err(bad("missing `op`"))),
+    };
+    let req = match op.as_str() {
+        "subscribe" => topics_field(&obj).and_then(|topics| {
+            let since = match obj.get("since") {
+                None | Some(Value::Null) => HashMap::new(),
+                Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                    bad("`since` must be an object of topic -> seq (non-negative integer)")
+                })?,
+            };
+            let epoch = match obj.get("epoch") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => return Err(bad("`epoch` must be a string")),
+            };
+            Ok(Request::Subscribe {
+                topics,
+                since,
+                epoch,
+            })
+        }),
+        "unsubscribe" => topics_field(&obj).map(|topics| Request::Unsubscribe { topics }),
+        "topics" => Ok(Request::Topics),
+        "ping" => Ok(Request::Ping),
+        other => Err(RequestError {
+            code: ErrorCode::UnknownOp,
+            message: format!(
+                "unknown op `{other}` (expected subscribe, unsubscribe, topics or ping)"
+            ),
+        }),
+    };
+    (id, req)
+}
+
+fn topics_field(obj: &serde_json::Map<String, Value>) -> Result<Vec<String>, RequestError> {
+    let Some(Value::Array(items)) = obj.get("topics") else {
+        return Err(bad("`topics` must be an array of strings"));
+    };
+    if items.is_empty() {
+        return Err(bad("`topics` is empty"));
+    }
+    items
+        .iter()
+        .map(|t| match t {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(bad("`topics` must be an array of strings")),
+        })
+        .collect()
+}
+
+/// Encodes an update frame. `data_json` is the already-serialized data, so the
+/// costly part can run outside the topic's lock.
+pub(crate) fn encode_update(topic: &str, seq: u64, ts: u64, data_json: &str) -> Utf8Bytes {
+    // Topic names are validated to [A-Za-z0-9_$.-], so they need no escaping.
+    let mut s = String::with_capacity(64 + topic.len() + data_json.len());
+    s.push_str(r#"{"type":"update","topic":""#);
+    s.push_str(topic);
+    s.push_str(r#"","seq":"#);
+    s.push_str(itoa::Buffer::new().format(seq));
+    s.push_str(r#","ts":"#);
+    s.push_str(itoa::Buffer::new().format(ts));
+    s.push_str(r#","data":"#);
+    s.push_str(data_json);
+    s.push('}');
+    Utf8Bytes::from(s)
+}
+
+/// The snapshot form of an update frame: the same object plus `"snapshot":true`.
+pub(crate) fn snapshot_of(frame: &str) -> Utf8Bytes {
+    let body = frame.strip_suffix('}').unwrap_or(frame);
+    Utf8Bytes::from(format!(r#"{body},"snapshot":true}}"#))
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Reply<'a> {
+    Hello {
+        epoch: &'a str,
+        server: &'a str,
+        heartbeat_ms: u64,
+    },
+    Ack {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        op: &'a str,
+        topics: &'a [String],
+    },
+    Topics {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        topics: &'a [TopicInfo],
+    },
+    Pong {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        code: ErrorCode,
+        message: &'a str,
+    },
+}
+
+fn encode(reply: &Reply<'_>) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(reply).expect("replies always serialize"))
+}
+
+/// The server's name and version, as sent in `hello`.
+pub const SERVER: &str = concat!("tickerd/", env!("CARGO_PKG_VERSION"));
+
+pub(crate) fn hello(epoch: &str, heartbeat_ms: u64) -> Utf8Bytes {
+    encode(&Reply::Hello {
+        epoch,
+        server: SERVER,
+        heartbeat_ms,
+    })
+}
+
+pub(crate) fn ack(id: Option<&Value>, op: &str, topics: &[String]) -> Utf8Bytes {
+    encode(&Reply::Ack { id, op, topics })
+}
+
+pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo]) -> Utf8Bytes {
+    encode(&Reply::Topics { id, topics })
+}
+
+pub(crate) fn pong(id: Option<&Value>) -> Utf8Bytes {
+    encode(&Reply::Pong { id })
+}
+
+pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> Utf8Bytes {
+    encode(&Reply::Error { id, code, message })
+}
+
+/// One row of the `topics` reply and of `GET /api/topics`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopicInfo {
+    /// The topic's name.
+    pub topic: String,
+    /// The feed that last published it; `null` for HTTP and in-process publishes.
+    pub feed: Option<String>,
+    /// Its latest seq (0 before its first update).
+    pub seq: u64,
+    /// Its latest update's publish time, ms since the Unix epoch.
+    pub ts: u64,
+    /// True when its feed's `stale_after` has passed without an update.
+    pub stale: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_requests_and_keeps_ids() {
+        let (id, req) = parse_request(r#"{"op":"subscribe","topics":["a.*"],"id":1}"#);
+        assert_eq!(id, Some(json!(1)));
+        assert!(matches!(req, Ok(Request::Subscribe { ref topics, .. }) if topics == &["a.*"]));
+        let (id, req) = parse_request(r#"{"op":"nope","id":"x"}"#);
+        assert_eq!(id, Some(json!("x")));
+        assert_eq!(req.unwrap_err().code, ErrorCode::UnknownOp);
+        for bad in [
+            "nope",
+            "[1]",
+            r#"{"id":1}"#,
+            r#"{"op":1}"#,
+            r#"{"op":"subscribe"}"#,
+            r#"{"op":"subscribe","topics":[]}"#,
+            r#"{"op":"subscribe","topics":[1]}"#,
+            r#"{"op":"subscribe","topics":["a"],"since":{"a":-1}}"#,
+        ] {
+            assert_eq!(
+                parse_request(bad).1.unwrap_err().code,
+                ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn update_frames_are_valid_json() {
+        let f = encode_update("stocks.AAPL", 42, 7, r#"{"price":1.5}"#);
+        let v: Value = serde_json::from_str(f.as_str()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"update","topic":"stocks.AAPL","seq":42,"ts":7,"data":{"price":1.5}})
+        );
+        let s: Value = serde_json::from_str(snapshot_of(f.as_str()).as_str()).unwrap();
+        assert_eq!(s["snapshot"], json!(true));
+        assert_eq!(s["seq"], json!(42));
+    }
+}

@@ -1,0 +1,88 @@
+//! `/api/*` and `/metrics`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::ApiError;
+use crate::auth;
+use crate::hub::Source;
+use crate::ticker::Shared;
+use crate::topic;
+
+pub(super) async fn list_topics(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.hub.topics()).into_response()
+}
+
+pub(super) async fn get_topic(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+) -> Response {
+    match shared.hub.snapshot(&name) {
+        Some(frame) => ([(header::CONTENT_TYPE, "application/json")], frame).into_response(),
+        None => ApiError::NotFound("no such topic").into_response(),
+    }
+}
+
+pub(super) async fn list_feeds(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.feeds.statuses().await).into_response()
+}
+
+/// `POST /api/publish/{topic}`: 404 unless `publish_token` is set; 401 without a
+/// bearer token, 403 with a wrong one; 413 past `max_frame_bytes`; 400 for a bad
+/// topic or a body that is not JSON.
+pub(super) async fn publish(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let settings = shared.settings();
+    let Some(expected) = &settings.publish_token else {
+        return Err(ApiError::NotFound(
+            "publishing is not enabled (set server.publish_token)",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(auth::bearer)
+        .ok_or(ApiError::Unauthorized(
+            "Authorization: Bearer <publish_token> is required",
+        ))?;
+    if !auth::token_matches(presented, expected) {
+        return Err(ApiError::Forbidden("wrong publish token"));
+    }
+    let max = settings.limits.max_frame_bytes;
+    if body.len() > max {
+        return Err(ApiError::TooLarge(max));
+    }
+    topic::validate_topic(&name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if topic::is_system(&name) {
+        return Err(ApiError::BadRequest(
+            "topics starting with `$` are the server's own".into(),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    let published = shared
+        .hub
+        .publish_from(&Source::default(), &name, &value)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({"topic": name, "seq": published.seq, "ts": published.ts})),
+    )
+        .into_response())
+}
+
+pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut out = String::with_capacity(4096);
+    shared.metrics.render(&mut out);
+    crate::feeds::render_metrics(&shared.feeds.statuses().await, &mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

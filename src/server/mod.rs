@@ -1,0 +1,100 @@
+//! The HTTP surface (SPEC §5): `/ws`, `/api/*`, `/metrics`, `/healthz` and the
+//! embedded web assets, as one axum [`Router`] that carries its own state.
+//!
+//! Handlers only translate HTTP into hub and session calls; errors that reach a
+//! client are [`ApiError`], logged in detail and answered briefly.
+
+mod api;
+mod assets;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::auth;
+use crate::ticker::Shared;
+
+/// Builds the router over `shared`, usable inside any host `Router<S>`.
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S> {
+    let guarded = Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/api/topics", get(api::list_topics))
+        .route("/api/topics/{topic}", get(api::get_topic))
+        .route("/api/feeds", get(api::list_feeds))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            require_token,
+        ));
+    Router::new()
+        .merge(guarded)
+        .route("/api/publish/{topic}", post(api::publish))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(api::metrics))
+        .route("/", get(assets::index))
+        .route("/{*path}", get(assets::file))
+        .with_state(shared)
+}
+
+/// The token a request presents: `Authorization: Bearer` or `?token=`.
+pub(crate) fn presented_token(req: &axum::http::request::Parts) -> Option<String> {
+    if let Some(h) = req.headers.get(axum::http::header::AUTHORIZATION) {
+        return h.to_str().ok().and_then(auth::bearer).map(str::to_string);
+    }
+    let query = req.uri.query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `server.token` guards `/ws` and `/api` (except publishing, which has its own).
+async fn require_token(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let settings = shared.settings();
+    if let Some(expected) = &settings.token {
+        let (parts, body) = req.into_parts();
+        let ok = presented_token(&parts).is_some_and(|t| auth::token_matches(&t, expected));
+        if !ok {
+            return ApiError::Unauthorized(
+                "a valid token is required (Authorization: Bearer or ?token=)",
+            )
+            .into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(req).await
+}
+
+/// An error answered to an HTTP client.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    BadRequest(String),
+    Unauthorized(&'static str),
+    Forbidden(&'static str),
+    NotFound(&'static str),
+    TooLarge(usize),
+    Unavailable(&'static str),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_string()),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_string()),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.to_string()),
+            ApiError::TooLarge(max) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than {max} bytes"),
+            ),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.to_string()),
+        };
+        tracing::debug!(%status, %message, "Request refused.");
+        (status, Json(json!({"error": message}))).into_response()
+    }
+}

@@ -1,0 +1,269 @@
+//! One WebSocket connection: a reader that handles requests and a writer that
+//! drains the connection's [`Outbox`] in batches.
+//!
+//! The reader parses each text frame, replies through the outbox's control
+//! queue (acks always precede the snapshots they announce), and watches for a
+//! peer silent for two heartbeat periods. The writer waits for the outbox, takes
+//! everything ready, `feed`s each frame and `flush`es once: one syscall for many
+//! frames under load. It also sends protocol Pings and, on server shutdown, a
+//! Close frame with 1001. Neither half ever blocks the publisher: a slow peer
+//! only fills its own outbox, which conflates.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::auth::Grant;
+use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
+use crate::metrics::Metrics;
+use crate::protocol::{self, ErrorCode, Request};
+use crate::ticker::Settings;
+use crate::topic::Pattern;
+
+/// How long a Close frame may take to go out before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Everything a session needs, fixed at connect time.
+pub(crate) struct Session {
+    pub(crate) hub: Hub,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) grant: Grant,
+    /// The server's shutdown token: when it fires, clients get Close 1001.
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl Session {
+    /// Serves one upgraded connection until either side ends it.
+    pub(crate) async fn run(self, socket: WebSocket) {
+        let metrics = self.hub.metrics().clone();
+        let outbox = Arc::new(Outbox::new(self.settings.limits.queue, metrics.clone()));
+        let id = self.hub.add_subscriber(outbox.clone());
+        let heartbeat = self.settings.heartbeat;
+        outbox
+            .push_control(protocol::hello(
+                self.hub.epoch(),
+                heartbeat.as_millis() as u64,
+            ))
+            .await;
+        let (sink, stream) = socket.split();
+        let done = self.shutdown.child_token();
+        let writer = write_loop(sink, &outbox, &done, &self.shutdown, heartbeat, &metrics);
+        let reader = self.read_loop(stream, id, &outbox, &done);
+        tokio::join!(writer, reader);
+        self.hub.remove_subscriber(id);
+    }
+
+    async fn read_loop(
+        &self,
+        mut stream: SplitStream<WebSocket>,
+        id: SubscriberId,
+        outbox: &Outbox,
+        done: &CancellationToken,
+    ) {
+        let silent_limit = self.settings.heartbeat * 2;
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(silent_limit, stream.next()) => next,
+                _ = done.cancelled() => return,
+            };
+            let msg = match next {
+                Err(_) => {
+                    debug!("Client silent for two heartbeats; dropping it.");
+                    outbox.close(Closing::Quiet);
+                    return;
+                }
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
+                    outbox.close(Closing::Quiet);
+                    return;
+                }
+                Ok(Some(Err(e))) => {
+                    let how = classify(e);
+                    debug!(?how, "Client read failed.");
+                    outbox.close(how);
+                    return;
+                }
+                Ok(Some(Ok(msg))) => msg,
+            };
+            match msg {
+                Message::Text(text) => self.handle(id, outbox, text.as_str()).await,
+                Message::Binary(_) => {
+                    let reply = protocol::error(
+                        None,
+                        ErrorCode::BadRequest,
+                        "binary frames are not accepted: send JSON text frames",
+                    );
+                    outbox.push_control(reply).await;
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
+            }
+        }
+    }
+
+    async fn handle(&self, sub: SubscriberId, outbox: &Outbox, text: &str) {
+        let (id, request) = protocol::parse_request(text);
+        let id = id.as_ref();
+        let reply = match request {
+            Err(e) => protocol::error(id, e.code, &e.message),
+            Ok(Request::Ping) => protocol::pong(id),
+            Ok(Request::Topics) => {
+                let topics: Vec<_> = self
+                    .hub
+                    .topics()
+                    .into_iter()
+                    .filter(|t| self.grant.may_read(&t.topic))
+                    .collect();
+                protocol::topics(id, &topics)
+            }
+            Ok(Request::Unsubscribe { topics }) => match parse_patterns(&topics) {
+                Err(msg) => protocol::error(id, ErrorCode::InvalidTopic, &msg),
+                Ok(patterns) => {
+                    self.hub.unsubscribe(sub, &patterns);
+                    protocol::ack(id, "unsubscribe", &topics)
+                }
+            },
+            Ok(Request::Subscribe {
+                topics,
+                since,
+                epoch,
+            }) => {
+                let patterns = match parse_patterns(&topics) {
+                    Err(msg) => {
+                        return outbox
+                            .push_control(protocol::error(id, ErrorCode::InvalidTopic, &msg))
+                            .await
+                    }
+                    Ok(p) => p,
+                };
+                if let Some(p) = patterns.iter().find(|p| !self.grant.may_subscribe(p)) {
+                    let msg = format!("`{p}` is outside what this connection's token allows");
+                    return outbox
+                        .push_control(protocol::error(id, ErrorCode::Forbidden, &msg))
+                        .await;
+                }
+                let limit = self.settings.limits.max_subscriptions;
+                let mut fresh: Vec<&Pattern> = Vec::new();
+                for p in &patterns {
+                    if !fresh.contains(&p) {
+                        fresh.push(p);
+                    }
+                }
+                let held = self.hub.pattern_count(sub);
+                if held + fresh.len() > limit {
+                    let msg =
+                        format!("a connection may hold at most {limit} patterns (holds {held})");
+                    return outbox
+                        .push_control(protocol::error(id, ErrorCode::TooManySubscriptions, &msg))
+                        .await;
+                }
+                outbox
+                    .push_control(protocol::ack(id, "subscribe", &topics))
+                    .await;
+                let resume = Resume {
+                    since: if epoch.as_deref() == Some(self.hub.epoch()) {
+                        since
+                    } else {
+                        Default::default()
+                    },
+                };
+                self.hub.subscribe(sub, &patterns, &resume);
+                return;
+            }
+        };
+        outbox.push_control(reply).await;
+    }
+}
+
+fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
+    topics
+        .iter()
+        .map(|t| Pattern::parse(t).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// Maps a read error to how the connection is closed (SPEC §4: 1009, 1007).
+fn classify(e: axum::Error) -> Closing {
+    match e.into_inner().downcast::<tungstenite::Error>().map(|b| *b) {
+        Ok(tungstenite::Error::Capacity(_)) => Closing::Code(1009, "frame too large"),
+        Ok(tungstenite::Error::Utf8(_)) => Closing::Code(1007, "invalid UTF-8"),
+        Ok(tungstenite::Error::Protocol(_)) => Closing::Code(1002, "protocol error"),
+        _ => Closing::Quiet,
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    outbox: &Outbox,
+    done: &CancellationToken,
+    shutdown: &CancellationToken,
+    heartbeat: Duration,
+    metrics: &Metrics,
+) {
+    let mut batch: Vec<Utf8Bytes> = Vec::new();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = done.cancelled() => break,
+            _ = outbox.ready() => {}
+            _ = ping.tick() => {
+                tokio::select! {
+                    r = sink.send(Message::Ping(Default::default())) => if r.is_err() { break },
+                    _ = done.cancelled() => break,
+                }
+                continue;
+            }
+        }
+        let closing = outbox.take(&mut batch);
+        let count = batch.len() as u64;
+        let bytes: usize = batch.iter().map(|t| t.len()).sum();
+        let write = async {
+            for text in batch.drain(..) {
+                sink.feed(Message::Text(text)).await?;
+            }
+            sink.flush().await
+        };
+        let ok = tokio::select! {
+            r = write => r.is_ok(),
+            _ = done.cancelled() => break,
+        };
+        batch.clear();
+        if !ok {
+            break;
+        }
+        metrics.frames_sent.fetch_add(count, Ordering::Relaxed);
+        metrics.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        match closing {
+            None => {}
+            Some(Closing::Code(code, reason)) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                };
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame))))
+                    .await;
+                break;
+            }
+            Some(Closing::Quiet) => {
+                // Flushes the Close reply tungstenite queued, if the peer sent Close.
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+                break;
+            }
+        }
+    }
+    if shutdown.is_cancelled() {
+        let frame = CloseFrame {
+            code: 1001,
+            reason: Utf8Bytes::from_static("server shutting down"),
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    }
+    done.cancel();
+}

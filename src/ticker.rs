@@ -1,0 +1,330 @@
+//! The embedding API: [`TickerBuilder`] starts a [`Ticker`], which owns the hub,
+//! the running feeds and the settings that connections read.
+//!
+//! The standalone binary is a user of this API like any host application: it
+//! builds a `Ticker`, serves its router, and calls [`Ticker::shutdown`] on a
+//! signal. Reload (`Ticker::reload`, `Ticker::apply`) validates first and applies
+//! only a whole valid config: limits, history, tokens and origins take effect for
+//! new connections; feeds change by difference.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, ConfigErrors, DashboardConfig, LimitsConfig};
+use crate::feeds::{Diff, Feed, FeedStatus, Feeds, Kinds};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+/// The topic carrying reload results.
+pub const CONFIG_TOPIC: &str = "$sys.config";
+
+/// The part of the config that connections and HTTP handlers read; swapped
+/// whole on reload.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) limits: LimitsConfig,
+    pub(crate) heartbeat: Duration,
+    pub(crate) token: Option<String>,
+    pub(crate) publish_token: Option<String>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
+    pub(crate) dashboard: DashboardConfig,
+    pub(crate) web_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    fn from_config(c: &Config) -> Self {
+        Settings {
+            limits: c.limits.clone(),
+            heartbeat: c.server.heartbeat,
+            token: c.server.token.clone(),
+            publish_token: c.server.publish_token.clone(),
+            allowed_origins: c.server.allowed_origins.clone(),
+            dashboard: c.dashboard.clone(),
+            web_dir: c.server.web_dir.clone(),
+        }
+    }
+}
+
+/// State shared by the router, sessions, feeds and reload.
+pub(crate) struct Shared {
+    pub(crate) hub: Hub,
+    pub(crate) metrics: Arc<Metrics>,
+    settings: RwLock<Arc<Settings>>,
+    config: tokio::sync::Mutex<Config>,
+    pub(crate) feeds: Arc<Feeds>,
+    /// Cancelled on shutdown: stops feeds and closes sessions with 1001.
+    pub(crate) cancel: CancellationToken,
+    /// Every session and feed task, so shutdown can wait for them.
+    pub(crate) tasks: TaskTracker,
+}
+
+impl Shared {
+    /// The settings in force now (new connections take them).
+    pub(crate) fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Builds a [`Ticker`].
+#[derive(Debug, Default)]
+pub struct TickerBuilder {
+    config: Option<Config>,
+    path: Option<PathBuf>,
+    kinds: Kinds,
+    cancel: Option<CancellationToken>,
+}
+
+/// Why a ticker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config is invalid.
+    #[error("invalid config:\n{0}")]
+    Config(#[from] ConfigErrors),
+}
+
+impl TickerBuilder {
+    /// Uses this config (no file is watched).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Loads the config from `path` at start; [`Ticker::reload`] re-reads it and
+    /// [`Ticker::watch`] follows edits.
+    pub fn config_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Registers a feed kind of your own: `[[feed]]` tables with `kind = name`
+    /// are built by `make` from their options.
+    pub fn kind<F, M>(mut self, name: &str, make: M) -> Self
+    where
+        F: Feed,
+        M: Fn(&toml::Table) -> anyhow::Result<F> + Send + Sync + 'static,
+    {
+        self.kinds.register(name, make);
+        self
+    }
+
+    /// Shuts the ticker down when `token` is cancelled (the host's own token).
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Loads the config (if a path was given), starts the feeds and returns the
+    /// running ticker. Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// The config file is invalid.
+    pub async fn start(self) -> Result<Ticker, StartError> {
+        let kinds = self.kinds;
+        let config = match (&self.path, self.config) {
+            (Some(path), _) => Config::load_with_kinds(path, &|k| kinds.contains(k))?,
+            (None, Some(c)) => c,
+            (None, None) => Config::builtin(),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(config.history.size, metrics.clone());
+        let cancel = self
+            .cancel
+            .map_or_else(CancellationToken::new, |t| t.child_token());
+        let tasks = TaskTracker::new();
+        let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
+        let shared = Arc::new(Shared {
+            hub,
+            metrics,
+            settings: RwLock::new(Arc::new(Settings::from_config(&config))),
+            config: tokio::sync::Mutex::new(config.clone()),
+            feeds,
+            cancel,
+            tasks,
+        });
+        let diff = shared.feeds.apply(&config.feeds).await;
+        publish_config_ok(&shared, config.feeds.len(), &diff);
+        Ok(Ticker { shared })
+    }
+}
+
+/// A running ticker: hub, feeds and the router that serves them.
+#[derive(Clone)]
+pub struct Ticker {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticker")
+            .field("hub", &self.shared.hub)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ticker {
+    /// A builder; without a config it runs the built-in default.
+    pub fn builder() -> TickerBuilder {
+        TickerBuilder::default()
+    }
+
+    /// The hub: publish into topics and read snapshots from your own code.
+    pub fn hub(&self) -> &Hub {
+        &self.shared.hub
+    }
+
+    /// The process's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// The router serving `/ws`, `/api/*`, `/metrics`, `/healthz` and the web
+    /// assets. It carries its own state, so it fits any host `Router<S>`:
+    /// `.nest("/live", ticker.router())` or `.merge(ticker.router())`.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        crate::server::router(self.shared.clone())
+    }
+
+    /// The config in force.
+    pub async fn config(&self) -> Config {
+        self.shared.config.lock().await.clone()
+    }
+
+    /// Every feed's status.
+    pub async fn feed_statuses(&self) -> Vec<FeedStatus> {
+        self.shared.feeds.statuses().await
+    }
+
+    /// Serves the router on `listener` until shutdown, then waits (up to
+    /// `deadline`) for sessions and feeds to end.
+    ///
+    /// # Errors
+    /// The listener fails.
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        let app = self
+            .router::<()>()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let cancel = self.shared.cancel.clone();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await?;
+        self.stopped(Duration::from_secs(3)).await;
+        Ok(())
+    }
+
+    /// Asks everything to stop: the server stops accepting, clients get Close
+    /// 1001, feeds stop and their children are killed.
+    pub fn shutdown(&self) {
+        self.shared.cancel.cancel();
+    }
+
+    /// A token cancelled when the ticker shuts down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.cancel.clone()
+    }
+
+    /// After [`Ticker::shutdown`]: waits up to `deadline` for sessions and feeds.
+    pub async fn stopped(&self, deadline: Duration) {
+        self.shared.cancel.cancel();
+        let shared = self.shared.clone();
+        let wait = async move {
+            shared.feeds.stop_all().await;
+            shared.tasks.close();
+            shared.tasks.wait().await;
+        };
+        if tokio::time::timeout(deadline, wait).await.is_err() {
+            warn!("Some tasks did not stop in time.");
+        }
+    }
+
+    /// Re-reads the config file given to the builder and applies it. An invalid
+    /// config changes nothing; either way the outcome is published on
+    /// `$sys.config`.
+    ///
+    /// # Errors
+    /// The new config is invalid (the old one keeps running), or the ticker was
+    /// not started from a file.
+    pub async fn reload(&self) -> Result<Diff, ConfigErrors> {
+        let path = self.shared.config.lock().await.path.clone();
+        let Some(path) = path else {
+            return Err(ConfigErrors(vec![crate::config::ConfigError {
+                location: None,
+                feed: None,
+                message: "this ticker was not started from a config file".into(),
+            }]));
+        };
+        let kinds = self.shared.feeds.kinds().clone();
+        match Config::load_with_kinds(&path, &|k| kinds.contains(k)) {
+            Ok(config) => Ok(self.apply(config).await),
+            Err(errors) => {
+                self.shared
+                    .metrics
+                    .reload_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                warn!(errors = %errors, "Config reload refused; the running config is unchanged.");
+                let _ = self.shared.hub.publish(
+                    CONFIG_TOPIC,
+                    &json!({"ok": false, "error": errors.to_string()}),
+                );
+                Err(errors)
+            }
+        }
+    }
+
+    /// Applies a validated config: settings for new connections, history size,
+    /// and feeds by difference. Publishes the outcome on `$sys.config`.
+    pub async fn apply(&self, config: Config) -> Diff {
+        let mut current = self.shared.config.lock().await;
+        if config.server.listen != current.server.listen {
+            warn!(old = %current.server.listen, new = %config.server.listen, "server.listen changed: restart tickerd to apply it.");
+        }
+        *self
+            .shared
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(&config));
+        self.shared.hub.set_history_size(config.history.size);
+        let diff = self.shared.feeds.apply(&config.feeds).await;
+        self.shared
+            .metrics
+            .reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        info!(added = ?diff.added, changed = ?diff.changed, removed = ?diff.removed, "Config reloaded.");
+        publish_config_ok(&self.shared, config.feeds.len(), &diff);
+        *current = config;
+        diff
+    }
+
+    /// The config file this ticker was started from, if any.
+    pub async fn config_path(&self) -> Option<PathBuf> {
+        self.shared.config.lock().await.path.clone()
+    }
+
+    /// Follows edits of the config file and its feeds directory (see
+    /// [`crate::reload`]) until shutdown.
+    pub async fn watch(&self) {
+        let (path, dir) = {
+            let c = self.shared.config.lock().await;
+            (c.path.clone(), c.feeds_dir.clone())
+        };
+        if let Some(path) = path {
+            crate::reload::watch(self.clone(), &path, dir.as_deref().unwrap_or(Path::new("")))
+                .await;
+        }
+    }
+}
+
+fn publish_config_ok(shared: &Shared, feeds: usize, diff: &Diff) {
+    let msg = json!({"ok": true, "feeds": feeds, "added": diff.added, "changed": diff.changed, "removed": diff.removed});
+    let _ = shared.hub.publish(CONFIG_TOPIC, &msg);
+}

@@ -1,0 +1,345 @@
+//! Topic names, subscription patterns and topic templates.
+//!
+//! Owns the grammar of SPEC §3: a topic is dot-separated segments of
+//! `[A-Za-z0-9_-]`; the server's own topics start with `$` (`$sys.feeds`). A
+//! pattern may use `*` for exactly one segment and `>` as its last segment for one
+//! or more (NATS semantics); a wildcard in the first segment never matches a `$`
+//! topic. A [`TopicTemplate`] (`stocks.{symbol}`) is filled from a feed's item.
+//!
+//! This module is pure: no I/O, no locks. Matching happens at subscribe time and
+//! at topic creation, never per update (see `hub`).
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// Longest topic or pattern accepted, in bytes.
+pub const MAX_TOPIC_LEN: usize = 256;
+
+/// Why a topic, pattern or template was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicError(String);
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TopicError {}
+
+fn err(msg: impl Into<String>) -> TopicError {
+    TopicError(msg.into())
+}
+
+/// True for a character allowed inside a segment.
+fn is_segment_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Checks one literal segment; `first` allows the `$` prefix of server topics.
+fn check_segment(seg: &str, first: bool, whole: &str) -> Result<(), TopicError> {
+    let body = if first {
+        seg.strip_prefix('$').unwrap_or(seg)
+    } else {
+        seg
+    };
+    if body.is_empty() {
+        return Err(err(format!("`{whole}`: empty segment")));
+    }
+    if let Some(c) = body.chars().find(|c| !is_segment_char(*c)) {
+        return Err(err(format!(
+            "`{whole}`: character {c:?} is not allowed (segments are [A-Za-z0-9_-])"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates a concrete topic name such as `stocks.AAPL` or `$sys.feeds`.
+///
+/// # Errors
+/// Returns a [`TopicError`] naming what is wrong.
+pub fn validate_topic(topic: &str) -> Result<(), TopicError> {
+    if topic.is_empty() {
+        return Err(err("empty topic"));
+    }
+    if topic.len() > MAX_TOPIC_LEN {
+        return Err(err(format!("topic longer than {MAX_TOPIC_LEN} bytes")));
+    }
+    for (i, seg) in topic.split('.').enumerate() {
+        check_segment(seg, i == 0, topic)?;
+    }
+    Ok(())
+}
+
+/// True for the server's own topics (`$sys.feeds`).
+pub fn is_system(topic: &str) -> bool {
+    topic.starts_with('$')
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Seg {
+    Literal(Box<str>),
+    /// `*`: exactly one segment.
+    One,
+    /// `>`: one or more trailing segments.
+    Rest,
+}
+
+/// A parsed subscription pattern (`stocks.*`, `host.>`, `stocks.AAPL`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pattern {
+    text: Box<str>,
+    segs: Box<[Seg]>,
+}
+
+impl Pattern {
+    /// Parses and validates a pattern.
+    ///
+    /// # Errors
+    /// Returns a [`TopicError`] for empty segments, bad characters, or a `>` that
+    /// is not the last segment.
+    pub fn parse(text: &str) -> Result<Self, TopicError> {
+        if text.is_empty() {
+            return Err(err("empty pattern"));
+        }
+        if text.len() > MAX_TOPIC_LEN {
+            return Err(err(format!("pattern longer than {MAX_TOPIC_LEN} bytes")));
+        }
+        let parts: Vec<&str> = text.split('.').collect();
+        let last = parts.len() - 1;
+        let mut segs = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            segs.push(match *part {
+                "*" => Seg::One,
+                ">" if i == last => Seg::Rest,
+                ">" => return Err(err(format!("`{text}`: `>` must be the last segment"))),
+                lit => {
+                    check_segment(lit, i == 0, text)?;
+                    Seg::Literal(lit.into())
+                }
+            });
+        }
+        Ok(Pattern {
+            text: text.into(),
+            segs: segs.into(),
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when the pattern has no wildcard (it names one topic).
+    pub fn is_literal(&self) -> bool {
+        self.segs.iter().all(|s| matches!(s, Seg::Literal(_)))
+    }
+
+    /// Does this pattern match `topic` (a valid topic name)?
+    pub fn matches(&self, topic: &str) -> bool {
+        let mut parts = topic.split('.');
+        for (i, seg) in self.segs.iter().enumerate() {
+            match seg {
+                Seg::Rest => {
+                    // One or more segments remain, and `$` topics are not matched
+                    // by a wildcard in the first position.
+                    return !(i == 0 && is_system(topic)) && parts.next().is_some();
+                }
+                Seg::One => match parts.next() {
+                    Some(p) if !(i == 0 && p.starts_with('$')) => {}
+                    _ => return false,
+                },
+                Seg::Literal(lit) => match parts.next() {
+                    Some(p) if p == &**lit => {}
+                    _ => return false,
+                },
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Field(String),
+}
+
+/// A topic with `{field}` placeholders, filled per item from its top-level fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicTemplate {
+    text: String,
+    pieces: Vec<Piece>,
+}
+
+impl TopicTemplate {
+    /// Parses `stocks.{symbol}`; the result with every placeholder replaced by a
+    /// plain word must be a valid topic that does not start with `$`.
+    ///
+    /// # Errors
+    /// Returns a [`TopicError`] for unbalanced braces, empty field names or a
+    /// template that cannot yield a valid topic.
+    pub fn parse(text: &str) -> Result<Self, TopicError> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            match rest.find(['{', '}']) {
+                None => {
+                    pieces.push(Piece::Text(rest.to_string()));
+                    rest = "";
+                }
+                Some(i) if rest.as_bytes()[i] == b'}' => {
+                    return Err(err(format!("`{text}`: unmatched `}}`")));
+                }
+                Some(i) => {
+                    if i > 0 {
+                        pieces.push(Piece::Text(rest[..i].to_string()));
+                    }
+                    let after = &rest[i + 1..];
+                    let close = after
+                        .find('}')
+                        .ok_or_else(|| err(format!("`{text}`: unclosed `{{`")))?;
+                    let field = &after[..close];
+                    if field.is_empty() || field.contains('{') {
+                        return Err(err(format!("`{text}`: bad placeholder `{{{field}}}`")));
+                    }
+                    pieces.push(Piece::Field(field.to_string()));
+                    rest = &after[close + 1..];
+                }
+            }
+        }
+        let probe: String = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.as_str(),
+                Piece::Field(_) => "x",
+            })
+            .collect();
+        validate_topic(&probe).map_err(|e| err(format!("topic template {e}")))?;
+        if is_system(&probe) {
+            return Err(err(format!(
+                "`{text}`: topics starting with `$` are the server's own"
+            )));
+        }
+        Ok(TopicTemplate {
+            text: text.to_string(),
+            pieces,
+        })
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when the template has no placeholder.
+    pub fn is_fixed(&self) -> bool {
+        self.pieces.iter().all(|p| matches!(p, Piece::Text(_)))
+    }
+
+    /// Fills the placeholders from `item`'s top-level fields.
+    ///
+    /// # Errors
+    /// The item is not an object, lacks a field, or a field's value is not a
+    /// single valid segment (strings, numbers and booleans are accepted).
+    pub fn fill(&self, item: &Value) -> Result<String, TopicError> {
+        let mut out = String::with_capacity(self.text.len() + 8);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Field(f) => {
+                    let v = item.get(f).ok_or_else(|| {
+                        err(format!("item has no field `{f}` for topic `{}`", self.text))
+                    })?;
+                    let s = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => return Err(err(format!("field `{f}` is not a string or number"))),
+                    };
+                    if s.is_empty() || !s.chars().all(is_segment_char) {
+                        return Err(err(format!(
+                            "field `{f}` = {s:?} is not a valid topic segment ([A-Za-z0-9_-])"
+                        )));
+                    }
+                    out.push_str(&s);
+                }
+            }
+        }
+        validate_topic(&out)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn topics_validate() {
+        for ok in ["a", "stocks.AAPL", "host.cpu-0", "$sys.feeds", "a_b.c-d.9"] {
+            validate_topic(ok).unwrap();
+        }
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "a b", "a.*", "a.>", "é", "a.$b", "$",
+        ] {
+            assert!(validate_topic(bad).is_err(), "{bad} should be invalid");
+        }
+    }
+
+    #[test]
+    fn patterns_match_nats_style() {
+        let p = |s| Pattern::parse(s).unwrap();
+        assert!(p("stocks.*").matches("stocks.AAPL"));
+        assert!(!p("stocks.*").matches("stocks.AAPL.x"));
+        assert!(!p("stocks.*").matches("stocks"));
+        assert!(p("host.>").matches("host.cpu"));
+        assert!(p("host.>").matches("host.cpu.0"));
+        assert!(!p("host.>").matches("host"));
+        assert!(p(">").matches("a"));
+        assert!(p("*.AAPL").matches("stocks.AAPL"));
+        assert!(p("stocks.AAPL").matches("stocks.AAPL"));
+        assert!(!p("stocks.AAPL").matches("stocks.MSFT"));
+    }
+
+    #[test]
+    fn wildcards_in_first_segment_skip_system_topics() {
+        let p = |s| Pattern::parse(s).unwrap();
+        assert!(!p(">").matches("$sys.feeds"));
+        assert!(!p("*.feeds").matches("$sys.feeds"));
+        assert!(p("$sys.feeds").matches("$sys.feeds"));
+        assert!(p("$sys.*").matches("$sys.feeds"));
+        assert!(p("$sys.>").matches("$sys.config"));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["", "a.>.b", "a..b", "a.b*", "a.**", "a b"] {
+            assert!(Pattern::parse(bad).is_err(), "{bad} should be invalid");
+        }
+    }
+
+    #[test]
+    fn templates_fill_from_fields() {
+        let t = TopicTemplate::parse("stocks.{symbol}").unwrap();
+        assert_eq!(t.fill(&json!({"symbol": "AAPL"})).unwrap(), "stocks.AAPL");
+        assert!(t.fill(&json!({"price": 1})).is_err());
+        assert!(t.fill(&json!({"symbol": "BRK.B"})).is_err());
+        let t = TopicTemplate::parse("q.{id}_x").unwrap();
+        assert_eq!(t.fill(&json!({"id": 7})).unwrap(), "q.7_x");
+        assert!(TopicTemplate::parse("a.{").is_err());
+        assert!(TopicTemplate::parse("a.}").is_err());
+        assert!(TopicTemplate::parse("a.{}").is_err());
+        assert!(TopicTemplate::parse("$sys.x").is_err());
+        assert!(TopicTemplate::parse("a..{b}").is_err());
+        assert!(TopicTemplate::parse("fixed.topic").unwrap().is_fixed());
+    }
+}

@@ -1,0 +1,184 @@
+//! Shared test harness: a real tickerd on 127.0.0.1:0 and a real WebSocket
+//! client (tokio-tungstenite), with deadlines instead of sleeps.
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tickerd::Ticker;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single expectation may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running server with its config in a temp directory.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub ticker: Ticker,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Server {
+    /// Writes `config` to `<tmp>/config.toml` and serves it (hot reload on).
+    pub async fn start(config: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(dir, config).await
+    }
+
+    /// Like [`Server::start`] in a directory prepared by the caller.
+    pub async fn start_in(dir: TempDir, config: &str) -> Server {
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let ticker = Ticker::builder().config_path(&config_path).start().await.expect("config is valid");
+        Server::serve(ticker, dir, config_path).await
+    }
+
+    /// Serves an already-built ticker.
+    pub async fn serve(ticker: Ticker, dir: TempDir, config_path: PathBuf) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let t = ticker.clone();
+        tokio::spawn(async move { t.serve(listener).await });
+        let t = ticker.clone();
+        tokio::spawn(async move { t.watch().await });
+        Server { addr, ticker, dir, config_path }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Connects a client and reads its `hello`.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.ws_url()).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.ticker.shutdown();
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A protocol client that reads JSON frames with a deadline.
+pub struct Client {
+    pub ws: Ws,
+    pub hello: Value,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let mut c = Client { ws, hello: Value::Null };
+        c.hello = c.recv().await;
+        assert_eq!(c.hello["type"], "hello", "first frame is hello");
+        c
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    /// The next text frame as JSON (Pings and Pongs are skipped).
+    pub async fn recv(&mut self) -> Value {
+        match self.next_message().await {
+            Message::Text(t) => serde_json::from_str(&t).expect("server frames are JSON"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next non-Ping/Pong message, within [`DEADLINE`].
+    pub async fn next_message(&mut self) -> Message {
+        within(async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(m)) => return m,
+                    Some(Err(e)) => panic!("websocket error: {e}"),
+                    None => panic!("websocket ended"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads frames until one satisfies `pred`, returning it.
+    pub async fn recv_until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        loop {
+            let v = self.recv().await;
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Subscribes and returns the ack.
+    pub async fn subscribe(&mut self, topics: &[&str]) -> Value {
+        self.send(json!({"op": "subscribe", "topics": topics, "id": "sub"})).await;
+        let ack = self.recv_until(|v| v["type"] != "update").await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        ack
+    }
+
+    /// The next update of `topic`.
+    pub async fn update_of(&mut self, topic: &str) -> Value {
+        self.recv_until(|v| v["type"] == "update" && v["topic"] == topic).await
+    }
+
+    /// Waits for the server to close the connection; returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        within(async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Runs `fut`, failing the test if it takes longer than [`DEADLINE`].
+pub async fn within<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, fut).await.expect("timed out waiting")
+}
+
+/// Polls `cond` every 20 ms until it holds, failing after [`DEADLINE`].
+pub async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = tokio::time::Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A config with no feeds, for tests that publish themselves.
+pub const EMPTY: &str = "[server]\nlisten = \"127.0.0.1:0\"\n";
+
+/// GET `url` as JSON.
+pub async fn get_json(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
