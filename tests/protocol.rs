@@ -400,7 +400,7 @@ async fn slow_clients_are_conflated() {
     );
     // The stalled client now reads: seq per topic strictly increases and ends at the last one.
     let mut last: HashMap<String, u64> = HashMap::new();
-    while last.values().filter(|s| **s == rounds as u64).count() < 4 {
+    while last.values().filter(|s| **s == rounds).count() < 4 {
         let u = stalled.recv().await;
         let seq = u["seq"].as_u64().unwrap();
         let prev = last
@@ -410,7 +410,7 @@ async fn slow_clients_are_conflated() {
             seq > prev,
             "seq must increase per topic ({prev} then {seq})"
         );
-        if seq == rounds as u64 {
+        if seq == rounds {
             assert_eq!(u["data"]["i"], rounds);
         }
     }
