@@ -14,6 +14,7 @@ mod extract;
 mod supervisor;
 mod synthetic;
 mod system;
+mod websocket;
 
 pub use extract::Pipeline;
 pub use supervisor::Diff;
@@ -21,6 +22,7 @@ pub use supervisor::{backoff_window, FeedState, FeedStatus};
 pub(crate) use supervisor::{render_metrics, Feeds};
 pub use synthetic::Synthetic;
 pub use system::SystemFeed;
+pub use websocket::WebSocketFeed;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -100,6 +102,7 @@ impl Kinds {
         Ok(match &config.kind {
             FeedKind::Synthetic(o) => Arc::new(Synthetic::new(o.clone())),
             FeedKind::System(o) => Arc::new(SystemFeed::new(o.clone())),
+            FeedKind::WebSocket(o) => Arc::new(WebSocketFeed::new(o.clone())),
             FeedKind::Custom { kind, options } => match self.factories.get(kind) {
                 Some(make) => make(options)?,
                 None => anyhow::bail!("kind {kind:?} is not registered in this program"),
