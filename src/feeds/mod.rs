@@ -10,13 +10,18 @@
 //!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
+mod command;
 mod extract;
+mod http;
+mod poll;
 mod supervisor;
 mod synthetic;
 mod system;
 mod websocket;
 
+pub use command::CommandFeed;
 pub use extract::Pipeline;
+pub use http::HttpFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
 pub(crate) use supervisor::{render_metrics, Feeds};
@@ -102,6 +107,8 @@ impl Kinds {
         Ok(match &config.kind {
             FeedKind::Synthetic(o) => Arc::new(Synthetic::new(o.clone())),
             FeedKind::System(o) => Arc::new(SystemFeed::new(o.clone())),
+            FeedKind::Http(o) => Arc::new(HttpFeed::new(o.clone())?),
+            FeedKind::Command(o) => Arc::new(CommandFeed::new(o.clone())),
             FeedKind::WebSocket(o) => Arc::new(WebSocketFeed::new(o.clone())),
             FeedKind::Custom { kind, options } => match self.factories.get(kind) {
                 Some(make) => make(options)?,
