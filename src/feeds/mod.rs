@@ -14,6 +14,7 @@ mod command;
 mod extract;
 mod http;
 mod poll;
+mod sse;
 mod supervisor;
 mod synthetic;
 mod system;
@@ -22,6 +23,7 @@ mod websocket;
 pub use command::CommandFeed;
 pub use extract::Pipeline;
 pub use http::HttpFeed;
+pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
 pub(crate) use supervisor::{render_metrics, Feeds};
@@ -109,6 +111,7 @@ impl Kinds {
             FeedKind::System(o) => Arc::new(SystemFeed::new(o.clone())),
             FeedKind::Http(o) => Arc::new(HttpFeed::new(o.clone())?),
             FeedKind::Command(o) => Arc::new(CommandFeed::new(o.clone())),
+            FeedKind::Sse(o) => Arc::new(SseFeed::new(o.clone())?),
             FeedKind::WebSocket(o) => Arc::new(WebSocketFeed::new(o.clone())),
             FeedKind::Custom { kind, options } => match self.factories.get(kind) {
                 Some(make) => make(options)?,
