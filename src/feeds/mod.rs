@@ -12,6 +12,7 @@
 
 mod command;
 mod extract;
+mod file;
 mod http;
 mod poll;
 mod sse;
@@ -22,6 +23,7 @@ mod websocket;
 
 pub use command::CommandFeed;
 pub use extract::Pipeline;
+pub use file::FileFeed;
 pub use http::HttpFeed;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
@@ -112,12 +114,12 @@ impl Kinds {
             FeedKind::Http(o) => Arc::new(HttpFeed::new(o.clone())?),
             FeedKind::Command(o) => Arc::new(CommandFeed::new(o.clone())),
             FeedKind::Sse(o) => Arc::new(SseFeed::new(o.clone())?),
+            FeedKind::File(o) => Arc::new(FileFeed::new(o.clone())),
             FeedKind::WebSocket(o) => Arc::new(WebSocketFeed::new(o.clone())),
             FeedKind::Custom { kind, options } => match self.factories.get(kind) {
                 Some(make) => make(options)?,
                 None => anyhow::bail!("kind {kind:?} is not registered in this program"),
             },
-            other => anyhow::bail!("kind {:?} is not available in this build", other.name()),
         })
     }
 }
