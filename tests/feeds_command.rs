@@ -86,7 +86,7 @@ kind = "command"
 topic = "slow"
 command = ["sh", "-c", "echo $$ >> {p}; sleep 30 & echo $! >> {p}; wait"]
 interval = "10s"
-timeout = "300ms"
+timeout = "1s"
 "#,
         p = pidfile.display()
     )))
