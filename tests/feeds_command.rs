@@ -101,8 +101,8 @@ timeout = "1s"
 }
 
 /// Stream mode publishes each line (a bad line is an item error); when the
-/// program exits the feed shows `backoff` with the exit status, and is
-/// restarted.
+/// program exits (even leaving a child that holds stdout open) the feed shows
+/// `backoff` with the exit status, and is restarted.
 #[tokio::test]
 async fn stream_mode_restarts_an_exited_program() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,7 +114,7 @@ name = "lines"
 kind = "command"
 mode = "stream"
 topic = "l.{{s}}"
-command = ["sh", "-c", "echo $$ >> {p}; printf '{{\"s\":\"A\"}}\nnot json\n{{\"s\":\"B\"}}\n'; exit 3"]
+command = ["sh", "-c", "echo $$ >> {p}; printf '{{\"s\":\"A\"}}\nnot json\n{{\"s\":\"B\"}}\n'; sleep 30 & exit 3"]
 "#,
         p = pidfile.display()
     )))

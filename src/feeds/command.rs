@@ -14,6 +14,7 @@
 //! an orphan. stderr goes to the log, one line per event.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use nix::sys::signal::{killpg, Signal};
@@ -23,6 +24,9 @@ use tokio::process::{Child, Command};
 
 use super::{poll::poll, Feed, FeedContext, Pipeline};
 use crate::config::{CommandMode, CommandOptions};
+
+/// How long an exited stream's last lines may take to read.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
 /// A program run on a timer or kept running.
 #[derive(Debug, Clone)]
@@ -68,35 +72,46 @@ impl CommandFeed {
         let stdout = group.child.stdout.take().context("stdout is piped")?;
         let mut lines = BufReader::new(stdout).lines();
         ctx.mark_running();
-        loop {
+        let status = loop {
             tokio::select! {
                 line = lines.next_line() => match line {
-                    Ok(Some(line)) if line.trim().is_empty() => {}
-                    Ok(Some(line)) => {
-                        if let Err(e) = ctx.publish_document(&self.pipeline, &line) {
-                            ctx.item_error(format!("{e:#}"));
-                        }
-                    }
-                    Ok(None) => break,
+                    Ok(Some(line)) => self.line(ctx, &line),
+                    Ok(None) => break group.child.wait().await.context("waiting for the command")?,
                     Err(e) => {
                         group.stop().await;
                         return Err(e).context("reading stdout");
                     }
                 },
+                // It exited while something it forked may still hold stdout open.
+                status = group.child.wait() => {
+                    break status.context("waiting for the command")?;
+                }
                 _ = ctx.cancelled() => {
                     group.stop().await;
                     return Ok(());
                 }
             }
-        }
-        // stdout closed: the program is exiting (or closed it on purpose).
-        let status = group
-            .child
-            .wait()
-            .await
-            .context("waiting for the command")?;
+        };
+        // Kill what it left behind, then publish what it wrote before exiting
+        // (bounded: a process that escaped the group could hold stdout forever).
         group.kill();
+        let drain = async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                self.line(ctx, &line);
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
         anyhow::bail!("{} exited with {status}", self.program())
+    }
+
+    /// Publishes one stream line; a bad one is that item's error.
+    fn line(&self, ctx: &FeedContext, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        if let Err(e) = ctx.publish_document(&self.pipeline, line) {
+            ctx.item_error(format!("{e:#}"));
+        }
     }
 
     fn program(&self) -> &str {
