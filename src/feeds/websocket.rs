@@ -34,13 +34,21 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 pub struct WebSocketFeed {
     options: WebSocketOptions,
     pipeline: Pipeline,
+    /// [`PING_EVERY`] and [`SILENCE_LIMIT`]; shorter in tests.
+    ping_every: Duration,
+    silence_limit: Duration,
 }
 
 impl WebSocketFeed {
     /// A subscription described by `options`.
     pub fn new(options: WebSocketOptions) -> Self {
         let pipeline = Pipeline::new(options.extract.as_deref(), options.format);
-        WebSocketFeed { options, pipeline }
+        WebSocketFeed {
+            options,
+            pipeline,
+            ping_every: PING_EVERY,
+            silence_limit: SILENCE_LIMIT,
+        }
     }
 
     /// Publishes one message's text; a bad document is that item's error.
@@ -81,7 +89,8 @@ impl Feed for WebSocketFeed {
         ctx.mark_running();
         tracing::info!(url = %self.options.url, "Upstream WebSocket connected.");
 
-        let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        let every = self.ping_every;
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         let mut last_seen = Instant::now();
         loop {
             tokio::select! {
@@ -104,8 +113,9 @@ impl Feed for WebSocketFeed {
                     }
                 }
                 _ = ping.tick() => {
-                    if last_seen.elapsed() >= SILENCE_LIMIT {
-                        anyhow::bail!("upstream silent for {SILENCE_LIMIT:?}; reconnecting");
+                    let limit = self.silence_limit;
+                    if last_seen.elapsed() >= limit {
+                        anyhow::bail!("upstream silent for {limit:?}; reconnecting");
                     }
                     ws.send(Message::Ping(Default::default()))
                         .await
@@ -117,5 +127,82 @@ impl Feed for WebSocketFeed {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::feeds::{FeedState, Feeds, Kinds};
+    use crate::hub::Hub;
+    use crate::metrics::Metrics;
+
+    /// An upstream that completes the handshake and then never reads or writes
+    /// (so our Pings go unanswered) is declared dead after the silence limit:
+    /// the feed reports `backoff` with that reason and reconnects.
+    #[tokio::test]
+    async fn a_silent_upstream_is_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                    held.push(ws); // silent: never polled again
+                    let _ = accepted_tx.send(());
+                }
+            }
+        });
+        let mut kinds = Kinds::default();
+        kinds.register("quiet-ws", move |_| {
+            let mut feed = WebSocketFeed::new(WebSocketOptions {
+                url: url.clone(),
+                send: Vec::new(),
+                headers: Default::default(),
+                extract: None,
+                format: Default::default(),
+            });
+            feed.ping_every = Duration::from_millis(50);
+            feed.silence_limit = Duration::from_millis(200);
+            Ok(feed)
+        });
+        let text = "[[feed]]\nname = \"q\"\nkind = \"quiet-ws\"\ntopic = \"t\"\n";
+        let config = Config::from_toml(text, std::path::Path::new("t.toml"), None, &|k| {
+            k == "quiet-ws"
+        })
+        .unwrap();
+        let hub = Hub::new(0, Arc::new(Metrics::default()));
+        let cancel = CancellationToken::new();
+        let feeds = Feeds::new(hub, kinds, cancel.clone(), TaskTracker::new());
+        feeds.apply(&config.feeds).await;
+        let deadline = Duration::from_secs(10);
+        tokio::time::timeout(deadline, accepted.recv())
+            .await
+            .unwrap();
+        let status = tokio::time::timeout(deadline, async {
+            loop {
+                let s = feeds.statuses().await.remove(0);
+                if s.state == FeedState::Backoff {
+                    return s;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(status.error.unwrap().contains("silent"));
+        // It reconnects.
+        tokio::time::timeout(deadline, accepted.recv())
+            .await
+            .unwrap();
+        cancel.cancel();
+        feeds.stop_all().await;
     }
 }
