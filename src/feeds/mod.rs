@@ -8,6 +8,14 @@
 //! error. Built-in kinds are one file each; a user's own kind is registered from
 //! Rust ([`Kinds`]) and configured like any other.
 //!
+//! Built-in kinds: `synthetic`, `system`, `http` (on the shared `poll` loop),
+//! `command` (interval mode on `poll` too; stream mode; process groups),
+//! `websocket`, `sse` (with its pure `sse::parser`) and `file`. Every kind that
+//! reads documents runs them through the one [`Pipeline`] via
+//! [`FeedContext::publish_document`]. A connection-style kind makes one
+//! connection per `run` and returns `Err` when it ends, so reconnect policy
+//! (backoff, jitter, the cap) lives in the supervisor alone.
+//!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
 mod command;
