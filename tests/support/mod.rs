@@ -2,6 +2,8 @@
 //! client (tokio-tungstenite), with deadlines instead of sleeps.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod feeds;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
