@@ -8,19 +8,38 @@
 //! error. Built-in kinds are one file each; a user's own kind is registered from
 //! Rust ([`Kinds`]) and configured like any other.
 //!
+//! Built-in kinds: `synthetic`, `system`, `http` (on the shared `poll` loop),
+//! `command` (interval mode on `poll` too; stream mode; process groups),
+//! `websocket`, `sse` (with its pure `sse::parser`) and `file`. Every kind that
+//! reads documents runs them through the one [`Pipeline`] via
+//! [`FeedContext::publish_document`]. A connection-style kind makes one
+//! connection per `run` and returns `Err` when it ends, so reconnect policy
+//! (backoff, jitter, the cap) lives in the supervisor alone.
+//!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
+mod command;
 mod extract;
+mod file;
+mod http;
+mod poll;
+mod sse;
 mod supervisor;
 mod synthetic;
 mod system;
+mod websocket;
 
+pub use command::CommandFeed;
 pub use extract::Pipeline;
+pub use file::FileFeed;
+pub use http::HttpFeed;
+pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
 pub(crate) use supervisor::{render_metrics, Feeds};
 pub use synthetic::Synthetic;
 pub use system::SystemFeed;
+pub use websocket::WebSocketFeed;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -100,11 +119,15 @@ impl Kinds {
         Ok(match &config.kind {
             FeedKind::Synthetic(o) => Arc::new(Synthetic::new(o.clone())),
             FeedKind::System(o) => Arc::new(SystemFeed::new(o.clone())),
+            FeedKind::Http(o) => Arc::new(HttpFeed::new(o.clone())?),
+            FeedKind::Command(o) => Arc::new(CommandFeed::new(o.clone())),
+            FeedKind::Sse(o) => Arc::new(SseFeed::new(o.clone())?),
+            FeedKind::File(o) => Arc::new(FileFeed::new(o.clone())),
+            FeedKind::WebSocket(o) => Arc::new(WebSocketFeed::new(o.clone())),
             FeedKind::Custom { kind, options } => match self.factories.get(kind) {
                 Some(make) => make(options)?,
                 None => anyhow::bail!("kind {kind:?} is not registered in this program"),
             },
-            other => anyhow::bail!("kind {:?} is not available in this build", other.name()),
         })
     }
 }

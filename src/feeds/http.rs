@@ -1,0 +1,79 @@
+//! `http`: polls a URL with reqwest through the shared [`poll`](super::poll)
+//! loop. A non-2xx status, a timeout, a connection error or a body that is not a
+//! document is an error of that poll: the run ends and the supervisor backs off.
+
+use anyhow::Context as _;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use super::{poll::poll, Feed, FeedContext, Pipeline};
+use crate::config::HttpOptions;
+
+/// A polled HTTP endpoint.
+#[derive(Debug, Clone)]
+pub struct HttpFeed {
+    options: HttpOptions,
+    pipeline: Pipeline,
+    method: Method,
+    headers: HeaderMap,
+    /// One client per feed: it keeps connections alive between polls.
+    client: reqwest::Client,
+}
+
+impl HttpFeed {
+    /// A poller described by `options`.
+    ///
+    /// # Errors
+    /// The method or a header is invalid, or the HTTP client cannot be built.
+    pub fn new(options: HttpOptions) -> anyhow::Result<Self> {
+        let method = Method::from_bytes(options.method.as_bytes())
+            .with_context(|| format!("method {:?}", options.method))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &options.headers {
+            headers.insert(
+                HeaderName::from_bytes(k.as_bytes())?,
+                HeaderValue::from_str(v)?,
+            );
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("tickerd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(HttpFeed {
+            pipeline: Pipeline::new(options.extract.as_deref(), options.format),
+            options,
+            method,
+            headers,
+            client,
+        })
+    }
+
+    async fn fetch(&self) -> anyhow::Result<String> {
+        let o = &self.options;
+        let mut request = self
+            .client
+            .request(self.method.clone(), &o.url)
+            .headers(self.headers.clone());
+        if let Some(body) = &o.body {
+            request = request.body(body.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{} {}", self.method, o.url))?;
+        let status = response.status();
+        if !status.is_success() {
+            anyhow::bail!("{} {} answered {status}", self.method, o.url);
+        }
+        response
+            .text()
+            .await
+            .with_context(|| format!("reading the body of {}", o.url))
+    }
+}
+
+impl Feed for HttpFeed {
+    async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
+        let o = &self.options;
+        poll(&ctx, &self.pipeline, o.interval, o.timeout, || self.fetch()).await
+    }
+}

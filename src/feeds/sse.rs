@@ -1,0 +1,156 @@
+//! `sse`: subscribes to an upstream `text/event-stream`; each event's data is
+//! one document for the shared [`Pipeline`]. Parsing is the pure [`parser`].
+//!
+//! One call of `run` is one connection; every way it ends is an `Err`, so the
+//! supervisor reconnects with backoff. What must survive a reconnect lives in the
+//! feed itself ([`Resume`]): the last event id, sent back as `Last-Event-ID`, and
+//! the server's `retry:` delay, honoured as the least time between a disconnect
+//! and the next connect (on top of the supervisor's backoff, never instead of it).
+
+mod parser;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use http::{header, HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use super::{Feed, FeedContext, Pipeline};
+use crate::config::SseOptions;
+
+/// Longest a connect (TCP, TLS and the response head) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An upstream event stream.
+#[derive(Debug)]
+pub struct SseFeed {
+    options: SseOptions,
+    pipeline: Pipeline,
+    headers: HeaderMap,
+    client: reqwest::Client,
+    /// Kept across runs (`run` is called again on every reconnect); a std
+    /// `Mutex` because it is never held across an await.
+    resume: Mutex<Resume>,
+}
+
+/// What the next connection needs from the previous one.
+#[derive(Debug, Default)]
+struct Resume {
+    last_id: String,
+    retry: Option<Duration>,
+    disconnected: Option<Instant>,
+}
+
+impl SseFeed {
+    /// A subscription described by `options`.
+    ///
+    /// # Errors
+    /// A header is invalid, or the HTTP client cannot be built.
+    pub fn new(options: SseOptions) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &options.headers {
+            headers.insert(
+                HeaderName::from_bytes(k.as_bytes())?,
+                HeaderValue::from_str(v)?,
+            );
+        }
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("tickerd/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(SseFeed {
+            pipeline: Pipeline::new(options.extract.as_deref(), options.format),
+            options,
+            headers,
+            client,
+            resume: Mutex::default(),
+        })
+    }
+
+    fn resume(&self) -> std::sync::MutexGuard<'_, Resume> {
+        self.resume.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One connection, until it ends (always `Err`) or the feed is cancelled.
+    async fn connection(&self, ctx: &FeedContext) -> anyhow::Result<()> {
+        let (last_id, wait) = {
+            let r = self.resume();
+            let wait = match (r.retry, r.disconnected) {
+                (Some(retry), Some(at)) => retry.saturating_sub(at.elapsed()),
+                _ => Duration::ZERO,
+            };
+            (r.last_id.clone(), wait)
+        };
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ctx.cancelled() => return Ok(()),
+            }
+        }
+        let mut request = self
+            .client
+            .get(&self.options.url)
+            .headers(self.headers.clone());
+        if !last_id.is_empty() {
+            request = request.header("Last-Event-ID", &last_id);
+        }
+        let mut response = tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, request.send()) => r
+                .map_err(|_| anyhow::anyhow!("connect timed out after {CONNECT_TIMEOUT:?}"))?
+                .with_context(|| format!("GET {}", self.options.url))?,
+            _ = ctx.cancelled() => return Ok(()),
+        };
+        let status = response.status();
+        if !status.is_success() {
+            anyhow::bail!("GET {} answered {status}", self.options.url);
+        }
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !content_type.starts_with("text/event-stream") {
+            anyhow::bail!(
+                "GET {} is not an event stream ({content_type:?})",
+                self.options.url
+            );
+        }
+        ctx.mark_running();
+        tracing::info!(url = %self.options.url, "Event stream connected.");
+        let mut parser = parser::Parser::new(&last_id);
+        loop {
+            let chunk = tokio::select! {
+                c = response.chunk() => c.context("event stream failed")?,
+                _ = ctx.cancelled() => return Ok(()),
+            };
+            let Some(chunk) = chunk else {
+                anyhow::bail!("event stream ended");
+            };
+            for event in parser.push(&chunk) {
+                if let Err(e) = ctx.publish_document(&self.pipeline, &event.data) {
+                    ctx.item_error(format!("{e:#}"));
+                }
+            }
+            let mut r = self.resume();
+            r.last_id.clear();
+            r.last_id.push_str(parser.last_id());
+            r.retry = parser.retry().or(r.retry);
+            drop(r);
+        }
+    }
+}
+
+impl Feed for SseFeed {
+    async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
+        let outcome = self.connection(&ctx).await;
+        self.resume().disconnected = Some(Instant::now());
+        outcome
+    }
+}

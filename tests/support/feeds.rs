@@ -1,0 +1,50 @@
+//! Helpers for feed tests: serve a local upstream, and wait for a feed's state
+//! on `$sys.feeds`.
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+
+use super::{get_json, Client, Server};
+
+/// Serves `app` on 127.0.0.1:0 until the test's runtime ends.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// An address on which nothing listens (bound, then released).
+pub async fn refused_addr() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Reads `$sys.feeds` updates (the client must be subscribed to it) until one
+/// about `feed` satisfies `pred`; returns its data.
+pub async fn status_until(
+    client: &mut Client,
+    feed: &str,
+    mut pred: impl FnMut(&Value) -> bool,
+) -> Value {
+    let v = client
+        .recv_until(|v| {
+            v["type"] == "update"
+                && v["topic"] == "$sys.feeds"
+                && v["data"]["feed"] == feed
+                && pred(&v["data"])
+        })
+        .await;
+    v["data"].clone()
+}
+
+/// The `/api/topics` row of `topic`, if any.
+pub async fn topic_row(server: &Server, topic: &str) -> Option<Value> {
+    let (status, rows) = get_json(&server.http("/api/topics")).await;
+    assert_eq!(status, 200);
+    rows.as_array()?
+        .iter()
+        .find(|r| r["topic"] == topic)
+        .cloned()
+}
