@@ -133,7 +133,10 @@ async fn scenario(args: &Args, up: &Upstream, pid: &str) -> serde_json::Value {
     // The server connects to the upstream once it is up.
     let deadline = Instant::now() + Duration::from_secs(30);
     while up.connected.load(Ordering::Relaxed) == 0 {
-        assert!(Instant::now() < deadline, "the server never connected to the upstream");
+        assert!(
+            Instant::now() < deadline,
+            "the server never connected to the upstream"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Let the server settle (its feed publishes the first message per symbol).
@@ -386,7 +389,8 @@ async fn feed(
             continue;
         }
         while sent < due {
-            tx.feed(Message::text(message(sent as usize % symbols, payload))).await?;
+            tx.feed(Message::text(message(sent as usize % symbols, payload)))
+                .await?;
             sent += 1;
         }
         tx.flush().await?;
