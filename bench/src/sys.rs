@@ -1,7 +1,7 @@
 //! Process figures from /proc and the open-file limit.
 
-/// Raises the open-file soft limit to the hard limit; returns the new limit.
-pub fn raise_nofile() -> u64 {
+/// Raises the open-file soft limit to the hard limit.
+pub fn raise_nofile() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -13,7 +13,6 @@ pub fn raise_nofile() -> u64 {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
-    lim.rlim_cur as u64
 }
 
 /// Clock ticks per second (the unit of utime/stime).
