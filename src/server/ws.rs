@@ -16,8 +16,8 @@ use crate::ticker::Shared;
 
 /// Tungstenite's buffers are sized for one connection among many: the defaults
 /// (128 KiB read buffer) would cost ~136 KiB per idle connection.
-const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 16 * 1024;
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 4 * 1024;
 
 pub(super) async fn upgrade(
     State(shared): State<Arc<Shared>>,

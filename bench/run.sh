@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The fan-out benchmark: tickerd against a Node `ws` server and the tutorial-style
+# Rust server, same job, same run. Prints a markdown table.
+#
+#   bench/run.sh            full mode: 3 repetitions, medians (~7 min)
+#   bench/run.sh --quick    1 repetition, shorter windows (< 3 min)
+#   SERVERS="tickerd" SCENARIOS="load saturation" bench/run.sh --quick   a subset
+#
+# Each server is pinned to core 0 (taskset -c 0), the generator to core 1.
+set -euo pipefail
+cd "$(dirname "$0")"
+BENCH=$PWD
+ROOT=$(cd .. && pwd)
+
+REPS=3 WARMUP=3 DURATION=8
+if [[ "${1:-}" == "--quick" ]]; then REPS=1 WARMUP=2 DURATION=4; fi
+SERVERS=${SERVERS:-"tickerd node-ws tutorial"}
+SCENARIOS=${SCENARIOS:-"load saturation idle"}
+
+echo "Building release binaries and installing the Node peer..." >&2
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
+cargo build --release --quiet --manifest-path "$BENCH/Cargo.toml"
+(cd peers/node && npm ci --no-audit --no-fund --silent)
+
+server_cmd() {
+  case "$1" in
+    tickerd) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd.toml" ;;
+    node-ws) echo "taskset -c 0 node $BENCH/peers/node/server.js" ;;
+    tutorial) echo "taskset -c 0 $BENCH/target/release/tickerd-bench tutorial" ;;
+  esac
+}
+
+scenario_args() {
+  case "$1" in
+    load) echo "--clients 1000 --rate 200" ;;             # 200k deliveries/s offered
+    saturation) echo "--clients 1000 --rate 1000" ;;      # 1M deliveries/s offered
+    idle) echo "--clients 10000 --rate 0 --idle" ;;       # RSS per subscribed connection
+  esac
+}
+
+mkdir -p results
+OUT="results/run-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+for rep in $(seq 1 "$REPS"); do
+  for scenario in $SCENARIOS; do
+    for server in $SERVERS; do
+      echo "[$rep/$REPS] $scenario: $server" >&2
+      # shellcheck disable=SC2046
+      timeout 240 taskset -c 1 "$BENCH/target/release/tickerd-bench" gen \
+        --server "$server" --scenario "$scenario" $(scenario_args "$scenario") \
+        --symbols 16 --payload 64 --warmup "$WARMUP" --duration "$DURATION" \
+        -- $(server_cmd "$server") >>"$OUT" || echo "  (failed: exit $?)" >&2
+    done
+  done
+done
+"$BENCH/target/release/tickerd-bench" table "$OUT" | tee results/latest.md
+echo >&2
+echo "Raw results: bench/$OUT" >&2

@@ -1,0 +1,117 @@
+//! The markdown table of a run: medians over repetitions, ratios tickerd/peer.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Which results to print.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A file of JSON lines, as printed by `gen`.
+    file: std::path::PathBuf,
+}
+
+const SERVERS: [&str; 3] = ["tickerd", "node-ws", "tutorial"];
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(v[v.len() / 2])
+}
+
+pub fn run(args: Args) {
+    let text = std::fs::read_to_string(&args.file).expect("results file");
+    let mut runs: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let key = (
+            v["scenario"].as_str().unwrap_or("?").to_string(),
+            v["server"].as_str().unwrap_or("?").to_string(),
+        );
+        runs.entry(key).or_default().push(v);
+    }
+    let get = |scenario: &str, server: &str, field: &str| -> Option<f64> {
+        let rs = runs.get(&(scenario.to_string(), server.to_string()))?;
+        median(rs.iter().filter_map(|r| r[field].as_f64()).collect())
+    };
+    let reps = runs.values().map(Vec::len).max().unwrap_or(0);
+    let f = |v: Option<f64>, digits: usize| v.map_or("–".into(), |x| format!("{x:.digits$}"));
+    let scenarios: Vec<String> = {
+        let mut s: Vec<String> = runs.keys().map(|(s, _)| s.clone()).collect();
+        s.dedup();
+        s
+    };
+    println!("Medians of {reps} run(s) per cell. Server pinned to core 0, generator to core 1.\n");
+    println!("| scenario | server | clients | msgs/s in | delivered/s | delivered % | p50 ms | p99 ms | max ms | CPU ms / 1k deliveries | server CPU % | RSS MiB | gen CPU % |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for sc in scenarios.iter().filter(|s| s.as_str() != "idle") {
+        for sv in SERVERS {
+            if !runs.contains_key(&(sc.clone(), sv.to_string())) {
+                continue;
+            }
+            let g = |field| get(sc, sv, field);
+            println!(
+                "| {sc} | {sv} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                f(g("subscribed"), 0),
+                f(g("sent_per_s"), 0),
+                f(g("delivered_per_s"), 0),
+                f(g("delivered_pct"), 1),
+                f(g("p50_ms"), 2),
+                f(g("p99_ms"), 2),
+                f(g("max_ms"), 1),
+                f(g("cpu_ms_per_1k"), 2),
+                f(g("server_cpu_pct"), 0),
+                f(g("rss_kib").map(|k| k / 1024.0), 1),
+                f(g("gen_cpu_pct"), 0),
+            );
+        }
+    }
+    if scenarios.iter().any(|s| s == "idle") {
+        println!("\n| idle | server | subscribed connections | RSS before MiB | RSS after MiB | KiB per idle connection |");
+        println!("|---|---|---:|---:|---:|---:|");
+        for sv in SERVERS {
+            let g = |field| get("idle", sv, field);
+            if g("subscribed").is_none() {
+                continue;
+            }
+            println!(
+                "| idle | {sv} | {} | {} | {} | {} |",
+                f(g("subscribed"), 0),
+                f(g("rss_base_kib").map(|k| k / 1024.0), 1),
+                f(g("rss_kib").map(|k| k / 1024.0), 1),
+                f(g("rss_per_conn_kib"), 2),
+            );
+        }
+    }
+    println!("\nRatios tickerd / peer (CPU and p99 and RSS: lower is better; delivered/s: higher is better):\n");
+    println!("| scenario | figure | tickerd / node-ws | tickerd / tutorial |");
+    println!("|---|---|---:|---:|");
+    let ratio = |sc: &str, field: &str, peer: &str| -> String {
+        match (get(sc, "tickerd", field), get(sc, peer, field)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "–".into(),
+        }
+    };
+    for sc in &scenarios {
+        let fields: &[(&str, &str)] = if sc == "idle" {
+            &[("rss_per_conn_kib", "RSS per idle connection")]
+        } else {
+            &[
+                ("delivered_per_s", "delivered/s"),
+                ("cpu_ms_per_1k", "CPU per delivery"),
+                ("p99_ms", "p99 latency"),
+            ]
+        };
+        for (field, label) in fields {
+            println!(
+                "| {sc} | {label} | {} | {} |",
+                ratio(sc, field, "node-ws"),
+                ratio(sc, field, "tutorial")
+            );
+        }
+    }
+}
