@@ -36,8 +36,15 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(|n| json!(n)),
         any::<f64>().prop_map(|f| json!(f)),
         ".{0,12}".prop_map(Value::String),
-        prop::sample::select(vec!["subscribe", "unsubscribe", "topics", "ping", "a.*", ">"])
-            .prop_map(|s| json!(s)),
+        prop::sample::select(vec![
+            "subscribe",
+            "unsubscribe",
+            "topics",
+            "ping",
+            "a.*",
+            ">"
+        ])
+        .prop_map(|s| json!(s)),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
@@ -151,12 +158,19 @@ fn small_pattern() -> impl Strategy<Value = Option<Pattern>> {
 /// names) with `$s`, `$t` also allowed first: enough to decide containment
 /// for patterns of up to 3 segments over that alphabet.
 fn all_small_topics() -> Vec<String> {
-    let mut out: Vec<Vec<&str>> = ["a", "b", "c", "$s", "$t"].iter().map(|s| vec![*s]).collect();
+    let mut out: Vec<Vec<&str>> = ["a", "b", "c", "$s", "$t"]
+        .iter()
+        .map(|s| vec![*s])
+        .collect();
     let mut all = out.clone();
     for _ in 1..5 {
         out = out
             .iter()
-            .flat_map(|t| ["a", "b", "c"].iter().map(move |s| [t.as_slice(), &[*s]].concat()))
+            .flat_map(|t| {
+                ["a", "b", "c"]
+                    .iter()
+                    .map(move |s| [t.as_slice(), &[*s]].concat())
+            })
             .collect();
         all.extend(out.iter().cloned());
     }

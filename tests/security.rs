@@ -413,3 +413,19 @@ async fn binary_frame_gets_bad_request_and_connection_stays() {
         (Some("pong"), Some(2))
     );
 }
+
+/// A subscribe naming more patterns than `max_subscriptions` is refused with
+/// `too_many_subscriptions` and the connection stays usable.
+#[tokio::test]
+async fn oversized_subscribe_is_refused() {
+    let s = Server::start("[limits]\nmax_subscriptions = 4\n").await;
+    let mut c = s.client().await;
+    let many: Vec<String> = (0..5000).map(|i| format!("t.n{i}")).collect();
+    c.send(json!({"op": "subscribe", "topics": many, "id": 1}))
+        .await;
+    assert_eq!(c.recv().await["code"], "too_many_subscriptions");
+    c.subscribe(&["a", "b", "c", "d"]).await;
+    c.send(json!({"op": "subscribe", "topics": ["e"], "id": 2}))
+        .await;
+    assert_eq!(c.recv().await["code"], "too_many_subscriptions");
+}
