@@ -1,21 +1,48 @@
 //! Who may connect and what a connection may read.
 //!
-//! `server.token` guards `/ws` and `/api` as a whole; a [`Grant`] is what one
-//! connection was allowed, checked when it subscribes. Tokens are compared in
-//! constant time.
+//! The model (documented for users in `SECURITY.md`), in the spirit of
+//! Centrifugo's channel permissions:
+//!
+//! - No `server.token` and no `[[access]]` table: anyone may connect and read
+//!   every topic.
+//! - Otherwise `/ws` and `/api/*` (except publishing, which has its own
+//!   `publish_token`) need a token, as `Authorization: Bearer` or `?token=`;
+//!   a request without a known token is answered 401 before any upgrade.
+//! - `server.token` grants everything. Each `[[access]]` table's `token` grants
+//!   reading the topics its `patterns` match ([`Grant`]).
+//! - A subscription pattern is allowed only when *every* topic it can match is
+//!   matched by some granted pattern ([`Pattern::covered_by`]); otherwise the
+//!   reply is `forbidden` and nothing is subscribed. So once subscribed, every
+//!   update a pattern delivers is readable: nothing is filtered per update.
+//! - `topics` (WebSocket op and `GET /api/topics`) list only readable topics;
+//!   `GET /api/topics/{topic}` answers 403 for one outside the grant, and
+//!   `GET /api/feeds` needs read access to `$sys.feeds`.
+//!
+//! Tokens are compared in constant time (`subtle`), against every configured
+//! token, with no early exit. This module never touches sockets or HTTP.
 
-use subtle::ConstantTimeEq;
+use std::sync::Arc;
 
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use crate::config::Config;
 use crate::topic::Pattern;
 
 /// What one connection may read. The default allows everything.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Grant {
     /// Patterns a subscription must fall within; `None` allows any.
-    pub(crate) patterns: Option<Vec<Pattern>>,
+    patterns: Option<Arc<[Pattern]>>,
 }
 
 impl Grant {
+    /// A grant limited to the topics `patterns` match.
+    pub(crate) fn limited(patterns: Vec<Pattern>) -> Self {
+        Grant {
+            patterns: Some(patterns.into()),
+        }
+    }
+
     /// May this connection receive updates of `topic`?
     pub(crate) fn may_read(&self, topic: &str) -> bool {
         self.patterns
@@ -23,20 +50,56 @@ impl Grant {
             .is_none_or(|ps| ps.iter().any(|p| p.matches(topic)))
     }
 
-    /// May this connection subscribe to `pattern`? A literal pattern must be
-    /// readable; a wildcard must equal one of the granted patterns or be a
-    /// narrower literal (conservative: no pattern containment beyond that).
+    /// May this connection subscribe to `pattern`: is every topic it can match
+    /// readable?
     pub(crate) fn may_subscribe(&self, pattern: &Pattern) -> bool {
-        match &self.patterns {
-            None => true,
-            Some(ps) => {
-                if pattern.is_literal() {
-                    self.may_read(pattern.as_str())
-                } else {
-                    ps.iter().any(|p| p == pattern)
-                }
-            }
+        self.patterns
+            .as_ref()
+            .is_none_or(|ps| pattern.covered_by(ps))
+    }
+}
+
+/// The tokens in force and what each grants; swapped whole on reload.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Access {
+    /// (token, grant) pairs; empty means no token is needed.
+    tokens: Vec<(String, Grant)>,
+}
+
+impl Access {
+    /// Reads `server.token` (full access) and every `[[access]]` table. The
+    /// config is validated, so every pattern parses.
+    pub(crate) fn from_config(c: &Config) -> Self {
+        let mut tokens = Vec::new();
+        if let Some(t) = &c.server.token {
+            tokens.push((t.clone(), Grant::default()));
         }
+        for a in &c.access {
+            let patterns = a
+                .patterns
+                .iter()
+                .filter_map(|p| Pattern::parse(p).ok())
+                .collect();
+            tokens.push((a.token.clone(), Grant::limited(patterns)));
+        }
+        Access { tokens }
+    }
+
+    /// The grant of a request presenting `presented`; `None` means 401.
+    pub(crate) fn grant_for(&self, presented: Option<&str>) -> Option<Grant> {
+        if self.tokens.is_empty() {
+            return Some(Grant::default());
+        }
+        let presented = presented?;
+        // Compare with every token so the time taken does not say which matched.
+        let mut found = subtle::Choice::from(0);
+        let mut index = 0u64;
+        for (i, (token, _)) in self.tokens.iter().enumerate() {
+            let hit = presented.as_bytes().ct_eq(token.as_bytes());
+            index.conditional_assign(&(i as u64), hit);
+            found |= hit;
+        }
+        bool::from(found).then(|| self.tokens[index as usize].1.clone())
     }
 }
 
@@ -49,4 +112,46 @@ pub(crate) fn token_matches(presented: &str, expected: &str) -> bool {
 pub(crate) fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(ps: &[&str]) -> Grant {
+        Grant::limited(ps.iter().map(|p| Pattern::parse(p).unwrap()).collect())
+    }
+
+    #[test]
+    fn a_grant_allows_only_contained_patterns() {
+        let g = grant(&["stocks.>", "$sys.feeds"]);
+        assert!(g.may_read("stocks.AAPL"));
+        assert!(!g.may_read("host.cpu"));
+        let p = |s| Pattern::parse(s).unwrap();
+        assert!(g.may_subscribe(&p("stocks.*")));
+        assert!(g.may_subscribe(&p("stocks.>")));
+        assert!(g.may_subscribe(&p("$sys.feeds")));
+        assert!(!g.may_subscribe(&p(">")));
+        assert!(!g.may_subscribe(&p("*.AAPL")));
+        assert!(!g.may_subscribe(&p("$sys.*")));
+        assert!(Grant::default().may_subscribe(&p(">")));
+    }
+
+    #[test]
+    fn tokens_resolve_to_their_grants() {
+        let c = Config::from_toml(
+            "[server]\ntoken = \"root\"\n[[access]]\ntoken = \"ro\"\npatterns = [\"a.*\"]\n",
+            std::path::Path::new("c.toml"),
+            None,
+            &|_| false,
+        )
+        .unwrap();
+        let access = Access::from_config(&c);
+        assert!(access.grant_for(None).is_none());
+        assert!(access.grant_for(Some("nope")).is_none());
+        assert!(access.grant_for(Some("root")).unwrap().may_read("b"));
+        let ro = access.grant_for(Some("ro")).unwrap();
+        assert!(ro.may_read("a.x") && !ro.may_read("b"));
+        assert!(Access::default().grant_for(None).is_some());
+    }
 }

@@ -31,7 +31,9 @@
 //! - [`feeds`]: feed kinds, the [`Feed`] trait, supervision and `$sys.feeds`.
 //! - [`hub`]: topics, seq, snapshots, history, and fan-out to subscribers.
 //! - `session`: one WebSocket connection (reader, batched writer, heartbeat).
-//! - `server`: the axum router: `/ws`, `/api/*`, `/metrics`, web assets.
+//! - `server`: the axum router: `/ws`, `/api/*`, `/metrics`, web assets; the
+//!   hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
+//! - `auth`: tokens and per-topic read grants (see `SECURITY.md`).
 //! - [`reload`]: watches the config and applies changes.
 //! - [`topic`]: topic names, patterns and templates.
 //! - [`protocol`]: the wire format.

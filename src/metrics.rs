@@ -14,8 +14,10 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Connections accepted since start.
     pub connections_total: AtomicU64,
-    /// Connections refused (limits, auth, origin) since start.
+    /// WebSocket connections refused (limits, origin) since start.
     pub connections_rejected: AtomicU64,
+    /// Requests to `/ws` or `/api` refused for a missing or unknown token.
+    pub auth_failures: AtomicU64,
     /// Subscription patterns held by all connections (gauge).
     pub subscriptions: AtomicU64,
     /// Updates published into topics.
@@ -35,7 +37,7 @@ pub struct Metrics {
 impl Metrics {
     /// Appends this struct's figures in Prometheus text format.
     pub(crate) fn render(&self, out: &mut String) {
-        let rows: [(&str, &str, &str, &AtomicU64); 10] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 11] = [
             (
                 "tickerd_connections",
                 "gauge",
@@ -51,8 +53,14 @@ impl Metrics {
             (
                 "tickerd_connections_rejected_total",
                 "counter",
-                "WebSocket connections refused.",
+                "WebSocket connections refused (limits, origin).",
                 &self.connections_rejected,
+            ),
+            (
+                "tickerd_auth_failures_total",
+                "counter",
+                "Requests refused for a missing or unknown token.",
+                &self.auth_failures,
             ),
             (
                 "tickerd_subscriptions",

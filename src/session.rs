@@ -141,6 +141,16 @@ impl Session {
                 since,
                 epoch,
             }) => {
+                // Checked before any per-pattern work: one frame may name
+                // thousands of patterns, and dedup and permission checks are
+                // not free.
+                let limit = self.settings.limits.max_subscriptions;
+                if topics.len() > limit {
+                    let msg = format!("a connection may hold at most {limit} patterns");
+                    return outbox
+                        .push_control(protocol::error(id, ErrorCode::TooManySubscriptions, &msg))
+                        .await;
+                }
                 let patterns = match parse_patterns(&topics) {
                     Err(msg) => {
                         return outbox
@@ -155,13 +165,7 @@ impl Session {
                         .push_control(protocol::error(id, ErrorCode::Forbidden, &msg))
                         .await;
                 }
-                let limit = self.settings.limits.max_subscriptions;
-                let mut fresh: Vec<&Pattern> = Vec::new();
-                for p in &patterns {
-                    if !fresh.contains(&p) {
-                        fresh.push(p);
-                    }
-                }
+                let fresh: std::collections::HashSet<&Pattern> = patterns.iter().collect();
                 let held = self.hub.pattern_count(sub);
                 if held + fresh.len() > limit {
                     let msg =

@@ -32,7 +32,8 @@ pub const CONFIG_TOPIC: &str = "$sys.config";
 pub(crate) struct Settings {
     pub(crate) limits: LimitsConfig,
     pub(crate) heartbeat: Duration,
-    pub(crate) token: Option<String>,
+    /// `server.token` and `[[access]]`: who may connect and read what.
+    pub(crate) access: crate::auth::Access,
     pub(crate) publish_token: Option<String>,
     pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) dashboard: DashboardConfig,
@@ -44,7 +45,7 @@ impl Settings {
         Settings {
             limits: c.limits.clone(),
             heartbeat: c.server.heartbeat,
-            token: c.server.token.clone(),
+            access: crate::auth::Access::from_config(c),
             publish_token: c.server.publish_token.clone(),
             allowed_origins: c.server.allowed_origins.clone(),
             dashboard: c.dashboard.clone(),
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) cancel: CancellationToken,
     /// Every session and feed task, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
+    /// Open WebSocket connections per peer IP (`limits.max_connections_per_ip`).
+    pub(crate) peers: crate::server::PeerCounts,
 }
 
 impl Shared {
@@ -151,6 +154,7 @@ impl TickerBuilder {
             feeds,
             cancel,
             tasks,
+            peers: Default::default(),
         });
         let diff = shared.feeds.apply(&config.feeds).await;
         publish_config_ok(&shared, config.feeds.len(), &diff);
@@ -206,18 +210,13 @@ impl Ticker {
     }
 
     /// Serves the router on `listener` until shutdown, then waits (up to
-    /// `deadline`) for sessions and feeds to end.
+    /// 3 s) for sessions and feeds to end. HTTP/1.1 with the hardening of
+    /// `[limits]` (header timeout and size); see `server::listener`.
     ///
     /// # Errors
     /// The listener fails.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
-        let app = self
-            .router::<()>()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let cancel = self.shared.cancel.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await?;
+        crate::server::serve(self.shared.clone(), self.router::<()>(), listener).await?;
         self.stopped(Duration::from_secs(3)).await;
         Ok(())
     }

@@ -160,6 +160,103 @@ impl Pattern {
     }
 }
 
+/// How many search steps [`Pattern::covered_by`] may take before it answers
+/// "not covered" (conservative): grants come from the config and are small, but
+/// a subscription pattern comes from a client.
+const COVER_BUDGET: u32 = 20_000;
+
+impl Pattern {
+    /// True when every topic this pattern can match is matched by at least one
+    /// of `by` (the union of `by` contains this pattern).
+    ///
+    /// Exact, not a heuristic: patterns tell segments apart only by equality
+    /// with the literals they name (and by the `$` rule at the first segment),
+    /// so it is enough to walk the positions of a topic, trying at each one
+    /// every literal a still-matching pattern of `by` names there plus one
+    /// "fresh" segment named by none. A walk that ends matched by this pattern
+    /// and by none of `by` is a counterexample. The walk is bounded by the
+    /// longest pattern of `by` (past it, none of them can still match) and by a
+    /// step budget; running out of budget answers `false`.
+    pub fn covered_by(&self, by: &[Pattern]) -> bool {
+        let alive: Vec<&Pattern> = by.iter().collect();
+        let mut budget = COVER_BUDGET;
+        !self.escapes(0, &alive, &mut budget)
+    }
+
+    /// Is there a topic matched by `self`, whose first `i` segments every
+    /// pattern in `alive` (and no other of the grant) matched so far, that no
+    /// pattern of `alive` matches?
+    fn escapes(&self, i: usize, alive: &[&Pattern], budget: &mut u32) -> bool {
+        if alive.is_empty() {
+            // Every reachable state of a pattern has at least one completion.
+            return true;
+        }
+        *budget = budget.saturating_sub(1);
+        if *budget == 0 {
+            return true;
+        }
+        let open = matches!(self.segs.last(), Some(Seg::Rest));
+        let fixed = if open {
+            self.segs.len() - 1
+        } else {
+            self.segs.len()
+        };
+        let can_end = if open { i > fixed } else { i == fixed };
+        if can_end && !alive.iter().any(|g| g.ends_at(i)) {
+            return true;
+        }
+        // What this pattern allows at position `i`: one literal, or any segment.
+        let literal = match self.segs.get(i) {
+            Some(Seg::Literal(l)) => Some(&**l),
+            Some(_) => None,
+            None if open => None,
+            None => return false,
+        };
+        let mut choices: Vec<Option<&str>> = match literal {
+            Some(l) => vec![Some(l)],
+            None => {
+                let mut names: Vec<Option<&str>> = alive
+                    .iter()
+                    .filter_map(|g| match g.segs.get(i) {
+                        // A wildcard never yields a `$` segment at the start.
+                        Some(Seg::Literal(l)) if !(i == 0 && l.starts_with('$')) => {
+                            Some(Some(&**l))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                names.push(None);
+                names
+            }
+        };
+        for choice in choices.drain(..) {
+            let dollar = i == 0 && choice.is_some_and(|c| c.starts_with('$'));
+            let mut next = Vec::with_capacity(alive.len());
+            let mut covered = false;
+            for g in alive {
+                match g.segs.get(i) {
+                    Some(Seg::Rest) if !dollar => covered = true,
+                    Some(Seg::One) if !dollar => next.push(*g),
+                    Some(Seg::Literal(l)) if choice == Some(&**l) => next.push(*g),
+                    _ => {}
+                }
+            }
+            if !covered && self.escapes(i + 1, &next, budget) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// True when this pattern matches topics of exactly `n` segments and has
+    /// no `>` (used by [`Pattern::covered_by`]).
+    fn ends_at(&self, n: usize) -> bool {
+        self.segs.len() == n && !matches!(self.segs.last(), Some(Seg::Rest))
+    }
+}
+
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -325,6 +422,25 @@ mod tests {
         for bad in ["", "a.>.b", "a..b", "a.b*", "a.**", "a b"] {
             assert!(Pattern::parse(bad).is_err(), "{bad} should be invalid");
         }
+    }
+
+    #[test]
+    fn containment_is_exact_for_unions() {
+        let p = |s: &str| Pattern::parse(s).unwrap();
+        let ps = |v: &[&str]| v.iter().map(|s| p(s)).collect::<Vec<_>>();
+        assert!(p("stocks.AAPL").covered_by(&ps(&["stocks.*"])));
+        assert!(p("stocks.*").covered_by(&ps(&["stocks.>"])));
+        assert!(!p("stocks.>").covered_by(&ps(&["stocks.*"])));
+        assert!(p("a.>").covered_by(&ps(&["a.*", "a.*.>"])));
+        assert!(!p("a.>").covered_by(&ps(&["a.*", "a.*.*"])));
+        assert!(p(">").covered_by(&ps(&[">"])));
+        assert!(p("*.x").covered_by(&ps(&["*.*"])));
+        assert!(!p("*.x").covered_by(&ps(&["a.x"])));
+        assert!(!p("$sys.feeds").covered_by(&ps(&[">"])));
+        assert!(p("$sys.feeds").covered_by(&ps(&["$sys.>"])));
+        assert!(!p("stocks.*").covered_by(&[]));
+        assert!(p("a.b").covered_by(&ps(&["a.b", "c"])));
+        assert!(!p("a.b.c").covered_by(&ps(&["a.b"])));
     }
 
     #[test]

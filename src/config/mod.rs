@@ -144,6 +144,15 @@ pub struct LimitsConfig {
     pub max_frame_bytes: usize,
     /// Outbound frames buffered per connection before conflation.
     pub queue: usize,
+    /// Most WebSocket connections from one IP address; more are answered 503,
+    /// so one host cannot take every slot of `max_connections`.
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers (slowloris guard).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Largest request head (request line plus headers); larger is answered 431.
+    /// At least 8192.
+    pub max_header_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -153,8 +162,21 @@ impl Default for LimitsConfig {
             max_subscriptions: 256,
             max_frame_bytes: 65_536,
             queue: 1024,
+            max_connections_per_ip: 1000,
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
         }
     }
+}
+
+/// One `[[access]]` table: a token that may read only what `patterns` match.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// The secret presented as `Authorization: Bearer` or `?token=`.
+    pub token: String,
+    /// Topic patterns this token may read; a subscription must fall within them.
+    pub patterns: Vec<String>,
 }
 
 /// `[history]`
@@ -223,6 +245,8 @@ struct RawMain {
     dashboard: DashboardConfig,
     cluster: Option<ClusterConfig>,
     #[serde(default)]
+    access: Vec<AccessConfig>,
+    #[serde(default)]
     feed: Vec<feed::RawFeed>,
 }
 
@@ -246,6 +270,8 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     /// `[cluster]`, when present.
     pub cluster: Option<ClusterConfig>,
+    /// `[[access]]` tables: tokens with limited read permissions.
+    pub access: Vec<AccessConfig>,
     /// Every feed of the main file and of `feeds_dir`, in load order.
     pub feeds: Vec<FeedConfig>,
     /// The main file, when loaded from disk (what hot reload watches).
@@ -347,6 +373,7 @@ impl Config {
             }
         }
         check_sections(&raw.server, &raw.limits, &raw.cluster, file, &mut errors);
+        check_access(&raw.server, &raw.access, file, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -356,6 +383,7 @@ impl Config {
             history: raw.history,
             dashboard: raw.dashboard,
             cluster: raw.cluster,
+            access: raw.access,
             feeds,
             path: None,
             feeds_dir,
@@ -416,10 +444,17 @@ fn check_sections(
         ("max_subscriptions", limits.max_subscriptions),
         ("max_frame_bytes", limits.max_frame_bytes),
         ("queue", limits.queue),
+        ("max_connections_per_ip", limits.max_connections_per_ip),
     ] {
         if v == 0 {
             bad(format!("[limits] {name} must be greater than zero"));
         }
+    }
+    if limits.header_timeout.is_zero() {
+        bad("[limits] header_timeout must be greater than zero".into());
+    }
+    if limits.max_header_bytes < 8192 {
+        bad("[limits] max_header_bytes must be at least 8192".into());
     }
     for t in [&server.token, &server.publish_token].into_iter().flatten() {
         if t.is_empty() {
@@ -431,6 +466,36 @@ fn check_sections(
             "[cluster] is not supported by this build yet; remove the section to run a single node"
                 .into(),
         );
+    }
+}
+
+/// Each `[[access]]` token is non-empty, unique (also against `server.token`)
+/// and has at least one valid pattern.
+fn check_access(
+    server: &ServerConfig,
+    access: &[AccessConfig],
+    file: &Path,
+    errors: &mut Vec<ConfigError>,
+) {
+    let mut seen: Vec<&str> = server.token.iter().map(String::as_str).collect();
+    for (i, a) in access.iter().enumerate() {
+        let mut bad = |msg: String| {
+            errors.push(plain_error(file, format!("[[access]] #{}: {msg}", i + 1)));
+        };
+        if a.token.is_empty() {
+            bad("token must not be empty".into());
+        } else if seen.contains(&a.token.as_str()) {
+            bad("token is used twice (each token has one grant)".into());
+        }
+        seen.push(&a.token);
+        if a.patterns.is_empty() {
+            bad("patterns is empty (it would allow nothing)".into());
+        }
+        for p in &a.patterns {
+            if let Err(e) = crate::topic::Pattern::parse(p) {
+                bad(format!("pattern {e}"));
+            }
+        }
     }
 }
 

@@ -6,29 +6,48 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::ApiError;
-use crate::auth;
+use crate::auth::{self, Grant};
 use crate::hub::Source;
 use crate::ticker::Shared;
 use crate::topic;
 
-pub(super) async fn list_topics(State(shared): State<Arc<Shared>>) -> Response {
-    Json(shared.hub.topics()).into_response()
+/// `GET /api/topics`: the topics this request's token may read.
+pub(super) async fn list_topics(
+    State(shared): State<Arc<Shared>>,
+    Extension(grant): Extension<Grant>,
+) -> Response {
+    let mut topics = shared.hub.topics();
+    topics.retain(|t| grant.may_read(&t.topic));
+    Json(topics).into_response()
 }
 
+/// `GET /api/topics/{topic}`: 403 outside the grant (whether or not the topic
+/// exists, so the answer says nothing about it), 404 when it has no update.
 pub(super) async fn get_topic(
     State(shared): State<Arc<Shared>>,
+    Extension(grant): Extension<Grant>,
     Path(name): Path<String>,
 ) -> Response {
+    if !grant.may_read(&name) {
+        return ApiError::Forbidden("this token may not read that topic").into_response();
+    }
     match shared.hub.snapshot(&name) {
         Some(frame) => ([(header::CONTENT_TYPE, "application/json")], frame).into_response(),
         None => ApiError::NotFound("no such topic").into_response(),
     }
 }
 
-pub(super) async fn list_feeds(State(shared): State<Arc<Shared>>) -> Response {
+/// `GET /api/feeds`: needs read access to `$sys.feeds`, which carries the same.
+pub(super) async fn list_feeds(
+    State(shared): State<Arc<Shared>>,
+    Extension(grant): Extension<Grant>,
+) -> Response {
+    if !grant.may_read("$sys.feeds") {
+        return ApiError::Forbidden("this token may not read $sys.feeds").into_response();
+    }
     Json(shared.feeds.statuses().await).into_response()
 }
 

@@ -6,8 +6,13 @@
 
 mod api;
 mod assets;
+mod listener;
 mod ws;
 
+pub(crate) use listener::serve;
+pub(crate) use ws::PeerCounts;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -42,31 +47,40 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
         .with_state(shared)
 }
 
-/// The token a request presents: `Authorization: Bearer` or `?token=`.
-pub(crate) fn presented_token(req: &axum::http::request::Parts) -> Option<String> {
-    if let Some(h) = req.headers.get(axum::http::header::AUTHORIZATION) {
-        return h.to_str().ok().and_then(auth::bearer).map(str::to_string);
+/// The token a request presents: `Authorization: Bearer`, else `?token=`
+/// (browsers cannot set headers on a WebSocket).
+pub(crate) fn presented_token(req: &Request) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(auth::bearer);
+    if let Some(t) = bearer {
+        return Some(t.to_string());
     }
-    let query = req.uri.query()?;
+    let query = req.uri().query()?;
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
 }
 
-/// `server.token` guards `/ws` and `/api` (except publishing, which has its own).
-async fn require_token(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let settings = shared.settings();
-    if let Some(expected) = &settings.token {
-        let (parts, body) = req.into_parts();
-        let ok = presented_token(&parts).is_some_and(|t| auth::token_matches(&t, expected));
-        if !ok {
-            return ApiError::Unauthorized(
-                "a valid token is required (Authorization: Bearer or ?token=)",
-            )
-            .into_response();
-        }
-        return next.run(Request::from_parts(parts, body)).await;
-    }
+/// `server.token` and `[[access]]` guard `/ws` and `/api` (except publishing,
+/// which has its own token): 401 without a known token, before any upgrade.
+/// The request carries the token's [`auth::Grant`] on to the handler.
+async fn require_token(
+    State(shared): State<Arc<Shared>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let presented = presented_token(&req);
+    let Some(grant) = shared.settings().access.grant_for(presented.as_deref()) else {
+        shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return ApiError::Unauthorized(
+            "a valid token is required (Authorization: Bearer or ?token=)",
+        )
+        .into_response();
+    };
+    req.extensions_mut().insert(grant);
     next.run(req).await
 }
 

@@ -1,0 +1,115 @@
+//! The accept loop behind [`crate::Ticker::serve`]: HTTP/1.1 with hyper
+//! directly, because `axum::serve` exposes neither a header-read timeout nor a
+//! header size limit.
+//!
+//! Each accepted socket gets `TCP_NODELAY` (tickers want latency, and the
+//! session already batches its writes), the peer address as axum's
+//! [`ConnectInfo`] (for the per-IP cap), a deadline of `limits.header_timeout`
+//! to send its request headers (a slowloris is dropped), and a request head
+//! capped at `limits.max_header_bytes` (answered 431). HTTP/2 is not offered:
+//! browsers speak it only over TLS, which a reverse proxy terminates.
+//!
+//! A connection's errors are logged here at debug level and never reach the
+//! loop; accept errors (e.g. out of file descriptors) pause the loop briefly
+//! instead of spinning.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+use tracing::{debug, warn};
+
+use crate::ticker::Shared;
+
+/// How long open HTTP connections get to finish after shutdown begins.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Pause after an accept error that is not about one connection.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Serves `app` on `listener` until the ticker's cancellation token fires.
+///
+/// # Errors
+/// Never at present: accept errors are logged and retried. The `Result` keeps
+/// room for failures that must end serving.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    app: Router,
+    listener: TcpListener,
+) -> std::io::Result<()> {
+    let cancel = shared.cancel.clone();
+    let conns = TaskTracker::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    warn!(error = %e, "Accept failed; pausing briefly.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                        _ = cancel.cancelled() => break,
+                    }
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let limits = shared.settings().limits.clone();
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_header_size(limits.max_header_bytes)
+            .max_buf_size(limits.max_header_bytes.max(8192) * 2);
+        let service = app
+            .clone()
+            .map_request(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
+        let cancel = cancel.clone();
+        conns.spawn(async move {
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
+            let mut conn = pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => return log_end(peer, r),
+                _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            log_end(peer, conn.await);
+        });
+    }
+    drop(listener);
+    conns.close();
+    if tokio::time::timeout(DRAIN, conns.wait()).await.is_err() {
+        debug!("Some HTTP connections did not finish in time.");
+    }
+    Ok(())
+}
+
+fn log_end(peer: SocketAddr, r: Result<(), hyper::Error>) {
+    if let Err(e) = r {
+        debug!(%peer, error = %e, "HTTP connection ended with an error.");
+    }
+}
+
+/// Errors of one connection (the peer gave up before we accepted it).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
