@@ -2,18 +2,28 @@
 //! ticker when they change.
 //!
 //! The watcher only signals; [`crate::Ticker::reload`] loads, validates, diffs
-//! and applies. Directories are watched rather than files, because editors save
-//! by writing a temp file and renaming it over the original (which would orphan
-//! a watch on the file's inode). Events are debounced: a burst of writes (or a
-//! half-written file followed by the rest) yields one reload of the final state.
-//! After each burst the watches are re-armed, so a feeds directory that was
-//! deleted and created again, or created after start, is followed too.
+//! and applies (an invalid config changes nothing and is reported on
+//! `$sys.config`). Directories are watched rather than files, because editors
+//! save by writing a temp file and renaming it over the original (which would
+//! orphan a watch on the file's inode). Only events about the config file, the
+//! feeds directory itself or a file inside it count; others in the same
+//! directory (an editor's swap file, an unrelated file) are ignored.
+//!
+//! Events are debounced: a burst of writes yields one reload of the final state,
+//! after [`DEBOUNCE`] of quiet (or at most [`MAX_DELAY`] after the burst began, so
+//! a file rewritten without pause is still followed). A half-written file whose
+//! rest arrives after the debounce is first refused as invalid, and the write of
+//! the rest is another event that reloads again: the ticker always ends on the
+//! files' final state. After each burst the watches are re-armed, so a feeds
+//! directory that was deleted and created again (a new inode), or created after
+//! start, is followed too.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::Ticker;
@@ -21,16 +31,31 @@ use crate::Ticker;
 /// Quiet time after the last event before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// Longest a continuous burst of events may postpone a reload.
+pub const MAX_DELAY: Duration = Duration::from_secs(2);
+
 /// Watches `config` and `feeds_dir` and reloads `ticker` on changes, until the
 /// ticker shuts down.
 pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
+    let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+    let feeds_dir = std::path::absolute(feeds_dir).unwrap_or_else(|_| feeds_dir.to_path_buf());
+    let relevant = {
+        let (config, feeds_dir) = (config.clone(), feeds_dir.clone());
+        move |p: &Path| p == config || p == feeds_dir || p.parent() == Some(&*feeds_dir)
+    };
     let (tx, mut rx) = mpsc::channel::<()>(16);
     let mut watcher =
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
-                if !matches!(ev.kind, notify::EventKind::Access(_)) {
-                    let _ = tx.try_send(());
-                }
+            let Ok(ev) = res else {
+                // Overflow and the like: something may have changed, reload.
+                let _ = tx.try_send(());
+                return;
+            };
+            let interesting = !matches!(ev.kind, notify::EventKind::Access(_))
+                && (ev.need_rescan() || ev.paths.iter().any(|p| relevant(p)));
+            if interesting {
+                // A full channel already holds a pending reload.
+                let _ = tx.try_send(());
             }
         }) {
             Ok(w) => w,
@@ -39,41 +64,30 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
                 return;
             }
         };
-    let config_dir = parent_dir(config);
-    let feeds_dir = feeds_dir.to_path_buf();
+    let dirs = [
+        parent_dir(&config),
+        parent_dir(&feeds_dir),
+        feeds_dir.clone(),
+    ];
     let mut armed = Vec::new();
-    arm(
-        &mut watcher,
-        &[
-            config_dir.clone(),
-            parent_dir(&feeds_dir),
-            feeds_dir.clone(),
-        ],
-        &mut armed,
-    );
+    arm(&mut watcher, &dirs, &mut armed);
     let cancel = ticker.shutdown_token();
     loop {
         tokio::select! {
             got = rx.recv() => if got.is_none() { return },
             _ = cancel.cancelled() => return,
         }
-        // Debounce: wait until no event arrived for DEBOUNCE.
+        // Debounce: wait until no event arrived for DEBOUNCE (at most MAX_DELAY).
+        let give_up = Instant::now() + MAX_DELAY;
         loop {
+            let quiet = (Instant::now() + DEBOUNCE).min(give_up);
             tokio::select! {
-                _ = tokio::time::sleep(DEBOUNCE) => break,
+                _ = tokio::time::sleep_until(quiet) => break,
                 got = rx.recv() => if got.is_none() { return },
                 _ = cancel.cancelled() => return,
             }
         }
-        arm(
-            &mut watcher,
-            &[
-                config_dir.clone(),
-                parent_dir(&feeds_dir),
-                feeds_dir.clone(),
-            ],
-            &mut armed,
-        );
+        arm(&mut watcher, &dirs, &mut armed);
         debug!("Config files changed; reloading.");
         let _ = ticker.reload().await;
     }
@@ -86,8 +100,8 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
-/// (Re-)adds a watch on each existing directory that is not watched yet, and
-/// forgets the ones that vanished.
+/// (Re-)adds a watch on each existing directory that is not watched yet (or was
+/// replaced by a new one), and forgets the ones that vanished.
 fn arm(
     watcher: &mut RecommendedWatcher,
     dirs: &[PathBuf],

@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     settings: RwLock<Arc<Settings>>,
     config: tokio::sync::Mutex<Config>,
+    /// Held from load to apply, so that two reloads (a file event and SIGHUP)
+    /// never apply an older load after a newer one.
+    reloading: tokio::sync::Mutex<()>,
     pub(crate) feeds: Arc<Feeds>,
     /// Cancelled on shutdown: stops feeds and closes sessions with 1001.
     pub(crate) cancel: CancellationToken,
@@ -80,6 +83,7 @@ impl Shared {
 #[derive(Debug, Default)]
 pub struct TickerBuilder {
     config: Option<Config>,
+    toml: Option<String>,
     path: Option<PathBuf>,
     kinds: Kinds,
     cancel: Option<CancellationToken>,
@@ -100,6 +104,16 @@ impl TickerBuilder {
         self
     }
 
+    /// Parses this TOML text as the config at start (after every [`kind`] is
+    /// registered, so custom kinds are known). No file is read or watched:
+    /// `feeds_dir` is ignored.
+    ///
+    /// [`kind`]: TickerBuilder::kind
+    pub fn config_toml(mut self, text: impl Into<String>) -> Self {
+        self.toml = Some(text.into());
+        self
+    }
+
     /// Loads the config from `path` at start; [`Ticker::reload`] re-reads it and
     /// [`Ticker::watch`] follows edits.
     pub fn config_path(mut self, path: impl Into<PathBuf>) -> Self {
@@ -108,11 +122,19 @@ impl TickerBuilder {
     }
 
     /// Registers a feed kind of your own: `[[feed]]` tables with `kind = name`
-    /// are built by `make` from their options.
-    pub fn kind<F, M>(mut self, name: &str, make: M) -> Self
+    /// are built by `make` from their options (every key but `name`, `kind`,
+    /// `topic`, `enabled` and `stale_after`), deserialized into `O`: your own
+    /// `#[derive(Deserialize)]` struct, or [`toml::Table`] to take them raw.
+    ///
+    /// `make` runs each time the feed starts: at start, and on a reload that
+    /// changed the feed's table. Options that do not deserialize, or an `Err`
+    /// from `make`, mark the feed `failed` on `$sys.feeds` until its config
+    /// changes; an `Err` from [`Feed::run`] is retried with backoff.
+    pub fn kind<O, F, M>(mut self, name: &str, make: M) -> Self
     where
+        O: serde::de::DeserializeOwned,
         F: Feed,
-        M: Fn(&toml::Table) -> anyhow::Result<F> + Send + Sync + 'static,
+        M: Fn(O) -> anyhow::Result<F> + Send + Sync + 'static,
     {
         self.kinds.register(name, make);
         self
@@ -128,19 +150,21 @@ impl TickerBuilder {
     /// running ticker. Must be called inside a Tokio runtime.
     ///
     /// # Errors
-    /// The config file is invalid.
+    /// The config file or text is invalid.
     pub async fn start(self) -> Result<Ticker, StartError> {
         let kinds = self.kinds;
-        let config = match (&self.path, self.config) {
-            (Some(path), _) => Config::load_with_kinds(path, &|k| kinds.contains(k))?,
-            (None, Some(c)) => c,
-            (None, None) => Config::builtin(),
+        let known = |k: &str| kinds.contains(k);
+        let config = match (&self.path, &self.toml, self.config) {
+            (Some(path), _, _) => Config::load_with_kinds(path, &known)?,
+            (None, Some(text), _) => Config::from_toml(text, Path::new("<config>"), None, &known)?,
+            (None, None, Some(c)) => c,
+            (None, None, None) => Config::builtin(),
         };
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(config.history.size, metrics.clone());
         let cancel = self
             .cancel
             .map_or_else(CancellationToken::new, |t| t.child_token());
+        let hub = Hub::with_shutdown(config.history.size, metrics.clone(), cancel.clone());
         let tasks = TaskTracker::new();
         let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
         let shared = Arc::new(Shared {
@@ -148,6 +172,7 @@ impl TickerBuilder {
             metrics,
             settings: RwLock::new(Arc::new(Settings::from_config(&config))),
             config: tokio::sync::Mutex::new(config.clone()),
+            reloading: tokio::sync::Mutex::new(()),
             feeds,
             cancel,
             tasks,
@@ -255,6 +280,7 @@ impl Ticker {
     /// The new config is invalid (the old one keeps running), or the ticker was
     /// not started from a file.
     pub async fn reload(&self) -> Result<Diff, ConfigErrors> {
+        let _one_at_a_time = self.shared.reloading.lock().await;
         let path = self.shared.config.lock().await.path.clone();
         let Some(path) = path else {
             return Err(ConfigErrors(vec![crate::config::ConfigError {

@@ -78,13 +78,18 @@ impl std::fmt::Debug for Kinds {
 
 impl Kinds {
     /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
-    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`).
-    pub fn register<F, M>(&mut self, kind: &str, make: M)
+    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`),
+    /// deserialized into `O` (use [`toml::Table`] to take them raw).
+    pub fn register<O, F, M>(&mut self, kind: &str, make: M)
     where
+        O: serde::de::DeserializeOwned,
         F: Feed,
-        M: Fn(&toml::Table) -> anyhow::Result<F> + Send + Sync + 'static,
+        M: Fn(O) -> anyhow::Result<F> + Send + Sync + 'static,
     {
         let factory = move |options: &toml::Table| -> anyhow::Result<Arc<dyn DynFeed>> {
+            let options = toml::Value::Table(options.clone())
+                .try_into::<O>()
+                .map_err(|e| anyhow::anyhow!("invalid options: {}", e.message().trim()))?;
             Ok(Arc::new(make(options)?))
         };
         self.factories.insert(kind.to_string(), Arc::new(factory));
