@@ -415,38 +415,73 @@ enum KindError {
 }
 
 fn parse_kind(kind: &str, options: toml::Table, base_dir: &Path) -> Result<FeedKind, KindError> {
-    fn de<T: serde::de::DeserializeOwned>(options: toml::Table) -> Result<T, KindError> {
-        toml::Value::Table(options)
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                let msg = e.message().trim().to_string();
-                // serde names the key in backticks: `unknown field `intervl``.
-                let key = msg.split('`').nth(1).map(str::to_string);
-                KindError::Invalid(vec![(key, msg)])
-            })
-    }
+    let mut problems = Vec::new();
     let kind = match kind {
-        "synthetic" => FeedKind::Synthetic(de(options)?),
-        "system" => FeedKind::System(de(options)?),
-        "http" => FeedKind::Http(de(options)?),
-        "command" => FeedKind::Command(de(options)?),
-        "websocket" => FeedKind::WebSocket(de(options)?),
-        "sse" => FeedKind::Sse(de(options)?),
-        "file" => {
-            let mut f: FileOptions = de(options)?;
+        "synthetic" => de(options, &mut problems).map(FeedKind::Synthetic),
+        "system" => de(options, &mut problems).map(FeedKind::System),
+        "http" => de(options, &mut problems).map(FeedKind::Http),
+        "command" => de(options, &mut problems).map(FeedKind::Command),
+        "websocket" => de(options, &mut problems).map(FeedKind::WebSocket),
+        "sse" => de(options, &mut problems).map(FeedKind::Sse),
+        "file" => de::<FileOptions>(options, &mut problems).map(|mut f| {
             if f.path.is_relative() {
                 f.path = base_dir.join(&f.path);
             }
             FeedKind::File(f)
-        }
+        }),
         _ => return Err(KindError::Unknown(options)),
     };
-    let problems = check_kind(&kind);
-    if problems.is_empty() {
-        Ok(kind)
-    } else {
-        Err(KindError::Invalid(problems))
+    if let Some(k) = &kind {
+        problems.extend(check_kind(k));
     }
+    match kind {
+        Some(k) if problems.is_empty() => Ok(k),
+        _ => Err(KindError::Invalid(problems)),
+    }
+}
+
+/// Deserializes a kind's options. On an error it names the key the error is
+/// about, drops that key and tries again, so one pass reports every bad key; the
+/// value built without the bad keys (if any) still gets its value checks.
+fn de<T: serde::de::DeserializeOwned>(
+    mut options: toml::Table,
+    problems: &mut Vec<(Option<String>, String)>,
+) -> Option<T> {
+    for _ in 0..=options.len() {
+        match toml::Value::Table(options.clone()).try_into::<T>() {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                let msg = e.message().trim().to_string();
+                let key = blamed_key(&msg, &options);
+                problems.push((key.clone(), msg));
+                match key {
+                    Some(k) if options.remove(&k).is_some() => {}
+                    _ => return None,
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The key a serde message is about: serde quotes key names in backticks
+/// (`unknown field `intervl``) and values in quotes or backticks (`invalid value:
+/// string "often"`), so try names first, then values.
+fn blamed_key(msg: &str, options: &toml::Table) -> Option<String> {
+    let quoted: Vec<&str> = msg.split(['`', '"']).skip(1).step_by(2).collect();
+    if let Some(k) = quoted.iter().find(|q| options.contains_key(**q)) {
+        return Some(k.to_string());
+    }
+    options
+        .iter()
+        .find(|(_, v)| {
+            let shown = match v {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            quoted.contains(&shown.as_str())
+        })
+        .map(|(k, _)| k.clone())
 }
 
 /// Value checks beyond types: URLs, pointers, positive intervals.

@@ -298,11 +298,21 @@ impl Feeds {
         let mut running = self.running.lock().await;
         let old: Vec<FeedConfig> = running.values().map(|r| r.config.clone()).collect();
         let d = diff(&old, configs);
-        for name in d.removed.iter().chain(&d.changed) {
-            if let Some(r) = running.remove(name) {
-                stop(r).await;
-                info!(feed = %name, "Feed stopped.");
-            }
+        // Cancel every outgoing feed first so they wind down together, then wait
+        // for each: a changed feed never runs twice.
+        let outgoing: Vec<Running> = d
+            .removed
+            .iter()
+            .chain(&d.changed)
+            .filter_map(|n| running.remove(n))
+            .collect();
+        for r in &outgoing {
+            r.cancel.cancel();
+        }
+        for r in outgoing {
+            let name = r.config.name.clone();
+            stop(r).await;
+            info!(feed = %name, "Feed stopped.");
         }
         for name in d.added.iter().chain(&d.changed) {
             let config = configs
@@ -330,7 +340,11 @@ impl Feeds {
     /// Stops every feed and waits for each to end.
     pub(crate) async fn stop_all(&self) {
         let mut running = self.running.lock().await;
-        for (_, r) in running.drain() {
+        let all: Vec<Running> = running.drain().map(|(_, r)| r).collect();
+        for r in &all {
+            r.cancel.cancel();
+        }
+        for r in all {
             stop(r).await;
         }
     }
@@ -468,6 +482,27 @@ pub(crate) fn render_metrics(statuses: &[FeedStatus], out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn feeds(text: &str) -> Vec<FeedConfig> {
+        crate::Config::from_toml(text, std::path::Path::new("t.toml"), None, &|_| false)
+            .unwrap()
+            .feeds
+    }
+
+    #[test]
+    fn diff_compares_by_value_and_ignores_position() {
+        let old = feeds(
+            "[[feed]]\nname=\"a\"\nkind=\"system\"\ntopic=\"h.a\"\n[[feed]]\nname=\"b\"\nkind=\"system\"\ntopic=\"h.b\"\n[[feed]]\nname=\"c\"\nkind=\"system\"\ntopic=\"h.c\"\n",
+        );
+        let new = feeds(
+            "\n[[feed]]\nname=\"b\"\nkind=\"system\"\ntopic=\"h.b\"\ninterval=\"5s\"\n[[feed]]\nname=\"a\"\nkind=\"system\"\ntopic=\"h.a\"\n[[feed]]\nname=\"d\"\nkind=\"system\"\ntopic=\"h.d\"\n",
+        );
+        let d = diff(&old, &new);
+        assert_eq!(d.added, ["d"]);
+        assert_eq!(d.changed, ["b"]);
+        assert_eq!(d.removed, ["c"]);
+        assert_eq!(diff(&new, &new), Diff::default());
+    }
 
     #[test]
     fn backoff_doubles_from_one_second_to_a_cap() {

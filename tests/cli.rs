@@ -1,0 +1,142 @@
+//! The `tickerd` command (SPEC §1), run as a real child process.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use support::{within, Client};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tickerd");
+
+/// Starts `tickerd ARGS` in `cwd` and returns it with the address it printed.
+async fn spawn(cwd: &std::path::Path, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = within(lines.next_line())
+        .await
+        .unwrap()
+        .expect("tickerd prints its URL");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_string();
+    (child, addr)
+}
+
+/// `tickerd check` passes a valid config (exit 0) and lists every error of a bad one
+/// with file, line and feed (exit 1).
+#[tokio::test]
+async fn check_reports_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"host.m\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    std::fs::create_dir(dir.path().join("feeds")).unwrap();
+    std::fs::write(
+        dir.path().join("feeds/extra.toml"),
+        "[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"host.n\"\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"host.m\"\n\n[[feed]]\nname = \"h\"\nkind = \"http\"\ntopic = \"x\"\nurl = \"ftp://nope\"\ninterval = \"often\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("-c")
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("bad.toml:10: feed \"h\": url scheme `ftp`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.toml:11: feed \"h\": invalid value: string \"often\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("feeds/extra.toml:1: feed \"s\": duplicate feed name"),
+        "{text}"
+    );
+}
+
+/// With no config.toml in the working directory, tickerd runs its built-in demo
+/// offline: synthetic stocks and host metrics appear.
+#[tokio::test]
+async fn runs_the_builtin_demo_without_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn(dir.path(), &["--listen", "127.0.0.1:0"]).await;
+    let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
+    c.subscribe(&["stocks.*", "host.metrics"]).await;
+    let u = c.recv_until(|v| v["topic"] == "stocks.AAPL").await;
+    assert!(u["data"]["price"].as_f64().unwrap() > 0.0);
+    let h = c.recv_until(|v| v["topic"] == "host.metrics").await;
+    assert!(h["data"]["mem_total_bytes"].as_u64().unwrap() > 0);
+    child.kill().await.unwrap();
+}
+
+/// SIGTERM: every client gets Close 1001 and the process exits 0 within 5 s.
+#[tokio::test]
+async fn sigterm_closes_clients_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn(dir.path(), &["--listen", "127.0.0.1:0"]).await;
+    let mut a = Client::connect(&format!("ws://{addr}/ws")).await;
+    let mut b = Client::connect(&format!("ws://{addr}/ws")).await;
+    a.subscribe(&["stocks.*"]).await;
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(a.closed().await, Some(1001));
+    assert_eq!(b.closed().await, Some(1001));
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits within 5 s")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// A config that is invalid at start is printed and the process exits 1.
+#[tokio::test]
+async fn invalid_config_at_start_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[server]\nlisten = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = within(Command::new(BIN).current_dir(dir.path()).output())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.toml:2"), "{err}");
+}
