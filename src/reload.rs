@@ -14,9 +14,9 @@
 //! a file rewritten without pause is still followed). A half-written file whose
 //! rest arrives after the debounce is first refused as invalid, and the write of
 //! the rest is another event that reloads again: the ticker always ends on the
-//! files' final state. After each burst the watches are re-armed, so a feeds
-//! directory that was deleted and created again (a new inode), or created after
-//! start, is followed too.
+//! files' final state. After each burst the watches are renewed, so a feeds
+//! directory that was deleted and created again, or created after start, is
+//! followed too.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,8 +69,7 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
         parent_dir(&feeds_dir),
         feeds_dir.clone(),
     ];
-    let mut armed = Vec::new();
-    arm(&mut watcher, &dirs, &mut armed);
+    arm(&mut watcher, &dirs);
     let cancel = ticker.shutdown_token();
     loop {
         tokio::select! {
@@ -87,7 +86,7 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
                 _ = cancel.cancelled() => return,
             }
         }
-        arm(&mut watcher, &dirs, &mut armed);
+        arm(&mut watcher, &dirs);
         debug!("Config files changed; reloading.");
         let _ = ticker.reload().await;
     }
@@ -100,37 +99,24 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
-/// (Re-)adds a watch on each existing directory that is not watched yet (or was
-/// replaced by a new one), and forgets the ones that vanished.
-fn arm(
-    watcher: &mut RecommendedWatcher,
-    dirs: &[PathBuf],
-    armed: &mut Vec<(PathBuf, Option<u64>)>,
-) {
-    use std::os::unix::fs::MetadataExt;
+/// (Re-)adds a watch on each of `dirs` that exists now.
+///
+/// Every watch is renewed, not only missing ones: a directory removed and
+/// created again may get the same inode number, and notify drops its own watch
+/// of a deleted directory, so neither can tell us reliably that a watch is
+/// stale. Renewing is one syscall per directory, emits no event, and is done
+/// before the reload reads the files, so nothing written in between is missed.
+fn arm(watcher: &mut RecommendedWatcher, dirs: &[PathBuf]) {
+    let mut done: Vec<&PathBuf> = Vec::new();
     for dir in dirs {
-        let ino = std::fs::metadata(dir)
-            .ok()
-            .filter(|m| m.is_dir())
-            .map(|m| m.ino());
-        let known = armed.iter().position(|(d, _)| d == dir);
-        match (known, ino) {
-            (Some(i), now) if armed[i].1 == now => {}
-            (known, now) => {
-                if let Some(i) = known {
-                    let _ = watcher.unwatch(dir);
-                    armed.remove(i);
-                }
-                if now.is_some() {
-                    match watcher.watch(dir, RecursiveMode::NonRecursive) {
-                        Ok(()) => armed.push((dir.clone(), now)),
-                        Err(e) => {
-                            warn!(dir = %dir.display(), error = %e, "Cannot watch directory.")
-                        }
-                    }
-                } else {
-                    armed.push((dir.clone(), None));
-                }
+        if done.contains(&dir) {
+            continue;
+        }
+        done.push(dir);
+        let _ = watcher.unwatch(dir);
+        if dir.is_dir() {
+            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                warn!(dir = %dir.display(), error = %e, "Cannot watch directory.");
             }
         }
     }
