@@ -160,6 +160,7 @@ impl TickerBuilder {
             (None, None, Some(c)) => c,
             (None, None, None) => Config::builtin(),
         };
+        kinds.check(&config.feeds)?;
         let metrics = Arc::new(Metrics::default());
         let cancel = self
             .cancel
@@ -290,7 +291,9 @@ impl Ticker {
             }]));
         };
         let kinds = self.shared.feeds.kinds().clone();
-        match Config::load_with_kinds(&path, &|k| kinds.contains(k)) {
+        let loaded = Config::load_with_kinds(&path, &|k| kinds.contains(k))
+            .and_then(|c| kinds.check(&c.feeds).map(|()| c));
+        match loaded {
             Ok(config) => Ok(self.apply(config).await),
             Err(errors) => {
                 self.shared
