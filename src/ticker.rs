@@ -91,6 +91,7 @@ pub struct TickerBuilder {
 
 /// Why a ticker could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The config is invalid.
     #[error("invalid config:\n{0}")]

@@ -71,7 +71,9 @@ async fn custom_kind_options_are_validated_with_the_whole_config() {
         .start()
         .await
         .unwrap_err();
-    let StartError::Config(errors) = err;
+    let StartError::Config(errors) = err else {
+        panic!("expected a config error: {err}");
+    };
     let msg = errors.to_string();
     assert!(
         msg.contains("<config>:1: feed \"t\": invalid options: unknown field `lable`"),

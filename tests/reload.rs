@@ -428,6 +428,24 @@ async fn half_written_and_invalid_configs_are_refused_then_followed() {
     );
     c.recv_until(|v| v["topic"] == "probe.hw_a" && v["data"]["tag"] == "2")
         .await;
+
+    // A custom kind's options are validated with the whole config too.
+    let seq = config_seq(&s);
+    let typo = probe("hw_c", "2").replace("tag =", "tga =");
+    std::fs::write(
+        &s.config_path,
+        format!("{HEADER}{}{typo}", probe("hw_a", "3")),
+    )
+    .unwrap();
+    let d = config_where(&s, seq, |d| d["ok"] == false).await;
+    assert!(
+        d["error"]
+            .as_str()
+            .unwrap()
+            .contains("feed \"hw_c\": invalid options: unknown field `tga`"),
+        "{d}"
+    );
+    assert_eq!(runs("hw_a").started, 2, "nothing was applied");
 }
 
 /// Many edits in a burst end in exactly the final state, with fewer reloads
