@@ -341,7 +341,9 @@ impl Ticker {
     }
 
     /// Follows edits of the config file and its feeds directory (see
-    /// [`crate::reload`]) until shutdown.
+    /// [`crate::reload`]) until shutdown. Spawn it as a task. Returns at once
+    /// when the ticker was not started from a file
+    /// ([`TickerBuilder::config_path`]).
     pub async fn watch(&self) {
         let (path, dir) = {
             let c = self.shared.config.lock().await;

@@ -179,3 +179,37 @@ async fn host_cancellation_stops_feeds_closes_sessions_and_ends_streams() {
     })
     .await;
 }
+
+/// A subscription that is not polled while many updates are published holds
+/// a bounded queue: it then yields at most `Subscription::QUEUE` + one per
+/// topic, with seq strictly increasing per topic and ending at the latest.
+#[tokio::test]
+async fn a_slow_subscription_is_conflated() {
+    let ticker = Ticker::builder().config_toml("").start().await.unwrap();
+    let hub = ticker.hub();
+    let mut sub = hub.subscribe(["c.>"]).unwrap();
+    let total = tickerd::Subscription::QUEUE as u64 * 3;
+    for i in 1..=total {
+        hub.publish(if i % 2 == 0 { "c.even" } else { "c.odd" }, &i)
+            .unwrap();
+    }
+    let mut last = std::collections::HashMap::new();
+    let mut got = 0;
+    while last.get("c.even") != Some(&total) || last.get("c.odd") != Some(&(total - 1)) {
+        let u = within(sub.recv()).await.unwrap();
+        let prev = last.insert(
+            u.topic().to_string(),
+            u.seq() * 2 - (u.topic() == "c.odd") as u64,
+        );
+        assert!(
+            prev < last.get(u.topic()).copied(),
+            "seq increases per topic"
+        );
+        assert_eq!(u.data_as::<u64>().unwrap(), last[u.topic()]);
+        got += 1;
+    }
+    assert!(
+        got <= tickerd::Subscription::QUEUE + 2,
+        "{got} updates delivered"
+    );
+}

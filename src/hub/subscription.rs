@@ -79,7 +79,7 @@ impl Update {
     }
 }
 
-type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Wait = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
 /// A live stream of the updates of the topics matching some patterns; see
 /// [`Hub::subscribe`].
