@@ -16,28 +16,29 @@ use support::{eventually, get_json, within, Client};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-/// The example binaries, built once per test run: `cargo test` builds them
-/// already, and `cargo build --examples` is a no-op then; it matters when only
-/// this test target was built (`cargo test --test examples`).
+/// An example's binary. `cargo test` (and `--all-targets`) builds the examples
+/// in the same run, next to this test's binary. Where one is missing (only
+/// this target was built: `cargo test --test examples`), `cargo build
+/// --examples` runs once. It is not run otherwise: its dependency features
+/// differ from `cargo test`'s, and the two would rebuild each other's
+/// artifacts on every run.
 fn example_path(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--examples", "--quiet"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build --examples");
-        assert!(status.success(), "cargo build --examples failed");
-    });
     // target/debug/deps/examples-HASH -> target/debug/examples/NAME
     let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    static BUILT: OnceLock<()> = OnceLock::new();
+    if !dir.join(name).is_file() {
+        BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--examples", "--quiet"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build --examples");
+            assert!(status.success(), "cargo build --examples failed");
+        });
+    }
+    dir.join(name)
 }
 
 /// A running example with its stdout.
