@@ -7,7 +7,8 @@
 //! save by writing a temp file and renaming it over the original (which would
 //! orphan a watch on the file's inode). Only events about the config file, the
 //! feeds directory itself or a file inside it count; others in the same
-//! directory (an editor's swap file, an unrelated file) are ignored.
+//! directory (an editor's swap file, an unrelated file) are ignored, unless the
+//! config file is a symlink, whose target may change under other names.
 //!
 //! Events are debounced: a burst of writes yields one reload of the final state,
 //! after [`DEBOUNCE`] of quiet (or at most [`MAX_DELAY`] after the burst began, so
@@ -39,9 +40,19 @@ pub const MAX_DELAY: Duration = Duration::from_secs(2);
 pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
     let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
     let feeds_dir = std::path::absolute(feeds_dir).unwrap_or_else(|_| feeds_dir.to_path_buf());
+    // A config that is a symlink (e.g. a Kubernetes ConfigMap, which swaps a
+    // `..data` link) changes through other names in its directory: there, any
+    // event in that directory counts.
+    let via_link = std::fs::symlink_metadata(&config).is_ok_and(|m| m.file_type().is_symlink());
     let relevant = {
         let (config, feeds_dir) = (config.clone(), feeds_dir.clone());
-        move |p: &Path| p == config || p == feeds_dir || p.parent() == Some(&*feeds_dir)
+        let config_dir = parent_dir(&config);
+        move |p: &Path| {
+            p == config
+                || p == feeds_dir
+                || p.parent() == Some(&*feeds_dir)
+                || (via_link && p.parent() == Some(&*config_dir))
+        }
     };
     let (tx, mut rx) = mpsc::channel::<()>(16);
     let mut watcher =

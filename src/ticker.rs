@@ -295,7 +295,7 @@ impl Ticker {
         let loaded = Config::load_with_kinds(&path, &|k| kinds.contains(k))
             .and_then(|c| kinds.check(&c.feeds).map(|()| c));
         match loaded {
-            Ok(config) => Ok(self.apply(config).await),
+            Ok(config) => Ok(self.apply_now(config).await),
             Err(errors) => {
                 self.shared
                     .metrics
@@ -314,6 +314,12 @@ impl Ticker {
     /// Applies a validated config: settings for new connections, history size,
     /// and feeds by difference. Publishes the outcome on `$sys.config`.
     pub async fn apply(&self, config: Config) -> Diff {
+        let _one_at_a_time = self.shared.reloading.lock().await;
+        self.apply_now(config).await
+    }
+
+    /// [`Ticker::apply`] for a caller that holds `reloading`.
+    async fn apply_now(&self, config: Config) -> Diff {
         let mut current = self.shared.config.lock().await;
         if config.server.listen != current.server.listen {
             warn!(old = %current.server.listen, new = %config.server.listen, "server.listen changed: restart tickerd to apply it.");

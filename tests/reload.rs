@@ -528,3 +528,55 @@ async fn sighup_reloads_the_binary() {
     assert_eq!(c.closed().await, Some(1001));
     assert_eq!(within(child.wait()).await.unwrap().code(), Some(0));
 }
+
+/// A config file that is a symlink through a swapped directory link (the way
+/// Kubernetes updates a mounted ConfigMap) is followed.
+#[tokio::test]
+async fn a_config_behind_a_swapped_symlink_is_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let version = |name: &str, text: &str| {
+        std::fs::create_dir(root.join(name)).unwrap();
+        std::fs::write(root.join(name).join("config.toml"), text).unwrap();
+    };
+    version("v1", &format!("{HEADER}{}", probe("lnk_a", "1")));
+    symlink("v1", root.join("..data")).unwrap();
+    symlink("..data/config.toml", root.join("config.toml")).unwrap();
+    let path = root.join("config.toml");
+    let ticker = with_probe(tickerd::Ticker::builder().config_path(&path))
+        .start()
+        .await
+        .unwrap();
+    let s = Server::serve(ticker, dir, path).await;
+
+    let before = config_seq(&s);
+    let mut n = 1;
+    // Swap until the watcher (spawned by the harness) has seen one swap.
+    within(async {
+        loop {
+            n += 1;
+            version(
+                &format!("v{n}"),
+                &format!("{HEADER}{}", probe("lnk_a", &n.to_string())),
+            );
+            symlink(format!("v{n}"), s.dir.path().join("..data_tmp")).unwrap();
+            std::fs::rename(s.dir.path().join("..data_tmp"), s.dir.path().join("..data")).unwrap();
+            for _ in 0..50 {
+                if config_seq(&s) > before {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await;
+    let tag = n.to_string();
+    eventually("the swapped-in config is in force", || async {
+        s.ticker
+            .hub()
+            .latest("probe.lnk_a")
+            .is_some_and(|u| u.data()["tag"] == tag.as_str())
+    })
+    .await;
+}

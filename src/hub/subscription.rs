@@ -17,13 +17,14 @@ use std::task::{Context, Poll};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Hub, Outbox, SubscriberId};
 
-/// One update of a topic, as a client sees it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One update of a topic, as a client sees it. It serializes as
+/// `{"topic","seq","ts","data","snapshot"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Update {
     topic: String,
     seq: u64,
