@@ -232,8 +232,9 @@ impl Ticker {
         self.shared.feeds.statuses().await
     }
 
-    /// Serves the router on `listener` until shutdown, then waits (up to
-    /// `deadline`) for sessions and feeds to end.
+    /// Serves the router on `listener` until shutdown, then waits (up to 3 s)
+    /// for sessions and feeds to end. To serve the router inside your own app
+    /// instead, see [`Ticker::router`].
     ///
     /// # Errors
     /// The listener fails.

@@ -64,6 +64,7 @@ pub struct Published {
 
 /// Why a publish was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PublishError {
     /// The topic name breaks the grammar.
     #[error("invalid topic: {0}")]
