@@ -16,29 +16,53 @@ use support::{eventually, get_json, within, Client};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-/// An example's binary. `cargo test` (and `--all-targets`) builds the examples
-/// in the same run, next to this test's binary. Where one is missing (only
-/// this target was built: `cargo test --test examples`), `cargo build
-/// --examples` runs once. It is not run otherwise: its dependency features
-/// differ from `cargo test`'s, and the two would rebuild each other's
-/// artifacts on every run.
+/// An example's binary, built (or found up to date) by `cargo build
+/// --examples` once per test run: `cargo test --all-targets` builds examples
+/// only as test harnesses, not the programs run here.
+///
+/// The inner cargo runs without the variables cargo sets for this test crate
+/// (`CARGO_PKG_*`, `CARGO_MANIFEST_*`, ...): build scripts of dependencies that
+/// watch such a variable would otherwise see it change and rebuild, and the
+/// next outer `cargo test` would rebuild them back.
 fn example_path(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "--examples", "--quiet"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_crate = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                    "OUT_DIR",
+                ]
+                .contains(&&*key);
+            if per_crate {
+                cmd.env_remove(&*key);
+            }
+        }
+        let status = cmd.status().expect("run cargo build --examples");
+        assert!(status.success(), "cargo build --examples failed");
+    });
     // target/debug/deps/examples-HASH -> target/debug/examples/NAME
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    static BUILT: OnceLock<()> = OnceLock::new();
-    if !dir.join(name).is_file() {
-        BUILT.get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--examples", "--quiet"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build --examples");
-            assert!(status.success(), "cargo build --examples failed");
-        });
-    }
-    dir.join(name)
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
 }
 
 /// A running example with its stdout.
