@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 
 echo "== cargo test"
 cargo test --all-targets --locked 2>&1
+
+echo "== cargo test --doc"
+cargo test --doc --locked 2>&1

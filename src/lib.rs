@@ -8,20 +8,66 @@
 //!
 //! # Embedding
 //!
-//! ```no_run
-//! use axum::{routing::get, Router};
-//! use serde_json::json;
+//! The standalone `tickerd` binary is a thin user of this library; your own
+//! program can do everything it does. Build a [`Ticker`] from a config (a file
+//! with [`TickerBuilder::config_path`], TOML text with
+//! [`TickerBuilder::config_toml`], or a [`Config`] value), mount
+//! [`Ticker::router`] in your axum app, publish from your own code with
+//! [`Hub::publish`], read values back with [`Hub::latest`] /
+//! [`Hub::latest_as`], and consume updates in-process with [`Hub::subscribe`]
+//! (a [`Stream`](futures_util::Stream) of [`Update`]s).
 //!
-//! # async fn demo() -> anyhow::Result<()> {
-//! let ticker = tickerd::Ticker::builder().start().await?;
-//! ticker.hub().publish("orders.new", &json!({"id": 1, "total": 9.5}))?;
-//! let app: Router = Router::new()
-//!     .route("/", get(|| async { "my app" }))
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! struct Order {
+//!     id: u32,
+//!     total: f64,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let ticker = tickerd::Ticker::builder()
+//!     .config_toml("[history]\nsize = 10\n")
+//!     .start()
+//!     .await?;
+//! let hub = ticker.hub();
+//!
+//! // Server-side consumers subscribe by pattern, like WebSocket clients.
+//! let mut orders = hub.subscribe(["orders.*"])?;
+//! hub.publish("orders.new", &Order { id: 1, total: 9.5 })?;
+//!
+//! let update = orders.recv().await.expect("the ticker is running");
+//! assert_eq!(update.topic(), "orders.new");
+//! assert_eq!(update.seq(), 1);
+//! assert_eq!(update.data_as::<Order>()?, Order { id: 1, total: 9.5 });
+//!
+//! // The latest value of any topic, typed.
+//! let latest: Option<Order> = hub.latest_as("orders.new")?;
+//! assert_eq!(latest.map(|o| o.id), Some(1));
+//!
+//! // Mount the ticker next to your own routes: `/live/ws`, `/live/api/topics`, ...
+//! let app: axum::Router = axum::Router::new()
+//!     .route("/", axum::routing::get(|| async { "my app" }))
 //!     .nest("/live", ticker.router());
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app).await?;
+//! # drop(app);
+//!
+//! // Shut down: feeds stop, WebSocket clients get Close 1001, streams end.
+//! ticker.shutdown();
+//! ticker.stopped(std::time::Duration::from_secs(3)).await;
+//! assert!(orders.recv().await.is_none());
 //! # Ok(()) }
 //! ```
+//!
+//! To serve it, pass the app to `axum::serve` with
+//! `.with_graceful_shutdown(ticker.shutdown_token().cancelled_owned())`, or
+//! give the builder your own token with [`TickerBuilder::cancellation`]:
+//! cancelling it shuts the ticker down. A feed kind of your own implements
+//! [`Feed`] and is registered with [`TickerBuilder::kind`]; its options come
+//! from `[[feed]]` tables in the config, deserialized into your own type. See
+//! `examples/` for complete programs (`embed_axum`, `custom_feed`,
+//! `publish_from_app`).
 //!
 //! # Layout
 //!
@@ -39,6 +85,8 @@
 //! - [`protocol`]: the wire format.
 //! - [`Ticker`]: ties them together; the binary is a thin user of it.
 
+#![deny(missing_docs)]
+
 pub mod config;
 pub mod feeds;
 pub mod hub;
@@ -54,5 +102,5 @@ mod ticker;
 
 pub use config::Config;
 pub use feeds::{Feed, FeedContext};
-pub use hub::{Hub, Published};
+pub use hub::{Hub, Published, Subscription, Update};
 pub use ticker::{StartError, Ticker, TickerBuilder, CONFIG_TOPIC};

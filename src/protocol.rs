@@ -1,6 +1,6 @@
 //! The wire protocol of `/ws` (SPEC §4): client requests and server frames.
 //!
-//! Updates are encoded once, in `Hub::publish`, by [`encode_update`]; every other
+//! Updates are encoded once, in `Hub::publish`, by `encode_update`; every other
 //! frame is a reply to one client and encoded here too, so the JSON shapes of the
 //! protocol live in one file. Nothing here touches sockets or the hub.
 

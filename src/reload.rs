@@ -2,18 +2,29 @@
 //! ticker when they change.
 //!
 //! The watcher only signals; [`crate::Ticker::reload`] loads, validates, diffs
-//! and applies. Directories are watched rather than files, because editors save
-//! by writing a temp file and renaming it over the original (which would orphan
-//! a watch on the file's inode). Events are debounced: a burst of writes (or a
-//! half-written file followed by the rest) yields one reload of the final state.
-//! After each burst the watches are re-armed, so a feeds directory that was
-//! deleted and created again, or created after start, is followed too.
+//! and applies (an invalid config changes nothing and is reported on
+//! `$sys.config`). Directories are watched rather than files, because editors
+//! save by writing a temp file and renaming it over the original (which would
+//! orphan a watch on the file's inode). Only events about the config file, the
+//! feeds directory itself or a file inside it count; others in the same
+//! directory (an editor's swap file, an unrelated file) are ignored, unless the
+//! config file is a symlink, whose target may change under other names.
+//!
+//! Events are debounced: a burst of writes yields one reload of the final state,
+//! after [`DEBOUNCE`] of quiet (or at most [`MAX_DELAY`] after the burst began, so
+//! a file rewritten without pause is still followed). A half-written file whose
+//! rest arrives after the debounce is first refused as invalid, and the write of
+//! the rest is another event that reloads again: the ticker always ends on the
+//! files' final state. After each burst the watches are renewed, so a feeds
+//! directory that was deleted and created again, or created after start, is
+//! followed too.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::Ticker;
@@ -21,16 +32,41 @@ use crate::Ticker;
 /// Quiet time after the last event before reloading.
 pub const DEBOUNCE: Duration = Duration::from_millis(250);
 
+/// Longest a continuous burst of events may postpone a reload.
+pub const MAX_DELAY: Duration = Duration::from_secs(2);
+
 /// Watches `config` and `feeds_dir` and reloads `ticker` on changes, until the
 /// ticker shuts down.
 pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
+    let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+    let feeds_dir = std::path::absolute(feeds_dir).unwrap_or_else(|_| feeds_dir.to_path_buf());
+    // A config that is a symlink (e.g. a Kubernetes ConfigMap, which swaps a
+    // `..data` link) changes through other names in its directory: there, any
+    // event in that directory counts.
+    let via_link = std::fs::symlink_metadata(&config).is_ok_and(|m| m.file_type().is_symlink());
+    let relevant = {
+        let (config, feeds_dir) = (config.clone(), feeds_dir.clone());
+        let config_dir = parent_dir(&config);
+        move |p: &Path| {
+            p == config
+                || p == feeds_dir
+                || p.parent() == Some(&*feeds_dir)
+                || (via_link && p.parent() == Some(&*config_dir))
+        }
+    };
     let (tx, mut rx) = mpsc::channel::<()>(16);
     let mut watcher =
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
-                if !matches!(ev.kind, notify::EventKind::Access(_)) {
-                    let _ = tx.try_send(());
-                }
+            let Ok(ev) = res else {
+                // Overflow and the like: something may have changed, reload.
+                let _ = tx.try_send(());
+                return;
+            };
+            let interesting = !matches!(ev.kind, notify::EventKind::Access(_))
+                && (ev.need_rescan() || ev.paths.iter().any(|p| relevant(p)));
+            if interesting {
+                // A full channel already holds a pending reload.
+                let _ = tx.try_send(());
             }
         }) {
             Ok(w) => w,
@@ -39,41 +75,29 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
                 return;
             }
         };
-    let config_dir = parent_dir(config);
-    let feeds_dir = feeds_dir.to_path_buf();
-    let mut armed = Vec::new();
-    arm(
-        &mut watcher,
-        &[
-            config_dir.clone(),
-            parent_dir(&feeds_dir),
-            feeds_dir.clone(),
-        ],
-        &mut armed,
-    );
+    let dirs = [
+        parent_dir(&config),
+        parent_dir(&feeds_dir),
+        feeds_dir.clone(),
+    ];
+    arm(&mut watcher, &dirs);
     let cancel = ticker.shutdown_token();
     loop {
         tokio::select! {
             got = rx.recv() => if got.is_none() { return },
             _ = cancel.cancelled() => return,
         }
-        // Debounce: wait until no event arrived for DEBOUNCE.
+        // Debounce: wait until no event arrived for DEBOUNCE (at most MAX_DELAY).
+        let give_up = Instant::now() + MAX_DELAY;
         loop {
+            let quiet = (Instant::now() + DEBOUNCE).min(give_up);
             tokio::select! {
-                _ = tokio::time::sleep(DEBOUNCE) => break,
+                _ = tokio::time::sleep_until(quiet) => break,
                 got = rx.recv() => if got.is_none() { return },
                 _ = cancel.cancelled() => return,
             }
         }
-        arm(
-            &mut watcher,
-            &[
-                config_dir.clone(),
-                parent_dir(&feeds_dir),
-                feeds_dir.clone(),
-            ],
-            &mut armed,
-        );
+        arm(&mut watcher, &dirs);
         debug!("Config files changed; reloading.");
         let _ = ticker.reload().await;
     }
@@ -86,37 +110,24 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
-/// (Re-)adds a watch on each existing directory that is not watched yet, and
-/// forgets the ones that vanished.
-fn arm(
-    watcher: &mut RecommendedWatcher,
-    dirs: &[PathBuf],
-    armed: &mut Vec<(PathBuf, Option<u64>)>,
-) {
-    use std::os::unix::fs::MetadataExt;
+/// (Re-)adds a watch on each of `dirs` that exists now.
+///
+/// Every watch is renewed, not only missing ones: a directory removed and
+/// created again may get the same inode number, and notify drops its own watch
+/// of a deleted directory, so neither can tell us reliably that a watch is
+/// stale. Renewing is one syscall per directory, emits no event, and is done
+/// before the reload reads the files, so nothing written in between is missed.
+fn arm(watcher: &mut RecommendedWatcher, dirs: &[PathBuf]) {
+    let mut done: Vec<&PathBuf> = Vec::new();
     for dir in dirs {
-        let ino = std::fs::metadata(dir)
-            .ok()
-            .filter(|m| m.is_dir())
-            .map(|m| m.ino());
-        let known = armed.iter().position(|(d, _)| d == dir);
-        match (known, ino) {
-            (Some(i), now) if armed[i].1 == now => {}
-            (known, now) => {
-                if let Some(i) = known {
-                    let _ = watcher.unwatch(dir);
-                    armed.remove(i);
-                }
-                if now.is_some() {
-                    match watcher.watch(dir, RecursiveMode::NonRecursive) {
-                        Ok(()) => armed.push((dir.clone(), now)),
-                        Err(e) => {
-                            warn!(dir = %dir.display(), error = %e, "Cannot watch directory.")
-                        }
-                    }
-                } else {
-                    armed.push((dir.clone(), None));
-                }
+        if done.contains(&dir) {
+            continue;
+        }
+        done.push(dir);
+        let _ = watcher.unwatch(dir);
+        if dir.is_dir() {
+            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+                warn!(dir = %dir.display(), error = %e, "Cannot watch directory.");
             }
         }
     }

@@ -184,7 +184,7 @@ impl Session {
                         Default::default()
                     },
                 };
-                self.hub.subscribe(sub, &patterns, &resume);
+                self.hub.add_patterns(sub, &patterns, &resume);
                 return;
             }
         };

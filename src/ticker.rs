@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     settings: RwLock<Arc<Settings>>,
     config: tokio::sync::Mutex<Config>,
+    /// Held from load to apply, so that two reloads (a file event and SIGHUP)
+    /// never apply an older load after a newer one.
+    reloading: tokio::sync::Mutex<()>,
     pub(crate) feeds: Arc<Feeds>,
     /// Cancelled on shutdown: stops feeds and closes sessions with 1001.
     pub(crate) cancel: CancellationToken,
@@ -83,6 +86,7 @@ impl Shared {
 #[derive(Debug, Default)]
 pub struct TickerBuilder {
     config: Option<Config>,
+    toml: Option<String>,
     path: Option<PathBuf>,
     kinds: Kinds,
     cancel: Option<CancellationToken>,
@@ -90,6 +94,7 @@ pub struct TickerBuilder {
 
 /// Why a ticker could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The config is invalid.
     #[error("invalid config:\n{0}")]
@@ -103,6 +108,16 @@ impl TickerBuilder {
         self
     }
 
+    /// Parses this TOML text as the config at start (after every [`kind`] is
+    /// registered, so custom kinds are known). No file is read or watched:
+    /// `feeds_dir` is ignored.
+    ///
+    /// [`kind`]: TickerBuilder::kind
+    pub fn config_toml(mut self, text: impl Into<String>) -> Self {
+        self.toml = Some(text.into());
+        self
+    }
+
     /// Loads the config from `path` at start; [`Ticker::reload`] re-reads it and
     /// [`Ticker::watch`] follows edits.
     pub fn config_path(mut self, path: impl Into<PathBuf>) -> Self {
@@ -111,11 +126,19 @@ impl TickerBuilder {
     }
 
     /// Registers a feed kind of your own: `[[feed]]` tables with `kind = name`
-    /// are built by `make` from their options.
-    pub fn kind<F, M>(mut self, name: &str, make: M) -> Self
+    /// are built by `make` from their options (every key but `name`, `kind`,
+    /// `topic`, `enabled` and `stale_after`), deserialized into `O`: your own
+    /// `#[derive(Deserialize)]` struct, or [`toml::Table`] to take them raw.
+    ///
+    /// `make` runs each time the feed starts: at start, and on a reload that
+    /// changed the feed's table. Options that do not deserialize, or an `Err`
+    /// from `make`, mark the feed `failed` on `$sys.feeds` until its config
+    /// changes; an `Err` from [`Feed::run`] is retried with backoff.
+    pub fn kind<O, F, M>(mut self, name: &str, make: M) -> Self
     where
+        O: serde::de::DeserializeOwned,
         F: Feed,
-        M: Fn(&toml::Table) -> anyhow::Result<F> + Send + Sync + 'static,
+        M: Fn(O) -> anyhow::Result<F> + Send + Sync + 'static,
     {
         self.kinds.register(name, make);
         self
@@ -131,19 +154,22 @@ impl TickerBuilder {
     /// running ticker. Must be called inside a Tokio runtime.
     ///
     /// # Errors
-    /// The config file is invalid.
+    /// The config file or text is invalid.
     pub async fn start(self) -> Result<Ticker, StartError> {
         let kinds = self.kinds;
-        let config = match (&self.path, self.config) {
-            (Some(path), _) => Config::load_with_kinds(path, &|k| kinds.contains(k))?,
-            (None, Some(c)) => c,
-            (None, None) => Config::builtin(),
+        let known = |k: &str| kinds.contains(k);
+        let config = match (&self.path, &self.toml, self.config) {
+            (Some(path), _, _) => Config::load_with_kinds(path, &known)?,
+            (None, Some(text), _) => Config::from_toml(text, Path::new("<config>"), None, &known)?,
+            (None, None, Some(c)) => c,
+            (None, None, None) => Config::builtin(),
         };
+        kinds.check(&config.feeds)?;
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(config.history.size, metrics.clone());
         let cancel = self
             .cancel
             .map_or_else(CancellationToken::new, |t| t.child_token());
+        let hub = Hub::with_shutdown(config.history.size, metrics.clone(), cancel.clone());
         let tasks = TaskTracker::new();
         let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
         let shared = Arc::new(Shared {
@@ -151,6 +177,7 @@ impl TickerBuilder {
             metrics,
             settings: RwLock::new(Arc::new(Settings::from_config(&config))),
             config: tokio::sync::Mutex::new(config.clone()),
+            reloading: tokio::sync::Mutex::new(()),
             feeds,
             cancel,
             tasks,
@@ -209,9 +236,10 @@ impl Ticker {
         self.shared.feeds.statuses().await
     }
 
-    /// Serves the router on `listener` until shutdown, then waits (up to
-    /// 3 s) for sessions and feeds to end. HTTP/1.1 with the hardening of
-    /// `[limits]` (header timeout and size); see `server::listener`.
+    /// Serves the router on `listener` until shutdown, then waits (up to 3 s)
+    /// for sessions and feeds to end. HTTP/1.1 with the hardening of `[limits]`
+    /// (header timeout and size); see `server::listener`. To serve the router
+    /// inside your own app instead, see [`Ticker::router`].
     ///
     /// # Errors
     /// The listener fails.
@@ -254,6 +282,7 @@ impl Ticker {
     /// The new config is invalid (the old one keeps running), or the ticker was
     /// not started from a file.
     pub async fn reload(&self) -> Result<Diff, ConfigErrors> {
+        let _one_at_a_time = self.shared.reloading.lock().await;
         let path = self.shared.config.lock().await.path.clone();
         let Some(path) = path else {
             return Err(ConfigErrors(vec![crate::config::ConfigError {
@@ -263,8 +292,10 @@ impl Ticker {
             }]));
         };
         let kinds = self.shared.feeds.kinds().clone();
-        match Config::load_with_kinds(&path, &|k| kinds.contains(k)) {
-            Ok(config) => Ok(self.apply(config).await),
+        let loaded = Config::load_with_kinds(&path, &|k| kinds.contains(k))
+            .and_then(|c| kinds.check(&c.feeds).map(|()| c));
+        match loaded {
+            Ok(config) => Ok(self.apply_now(config).await),
             Err(errors) => {
                 self.shared
                     .metrics
@@ -283,6 +314,12 @@ impl Ticker {
     /// Applies a validated config: settings for new connections, history size,
     /// and feeds by difference. Publishes the outcome on `$sys.config`.
     pub async fn apply(&self, config: Config) -> Diff {
+        let _one_at_a_time = self.shared.reloading.lock().await;
+        self.apply_now(config).await
+    }
+
+    /// [`Ticker::apply`] for a caller that holds `reloading`.
+    async fn apply_now(&self, config: Config) -> Diff {
         let mut current = self.shared.config.lock().await;
         if config.server.listen != current.server.listen {
             warn!(old = %current.server.listen, new = %config.server.listen, "server.listen changed: restart tickerd to apply it.");
@@ -310,7 +347,9 @@ impl Ticker {
     }
 
     /// Follows edits of the config file and its feeds directory (see
-    /// [`crate::reload`]) until shutdown.
+    /// [`crate::reload`]) until shutdown. Spawn it as a task. Returns at once
+    /// when the ticker was not started from a file
+    /// ([`TickerBuilder::config_path`]).
     pub async fn watch(&self) {
         let (path, dir) = {
             let c = self.shared.config.lock().await;

@@ -82,11 +82,15 @@ impl<F: Feed> DynFeed for F {
 }
 
 type Factory = dyn Fn(&toml::Table) -> anyhow::Result<Arc<dyn DynFeed>> + Send + Sync;
+type Check = dyn Fn(&toml::Table) -> Result<(), String> + Send + Sync;
 
 /// Custom feed kinds registered from Rust, by kind name.
 #[derive(Clone, Default)]
 pub struct Kinds {
     factories: HashMap<String, Arc<Factory>>,
+    /// Per kind: do a table's options deserialize into the kind's options type?
+    /// Run when a config is loaded, so bad options refuse the whole config.
+    checks: HashMap<String, Arc<Check>>,
 }
 
 impl std::fmt::Debug for Kinds {
@@ -97,16 +101,47 @@ impl std::fmt::Debug for Kinds {
 
 impl Kinds {
     /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
-    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`).
-    pub fn register<F, M>(&mut self, kind: &str, make: M)
+    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`),
+    /// deserialized into `O` (use [`toml::Table`] to take them raw).
+    pub fn register<O, F, M>(&mut self, kind: &str, make: M)
     where
+        O: serde::de::DeserializeOwned,
         F: Feed,
-        M: Fn(&toml::Table) -> anyhow::Result<F> + Send + Sync + 'static,
+        M: Fn(O) -> anyhow::Result<F> + Send + Sync + 'static,
     {
         let factory = move |options: &toml::Table| -> anyhow::Result<Arc<dyn DynFeed>> {
+            let options = parse_options::<O>(options).map_err(anyhow::Error::msg)?;
             Ok(Arc::new(make(options)?))
         };
         self.factories.insert(kind.to_string(), Arc::new(factory));
+        let check = |options: &toml::Table| parse_options::<O>(options).map(drop);
+        self.checks.insert(kind.to_string(), Arc::new(check));
+    }
+
+    /// Checks the options of every custom-kind feed in `feeds` against its
+    /// kind's options type, collecting every error with its file, line and feed.
+    pub(crate) fn check(&self, feeds: &[FeedConfig]) -> Result<(), crate::config::ConfigErrors> {
+        let errors: Vec<crate::config::ConfigError> = feeds
+            .iter()
+            .filter_map(|f| match &f.kind {
+                FeedKind::Custom { kind, options } => {
+                    let check = self.checks.get(kind)?;
+                    check(options)
+                        .err()
+                        .map(|message| crate::config::ConfigError {
+                            location: Some(f.location.clone()),
+                            feed: Some(f.name.clone()),
+                            message,
+                        })
+                }
+                _ => None,
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::config::ConfigErrors(errors))
+        }
     }
 
     /// Is `kind` registered?
@@ -130,6 +165,13 @@ impl Kinds {
             },
         })
     }
+}
+
+/// Deserializes a custom kind's options table into `O`.
+fn parse_options<O: serde::de::DeserializeOwned>(options: &toml::Table) -> Result<O, String> {
+    toml::Value::Table(options.clone())
+        .try_into::<O>()
+        .map_err(|e| format!("invalid options: {}", e.message().trim()))
 }
 
 /// What a running feed uses to publish and to notice it must stop.

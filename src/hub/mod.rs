@@ -3,7 +3,7 @@
 //! [`Hub::publish`] is the hot path: find the topic (a read lock on the name map),
 //! take that topic's own lock, bump `seq`, encode the wire frame once, keep it as
 //! the snapshot and in the history ring, and push the same frame handle into each
-//! subscriber's [`Outbox`] (a non-blocking push). Patterns are resolved when a
+//! subscriber's `Outbox` (a non-blocking push). Patterns are resolved when a
 //! client subscribes and when a topic is created, never per update, so publishing
 //! costs O(subscribers of that topic).
 //!
@@ -14,8 +14,10 @@
 //! happens under the topic's lock, so nothing is lost or duplicated in between.
 
 mod outbox;
+mod subscription;
 
 pub(crate) use outbox::{Closing, Frame, Outbox};
+pub use subscription::{Subscription, Update};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -28,7 +30,9 @@ use crate::topic::{self, Pattern, TopicError};
 use axum::extract::ws::Utf8Bytes;
 use indexmap::IndexMap;
 use rand::distr::{Alphanumeric, SampleString};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 /// Identifies one subscriber (a WebSocket session or an in-process stream).
 pub(crate) type SubscriberId = u64;
@@ -60,6 +64,7 @@ pub struct Published {
 
 /// Why a publish was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PublishError {
     /// The topic name breaks the grammar.
     #[error("invalid topic: {0}")]
@@ -134,6 +139,8 @@ struct Inner {
     next_subscriber: AtomicU64,
     history_size: AtomicUsize,
     metrics: Arc<Metrics>,
+    /// Cancelled when the ticker shuts down: ends in-process subscriptions.
+    closed: CancellationToken,
 }
 
 /// The topic registry and fan-out. Cheap to clone; all clones share state.
@@ -153,6 +160,15 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A hub keeping `history_size` updates per topic, with a fresh random epoch.
     pub fn new(history_size: usize, metrics: Arc<Metrics>) -> Self {
+        Hub::with_shutdown(history_size, metrics, CancellationToken::new())
+    }
+
+    /// A hub whose in-process subscriptions end when `closed` is cancelled.
+    pub(crate) fn with_shutdown(
+        history_size: usize,
+        metrics: Arc<Metrics>,
+        closed: CancellationToken,
+    ) -> Self {
         let epoch = Alphanumeric.sample_string(&mut rand::rng(), 12);
         Hub {
             inner: Arc::new(Inner {
@@ -163,6 +179,7 @@ impl Hub {
                 next_subscriber: AtomicU64::new(1),
                 history_size: AtomicUsize::new(history_size),
                 metrics,
+                closed,
             }),
         }
     }
@@ -303,11 +320,63 @@ impl Hub {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The latest update of `topic` as its wire frame, if it has one.
+    /// The latest update of `topic` as its wire frame (the JSON text a client
+    /// receives), if it has one. See [`Hub::latest`] for a typed value.
     pub fn snapshot(&self, topic: &str) -> Option<String> {
         let t = self.read_topics().get(topic)?.clone();
         let latest = t.lock().latest.clone();
         latest.map(|f| f.as_str().to_string())
+    }
+
+    /// The latest update of `topic`, if it has one.
+    pub fn latest(&self, topic: &str) -> Option<Update> {
+        let t = self.read_topics().get(topic)?.clone();
+        let latest = t.lock().latest.clone();
+        latest.and_then(|f| Update::from_frame(f.as_str()))
+    }
+
+    /// The latest value of `topic` as your own type; `Ok(None)` when the topic
+    /// has no update yet.
+    ///
+    /// # Errors
+    /// The value does not have `T`'s shape.
+    pub fn latest_as<T: DeserializeOwned>(
+        &self,
+        topic: &str,
+    ) -> Result<Option<T>, serde_json::Error> {
+        self.latest(topic).map(|u| u.data_as()).transpose()
+    }
+
+    /// Subscribes from your own code: a [`Stream`](futures_util::Stream) of the
+    /// updates of every topic matching `patterns` (same syntax and semantics as a
+    /// WebSocket client's `subscribe`: snapshots first, then live updates, with
+    /// conflation). Dropping the [`Subscription`] unsubscribes.
+    ///
+    /// # Errors
+    /// A pattern breaks the grammar.
+    pub fn subscribe<I>(&self, patterns: I) -> Result<Subscription, TopicError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let patterns = patterns
+            .into_iter()
+            .map(|p| Pattern::parse(p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outbox = Arc::new(Outbox::new(Subscription::QUEUE, self.metrics().clone()));
+        let id = self.add_subscriber(outbox.clone());
+        self.add_patterns(id, &patterns, &Resume::default());
+        Ok(Subscription::new(self.clone(), id, outbox))
+    }
+
+    /// Has the ticker owning this hub shut down?
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    /// The token cancelled when the ticker owning this hub shuts down.
+    pub(crate) fn closed_token(&self) -> CancellationToken {
+        self.inner.closed.clone()
     }
 
     /// Every topic with its seq, ts, feed and staleness, sorted by name.
@@ -345,7 +414,7 @@ impl Hub {
     /// matches and the subscriber did not already receive, queues its snapshot (or,
     /// with a valid resume point, the retained updates after it), then delivers
     /// live updates from there on. Returns how many patterns were new.
-    pub(crate) fn subscribe(
+    pub(crate) fn add_patterns(
         &self,
         id: SubscriberId,
         patterns: &[Pattern],
@@ -538,7 +607,7 @@ mod tests {
             Pattern::parse("stocks.*").unwrap(),
             Pattern::parse("stocks.AAPL").unwrap(),
         ];
-        assert_eq!(hub.subscribe(id, &pats, &Resume::default()), 2);
+        assert_eq!(hub.add_patterns(id, &pats, &Resume::default()), 2);
         hub.publish("stocks.AAPL", &json!({"p": 2})).unwrap();
         let got = drain(&outbox);
         assert_eq!(got.len(), 2);
@@ -551,7 +620,7 @@ mod tests {
     #[test]
     fn new_topics_reach_matching_wildcards_from_their_first_update() {
         let (hub, outbox, id) = hub_with_sub(10);
-        hub.subscribe(id, &[Pattern::parse("host.>").unwrap()], &Resume::default());
+        hub.add_patterns(id, &[Pattern::parse("host.>").unwrap()], &Resume::default());
         hub.publish("host.cpu", &json!(1)).unwrap();
         hub.publish("other.cpu", &json!(1)).unwrap();
         let got = drain(&outbox);
@@ -570,14 +639,14 @@ mod tests {
         let resume = Resume {
             since: HashMap::from([("a.b".to_string(), 3)]),
         };
-        hub.subscribe(id, &p, &resume);
+        hub.add_patterns(id, &p, &resume);
         let seqs: Vec<Value> = drain(&outbox).iter().map(|v| v["seq"].clone()).collect();
         assert_eq!(seqs, [json!(4), json!(5)]);
         hub.unsubscribe(id, &p);
         let resume = Resume {
             since: HashMap::from([("a.b".to_string(), 1)]),
         };
-        hub.subscribe(id, &p, &resume);
+        hub.add_patterns(id, &p, &resume);
         let got = drain(&outbox);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["snapshot"], json!(true));
@@ -590,7 +659,7 @@ mod tests {
         hub.publish("a.b", &json!(0)).unwrap();
         let star = Pattern::parse("a.*").unwrap();
         let lit = Pattern::parse("a.b").unwrap();
-        hub.subscribe(id, &[star.clone(), lit.clone()], &Resume::default());
+        hub.add_patterns(id, &[star.clone(), lit.clone()], &Resume::default());
         drain(&outbox);
         hub.unsubscribe(id, &[star]);
         hub.publish("a.b", &json!(1)).unwrap();

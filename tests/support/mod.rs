@@ -47,6 +47,22 @@ impl Server {
         Server::serve(ticker, dir, config_path).await
     }
 
+    /// Like [`Server::start_in`], with the builder adjusted by `build` first
+    /// (e.g. to register a custom feed kind with `.kind(..)`).
+    pub async fn start_with(
+        dir: TempDir,
+        config: &str,
+        build: impl FnOnce(tickerd::TickerBuilder) -> tickerd::TickerBuilder,
+    ) -> Server {
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let ticker = build(Ticker::builder().config_path(&config_path))
+            .start()
+            .await
+            .expect("config is valid");
+        Server::serve(ticker, dir, config_path).await
+    }
+
     /// Serves an already-built ticker.
     pub async fn serve(ticker: Ticker, dir: TempDir, config_path: PathBuf) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

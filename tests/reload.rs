@@ -1,0 +1,582 @@
+//! Hot reload over real files, a real notify watcher and real sockets: feeds
+//! added, changed and removed by difference; editors that save by rename;
+//! feed files created, deleted and a feeds directory replaced; half-written
+//! and invalid files refused then followed; bursts coalesced with never two
+//! instances of a feed; unchanged feeds without a seq gap; clients staying
+//! connected; settings for new connections; SIGHUP on the real binary.
+//!
+//! The `probe` kind registered here counts its live runs per feed name in a
+//! static map, so a test can prove a feed was not restarted, stopped, or run
+//! twice at once.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use support::{eventually, get_json, within, Client, Server};
+use tickerd::{Feed, FeedContext, TickerBuilder};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Per feed name: runs alive now, most alive at once, runs started.
+#[derive(Debug, Default, Clone, Copy)]
+struct Runs {
+    live: usize,
+    max_live: usize,
+    started: usize,
+}
+
+static RUNS: LazyLock<Mutex<HashMap<String, Runs>>> = LazyLock::new(Mutex::default);
+
+fn runs(name: &str) -> Runs {
+    RUNS.lock().unwrap().get(name).copied().unwrap_or_default()
+}
+
+/// Counts one live run of a feed for as long as it exists.
+struct LiveRun(String);
+
+impl LiveRun {
+    fn enter(name: &str) -> LiveRun {
+        let mut all = RUNS.lock().unwrap();
+        let r = all.entry(name.to_string()).or_default();
+        r.live += 1;
+        r.started += 1;
+        r.max_live = r.max_live.max(r.live);
+        LiveRun(name.to_string())
+    }
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        RUNS.lock().unwrap().get_mut(&self.0).unwrap().live -= 1;
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeOptions {
+    tag: String,
+}
+
+/// Publishes `{"tag", "n"}` every 20 ms.
+struct Probe(ProbeOptions);
+
+impl Feed for Probe {
+    async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
+        let _live = LiveRun::enter(ctx.name());
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = ctx.cancelled() => return Ok(()),
+            }
+            n += 1;
+            ctx.publish(&json!({"tag": self.0.tag, "n": n}))?;
+        }
+    }
+}
+
+fn with_probe(b: TickerBuilder) -> TickerBuilder {
+    b.kind("probe", |o: ProbeOptions| Ok(Probe(o)))
+}
+
+/// A `[[feed]]` table of kind probe publishing to `probe.NAME`.
+fn probe(name: &str, tag: &str) -> String {
+    format!("[[feed]]\nname = \"{name}\"\nkind = \"probe\"\ntopic = \"probe.{name}\"\ntag = \"{tag}\"\n\n")
+}
+
+const HEADER: &str = "[server]\nlisten = \"127.0.0.1:0\"\n\n";
+
+/// Starts a server with the probe kind and waits until its watcher follows the
+/// config file.
+async fn start(config: &str) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir, config, with_probe).await;
+    watching(&s).await;
+    s
+}
+
+fn config_seq(s: &Server) -> u64 {
+    s.ticker.hub().latest("$sys.config").map_or(0, |u| u.seq())
+}
+
+/// The watcher is spawned by the harness; rewrite the config unchanged until a
+/// reload is published, so later edits are known to be seen.
+async fn watching(s: &Server) {
+    let text = std::fs::read_to_string(&s.config_path).unwrap();
+    let before = config_seq(s);
+    within(async {
+        loop {
+            std::fs::write(&s.config_path, &text).unwrap();
+            for _ in 0..50 {
+                if config_seq(s) > before {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await;
+}
+
+/// Writes `text` to `rel` under the server's directory (creating directories).
+fn write(s: &Server, rel: &str, text: &str) {
+    let path = s.dir.path().join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Waits for the `$sys.config` update that satisfies `pred` (published after
+/// seq `after`), returning its data.
+async fn config_where(s: &Server, after: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    let start = tokio::time::Instant::now();
+    loop {
+        let u = s.ticker.hub().latest("$sys.config");
+        match &u {
+            Some(u) if u.seq() > after && pred(u.data()) => return u.data().clone(),
+            _ => {}
+        }
+        assert!(
+            start.elapsed() < support::DEADLINE,
+            "no matching $sys.config after seq {after}; latest: {u:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The feed names in force.
+async fn feed_names(s: &Server) -> Vec<String> {
+    let mut names: Vec<String> = s
+        .ticker
+        .config()
+        .await
+        .feeds
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A client that reads frames while checking one topic's seq never skips.
+struct Tracker {
+    client: Client,
+    topic: &'static str,
+    last: Option<u64>,
+    seen: u64,
+}
+
+impl Tracker {
+    async fn recv_until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let v = self.client.recv().await;
+            if v["type"] == "update" && v["topic"] == self.topic {
+                let seq = v["seq"].as_u64().unwrap();
+                if let Some(last) = self.last {
+                    assert_eq!(seq, last + 1, "seq gap on {}: {v}", self.topic);
+                }
+                self.last = Some(seq);
+                self.seen += 1;
+            }
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+/// Added feeds start (and a wildcard subscriber receives their new topics),
+/// changed feeds restart with the new options, removed feeds stop and their
+/// topics keep the last value; an unchanged feed runs on in the same task
+/// with no seq gap, and the client stays connected throughout.
+#[tokio::test]
+async fn add_change_remove_by_difference_without_touching_unchanged_feeds() {
+    let s = start(&format!(
+        "{HEADER}{}{}",
+        probe("acr_steady", "1"),
+        probe("acr_a", "1")
+    ))
+    .await;
+    let mut t = Tracker {
+        client: s.client().await,
+        topic: "probe.acr_steady",
+        last: None,
+        seen: 0,
+    };
+    t.client.subscribe(&["probe.>"]).await;
+    t.recv_until(|v| v["topic"] == "probe.acr_a").await;
+
+    // Add.
+    let seq = config_seq(&s);
+    std::fs::write(
+        &s.config_path,
+        format!(
+            "{HEADER}{}{}{}",
+            probe("acr_steady", "1"),
+            probe("acr_a", "1"),
+            probe("acr_b", "1")
+        ),
+    )
+    .unwrap();
+    let d = config_where(&s, seq, |d| d["added"] == json!(["acr_b"])).await;
+    assert_eq!(
+        (d["ok"].clone(), d["changed"].clone(), d["removed"].clone()),
+        (json!(true), json!([]), json!([]))
+    );
+    let first = t.recv_until(|v| v["topic"] == "probe.acr_b").await;
+    assert_eq!(
+        first["seq"], 1,
+        "a new topic reaches the wildcard from its first update"
+    );
+
+    // Change.
+    let seq = config_seq(&s);
+    std::fs::write(
+        &s.config_path,
+        format!(
+            "{HEADER}{}{}{}",
+            probe("acr_steady", "1"),
+            probe("acr_a", "1"),
+            probe("acr_b", "2")
+        ),
+    )
+    .unwrap();
+    config_where(&s, seq, |d| {
+        d["changed"] == json!(["acr_b"]) && d["added"] == json!([])
+    })
+    .await;
+    t.recv_until(|v| v["topic"] == "probe.acr_b" && v["data"]["tag"] == "2")
+        .await;
+    assert_eq!(runs("acr_b").started, 2, "a changed feed restarts once");
+
+    // Remove.
+    let seq = config_seq(&s);
+    std::fs::write(
+        &s.config_path,
+        format!(
+            "{HEADER}{}{}",
+            probe("acr_steady", "1"),
+            probe("acr_b", "2")
+        ),
+    )
+    .unwrap();
+    config_where(&s, seq, |d| d["removed"] == json!(["acr_a"])).await;
+    eventually("the removed feed stops", || {
+        std::future::ready(runs("acr_a").live == 0)
+    })
+    .await;
+    let (status, kept) = get_json(&s.http("/api/topics/probe.acr_a")).await;
+    assert_eq!(status, 200, "a removed feed's topic keeps its last value");
+    // Its topic stops updating while the others go on.
+    let until = t.seen + 10;
+    while t.seen < until {
+        t.recv_until(|v| v["topic"] == "probe.acr_steady").await;
+    }
+    let (_, still) = get_json(&s.http("/api/topics/probe.acr_a")).await;
+    assert_eq!(still["seq"], kept["seq"], "no update after removal");
+    let (_, topics) = get_json(&s.http("/api/topics")).await;
+    assert!(topics
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["topic"] == "probe.acr_a"));
+
+    // The unchanged feed: one run, never restarted; the client is still here.
+    let steady = runs("acr_steady");
+    assert_eq!((steady.started, steady.live), (1, 1), "{steady:?}");
+    assert!(t.seen > 10);
+    t.client.send(json!({"op": "ping", "id": 9})).await;
+    t.recv_until(|v| v["type"] == "pong").await;
+}
+
+/// Limits, tokens and origins apply to new connections; a connected client
+/// stays connected and keeps receiving.
+#[tokio::test]
+async fn settings_apply_to_new_connections_and_old_clients_stay() {
+    let s = start(&format!("{HEADER}{}", probe("set_a", "1"))).await;
+    let mut old = s.client().await;
+    old.subscribe(&["probe.set_a"]).await;
+    let seq = config_seq(&s);
+    std::fs::write(
+        &s.config_path,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\n{}",
+            probe("set_a", "1")
+        ),
+    )
+    .unwrap();
+    let d = config_where(&s, seq, |d| d["ok"] == true).await;
+    assert_eq!(
+        d["changed"],
+        json!([]),
+        "a server setting is not a feed change"
+    );
+    let (status, _) = get_json(&s.http("/api/topics")).await;
+    assert_eq!(status, 401, "the new token guards new requests");
+    let (status, _) = get_json(&s.http("/api/topics?token=s3cret")).await;
+    assert_eq!(status, 200);
+    let a = old.update_of("probe.set_a").await["seq"].as_u64().unwrap();
+    let b = old.update_of("probe.set_a").await["seq"].as_u64().unwrap();
+    assert!(b > a, "the old client still receives");
+    assert_eq!(runs("set_a").started, 1);
+}
+
+/// Saving by writing a temp file and renaming it over the config works; feed
+/// files created and deleted in `feeds_dir` (which did not exist at start)
+/// are followed; a feeds directory removed and created again is followed too,
+/// including edits after it was replaced.
+#[tokio::test]
+async fn rename_saves_feed_files_and_a_replaced_feeds_dir_are_followed() {
+    let s = start(&format!("{HEADER}{}", probe("ren_a", "1"))).await;
+
+    // Editor-style save: temp file, then rename over the original.
+    let seq = config_seq(&s);
+    let tmp = s.dir.path().join(".config.toml.swp");
+    std::fs::write(&tmp, format!("{HEADER}{}", probe("ren_a", "2"))).unwrap();
+    std::fs::rename(&tmp, &s.config_path).unwrap();
+    config_where(&s, seq, |d| d["changed"] == json!(["ren_a"])).await;
+    // And again: the watch survived the rename.
+    let seq = config_seq(&s);
+    std::fs::write(&tmp, format!("{HEADER}{}", probe("ren_a", "3"))).unwrap();
+    std::fs::rename(&tmp, &s.config_path).unwrap();
+    config_where(&s, seq, |d| d["changed"] == json!(["ren_a"])).await;
+
+    // A file created in a feeds_dir that did not exist at start.
+    let seq = config_seq(&s);
+    write(&s, "feeds/extra.toml", &probe("ren_b", "1"));
+    config_where(&s, seq, |d| d["added"] == json!(["ren_b"])).await;
+    // Deleted.
+    let seq = config_seq(&s);
+    std::fs::remove_file(s.dir.path().join("feeds/extra.toml")).unwrap();
+    config_where(&s, seq, |d| d["removed"] == json!(["ren_b"])).await;
+
+    // The directory replaced whole.
+    let seq = config_seq(&s);
+    write(&s, "feeds/c.toml", &probe("ren_c", "1"));
+    config_where(&s, seq, |d| d["added"] == json!(["ren_c"])).await;
+    std::fs::remove_dir_all(s.dir.path().join("feeds")).unwrap();
+    write(&s, "feeds/d.toml", &probe("ren_d", "1"));
+    eventually("the new directory's feeds replace the old", || async {
+        feed_names(&s).await == ["ren_a", "ren_d"]
+    })
+    .await;
+    // The new directory is watched: an edit in it is applied.
+    let seq = config_seq(&s);
+    write(&s, "feeds/d.toml", &probe("ren_d", "2"));
+    config_where(&s, seq, |d| d["changed"] == json!(["ren_d"])).await;
+    eventually("ren_c stopped", || {
+        std::future::ready(runs("ren_c").live == 0)
+    })
+    .await;
+    assert_eq!(runs("ren_d").max_live, 1);
+    assert_eq!(runs("ren_a").max_live, 1);
+}
+
+/// A half-written feed file is refused (the old config keeps running, the
+/// error is published with its file) and the rest of the file, written after
+/// the debounce, is applied; an invalid config names file, line and feed on
+/// `$sys.config`, changes nothing, and the fixed file is applied.
+#[tokio::test]
+async fn half_written_and_invalid_configs_are_refused_then_followed() {
+    let s = start(&format!("{HEADER}{}", probe("hw_a", "1"))).await;
+    let mut c = s.client().await;
+    c.subscribe(&["probe.hw_a"]).await;
+
+    let full = probe("hw_b", "1");
+    let seq = config_seq(&s);
+    write(&s, "feeds/new.toml", &full[..full.len() / 2 + 3]);
+    let d = config_where(&s, seq, |d| d["ok"] == false).await;
+    assert!(d["error"].as_str().unwrap().contains("new.toml:"), "{d}");
+    let seq = config_seq(&s);
+    write(&s, "feeds/new.toml", &full);
+    config_where(&s, seq, |d| {
+        d["ok"] == true && d["added"] == json!(["hw_b"])
+    })
+    .await;
+
+    // Invalid main config: a typo in a built-in kind's table.
+    let seq = config_seq(&s);
+    let bad = format!("{HEADER}{}[[feed]]\nname = \"hw_c\"\nkind = \"synthetic\"\ntopic = \"s.{{symbol}}\"\nsymbols = [\"X\"]\nintervl = \"1s\"\n", probe("hw_a", "2"));
+    std::fs::write(&s.config_path, &bad).unwrap();
+    let d = config_where(&s, seq, |d| d["ok"] == false).await;
+    let error = d["error"].as_str().unwrap();
+    let line = 1 + bad.lines().position(|l| l.starts_with("intervl")).unwrap();
+    assert!(
+        error.contains(&format!("config.toml:{line}: feed \"hw_c\"")) && error.contains("intervl"),
+        "{error}"
+    );
+    // Nothing changed: hw_a was not restarted with tag 2, hw_c does not exist.
+    assert_eq!(feed_names(&s).await, ["hw_a", "hw_b"]);
+    assert_eq!(c.update_of("probe.hw_a").await["data"]["tag"], "1");
+    assert_eq!(runs("hw_a").started, 1);
+
+    let seq = config_seq(&s);
+    std::fs::write(
+        &s.config_path,
+        format!("{HEADER}{}{}", probe("hw_a", "2"), probe("hw_c", "1")),
+    )
+    .unwrap();
+    let d = config_where(&s, seq, |d| d["ok"] == true).await;
+    assert_eq!(
+        (d["added"].clone(), d["changed"].clone()),
+        (json!(["hw_c"]), json!(["hw_a"]))
+    );
+    c.recv_until(|v| v["topic"] == "probe.hw_a" && v["data"]["tag"] == "2")
+        .await;
+
+    // A custom kind's options are validated with the whole config too.
+    let seq = config_seq(&s);
+    let typo = probe("hw_c", "2").replace("tag =", "tga =");
+    std::fs::write(
+        &s.config_path,
+        format!("{HEADER}{}{typo}", probe("hw_a", "3")),
+    )
+    .unwrap();
+    let d = config_where(&s, seq, |d| d["ok"] == false).await;
+    assert!(
+        d["error"]
+            .as_str()
+            .unwrap()
+            .contains("feed \"hw_c\": invalid options: unknown field `tga`"),
+        "{d}"
+    );
+    assert_eq!(runs("hw_a").started, 2, "nothing was applied");
+}
+
+/// Many edits in a burst end in exactly the final state, with fewer reloads
+/// than edits and never two runs of one feed at once.
+#[tokio::test]
+async fn a_burst_of_edits_ends_in_the_final_state_without_double_runs() {
+    let s = start(&format!("{HEADER}{}", probe("bu_x", "init"))).await;
+    let reloads = || {
+        s.ticker
+            .metrics()
+            .reloads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = reloads();
+    const EDITS: usize = 40;
+    for i in 0..EDITS {
+        let mut text = format!("{HEADER}{}", probe("bu_x", &i.to_string()));
+        if i % 2 == 0 {
+            text.push_str(&probe("bu_y", &i.to_string()));
+        }
+        std::fs::write(&s.config_path, text).unwrap();
+    }
+    let last = (EDITS - 1).to_string();
+    eventually("the final edit is in force and published", || async {
+        s.ticker
+            .hub()
+            .latest("probe.bu_x")
+            .is_some_and(|u| u.data()["tag"] == last.as_str())
+            && feed_names(&s).await == ["bu_x"]
+    })
+    .await;
+    eventually("bu_y stopped", || {
+        std::future::ready(runs("bu_y").live == 0)
+    })
+    .await;
+    let x = runs("bu_x");
+    assert_eq!((x.live, x.max_live), (1, 1), "{x:?}");
+    assert!(runs("bu_y").max_live <= 1, "{:?}", runs("bu_y"));
+    let done = reloads() - before;
+    assert!(
+        done >= 1 && done < EDITS as u64 / 2,
+        "{done} reloads for {EDITS} edits"
+    );
+}
+
+/// SIGHUP makes the real binary reload (a new `$sys.config` result with no
+/// file change), clients stay connected, and SIGTERM still exits 0.
+#[tokio::test]
+async fn sighup_reloads_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[[feed]]\nname = \"s\"\nkind = \"synthetic\"\ntopic = \"s.{symbol}\"\nsymbols = [\"X\"]\ninterval = \"50ms\"\n").unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tickerd"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = within(out.next_line()).await.unwrap().unwrap();
+    let url = line.split("http://").nth(1).unwrap().trim_end_matches('/');
+    let mut c = Client::connect(&format!("ws://{url}/ws")).await;
+    c.subscribe(&["$sys.config"]).await;
+    let first = c.update_of("$sys.config").await;
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let next = c.update_of("$sys.config").await;
+    assert!(
+        next["seq"].as_u64() > first["seq"].as_u64(),
+        "{first} {next}"
+    );
+    assert_eq!(next["data"]["ok"], true);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(c.closed().await, Some(1001));
+    assert_eq!(within(child.wait()).await.unwrap().code(), Some(0));
+}
+
+/// A config file that is a symlink through a swapped directory link (the way
+/// Kubernetes updates a mounted ConfigMap) is followed.
+#[tokio::test]
+async fn a_config_behind_a_swapped_symlink_is_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let version = |name: &str, text: &str| {
+        std::fs::create_dir(root.join(name)).unwrap();
+        std::fs::write(root.join(name).join("config.toml"), text).unwrap();
+    };
+    version("v1", &format!("{HEADER}{}", probe("lnk_a", "1")));
+    symlink("v1", root.join("..data")).unwrap();
+    symlink("..data/config.toml", root.join("config.toml")).unwrap();
+    let path = root.join("config.toml");
+    let ticker = with_probe(tickerd::Ticker::builder().config_path(&path))
+        .start()
+        .await
+        .unwrap();
+    let s = Server::serve(ticker, dir, path).await;
+
+    let before = config_seq(&s);
+    let mut n = 1;
+    // Swap until the watcher (spawned by the harness) has seen one swap.
+    within(async {
+        loop {
+            n += 1;
+            version(
+                &format!("v{n}"),
+                &format!("{HEADER}{}", probe("lnk_a", &n.to_string())),
+            );
+            symlink(format!("v{n}"), s.dir.path().join("..data_tmp")).unwrap();
+            std::fs::rename(s.dir.path().join("..data_tmp"), s.dir.path().join("..data")).unwrap();
+            for _ in 0..50 {
+                if config_seq(&s) > before {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await;
+    let tag = n.to_string();
+    eventually("the swapped-in config is in force", || async {
+        s.ticker
+            .hub()
+            .latest("probe.lnk_a")
+            .is_some_and(|u| u.data()["tag"] == tag.as_str())
+    })
+    .await;
+}
