@@ -548,11 +548,12 @@ export function formatDuration(s) {
   return `${sec}s`;
 }
 
-/** A timestamp (ms) -> `14:03:07`, with the date when not today. */
-export function formatTime(ms) {
+/** A timestamp (ms) -> `14:03:07` (`14:03:07.123` with `millis`), with the date when not today. */
+export function formatTime(ms, millis = false) {
   const d = new Date(ms);
   const now = new Date();
-  const time = d.toLocaleTimeString(undefined, { hour12: false });
+  let time = d.toLocaleTimeString(undefined, { hour12: false });
+  if (millis) time += `.${String(d.getMilliseconds()).padStart(3, '0')}`;
   return d.toDateString() === now.toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
 }
 
@@ -566,8 +567,9 @@ function formatNumber(n, digits) {
   if (!Number.isFinite(n)) return String(n);
   if (digits === undefined) {
     if (Number.isInteger(n)) return n.toLocaleString();
-    const a = Math.abs(n);
-    digits = a >= 1 ? 2 : a >= 0.01 ? 4 : 6;
+    // fractions: two decimals from 1 up (prices), three significant digits below
+    if (Math.abs(n) < 1) return n.toLocaleString(undefined, { maximumSignificantDigits: 3 });
+    digits = 2;
   }
   return n.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
@@ -615,6 +617,28 @@ export function format(value, fmt = 'auto', key) {
   if (typeof value === 'string') return value;
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
   return JSON.stringify(value);
+}
+
+/**
+ * Rows for display: `[label, text, key]`, with `X_used*` and `X_total*` merged
+ * into one `X: used / total (pct)` row.
+ */
+export function displayRows(rows) {
+  const byKey = new Map(rows);
+  const out = [];
+  for (const [k, v] of rows) {
+    const used = /^(.*)_used(_\w+)?$/.exec(k);
+    const totalKey = used ? `${used[1]}_total${used[2] ?? ''}` : null;
+    if (/^(.*)_total(_\w+)?$/.test(k) && byKey.has(k.replace('_total', '_used'))) continue;
+    if (totalKey && typeof v === 'number' && typeof byKey.get(totalKey) === 'number') {
+      const total = byKey.get(totalKey);
+      const pct = total > 0 ? ` (${Math.round((v / total) * 100)}%)` : '';
+      out.push([used[1], `${format(v, 'auto', k)} / ${format(total, 'auto', totalKey)}${pct}`, k]);
+      continue;
+    }
+    out.push([label(k), format(v, 'auto', k), k]);
+  }
+  return out;
 }
 
 /** `mem_used_bytes` -> `mem used`. */
@@ -717,8 +741,12 @@ const DOWN = '#dc2626';
 /** Briefly tints `el`'s background: green for up, red for down. */
 export function flash(el, dir) {
   if (!dir || typeof el.animate !== 'function') return;
-  const c = dir > 0 ? 'rgba(22,163,74,.32)' : 'rgba(220,38,38,.32)';
-  el.animate([{ backgroundColor: c }, { backgroundColor: 'transparent' }], { duration: 900, easing: 'ease-out' });
+  const c = dir > 0 ? 'rgba(22,163,74,.30)' : 'rgba(220,38,38,.30)';
+  el._flash?.cancel();
+  el._flash = el.animate(
+    [{ backgroundColor: c }, { backgroundColor: 'rgba(0,0,0,0)' }],
+    { duration: 700, easing: 'ease-out' },
+  );
 }
 
 const signColor = (n) => (n > 0 ? `var(--tk-up, ${UP})` : n < 0 ? `var(--tk-down, ${DOWN})` : 'inherit');
@@ -814,7 +842,8 @@ const TILE_CSS = `
 .topic { color: var(--tk-muted, color-mix(in srgb, currentColor 55%, transparent)); font-size: .75em;
   overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .value { font-size: 1.75em; font-weight: 650; letter-spacing: -.01em; line-height: 1.2;
-  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+  align-self: flex-start; max-width: 100%; margin: 2px -6px 0; padding: 0 6px; border-radius: 6px; }
 .value.text { font-size: 1.2em; font-weight: 550; white-space: normal; overflow-wrap: anywhere; }
 .change { font-size: .9em; font-weight: 550; min-height: 1.2em; }
 .rows { display: grid; grid-template-columns: auto 1fr; gap: 1px 10px; font-size: .85em; margin: 2px 0; }
@@ -904,27 +933,27 @@ class TickerTile extends LiveElement {
     const delta = d.change ?? (cur !== undefined && prev !== undefined ? cur - prev : undefined);
     if (delta !== undefined) {
       const pct = d.changePct !== undefined ? ` (${d.changePct > 0 ? '+' : ''}${formatNumber(d.changePct, 2)}%)` : '';
-      el.change.textContent = `${arrow(delta)} ${delta > 0 ? '+' : ''}${formatNumber(delta, Math.abs(delta) < 1 && delta !== 0 ? undefined : 2)}${pct}`;
+      const digits = Math.abs(cur ?? 1) >= 1 ? 2 : undefined;
+      el.change.textContent = `${arrow(delta)} ${delta > 0 ? '+' : ''}${formatNumber(delta, digits)}${pct}`;
       el.change.style.color = signColor(delta);
     } else {
       el.change.textContent = '';
     }
     el.change.hidden = d.primary === undefined;
-    if (cur !== undefined && prev !== undefined && cur !== prev) flash(el.tile, cur - prev);
+    if (cur !== undefined && prev !== undefined && cur !== prev) flash(el.value, cur - prev);
     this._last = cur;
     // rows
-    const rows = d.primary === undefined ? d.rows : d.rows.slice(0, 4);
-    for (const [k, v] of rows) {
+    const rows = displayRows(d.primary === undefined ? d.rows : d.rows.slice(0, 4));
+    for (const [name, text, k] of rows) {
       let r = this._rowEls.get(k);
       if (!r) {
         const dt = document.createElement('dt');
-        dt.textContent = label(k);
+        dt.textContent = name;
         dt.title = k;
         const dd = document.createElement('dd');
         el.rows.append(dt, dd);
         this._rowEls.set(k, (r = dd));
       }
-      const text = format(v, 'auto', k);
       if (r.textContent !== text) { r.textContent = text; r.title = text; }
     }
     el.rows.hidden = rows.length === 0;
