@@ -226,7 +226,7 @@ export class TickerClient extends EventTarget {
 
   /** Asks the server for its topic list (`{"op":"topics"}`). */
   topics() {
-    return this._request({ op: 'topics' }).then((m) => m.topics);
+    return this._request({ op: 'topics' }).then((m) => m?.topics ?? null);
   }
 
   // -- connection ----------------------------------------------------------

@@ -142,10 +142,14 @@ export async function newPage(browser, { allow = [], viewport, colorScheme } = {
   return page;
 }
 
-/** The text content of `selector` inside a tile's shadow root. */
+/**
+ * The text content of `selector` inside a tile's shadow root. The tile is
+ * scrolled into view first: tiles out of view skip rendering.
+ */
 export function tileText(page, topic, selector) {
   return page.evaluate(([t, s]) => {
     const tile = document.querySelector(`ticker-tile[topic="${t}"]`);
+    tile?.scrollIntoView({ block: 'nearest' });
     return tile?.shadowRoot?.querySelector(s)?.textContent ?? null;
   }, [topic, selector]);
 }
@@ -158,6 +162,7 @@ export async function tileSeq(page, topic) {
 
 export async function screenshot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.evaluate(() => window.scrollTo(0, 0));
   const file = path.join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file });
   return file;
