@@ -37,7 +37,11 @@ impl Server {
     pub async fn start_in(dir: TempDir, config: &str) -> Server {
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).unwrap();
-        let ticker = Ticker::builder().config_path(&config_path).start().await.expect("config is valid");
+        let ticker = Ticker::builder()
+            .config_path(&config_path)
+            .start()
+            .await
+            .expect("config is valid");
         Server::serve(ticker, dir, config_path).await
     }
 
@@ -49,7 +53,12 @@ impl Server {
         tokio::spawn(async move { t.serve(listener).await });
         let t = ticker.clone();
         tokio::spawn(async move { t.watch().await });
-        Server { addr, ticker, dir, config_path }
+        Server {
+            addr,
+            ticker,
+            dir,
+            config_path,
+        }
     }
 
     pub fn ws_url(&self) -> String {
@@ -82,8 +91,13 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-        let mut c = Client { ws, hello: Value::Null };
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect");
+        let mut c = Client {
+            ws,
+            hello: Value::Null,
+        };
         c.hello = c.recv().await;
         assert_eq!(c.hello["type"], "hello", "first frame is hello");
         c
@@ -128,7 +142,8 @@ impl Client {
 
     /// Subscribes and returns the ack.
     pub async fn subscribe(&mut self, topics: &[&str]) -> Value {
-        self.send(json!({"op": "subscribe", "topics": topics, "id": "sub"})).await;
+        self.send(json!({"op": "subscribe", "topics": topics, "id": "sub"}))
+            .await;
         let ack = self.recv_until(|v| v["type"] != "update").await;
         assert_eq!(ack["type"], "ack", "{ack}");
         ack
@@ -136,7 +151,8 @@ impl Client {
 
     /// The next update of `topic`.
     pub async fn update_of(&mut self, topic: &str) -> Value {
-        self.recv_until(|v| v["type"] == "update" && v["topic"] == topic).await
+        self.recv_until(|v| v["type"] == "update" && v["topic"] == topic)
+            .await
     }
 
     /// Waits for the server to close the connection; returns the close code.
@@ -156,7 +172,9 @@ impl Client {
 
 /// Runs `fut`, failing the test if it takes longer than [`DEADLINE`].
 pub async fn within<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, fut).await.expect("timed out waiting")
+    tokio::time::timeout(DEADLINE, fut)
+        .await
+        .expect("timed out waiting")
 }
 
 /// Polls `cond` every 20 ms until it holds, failing after [`DEADLINE`].
@@ -180,5 +198,8 @@ pub async fn get_json(url: &str) -> (u16, Value) {
     let r = reqwest::get(url).await.unwrap();
     let status = r.status().as_u16();
     let body = r.text().await.unwrap();
-    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
