@@ -62,6 +62,9 @@ function addTile(u) {
   const next = siblings.find((s) => s.dataset.topic > u.topic);
   g.grid.insertBefore(link, next ?? null);
   g.size++;
+  // small groups share a row: a group asks for the width of its tiles (up to 4)
+  g.units = (g.units ?? 0) + (link.classList.contains('wide') ? 2 : 1);
+  g.section.style.flexBasis = `${Math.min(g.units, 4) * 202 - 12}px`;
   tiles.set(u.topic, { link, tile, group: g });
   applyFilter(link);
   refreshCounts();

@@ -870,8 +870,9 @@ class TickerTile extends LiveElement {
     super();
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = `<style>${TILE_CSS}</style><div class="tile" part="tile">
-      <div class="head"><span class="name" part="name"></span><span class="stale" part="stale"></span></div>
+      <div class="head"><span class="name" part="name"></span></div>
       <div class="topic" part="topic"></div>
+      <div class="stale" part="stale"></div>
       <div class="value" part="value">—</div>
       <div class="change" part="change"></div>
       <dl class="rows" part="rows"></dl>
