@@ -1013,7 +1013,7 @@ class TickerTable extends LiveElement {
       : ['topic', ...(u.data && typeof u.data === 'object' && !Array.isArray(u.data) ? Object.keys(u.data) : ['value'])];
     for (const c of cols) {
       const th = document.createElement('th');
-      th.textContent = label(c);
+      th.textContent = c.replace(/_(pct|percent)$/, ' %').replace(/[_-]+/g, ' ');
       th.title = c;
       this._head.append(th);
     }
