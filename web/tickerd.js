@@ -571,7 +571,8 @@ function formatNumber(n, digits) {
     if (Math.abs(n) < 1) return n.toLocaleString(undefined, { maximumSignificantDigits: 3 });
     digits = 2;
   }
-  return n.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const text = n.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return /^-0([.,]0*)?$/.test(text) ? text.slice(1) : text; // no "-0.00"
 }
 
 /** The format `auto` picks for a field name and value. */
@@ -579,6 +580,7 @@ export function guessFormat(key, value) {
   if (typeof value !== 'number') return 'auto';
   const k = (key ?? '').toLowerCase();
   if (/(^|_)bytes$|_bytes_|^bytes/.test(k)) return 'bytes';
+  if (/(^|_)(price|change|open|close|high|low|last|bid|ask)$/.test(k)) return 'number:2';
   if (/(^|_)(pct|percent)$|_pct_/.test(k)) return 'percent';
   if (/(^|_)(uptime|duration)(_s)?$|_secs?$|(^|_)s$/.test(k)) return 'duration';
   if (/(^|_)(ts|time|at)$|_ms$|^last_ok$/.test(k) && value > 1e11) return 'time';
@@ -594,7 +596,7 @@ export function guessFormat(key, value) {
 export function format(value, fmt = 'auto', key) {
   if (value === undefined || value === null) return '—';
   let [kind, arg] = String(fmt || 'auto').split(':');
-  if (kind === 'auto') kind = guessFormat(key, value);
+  if (kind === 'auto') [kind, arg] = guessFormat(key, value).split(':');
   const digits = arg !== undefined && arg !== '' && !Number.isNaN(+arg) ? +arg : undefined;
   if (typeof value === 'number') {
     switch (kind) {
