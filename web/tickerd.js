@@ -113,6 +113,7 @@ export class TickerClient extends EventTarget {
     this._ws = null;
     this._closed = true;
     this._subs = new Map(); // pattern -> Set<{cb, every}>
+    this._every = []; // [pattern, entry] of the `every` subscribers (few; checked per update)
     this._server = new Set(); // patterns subscribed on the current socket
     this._seq = new Map(); // topic -> last seq seen (this epoch)
     this._latest = new Map(); // topic -> latest update
@@ -195,6 +196,7 @@ export class TickerClient extends EventTarget {
     let set = this._subs.get(pattern);
     if (!set) this._subs.set(pattern, (set = new Set()));
     set.add(entry);
+    if (every) this._every.push([pattern, entry]);
     this._matchCache.clear();
     this._fresh.push([entry, pattern]);
     this._queueFlush();
@@ -204,6 +206,7 @@ export class TickerClient extends EventTarget {
       const s = this._subs.get(pattern);
       if (!s || !s.delete(entry)) return;
       if (s.size === 0) this._subs.delete(pattern);
+      this._every = this._every.filter(([, e]) => e !== entry);
       this._matchCache.clear();
       this._queueSync();
     };
@@ -430,9 +433,7 @@ export class TickerClient extends EventTarget {
       h.push(m);
       if (h.length > this.keep) h.splice(0, h.length - this.keep);
     }
-    for (const [pattern, set] of this._subs) {
-      for (const e of set) if (e.every && matches(pattern, m.topic)) call(e.cb, m);
-    }
+    for (const [pattern, e] of this._every) if (matches(pattern, m.topic)) call(e.cb, m);
     this._dirty.add(m.topic);
     this._queueFlush();
   }
@@ -898,6 +899,7 @@ class TickerTile extends LiveElement {
   _reset() {
     this._last = undefined;
     this._named = false;
+    this._series = null;
     this._rowEls = new Map();
     this._el.rows.textContent = '';
     this._header();
@@ -961,11 +963,23 @@ class TickerTile extends LiveElement {
     }
     el.rows.hidden = rows.length === 0;
     // sparkline from the client's recent history
-    const values = [];
-    for (const h of this.client.history(u.topic)) {
-      const v = chartValue(h.data, field);
-      if (v !== undefined) values.push(v);
+    // the series grows by the history entries not seen yet (no re-scan per frame)
+    const hist = this.client.history(u.topic);
+    const lastSeq = hist.length ? hist[hist.length - 1].seq : 0;
+    if (!this._series || lastSeq < this._seriesSeq) { this._series = []; this._seriesSeq = 0; }
+    for (let i = hist.length - 1; i >= 0 && hist[i].seq > this._seriesSeq; i--) {
+      if (i === 0 || hist[i - 1].seq <= this._seriesSeq) {
+        for (let j = i; j < hist.length; j++) {
+          const v = chartValue(hist[j].data, field);
+          if (v !== undefined) this._series.push(v);
+        }
+        break;
+      }
     }
+    this._seriesSeq = lastSeq;
+    const keep = this.client.keep || 120;
+    if (this._series.length > keep) this._series.splice(0, this._series.length - keep);
+    const values = this._series;
     sparkline(el.svg, values);
     const trend = values.length > 1 ? values[values.length - 1] - values[0] : 0;
     el.svg.classList.toggle('up', trend > 0);

@@ -240,3 +240,44 @@ test('config errors appear in the banner and clear when fixed', async (t) => {
   await h.eventually('the banner clears', async () => !(await page.isVisible('#banner')));
   assert.deepEqual(page.errors, []);
 });
+
+/** Proves: thousands of updates per second leave the page responsive (frames keep coming; DOM work is per frame). */
+test('thousands of updates per second do not freeze the page', async (t) => {
+  const port = await h.freePort();
+  const symbols = Array.from({ length: 300 }, (_, i) => `"S${i}"`).join(', ');
+  const config = `[server]
+listen = "127.0.0.1:${port}"
+[[feed]]
+name = "load"
+kind = "synthetic"
+topic = "load.{symbol}"
+symbols = [${symbols}]
+interval = "50ms"
+`;
+  const server = await h.Tickerd.start({ port, config });
+  t.after(async () => { await server.stop(); server.cleanup(); });
+  const page = await h.newPage(browser);
+  await page.goto(`${server.origin}/`);
+  await h.eventually('300 tiles', async () => (await page.locator('ticker-tile').count()) === 300);
+  const m = await page.evaluate(() => new Promise((resolve) => {
+    let frames = 0;
+    let maxGap = 0;
+    let updates = 0;
+    const off = window.tickerd.subscribe('>', () => { updates++; }, { every: true });
+    const start = performance.now();
+    let last = start;
+    const step = (now) => {
+      frames++;
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+      if (now - start < 3000) requestAnimationFrame(step);
+      else { off(); resolve({ fps: frames / ((now - start) / 1000), maxGap, rate: updates / ((now - start) / 1000) }); }
+    };
+    requestAnimationFrame(step);
+  }));
+  console.log(`# load: ${Math.round(m.rate)} updates/s delivered, ${m.fps.toFixed(1)} fps, longest frame ${Math.round(m.maxGap)} ms`);
+  assert.ok(m.rate > 1000, `thousands of updates per second arrive: ${m.rate}`);
+  assert.ok(m.fps >= 2, `the page keeps rendering: ${m.fps} fps`);
+  assert.ok(m.maxGap < 1500, `no frame freezes the page: ${m.maxGap} ms`);
+  assert.deepEqual(page.errors, []);
+});
