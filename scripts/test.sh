@@ -9,3 +9,19 @@ cargo test --all-targets --locked 2>&1
 
 echo "== cargo test --doc"
 cargo test --doc --locked 2>&1
+
+echo "== browser tests (headless Chromium)"
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v npm >/dev/null; then
+  echo "installing nodejs and npm (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq nodejs npm >/dev/null
+fi
+cargo build --locked --bin tickerd 2>&1
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1 ./*.test.js)

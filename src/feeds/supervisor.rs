@@ -529,7 +529,7 @@ mod tests {
         let runs: Arc<Mutex<Vec<TokioInstant>>> = Arc::default();
         let mut kinds = Kinds::default();
         let r = runs.clone();
-        kinds.register("failing", move |_| {
+        kinds.register("failing", move |_: toml::Table| {
             Ok(Failing {
                 runs: r.clone(),
                 publish,

@@ -161,7 +161,7 @@ mod tests {
             }
         });
         let mut kinds = Kinds::default();
-        kinds.register("quiet-ws", move |_| {
+        kinds.register("quiet-ws", move |_: toml::Table| {
             let mut feed = WebSocketFeed::new(WebSocketOptions {
                 url: url.clone(),
                 send: Vec::new(),

@@ -1,5 +1,11 @@
 //! The web assets of `web/`, embedded in the binary (or read from `web_dir`
 //! during development), with content types and ETags.
+//!
+//! Caching: every asset is `Cache-Control: no-cache` with an ETag, so a browser
+//! revalidates (a 304 costs one round trip) and never runs a stale `tickerd.js`
+//! against a newer server; the file names carry no version to bust. The ETag is
+//! weak (`W/"…"`) because the router gzips these responses: one ETag then names
+//! both the identity and the gzip body, which only a weak validator may do.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -16,7 +22,7 @@ use crate::ticker::Shared;
 #[folder = "web/"]
 struct Assets;
 
-pub(super) async fn index(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+pub(super) async fn index(State(shared): State<Arc<Shared>>) -> Response {
     let settings = shared.settings();
     if !settings.dashboard.enabled {
         return ApiError::NotFound("the dashboard is disabled").into_response();
@@ -26,7 +32,6 @@ pub(super) async fn index(State(shared): State<Arc<Shared>>, headers: HeaderMap)
     };
     let html = String::from_utf8_lossy(&bytes)
         .replace("{{title}}", &escape_html(&settings.dashboard.title));
-    let _ = headers;
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -43,14 +48,15 @@ pub(super) async fn file(
     headers: HeaderMap,
 ) -> Response {
     if path == "index.html" {
-        return index(State(shared), headers).await;
+        return index(State(shared)).await;
     }
     let Some((bytes, etag)) = load(&shared, &path).await else {
         return ApiError::NotFound("not found").into_response();
     };
     if headers
         .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, &etag))
     {
         return StatusCode::NOT_MODIFIED.into_response();
     }
@@ -83,7 +89,7 @@ async fn load(shared: &Shared, path: &str) -> Option<(Cow<'static, [u8]>, String
     if let Some(dir) = &shared.settings().web_dir {
         let bytes = tokio::fs::read(dir.join(path)).await.ok()?;
         let etag = format!(
-            "\"{:x}-{}\"",
+            "W/\"{:x}-{}\"",
             bytes.len(),
             bytes
                 .iter()
@@ -94,13 +100,23 @@ async fn load(shared: &Shared, path: &str) -> Option<(Cow<'static, [u8]>, String
     let file = Assets::get(path)?;
     let hash = file.metadata.sha256_hash();
     let etag = format!(
-        "\"{}\"",
+        "W/\"{}\"",
         hash.iter()
             .take(8)
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
     Some((file.data, etag))
+}
+
+/// `If-None-Match` matches `etag` by weak comparison (RFC 9110 §13.1.2): a list
+/// of tags, `W/` ignored on both sides, or `*`.
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let ours = opaque(etag);
+    if_none_match
+        .split(',')
+        .any(|t| t.trim() == "*" || opaque(t) == ours)
 }
 
 fn escape_html(s: &str) -> String {

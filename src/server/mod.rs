@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::compression::CompressionLayer;
 
 use crate::auth;
 use crate::ticker::Shared;
@@ -37,13 +38,18 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
             shared.clone(),
             require_token,
         ));
+    // Only the web assets are compressed: `/ws` must stay an untouched upgrade,
+    // and API answers are small.
+    let web = Router::new()
+        .route("/", get(assets::index))
+        .route("/{*path}", get(assets::file))
+        .layer(CompressionLayer::new().gzip(true));
     Router::new()
         .merge(guarded)
         .route("/api/publish/{topic}", post(api::publish))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(api::metrics))
-        .route("/", get(assets::index))
-        .route("/{*path}", get(assets::file))
+        .merge(web)
         .with_state(shared)
 }
 

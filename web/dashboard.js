@@ -1,0 +1,397 @@
+// The dashboard at `/`: every topic as a live tile, grouped by prefix, with a
+// detail view, feed health, the config banner and the connection state. It is a
+// user of tickerd.js like any embedding page: one client, the custom elements,
+// and the same formatting helpers.
+
+import {
+  connect, format, formatTime, formatAgo, describe, displayRows, chartValue, sparkline, label, matches,
+} from './tickerd.js';
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+const params = new URLSearchParams(location.search);
+// backfill: ask for each topic's retained updates at start, so sparklines are full at once.
+const client = connect({ token: params.get('token') ?? undefined, backfill: 100 });
+window.tickerd = client; // for the console (and the browser tests)
+
+// ---------------------------------------------------------------------------
+// Tiles, grouped by the topic's first segment
+
+const tiles = new Map(); // topic -> {link, tile, group}
+const groups = new Map(); // prefix -> {section, grid, count, size}
+const topicInfo = new Map(); // topic -> {feed, seq, ts, stale} from the `topics` op
+let query = '';
+
+function groupFor(prefix) {
+  let g = groups.get(prefix);
+  if (g) return g;
+  const section = el('section', 'group');
+  section.dataset.group = prefix;
+  const h = el('h2');
+  const count = el('span', 'count muted');
+  h.append(el('span', '', prefix), count);
+  const grid = el('div', 'grid');
+  section.append(h, grid);
+  g = { section, grid, count, size: 0 };
+  groups.set(prefix, g);
+  const next = [...groups.keys()].sort().find((p) => p > prefix);
+  $('groups').insertBefore(section, next ? groups.get(next).section : null);
+  return g;
+}
+
+function addTile(u) {
+  const prefix = u.topic.split('.')[0];
+  const g = groupFor(prefix);
+  const link = el('a', 'tile-link');
+  link.href = `#/topic/${encodeURIComponent(u.topic)}`;
+  link.dataset.topic = u.topic;
+  const d = describe(u.data);
+  if (d.primary === undefined && d.rows.length > 3) link.classList.add('wide');
+  const tile = document.createElement('ticker-tile');
+  tile.setAttribute('topic', u.topic);
+  const info = topicInfo.get(u.topic);
+  if (info?.stale) tile.setAttribute('stale-since', info.ts);
+  link.append(tile);
+  const siblings = [...g.grid.children];
+  const next = siblings.find((s) => s.dataset.topic > u.topic);
+  g.grid.insertBefore(link, next ?? null);
+  g.size++;
+  // small groups share a row: a group asks for the width of its tiles (up to 4)
+  g.units = (g.units ?? 0) + (link.classList.contains('wide') ? 2 : 1);
+  g.section.style.flexBasis = `${Math.min(g.units, 4) * 202 - 12}px`;
+  tiles.set(u.topic, { link, tile, group: g });
+  applyFilter(link);
+  refreshCounts();
+}
+
+client.subscribe('>', (u) => {
+  if (!tiles.has(u.topic)) addTile(u);
+});
+
+// updates per second, counted on every update (not conflated)
+let counted = 0;
+client.subscribe('>', () => { counted++; }, { every: true });
+setInterval(() => {
+  $('stat-rate').textContent = counted.toLocaleString();
+  counted = 0;
+}, 1000);
+
+function refreshCounts() {
+  let shown = 0;
+  for (const g of groups.values()) {
+    const visible = [...g.grid.children].filter((c) => !c.hidden).length;
+    g.count.textContent = query ? `${visible} of ${g.size}` : String(g.size);
+    g.section.hidden = visible === 0;
+    shown += visible;
+  }
+  $('stat-topics').textContent = tiles.size.toLocaleString();
+  const empty = $('empty');
+  empty.hidden = shown > 0;
+  empty.textContent = tiles.size === 0 ? 'Waiting for the first updates…' : `No topic matches “${query}”.`;
+}
+
+// ---------------------------------------------------------------------------
+// Filter: a substring of the topic, or a pattern when it has `*` or `>`
+
+function applyFilter(link) {
+  const t = link.dataset.topic;
+  const q = query.trim();
+  const isPat = /(^|\.)(\*|>)(\.|$)/.test(q);
+  link.hidden = q !== '' && !(isPat ? matches(q, t) : t.toLowerCase().includes(q.toLowerCase()));
+}
+
+$('filter').addEventListener('input', (e) => {
+  query = e.target.value;
+  for (const { link } of tiles.values()) applyFilter(link);
+  refreshCounts();
+});
+$('filter').addEventListener('keydown', (e) => {
+  if (e.key === 'Escape') { e.target.value = ''; e.target.dispatchEvent(new Event('input')); }
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key === '/' && document.activeElement?.tagName !== 'INPUT' && !$('detail').open) {
+    e.preventDefault();
+    $('filter').focus();
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Staleness and feed health
+
+async function pollTopics() {
+  const list = await client.topics();
+  if (!list) return;
+  for (const t of list) {
+    topicInfo.set(t.topic, t);
+    const tile = tiles.get(t.topic)?.tile;
+    if (!tile) continue;
+    if (t.stale) {
+      if (tile.getAttribute('stale-since') !== String(t.ts)) tile.setAttribute('stale-since', t.ts);
+    } else if (tile.hasAttribute('stale-since')) {
+      tile.removeAttribute('stale-since');
+    }
+  }
+  if (detail) renderMeta();
+}
+setInterval(() => {
+  if (client.state !== 'live' || document.hidden) return;
+  pollTopics();
+  loadFeeds();
+}, 5000);
+
+const feeds = new Map(); // name -> latest status
+
+async function loadFeeds() {
+  try {
+    const r = await fetch(client.url('api/feeds'), { cache: 'no-store' });
+    if (!r.ok) return;
+    for (const f of await r.json()) feeds.set(f.feed, f);
+    renderFeeds();
+  } catch {
+    // offline: the connection indicator says so
+  }
+}
+
+client.subscribe('$sys.feeds', (u) => {
+  if (u.data && typeof u.data === 'object' && u.data.feed) {
+    feeds.set(u.data.feed, u.data);
+    queueFeeds();
+  }
+}, { every: true });
+
+let feedsQueued = false;
+function queueFeeds() {
+  if (feedsQueued) return;
+  feedsQueued = true;
+  requestAnimationFrame(() => { feedsQueued = false; renderFeeds(); });
+}
+
+function renderFeeds() {
+  const ul = $('feeds');
+  if (feeds.size === 0) return;
+  const items = [...feeds.values()].sort((a, b) => a.feed.localeCompare(b.feed)).map((f) => {
+    const li = el('li');
+    li.dataset.feed = f.feed;
+    li.dataset.state = f.state;
+    const head = el('div', 'feed-head');
+    const stale = f.stale && f.state !== 'stopped';
+    head.append(
+      el('span', 'feed-name', f.feed),
+      el('span', 'feed-kind', f.kind),
+      el('span', `pill ${stale ? 'stale' : f.state}`, stale ? 'stale' : f.state),
+    );
+    li.append(head);
+    const plural = (n, word) => `${format(n, 'number')} ${word}${n === 1 ? '' : 's'}`;
+    const bits = [plural(f.updates, 'update'), plural(f.errors, 'error')];
+    if (f.last_ok && !stale) bits.push(`last ${formatAgo(f.last_ok)}`);
+    li.append(el('div', 'feed-line', bits.join(' · ')));
+    if (stale) {
+      li.append(el('div', 'feed-stale', f.last_ok ? `stale since ${formatTime(f.last_ok)}` : 'stale: no update yet'));
+    }
+    if (f.error && f.state !== 'running') li.append(el('div', 'feed-error', f.error));
+    return li;
+  });
+  ul.replaceChildren(...items);
+}
+setInterval(() => { if (feeds.size) renderFeeds(); }, 1000);
+
+// ---------------------------------------------------------------------------
+// The config banner: `$sys.config` {"ok":false,"error":...} until the next ok
+
+client.subscribe('$sys.config', (u) => {
+  const d = u.data ?? {};
+  $('banner').hidden = d.ok !== false;
+  $('banner-error').textContent = d.ok === false ? String(d.error ?? 'unknown error') : '';
+}, { every: true });
+
+// ---------------------------------------------------------------------------
+// Connection indicator
+
+let countdown = 0;
+function showState(detail) {
+  const box = $('conn');
+  const text = box.querySelector('.text');
+  const retry = $('retry');
+  box.dataset.state = detail.state;
+  document.body.dataset.conn = detail.state;
+  clearInterval(countdown);
+  retry.hidden = true;
+  box.title = detail.error ?? '';
+  switch (detail.state) {
+    case 'live':
+      text.textContent = 'Live';
+      break;
+    case 'connecting':
+      text.textContent = client.epoch ? 'Reconnecting…' : 'Connecting…';
+      break;
+    case 'reconnecting': {
+      retry.hidden = false;
+      const tick = () => {
+        const s = Math.max(0, Math.ceil((detail.retryAt - Date.now()) / 1000));
+        text.textContent = `Reconnecting in ${s}s`;
+      };
+      tick();
+      countdown = setInterval(tick, 250);
+      break;
+    }
+    default:
+      text.textContent = 'Offline';
+      retry.hidden = false;
+  }
+}
+client.addEventListener('state', (e) => showState(e.detail));
+showState({ state: client.state === 'offline' ? 'connecting' : client.state });
+$('retry').addEventListener('click', () => client.retryNow());
+
+client.addEventListener('hello', (e) => {
+  $('stat-server').textContent = e.detail.server ?? '—';
+  $('stat-server').title = `epoch ${e.detail.epoch}`;
+  loadFeeds();
+  setTimeout(pollTopics, 300);
+});
+
+// ---------------------------------------------------------------------------
+// Detail view: #/topic/NAME
+
+let detail = null; // {topic, off}
+
+function route() {
+  const m = location.hash.match(/^#\/topic\/(.+)$/);
+  const topic = m ? decodeURIComponent(m[1]) : null;
+  if (detail && detail.topic !== topic) closeDetail();
+  if (topic && !detail) openDetail(topic);
+}
+
+function openDetail(topic) {
+  detail = { topic, off: null, last: null };
+  $('detail-topic').textContent = topic;
+  $('detail-value').replaceChildren();
+  $('detail-history').replaceChildren();
+  $('detail-raw').textContent = 'Waiting for an update…';
+  $('detail-range').replaceChildren();
+  renderMeta();
+  const dialog = $('detail');
+  if (!dialog.open) dialog.showModal();
+  detail.off = client.subscribe(topic, renderDetail);
+}
+
+function closeDetail() {
+  detail?.off?.();
+  detail = null;
+  if ($('detail').open) $('detail').close();
+}
+
+$('detail').addEventListener('close', () => {
+  detail?.off?.();
+  detail = null;
+  if (location.hash.startsWith('#/topic/')) history.replaceState(null, '', location.pathname + location.search);
+});
+$('detail-close').addEventListener('click', () => $('detail').close());
+$('detail').addEventListener('click', (e) => { if (e.target === $('detail')) $('detail').close(); });
+window.addEventListener('hashchange', route);
+
+function renderMeta() {
+  if (!detail) return;
+  const info = topicInfo.get(detail.topic);
+  const u = client.latest(detail.topic);
+  const bits = [];
+  if (info?.feed) bits.push(`feed ${info.feed}`);
+  if (u) bits.push(`seq ${u.seq}`, `updated ${formatTime(u.ts)}`);
+  if (info?.stale) bits.push(`stale since ${formatTime(info.ts)}`);
+  $('detail-meta').textContent = bits.join(' · ');
+}
+
+function renderDetail(u) {
+  if (!detail || u.topic !== detail.topic) return;
+  renderMeta();
+  const d = describe(u.data);
+  const box = $('detail-value');
+  const parts = [];
+  if (d.primary !== undefined) {
+    const big = el('div', '', format(d.primary, 'auto', d.key));
+    if (d.change !== undefined) {
+      const pct = d.changePct !== undefined ? ` (${format(d.changePct, 'signed:2')}%)` : '';
+      const chg = el('span', 'chg', `${format(d.change, 'signed')}${pct}`);
+      chg.style.color = d.change > 0 ? 'var(--up)' : d.change < 0 ? 'var(--down)' : '';
+      big.append(chg);
+    }
+    parts.push(big);
+  }
+  if (d.rows.length) {
+    const dl = el('dl');
+    for (const [name, text, k] of displayRows(d.rows)) {
+      const item = el('div');
+      item.append(el('dt', '', name), el('dd', '', text));
+      item.title = k;
+      dl.append(item);
+    }
+    parts.push(dl);
+  }
+  box.replaceChildren(...parts);
+
+  const hist = client.history(u.topic);
+  const points = [];
+  for (const h of hist) {
+    const v = chartValue(h.data);
+    if (v !== undefined) points.push([h.ts, v]);
+  }
+  const svg = $('detail-chart');
+  $('detail-chart-wrap').hidden = points.length < 2;
+  if (points.length >= 2) {
+    const values = points.map((p) => p[1]);
+    sparkline(svg, values);
+    const trend = values[values.length - 1] - values[0];
+    svg.classList.toggle('up', trend > 0);
+    svg.classList.toggle('down', trend < 0);
+    const key = d.primary !== undefined ? d.key : d.key;
+    const min = Math.min(...values);
+    const max = Math.max(...values);
+    $('detail-range').replaceChildren(
+      el('span', '', `${formatTime(points[0][0])} → ${formatTime(points[points.length - 1][0])}`),
+      el('span', '', `${label(key ?? 'value')}: min ${format(min, 'auto', key)} · max ${format(max, 'auto', key)} · ${values.length} points`),
+    );
+  }
+
+  const rows = [];
+  for (let i = hist.length - 1; i >= 0 && rows.length < 50; i--) {
+    const h = hist[i];
+    const tr = el('tr');
+    const json = JSON.stringify(h.data);
+    tr.append(
+      el('td', '', formatTime(h.ts, true)),
+      el('td', '', String(h.seq)),
+      el('td', '', json.length > 160 ? `${json.slice(0, 160)}…` : json),
+    );
+    rows.push(tr);
+  }
+  $('detail-history').replaceChildren(...rows);
+  const { topic, seq, ts, data } = u;
+  $('detail-raw').textContent = JSON.stringify({ type: 'update', topic, seq, ts, data }, null, 2);
+}
+
+route();
+
+// ---------------------------------------------------------------------------
+// Theme: auto (the system's) -> light -> dark
+
+const THEMES = ['auto', 'light', 'dark'];
+function setTheme(t) {
+  if (t === 'auto') delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = t;
+  try {
+    if (t === 'auto') localStorage.removeItem('tickerd-theme');
+    else localStorage.setItem('tickerd-theme', t);
+  } catch { /* private mode */ }
+  $('theme').title = `Theme: ${t}`;
+}
+$('theme').addEventListener('click', () => {
+  const cur = document.documentElement.dataset.theme ?? 'auto';
+  setTheme(THEMES[(THEMES.indexOf(cur) + 1) % THEMES.length]);
+});
+$('theme').title = `Theme: ${document.documentElement.dataset.theme ?? 'auto'}`;
