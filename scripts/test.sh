@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== cargo test"
-cargo test --all-targets --locked 2>&1
+cargo test --all-targets --locked --no-fail-fast 2>&1
 
 echo "== cargo test --doc"
 cargo test --doc --locked 2>&1

@@ -347,7 +347,8 @@ async fn max_connections_is_enforced() {
 /// 2,000 concurrent clients each receive a published update.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_clients_each_get_the_update() {
-    let s = Server::start("[limits]\nmax_connections = 5000\n").await;
+    let s =
+        Server::start("[limits]\nmax_connections = 5000\nmax_connections_per_ip = 5000\n").await;
     let url = s.ws_url();
     let mut clients = Vec::new();
     for chunk in 0..20 {
