@@ -82,10 +82,19 @@ fn check(path: Option<&Path>) -> ExitCode {
 
 async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
     raise_open_file_limit();
+    let (listen, web_dir) = (cli.listen, cli.web_dir.clone());
     let builder = match &path {
         Some(p) => Ticker::builder().config_path(p),
         None => Ticker::builder().config(Config::builtin()),
-    };
+    }
+    .adjust(move |c| {
+        if let Some(listen) = listen {
+            c.server.listen = listen;
+        }
+        if let Some(dir) = &web_dir {
+            c.server.web_dir = Some(dir.clone());
+        }
+    });
     let ticker = match builder.start().await {
         Ok(t) => t,
         Err(e) => {
@@ -93,14 +102,7 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut config = ticker.config().await;
-    if let Some(listen) = cli.listen {
-        config.server.listen = listen;
-    }
-    if let Some(dir) = cli.web_dir {
-        config.server.web_dir = Some(dir);
-        ticker.apply(config.clone()).await;
-    }
+    let config = ticker.config().await;
     let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
         Ok(l) => l,
         Err(e) => {

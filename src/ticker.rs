@@ -70,6 +70,33 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     /// Open WebSocket connections per peer IP (`limits.max_connections_per_ip`).
     pub(crate) peers: crate::server::PeerCounts,
+    /// Applied to every config loaded from the file, at start and on reload.
+    adjust: Adjust,
+}
+
+/// A change applied to every loaded config (command-line overrides).
+#[derive(Clone, Default)]
+struct Adjust(Option<Arc<AdjustFn>>);
+
+type AdjustFn = dyn Fn(&mut Config) + Send + Sync;
+
+impl Adjust {
+    fn apply(&self, mut config: Config) -> Config {
+        if let Some(f) = &self.0 {
+            f(&mut config);
+        }
+        config
+    }
+}
+
+impl std::fmt::Debug for Adjust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Adjust(Some)"
+        } else {
+            "Adjust(None)"
+        })
+    }
 }
 
 impl Shared {
@@ -90,6 +117,7 @@ pub struct TickerBuilder {
     path: Option<PathBuf>,
     kinds: Kinds,
     cancel: Option<CancellationToken>,
+    adjust: Adjust,
 }
 
 /// Why a ticker could not start.
@@ -150,6 +178,13 @@ impl TickerBuilder {
         self
     }
 
+    /// Changes every config this ticker loads, at start and on each reload, before
+    /// it is applied: e.g. command-line overrides that must survive a reload.
+    pub fn adjust(mut self, f: impl Fn(&mut Config) + Send + Sync + 'static) -> Self {
+        self.adjust = Adjust(Some(Arc::new(f)));
+        self
+    }
+
     /// Loads the config (if a path was given), starts the feeds and returns the
     /// running ticker. Must be called inside a Tokio runtime.
     ///
@@ -164,6 +199,7 @@ impl TickerBuilder {
             (None, None, Some(c)) => c,
             (None, None, None) => Config::builtin(),
         };
+        let config = self.adjust.apply(config);
         kinds.check(&config.feeds)?;
         let metrics = Arc::new(Metrics::default());
         let cancel = self
@@ -182,6 +218,7 @@ impl TickerBuilder {
             cancel,
             tasks,
             peers: Default::default(),
+            adjust: self.adjust,
         });
         let diff = shared.feeds.apply(&config.feeds).await;
         publish_config_ok(&shared, config.feeds.len(), &diff);
@@ -293,6 +330,7 @@ impl Ticker {
         };
         let kinds = self.shared.feeds.kinds().clone();
         let loaded = Config::load_with_kinds(&path, &|k| kinds.contains(k))
+            .map(|c| self.shared.adjust.apply(c))
             .and_then(|c| kinds.check(&c.feeds).map(|()| c));
         match loaded {
             Ok(config) => Ok(self.apply_now(config).await),

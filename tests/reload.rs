@@ -580,3 +580,26 @@ async fn a_config_behind_a_swapped_symlink_is_followed() {
     })
     .await;
 }
+
+/// `TickerBuilder::adjust` (how the binary applies `--web-dir` and `--listen`)
+/// is applied again to every reloaded config, so an override survives a reload.
+#[tokio::test]
+async fn adjustments_survive_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir, "[dashboard]\ntitle = \"From file\"\n", |b| {
+        b.adjust(|c| c.dashboard.title = format!("{} (adjusted)", c.dashboard.title))
+    })
+    .await;
+    let page = || async {
+        reqwest::get(s.http("/"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(page().await.contains("From file (adjusted)"));
+    std::fs::write(&s.config_path, "[dashboard]\ntitle = \"Edited\"\n").unwrap();
+    s.ticker.reload().await.unwrap();
+    assert!(page().await.contains("Edited (adjusted)"));
+}
