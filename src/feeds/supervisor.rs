@@ -89,6 +89,9 @@ pub(crate) struct StatusCell {
     updates: AtomicU64,
     errors: AtomicU64,
     last_ok: AtomicU64,
+    /// `updates + errors` as of the last published status: the reporter
+    /// republishes when they moved, so counters on `$sys.feeds` lag at most 1 s.
+    reported: AtomicU64,
 }
 
 impl StatusCell {
@@ -109,6 +112,7 @@ impl StatusCell {
             updates: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_ok: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
         }
     }
 
@@ -126,6 +130,7 @@ impl StatusCell {
     }
 
     fn publish(&self, hub: &Hub) {
+        self.reported.store(self.activity(), Ordering::Relaxed);
         if let Err(e) = hub.publish(FEEDS_TOPIC, &self.snapshot()) {
             warn!(error = %e, "Cannot publish feed status.");
         }
@@ -170,6 +175,11 @@ impl StatusCell {
     pub(crate) fn record_error(&self, message: &str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.lock().error = Some(message.to_string());
+    }
+
+    /// Updates plus errors so far: changes whenever the counters do.
+    fn activity(&self) -> u64 {
+        self.updates.load(Ordering::Relaxed) + self.errors.load(Ordering::Relaxed)
     }
 
     /// Recomputes staleness; true when it changed.
@@ -277,7 +287,8 @@ impl Feeds {
                     .map(|r| r.status.clone())
                     .collect();
                 for cell in cells {
-                    if cell.refresh_stale() || full {
+                    let moved = cell.activity() != cell.reported.load(Ordering::Relaxed);
+                    if cell.refresh_stale() || full || moved {
                         cell.publish(&feeds.hub);
                     }
                 }
