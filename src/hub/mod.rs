@@ -323,16 +323,20 @@ impl Hub {
     /// The latest update of `topic` as its wire frame (the JSON text a client
     /// receives), if it has one. See [`Hub::latest`] for a typed value.
     pub fn snapshot(&self, topic: &str) -> Option<String> {
+        self.latest_frame(topic).map(|f| f.as_str().to_string())
+    }
+
+    /// The latest frame of `topic` (a cheap handle clone), if it has one.
+    fn latest_frame(&self, topic: &str) -> Option<Utf8Bytes> {
         let t = self.read_topics().get(topic)?.clone();
         let latest = t.lock().latest.clone();
-        latest.map(|f| f.as_str().to_string())
+        latest
     }
 
     /// The latest update of `topic`, if it has one.
     pub fn latest(&self, topic: &str) -> Option<Update> {
-        let t = self.read_topics().get(topic)?.clone();
-        let latest = t.lock().latest.clone();
-        latest.and_then(|f| Update::from_frame(f.as_str()))
+        self.latest_frame(topic)
+            .and_then(|f| Update::from_frame(f.as_str()))
     }
 
     /// The latest value of `topic` as your own type; `Ok(None)` when the topic
@@ -521,13 +525,6 @@ impl Hub {
             .subscriptions
             .fetch_sub(entry.patterns.len() as u64, Ordering::Relaxed);
     }
-
-    /// Test helper: the `data` of a topic's latest update.
-    #[cfg(test)]
-    pub(crate) fn latest_value(&self, topic: &str) -> Option<serde_json::Value> {
-        let frame: serde_json::Value = serde_json::from_str(&self.snapshot(topic)?).ok()?;
-        frame.get("data").cloned()
-    }
 }
 
 fn forget_pattern(
@@ -668,6 +665,6 @@ mod tests {
         hub.publish("a.b", &json!(2)).unwrap();
         assert!(drain(&outbox).is_empty());
         assert_eq!(hub.metrics().subscriptions.load(Ordering::Relaxed), 0);
-        assert_eq!(hub.latest_value("a.b"), Some(json!(2)));
+        assert_eq!(hub.latest("a.b").map(Update::into_data), Some(json!(2)));
     }
 }
