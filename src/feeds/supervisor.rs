@@ -22,6 +22,7 @@ use tracing::{info, warn, Instrument};
 use super::{ContextInner, DynFeed, FeedContext, Kinds};
 use crate::config::FeedConfig;
 use crate::hub::{now_ms, Hub, Source};
+use crate::metrics::family;
 
 /// The topic carrying feed states.
 pub(crate) const FEEDS_TOPIC: &str = "$sys.feeds";
@@ -45,6 +46,19 @@ pub enum FeedState {
     Failed,
     /// Not running (disabled, removed or shut down).
     Stopped,
+}
+
+impl FeedState {
+    /// The state's name, as on `$sys.feeds`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedState::Starting => "starting",
+            FeedState::Running => "running",
+            FeedState::Backoff => "backoff",
+            FeedState::Failed => "failed",
+            FeedState::Stopped => "stopped",
+        }
+    }
 }
 
 /// One `$sys.feeds` update.
@@ -460,32 +474,42 @@ async fn supervise(feed: Arc<dyn DynFeed>, ctx: FeedContext, hub: Hub) {
 /// Appends per-feed figures in Prometheus text format.
 pub(crate) fn render_metrics(statuses: &[FeedStatus], out: &mut String) {
     use std::fmt::Write as _;
-    out.push_str("# HELP tickerd_feed_updates_total Updates published by a feed.\n# TYPE tickerd_feed_updates_total counter\n");
+    let name = "tickerd_feed_updates_total";
+    family(out, name, "counter", "Updates published by a feed.");
     for s in statuses {
         let _ = writeln!(
             out,
-            "tickerd_feed_updates_total{{feed=\"{}\",kind=\"{}\"}} {}",
+            "{name}{{feed=\"{}\",kind=\"{}\"}} {}",
             s.feed, s.kind, s.updates
         );
     }
-    out.push_str("# HELP tickerd_feed_errors_total Errors of a feed (failed runs and dropped items).\n# TYPE tickerd_feed_errors_total counter\n");
+    let name = "tickerd_feed_errors_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Errors of a feed (failed runs and dropped items).",
+    );
     for s in statuses {
         let _ = writeln!(
             out,
-            "tickerd_feed_errors_total{{feed=\"{}\",kind=\"{}\"}} {}",
+            "{name}{{feed=\"{}\",kind=\"{}\"}} {}",
             s.feed, s.kind, s.errors
         );
     }
-    out.push_str("# HELP tickerd_feed_state A feed's state (1 for the current one).\n# TYPE tickerd_feed_state gauge\n");
+    let name = "tickerd_feed_state";
+    family(
+        out,
+        name,
+        "gauge",
+        "A feed's state (1 for the current one).",
+    );
     for s in statuses {
-        let state = serde_json::to_value(s.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "tickerd_feed_state{{feed=\"{}\",state=\"{state}\"}} 1",
-            s.feed
+            "{name}{{feed=\"{}\",state=\"{}\"}} 1",
+            s.feed,
+            s.state.as_str()
         );
     }
 }
@@ -589,6 +613,14 @@ mod tests {
     }
 
     /// The window doubles from 1 s to the 30 s cap; delays stay inside it.
+    #[test]
+    fn state_names_match_their_wire_form() {
+        use FeedState::*;
+        for state in [Starting, Running, Backoff, Failed, Stopped] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+    }
+
     #[test]
     fn backoff_doubles_from_one_second_to_a_cap() {
         assert_eq!(backoff_window(0), Duration::from_secs(1));
