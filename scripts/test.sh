@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Cluster tests (tests/cluster.rs) run a real nats-server with JetStream.
+if ! command -v nats-server >/dev/null; then
+  echo "installing nats-server (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq nats-server >/dev/null
+fi
+
 echo "== cargo test"
 cargo test --all-targets --locked --no-fail-fast 2>&1
 

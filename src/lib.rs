@@ -81,6 +81,8 @@
 //!   hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
 //! - `auth`: tokens and per-topic read grants (see `SECURITY.md`).
 //! - [`reload`]: watches the config and applies changes.
+//! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
+//!   stream, feed ownership by KV leases, `$sys.cluster`.
 //! - [`topic`]: topic names, patterns and templates.
 //! - [`protocol`]: the wire format.
 //! - [`Ticker`]: ties them together; the binary is a thin user of it.
@@ -96,10 +98,12 @@ pub mod reload;
 pub mod topic;
 
 mod auth;
+mod cluster;
 mod server;
 mod session;
 mod ticker;
 
+pub use cluster::CLUSTER_TOPIC;
 pub use config::Config;
 pub use feeds::{Feed, FeedContext};
 pub use hub::{Hub, Published, Subscription, Update};

@@ -56,7 +56,7 @@ impl Session {
         let heartbeat = self.settings.heartbeat;
         outbox
             .push_control(protocol::hello(
-                self.hub.epoch(),
+                &self.hub.epoch(),
                 heartbeat.as_millis() as u64,
             ))
             .await;
@@ -178,7 +178,7 @@ impl Session {
                     .push_control(protocol::ack(id, "subscribe", &topics))
                     .await;
                 let resume = Resume {
-                    since: if epoch.as_deref() == Some(self.hub.epoch()) {
+                    since: if epoch.as_deref() == Some(&*self.hub.epoch()) {
                         since
                     } else {
                         Default::default()

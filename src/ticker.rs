@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::{Config, ConfigErrors, DashboardConfig, LimitsConfig};
+use crate::cluster::Cluster;
+use crate::config::{Config, ConfigErrors, DashboardConfig, FeedConfig, LimitsConfig};
 use crate::feeds::{Diff, Feed, FeedStatus, Feeds, Kinds};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     /// never apply an older load after a newer one.
     reloading: tokio::sync::Mutex<()>,
     pub(crate) feeds: Arc<Feeds>,
+    /// `[cluster]` mode's link to NATS; it decides which feeds run here.
+    pub(crate) cluster: Option<Arc<Cluster>>,
     /// Cancelled on shutdown: stops feeds and closes sessions with 1001.
     pub(crate) cancel: CancellationToken,
     /// Every session and feed task, so shutdown can wait for them.
@@ -127,6 +130,10 @@ pub enum StartError {
     /// The config is invalid.
     #[error("invalid config:\n{0}")]
     Config(#[from] ConfigErrors),
+    /// `[cluster]` could not be set up (e.g. its credentials file is unreadable).
+    /// An unreachable NATS is not an error: it is retried in the background.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl TickerBuilder {
@@ -208,6 +215,21 @@ impl TickerBuilder {
         let hub = Hub::with_shutdown(config.history.size, metrics.clone(), cancel.clone());
         let tasks = TaskTracker::new();
         let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
+        let cluster = match &config.cluster {
+            Some(c) => Some(
+                Cluster::start(
+                    c,
+                    config.history.size,
+                    hub.clone(),
+                    feeds.clone(),
+                    cancel.clone(),
+                    &tasks,
+                )
+                .await
+                .map_err(|e| StartError::Cluster(e.to_string()))?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             hub,
             metrics,
@@ -215,12 +237,13 @@ impl TickerBuilder {
             config: tokio::sync::Mutex::new(config.clone()),
             reloading: tokio::sync::Mutex::new(()),
             feeds,
+            cluster,
             cancel,
             tasks,
             peers: Default::default(),
             adjust: self.adjust,
         });
-        let diff = shared.feeds.apply(&config.feeds).await;
+        let diff = apply_feeds(&shared, &[], &config).await;
         publish_config_ok(&shared, config.feeds.len(), &diff);
         Ok(Ticker { shared })
     }
@@ -362,13 +385,16 @@ impl Ticker {
         if config.server.listen != current.server.listen {
             warn!(old = %current.server.listen, new = %config.server.listen, "server.listen changed: restart tickerd to apply it.");
         }
+        if config.cluster != current.cluster {
+            warn!("[cluster] changed: restart tickerd to apply it.");
+        }
         *self
             .shared
             .settings
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(&config));
         self.shared.hub.set_history_size(config.history.size);
-        let diff = self.shared.feeds.apply(&config.feeds).await;
+        let diff = apply_feeds(&self.shared, &current.feeds, &config).await;
         self.shared
             .metrics
             .reloads
@@ -397,6 +423,18 @@ impl Ticker {
             crate::reload::watch(self.clone(), &path, dir.as_deref().unwrap_or(Path::new("")))
                 .await;
         }
+    }
+}
+
+/// Hands `config`'s feeds to the cluster (which runs the ones this node owns)
+/// or, on a single node, to the supervisor. Returns the change against `old`.
+async fn apply_feeds(shared: &Shared, old: &[FeedConfig], config: &Config) -> Diff {
+    match &shared.cluster {
+        Some(cluster) => {
+            cluster.apply(&config.feeds, config.history.size);
+            crate::feeds::diff(old, &config.feeds)
+        }
+        None => shared.feeds.apply(&config.feeds).await,
     }
 }
 

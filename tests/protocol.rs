@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn hello_comes_first() {
     let s = Server::start(EMPTY).await;
     let c = s.client().await;
-    assert_eq!(c.hello["epoch"], s.ticker.hub().epoch());
+    assert_eq!(c.hello["epoch"], &*s.ticker.hub().epoch());
     assert!(c.hello["server"].as_str().unwrap().starts_with("tickerd/"));
     assert_eq!(c.hello["heartbeat_ms"], 20_000);
 }

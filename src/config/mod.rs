@@ -228,8 +228,38 @@ pub enum OneOrMany {
 pub struct ClusterConfig {
     /// NATS server URL(s).
     pub nats: OneOrMany,
-    /// This node's name, unique in the cluster.
+    /// This node's name, unique in the cluster: `[a-z0-9_-]+`.
     pub node: String,
+    /// NATS token authentication.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// NATS user (with `password`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// NATS password (with `user`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A NATS `.creds` file (JWT + NKey).
+    #[serde(default)]
+    pub credentials: Option<PathBuf>,
+    /// How long a feed's ownership lasts without renewal: the owner renews it
+    /// three times per lease; another node takes the feed over when it lapses.
+    #[serde(default = "ClusterConfig::default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl ClusterConfig {
+    fn default_lease() -> Duration {
+        Duration::from_secs(6)
+    }
+
+    /// The NATS URLs, as a list.
+    pub fn urls(&self) -> Vec<String> {
+        match &self.nats {
+            OneOrMany::One(u) => vec![u.clone()],
+            OneOrMany::Many(us) => us.clone(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -461,11 +491,26 @@ fn check_sections(
             bad("[server] tokens must not be empty strings".into());
         }
     }
-    if cluster.is_some() {
-        bad(
-            "[cluster] is not supported by this build yet; remove the section to run a single node"
-                .into(),
-        );
+    if let Some(c) = cluster {
+        let name_ok = !c.node.is_empty()
+            && c.node
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !name_ok {
+            bad(format!(
+                "[cluster] node {:?} must match [a-z0-9_-]+",
+                c.node
+            ));
+        }
+        if c.urls().is_empty() {
+            bad("[cluster] nats needs at least one URL".into());
+        }
+        if c.lease < Duration::from_millis(300) {
+            bad("[cluster] lease must be at least 300ms".into());
+        }
+        if c.password.is_some() != c.user.is_some() {
+            bad("[cluster] user and password go together".into());
+        }
     }
 }
 

@@ -36,7 +36,7 @@ pub use http::HttpFeed;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
-pub(crate) use supervisor::{render_metrics, Feeds};
+pub(crate) use supervisor::{diff, render_metrics, Feeds};
 pub use synthetic::Synthetic;
 pub use system::SystemFeed;
 pub use websocket::WebSocketFeed;
@@ -50,7 +50,7 @@ use serde::Serialize;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::config::{FeedConfig, FeedKind};
-use crate::hub::{Hub, PublishError, Published, Source};
+use crate::hub::{Hub, Published, Source};
 use crate::topic::TopicTemplate;
 
 /// A source of updates. Implement it for a kind of your own and register it with
@@ -253,9 +253,7 @@ impl FeedContext {
                 self.inner.status.record_ok(&self.inner.hub);
                 Ok(p)
             }
-            Err(e @ (PublishError::InvalidTopic(_) | PublishError::Data(_))) => {
-                Err(self.item_error(e.to_string()))
-            }
+            Err(e) => Err(self.item_error(e.to_string())),
         }
     }
 

@@ -21,7 +21,7 @@ pub use subscription::{Subscription, Update};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::metrics::Metrics;
@@ -53,7 +53,9 @@ pub struct Source {
     pub stale_after: Option<Duration>,
 }
 
-/// What [`Hub::publish`] assigned to an update.
+/// What [`Hub::publish`] assigned to an update. In cluster mode the cluster
+/// assigns the seq after `publish` returns, which then reports seq 0; use
+/// [`Hub::publish_and_wait`] for the real one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Published {
     /// The update's seq within its topic.
@@ -72,6 +74,9 @@ pub enum PublishError {
     /// The data could not be serialized as JSON.
     #[error("data is not serializable as JSON: {0}")]
     Data(#[from] serde_json::Error),
+    /// Cluster mode: NATS did not take the update.
+    #[error("the cluster did not take the update: {0}")]
+    Cluster(String),
 }
 
 struct TopicState {
@@ -131,8 +136,28 @@ struct Registry {
     subscribers: HashMap<SubscriberId, SubscriberEntry>,
 }
 
+/// An update this node originates in cluster mode, handed to the cluster to be
+/// sequenced; it reaches local subscribers when it comes back from NATS.
+pub(crate) struct Outgoing {
+    pub(crate) topic: Arc<str>,
+    /// The value, serialized once.
+    pub(crate) json: String,
+    /// Publish time, assigned here at the origin.
+    pub(crate) ts: u64,
+    pub(crate) source: Source,
+    /// Told the outcome, for callers that wait ([`Hub::publish_and_wait`]).
+    pub(crate) reply: Option<tokio::sync::oneshot::Sender<Result<Published, PublishError>>>,
+}
+
+/// Where a clustered hub sends the updates it originates.
+pub(crate) type Relay = Box<dyn Fn(Outgoing) + Send + Sync>;
+
 struct Inner {
-    epoch: Arc<str>,
+    /// Swapped when a cluster tells its epoch (see [`Hub::set_epoch`]).
+    epoch: RwLock<Arc<str>>,
+    /// Set in cluster mode: non-`$` updates go there instead of straight to
+    /// subscribers.
+    relay: OnceLock<Relay>,
     topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
     registry: Mutex<Registry>,
     next_topic: AtomicU32,
@@ -152,7 +177,7 @@ pub struct Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("epoch", &self.inner.epoch)
+            .field("epoch", &self.epoch())
             .finish_non_exhaustive()
     }
 }
@@ -172,7 +197,8 @@ impl Hub {
         let epoch = Alphanumeric.sample_string(&mut rand::rng(), 12);
         Hub {
             inner: Arc::new(Inner {
-                epoch: epoch.into(),
+                epoch: RwLock::new(epoch.into()),
+                relay: OnceLock::new(),
                 topics: RwLock::default(),
                 registry: Mutex::default(),
                 next_topic: AtomicU32::new(1),
@@ -184,9 +210,43 @@ impl Hub {
         }
     }
 
-    /// This process's epoch: seqs are comparable only within one epoch.
-    pub fn epoch(&self) -> &str {
-        &self.inner.epoch
+    /// The epoch: seqs are comparable only within one epoch. A random one per
+    /// process; in cluster mode, the cluster's (the same on every node).
+    pub fn epoch(&self) -> Arc<str> {
+        self.inner
+            .epoch
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Adopts a cluster's epoch. When it differs from the one in force, every
+    /// relayed topic starts over (its seqs belong to the old epoch); `$` topics
+    /// are this node's own and keep theirs. Returns whether it changed.
+    pub(crate) fn set_epoch(&self, epoch: &str) -> bool {
+        let mut current = self.inner.epoch.write().unwrap_or_else(|p| p.into_inner());
+        if &**current == epoch {
+            return false;
+        }
+        *current = epoch.into();
+        drop(current);
+        for t in self.read_topics().values() {
+            if !topic::is_system(&t.name) {
+                let mut st = t.lock();
+                st.seq = 0;
+                st.latest = None;
+                st.history.clear();
+            }
+        }
+        true
+    }
+
+    /// Routes this hub's non-`$` publishes through `relay` (cluster mode). Set
+    /// once, before anything publishes.
+    pub(crate) fn set_relay(&self, relay: Relay) {
+        if self.inner.relay.set(relay).is_err() {
+            tracing::warn!("A hub's relay can be set only once.");
+        }
     }
 
     /// The counters this hub reports into.
@@ -225,19 +285,99 @@ impl Hub {
         self.publish_json(source, topic, &json)
     }
 
+    /// Publishes `data` and, in cluster mode, waits until the cluster has
+    /// sequenced it: the returned seq is the one every node delivers. Without a
+    /// cluster it is [`Hub::publish`].
+    ///
+    /// # Errors
+    /// The topic is invalid, the data does not serialize, or (cluster mode) NATS
+    /// did not take the update in time.
+    pub async fn publish_and_wait<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        data: &T,
+    ) -> Result<Published, PublishError> {
+        let json = serde_json::to_string(data)?;
+        let Some(relay) = self.relay_for(topic) else {
+            return self.publish_json(&Source::default(), topic, &json);
+        };
+        topic::validate_topic(topic)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        relay(Outgoing {
+            topic: topic.into(),
+            json,
+            ts: now_ms(),
+            source: Source::default(),
+            reply: Some(tx),
+        });
+        rx.await
+            .unwrap_or_else(|_| Err(PublishError::Cluster("the cluster link stopped".into())))
+    }
+
+    fn relay_for(&self, topic: &str) -> Option<&Relay> {
+        self.inner.relay.get().filter(|_| !topic::is_system(topic))
+    }
+
     /// Publishes already-serialized JSON. `json` must be one valid JSON value.
+    ///
+    /// In cluster mode a non-`$` update is handed to the cluster, which assigns
+    /// its seq; the returned seq is then 0 (see [`Hub::publish_and_wait`]).
     pub(crate) fn publish_json(
         &self,
         source: &Source,
         name: &str,
         json: &str,
     ) -> Result<Published, PublishError> {
+        if let Some(relay) = self.relay_for(name) {
+            topic::validate_topic(name)?;
+            let ts = now_ms();
+            relay(Outgoing {
+                topic: name.into(),
+                json: json.to_string(),
+                ts,
+                source: source.clone(),
+                reply: None,
+            });
+            return Ok(Published { seq: 0, ts });
+        }
         let topic = self.topic(name)?;
-        let history_size = self.inner.history_size.load(Ordering::Relaxed);
         let mut st = topic.lock();
         st.seq += 1;
         st.ts = now_ms();
         let frame = protocol::encode_update(&topic.name, st.seq, st.ts, json);
+        self.deliver(&topic, &mut st, frame, source);
+        Ok(Published {
+            seq: st.seq,
+            ts: st.ts,
+        })
+    }
+
+    /// Takes an update sequenced elsewhere (cluster mode): its seq, ts and wire
+    /// frame are the origin's and are kept as they are. An update at or below the
+    /// topic's seq was seen already and is skipped. Returns whether it was new.
+    pub(crate) fn insert_relayed(
+        &self,
+        name: &str,
+        seq: u64,
+        ts: u64,
+        frame: Utf8Bytes,
+        source: &Source,
+    ) -> Result<bool, TopicError> {
+        let topic = self.topic(name)?;
+        let mut st = topic.lock();
+        if seq <= st.seq {
+            return Ok(false);
+        }
+        st.seq = seq;
+        st.ts = ts;
+        self.deliver(&topic, &mut st, frame, source);
+        Ok(true)
+    }
+
+    /// The second half of a publish, once seq and ts are set: keeps the frame as
+    /// the snapshot and in history, and pushes it to every subscriber.
+    fn deliver(&self, topic: &Topic, st: &mut TopicState, frame: Utf8Bytes, source: &Source) {
+        let history_size = self.inner.history_size.load(Ordering::Relaxed);
         if history_size > 0 {
             while st.history.len() >= history_size {
                 st.history.pop_front();
@@ -261,10 +401,6 @@ impl Hub {
             .metrics
             .updates_published
             .fetch_add(1, Ordering::Relaxed);
-        Ok(Published {
-            seq: st.seq,
-            ts: st.ts,
-        })
     }
 
     /// The topic named `name`, created (and matched against every pattern) if new.

@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 
 use super::ApiError;
 use crate::auth::{self, Grant};
-use crate::hub::Source;
+use crate::hub::PublishError;
 use crate::ticker::Shared;
 use crate::topic;
 
@@ -90,8 +90,14 @@ pub(super) async fn publish(
         .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
     let published = shared
         .hub
-        .publish_from(&Source::default(), &name, &value)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        .publish_and_wait(&name, &value)
+        .await
+        .map_err(|e| match e {
+            PublishError::Cluster(_) => {
+                ApiError::Unavailable("the cluster did not take the update")
+            }
+            e => ApiError::BadRequest(e.to_string()),
+        })?;
     Ok((
         StatusCode::OK,
         Json(serde_json::json!({"topic": name, "seq": published.seq, "ts": published.ts})),
@@ -103,5 +109,8 @@ pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let mut out = String::with_capacity(4096);
     shared.metrics.render(&mut out);
     crate::feeds::render_metrics(&shared.feeds.statuses().await, &mut out);
+    if let Some(cluster) = &shared.cluster {
+        cluster.render_metrics(&mut out);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

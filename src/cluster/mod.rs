@@ -1,0 +1,303 @@
+//! Cluster mode: several tickerd nodes share one set of topics through NATS.
+//!
+//! Without `[cluster]` none of this runs and NATS is never contacted.
+//!
+//! - **Updates** ([`relay`]). A node that originates an update (a feed it owns, an
+//!   HTTP publish, the Rust API) does not deliver it locally. It assigns the
+//!   topic's next seq and the ts, encodes the wire frame once, and publishes that
+//!   frame to the JetStream stream `TICKERD` on subject `tickerd.t.<topic>`, with
+//!   seq and ts in headers. The publish carries `Nats-Expected-Last-Subject-Sequence`,
+//!   so two nodes publishing to one topic at once cannot both take a seq: the
+//!   loser re-reads the subject's last message and tries again with the next seq.
+//!   Every node, the origin included, follows the stream with an ordered consumer
+//!   and hands each frame to its hub untouched ([`Hub::insert_relayed`]). So every
+//!   node delivers the same frames, with the same seq and ts, in the same order.
+//! - **History** is the stream itself: it keeps `history.size` messages per
+//!   subject. A node that starts (or restarts) replays them into its hub, so a
+//!   client can resume with `since` on any node. The epoch is derived from the
+//!   stream's creation time: the same on every node, for as long as the stream
+//!   lives.
+//! - **Feed ownership** ([`leases`]). Every node has the same config. Each feed
+//!   runs on the node that holds its key in the KV bucket `tickerd_feeds`. The key
+//!   is created if absent and renewed by compare-and-set on its revision. The
+//!   bucket's `max_age` is the lease: when the owner stops renewing (killed,
+//!   partitioned), the key lapses and another node creates it and starts the feed.
+//!   The new owner continues the topics' seqs from the stream. An owner that could
+//!   not renew for half a lease stops its feeds before anyone else can take them.
+//! - **Status**: `$sys.cluster` (this node's view: link state, nodes, feed owners)
+//!   and the `tickerd_cluster_*` metrics.
+//!
+//! [`Hub::insert_relayed`]: crate::hub::Hub
+
+mod leases;
+mod relay;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{ClusterConfig, FeedConfig};
+use crate::feeds::Feeds;
+use crate::hub::Hub;
+use crate::metrics::family;
+
+/// The topic carrying this node's view of the cluster.
+pub const CLUSTER_TOPIC: &str = "$sys.cluster";
+
+/// The JetStream stream holding every topic's recent updates.
+const STREAM: &str = "TICKERD";
+/// Topic `t` travels on subject `tickerd.t.<t>`.
+const SUBJECT_PREFIX: &str = "tickerd.t.";
+/// Feed name -> owning node, with the lease as `max_age`.
+const FEEDS_BUCKET: &str = "tickerd_feeds";
+/// Node name -> its start time, with the lease as `max_age`.
+const NODES_BUCKET: &str = "tickerd_nodes";
+
+/// Cluster counters, rendered at `/metrics`.
+#[derive(Debug, Default)]
+struct ClusterMetrics {
+    connected: AtomicU64,
+    nodes: AtomicU64,
+    owned_feeds: AtomicU64,
+    acquired: AtomicU64,
+    originated: AtomicU64,
+    relayed: AtomicU64,
+    conflicts: AtomicU64,
+    publish_failures: AtomicU64,
+}
+
+/// This node's view, published on `$sys.cluster`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+struct View {
+    node: String,
+    /// Is the link to NATS up?
+    connected: bool,
+    epoch: String,
+    /// Nodes that renewed their presence within the last lease.
+    nodes: Vec<String>,
+    /// Every enabled feed and the node running it (`null`: none right now).
+    feeds: BTreeMap<String, Option<String>>,
+}
+
+/// A node's link to the cluster. Built by [`Cluster::start`] when the config has
+/// `[cluster]`; owned by the ticker.
+pub(crate) struct Cluster {
+    node: Arc<str>,
+    lease: Duration,
+    client: async_nats::Client,
+    hub: Hub,
+    feeds: Arc<Feeds>,
+    /// The feeds the config defines; the lease keeper runs the owned ones.
+    desired: watch::Sender<Arc<Vec<FeedConfig>>>,
+    /// `history.size`: the stream keeps this many messages per subject.
+    history: watch::Sender<usize>,
+    metrics: ClusterMetrics,
+    view: Mutex<View>,
+    cancel: CancellationToken,
+}
+
+impl Cluster {
+    /// Connects (in the background: an unreachable NATS is retried, not fatal),
+    /// routes the hub's publishes through NATS, and starts following the stream
+    /// and keeping leases. Feeds run only once their lease is held.
+    ///
+    /// # Errors
+    /// The credentials file cannot be read.
+    pub(crate) async fn start(
+        config: &ClusterConfig,
+        history: usize,
+        hub: Hub,
+        feeds: Arc<Feeds>,
+        cancel: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> std::io::Result<Arc<Cluster>> {
+        let mut options = async_nats::ConnectOptions::new()
+            .name(format!("tickerd-{}", config.node))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            .ping_interval(Duration::from_secs(2))
+            .reconnect_delay_callback(|attempt| {
+                Duration::from_millis((100 * attempt as u64).clamp(100, 1000))
+            });
+        if let Some(token) = &config.token {
+            options = options.token(token.clone());
+        }
+        if let (Some(user), Some(password)) = (&config.user, &config.password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(path) = &config.credentials {
+            options = options.credentials_file(path).await?;
+        }
+        let urls = config.urls().join(",");
+        let client = options
+            .connect(urls.as_str())
+            .await
+            .map_err(|e| std::io::Error::other(format!("NATS at {urls}: {e}")))?;
+        let cluster = Arc::new(Cluster {
+            node: config.node.as_str().into(),
+            lease: config.lease,
+            client,
+            hub: hub.clone(),
+            feeds,
+            desired: watch::Sender::new(Arc::new(Vec::new())),
+            history: watch::Sender::new(history),
+            metrics: ClusterMetrics::default(),
+            view: Mutex::new(View {
+                node: config.node.clone(),
+                epoch: hub.epoch().to_string(),
+                ..View::default()
+            }),
+            cancel,
+        });
+        info!(node = %cluster.node, nats = %urls, "Cluster mode: following NATS.");
+        let publisher = relay::Publisher::new(cluster.clone(), tasks.clone());
+        hub.set_relay(Box::new(move |out| publisher.submit(out)));
+        tasks.spawn(relay::follow(cluster.clone()));
+        tasks.spawn(leases::keep(cluster.clone()));
+        cluster.publish_view();
+        Ok(cluster)
+    }
+
+    /// Takes a (new) config's feeds and history size. The lease keeper starts
+    /// and stops feeds to match what this node owns.
+    pub(crate) fn apply(&self, feeds: &[FeedConfig], history: usize) {
+        self.desired.send_replace(Arc::new(feeds.to_vec()));
+        self.history
+            .send_if_modified(|h| std::mem::replace(h, history) != history);
+    }
+
+    /// A JetStream context whose requests give up after `timeout`.
+    fn jetstream(&self, timeout: Duration) -> jetstream::Context {
+        let mut js = jetstream::new(self.client.clone());
+        js.set_timeout(timeout);
+        js
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Creates the stream, or brings its per-subject limit in line with
+    /// `history.size`; returns the cluster's epoch.
+    async fn ensure_stream(&self, js: &jetstream::Context) -> anyhow::Result<String> {
+        let per_subject = (*self.history.borrow()).max(1) as i64;
+        let config = jetstream::stream::Config {
+            name: STREAM.into(),
+            subjects: vec![format!("{SUBJECT_PREFIX}>")],
+            max_messages_per_subject: per_subject,
+            storage: jetstream::stream::StorageType::File,
+            discard: jetstream::stream::DiscardPolicy::Old,
+            duplicate_window: Duration::from_secs(30),
+            description: Some("tickerd: recent updates of every topic".into()),
+            ..Default::default()
+        };
+        let mut stream = js.get_or_create_stream(config.clone()).await?;
+        let info = stream.info().await?.clone();
+        if info.config.max_messages_per_subject != per_subject {
+            js.update_stream(config).await?;
+            info!(per_subject, "Cluster stream: history limit updated.");
+        }
+        Ok(format!("{:x}", info.created.unix_timestamp_nanos()))
+    }
+
+    /// Publishes `$sys.cluster` if this node's view changed.
+    fn update_view(&self, f: impl FnOnce(&mut View)) {
+        let changed = {
+            let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            let before = view.clone();
+            f(&mut view);
+            *view != before
+        };
+        if changed {
+            self.publish_view();
+        }
+    }
+
+    fn publish_view(&self) {
+        let view = self.view.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Err(e) = self.hub.publish(CLUSTER_TOPIC, &view) {
+            warn!(error = %e, "Could not publish the cluster view.");
+        }
+    }
+
+    /// Appends the `tickerd_cluster_*` families in Prometheus text format.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        let m = &self.metrics;
+        let rows: [(&str, &str, &str, &AtomicU64); 8] = [
+            (
+                "tickerd_cluster_connected",
+                "gauge",
+                "1 while the link to NATS is up.",
+                &m.connected,
+            ),
+            (
+                "tickerd_cluster_nodes",
+                "gauge",
+                "Nodes seen within the last lease.",
+                &m.nodes,
+            ),
+            (
+                "tickerd_cluster_owned_feeds",
+                "gauge",
+                "Feeds this node owns and runs.",
+                &m.owned_feeds,
+            ),
+            (
+                "tickerd_cluster_feeds_acquired_total",
+                "counter",
+                "Feed leases this node acquired.",
+                &m.acquired,
+            ),
+            (
+                "tickerd_cluster_originated_total",
+                "counter",
+                "Updates this node sequenced into the stream.",
+                &m.originated,
+            ),
+            (
+                "tickerd_cluster_relayed_total",
+                "counter",
+                "Updates taken from the stream into this node's hub.",
+                &m.relayed,
+            ),
+            (
+                "tickerd_cluster_conflicts_total",
+                "counter",
+                "Publishes re-sequenced after another node took the seq.",
+                &m.conflicts,
+            ),
+            (
+                "tickerd_cluster_publish_failures_total",
+                "counter",
+                "Updates NATS did not take in time (dropped).",
+                &m.publish_failures,
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// Waits until `cluster`'s link is up; false when shutting down first.
+async fn until_connected(cluster: &Cluster) -> bool {
+    loop {
+        if cluster.connected() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = cluster.cancel.cancelled() => return false,
+        }
+    }
+}
