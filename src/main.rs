@@ -25,6 +25,9 @@ struct Cli {
     /// Serve the web assets from this directory instead of the embedded copy.
     #[arg(long)]
     web_dir: Option<PathBuf>,
+    /// This node's name in a cluster (overrides cluster.node; needs [cluster]).
+    #[arg(long, value_parser = node_name)]
+    node: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -33,6 +36,15 @@ struct Cli {
 enum Command {
     /// Validate the config (and every file of its feeds directory), then exit.
     Check,
+}
+
+/// A cluster node name: `[a-z0-9_-]+`.
+fn node_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    ok.then(|| s.to_string())
+        .ok_or_else(|| "a node name is [a-z0-9_-]+".to_string())
 }
 
 /// Where the config comes from: a file, or the built-in default.
@@ -82,7 +94,7 @@ fn check(path: Option<&Path>) -> ExitCode {
 
 async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
     raise_open_file_limit();
-    let (listen, web_dir) = (cli.listen, cli.web_dir.clone());
+    let (listen, web_dir, node) = (cli.listen, cli.web_dir.clone(), cli.node.clone());
     let builder = match &path {
         Some(p) => Ticker::builder().config_path(p),
         None => Ticker::builder().config(Config::builtin()),
@@ -94,6 +106,9 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
         if let Some(dir) = &web_dir {
             c.server.web_dir = Some(dir.clone());
         }
+        if let (Some(node), Some(cluster)) = (&node, &mut c.cluster) {
+            cluster.node = node.clone();
+        }
     });
     let ticker = match builder.start().await {
         Ok(t) => t,
@@ -103,6 +118,9 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
         }
     };
     let config = ticker.config().await;
+    if cli.node.is_some() && config.cluster.is_none() {
+        warn!("--node has no effect: the config has no [cluster] section.");
+    }
     let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -1,0 +1,624 @@
+//! Cluster mode (`[cluster]`, README "Running a cluster"): real tickerd processes
+//! and a real nats-server with JetStream, all on 127.0.0.1.
+//!
+//! Needs `nats-server` on the PATH (`scripts/test.sh` installs Debian's).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{eventually, get_json, within, Client};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tickerd");
+const TOPIC: &str = "stocks.AAA";
+/// Short, so takeovers in these tests are quick; real clusters keep the default.
+const LEASE: &str = "1500ms";
+
+/// A nats-server with JetStream and its own store directory.
+struct Nats {
+    child: Child,
+    port: u16,
+    store: PathBuf,
+}
+
+impl Nats {
+    /// Starts one on a random port.
+    async fn start(dir: &Path) -> Nats {
+        Nats::start_on(dir.join("js"), 0).await
+    }
+
+    /// Starts one on `port` (0: any) with the store at `store`.
+    async fn start_on(store: PathBuf, port: u16) -> Nats {
+        let port_arg = if port == 0 {
+            "-1".to_string()
+        } else {
+            port.to_string()
+        };
+        let mut child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server is installed (scripts/test.sh installs it)");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = within(async {
+            loop {
+                let line = lines.next_line().await.unwrap().expect("nats-server runs");
+                if let Some(rest) = line.split("client connections on 127.0.0.1:").nth(1) {
+                    return rest.trim().parse::<u16>().unwrap();
+                }
+            }
+        })
+        .await;
+        // Keep draining its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Nats { child, port, store }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn stop(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    /// The same server again: same port, same store.
+    async fn restart(&mut self) {
+        self.stop().await;
+        *self = Nats::start_on(self.store.clone(), self.port).await;
+    }
+}
+
+/// One tickerd process in cluster mode.
+struct Node {
+    name: String,
+    child: Child,
+    addr: String,
+}
+
+impl Node {
+    /// Starts node `name` against `nats` with `feeds` (TOML) in its config. All
+    /// nodes of a test share `dir/shared` as their `feeds_dir`.
+    async fn start(dir: &Path, name: &str, nats: &str, feeds: &str) -> Node {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"pt\"\nfeeds_dir = \"shared\"\n\
+                 [history]\nsize = 500\n\
+                 [cluster]\nnats = \"{nats}\"\nnode = \"unnamed\"\nlease = \"{LEASE}\"\n{feeds}"
+            ),
+        )
+        .unwrap();
+        // The node's name comes from the command line, as in the README.
+        let mut child = Command::new(BIN)
+            .arg("-c")
+            .arg(&path)
+            .args(["--node", name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = within(lines.next_line()).await.unwrap().expect("a URL");
+        let addr = line.split("http://").nth(1).unwrap().trim_end_matches('/');
+        Node {
+            name: name.into(),
+            child,
+            addr: addr.into(),
+        }
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&format!("ws://{}/ws", self.addr)).await
+    }
+
+    /// This node's `$sys.cluster` view.
+    async fn view(&self) -> Value {
+        let (status, frame) =
+            get_json(&format!("http://{}/api/topics/$sys.cluster", self.addr)).await;
+        assert_eq!(status, 200, "{frame}");
+        frame["data"].clone()
+    }
+
+    /// The feeds running on this node.
+    async fn running_feeds(&self) -> Vec<String> {
+        let (_, feeds) = get_json(&format!("http://{}/api/feeds", self.addr)).await;
+        feeds
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["state"] != "disabled")
+            .map(|f| f["feed"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn publish(&self, topic: &str, data: Value) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("http://{}/api/publish/{topic}", self.addr))
+            .bearer_auth("pt")
+            .body(data.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+    }
+}
+
+fn synthetic(interval: &str) -> String {
+    format!(
+        "[[feed]]\nname = \"stocks\"\nkind = \"synthetic\"\ntopic = \"stocks.{{symbol}}\"\n\
+         symbols = [\"AAA\"]\ninterval = \"{interval}\"\n"
+    )
+}
+
+/// Waits until every node sees all of `nodes` and one owner for `stocks`;
+/// returns that owner's name.
+async fn settled(nodes: &[&Node]) -> String {
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    within(async {
+        loop {
+            if let Some(owner) = agreed_owner(nodes, &names).await {
+                return owner;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// The owner of `stocks` if every node is connected, sees all of `names` and
+/// names the same owner.
+async fn agreed_owner(nodes: &[&Node], names: &[&str]) -> Option<String> {
+    let mut owners = Vec::new();
+    for n in nodes {
+        let v = n.view().await;
+        let seen: Vec<&str> = v["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if v["connected"] != true || names.iter().any(|m| !seen.contains(m)) {
+            return None;
+        }
+        owners.push(v["feeds"]["stocks"].as_str()?.to_string());
+    }
+    let first = owners.first()?.clone();
+    owners.iter().all(|o| *o == first).then_some(first)
+}
+
+/// Reads updates of `topic` until one has seq >= `until`; returns them all.
+async fn updates_until(c: &mut Client, topic: &str, until: u64) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let u = c.update_of(topic).await;
+        let seq = u["seq"].as_u64().unwrap();
+        seen.push(u);
+        if seq >= until {
+            return seen;
+        }
+    }
+}
+
+/// Reads frames until one satisfies `pred`, keeping the seqs of `TOPIC`'s
+/// updates read on the way in `kept`.
+async fn until_keeping(c: &mut Client, kept: &mut Vec<u64>, pred: impl Fn(&Value) -> bool) {
+    c.recv_until(|v| {
+        if v["type"] == "update" && v["topic"] == TOPIC {
+            kept.push(v["seq"].as_u64().unwrap());
+        }
+        pred(v)
+    })
+    .await;
+}
+
+fn seqs(updates: &[Value]) -> Vec<u64> {
+    updates.iter().map(|u| u["seq"].as_u64().unwrap()).collect()
+}
+
+/// Asserts `s` goes up by exactly one each step: no duplicate, no gap.
+fn assert_contiguous(s: &[u64], what: &str) {
+    for w in s.windows(2) {
+        assert_eq!(
+            w[1],
+            w[0] + 1,
+            "{what}: seqs jump from {} to {} in {s:?}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// A feed runs on exactly one of three nodes, and a client of every node gets
+/// the same frames (same seq, ts and data) from it; epochs agree.
+#[tokio::test]
+async fn one_owner_and_the_same_frames_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path()).await;
+    let feeds = synthetic("100ms");
+    let a = Node::start(dir.path(), "a", &nats.url(), &feeds).await;
+    let b = Node::start(dir.path(), "b", &nats.url(), &feeds).await;
+    let c = Node::start(dir.path(), "c", &nats.url(), &feeds).await;
+    let owner = settled(&[&a, &b, &c]).await;
+    let mut running = Vec::new();
+    for n in [&a, &b, &c] {
+        running.extend(
+            n.running_feeds()
+                .await
+                .into_iter()
+                .map(|f| (n.name.clone(), f)),
+        );
+    }
+    assert_eq!(running, vec![(owner.clone(), "stocks".to_string())]);
+    let metrics = reqwest::get(format!("http://{}/metrics", a.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in ["tickerd_cluster_connected 1", "tickerd_cluster_nodes 3"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+
+    let mut clients = Vec::new();
+    for n in [&a, &b, &c] {
+        let mut cl = n.client().await;
+        cl.subscribe(&[TOPIC]).await;
+        clients.push(cl);
+    }
+    let epochs: Vec<&Value> = clients.iter().map(|c| &c.hello["epoch"]).collect();
+    assert!(epochs.iter().all(|e| *e == epochs[0]), "{epochs:?}");
+    let start = clients[0].update_of(TOPIC).await["seq"].as_u64().unwrap();
+    let mut by_node = Vec::new();
+    for cl in &mut clients {
+        let got = updates_until(cl, TOPIC, start + 15).await;
+        let frames: BTreeMap<u64, Value> = got
+            .into_iter()
+            .filter(|u| u.get("snapshot").is_none())
+            .map(|u| (u["seq"].as_u64().unwrap(), u))
+            .collect();
+        by_node.push(frames);
+    }
+    let common: Vec<u64> = by_node[0]
+        .keys()
+        .filter(|s| by_node.iter().all(|m| m.contains_key(s)))
+        .copied()
+        .collect();
+    assert!(
+        common.len() >= 10,
+        "live updates seen on every node: {common:?}"
+    );
+    for seq in common {
+        let frames: Vec<&Value> = by_node.iter().map(|m| &m[&seq]).collect();
+        assert!(
+            frames.iter().all(|f| *f == frames[0]),
+            "seq {seq} differs between nodes: {frames:?}"
+        );
+    }
+}
+
+/// SIGKILL the feed's owner: another node takes the feed over, clients of the
+/// survivors see its seq go on with no duplicate and no gap, and a client of the
+/// dead node resumes on a survivor with `since` and replays what it missed.
+#[tokio::test]
+async fn sigkill_owner_takeover_and_resume_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path()).await;
+    let feeds = synthetic("100ms");
+    let mut nodes = vec![
+        Node::start(dir.path(), "a", &nats.url(), &feeds).await,
+        Node::start(dir.path(), "b", &nats.url(), &feeds).await,
+        Node::start(dir.path(), "c", &nats.url(), &feeds).await,
+    ];
+    let owner = settled(&nodes.iter().collect::<Vec<_>>()).await;
+    let idx = nodes.iter().position(|n| n.name == owner).unwrap();
+    let mut dead = nodes.remove(idx);
+    let mut victim = dead.client().await;
+    victim.subscribe(&[TOPIC]).await;
+    let mut survivors = Vec::new();
+    for n in &nodes {
+        let mut cl = n.client().await;
+        cl.subscribe(&[TOPIC]).await;
+        survivors.push(cl);
+    }
+    let last_on_dead = victim.update_of(TOPIC).await["seq"].as_u64().unwrap();
+    let epoch = victim.hello["epoch"].clone();
+
+    dead.child.start_kill().unwrap();
+    dead.child.wait().await.unwrap();
+    let takeover = within(async {
+        loop {
+            let v = nodes[0].view().await;
+            match v["feeds"]["stocks"].as_str() {
+                Some(o) if o != owner => return o.to_string(),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    assert!(nodes.iter().any(|n| n.name == takeover), "{takeover}");
+
+    for (cl, n) in survivors.iter_mut().zip(&nodes) {
+        let got = updates_until(cl, TOPIC, last_on_dead + 30).await;
+        let s: Vec<u64> = seqs(&got[1..]); // the first is the snapshot
+        assert_contiguous(&s, &format!("client of {}", n.name));
+    }
+
+    // The dead node's client comes back on a survivor and resumes.
+    let mut back = nodes[0].client().await;
+    assert_eq!(back.hello["epoch"], epoch, "the epoch is cluster-wide");
+    back.send(json!({"op": "subscribe", "topics": [TOPIC], "since": {TOPIC: last_on_dead}, "epoch": epoch}))
+        .await;
+    let replay = updates_until(&mut back, TOPIC, last_on_dead + 30).await;
+    let s = seqs(&replay);
+    assert_eq!(
+        s[0],
+        last_on_dead + 1,
+        "replay starts right after the last seen"
+    );
+    assert_contiguous(&s, "resumed client");
+    assert!(replay.iter().all(|u| u.get("snapshot").is_none()));
+}
+
+/// Two nodes publishing to one topic at once never hand out one seq twice:
+/// every update is delivered once, seqs 1..=N without a gap, in the same order
+/// on both nodes.
+#[tokio::test]
+async fn concurrent_publishers_share_one_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path()).await;
+    let a = Node::start(dir.path(), "a", &nats.url(), "").await;
+    let b = Node::start(dir.path(), "b", &nats.url(), "").await;
+    let mut on_a = a.client().await;
+    let mut on_b = b.client().await;
+    on_a.subscribe(&["race.*"]).await;
+    on_b.subscribe(&["race.*"]).await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut tasks = Vec::new();
+    for (node, tag) in [(a.clone(), "a"), (b.clone(), "b")] {
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..40 {
+                let r = node.publish("race.x", json!({"from": tag, "i": i})).await;
+                seqs.push(r["seq"].as_u64().unwrap());
+            }
+            seqs
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    acked.sort_unstable();
+    assert_eq!(
+        acked,
+        (1..=80).collect::<Vec<u64>>(),
+        "each publish got its own seq"
+    );
+    let got_a = updates_until(&mut on_a, "race.x", 80).await;
+    let got_b = updates_until(&mut on_b, "race.x", 80).await;
+    assert_eq!(seqs(&got_a), (1..=80).collect::<Vec<u64>>());
+    assert_eq!(
+        got_a, got_b,
+        "both nodes deliver the same frames in the same order"
+    );
+}
+
+/// NATS restarts (same port and store): nodes reconnect on their own, say so on
+/// `$sys.cluster`, and a client that stayed connected sees the topic go on
+/// without a gap.
+#[tokio::test]
+async fn nodes_recover_when_nats_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Nats::start(dir.path()).await;
+    let feeds = synthetic("100ms");
+    let a = Node::start(dir.path(), "a", &nats.url(), &feeds).await;
+    let b = Node::start(dir.path(), "b", &nats.url(), &feeds).await;
+    settled(&[&a, &b]).await;
+    let mut c = b.client().await;
+    c.subscribe(&[TOPIC, "$sys.cluster"]).await;
+    let before = c.update_of(TOPIC).await["seq"].as_u64().unwrap();
+
+    let mut s = vec![before];
+    nats.stop().await;
+    until_keeping(&mut c, &mut s, |v| {
+        v["topic"] == "$sys.cluster" && v["data"]["connected"] == false
+    })
+    .await;
+    nats.restart().await;
+    until_keeping(&mut c, &mut s, |v| {
+        v["topic"] == "$sys.cluster" && v["data"]["connected"] == true
+    })
+    .await;
+    let after = updates_until(&mut c, TOPIC, before + 20).await;
+    s.extend(seqs(&after));
+    assert_contiguous(&s, "client across the NATS restart");
+}
+
+/// A node started while NATS is down serves HTTP and WebSocket at once, reports
+/// `connected: false` and runs no feed; once NATS comes up it joins and the
+/// feed's updates flow.
+#[tokio::test]
+async fn node_starts_without_nats_and_joins_later() {
+    let dir = tempfile::tempdir().unwrap();
+    // Learn a free port for NATS, then leave it unused for now.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let a = Node::start(dir.path(), "a", &url, &synthetic("100ms")).await;
+    let mut c = a.client().await;
+    c.subscribe(&[TOPIC, "$sys.cluster"]).await;
+    let v = a.view().await;
+    assert_eq!(v["connected"], false, "{v}");
+    assert!(a.running_feeds().await.is_empty());
+
+    let _nats = Nats::start_on(dir.path().join("js"), port).await;
+    let u = c.update_of(TOPIC).await;
+    assert_eq!(u["seq"], 1, "{u}");
+    assert_eq!(a.running_feeds().await, vec!["stocks".to_string()]);
+}
+
+/// A TCP proxy between one node and NATS that the test can cut and heal: a
+/// real partition of that node alone.
+struct Link {
+    port: u16,
+    up: watch::Sender<bool>,
+}
+
+impl Link {
+    async fn start(nats_port: u16) -> Link {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, rx) = watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                if !*rx.borrow() {
+                    continue; // cut: drop the connection at once
+                }
+                let mut cut = rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", nats_port)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|up| !up) => {}
+                    }
+                });
+            }
+        });
+        Link { port, up }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A node cut off from NATS stops its feed; another node takes it over; the cut
+/// node's clients keep their connection, see `connected: false`, and when the
+/// link heals they get every update they missed, without a gap.
+#[tokio::test]
+async fn partitioned_node_hands_its_feed_over_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path()).await;
+    let link = Link::start(nats.port).await;
+    let feeds = synthetic("100ms");
+    let a = Node::start(dir.path(), "a", &link.url(), &feeds).await;
+    assert_eq!(settled(&[&a]).await, "a", "the first node takes the feed");
+    let b = Node::start(dir.path(), "b", &nats.url(), &feeds).await;
+    assert_eq!(settled(&[&a, &b]).await, "a");
+    let mut c = a.client().await;
+    c.subscribe(&[TOPIC, "$sys.cluster"]).await;
+    let before = c.update_of(TOPIC).await["seq"].as_u64().unwrap();
+
+    let mut s = vec![before];
+    link.up.send_replace(false);
+    until_keeping(&mut c, &mut s, |v| {
+        v["topic"] == "$sys.cluster" && v["data"]["connected"] == false
+    })
+    .await;
+    eventually("b takes the feed over", || async {
+        b.view().await["feeds"]["stocks"] == "b"
+    })
+    .await;
+    assert!(a.running_feeds().await.is_empty(), "a stopped its copy");
+
+    link.up.send_replace(true);
+    let after = updates_until(&mut c, TOPIC, before + 40).await;
+    s.extend(seqs(&after));
+    assert_contiguous(&s, "client of the partitioned node");
+    assert_eq!(b.running_feeds().await, vec!["stocks".to_string()]);
+}
+
+/// Hot reload across the cluster: a feed file added to the nodes' shared
+/// `feeds_dir` starts on exactly one node and reaches clients of both; an edit
+/// restarts it with the new config; deleting the file stops it everywhere.
+#[tokio::test]
+async fn reload_adds_changes_and_removes_a_feed_cluster_wide() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path()).await;
+    let a = Node::start(dir.path(), "a", &nats.url(), "").await;
+    let b = Node::start(dir.path(), "b", &nats.url(), "").await;
+    let mut on_a = a.client().await;
+    let mut on_b = b.client().await;
+    on_a.subscribe(&["stocks.*"]).await;
+    on_b.subscribe(&["stocks.*"]).await;
+
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("stocks.toml"), synthetic("100ms")).unwrap();
+    let owner = settled(&[&a, &b]).await;
+    assert_eq!(on_a.update_of(TOPIC).await, on_b.update_of(TOPIC).await);
+    let mut running = a.running_feeds().await;
+    running.extend(b.running_feeds().await);
+    assert_eq!(running, vec!["stocks".to_string()], "owner {owner}");
+
+    std::fs::write(
+        shared.join("stocks.toml"),
+        synthetic("100ms").replace("AAA", "BBB"),
+    )
+    .unwrap();
+    on_a.update_of("stocks.BBB").await;
+    on_b.update_of("stocks.BBB").await;
+
+    std::fs::remove_file(shared.join("stocks.toml")).unwrap();
+    eventually("the feed stops on every node", || async {
+        a.running_feeds().await.is_empty()
+            && b.running_feeds().await.is_empty()
+            && a.view().await["feeds"]
+                .as_object()
+                .is_some_and(|f| f.is_empty())
+    })
+    .await;
+}
+
+/// A bad `[cluster]` section is refused with one error per problem, like any
+/// other config error; no NATS is contacted.
+#[tokio::test]
+async fn bad_cluster_config_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[cluster]\nnats = []\nnode = \"Node A\"\nlease = \"10ms\"\nuser = \"u\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    for needle in [
+        "node \"Node A\" must match",
+        "at least one URL",
+        "lease must be at least",
+        "user and password go together",
+        "4 error(s)",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
+}
