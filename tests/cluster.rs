@@ -272,6 +272,13 @@ async fn one_owner_and_the_same_frames_on_every_node() {
     for line in ["tickerd_cluster_connected 1", "tickerd_cluster_nodes 3"] {
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
+    // A node that does not run the feed still shows its status, with its owner.
+    let other = [&a, &b, &c].into_iter().find(|n| n.name != owner).unwrap();
+    let mut watcher = other.client().await;
+    watcher.subscribe(&["$sys.feeds"]).await;
+    watcher
+        .recv_until(|v| v["data"]["feed"] == "stocks" && v["data"]["node"] == owner.as_str())
+        .await;
 
     let mut clients = Vec::new();
     for n in [&a, &b, &c] {

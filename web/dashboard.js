@@ -189,6 +189,7 @@ function renderFeeds() {
     li.append(head);
     const plural = (n, word) => `${format(n, 'number')} ${word}${n === 1 ? '' : 's'}`;
     const bits = [plural(f.updates, 'update'), plural(f.errors, 'error')];
+    if (f.node) bits.push(`on ${f.node}`);
     if (f.last_ok && !stale) bits.push(`last ${formatAgo(f.last_ok)}`);
     li.append(el('div', 'feed-line', bits.join(' · ')));
     if (stale) {
@@ -200,6 +201,19 @@ function renderFeeds() {
   ul.replaceChildren(...items);
 }
 setInterval(() => { if (feeds.size) renderFeeds(); }, 1000);
+
+// ---------------------------------------------------------------------------
+// Cluster mode: `$sys.cluster` {"node","connected","nodes":[..],"feeds":{..}}
+
+client.subscribe('$sys.cluster', (u) => {
+  const d = u.data ?? {};
+  const dd = $('stat-cluster');
+  dd.hidden = $('stat-cluster-dt').hidden = false;
+  const nodes = Array.isArray(d.nodes) ? d.nodes.length : 0;
+  dd.textContent = d.connected ? `${d.node} · ${nodes} node${nodes === 1 ? '' : 's'}` : `${d.node} · NATS unreachable`;
+  dd.dataset.state = d.connected ? 'live' : 'offline';
+  dd.title = Object.entries(d.feeds ?? {}).map(([f, n]) => `${f}: ${n ?? 'unowned'}`).join('\n');
+}, { every: true });
 
 // ---------------------------------------------------------------------------
 // The config banner: `$sys.config` {"ok":false,"error":...} until the next ok

@@ -25,7 +25,9 @@
 //!   The new owner continues the topics' seqs from the stream. An owner that could
 //!   not renew for half a lease stops its feeds before anyone else can take them.
 //! - **Status**: `$sys.cluster` (this node's view: link state, nodes, feed owners)
-//!   and the `tickerd_cluster_*` metrics.
+//!   and the `tickerd_cluster_*` metrics. Feed statuses are shared over core NATS
+//!   (`tickerd.feeds.<node>`), so every node's `$sys.feeds` shows every feed,
+//!   remote ones with a `node` field.
 //!
 //! [`Hub::insert_relayed`]: crate::hub::Hub
 
@@ -39,6 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +49,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{ClusterConfig, FeedConfig};
-use crate::feeds::Feeds;
+use crate::feeds::{Feeds, FEEDS_TOPIC};
 use crate::hub::Hub;
 use crate::metrics::family;
 
@@ -163,6 +166,7 @@ impl Cluster {
         hub.set_relay(Box::new(move |out| publisher.submit(out)));
         tasks.spawn(relay::follow(cluster.clone()));
         tasks.spawn(leases::keep(cluster.clone()));
+        tasks.spawn(share_feed_statuses(cluster.clone()));
         cluster.publish_view();
         Ok(cluster)
     }
@@ -285,6 +289,48 @@ impl Cluster {
         for (name, kind, help, value) in rows {
             family(out, name, kind, help);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// Sends this node's `$sys.feeds` updates to the other nodes, and publishes
+/// theirs here with a `node` field. Only updates without `node` (this node's
+/// own) are sent, so nothing echoes back. Best effort: a status lost while the
+/// link is down is sent again by the next report.
+async fn share_feed_statuses(cluster: Arc<Cluster>) {
+    let Ok(mut local) = cluster.hub.subscribe([FEEDS_TOPIC]) else {
+        return;
+    };
+    let mine = format!("tickerd.feeds.{}", cluster.node);
+    let mut remote = match cluster.client.subscribe("tickerd.feeds.*").await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "Feed statuses of other nodes will not be shown here.");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            update = local.next() => {
+                let Some(update) = update else { return };
+                if update.data().get("node").is_none() {
+                    let body = update.data().to_string();
+                    let _ = cluster.client.publish(mine.clone(), body.into()).await;
+                }
+            }
+            message = remote.next() => {
+                let Some(message) = message else { return };
+                let Some(node) = message.subject.strip_prefix("tickerd.feeds.") else { continue };
+                if node == &*cluster.node {
+                    continue;
+                }
+                let Ok(serde_json::Value::Object(mut status)) = serde_json::from_slice(&message.payload) else {
+                    continue;
+                };
+                status.insert("node".into(), node.into());
+                let _ = cluster.hub.publish(FEEDS_TOPIC, &status);
+            }
+            _ = cluster.cancel.cancelled() => return,
         }
     }
 }
