@@ -750,6 +750,41 @@ mod tests {
         assert!(got[1].get("snapshot").is_none());
     }
 
+    /// Relayed frames keep the origin's seq, ts and bytes; one at or below the
+    /// topic's seq is skipped; a new epoch starts relayed topics over.
+    #[test]
+    fn relayed_updates_keep_origin_seq_and_skip_repeats() {
+        let (hub, outbox, id) = hub_with_sub(10);
+        hub.add_patterns(id, &[Pattern::parse("a.*").unwrap()], &Resume::default());
+        let frame = protocol::encode_update("a.b", 7, 1234, "{\"v\":1}");
+        let src = Source::default();
+        assert!(hub
+            .insert_relayed("a.b", 7, 1234, frame.clone(), &src)
+            .unwrap());
+        assert!(!hub
+            .insert_relayed("a.b", 7, 1234, frame.clone(), &src)
+            .unwrap());
+        assert!(!hub
+            .insert_relayed("a.b", 6, 1, frame.clone(), &src)
+            .unwrap());
+        let got = drain(&outbox);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["seq"], json!(7));
+        assert_eq!(got[0]["ts"], json!(1234));
+        assert_eq!(hub.snapshot("a.b").unwrap(), frame.as_str());
+
+        hub.publish("$sys.x", &json!(1)).unwrap();
+        assert!(hub.set_epoch("cluster-1"));
+        assert!(!hub.set_epoch("cluster-1"));
+        assert_eq!(&*hub.epoch(), "cluster-1");
+        assert!(hub.snapshot("a.b").is_none(), "relayed topics start over");
+        assert!(
+            hub.snapshot("$sys.x").is_some(),
+            "$ topics are this node's own"
+        );
+        assert!(hub.insert_relayed("a.b", 1, 5, frame, &src).unwrap());
+    }
+
     #[test]
     fn new_topics_reach_matching_wildcards_from_their_first_update() {
         let (hub, outbox, id) = hub_with_sub(10);
