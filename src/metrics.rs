@@ -116,3 +116,25 @@ impl Metrics {
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
+
+/// A Prometheus label value, escaped (`\\`, `"`, newline).
+pub(crate) fn label(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.into();
+    }
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Label values that would break the text format are escaped.
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(super::label("plain-kind"), "plain-kind");
+        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -213,6 +213,7 @@ impl TickerBuilder {
             .cancel
             .map_or_else(CancellationToken::new, |t| t.child_token());
         let hub = Hub::with_shutdown(config.history.size, metrics.clone(), cancel.clone());
+        hub.set_max_topics(config.limits.max_topics);
         let tasks = TaskTracker::new();
         let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
         let cluster = match &config.cluster {
@@ -394,6 +395,7 @@ impl Ticker {
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(&config));
         self.shared.hub.set_history_size(config.history.size);
+        self.shared.hub.set_max_topics(config.limits.max_topics);
         let diff = apply_feeds(&self.shared, &current.feeds, &config).await;
         self.shared
             .metrics

@@ -28,7 +28,8 @@ impl fmt::Display for TopicError {
 
 impl std::error::Error for TopicError {}
 
-fn err(msg: impl Into<String>) -> TopicError {
+/// A topic error with this message.
+pub(crate) fn err(msg: impl Into<String>) -> TopicError {
     TopicError(msg.into())
 }
 

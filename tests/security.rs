@@ -429,3 +429,37 @@ async fn oversized_subscribe_is_refused() {
         .await;
     assert_eq!(c.recv().await["code"], "too_many_subscriptions");
 }
+
+/// `limits.max_topics` refuses a topic past the cap with a clear error, while
+/// topics that exist keep taking updates.
+#[tokio::test]
+async fn topic_count_is_capped() {
+    let s = Server::start(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"pt\"\n[limits]\nmax_topics = 2\n",
+    )
+    .await;
+    let publish = |topic: &'static str| {
+        let url = s.http(&format!("/api/publish/{topic}"));
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .bearer_auth("pt")
+                .body("1")
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    // `$sys.config` exists too: `$` topics do not count against the cap.
+    assert_eq!(publish("a.one").await.0, 200);
+    assert_eq!(publish("a.two").await.0, 200);
+    let (status, body) = publish("a.three").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("max_topics"), "{body}");
+    assert_eq!(
+        publish("a.one").await.0,
+        200,
+        "an existing topic still updates"
+    );
+}

@@ -153,6 +153,9 @@ pub struct LimitsConfig {
     /// Largest request head (request line plus headers); larger is answered 431.
     /// At least 8192.
     pub max_header_bytes: usize,
+    /// Most topics the server holds (`$sys.*` aside): a feed or publisher that
+    /// makes up new topic names without end gets an error past it.
+    pub max_topics: usize,
 }
 
 impl Default for LimitsConfig {
@@ -165,6 +168,7 @@ impl Default for LimitsConfig {
             max_connections_per_ip: 1000,
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
+            max_topics: 100_000,
         }
     }
 }

@@ -22,7 +22,7 @@ use tracing::{info, warn, Instrument};
 use super::{ContextInner, DynFeed, FeedContext, Kinds};
 use crate::config::FeedConfig;
 use crate::hub::{now_ms, Hub, Source};
-use crate::metrics::family;
+use crate::metrics::{family, label};
 
 /// The topic carrying feed states.
 pub(crate) const FEEDS_TOPIC: &str = "$sys.feeds";
@@ -480,7 +480,9 @@ pub(crate) fn render_metrics(statuses: &[FeedStatus], out: &mut String) {
         let _ = writeln!(
             out,
             "{name}{{feed=\"{}\",kind=\"{}\"}} {}",
-            s.feed, s.kind, s.updates
+            label(&s.feed),
+            label(&s.kind),
+            s.updates
         );
     }
     let name = "tickerd_feed_errors_total";
@@ -494,7 +496,9 @@ pub(crate) fn render_metrics(statuses: &[FeedStatus], out: &mut String) {
         let _ = writeln!(
             out,
             "{name}{{feed=\"{}\",kind=\"{}\"}} {}",
-            s.feed, s.kind, s.errors
+            label(&s.feed),
+            label(&s.kind),
+            s.errors
         );
     }
     let name = "tickerd_feed_state";
@@ -508,7 +512,7 @@ pub(crate) fn render_metrics(statuses: &[FeedStatus], out: &mut String) {
         let _ = writeln!(
             out,
             "{name}{{feed=\"{}\",state=\"{}\"}} 1",
-            s.feed,
+            label(&s.feed),
             s.state.as_str()
         );
     }

@@ -163,6 +163,10 @@ struct Inner {
     next_topic: AtomicU32,
     next_subscriber: AtomicU64,
     history_size: AtomicUsize,
+    /// `[limits] max_topics`: new non-`$` topics past it are refused.
+    max_topics: AtomicUsize,
+    /// Non-`$` topics held (topics are never removed).
+    user_topics: AtomicUsize,
     metrics: Arc<Metrics>,
     /// Cancelled when the ticker shuts down: ends in-process subscriptions.
     closed: CancellationToken,
@@ -204,6 +208,8 @@ impl Hub {
                 next_topic: AtomicU32::new(1),
                 next_subscriber: AtomicU64::new(1),
                 history_size: AtomicUsize::new(history_size),
+                max_topics: AtomicUsize::new(usize::MAX),
+                user_topics: AtomicUsize::new(0),
                 metrics,
                 closed,
             }),
@@ -252,6 +258,11 @@ impl Hub {
     /// The counters this hub reports into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Caps how many topics this hub holds (`$` topics are always allowed).
+    pub fn set_max_topics(&self, max: usize) {
+        self.inner.max_topics.store(max, Ordering::Relaxed);
     }
 
     /// Changes how many updates each topic keeps (applies from the next publish).
@@ -413,6 +424,16 @@ impl Hub {
         let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = topics.get(name) {
             return Ok(t.clone());
+        }
+        if !topic::is_system(name) {
+            let max = self.inner.max_topics.load(Ordering::Relaxed);
+            if self.inner.user_topics.load(Ordering::Relaxed) >= max {
+                return Err(topic::err(format!(
+                    "{name}: the server already holds its maximum of {max} topics ([limits] max_topics)"
+                )));
+            }
+            // Under the topic map's write lock: no other creation races this.
+            self.inner.user_topics.fetch_add(1, Ordering::Relaxed);
         }
         let name: Arc<str> = name.into();
         let topic = Arc::new(Topic {
