@@ -138,3 +138,34 @@ url = "http://{addr}/broken"
     let s = status_until(&mut c, "broken", |s| s["state"] == "backoff").await;
     assert!(s["error"].as_str().unwrap().contains("500"), "{s}");
 }
+
+/// A stream that goes silent (the connection stays open, nothing arrives) is
+/// dropped after `timeout` and reconnected, instead of hanging the feed.
+#[tokio::test]
+async fn a_silent_stream_is_reconnected_after_its_timeout() {
+    let (got_tx, mut got) = mpsc::unbounded_channel::<()>();
+    let app = axum::Router::new().route(
+        "/quiet",
+        get(move || {
+            let got = got_tx.clone();
+            async move {
+                got.send(()).unwrap();
+                fixed().await
+            }
+        }),
+    );
+    let addr = serve(app).await;
+    let server = Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[feed]]\nname = \"q\"\nkind = \"sse\"\ntopic = \"q.t\"\nformat = \"text\"\nurl = \"http://{addr}/quiet\"\ntimeout = \"300ms\"\n"
+    ))
+    .await;
+    let mut c = server.client().await;
+    c.subscribe(&["$sys.feeds"]).await;
+    within(got.recv()).await.unwrap();
+    let s = status_until(&mut c, "q", |s| s["state"] == "backoff").await;
+    assert!(
+        s["error"].as_str().unwrap().contains("no data for 300ms"),
+        "{s}"
+    );
+    within(got.recv()).await.expect("it connects again");
+}

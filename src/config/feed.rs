@@ -148,6 +148,17 @@ pub struct SseOptions {
     /// How each event's data is read.
     #[serde(default)]
     pub format: Format,
+    /// Longest silence (not a byte, keep-alive comments included) before the
+    /// stream counts as dead and is reconnected: a half-open TCP connection
+    /// otherwise hangs the feed for good. Default 60 s.
+    #[serde(default = "SseOptions::default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl SseOptions {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
 }
 
 /// How a `file` feed reads its file.

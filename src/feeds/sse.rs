@@ -6,6 +6,7 @@
 //! feed itself ([`Resume`]): the last event id, sent back as `Last-Event-ID`, and
 //! the server's `retry:` delay, honoured as the least time between a disconnect
 //! and the next connect (on top of the supervisor's backoff, never instead of it).
+//! A stream silent for `timeout` (default 60 s) is dropped and reconnected.
 
 mod parser;
 
@@ -126,8 +127,12 @@ impl SseFeed {
         tracing::info!(url = %self.options.url, "Event stream connected.");
         let mut parser = parser::Parser::new(&last_id);
         loop {
+            let silence = self.options.timeout;
             let chunk = tokio::select! {
-                c = response.chunk() => c.context("event stream failed")?,
+                c = tokio::time::timeout(silence, response.chunk()) => match c {
+                    Ok(c) => c.context("event stream failed")?,
+                    Err(_) => anyhow::bail!("no data for {silence:?}: the stream looks dead"),
+                },
                 _ = ctx.cancelled() => return Ok(()),
             };
             let Some(chunk) = chunk else {
