@@ -629,3 +629,30 @@ async fn bad_cluster_config_lists_every_error() {
         assert!(text.contains(needle), "{needle:?} in:\n{text}");
     }
 }
+
+/// NATS comes back without its store (the stream is gone): the nodes make a new
+/// stream with a new epoch and close their clients with 1012 (reconnect), so no
+/// client mistakes the restarted seqs for repeats; a reconnecting client gets
+/// the new epoch and fresh updates.
+#[tokio::test]
+async fn a_lost_stream_means_a_new_epoch_and_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Nats::start(dir.path()).await;
+    let a = Node::start(dir.path(), "a", &nats.url(), &synthetic("100ms")).await;
+    settled(&[&a]).await;
+    let mut c = a.client().await;
+    c.subscribe(&[TOPIC]).await;
+    c.update_of(TOPIC).await;
+    let old_epoch = c.hello["epoch"].clone();
+
+    nats.stop().await;
+    std::fs::remove_dir_all(&nats.store).unwrap();
+    nats.restart().await;
+    assert_eq!(c.closed().await, Some(1012));
+
+    let mut again = a.client().await;
+    assert_ne!(again.hello["epoch"], old_epoch);
+    again.subscribe(&[TOPIC]).await;
+    let u = again.update_of(TOPIC).await;
+    assert!(u["seq"].as_u64().unwrap() < 50, "seqs started over: {u}");
+}

@@ -56,6 +56,11 @@ pub(super) async fn keep(cluster: Arc<Cluster>) {
         if let (true, Some(b)) = (connected, &buckets) {
             renew_and_claim(&cluster, b, &configs, &mut owned, &mut owners).await;
             nodes = announce(&cluster, b, started).await;
+            if nodes.is_none() {
+                // NATS answered but not as expected (e.g. it lost its store and
+                // the buckets with it): open them again next round.
+                buckets = None;
+            }
         }
         // A lease not renewed for half its length may be lapsing in NATS: stop
         // its feed now, before another node can take it.

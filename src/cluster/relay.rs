@@ -29,6 +29,8 @@ const STALE_MS: &str = "Tickerd-Stale-Ms";
 
 /// Updates one topic may have waiting for NATS; past it, publishes fail.
 const BACKLOG: usize = 1024;
+/// How often the follower checks that its stream is still there.
+const STREAM_CHECK: Duration = Duration::from_secs(2);
 /// How long an update may wait for NATS (link down, no stream yet) before it
 /// is dropped and counted.
 const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
@@ -244,12 +246,13 @@ fn header_u64(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
 /// from the last stream seq taken, so nothing is skipped or taken twice.
 pub(super) async fn follow(cluster: Arc<Cluster>) {
     let mut next: Option<u64> = None;
+    let mut epoch: Option<String> = None;
     let mut sources: HashMap<String, Source> = HashMap::new();
     loop {
         if !until_connected(&cluster).await {
             return;
         }
-        if let Err(e) = consume(&cluster, &mut next, &mut sources).await {
+        if let Err(e) = consume(&cluster, &mut next, &mut epoch, &mut sources).await {
             warn!(error = %e, "Following the cluster stream failed; retrying.");
         }
         tokio::select! {
@@ -262,6 +265,7 @@ pub(super) async fn follow(cluster: Arc<Cluster>) {
 async fn consume(
     cluster: &Cluster,
     next: &mut Option<u64>,
+    adopted: &mut Option<String>,
     sources: &mut HashMap<String, Source>,
 ) -> anyhow::Result<()> {
     let js = cluster.jetstream(Duration::from_secs(3));
@@ -269,7 +273,16 @@ async fn consume(
     if cluster.hub.set_epoch(&epoch) {
         info!(epoch = %epoch, "Cluster epoch adopted.");
         *next = None;
+        if adopted.is_some() {
+            // The stream was lost and made anew (NATS lost its store): seqs
+            // start over, which clients must not mistake for repeats.
+            warn!("The cluster stream was recreated; clients are asked to reconnect.");
+            cluster
+                .hub
+                .close_all(1012, "cluster epoch changed: reconnect");
+        }
     }
+    *adopted = Some(epoch.clone());
     cluster.update_view(|v| v.epoch = epoch.clone());
     let stream = js.get_stream_no_info(STREAM).await?;
     let consumer = stream
@@ -284,9 +297,20 @@ async fn consume(
         })
         .await?;
     let mut messages = consumer.messages().await?;
+    // The ordered consumer rides out NATS restarts by itself, but not the loss
+    // of the stream: check now and then that it is still the one we follow
+    // (this also applies a reloaded `history.size`).
+    let mut check = tokio::time::interval_at(Instant::now() + STREAM_CHECK, STREAM_CHECK);
     loop {
         let message = tokio::select! {
             m = messages.next() => m,
+            _ = check.tick() => {
+                let now = cluster.ensure_stream(&js).await?;
+                if now != epoch {
+                    anyhow::bail!("the stream was recreated");
+                }
+                continue;
+            }
             _ = cluster.cancel.cancelled() => return Ok(()),
         };
         let Some(message) = message else {

@@ -247,6 +247,14 @@ impl Hub {
         true
     }
 
+    /// Closes every subscriber's connection with `code` (e.g. 1012, "service
+    /// restart": reconnect). In-process subscriptions end.
+    pub(crate) fn close_all(&self, code: u16, reason: &'static str) {
+        for entry in self.registry().subscribers.values() {
+            entry.outbox.close(Closing::Code(code, reason));
+        }
+    }
+
     /// Routes this hub's non-`$` publishes through `relay` (cluster mode). Set
     /// once, before anything publishes.
     pub(crate) fn set_relay(&self, relay: Relay) {
