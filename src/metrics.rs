@@ -105,10 +105,16 @@ impl Metrics {
                 &self.reload_failures,
             ),
         ];
-        for (name, kind, help, value) in rows {
-            family(out, name, kind, help);
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
+        render_rows(out, &rows);
+    }
+}
+
+/// Appends one unlabelled sample per `(name, kind, help, value)`, each with its
+/// HELP and TYPE lines.
+pub(crate) fn render_rows(out: &mut String, rows: &[(&str, &str, &str, &AtomicU64)]) {
+    for (name, kind, help, value) in rows {
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
     }
 }
 

@@ -159,6 +159,21 @@ impl Node {
     }
 }
 
+/// Nodes `a` and `b` without feeds, and a client of each subscribed to `pattern`.
+async fn two_nodes_watching(
+    dir: &Path,
+    nats: &Nats,
+    pattern: &str,
+) -> (Node, Node, Client, Client) {
+    let a = Node::start(dir, "a", &nats.url(), "").await;
+    let b = Node::start(dir, "b", &nats.url(), "").await;
+    let mut on_a = a.client().await;
+    let mut on_b = b.client().await;
+    on_a.subscribe(&[pattern]).await;
+    on_b.subscribe(&[pattern]).await;
+    (a, b, on_a, on_b)
+}
+
 fn synthetic(interval: &str) -> String {
     format!(
         "[[feed]]\nname = \"stocks\"\nkind = \"synthetic\"\ntopic = \"stocks.{{symbol}}\"\n\
@@ -387,12 +402,7 @@ async fn sigkill_owner_takeover_and_resume_elsewhere() {
 async fn concurrent_publishers_share_one_sequence() {
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path()).await;
-    let a = Node::start(dir.path(), "a", &nats.url(), "").await;
-    let b = Node::start(dir.path(), "b", &nats.url(), "").await;
-    let mut on_a = a.client().await;
-    let mut on_b = b.client().await;
-    on_a.subscribe(&["race.*"]).await;
-    on_b.subscribe(&["race.*"]).await;
+    let (a, b, mut on_a, mut on_b) = two_nodes_watching(dir.path(), &nats, "race.*").await;
     let (a, b) = (Arc::new(a), Arc::new(b));
     let mut tasks = Vec::new();
     for (node, tag) in [(a.clone(), "a"), (b.clone(), "b")] {
@@ -564,12 +574,7 @@ async fn partitioned_node_hands_its_feed_over_and_catches_up() {
 async fn reload_adds_changes_and_removes_a_feed_cluster_wide() {
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path()).await;
-    let a = Node::start(dir.path(), "a", &nats.url(), "").await;
-    let b = Node::start(dir.path(), "b", &nats.url(), "").await;
-    let mut on_a = a.client().await;
-    let mut on_b = b.client().await;
-    on_a.subscribe(&["stocks.*"]).await;
-    on_b.subscribe(&["stocks.*"]).await;
+    let (a, b, mut on_a, mut on_b) = two_nodes_watching(dir.path(), &nats, "stocks.*").await;
 
     let shared = dir.path().join("shared");
     std::fs::create_dir(&shared).unwrap();

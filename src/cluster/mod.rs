@@ -35,8 +35,7 @@ mod leases;
 mod relay;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,7 +50,7 @@ use tracing::{info, warn};
 use crate::config::{ClusterConfig, FeedConfig};
 use crate::feeds::{Feeds, FEEDS_TOPIC};
 use crate::hub::Hub;
-use crate::metrics::family;
+use crate::metrics::render_rows;
 
 /// The topic carrying this node's view of the cluster.
 pub const CLUSTER_TOPIC: &str = "$sys.cluster";
@@ -286,10 +285,7 @@ impl Cluster {
                 &m.publish_failures,
             ),
         ];
-        for (name, kind, help, value) in rows {
-            family(out, name, kind, help);
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
+        render_rows(out, &rows);
     }
 }
 
