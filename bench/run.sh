@@ -5,6 +5,7 @@
 #   bench/run.sh            full mode: 3 repetitions, medians (~7 min)
 #   bench/run.sh --quick    1 repetition, shorter windows (< 3 min)
 #   SERVERS="tickerd" SCENARIOS="load saturation" bench/run.sh --quick   a subset
+#   SERVERS="tickerd tickerd-cluster" ...   also one node of a cluster (needs nats-server)
 #
 # Each server is pinned to core 0 (taskset -c 0), the generator to core 1.
 set -euo pipefail
@@ -25,6 +26,7 @@ cargo build --release --quiet --manifest-path "$BENCH/Cargo.toml"
 server_cmd() {
   case "$1" in
     tickerd) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd.toml" ;;
+    tickerd-cluster) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd-cluster.toml" ;;
     node-ws) echo "taskset -c 0 node $BENCH/peers/node/server.js" ;;
     tutorial) echo "taskset -c 0 $BENCH/target/release/tickerd-bench tutorial" ;;
   esac
@@ -37,6 +39,15 @@ scenario_args() {
     idle) echo "--clients 10000 --rate 0 --idle" ;;       # RSS per subscribed connection
   esac
 }
+
+# tickerd-cluster: the same node, with every update going through NATS JetStream
+# first (a one-node cluster); nats-server shares core 1 with the generator.
+if [[ " $SERVERS " == *" tickerd-cluster "* ]]; then
+  NATS_STORE=$(mktemp -d)
+  taskset -c 1 nats-server -js -sd "$NATS_STORE" -a 127.0.0.1 -p 19222 >/dev/null 2>&1 &
+  NATS_PID=$!
+  trap 'kill $NATS_PID 2>/dev/null; rm -rf "$NATS_STORE"' EXIT
+fi
 
 mkdir -p results
 OUT="results/run-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
