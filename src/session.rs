@@ -13,10 +13,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -24,6 +23,7 @@ use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request};
+use crate::server::Socket;
 use crate::ticker::Settings;
 use crate::topic::Pattern;
 
@@ -49,7 +49,10 @@ pub(crate) struct Session {
 
 impl Session {
     /// Serves one upgraded connection until either side ends it.
-    pub(crate) async fn run(self, socket: WebSocket) {
+    ///
+    /// Takes the socket already split, so that this future (held for the life
+    /// of the connection) does not also keep the unsplit socket's slot.
+    pub(crate) async fn run(self, sink: SplitSink<Socket, Message>, stream: SplitStream<Socket>) {
         let metrics = self.hub.metrics().clone();
         let outbox = Arc::new(Outbox::new(self.settings.limits.queue, metrics.clone()));
         let id = self.hub.add_subscriber(outbox.clone());
@@ -60,7 +63,6 @@ impl Session {
                 heartbeat.as_millis() as u64,
             ))
             .await;
-        let (sink, stream) = socket.split();
         let done = self.shutdown.child_token();
         let writer = write_loop(sink, &outbox, &done, &self.shutdown, heartbeat, &metrics);
         let reader = self.read_loop(stream, id, &outbox, &done);
@@ -70,7 +72,7 @@ impl Session {
 
     async fn read_loop(
         &self,
-        mut stream: SplitStream<WebSocket>,
+        mut stream: SplitStream<Socket>,
         id: SubscriberId,
         outbox: &Outbox,
         done: &CancellationToken,
@@ -100,7 +102,9 @@ impl Session {
                 Ok(Some(Ok(msg))) => msg,
             };
             match msg {
-                Message::Text(text) => self.handle(id, outbox, text.as_str()).await,
+                // Boxed: a request's state is large and rare; inline, every
+                // idle connection would carry room for it.
+                Message::Text(text) => Box::pin(self.handle(id, outbox, text.as_str())).await,
                 Message::Binary(_) => {
                     let reply = protocol::error(
                         None,
@@ -109,7 +113,7 @@ impl Session {
                     );
                     outbox.push_control(reply).await;
                 }
-                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
+                Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
             }
         }
     }
@@ -200,24 +204,23 @@ fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
 }
 
 /// Maps a read error to how the connection is closed (SPEC §4: 1009, 1007).
-fn classify(e: axum::Error) -> Closing {
-    match e.into_inner().downcast::<tungstenite::Error>().map(|b| *b) {
-        Ok(tungstenite::Error::Capacity(_)) => Closing::Code(1009, "frame too large"),
-        Ok(tungstenite::Error::Utf8(_)) => Closing::Code(1007, "invalid UTF-8"),
-        Ok(tungstenite::Error::Protocol(_)) => Closing::Code(1002, "protocol error"),
+fn classify(e: tungstenite::Error) -> Closing {
+    match e {
+        tungstenite::Error::Capacity(_) => Closing::Code(1009, "frame too large"),
+        tungstenite::Error::Utf8(_) => Closing::Code(1007, "invalid UTF-8"),
+        tungstenite::Error::Protocol(_) => Closing::Code(1002, "protocol error"),
         _ => Closing::Quiet,
     }
 }
 
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<Socket, Message>,
     outbox: &Outbox,
     done: &CancellationToken,
     shutdown: &CancellationToken,
     heartbeat: Duration,
     metrics: &Metrics,
 ) {
-    let mut batch: Vec<Utf8Bytes> = Vec::new();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_flush = tokio::time::Instant::now() - FLUSH_INTERVAL;
@@ -242,11 +245,13 @@ async fn write_loop(
                 _ = done.cancelled() => break,
             }
         }
-        let closing = outbox.take(&mut batch);
-        let count = batch.len() as u64;
-        let bytes: usize = batch.iter().map(|t| t.len()).sum();
+        let taken = outbox.take_all();
+        let closing = taken.closing;
+        let count = taken.len() as u64;
+        let mut bytes = 0;
         let write = async {
-            for text in batch.drain(..) {
+            for text in taken.frames() {
+                bytes += text.len();
                 sink.feed(Message::Text(text)).await?;
             }
             sink.flush().await
@@ -255,7 +260,6 @@ async fn write_loop(
             r = write => r.is_ok(),
             _ = done.cancelled() => break,
         };
-        batch.clear();
         last_flush = tokio::time::Instant::now();
         if !ok {
             break;
@@ -266,7 +270,7 @@ async fn write_loop(
             None => {}
             Some(Closing::Code(code, reason)) => {
                 let frame = CloseFrame {
-                    code,
+                    code: code.into(),
                     reason: Utf8Bytes::from_static(reason),
                 };
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame))))
@@ -282,7 +286,7 @@ async fn write_loop(
     }
     if shutdown.is_cancelled() {
         let frame = CloseFrame {
-            code: 1001,
+            code: 1001.into(),
             reason: Utf8Bytes::from_static("server shutting down"),
         };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;

@@ -27,11 +27,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::metrics::Metrics;
 use crate::protocol::{self, TopicInfo};
 use crate::topic::{self, Pattern, TopicError};
-use axum::extract::ws::Utf8Bytes;
 use indexmap::IndexMap;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 /// Identifies one subscriber (a WebSocket session or an in-process stream).

@@ -9,15 +9,19 @@
 //! a reader always sees a topic's seq strictly increasing. Memory is bounded by
 //! `cap` frames plus one per subscribed topic, plus `CONTROL_CAP` replies.
 //!
-//! It must never await, allocate per subscriber on publish beyond the frame handle,
-//! or call back into the hub.
+//! [`Outbox::take`] hands over the queues themselves and leaves empty ones
+//! behind, so an idle subscriber holds no queue capacity (the next push
+//! allocates afresh: a few allocations per flush under load, none while idle).
+//!
+//! It must never await, allocate per subscriber on publish beyond the frame handle
+//! and its queue's growth, or call back into the hub.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::metrics::Metrics;
 
@@ -53,6 +57,31 @@ struct State {
 impl State {
     fn is_empty(&self) -> bool {
         self.control.is_empty() && self.queue.is_empty() && self.conflated.is_empty()
+    }
+}
+
+/// What [`Outbox::take_all`] took: the outbox's queues, moved out whole.
+pub(crate) struct Taken {
+    control: VecDeque<Utf8Bytes>,
+    queue: VecDeque<Frame>,
+    conflated: HashMap<u32, Frame>,
+    /// The close request, if any: acted on after the frames are written.
+    pub(crate) closing: Option<Closing>,
+}
+
+impl Taken {
+    /// How many frames were taken.
+    pub(crate) fn len(&self) -> usize {
+        self.control.len() + self.queue.len() + self.conflated.len()
+    }
+
+    /// The frames, in the order they must be written: replies, queued
+    /// frames, then conflated frames.
+    pub(crate) fn frames(self) -> impl Iterator<Item = Utf8Bytes> {
+        self.control
+            .into_iter()
+            .chain(self.queue.into_iter().map(|f| f.text))
+            .chain(self.conflated.into_values().map(|f| f.text))
     }
 }
 
@@ -146,20 +175,30 @@ impl Outbox {
         self.room.notify_waiters();
     }
 
-    /// Moves everything ready into `out`, in the order it must be written:
-    /// replies, queued frames, then conflated frames. Returns the close request,
-    /// if any, which the writer acts on after writing `out`.
-    pub(crate) fn take(&self, out: &mut Vec<Utf8Bytes>) -> Option<Closing> {
+    /// Takes everything ready, leaving empty queues (without capacity) behind.
+    /// [`Taken::frames`] yields it in the order it must be written.
+    pub(crate) fn take_all(&self) -> Taken {
         let mut st = self.lock();
-        let had_control = !st.control.is_empty();
-        out.extend(st.control.drain(..));
-        out.extend(st.queue.drain(..).map(|f| f.text));
-        out.extend(st.conflated.drain().map(|(_, f)| f.text));
-        let closing = st.closing;
+        let taken = Taken {
+            control: std::mem::take(&mut st.control),
+            queue: std::mem::take(&mut st.queue),
+            conflated: std::mem::take(&mut st.conflated),
+            closing: st.closing,
+        };
         drop(st);
-        if had_control {
+        if !taken.control.is_empty() {
             self.room.notify_waiters();
         }
+        taken
+    }
+
+    /// Moves everything ready into `out`, in the order it must be written.
+    /// Returns the close request, if any, which the caller acts on after
+    /// handling `out`.
+    pub(crate) fn take(&self, out: &mut Vec<Utf8Bytes>) -> Option<Closing> {
+        let taken = self.take_all();
+        let closing = taken.closing;
+        out.extend(taken.frames());
         closing
     }
 
