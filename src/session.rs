@@ -213,6 +213,10 @@ fn classify(e: tungstenite::Error) -> Closing {
     }
 }
 
+/// The writer half: waits for the outbox (or a Ping tick), lets frames gather
+/// for up to [`FLUSH_INTERVAL`] under a steady stream, then writes them in one
+/// flush. The rarely-entered, large states (a write in flight, a Ping, a Close)
+/// are boxed, so that what an idle connection's future holds stays small.
 async fn write_loop(
     mut sink: SplitSink<Socket, Message>,
     outbox: &Outbox,
@@ -230,9 +234,9 @@ async fn write_loop(
             _ = done.cancelled() => break,
             _ = outbox.ready() => {}
             _ = ping.tick() => {
-                tokio::select! {
-                    r = sink.send(Message::Ping(Default::default())) => if r.is_err() { break },
-                    _ = done.cancelled() => break,
+                let ping = Message::Ping(Default::default());
+                if !Box::pin(send_or_end(&mut sink, ping, done)).await {
+                    break;
                 }
                 continue;
             }
@@ -245,51 +249,89 @@ async fn write_loop(
                 _ = done.cancelled() => break,
             }
         }
-        let taken = outbox.take_all();
-        let closing = taken.closing;
-        let count = taken.len() as u64;
-        let mut bytes = 0;
-        let write = async {
-            for text in taken.frames() {
-                bytes += text.len();
-                sink.feed(Message::Text(text)).await?;
-            }
-            sink.flush().await
-        };
-        let ok = tokio::select! {
-            r = write => r.is_ok(),
-            _ = done.cancelled() => break,
-        };
+        let flushed = Box::pin(flush_ready(&mut sink, outbox, done, metrics)).await;
         last_flush = tokio::time::Instant::now();
-        if !ok {
-            break;
-        }
-        metrics.frames_sent.fetch_add(count, Ordering::Relaxed);
-        metrics.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
-        match closing {
-            None => {}
-            Some(Closing::Code(code, reason)) => {
-                let frame = CloseFrame {
-                    code: code.into(),
-                    reason: Utf8Bytes::from_static(reason),
-                };
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame))))
-                    .await;
-                break;
-            }
-            Some(Closing::Quiet) => {
-                // Flushes the Close reply tungstenite queued, if the peer sent Close.
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        match flushed {
+            Err(Ended) => break,
+            Ok(None) => {}
+            Ok(Some(how)) => {
+                Box::pin(close(&mut sink, how)).await;
                 break;
             }
         }
     }
     if shutdown.is_cancelled() {
-        let frame = CloseFrame {
-            code: 1001.into(),
-            reason: Utf8Bytes::from_static("server shutting down"),
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+        Box::pin(close(
+            &mut sink,
+            Closing::Code(1001, "server shutting down"),
+        ))
+        .await;
     }
     done.cancel();
+}
+
+/// The socket failed or the connection is ending: the writer stops.
+struct Ended;
+
+/// Sends one message unless the connection ends first; false when it did or
+/// the send failed.
+async fn send_or_end(
+    sink: &mut SplitSink<Socket, Message>,
+    msg: Message,
+    done: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        r = sink.send(msg) => r.is_ok(),
+        _ = done.cancelled() => false,
+    }
+}
+
+/// Takes everything ready from the outbox and writes it: each frame `feed`,
+/// then one `flush`. Returns the close request that came with it, if any.
+async fn flush_ready(
+    sink: &mut SplitSink<Socket, Message>,
+    outbox: &Outbox,
+    done: &CancellationToken,
+    metrics: &Metrics,
+) -> Result<Option<Closing>, Ended> {
+    let taken = outbox.take_all();
+    let closing = taken.closing;
+    let count = taken.len() as u64;
+    let mut bytes = 0;
+    let write = async {
+        for text in taken.frames() {
+            bytes += text.len();
+            sink.feed(Message::Text(text)).await?;
+        }
+        sink.flush().await
+    };
+    let ok = tokio::select! {
+        r = write => r.is_ok(),
+        _ = done.cancelled() => false,
+    };
+    if !ok {
+        return Err(Ended);
+    }
+    metrics.frames_sent.fetch_add(count, Ordering::Relaxed);
+    metrics.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    Ok(closing)
+}
+
+/// Closes the connection: a Close frame with a code, or (when the peer closed
+/// or vanished) flushing the Close reply tungstenite queued, if any. Bounded by
+/// [`CLOSE_TIMEOUT`].
+async fn close(sink: &mut SplitSink<Socket, Message>, how: Closing) {
+    match how {
+        Closing::Code(code, reason) => {
+            let frame = CloseFrame {
+                code: code.into(),
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+        }
+        Closing::Quiet => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        }
+    }
 }
