@@ -9,12 +9,13 @@
 //! Close frame with 1001. Neither half ever blocks the publisher: a slow peer
 //! only fills its own outbox, which conflates.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -50,72 +51,37 @@ pub(crate) struct Session {
 impl Session {
     /// Serves one upgraded connection until either side ends it.
     ///
-    /// Takes the socket already split, so that this future (held for the life
-    /// of the connection) does not also keep the unsplit socket's slot.
-    pub(crate) async fn run(self, sink: SplitSink<Socket, Message>, stream: SplitStream<Socket>) {
+    /// Not an `async fn`: the future it returns is held for the life of the
+    /// connection, so it is built from parts that hold nothing twice (an
+    /// `async fn` keeps its arguments' slots beside the locals they move into).
+    /// Takes the socket already split, for the same reason.
+    pub(crate) fn run(
+        self,
+        sink: SplitSink<Socket, Message>,
+        stream: SplitStream<Socket>,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let metrics = self.hub.metrics().clone();
         let outbox = Arc::new(Outbox::new(self.settings.limits.queue, metrics.clone()));
         let id = self.hub.add_subscriber(outbox.clone());
+        let leave = Leave {
+            hub: self.hub.clone(),
+            id,
+        };
         let heartbeat = self.settings.heartbeat;
-        outbox
-            .push_control(protocol::hello(
-                self.hub.epoch(),
-                heartbeat.as_millis() as u64,
-            ))
-            .await;
+        let hello = protocol::hello(self.hub.epoch(), heartbeat.as_millis() as u64);
+        // A new outbox has room: this never hands the reply back.
+        let _ = outbox.try_push_control(hello);
         let done = self.shutdown.child_token();
-        let writer = write_loop(sink, &outbox, &done, &self.shutdown, heartbeat, &metrics);
-        let reader = self.read_loop(stream, id, &outbox, &done);
-        tokio::join!(writer, reader);
-        self.hub.remove_subscriber(id);
-    }
-
-    async fn read_loop(
-        &self,
-        mut stream: SplitStream<Socket>,
-        id: SubscriberId,
-        outbox: &Outbox,
-        done: &CancellationToken,
-    ) {
-        let silent_limit = self.settings.heartbeat * 2;
-        loop {
-            let next = tokio::select! {
-                next = tokio::time::timeout(silent_limit, stream.next()) => next,
-                _ = done.cancelled() => return,
-            };
-            let msg = match next {
-                Err(_) => {
-                    debug!("Client silent for two heartbeats; dropping it.");
-                    outbox.close(Closing::Quiet);
-                    return;
-                }
-                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
-                    outbox.close(Closing::Quiet);
-                    return;
-                }
-                Ok(Some(Err(e))) => {
-                    let how = classify(e);
-                    debug!(?how, "Client read failed.");
-                    outbox.close(how);
-                    return;
-                }
-                Ok(Some(Ok(msg))) => msg,
-            };
-            match msg {
-                // Boxed: a request's state is large and rare; inline, every
-                // idle connection would carry room for it.
-                Message::Text(text) => Box::pin(self.handle(id, outbox, text.as_str())).await,
-                Message::Binary(_) => {
-                    let reply = protocol::error(
-                        None,
-                        ErrorCode::BadRequest,
-                        "binary frames are not accepted: send JSON text frames",
-                    );
-                    outbox.push_control(reply).await;
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
-            }
-        }
+        let writer = write_loop(
+            sink,
+            outbox.clone(),
+            done.clone(),
+            self.shutdown.clone(),
+            heartbeat,
+            metrics,
+        );
+        let reader = read_loop(self, stream, id, outbox, done);
+        futures_util::future::join(writer, reader).map(move |_| drop(leave))
     }
 
     async fn handle(&self, sub: SubscriberId, outbox: &Outbox, text: &str) {
@@ -196,6 +162,74 @@ impl Session {
     }
 }
 
+/// Removes the subscriber from the hub when the connection's future ends or
+/// is dropped.
+struct Leave {
+    hub: Hub,
+    id: SubscriberId,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.hub.remove_subscriber(self.id);
+    }
+}
+
+/// The reader half: handles each request, and ends the connection on Close,
+/// a read error, or a peer silent for two heartbeats.
+// Not an `async fn`: see `Session::run` (an async fn keeps a second copy of
+// its arguments for its whole life).
+#[allow(clippy::manual_async_fn)]
+fn read_loop(
+    session: Session,
+    mut stream: SplitStream<Socket>,
+    id: SubscriberId,
+    outbox: Arc<Outbox>,
+    done: CancellationToken,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let silent_limit = session.settings.heartbeat * 2;
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(silent_limit, stream.next()) => next,
+                _ = done.cancelled() => return,
+            };
+            let msg = match next {
+                Err(_) => {
+                    debug!("Client silent for two heartbeats; dropping it.");
+                    outbox.close(Closing::Quiet);
+                    return;
+                }
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
+                    outbox.close(Closing::Quiet);
+                    return;
+                }
+                Ok(Some(Err(e))) => {
+                    let how = classify(e);
+                    debug!(?how, "Client read failed.");
+                    outbox.close(how);
+                    return;
+                }
+                Ok(Some(Ok(msg))) => msg,
+            };
+            // Boxed: a request's state is large and rare; inline, every idle
+            // connection would carry room for it.
+            match msg {
+                Message::Text(text) => Box::pin(session.handle(id, &outbox, text.as_str())).await,
+                Message::Binary(_) => {
+                    let reply = protocol::error(
+                        None,
+                        ErrorCode::BadRequest,
+                        "binary frames are not accepted: send JSON text frames",
+                    );
+                    Box::pin(outbox.push_control(reply)).await;
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+}
+
 fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
     topics
         .iter()
@@ -217,57 +251,60 @@ fn classify(e: tungstenite::Error) -> Closing {
 /// for up to [`FLUSH_INTERVAL`] under a steady stream, then writes them in one
 /// flush. The rarely-entered, large states (a write in flight, a Ping, a Close)
 /// are boxed, so that what an idle connection's future holds stays small.
-async fn write_loop(
+#[allow(clippy::manual_async_fn)] // as `read_loop`
+fn write_loop(
     mut sink: SplitSink<Socket, Message>,
-    outbox: &Outbox,
-    done: &CancellationToken,
-    shutdown: &CancellationToken,
+    outbox: Arc<Outbox>,
+    done: CancellationToken,
+    shutdown: CancellationToken,
     heartbeat: Duration,
-    metrics: &Metrics,
-) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_flush = tokio::time::Instant::now() - FLUSH_INTERVAL;
-    loop {
-        tokio::select! {
-            biased;
-            _ = done.cancelled() => break,
-            _ = outbox.ready() => {}
-            _ = ping.tick() => {
-                let ping = Message::Ping(Default::default());
-                if !Box::pin(send_or_end(&mut sink, ping, done)).await {
+    metrics: Arc<Metrics>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_flush = tokio::time::Instant::now() - FLUSH_INTERVAL;
+        loop {
+            tokio::select! {
+                biased;
+                _ = done.cancelled() => break,
+                _ = outbox.ready() => {}
+                _ = ping.tick() => {
+                    let ping = Message::Ping(Default::default());
+                    if !Box::pin(send_or_end(&mut sink, ping, &done)).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            // Under a steady stream, let frames gather so that one write carries many.
+            let due = last_flush + FLUSH_INTERVAL;
+            if due > tokio::time::Instant::now() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = done.cancelled() => break,
+                }
+            }
+            let flushed = Box::pin(flush_ready(&mut sink, &outbox, &done, &metrics)).await;
+            last_flush = tokio::time::Instant::now();
+            match flushed {
+                Err(Ended) => break,
+                Ok(None) => {}
+                Ok(Some(how)) => {
+                    Box::pin(close(&mut sink, how)).await;
                     break;
                 }
-                continue;
             }
         }
-        // Under a steady stream, let frames gather so that one write carries many.
-        let due = last_flush + FLUSH_INTERVAL;
-        if due > tokio::time::Instant::now() {
-            tokio::select! {
-                _ = tokio::time::sleep_until(due) => {}
-                _ = done.cancelled() => break,
-            }
+        if shutdown.is_cancelled() {
+            Box::pin(close(
+                &mut sink,
+                Closing::Code(1001, "server shutting down"),
+            ))
+            .await;
         }
-        let flushed = Box::pin(flush_ready(&mut sink, outbox, done, metrics)).await;
-        last_flush = tokio::time::Instant::now();
-        match flushed {
-            Err(Ended) => break,
-            Ok(None) => {}
-            Ok(Some(how)) => {
-                Box::pin(close(&mut sink, how)).await;
-                break;
-            }
-        }
+        done.cancel();
     }
-    if shutdown.is_cancelled() {
-        Box::pin(close(
-            &mut sink,
-            Closing::Code(1001, "server shutting down"),
-        ))
-        .await;
-    }
-    done.cancel();
 }
 
 /// The socket failed or the connection is ending: the writer stops.

@@ -16,6 +16,7 @@
 mod outbox;
 mod subscription;
 
+use outbox::Subscriber;
 pub(crate) use outbox::{Closing, Frame, Outbox};
 pub use subscription::{Subscription, Update};
 
@@ -27,7 +28,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::metrics::Metrics;
 use crate::protocol::{self, TopicInfo};
 use crate::topic::{self, Pattern, TopicError};
-use indexmap::IndexMap;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -80,7 +80,9 @@ struct TopicState {
     latest: Option<Utf8Bytes>,
     /// `(seq, frame)` of the last `history.size` updates, oldest first.
     history: VecDeque<(u64, Utf8Bytes)>,
-    subscribers: IndexMap<SubscriberId, Arc<Outbox>>,
+    /// A set by outbox identity, not a map by id: held per topic and
+    /// subscriber, so its entry size is paid 16 times by a client of 16 topics.
+    subscribers: HashSet<Subscriber>,
     source: Source,
 }
 
@@ -249,7 +251,7 @@ impl Hub {
         } else {
             st.history.clear();
         }
-        for outbox in st.subscribers.values() {
+        for outbox in &st.subscribers {
             outbox.push(Frame {
                 topic: topic.id,
                 text: frame.clone(),
@@ -289,7 +291,7 @@ impl Hub {
                 ts: 0,
                 latest: None,
                 history: VecDeque::new(),
-                subscribers: IndexMap::new(),
+                subscribers: HashSet::new(),
                 source: Source::default(),
             }),
         });
@@ -300,7 +302,7 @@ impl Hub {
         for (pattern, holders) in &reg.patterns {
             if pattern.matches(&topic.name) {
                 for (id, outbox) in holders {
-                    st.subscribers.insert(*id, outbox.clone());
+                    st.subscribers.insert(Subscriber(outbox.clone()));
                     if let Some(entry) = reg.subscribers.get_mut(id) {
                         // The newest topic has the highest id: pushing keeps
                         // the order; a second matching pattern finds it last.
@@ -477,7 +479,6 @@ impl Hub {
             join(
                 &t,
                 &mut st,
-                id,
                 &entry.outbox,
                 resume.since.get(&*t.name).copied(),
             );
@@ -510,10 +511,11 @@ impl Hub {
             forget_pattern(&mut reg.patterns, p, id);
         }
         let remaining = &entry.patterns;
+        let me = Subscriber(entry.outbox.clone());
         entry.topics.retain(|t| {
             let keep = remaining.iter().any(|p| p.matches(&t.name));
             if !keep {
-                t.lock().subscribers.swap_remove(&id);
+                t.lock().subscribers.remove(&me);
             }
             keep
         });
@@ -532,8 +534,9 @@ impl Hub {
         for p in &entry.patterns {
             forget_pattern(&mut reg.patterns, p, id);
         }
+        let me = Subscriber(entry.outbox);
         for t in &entry.topics {
-            t.lock().subscribers.swap_remove(&id);
+            t.lock().subscribers.remove(&me);
         }
         self.inner
             .metrics
@@ -556,14 +559,8 @@ fn forget_pattern(
 }
 
 /// Adds a subscriber to a locked topic and queues what it must see first.
-fn join(
-    t: &Topic,
-    st: &mut TopicState,
-    id: SubscriberId,
-    outbox: &Arc<Outbox>,
-    since: Option<u64>,
-) {
-    st.subscribers.insert(id, outbox.clone());
+fn join(t: &Topic, st: &mut TopicState, outbox: &Arc<Outbox>, since: Option<u64>) {
+    st.subscribers.insert(Subscriber(outbox.clone()));
     let Some(latest) = &st.latest else {
         return; // no update yet: the first one arrives live
     };

@@ -60,6 +60,34 @@ impl State {
     }
 }
 
+/// An outbox in a topic's subscriber set, equal and hashed by identity: one
+/// pointer per subscriber and topic (a set of these costs ~15 bytes per entry
+/// at 10k subscribers, an id-keyed `IndexMap` ~49).
+#[derive(Clone)]
+pub(crate) struct Subscriber(pub(crate) Arc<Outbox>);
+
+impl PartialEq for Subscriber {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Subscriber {}
+
+impl std::hash::Hash for Subscriber {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state)
+    }
+}
+
+impl std::ops::Deref for Subscriber {
+    type Target = Outbox;
+
+    fn deref(&self) -> &Outbox {
+        &self.0
+    }
+}
+
 /// What [`Outbox::take_all`] took: the outbox's queues, moved out whole.
 pub(crate) struct Taken {
     control: VecDeque<Utf8Bytes>,
@@ -141,26 +169,34 @@ impl Outbox {
 
     /// Queues a reply to the client, waiting while `CONTROL_CAP` replies are
     /// already pending (the reader then stops reading: backpressure on the peer).
-    pub(crate) async fn push_control(&self, text: Utf8Bytes) {
+    pub(crate) async fn push_control(&self, mut text: Utf8Bytes) {
         loop {
             let room = self.room.notified();
-            {
-                let mut st = self.lock();
-                if st.closing.is_some() {
-                    return;
-                }
-                if st.control.len() < CONTROL_CAP {
-                    let was_empty = st.is_empty();
-                    st.control.push_back(text);
-                    drop(st);
-                    if was_empty {
-                        self.wake.notify_one();
-                    }
-                    return;
-                }
+            match self.try_push_control(text) {
+                Ok(()) => return,
+                Err(t) => text = t,
             }
             room.await;
         }
+    }
+
+    /// Queues a reply unless `CONTROL_CAP` replies are pending (then hands it
+    /// back). A reply to a closing connection is dropped.
+    pub(crate) fn try_push_control(&self, text: Utf8Bytes) -> Result<(), Utf8Bytes> {
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return Ok(());
+        }
+        if st.control.len() >= CONTROL_CAP {
+            return Err(text);
+        }
+        let was_empty = st.is_empty();
+        st.control.push_back(text);
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Asks the writer to close the connection; frames queued after this are

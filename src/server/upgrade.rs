@@ -31,7 +31,7 @@ pub(crate) type Socket = WebSocketStream<BatchIo<TokioIo<Upgraded>>>;
 
 /// tungstenite's read buffer. Client frames are small requests; a larger one
 /// is read in several steps. Held for the life of the connection.
-const READ_BUFFER: usize = 256;
+const READ_BUFFER: usize = 128;
 
 /// Bytes a [`BatchIo`] gathers before it writes without waiting for a flush:
 /// bounds a connection's buffered output while its writer feeds a long batch.

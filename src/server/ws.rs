@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 use super::upgrade::Handshake;
 use super::ApiError;
@@ -63,22 +63,28 @@ pub(super) async fn upgrade(
     let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
     let max_frame_bytes = settings.limits.max_frame_bytes;
     let response = handshake.accept();
-    let session_task = async move {
+    let tasks = shared.tasks.clone();
+    let upgrade = async move {
         let Some(socket) = handshake.socket(max_frame_bytes).await else {
             tracing::debug!("Upgrade failed.");
             return;
         };
         tracing::debug!("Client connected.");
-        // Split here so that the session's future holds only the halves.
+        // The session gets a task of its own, so that what this one held for
+        // the handshake is freed: the session's task is what an idle
+        // connection costs, and it holds only the session's future.
         let (sink, stream) = socket.split();
-        session.run(sink, stream).await;
-        tracing::debug!("Client disconnected.");
-        drop(guard);
+        let session = session.run(sink, stream).map(move |()| {
+            tracing::debug!("Client disconnected.");
+            drop(guard);
+        });
+        let span = tracing::Span::current();
+        tokio::spawn(tasks.track_future(tracing::Instrument::instrument(session, span)));
     };
     tokio::spawn(
         shared
             .tasks
-            .track_future(tracing::Instrument::instrument(session_task, span)),
+            .track_future(tracing::Instrument::instrument(upgrade, span)),
     );
     response
 }
