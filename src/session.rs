@@ -10,14 +10,16 @@
 //! only fills its own outbox, which conflates.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{self, Either};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8Bytes};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
 
 use crate::auth::Grant;
@@ -71,17 +73,27 @@ impl Session {
         let hello = protocol::hello(self.hub.epoch(), heartbeat.as_millis() as u64);
         // A new outbox has room: this never hands the reply back.
         let _ = outbox.try_push_control(hello);
+        // The writer's own token (a child of the server's): polling it takes
+        // only this connection's lock.
         let done = self.shutdown.child_token();
-        let writer = write_loop(
+        let writer = Box::pin(write_loop(
             sink,
             outbox.clone(),
-            done.clone(),
+            done,
             self.shutdown.clone(),
             heartbeat,
             metrics,
-        );
-        let reader = read_loop(self, stream, id, outbox, done);
-        futures_util::future::join(writer, reader).map(move |_| drop(leave))
+        ));
+        let reader = Box::pin(read_loop(self, stream, id, outbox));
+        // When the writer ends, the connection is over: the reader is dropped.
+        // When the reader ends, it has closed the outbox: the writer finishes
+        // (writes what is queued, then the Close frame) and ends.
+        async move {
+            if let Either::Right(((), writer)) = future::select(writer, reader).await {
+                writer.await;
+            }
+            drop(leave);
+        }
     }
 
     async fn handle(&self, sub: SubscriberId, outbox: &Outbox, text: &str) {
@@ -185,15 +197,11 @@ fn read_loop(
     mut stream: SplitStream<Socket>,
     id: SubscriberId,
     outbox: Arc<Outbox>,
-    done: CancellationToken,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let silent_limit = session.settings.heartbeat * 2;
         loop {
-            let next = tokio::select! {
-                next = tokio::time::timeout(silent_limit, stream.next()) => next,
-                _ = done.cancelled() => return,
-            };
+            let next = tokio::time::timeout(silent_limit, stream.next()).await;
             let msg = match next {
                 Err(_) => {
                     debug!("Client silent for two heartbeats; dropping it.");
@@ -261,17 +269,21 @@ fn write_loop(
     metrics: Arc<Metrics>,
 ) -> impl Future<Output = ()> + Send {
     async move {
+        // One wait for the whole connection, rather than one per select: each
+        // new one registers with the token and deregisters when dropped.
+        let cancelled = done.cancelled();
+        tokio::pin!(cancelled);
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_flush = tokio::time::Instant::now() - FLUSH_INTERVAL;
         loop {
             tokio::select! {
                 biased;
-                _ = done.cancelled() => break,
+                _ = &mut cancelled => break,
                 _ = outbox.ready() => {}
                 _ = ping.tick() => {
                     let ping = Message::Ping(Default::default());
-                    if !Box::pin(send_or_end(&mut sink, ping, &done)).await {
+                    if !Box::pin(send_or_end(&mut sink, ping, cancelled.as_mut())).await {
                         break;
                     }
                     continue;
@@ -282,10 +294,16 @@ fn write_loop(
             if due > tokio::time::Instant::now() {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due) => {}
-                    _ = done.cancelled() => break,
+                    _ = &mut cancelled => break,
                 }
             }
-            let flushed = Box::pin(flush_ready(&mut sink, &outbox, &done, &metrics)).await;
+            let flushed = Box::pin(flush_ready(
+                &mut sink,
+                &outbox,
+                cancelled.as_mut(),
+                &metrics,
+            ))
+            .await;
             last_flush = tokio::time::Instant::now();
             match flushed {
                 Err(Ended) => break,
@@ -295,6 +313,14 @@ fn write_loop(
                     break;
                 }
             }
+            // Under a steady stream more frames arrive before the next flush is
+            // due: sleep until then first, so that the task wakes once per
+            // flush (for the timer) rather than twice (first frame, then timer).
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => break,
+                _ = tokio::time::sleep_until(last_flush + FLUSH_INTERVAL) => {}
+            }
         }
         if shutdown.is_cancelled() {
             Box::pin(close(
@@ -303,7 +329,6 @@ fn write_loop(
             ))
             .await;
         }
-        done.cancel();
     }
 }
 
@@ -315,11 +340,11 @@ struct Ended;
 async fn send_or_end(
     sink: &mut SplitSink<Socket, Message>,
     msg: Message,
-    done: &CancellationToken,
+    cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
 ) -> bool {
     tokio::select! {
         r = sink.send(msg) => r.is_ok(),
-        _ = done.cancelled() => false,
+        _ = cancelled => false,
     }
 }
 
@@ -328,7 +353,7 @@ async fn send_or_end(
 async fn flush_ready(
     sink: &mut SplitSink<Socket, Message>,
     outbox: &Outbox,
-    done: &CancellationToken,
+    cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
     metrics: &Metrics,
 ) -> Result<Option<Closing>, Ended> {
     let taken = outbox.take_all();
@@ -344,7 +369,7 @@ async fn flush_ready(
     };
     let ok = tokio::select! {
         r = write => r.is_ok(),
-        _ = done.cancelled() => false,
+        _ = cancelled => false,
     };
     if !ok {
         return Err(Ended);
