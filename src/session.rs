@@ -18,6 +18,7 @@ use std::time::Duration;
 use futures_util::future::{self, Either};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8Bytes};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
@@ -93,6 +94,21 @@ impl Session {
                 writer.await;
             }
             drop(leave);
+        }
+    }
+
+    /// Answers one data frame from the client.
+    async fn request(&self, sub: SubscriberId, outbox: &Outbox, msg: Message) {
+        match msg {
+            Message::Text(text) => self.handle(sub, outbox, text.as_str()).await,
+            _ => {
+                let reply = protocol::error(
+                    None,
+                    ErrorCode::BadRequest,
+                    "binary frames are not accepted: send JSON text frames",
+                );
+                outbox.push_control(reply).await;
+            }
         }
     }
 
@@ -220,19 +236,10 @@ fn read_loop(
                 }
                 Ok(Some(Ok(msg))) => msg,
             };
-            // Boxed: a request's state is large and rare; inline, every idle
-            // connection would carry room for it.
-            match msg {
-                Message::Text(text) => Box::pin(session.handle(id, &outbox, text.as_str())).await,
-                Message::Binary(_) => {
-                    let reply = protocol::error(
-                        None,
-                        ErrorCode::BadRequest,
-                        "binary frames are not accepted: send JSON text frames",
-                    );
-                    Box::pin(outbox.push_control(reply)).await;
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
+            // Boxed, with the message moved in: a request's state is large and
+            // rare; inline, every idle connection would carry room for it.
+            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                Box::pin(session.request(id, &outbox, msg)).await;
             }
         }
     }
@@ -273,28 +280,29 @@ fn write_loop(
         // new one registers with the token and deregisters when dropped.
         let cancelled = done.cancelled();
         tokio::pin!(cancelled);
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_flush = tokio::time::Instant::now() - FLUSH_INTERVAL;
+        // One timer for the connection's life, for the next Ping while idle
+        // and the next flush while a stream flows (a tokio `Interval` for the
+        // Pings would be a second, boxed one).
+        let mut next_ping = Instant::now() + heartbeat;
+        let timer = tokio::time::sleep_until(next_ping);
+        tokio::pin!(timer);
         loop {
-            tokio::select! {
-                biased;
-                _ = &mut cancelled => break,
-                _ = outbox.ready() => {}
-                _ = ping.tick() => {
-                    let ping = Message::Ping(Default::default());
-                    if !Box::pin(send_or_end(&mut sink, ping, cancelled.as_mut())).await {
-                        break;
-                    }
-                    continue;
+            // Pings go out even under a steady stream (checked before frames).
+            let now = Instant::now();
+            if now >= next_ping {
+                next_ping = now + heartbeat;
+                let ping = Message::Ping(Default::default());
+                if !Box::pin(send_or_end(&mut sink, ping, cancelled.as_mut())).await {
+                    break;
                 }
             }
-            // Under a steady stream, let frames gather so that one write carries many.
-            let due = last_flush + FLUSH_INTERVAL;
-            if due > tokio::time::Instant::now() {
+            if !outbox.has_work() {
+                timer.as_mut().reset(next_ping);
                 tokio::select! {
-                    _ = tokio::time::sleep_until(due) => {}
+                    biased;
                     _ = &mut cancelled => break,
+                    _ = &mut timer => continue,
+                    _ = outbox.ready() => {}
                 }
             }
             let flushed = Box::pin(flush_ready(
@@ -304,7 +312,6 @@ fn write_loop(
                 &metrics,
             ))
             .await;
-            last_flush = tokio::time::Instant::now();
             match flushed {
                 Err(Ended) => break,
                 Ok(None) => {}
@@ -313,13 +320,15 @@ fn write_loop(
                     break;
                 }
             }
-            // Under a steady stream more frames arrive before the next flush is
-            // due: sleep until then first, so that the task wakes once per
-            // flush (for the timer) rather than twice (first frame, then timer).
+            // At most one flush per FLUSH_INTERVAL: under a steady stream the
+            // frames of the next interval gather meanwhile and go out in one
+            // write, and the task wakes once per flush (for this timer). A
+            // connection that was quiet for an interval writes at once.
+            timer.as_mut().reset(Instant::now() + FLUSH_INTERVAL);
             tokio::select! {
                 biased;
                 _ = &mut cancelled => break,
-                _ = tokio::time::sleep_until(last_flush + FLUSH_INTERVAL) => {}
+                _ = &mut timer => {}
             }
         }
         if shutdown.is_cancelled() {

@@ -238,15 +238,18 @@ impl Outbox {
         closing
     }
 
-    /// Waits until [`Outbox::take`] has something (or a close request) to return.
+    /// Whether [`Outbox::take`] has something (or a close request) to return.
+    pub(crate) fn has_work(&self) -> bool {
+        let st = self.lock();
+        !st.is_empty() || st.closing.is_some()
+    }
+
+    /// Waits until [`Outbox::has_work`].
     pub(crate) async fn ready(&self) {
         loop {
             let notified = self.wake.notified();
-            {
-                let st = self.lock();
-                if !st.is_empty() || st.closing.is_some() {
-                    return;
-                }
+            if self.has_work() {
+                return;
             }
             notified.await;
         }
