@@ -27,7 +27,7 @@ use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request};
-use crate::server::Socket;
+use crate::server::{Outgoing, Socket, BATCH_LIMIT};
 use crate::ticker::Settings;
 use crate::topic::Pattern;
 
@@ -62,6 +62,7 @@ impl Session {
         self,
         sink: SplitSink<Socket, Message>,
         stream: SplitStream<Socket>,
+        outgoing: Outgoing,
     ) -> impl Future<Output = ()> + Send + 'static {
         let metrics = self.hub.metrics().clone();
         let outbox = Arc::new(Outbox::new(self.settings.limits.queue, metrics.clone()));
@@ -79,6 +80,7 @@ impl Session {
         let done = self.shutdown.child_token();
         let writer = Box::pin(write_loop(
             sink,
+            outgoing,
             outbox.clone(),
             done,
             self.shutdown.clone(),
@@ -269,6 +271,7 @@ fn classify(e: tungstenite::Error) -> Closing {
 #[allow(clippy::manual_async_fn)] // as `read_loop`
 fn write_loop(
     mut sink: SplitSink<Socket, Message>,
+    outgoing: Outgoing,
     outbox: Arc<Outbox>,
     done: CancellationToken,
     shutdown: CancellationToken,
@@ -307,6 +310,7 @@ fn write_loop(
             }
             let flushed = Box::pin(flush_ready(
                 &mut sink,
+                &outgoing,
                 &outbox,
                 cancelled.as_mut(),
                 &metrics,
@@ -357,22 +361,31 @@ async fn send_or_end(
     }
 }
 
-/// Takes everything ready from the outbox and writes it: each frame `feed`,
-/// then one `flush`. Returns the close request that came with it, if any.
+/// Takes everything ready from the outbox and writes it: each frame encoded
+/// into the socket's buffer, then one `flush` (and one more per
+/// [`BATCH_LIMIT`] bytes). Returns the close request that came with it, if any.
 async fn flush_ready(
     sink: &mut SplitSink<Socket, Message>,
+    outgoing: &Outgoing,
     outbox: &Outbox,
     cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
     metrics: &Metrics,
 ) -> Result<Option<Closing>, Ended> {
     let taken = outbox.take_all();
     let closing = taken.closing;
-    let count = taken.len() as u64;
-    let mut bytes = 0;
+    // The peer closed or vanished: nothing is owed to it, and tungstenite may
+    // already have queued its Close reply, after which no frame may follow.
+    let deliver = closing != Some(Closing::Quiet);
+    let (mut count, mut bytes) = (0u64, 0u64);
     let write = async {
-        for text in taken.frames() {
-            bytes += text.len();
-            sink.feed(Message::Text(text)).await?;
+        if deliver {
+            for text in taken.frames() {
+                count += 1;
+                bytes += text.len() as u64;
+                if outgoing.push_text([text.as_bytes()]) >= BATCH_LIMIT {
+                    sink.flush().await?;
+                }
+            }
         }
         sink.flush().await
     };
@@ -384,7 +397,7 @@ async fn flush_ready(
         return Err(Ended);
     }
     metrics.frames_sent.fetch_add(count, Ordering::Relaxed);
-    metrics.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
     Ok(closing)
 }
 

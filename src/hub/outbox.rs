@@ -98,11 +98,6 @@ pub(crate) struct Taken {
 }
 
 impl Taken {
-    /// How many frames were taken.
-    pub(crate) fn len(&self) -> usize {
-        self.control.len() + self.queue.len() + self.conflated.len()
-    }
-
     /// The frames, in the order they must be written: replies, queued
     /// frames, then conflated frames.
     pub(crate) fn frames(self) -> impl Iterator<Item = Utf8Bytes> {

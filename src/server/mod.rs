@@ -11,7 +11,7 @@ mod upgrade;
 mod ws;
 
 pub(crate) use listener::serve;
-pub(crate) use upgrade::Socket;
+pub(crate) use upgrade::{Outgoing, Socket, BATCH_LIMIT};
 pub(crate) use ws::PeerCounts;
 
 use std::sync::atomic::Ordering;

@@ -11,10 +11,18 @@
 //! out. Many frames still leave in one syscall; an idle connection holds no
 //! write buffer at all.
 //!
+//! The session's update and reply frames skip tungstenite's `Sink` altogether:
+//! the writer encodes them (a server's frames are unmasked: a 2-10 byte header
+//! and the payload) straight into the [`BatchIo`]'s buffer through an
+//! [`Outgoing`] handle, then flushes. tungstenite still reads, answers Pings
+//! and writes Pings and Close frames, through the same buffer; every write into
+//! it is a whole frame, so frames never interleave.
+//!
 //! Only HTTP/1.1 upgrades are accepted (the listener speaks only HTTP/1.1).
 
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -35,7 +43,7 @@ const READ_BUFFER: usize = 128;
 
 /// Bytes a [`BatchIo`] gathers before it writes without waiting for a flush:
 /// bounds a connection's buffered output while its writer feeds a long batch.
-const BATCH_LIMIT: usize = 64 * 1024;
+pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
 
 /// Why a request to `/ws` is not a WebSocket handshake (axum's statuses).
 #[derive(Debug)]
@@ -126,7 +134,7 @@ impl Handshake {
 
     /// Waits for the upgrade (after the 101 went out) and wraps the socket;
     /// `None` when the client went away first.
-    pub(crate) async fn socket(self, max_frame_bytes: usize) -> Option<Socket> {
+    pub(crate) async fn socket(self, max_frame_bytes: usize) -> Option<(Socket, Outgoing)> {
         let upgraded = self.on_upgrade.await.ok()?;
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
@@ -134,18 +142,65 @@ impl Handshake {
             .max_message_size(Some(max_frame_bytes))
             .max_frame_size(Some(max_frame_bytes));
         let io = BatchIo::new(TokioIo::new(upgraded));
-        Some(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await)
+        let outgoing = io.outgoing();
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        Some((socket, outgoing))
     }
 }
 
-/// A write-gathering wrapper: writes land in a buffer that goes out on flush
-/// (or once it holds [`BATCH_LIMIT`] bytes) and is freed once written, so that
-/// an idle connection holds none.
+/// The writer's handle on a [`BatchIo`]'s buffer: it appends whole text
+/// frames there, which go out with the socket's next flush.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outgoing(Arc<Mutex<Vec<u8>>>);
+
+impl Outgoing {
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        // Every operation on the buffer is one append or one take.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends text frames; returns how many bytes are now buffered.
+    pub(crate) fn push_text<'a>(&self, payloads: impl IntoIterator<Item = &'a [u8]>) -> usize {
+        let mut buf = self.lock();
+        for payload in payloads {
+            if buf.is_empty() {
+                buf.reserve((payload.len() + 10).max(4096));
+            }
+            encode_text(&mut buf, payload);
+        }
+        buf.len()
+    }
+}
+
+/// Appends one unfragmented, unmasked text frame (RFC 6455 §5.2).
+fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
+    buf.push(0x81); // FIN, opcode 1 (text)
+    match payload.len() {
+        n if n < 126 => buf.push(n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            buf.push(126);
+            buf.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            buf.push(127);
+            buf.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    buf.extend_from_slice(payload);
+}
+
+/// A write-gathering wrapper: writes land in a buffer (shared with the
+/// session's writer through [`Outgoing`]) that goes out on flush, or once it
+/// holds [`BATCH_LIMIT`] bytes, and is freed once written, so that an idle
+/// connection holds none.
 #[derive(Debug)]
 pub(crate) struct BatchIo<T> {
     inner: T,
-    buf: Vec<u8>,
-    /// How much of `buf` has already been written.
+    /// Where writes gather.
+    pending: Outgoing,
+    /// Taken from `pending`, being written.
+    sending: Vec<u8>,
+    /// How much of `sending` has been written.
     sent: usize,
 }
 
@@ -153,23 +208,32 @@ impl<T: AsyncWrite + Unpin> BatchIo<T> {
     pub(crate) fn new(inner: T) -> Self {
         BatchIo {
             inner,
-            buf: Vec::new(),
+            pending: Outgoing::default(),
+            sending: Vec::new(),
             sent: 0,
         }
     }
 
-    /// Writes out everything buffered, then frees the buffer.
+    fn outgoing(&self) -> Outgoing {
+        self.pending.clone()
+    }
+
+    /// Writes out everything buffered, then frees the buffers.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.sent < self.buf.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.buf[self.sent..]))?;
+        loop {
+            if self.sent == self.sending.len() {
+                self.sending = std::mem::take(&mut *self.pending.lock());
+                self.sent = 0;
+                if self.sending.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.sending[self.sent..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.sent += n;
         }
-        self.buf = Vec::new();
-        self.sent = 0;
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -189,14 +253,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchIo<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.buf.len() >= BATCH_LIMIT {
+        if self.pending.lock().len() >= BATCH_LIMIT {
             ready!(self.poll_drain(cx))?;
         }
-        if self.buf.is_empty() {
+        let mut buf = self.pending.lock();
+        if buf.is_empty() {
             // One allocation for a typical flush instead of a doubling series.
-            self.buf.reserve(data.len().max(4096));
+            buf.reserve(data.len().max(4096));
         }
-        self.buf.extend_from_slice(data);
+        buf.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
     }
 
@@ -223,9 +288,10 @@ mod tests {
         let mut io = BatchIo::new(a);
         io.write_all(b"hello ").await.unwrap();
         io.write_all(b"world").await.unwrap();
-        assert_eq!(io.buf.len(), 11, "nothing written before flush");
+        assert_eq!(io.pending.lock().len(), 11, "nothing written before flush");
         io.flush().await.unwrap();
-        assert_eq!(io.buf.capacity(), 0, "buffer freed after flush");
+        assert_eq!(io.pending.lock().capacity(), 0, "buffer freed after flush");
+        assert_eq!(io.sending.capacity(), 0, "buffer freed after flush");
         let mut got = [0u8; 11];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hello world");
@@ -240,12 +306,32 @@ mod tests {
         io.write_all(&chunk).await.unwrap();
         io.write_all(b"x").await.unwrap();
         assert_eq!(
-            io.buf.len(),
+            io.pending.lock().len(),
             1,
             "the full buffer went out before the next write"
         );
         let mut got = vec![0u8; BATCH_LIMIT];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(got, chunk);
+    }
+
+    /// Encoded frames carry the right header for each length form and parse
+    /// back as text frames of the same payload.
+    #[test]
+    fn text_frames_encode_all_three_length_forms() {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let payload = vec![b'a'; len];
+            let mut buf = Vec::new();
+            encode_text(&mut buf, &payload);
+            let mut cursor = std::io::Cursor::new(&buf[..]);
+            let (header, n) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+            assert!(header.is_final);
+            assert_eq!(header.opcode, OpCode::Data(Data::Text));
+            assert!(header.mask.is_none());
+            assert_eq!(n, len as u64);
+            assert_eq!(&buf[cursor.position() as usize..], &payload[..]);
+        }
     }
 }

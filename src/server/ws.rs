@@ -65,7 +65,7 @@ pub(super) async fn upgrade(
     let response = handshake.accept();
     let tasks = shared.tasks.clone();
     let upgrade = async move {
-        let Some(socket) = handshake.socket(max_frame_bytes).await else {
+        let Some((socket, outgoing)) = handshake.socket(max_frame_bytes).await else {
             tracing::debug!("Upgrade failed.");
             return;
         };
@@ -74,7 +74,7 @@ pub(super) async fn upgrade(
         // the handshake is freed: the session's task is what an idle
         // connection costs, and it holds only the session's future.
         let (sink, stream) = socket.split();
-        let session = session.run(sink, stream).map(move |()| {
+        let session = session.run(sink, stream, outgoing).map(move |()| {
             tracing::debug!("Client disconnected.");
             drop(guard);
         });
