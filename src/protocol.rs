@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Error codes of `{"type":"error"}` replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

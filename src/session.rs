@@ -9,21 +9,25 @@
 //! Close frame with 1001. Neither half ever blocks the publisher: a slow peer
 //! only fills its own outbox, which conflates.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::future::{self, Either};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8Bytes};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
 
 use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request};
+use crate::server::{Outgoing, Socket, BATCH_LIMIT};
 use crate::ticker::Settings;
 use crate::topic::Pattern;
 
@@ -49,67 +53,63 @@ pub(crate) struct Session {
 
 impl Session {
     /// Serves one upgraded connection until either side ends it.
-    pub(crate) async fn run(self, socket: WebSocket) {
+    ///
+    /// Not an `async fn`: the future it returns is held for the life of the
+    /// connection, so it is built from parts that hold nothing twice (an
+    /// `async fn` keeps its arguments' slots beside the locals they move into).
+    /// Takes the socket already split, for the same reason.
+    pub(crate) fn run(
+        self,
+        sink: SplitSink<Socket, Message>,
+        stream: SplitStream<Socket>,
+        outgoing: Outgoing,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let metrics = self.hub.metrics().clone();
         let outbox = Arc::new(Outbox::new(self.settings.limits.queue, metrics.clone()));
         let id = self.hub.add_subscriber(outbox.clone());
+        let leave = Leave {
+            hub: self.hub.clone(),
+            id,
+        };
         let heartbeat = self.settings.heartbeat;
-        outbox
-            .push_control(protocol::hello(
-                &self.hub.epoch(),
-                heartbeat.as_millis() as u64,
-            ))
-            .await;
-        let (sink, stream) = socket.split();
+        let hello = protocol::hello(&self.hub.epoch(), heartbeat.as_millis() as u64);
+        // A new outbox has room: this never hands the reply back.
+        let _ = outbox.try_push_control(hello);
+        // The writer's own token (a child of the server's): polling it takes
+        // only this connection's lock.
         let done = self.shutdown.child_token();
-        let writer = write_loop(sink, &outbox, &done, &self.shutdown, heartbeat, &metrics);
-        let reader = self.read_loop(stream, id, &outbox, &done);
-        tokio::join!(writer, reader);
-        self.hub.remove_subscriber(id);
+        let writer = Box::pin(write_loop(
+            sink,
+            outgoing,
+            outbox.clone(),
+            done,
+            self.shutdown.clone(),
+            heartbeat,
+            metrics,
+        ));
+        let reader = Box::pin(read_loop(self, stream, id, outbox));
+        // When the writer ends, the connection is over: the reader is dropped.
+        // When the reader ends, it has closed the outbox: the writer finishes
+        // (writes what is queued, then the Close frame) and ends.
+        async move {
+            if let Either::Right(((), writer)) = future::select(writer, reader).await {
+                writer.await;
+            }
+            drop(leave);
+        }
     }
 
-    async fn read_loop(
-        &self,
-        mut stream: SplitStream<WebSocket>,
-        id: SubscriberId,
-        outbox: &Outbox,
-        done: &CancellationToken,
-    ) {
-        let silent_limit = self.settings.heartbeat * 2;
-        loop {
-            let next = tokio::select! {
-                next = tokio::time::timeout(silent_limit, stream.next()) => next,
-                _ = done.cancelled() => return,
-            };
-            let msg = match next {
-                Err(_) => {
-                    debug!("Client silent for two heartbeats; dropping it.");
-                    outbox.close(Closing::Quiet);
-                    return;
-                }
-                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
-                    outbox.close(Closing::Quiet);
-                    return;
-                }
-                Ok(Some(Err(e))) => {
-                    let how = classify(e);
-                    debug!(?how, "Client read failed.");
-                    outbox.close(how);
-                    return;
-                }
-                Ok(Some(Ok(msg))) => msg,
-            };
-            match msg {
-                Message::Text(text) => self.handle(id, outbox, text.as_str()).await,
-                Message::Binary(_) => {
-                    let reply = protocol::error(
-                        None,
-                        ErrorCode::BadRequest,
-                        "binary frames are not accepted: send JSON text frames",
-                    );
-                    outbox.push_control(reply).await;
-                }
-                Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
+    /// Answers one data frame from the client.
+    async fn request(&self, sub: SubscriberId, outbox: &Outbox, msg: Message) {
+        match msg {
+            Message::Text(text) => self.handle(sub, outbox, text.as_str()).await,
+            _ => {
+                let reply = protocol::error(
+                    None,
+                    ErrorCode::BadRequest,
+                    "binary frames are not accepted: send JSON text frames",
+                );
+                outbox.push_control(reply).await;
             }
         }
     }
@@ -192,6 +192,61 @@ impl Session {
     }
 }
 
+/// Removes the subscriber from the hub when the connection's future ends or
+/// is dropped.
+struct Leave {
+    hub: Hub,
+    id: SubscriberId,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.hub.remove_subscriber(self.id);
+    }
+}
+
+/// The reader half: handles each request, and ends the connection on Close,
+/// a read error, or a peer silent for two heartbeats.
+// Not an `async fn`: see `Session::run` (an async fn keeps a second copy of
+// its arguments for its whole life).
+#[allow(clippy::manual_async_fn)]
+fn read_loop(
+    session: Session,
+    mut stream: SplitStream<Socket>,
+    id: SubscriberId,
+    outbox: Arc<Outbox>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let silent_limit = session.settings.heartbeat * 2;
+        loop {
+            let next = tokio::time::timeout(silent_limit, stream.next()).await;
+            let msg = match next {
+                Err(_) => {
+                    debug!("Client silent for two heartbeats; dropping it.");
+                    outbox.close(Closing::Quiet);
+                    return;
+                }
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
+                    outbox.close(Closing::Quiet);
+                    return;
+                }
+                Ok(Some(Err(e))) => {
+                    let how = classify(e);
+                    debug!(?how, "Client read failed.");
+                    outbox.close(how);
+                    return;
+                }
+                Ok(Some(Ok(msg))) => msg,
+            };
+            // Boxed, with the message moved in: a request's state is large and
+            // rare; inline, every idle connection would carry room for it.
+            if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                Box::pin(session.request(id, &outbox, msg)).await;
+            }
+        }
+    }
+}
+
 fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
     topics
         .iter()
@@ -200,92 +255,167 @@ fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
 }
 
 /// Maps a read error to how the connection is closed (SPEC §4: 1009, 1007).
-fn classify(e: axum::Error) -> Closing {
-    match e.into_inner().downcast::<tungstenite::Error>().map(|b| *b) {
-        Ok(tungstenite::Error::Capacity(_)) => Closing::Code(1009, "frame too large"),
-        Ok(tungstenite::Error::Utf8(_)) => Closing::Code(1007, "invalid UTF-8"),
-        Ok(tungstenite::Error::Protocol(_)) => Closing::Code(1002, "protocol error"),
+fn classify(e: tungstenite::Error) -> Closing {
+    match e {
+        tungstenite::Error::Capacity(_) => Closing::Code(1009, "frame too large"),
+        tungstenite::Error::Utf8(_) => Closing::Code(1007, "invalid UTF-8"),
+        tungstenite::Error::Protocol(_) => Closing::Code(1002, "protocol error"),
         _ => Closing::Quiet,
     }
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    outbox: &Outbox,
-    done: &CancellationToken,
-    shutdown: &CancellationToken,
+/// The writer half: waits for the outbox (or a Ping tick), lets frames gather
+/// for up to [`FLUSH_INTERVAL`] under a steady stream, then writes them in one
+/// flush. The rarely-entered, large states (a write in flight, a Ping, a Close)
+/// are boxed, so that what an idle connection's future holds stays small.
+#[allow(clippy::manual_async_fn)] // as `read_loop`
+fn write_loop(
+    mut sink: SplitSink<Socket, Message>,
+    outgoing: Outgoing,
+    outbox: Arc<Outbox>,
+    done: CancellationToken,
+    shutdown: CancellationToken,
     heartbeat: Duration,
-    metrics: &Metrics,
-) {
-    let mut batch: Vec<Utf8Bytes> = Vec::new();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_flush = tokio::time::Instant::now() - FLUSH_INTERVAL;
-    loop {
-        tokio::select! {
-            biased;
-            _ = done.cancelled() => break,
-            _ = outbox.ready() => {}
-            _ = ping.tick() => {
-                tokio::select! {
-                    r = sink.send(Message::Ping(Default::default())) => if r.is_err() { break },
-                    _ = done.cancelled() => break,
+    metrics: Arc<Metrics>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        // One wait for the whole connection, rather than one per select: each
+        // new one registers with the token and deregisters when dropped.
+        let cancelled = done.cancelled();
+        tokio::pin!(cancelled);
+        // One timer for the connection's life, for the next Ping while idle
+        // and the next flush while a stream flows (a tokio `Interval` for the
+        // Pings would be a second, boxed one).
+        let mut next_ping = Instant::now() + heartbeat;
+        let timer = tokio::time::sleep_until(next_ping);
+        tokio::pin!(timer);
+        loop {
+            // Pings go out even under a steady stream (checked before frames).
+            let now = Instant::now();
+            if now >= next_ping {
+                next_ping = now + heartbeat;
+                let ping = Message::Ping(Default::default());
+                if !Box::pin(send_or_end(&mut sink, ping, cancelled.as_mut())).await {
+                    break;
                 }
-                continue;
             }
-        }
-        // Under a steady stream, let frames gather so that one write carries many.
-        let due = last_flush + FLUSH_INTERVAL;
-        if due > tokio::time::Instant::now() {
+            if !outbox.has_work() {
+                timer.as_mut().reset(next_ping);
+                tokio::select! {
+                    biased;
+                    _ = &mut cancelled => break,
+                    _ = &mut timer => continue,
+                    _ = outbox.ready() => {}
+                }
+            }
+            let flushed = Box::pin(flush_ready(
+                &mut sink,
+                &outgoing,
+                &outbox,
+                cancelled.as_mut(),
+                &metrics,
+            ))
+            .await;
+            match flushed {
+                Err(Ended) => break,
+                Ok(None) => {}
+                Ok(Some(how)) => {
+                    Box::pin(close(&mut sink, how)).await;
+                    break;
+                }
+            }
+            // At most one flush per FLUSH_INTERVAL: under a steady stream the
+            // frames of the next interval gather meanwhile and go out in one
+            // write, and the task wakes once per flush (for this timer). A
+            // connection that was quiet for an interval writes at once.
+            timer.as_mut().reset(Instant::now() + FLUSH_INTERVAL);
             tokio::select! {
-                _ = tokio::time::sleep_until(due) => {}
-                _ = done.cancelled() => break,
+                biased;
+                _ = &mut cancelled => break,
+                _ = &mut timer => {}
             }
         }
-        let closing = outbox.take(&mut batch);
-        let count = batch.len() as u64;
-        let bytes: usize = batch.iter().map(|t| t.len()).sum();
-        let write = async {
-            for text in batch.drain(..) {
-                sink.feed(Message::Text(text)).await?;
-            }
-            sink.flush().await
-        };
-        let ok = tokio::select! {
-            r = write => r.is_ok(),
-            _ = done.cancelled() => break,
-        };
-        batch.clear();
-        last_flush = tokio::time::Instant::now();
-        if !ok {
-            break;
-        }
-        metrics.frames_sent.fetch_add(count, Ordering::Relaxed);
-        metrics.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
-        match closing {
-            None => {}
-            Some(Closing::Code(code, reason)) => {
-                let frame = CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from_static(reason),
-                };
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame))))
-                    .await;
-                break;
-            }
-            Some(Closing::Quiet) => {
-                // Flushes the Close reply tungstenite queued, if the peer sent Close.
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-                break;
-            }
+        if shutdown.is_cancelled() {
+            Box::pin(close(
+                &mut sink,
+                Closing::Code(1001, "server shutting down"),
+            ))
+            .await;
         }
     }
-    if shutdown.is_cancelled() {
-        let frame = CloseFrame {
-            code: 1001,
-            reason: Utf8Bytes::from_static("server shutting down"),
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+/// The socket failed or the connection is ending: the writer stops.
+struct Ended;
+
+/// Sends one message unless the connection ends first; false when it did or
+/// the send failed.
+async fn send_or_end(
+    sink: &mut SplitSink<Socket, Message>,
+    msg: Message,
+    cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+) -> bool {
+    tokio::select! {
+        r = sink.send(msg) => r.is_ok(),
+        _ = cancelled => false,
     }
-    done.cancel();
+}
+
+/// Takes everything ready from the outbox and writes it: each frame encoded
+/// into the socket's buffer, then one `flush` (and one more per
+/// [`BATCH_LIMIT`] bytes). Returns the close request that came with it, if any.
+async fn flush_ready(
+    sink: &mut SplitSink<Socket, Message>,
+    outgoing: &Outgoing,
+    outbox: &Outbox,
+    cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
+    metrics: &Metrics,
+) -> Result<Option<Closing>, Ended> {
+    let taken = outbox.take_all();
+    let closing = taken.closing;
+    // The peer closed or vanished: nothing is owed to it, and tungstenite may
+    // already have queued its Close reply, after which no frame may follow.
+    let deliver = closing != Some(Closing::Quiet);
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let write = async {
+        if deliver {
+            for text in taken.frames() {
+                count += 1;
+                bytes += text.len() as u64;
+                if outgoing.push_text([text.as_bytes()]) >= BATCH_LIMIT {
+                    sink.flush().await?;
+                }
+            }
+        }
+        sink.flush().await
+    };
+    let ok = tokio::select! {
+        r = write => r.is_ok(),
+        _ = cancelled => false,
+    };
+    if !ok {
+        return Err(Ended);
+    }
+    metrics.frames_sent.fetch_add(count, Ordering::Relaxed);
+    metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    Ok(closing)
+}
+
+/// Closes the connection: a Close frame with a code, or (when the peer closed
+/// or vanished) flushing the Close reply tungstenite queued, if any. Bounded by
+/// [`CLOSE_TIMEOUT`].
+async fn close(sink: &mut SplitSink<Socket, Message>, how: Closing) {
+    match how {
+        Closing::Code(code, reason) => {
+            let frame = CloseFrame {
+                code: code.into(),
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+        }
+        Closing::Quiet => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        }
+    }
 }

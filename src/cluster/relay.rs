@@ -10,10 +10,10 @@ use async_nats::jetstream::consumer::{push, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::{header, HeaderMap};
-use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
@@ -176,7 +176,7 @@ impl Publisher {
         if let Some(stale) = out.source.stale_after {
             headers.insert(STALE_MS, stale.as_millis().to_string().as_str());
         }
-        let payload = bytes::Bytes::from(frame.as_str().to_owned());
+        let payload = bytes::Bytes::from(frame); // the same bytes, no copy
         let ack = js
             .publish_with_headers(subject.to_string(), headers, payload)
             .await

@@ -9,15 +9,19 @@
 //! a reader always sees a topic's seq strictly increasing. Memory is bounded by
 //! `cap` frames plus one per subscribed topic, plus `CONTROL_CAP` replies.
 //!
-//! It must never await, allocate per subscriber on publish beyond the frame handle,
-//! or call back into the hub.
+//! [`Outbox::take`] hands over the queues themselves and leaves empty ones
+//! behind, so an idle subscriber holds no queue capacity (the next push
+//! allocates afresh: a few allocations per flush under load, none while idle).
+//!
+//! It must never await, allocate per subscriber on publish beyond the frame handle
+//! and its queue's growth, or call back into the hub.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::metrics::Metrics;
 
@@ -53,6 +57,54 @@ struct State {
 impl State {
     fn is_empty(&self) -> bool {
         self.control.is_empty() && self.queue.is_empty() && self.conflated.is_empty()
+    }
+}
+
+/// An outbox in a topic's subscriber set, equal and hashed by identity: one
+/// pointer per subscriber and topic (a set of these costs ~15 bytes per entry
+/// at 10k subscribers, an id-keyed `IndexMap` ~49).
+#[derive(Clone)]
+pub(crate) struct Subscriber(pub(crate) Arc<Outbox>);
+
+impl PartialEq for Subscriber {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Subscriber {}
+
+impl std::hash::Hash for Subscriber {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state)
+    }
+}
+
+impl std::ops::Deref for Subscriber {
+    type Target = Outbox;
+
+    fn deref(&self) -> &Outbox {
+        &self.0
+    }
+}
+
+/// What [`Outbox::take_all`] took: the outbox's queues, moved out whole.
+pub(crate) struct Taken {
+    control: VecDeque<Utf8Bytes>,
+    queue: VecDeque<Frame>,
+    conflated: HashMap<u32, Frame>,
+    /// The close request, if any: acted on after the frames are written.
+    pub(crate) closing: Option<Closing>,
+}
+
+impl Taken {
+    /// The frames, in the order they must be written: replies, queued
+    /// frames, then conflated frames.
+    pub(crate) fn frames(self) -> impl Iterator<Item = Utf8Bytes> {
+        self.control
+            .into_iter()
+            .chain(self.queue.into_iter().map(|f| f.text))
+            .chain(self.conflated.into_values().map(|f| f.text))
     }
 }
 
@@ -112,26 +164,34 @@ impl Outbox {
 
     /// Queues a reply to the client, waiting while `CONTROL_CAP` replies are
     /// already pending (the reader then stops reading: backpressure on the peer).
-    pub(crate) async fn push_control(&self, text: Utf8Bytes) {
+    pub(crate) async fn push_control(&self, mut text: Utf8Bytes) {
         loop {
             let room = self.room.notified();
-            {
-                let mut st = self.lock();
-                if st.closing.is_some() {
-                    return;
-                }
-                if st.control.len() < CONTROL_CAP {
-                    let was_empty = st.is_empty();
-                    st.control.push_back(text);
-                    drop(st);
-                    if was_empty {
-                        self.wake.notify_one();
-                    }
-                    return;
-                }
+            match self.try_push_control(text) {
+                Ok(()) => return,
+                Err(t) => text = t,
             }
             room.await;
         }
+    }
+
+    /// Queues a reply unless `CONTROL_CAP` replies are pending (then hands it
+    /// back). A reply to a closing connection is dropped.
+    pub(crate) fn try_push_control(&self, text: Utf8Bytes) -> Result<(), Utf8Bytes> {
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return Ok(());
+        }
+        if st.control.len() >= CONTROL_CAP {
+            return Err(text);
+        }
+        let was_empty = st.is_empty();
+        st.control.push_back(text);
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Asks the writer to close the connection; frames queued after this are
@@ -146,32 +206,45 @@ impl Outbox {
         self.room.notify_waiters();
     }
 
-    /// Moves everything ready into `out`, in the order it must be written:
-    /// replies, queued frames, then conflated frames. Returns the close request,
-    /// if any, which the writer acts on after writing `out`.
-    pub(crate) fn take(&self, out: &mut Vec<Utf8Bytes>) -> Option<Closing> {
+    /// Takes everything ready, leaving empty queues (without capacity) behind.
+    /// [`Taken::frames`] yields it in the order it must be written.
+    pub(crate) fn take_all(&self) -> Taken {
         let mut st = self.lock();
-        let had_control = !st.control.is_empty();
-        out.extend(st.control.drain(..));
-        out.extend(st.queue.drain(..).map(|f| f.text));
-        out.extend(st.conflated.drain().map(|(_, f)| f.text));
-        let closing = st.closing;
+        let taken = Taken {
+            control: std::mem::take(&mut st.control),
+            queue: std::mem::take(&mut st.queue),
+            conflated: std::mem::take(&mut st.conflated),
+            closing: st.closing,
+        };
         drop(st);
-        if had_control {
+        if !taken.control.is_empty() {
             self.room.notify_waiters();
         }
+        taken
+    }
+
+    /// Moves everything ready into `out`, in the order it must be written.
+    /// Returns the close request, if any, which the caller acts on after
+    /// handling `out`.
+    pub(crate) fn take(&self, out: &mut Vec<Utf8Bytes>) -> Option<Closing> {
+        let taken = self.take_all();
+        let closing = taken.closing;
+        out.extend(taken.frames());
         closing
     }
 
-    /// Waits until [`Outbox::take`] has something (or a close request) to return.
+    /// Whether [`Outbox::take`] has something (or a close request) to return.
+    pub(crate) fn has_work(&self) -> bool {
+        let st = self.lock();
+        !st.is_empty() || st.closing.is_some()
+    }
+
+    /// Waits until [`Outbox::has_work`].
     pub(crate) async fn ready(&self) {
         loop {
             let notified = self.wake.notified();
-            {
-                let st = self.lock();
-                if !st.is_empty() || st.closing.is_some() {
-                    return;
-                }
+            if self.has_work() {
+                return;
             }
             notified.await;
         }

@@ -7,9 +7,11 @@
 mod api;
 mod assets;
 mod listener;
+mod upgrade;
 mod ws;
 
 pub(crate) use listener::serve;
+pub(crate) use upgrade::{Outgoing, Socket, BATCH_LIMIT};
 pub(crate) use ws::PeerCounts;
 
 use std::sync::atomic::Ordering;

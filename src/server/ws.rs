@@ -1,35 +1,35 @@
-//! `GET /ws`: checks origin and limits (total and per IP; 503 before the
-//! upgrade), then upgrades and hands the socket to a
-//! [`Session`].
+//! `GET /ws`: checks the handshake, origin and limits (total and per IP; 503
+//! before the upgrade), then upgrades (see [`super::upgrade`]) and hands the
+//! socket's halves to a [`Session`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use futures_util::{FutureExt, StreamExt};
 
+use super::upgrade::Handshake;
 use super::ApiError;
 use crate::auth::Grant;
 use crate::config::LimitsConfig;
 use crate::session::Session;
 use crate::ticker::Shared;
 
-/// Tungstenite's buffers are sized for one connection among many: the defaults
-/// (128 KiB read buffer) would cost ~136 KiB per idle connection.
-const READ_BUFFER: usize = 1024;
-const WRITE_BUFFER: usize = 4 * 1024;
-
 pub(super) async fn upgrade(
     State(shared): State<Arc<Shared>>,
     Extension(grant): Extension<Grant>,
-    headers: HeaderMap,
-    extensions: axum::http::Extensions,
-    ws: WebSocketUpgrade,
+    req: Request,
 ) -> Response {
+    let (mut parts, _body) = req.into_parts();
+    let (headers, extensions) = (&parts.headers, &mut parts.extensions);
+    let handshake = match Handshake::check(headers, extensions) {
+        Ok(h) => h,
+        Err(e) => return e.into_response(),
+    };
     let settings = shared.settings();
     let refuse = |e: ApiError| {
         shared
@@ -59,24 +59,34 @@ pub(super) async fn upgrade(
         grant,
         shutdown: shared.cancel.clone(),
     };
+    // Debug level: at info, a span per connection would cost ~0.8 KiB each.
+    let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
+    let max_frame_bytes = settings.limits.max_frame_bytes;
+    let response = handshake.accept();
     let tasks = shared.tasks.clone();
-    let span = tracing::info_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(WRITE_BUFFER * 64 + settings.limits.max_frame_bytes)
-        .max_message_size(settings.limits.max_frame_bytes)
-        .max_frame_size(settings.limits.max_frame_bytes)
-        .on_upgrade(move |socket| {
-            tasks.track_future(tracing::Instrument::instrument(
-                async move {
-                    tracing::debug!("Client connected.");
-                    session.run(socket).await;
-                    tracing::debug!("Client disconnected.");
-                    drop(guard);
-                },
-                span,
-            ))
-        })
+    let upgrade = async move {
+        let Some((socket, outgoing)) = handshake.socket(max_frame_bytes).await else {
+            tracing::debug!("Upgrade failed.");
+            return;
+        };
+        tracing::debug!("Client connected.");
+        // The session gets a task of its own, so that what this one held for
+        // the handshake is freed: the session's task is what an idle
+        // connection costs, and it holds only the session's future.
+        let (sink, stream) = socket.split();
+        let session = session.run(sink, stream, outgoing).map(move |()| {
+            tracing::debug!("Client disconnected.");
+            drop(guard);
+        });
+        let span = tracing::Span::current();
+        tokio::spawn(tasks.track_future(tracing::Instrument::instrument(session, span)));
+    };
+    tokio::spawn(
+        shared
+            .tasks
+            .track_future(tracing::Instrument::instrument(upgrade, span)),
+    );
+    response
 }
 
 /// Is `origin` in the allow-list? Origins compare ASCII-case-insensitively

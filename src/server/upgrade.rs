@@ -1,0 +1,337 @@
+//! The WebSocket handshake of `GET /ws`, done here rather than by axum's
+//! `WebSocketUpgrade`, so that the socket under tungstenite is a
+//! [`BatchIo`]: what an idle connection holds is what decides how many a
+//! server can keep (README "Performance", "Where the bytes go").
+//!
+//! tungstenite keeps its write buffer's capacity for the life of the
+//! connection (4 KiB per idle connection with a 4 KiB buffer, 128 KiB with the
+//! default). Here tungstenite writes each frame straight through
+//! (`write_buffer_size(0)`) into a [`BatchIo`], which gathers the frames of one
+//! flush in a buffer of its own and frees that buffer once the flush has gone
+//! out. Many frames still leave in one syscall; an idle connection holds no
+//! write buffer at all.
+//!
+//! The session's update and reply frames skip tungstenite's `Sink` altogether:
+//! the writer encodes them (a server's frames are unmasked: a 2-10 byte header
+//! and the payload) straight into the [`BatchIo`]'s buffer through an
+//! [`Outgoing`] handle, then flushes. tungstenite still reads, answers Pings
+//! and writes Pings and Close frames, through the same buffer; every write into
+//! it is a whole frame, so frames never interleave.
+//!
+//! Only HTTP/1.1 upgrades are accepted (the listener speaks only HTTP/1.1).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+/// An upgraded `/ws` connection.
+pub(crate) type Socket = WebSocketStream<BatchIo<TokioIo<Upgraded>>>;
+
+/// tungstenite's read buffer. Client frames are small requests; a larger one
+/// is read in several steps. Held for the life of the connection.
+const READ_BUFFER: usize = 128;
+
+/// Bytes a [`BatchIo`] gathers before it writes without waiting for a flush:
+/// bounds a connection's buffered output while its writer feeds a long batch.
+pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
+
+/// Why a request to `/ws` is not a WebSocket handshake (axum's statuses).
+#[derive(Debug)]
+pub(crate) enum NotUpgrade {
+    /// A header of the handshake is missing or wrong (400).
+    Header(&'static str),
+    /// The connection cannot be upgraded, e.g. HTTP/2 (426).
+    NotUpgradable,
+}
+
+impl IntoResponse for NotUpgrade {
+    fn into_response(self) -> Response {
+        match self {
+            NotUpgrade::Header(m) => (StatusCode::BAD_REQUEST, m).into_response(),
+            NotUpgrade::NotUpgradable => (
+                StatusCode::UPGRADE_REQUIRED,
+                "WebSocket request couldn't be upgraded since no upgrade state was present",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// A checked handshake: answer it with [`Handshake::accept`], then await the
+/// socket with [`Handshake::socket`].
+pub(crate) struct Handshake {
+    key: HeaderValue,
+    on_upgrade: OnUpgrade,
+}
+
+impl Handshake {
+    /// Checks the request's handshake headers (RFC 6455 §4.2.1) and takes the
+    /// connection's upgrade handle.
+    ///
+    /// # Errors
+    /// The request is not a WebSocket handshake that can be upgraded.
+    pub(crate) fn check(
+        headers: &HeaderMap,
+        extensions: &mut axum::http::Extensions,
+    ) -> Result<Self, NotUpgrade> {
+        let has = |name, value: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(value)))
+        };
+        if !has(header::CONNECTION, "upgrade") {
+            return Err(NotUpgrade::Header(
+                "Connection header did not include 'upgrade'",
+            ));
+        }
+        if !has(header::UPGRADE, "websocket") {
+            return Err(NotUpgrade::Header(
+                "`Upgrade` header did not include 'websocket'",
+            ));
+        }
+        if !has(header::SEC_WEBSOCKET_VERSION, "13") {
+            return Err(NotUpgrade::Header(
+                "`Sec-WebSocket-Version` header did not include '13'",
+            ));
+        }
+        let key = headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .ok_or(NotUpgrade::Header("`Sec-WebSocket-Key` header missing"))?
+            .clone();
+        let on_upgrade = extensions
+            .remove::<OnUpgrade>()
+            .ok_or(NotUpgrade::NotUpgradable)?;
+        Ok(Handshake { key, on_upgrade })
+    }
+
+    /// The `101 Switching Protocols` answer.
+    pub(crate) fn accept(&self) -> Response {
+        let accept = derive_accept_key(self.key.as_bytes());
+        (
+            StatusCode::SWITCHING_PROTOCOLS,
+            [
+                (header::CONNECTION, HeaderValue::from_static("upgrade")),
+                (header::UPGRADE, HeaderValue::from_static("websocket")),
+                (
+                    header::SEC_WEBSOCKET_ACCEPT,
+                    HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+                ),
+            ],
+        )
+            .into_response()
+    }
+
+    /// Waits for the upgrade (after the 101 went out) and wraps the socket;
+    /// `None` when the client went away first.
+    pub(crate) async fn socket(self, max_frame_bytes: usize) -> Option<(Socket, Outgoing)> {
+        let upgraded = self.on_upgrade.await.ok()?;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
+            .max_message_size(Some(max_frame_bytes))
+            .max_frame_size(Some(max_frame_bytes));
+        let io = BatchIo::new(TokioIo::new(upgraded));
+        let outgoing = io.outgoing();
+        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        Some((socket, outgoing))
+    }
+}
+
+/// The writer's handle on a [`BatchIo`]'s buffer: it appends whole text
+/// frames there, which go out with the socket's next flush.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outgoing(Arc<Mutex<Vec<u8>>>);
+
+impl Outgoing {
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        // Every operation on the buffer is one append or one take.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends text frames; returns how many bytes are now buffered.
+    pub(crate) fn push_text<'a>(&self, payloads: impl IntoIterator<Item = &'a [u8]>) -> usize {
+        let mut buf = self.lock();
+        for payload in payloads {
+            if buf.is_empty() {
+                buf.reserve((payload.len() + 10).max(4096));
+            }
+            encode_text(&mut buf, payload);
+        }
+        buf.len()
+    }
+}
+
+/// Appends one unfragmented, unmasked text frame (RFC 6455 §5.2).
+fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
+    buf.push(0x81); // FIN, opcode 1 (text)
+    match payload.len() {
+        n if n < 126 => buf.push(n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            buf.push(126);
+            buf.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            buf.push(127);
+            buf.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    buf.extend_from_slice(payload);
+}
+
+/// A write-gathering wrapper: writes land in a buffer (shared with the
+/// session's writer through [`Outgoing`]) that goes out on flush, or once it
+/// holds [`BATCH_LIMIT`] bytes, and is freed once written, so that an idle
+/// connection holds none.
+#[derive(Debug)]
+pub(crate) struct BatchIo<T> {
+    inner: T,
+    /// Where writes gather.
+    pending: Outgoing,
+    /// Taken from `pending`, being written.
+    sending: Vec<u8>,
+    /// How much of `sending` has been written.
+    sent: usize,
+}
+
+impl<T: AsyncWrite + Unpin> BatchIo<T> {
+    pub(crate) fn new(inner: T) -> Self {
+        BatchIo {
+            inner,
+            pending: Outgoing::default(),
+            sending: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    fn outgoing(&self) -> Outgoing {
+        self.pending.clone()
+    }
+
+    /// Writes out everything buffered, then frees the buffers.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if self.sent == self.sending.len() {
+                self.sending = std::mem::take(&mut *self.pending.lock());
+                self.sent = 0;
+                if self.sending.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.sending[self.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for BatchIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for BatchIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.pending.lock().len() >= BATCH_LIMIT {
+            ready!(self.poll_drain(cx))?;
+        }
+        let mut buf = self.pending.lock();
+        if buf.is_empty() {
+            // One allocation for a typical flush instead of a doubling series.
+            buf.reserve(data.len().max(4096));
+        }
+        buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Writes gather until flush, go out in order, and leave no buffer behind.
+    #[tokio::test]
+    async fn batch_io_gathers_until_flush_and_frees_its_buffer() {
+        let (a, mut b) = tokio::io::duplex(1 << 20);
+        let mut io = BatchIo::new(a);
+        io.write_all(b"hello ").await.unwrap();
+        io.write_all(b"world").await.unwrap();
+        assert_eq!(io.pending.lock().len(), 11, "nothing written before flush");
+        io.flush().await.unwrap();
+        assert_eq!(io.pending.lock().capacity(), 0, "buffer freed after flush");
+        assert_eq!(io.sending.capacity(), 0, "buffer freed after flush");
+        let mut got = [0u8; 11];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello world");
+    }
+
+    /// Past BATCH_LIMIT a write pushes what is buffered out first.
+    #[tokio::test]
+    async fn batch_io_writes_through_past_its_limit() {
+        let (a, mut b) = tokio::io::duplex(1 << 20);
+        let mut io = BatchIo::new(a);
+        let chunk = vec![7u8; BATCH_LIMIT];
+        io.write_all(&chunk).await.unwrap();
+        io.write_all(b"x").await.unwrap();
+        assert_eq!(
+            io.pending.lock().len(),
+            1,
+            "the full buffer went out before the next write"
+        );
+        let mut got = vec![0u8; BATCH_LIMIT];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, chunk);
+    }
+
+    /// Encoded frames carry the right header for each length form and parse
+    /// back as text frames of the same payload.
+    #[test]
+    fn text_frames_encode_all_three_length_forms() {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let payload = vec![b'a'; len];
+            let mut buf = Vec::new();
+            encode_text(&mut buf, &payload);
+            let mut cursor = std::io::Cursor::new(&buf[..]);
+            let (header, n) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+            assert!(header.is_final);
+            assert_eq!(header.opcode, OpCode::Data(Data::Text));
+            assert!(header.mask.is_none());
+            assert_eq!(n, len as u64);
+            assert_eq!(&buf[cursor.position() as usize..], &payload[..]);
+        }
+    }
+}
