@@ -31,13 +31,18 @@ use crate::server::{Outgoing, Socket, BATCH_LIMIT};
 use crate::ticker::Settings;
 use crate::topic::Pattern;
 
-/// The shortest time between two flushes of one connection. A connection that
-/// was quiet for this long writes at once; under a steady stream its frames
-/// gather for up to this long and go out in one write. Loopback and NIC writes
-/// cost microseconds each, so frames per write is what bounds fan-out: this
-/// trades at most this much added latency for several times fewer syscalls
-/// (measured in `bench/`, see README "Performance").
-const FLUSH_INTERVAL: Duration = Duration::from_millis(25);
+/// When the writer sends: a Ping every `heartbeat`, and at most one flush per
+/// `flush` (`[server] flush_interval`, default 25 ms). A connection that was
+/// quiet for `flush` writes at once; under a steady stream its frames gather
+/// for up to `flush` and go out in one write. Loopback and NIC writes cost
+/// microseconds each, so frames per write is what bounds fan-out: this trades
+/// at most `flush` of added latency for several times fewer syscalls (measured
+/// in `bench/`, see README "Performance").
+#[derive(Clone, Copy)]
+struct Pacing {
+    heartbeat: Duration,
+    flush: Duration,
+}
 
 /// How long a Close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -84,7 +89,10 @@ impl Session {
             outbox.clone(),
             done,
             self.shutdown.clone(),
-            heartbeat,
+            Pacing {
+                heartbeat,
+                flush: self.settings.flush_interval,
+            },
             metrics,
         ));
         let reader = Box::pin(read_loop(self, stream, id, outbox));
@@ -265,7 +273,7 @@ fn classify(e: tungstenite::Error) -> Closing {
 }
 
 /// The writer half: waits for the outbox (or a Ping tick), lets frames gather
-/// for up to [`FLUSH_INTERVAL`] under a steady stream, then writes them in one
+/// for up to `pacing.flush` under a steady stream, then writes them in one
 /// flush. The rarely-entered, large states (a write in flight, a Ping, a Close)
 /// are boxed, so that what an idle connection's future holds stays small.
 #[allow(clippy::manual_async_fn)] // as `read_loop`
@@ -275,10 +283,11 @@ fn write_loop(
     outbox: Arc<Outbox>,
     done: CancellationToken,
     shutdown: CancellationToken,
-    heartbeat: Duration,
+    pacing: Pacing,
     metrics: Arc<Metrics>,
 ) -> impl Future<Output = ()> + Send {
     async move {
+        let Pacing { heartbeat, flush } = pacing;
         // One wait for the whole connection, rather than one per select: each
         // new one registers with the token and deregisters when dropped.
         let cancelled = done.cancelled();
@@ -324,15 +333,17 @@ fn write_loop(
                     break;
                 }
             }
-            // At most one flush per FLUSH_INTERVAL: under a steady stream the
+            // At most one flush per `flush`: under a steady stream the
             // frames of the next interval gather meanwhile and go out in one
             // write, and the task wakes once per flush (for this timer). A
             // connection that was quiet for an interval writes at once.
-            timer.as_mut().reset(Instant::now() + FLUSH_INTERVAL);
-            tokio::select! {
-                biased;
-                _ = &mut cancelled => break,
-                _ = &mut timer => {}
+            if !flush.is_zero() {
+                timer.as_mut().reset(Instant::now() + flush);
+                tokio::select! {
+                    biased;
+                    _ = &mut cancelled => break,
+                    _ = &mut timer => {}
+                }
             }
         }
         if shutdown.is_cancelled() {

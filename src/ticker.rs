@@ -33,6 +33,7 @@ pub const CONFIG_TOPIC: &str = "$sys.config";
 pub(crate) struct Settings {
     pub(crate) limits: LimitsConfig,
     pub(crate) heartbeat: Duration,
+    pub(crate) flush_interval: Duration,
     /// `server.token` and `[[access]]`: who may connect and read what.
     pub(crate) access: crate::auth::Access,
     pub(crate) publish_token: Option<String>,
@@ -46,6 +47,7 @@ impl Settings {
         Settings {
             limits: c.limits.clone(),
             heartbeat: c.server.heartbeat,
+            flush_interval: c.server.flush_interval,
             access: crate::auth::Access::from_config(c),
             publish_token: c.server.publish_token.clone(),
             allowed_origins: c.server.allowed_origins.clone(),

@@ -72,6 +72,22 @@ async fn wildcards_pick_up_new_topics() {
     assert!(u.get("snapshot").is_none());
 }
 
+/// With `flush_interval = "0s"` the writer flushes whenever frames are ready:
+/// a burst still arrives whole and in order.
+#[tokio::test]
+async fn zero_flush_interval_still_delivers_in_order() {
+    let s = Server::start("[server]\nlisten = \"127.0.0.1:0\"\nflush_interval = \"0s\"\n").await;
+    let mut c = s.client().await;
+    c.subscribe(&["burst.x"]).await;
+    for i in 1..=50 {
+        s.ticker.hub().publish("burst.x", &json!(i)).unwrap();
+    }
+    for i in 1..=50u64 {
+        let u = c.update_of("burst.x").await;
+        assert_eq!((u["seq"].as_u64(), u["data"].as_u64()), (Some(i), Some(i)));
+    }
+}
+
 /// Overlapping patterns never deliver one update twice.
 #[tokio::test]
 async fn overlapping_patterns_deliver_once() {
