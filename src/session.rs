@@ -173,9 +173,9 @@ impl Session {
                         .push_control(protocol::error(id, ErrorCode::Forbidden, &msg))
                         .await;
                 }
-                let fresh: std::collections::HashSet<&Pattern> = patterns.iter().collect();
-                let held = self.hub.pattern_count(sub);
-                if held + fresh.len() > limit {
+                // Patterns it holds already cost nothing more.
+                let (held, fresh) = self.hub.pattern_counts(sub, &patterns);
+                if held + fresh > limit {
                     let msg =
                         format!("a connection may hold at most {limit} patterns (holds {held})");
                     return outbox

@@ -230,7 +230,8 @@ async fn resume_falls_back_to_snapshot() {
     assert_eq!(none.recv().await["type"], "pong");
 }
 
-/// Every error code is a reply, and the connection stays open afterwards.
+/// Every error code is a reply, and the connection stays open afterwards; at
+/// the pattern limit, re-subscribing to held patterns is still acked.
 #[tokio::test]
 async fn errors_are_replies() {
     let s = Server::start("[limits]\nmax_subscriptions = 2\n").await;
@@ -276,6 +277,8 @@ async fn errors_are_replies() {
     c.send(json!({"op": "subscribe", "topics": ["c"], "id": 11}))
         .await;
     assert_eq!(c.recv().await["code"], "too_many_subscriptions");
+    // At the limit, naming patterns it already holds is no new subscription.
+    c.subscribe(&["b", "a"]).await;
     c.send(json!({"op": "ping", "id": 12})).await;
     assert_eq!(c.recv().await, json!({"type": "pong", "id": 12}));
 }

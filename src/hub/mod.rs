@@ -579,12 +579,14 @@ impl Hub {
         id
     }
 
-    /// How many distinct patterns `id` holds.
-    pub(crate) fn pattern_count(&self, id: SubscriberId) -> usize {
-        self.registry()
-            .subscribers
-            .get(&id)
-            .map_or(0, |e| e.patterns.len())
+    /// How many distinct patterns `id` holds, and how many of `patterns`
+    /// (distinct) it does not hold yet.
+    pub(crate) fn pattern_counts(&self, id: SubscriberId, patterns: &[Pattern]) -> (usize, usize) {
+        let reg = self.registry();
+        let held: &[Pattern] = reg.subscribers.get(&id).map_or(&[], |e| &e.patterns);
+        let fresh: std::collections::HashSet<&Pattern> =
+            patterns.iter().filter(|p| !held.contains(p)).collect();
+        (held.len(), fresh.len())
     }
 
     /// Adds patterns to a subscriber. For every existing topic that a new pattern
