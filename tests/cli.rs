@@ -2,39 +2,32 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use support::{within, Client};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{within, Client, BIN};
 use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tickerd");
 
 /// Starts `tickerd ARGS` in `cwd` and returns it with the address it printed.
 async fn spawn(cwd: &std::path::Path, args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = within(lines.next_line())
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    support::spawn_tickerd(cwd, &args).await
+}
+
+/// Runs `tickerd check -c PATH`: its exit code and output.
+async fn check(path: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("-c")
+        .arg(path)
+        .output()
         .await
-        .unwrap()
-        .expect("tickerd prints its URL");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .expect("a URL")
-        .trim_end_matches('/')
-        .to_string();
-    (child, addr)
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// `tickerd check` passes a valid config (exit 0) and lists every error of a bad one
@@ -48,17 +41,8 @@ async fn check_reports_every_error() {
         "[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"host.m\"\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&good)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, text) = check(&good).await;
+    assert_eq!(code, Some(0), "{text}");
 
     std::fs::create_dir(dir.path().join("feeds")).unwrap();
     std::fs::write(
@@ -68,15 +52,8 @@ async fn check_reports_every_error() {
     .unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"host.m\"\n\n[[feed]]\nname = \"h\"\nkind = \"http\"\ntopic = \"x\"\nurl = \"ftp://nope\"\ninterval = \"often\"\n").unwrap();
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg("-c")
-        .arg(&bad)
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (code, text) = check(&bad).await;
+    assert_eq!(code, Some(1));
     assert!(
         text.contains("bad.toml:10: feed \"h\": url scheme `ftp`"),
         "{text}"
@@ -89,6 +66,30 @@ async fn check_reports_every_error() {
         text.contains("feeds/extra.toml:1: feed \"s\": duplicate feed name"),
         "{text}"
     );
+}
+
+/// A bad `[cluster]` section is refused with one error per problem, like any
+/// other config error; no NATS is contacted.
+#[tokio::test]
+async fn bad_cluster_config_lists_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[cluster]\nnats = []\nnode = \"Node A\"\nlease = \"10ms\"\nuser = \"u\"\n",
+    )
+    .unwrap();
+    let (code, text) = check(&path).await;
+    assert_eq!(code, Some(1));
+    for needle in [
+        "node \"Node A\" must match",
+        "at least one URL",
+        "lease must be at least",
+        "user and password go together",
+        "4 error(s)",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
 }
 
 /// With no config.toml in the working directory, tickerd runs its built-in demo

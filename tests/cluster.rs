@@ -6,19 +6,19 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{eventually, get_json, within, Client};
+use support::{eventually, get_json, spawn_tickerd, within, Client};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tickerd");
 const TOPIC: &str = "stocks.AAA";
 /// Short, so takeovers in these tests are quick; real clusters keep the default.
 const LEASE: &str = "1500ms";
@@ -103,22 +103,17 @@ impl Node {
         )
         .unwrap();
         // The node's name comes from the command line, as in the README.
-        let mut child = Command::new(BIN)
-            .arg("-c")
-            .arg(&path)
-            .args(["--node", name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = within(lines.next_line()).await.unwrap().expect("a URL");
-        let addr = line.split("http://").nth(1).unwrap().trim_end_matches('/');
+        let args = [
+            OsStr::new("-c"),
+            path.as_os_str(),
+            OsStr::new("--node"),
+            OsStr::new(name),
+        ];
+        let (child, addr) = spawn_tickerd(dir, &args).await;
         Node {
             name: name.into(),
             child,
-            addr: addr.into(),
+            addr,
         }
     }
 
@@ -602,37 +597,6 @@ async fn reload_adds_changes_and_removes_a_feed_cluster_wide() {
                 .is_some_and(|f| f.is_empty())
     })
     .await;
-}
-
-/// A bad `[cluster]` section is refused with one error per problem, like any
-/// other config error; no NATS is contacted.
-#[tokio::test]
-async fn bad_cluster_config_lists_every_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.toml");
-    std::fs::write(
-        &path,
-        "[cluster]\nnats = []\nnode = \"Node A\"\nlease = \"10ms\"\nuser = \"u\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
-    for needle in [
-        "node \"Node A\" must match",
-        "at least one URL",
-        "lease must be at least",
-        "user and password go together",
-        "4 error(s)",
-    ] {
-        assert!(text.contains(needle), "{needle:?} in:\n{text}");
-    }
 }
 
 /// NATS comes back without its store (the stream is gone): the nodes make a new

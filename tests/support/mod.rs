@@ -221,3 +221,35 @@ pub async fn get_json(url: &str) -> (u16, Value) {
         serde_json::from_str(&body).unwrap_or(Value::String(body)),
     )
 }
+
+/// The `tickerd` binary of this build.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tickerd");
+
+/// Starts `tickerd ARGS` in `cwd` as a child process (killed when dropped) and
+/// returns it with the address it printed (`host:port`).
+pub async fn spawn_tickerd(
+    cwd: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = within(lines.next_line())
+        .await
+        .unwrap()
+        .expect("tickerd prints its URL");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_string();
+    (child, addr)
+}
