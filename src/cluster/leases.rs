@@ -126,8 +126,8 @@ async fn open(cluster: &Cluster) -> anyhow::Result<Buckets> {
             allow_direct: true,
             ..Default::default()
         };
-        let mut s = js.get_or_create_stream(config.clone()).await?;
-        if s.info().await?.config.max_age != cluster.lease {
+        let s = js.get_or_create_stream(config.clone()).await?;
+        if s.cached_info().config.max_age != cluster.lease {
             js.update_stream(config).await?;
         }
         Ok(js.get_key_value(bucket).await?)

@@ -203,8 +203,8 @@ impl Cluster {
             description: Some("tickerd: recent updates of every topic".into()),
             ..Default::default()
         };
-        let mut stream = js.get_or_create_stream(config.clone()).await?;
-        let info = stream.info().await?.clone();
+        let stream = js.get_or_create_stream(config.clone()).await?;
+        let info = stream.cached_info();
         if info.config.max_messages_per_subject != per_subject {
             js.update_stream(config).await?;
             info!(per_subject, "Cluster stream: history limit updated.");
