@@ -321,24 +321,37 @@ impl Hub {
         data: &T,
     ) -> Result<Published, PublishError> {
         let json = serde_json::to_string(data)?;
-        let Some(relay) = self.relay_for(topic) else {
-            return self.publish_json(&Source::default(), topic, &json);
-        };
-        topic::validate_topic(topic)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        relay(Outgoing {
-            topic: topic.into(),
-            json,
-            ts: now_ms(),
-            source: Source::default(),
-            reply: Some(tx),
-        });
-        rx.await
-            .unwrap_or_else(|_| Err(PublishError::Cluster("the cluster link stopped".into())))
+        match self.relay_out(&Source::default(), topic, &json, Some(tx))? {
+            None => self.publish_json(&Source::default(), topic, &json),
+            Some(_) => rx
+                .await
+                .unwrap_or_else(|_| Err(PublishError::Cluster("the cluster link stopped".into()))),
+        }
     }
 
-    fn relay_for(&self, topic: &str) -> Option<&Relay> {
-        self.inner.relay.get().filter(|_| !topic::is_system(topic))
+    /// Cluster mode: hands a non-`$` update to the cluster, stamped with its ts,
+    /// and returns that ts; `None` when the update is this hub's to deliver.
+    fn relay_out(
+        &self,
+        source: &Source,
+        name: &str,
+        json: &str,
+        reply: Option<tokio::sync::oneshot::Sender<Result<Published, PublishError>>>,
+    ) -> Result<Option<u64>, TopicError> {
+        let Some(relay) = self.inner.relay.get().filter(|_| !topic::is_system(name)) else {
+            return Ok(None);
+        };
+        topic::validate_topic(name)?;
+        let ts = now_ms();
+        relay(Outgoing {
+            topic: name.into(),
+            json: json.to_string(),
+            ts,
+            source: source.clone(),
+            reply,
+        });
+        Ok(Some(ts))
     }
 
     /// Publishes already-serialized JSON. `json` must be one valid JSON value.
@@ -351,16 +364,7 @@ impl Hub {
         name: &str,
         json: &str,
     ) -> Result<Published, PublishError> {
-        if let Some(relay) = self.relay_for(name) {
-            topic::validate_topic(name)?;
-            let ts = now_ms();
-            relay(Outgoing {
-                topic: name.into(),
-                json: json.to_string(),
-                ts,
-                source: source.clone(),
-                reply: None,
-            });
+        if let Some(ts) = self.relay_out(source, name, json, None)? {
             return Ok(Published { seq: 0, ts });
         }
         let topic = self.topic(name)?;
