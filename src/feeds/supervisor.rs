@@ -474,32 +474,30 @@ async fn supervise(feed: Arc<dyn DynFeed>, ctx: FeedContext, hub: Hub) {
 /// Appends per-feed figures in Prometheus text format.
 pub(crate) fn render_metrics(statuses: &[FeedStatus], out: &mut String) {
     use std::fmt::Write as _;
-    let name = "tickerd_feed_updates_total";
-    family(out, name, "counter", "Updates published by a feed.");
-    for s in statuses {
-        let _ = writeln!(
-            out,
-            "{name}{{feed=\"{}\",kind=\"{}\"}} {}",
-            label(&s.feed),
-            label(&s.kind),
-            s.updates
-        );
-    }
-    let name = "tickerd_feed_errors_total";
-    family(
-        out,
-        name,
-        "counter",
-        "Errors of a feed (failed runs and dropped items).",
-    );
-    for s in statuses {
-        let _ = writeln!(
-            out,
-            "{name}{{feed=\"{}\",kind=\"{}\"}} {}",
-            label(&s.feed),
-            label(&s.kind),
-            s.errors
-        );
+    type Figure = fn(&FeedStatus) -> u64;
+    let counters: [(&str, &str, Figure); 2] = [
+        (
+            "tickerd_feed_updates_total",
+            "Updates published by a feed.",
+            |s| s.updates,
+        ),
+        (
+            "tickerd_feed_errors_total",
+            "Errors of a feed (failed runs and dropped items).",
+            |s| s.errors,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help);
+        for s in statuses {
+            let _ = writeln!(
+                out,
+                "{name}{{feed=\"{}\",kind=\"{}\"}} {}",
+                label(&s.feed),
+                label(&s.kind),
+                value(s)
+            );
+        }
     }
     let name = "tickerd_feed_state";
     family(
