@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::{until_connected, Cluster, STREAM, SUBJECT_PREFIX};
-use crate::hub::{Outgoing, PublishError, Published, Source};
+use crate::hub::{Originated, PublishError, Published, Source};
 use crate::protocol;
 
 const SEQ: &str = "Tickerd-Seq";
@@ -40,7 +40,7 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
 pub(super) struct Publisher {
     cluster: Arc<Cluster>,
     tasks: TaskTracker,
-    topics: Mutex<HashMap<Arc<str>, mpsc::Sender<Outgoing>>>,
+    topics: Mutex<HashMap<Arc<str>, mpsc::Sender<Originated>>>,
 }
 
 enum Attempt {
@@ -60,7 +60,7 @@ impl Publisher {
     }
 
     /// Queues `out` behind the topic's earlier updates (never blocks).
-    pub(super) fn submit(self: &Arc<Self>, out: Outgoing) {
+    pub(super) fn submit(self: &Arc<Self>, out: Originated) {
         let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
         let tx = topics.entry(out.topic.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(BACKLOG);
@@ -82,7 +82,7 @@ impl Publisher {
         }
     }
 
-    async fn run_topic(self: Arc<Self>, topic: Arc<str>, mut rx: mpsc::Receiver<Outgoing>) {
+    async fn run_topic(self: Arc<Self>, topic: Arc<str>, mut rx: mpsc::Receiver<Originated>) {
         let subject = format!("{SUBJECT_PREFIX}{topic}");
         // The subject's last (seq, stream seq); None: read it from the stream.
         let mut last: Option<(u64, u64)> = None;
@@ -112,7 +112,7 @@ impl Publisher {
         &self,
         subject: &str,
         last: &mut Option<(u64, u64)>,
-        out: &Outgoing,
+        out: &Originated,
     ) -> Result<Published, PublishError> {
         let deadline = Instant::now() + PUBLISH_DEADLINE;
         let mut pause = Duration::from_millis(50);
@@ -142,7 +142,7 @@ impl Publisher {
         &self,
         subject: &str,
         last: &mut Option<(u64, u64)>,
-        out: &Outgoing,
+        out: &Originated,
     ) -> Result<Published, Attempt> {
         let js = self.cluster.jetstream(Duration::from_secs(2));
         let (seq, stream_seq) = match *last {
@@ -198,7 +198,7 @@ impl Publisher {
 
 impl Publisher {
     /// Is `id` (a stored message's `Nats-Msg-Id`) one of the attempts at `out`?
-    fn is_ours(&self, id: &str, out: &Outgoing) -> bool {
+    fn is_ours(&self, id: &str, out: &Originated) -> bool {
         let prefix = format!("{}/{}/{}/", self.cluster.node, out.topic, out.ts);
         id.starts_with(&prefix)
     }
@@ -231,7 +231,7 @@ async fn last_of(
     }
 }
 
-fn fail(out: Outgoing, why: &str) {
+fn fail(out: Originated, why: &str) {
     if let Some(reply) = out.reply {
         let _ = reply.send(Err(PublishError::Cluster(why.into())));
     }

@@ -142,7 +142,7 @@ struct Registry {
 
 /// An update this node originates in cluster mode, handed to the cluster to be
 /// sequenced; it reaches local subscribers when it comes back from NATS.
-pub(crate) struct Outgoing {
+pub(crate) struct Originated {
     pub(crate) topic: Arc<str>,
     /// The value, serialized once.
     pub(crate) json: String,
@@ -154,7 +154,7 @@ pub(crate) struct Outgoing {
 }
 
 /// Where a clustered hub sends the updates it originates.
-pub(crate) type Relay = Box<dyn Fn(Outgoing) + Send + Sync>;
+pub(crate) type Relay = Box<dyn Fn(Originated) + Send + Sync>;
 
 struct Inner {
     /// Swapped when a cluster tells its epoch (see [`Hub::set_epoch`]).
@@ -344,7 +344,7 @@ impl Hub {
         };
         topic::validate_topic(name)?;
         let ts = now_ms();
-        relay(Outgoing {
+        relay(Originated {
             topic: name.into(),
             json: json.to_string(),
             ts,
