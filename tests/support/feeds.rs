@@ -15,10 +15,23 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
     addr
 }
 
-/// An address on which nothing listens (bound, then released).
-pub async fn refused_addr() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+/// An address that refuses connections for as long as this value lives: a
+/// socket bound to a port without listening, so the kernel answers every
+/// connect with a reset and no other process can take the port meanwhile.
+pub struct Refused {
+    _socket: tokio::net::TcpSocket,
+    pub addr: SocketAddr,
+}
+
+/// A [`Refused`] address on 127.0.0.1.
+pub fn refused_addr() -> Refused {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    Refused {
+        _socket: socket,
+        addr,
+    }
 }
 
 /// Reads `$sys.feeds` updates (the client must be subscribed to it) until one

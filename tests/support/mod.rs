@@ -17,8 +17,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// How long any single expectation may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+/// How long any single expectation may take before the test fails: generous,
+/// so a slow, loaded 2-core machine passes; a condition that never comes
+/// still fails with a clear message instead of hanging.
+pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A running server with its config in a temp directory.
 pub struct Server {
@@ -109,7 +111,7 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        let (ws, _) = within(tokio_tungstenite::connect_async(url))
             .await
             .expect("connect");
         let mut c = Client {
@@ -148,14 +150,18 @@ impl Client {
         .await
     }
 
-    /// Reads frames until one satisfies `pred`, returning it.
+    /// Reads frames until one satisfies `pred`, returning it; fails after
+    /// [`DEADLINE`] overall, even while other frames keep arriving.
     pub async fn recv_until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
-        loop {
-            let v = self.recv().await;
-            if pred(&v) {
-                return v;
+        within(async {
+            loop {
+                let v = self.recv().await;
+                if pred(&v) {
+                    return v;
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Subscribes and returns the ack.
@@ -195,6 +201,18 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> T {
         .expect("timed out waiting")
 }
 
+/// Writes `text` to `path` the way editors save: a temp file in the same
+/// directory, then a rename over `path`. A watcher never sees the file
+/// truncated or half written.
+pub fn write_atomic(path: &std::path::Path, text: impl AsRef<[u8]>) {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 /// Polls `cond` every 20 ms until it holds, failing after [`DEADLINE`].
 pub async fn eventually<F, Fut>(what: &str, mut cond: F)
 where
@@ -211,11 +229,13 @@ where
 /// A config with no feeds, for tests that publish themselves.
 pub const EMPTY: &str = "[server]\nlisten = \"127.0.0.1:0\"\n";
 
-/// GET `url` as JSON.
+/// GET `url` as JSON (a body that is not JSON comes back as a string).
 pub async fn get_json(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap();
-    let status = r.status().as_u16();
-    let body = r.text().await.unwrap();
+    let (status, body) = within(async {
+        let r = reqwest::get(url).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+    .await;
     (
         status,
         serde_json::from_str(&body).unwrap_or(Value::String(body)),
