@@ -2,6 +2,14 @@
 //! and a real nats-server with JetStream, all on 127.0.0.1.
 //!
 //! Needs `nats-server` on the PATH (`scripts/test.sh` installs Debian's).
+//!
+//! The tests run one at a time ([`one_at_a_time`]): each starts up to three
+//! debug tickerd processes and a nats-server, and a 2-core machine running two
+//! such clusters at once starves their lease renewals. Leases are long
+//! ([`LEASE`]) except in the tests that wait for one to lapse
+//! ([`SHORT_LEASE`]). Nodes reach NATS through a [`Link`] (a TCP proxy that
+//! holds its port for the whole test) wherever NATS is restarted or starts
+//! late, so no test frees a port and hopes to bind it again.
 
 mod support;
 
@@ -20,8 +28,19 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 const TOPIC: &str = "stocks.AAA";
-/// Short, so takeovers in these tests are quick; real clusters keep the default.
-const LEASE: &str = "1500ms";
+/// Feed ownership lease for tests that do not wait for one to lapse: long, so
+/// a starved renewal on a loaded machine never moves a feed mid-test.
+const LEASE: &str = "10s";
+/// The lease of the takeover tests (SIGKILL, partition), which wait for it to
+/// lapse: short enough to keep them quick, long enough for a loaded machine to
+/// renew in time (every quarter lease).
+const SHORT_LEASE: &str = "3s";
+
+/// Held for the whole of each test: cluster tests run one at a time.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
 
 /// A nats-server with JetStream and its own store directory.
 struct Nats {
@@ -31,20 +50,15 @@ struct Nats {
 }
 
 impl Nats {
-    /// Starts one on a random port.
+    /// Starts one on a port of its choosing, with its store in `dir/js`.
     async fn start(dir: &Path) -> Nats {
-        Nats::start_on(dir.join("js"), 0).await
+        Nats::start_with_store(dir.join("js")).await
     }
 
-    /// Starts one on `port` (0: any) with the store at `store`.
-    async fn start_on(store: PathBuf, port: u16) -> Nats {
-        let port_arg = if port == 0 {
-            "-1".to_string()
-        } else {
-            port.to_string()
-        };
+    /// Starts one on a port of its choosing with the store at `store`.
+    async fn start_with_store(store: PathBuf) -> Nats {
         let mut child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"])
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
             .arg(&store)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -74,10 +88,12 @@ impl Nats {
         self.child.kill().await.unwrap();
     }
 
-    /// The same server again: same port, same store.
-    async fn restart(&mut self) {
+    /// The same server again (same store, a new port), with `link` now
+    /// leading to it: to the nodes behind the link, NATS restarted.
+    async fn restart_behind(&mut self, link: &Link) {
         self.stop().await;
-        *self = Nats::start_on(self.store.clone(), self.port).await;
+        *self = Nats::start_with_store(self.store.clone()).await;
+        link.lead_to(self.port);
     }
 }
 
@@ -92,13 +108,24 @@ impl Node {
     /// Starts node `name` against `nats` with `feeds` (TOML) in its config. All
     /// nodes of a test share `dir/shared` as their `feeds_dir`.
     async fn start(dir: &Path, name: &str, nats: &str, feeds: &str) -> Node {
+        Node::start_with_lease(dir, name, nats, feeds, LEASE).await
+    }
+
+    /// [`Node::start`] with a feed ownership lease of `lease`.
+    async fn start_with_lease(
+        dir: &Path,
+        name: &str,
+        nats: &str,
+        feeds: &str,
+        lease: &str,
+    ) -> Node {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(
             &path,
             format!(
                 "[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"pt\"\nfeeds_dir = \"shared\"\n\
                  [history]\nsize = 500\n\
-                 [cluster]\nnats = \"{nats}\"\nnode = \"unnamed\"\nlease = \"{LEASE}\"\n{feeds}"
+                 [cluster]\nnats = \"{nats}\"\nnode = \"unnamed\"\nlease = \"{lease}\"\n{feeds}"
             ),
         )
         .unwrap();
@@ -129,14 +156,14 @@ impl Node {
         frame["data"].clone()
     }
 
-    /// The feeds running on this node.
+    /// The feeds running on this node (`/api/feeds` lists a node's own).
     async fn running_feeds(&self) -> Vec<String> {
-        let (_, feeds) = get_json(&format!("http://{}/api/feeds", self.addr)).await;
+        let (status, feeds) = get_json(&format!("http://{}/api/feeds", self.addr)).await;
+        assert_eq!(status, 200, "{feeds}");
         feeds
             .as_array()
             .unwrap()
             .iter()
-            .filter(|f| f["state"] != "disabled")
             .map(|f| f["feed"].as_str().unwrap().to_string())
             .collect()
     }
@@ -256,6 +283,7 @@ fn assert_contiguous(s: &[u64], what: &str) {
 /// the same frames (same seq, ts and data) from it; epochs agree.
 #[tokio::test]
 async fn one_owner_and_the_same_frames_on_every_node() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path()).await;
     let feeds = synthetic("100ms");
@@ -263,25 +291,29 @@ async fn one_owner_and_the_same_frames_on_every_node() {
     let b = Node::start(dir.path(), "b", &nats.url(), &feeds).await;
     let c = Node::start(dir.path(), "c", &nats.url(), &feeds).await;
     let owner = settled(&[&a, &b, &c]).await;
-    let mut running = Vec::new();
-    for n in [&a, &b, &c] {
-        running.extend(
-            n.running_feeds()
-                .await
-                .into_iter()
-                .map(|f| (n.name.clone(), f)),
-        );
-    }
-    assert_eq!(running, vec![(owner.clone(), "stocks".to_string())]);
-    let metrics = reqwest::get(format!("http://{}/metrics", a.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in ["tickerd_cluster_connected 1", "tickerd_cluster_nodes 3"] {
-        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
-    }
+    // The owner starts the feed once it holds the lease; the others never do.
+    let want = vec![(owner.clone(), "stocks".to_string())];
+    eventually("the feed runs on its owner alone", || async {
+        let mut running = Vec::new();
+        for n in [&a, &b, &c] {
+            running.extend(
+                n.running_feeds()
+                    .await
+                    .into_iter()
+                    .map(|f| (n.name.clone(), f)),
+            );
+        }
+        running == want
+    })
+    .await;
+    eventually("a's metrics count the cluster", || async {
+        let (_, metrics) = get_json(&format!("http://{}/metrics", a.addr)).await;
+        let metrics = metrics.as_str().unwrap_or_default().to_string();
+        ["tickerd_cluster_connected 1", "tickerd_cluster_nodes 3"]
+            .iter()
+            .all(|line| metrics.lines().any(|l| l == *line))
+    })
+    .await;
     // A node that does not run the feed still shows its status, with its owner.
     let other = [&a, &b, &c].into_iter().find(|n| n.name != owner).unwrap();
     let mut watcher = other.client().await;
@@ -332,13 +364,15 @@ async fn one_owner_and_the_same_frames_on_every_node() {
 /// dead node resumes on a survivor with `since` and replays what it missed.
 #[tokio::test]
 async fn sigkill_owner_takeover_and_resume_elsewhere() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path()).await;
     let feeds = synthetic("100ms");
+    let (d, url) = (dir.path(), nats.url());
     let mut nodes = vec![
-        Node::start(dir.path(), "a", &nats.url(), &feeds).await,
-        Node::start(dir.path(), "b", &nats.url(), &feeds).await,
-        Node::start(dir.path(), "c", &nats.url(), &feeds).await,
+        Node::start_with_lease(d, "a", &url, &feeds, SHORT_LEASE).await,
+        Node::start_with_lease(d, "b", &url, &feeds, SHORT_LEASE).await,
+        Node::start_with_lease(d, "c", &url, &feeds, SHORT_LEASE).await,
     ];
     let owner = settled(&nodes.iter().collect::<Vec<_>>()).await;
     let idx = nodes.iter().position(|n| n.name == owner).unwrap();
@@ -395,6 +429,7 @@ async fn sigkill_owner_takeover_and_resume_elsewhere() {
 /// on both nodes.
 #[tokio::test]
 async fn concurrent_publishers_share_one_sequence() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path()).await;
     let (a, b, mut on_a, mut on_b) = two_nodes_watching(dir.path(), &nats, "race.*").await;
@@ -434,11 +469,13 @@ async fn concurrent_publishers_share_one_sequence() {
 /// without a gap.
 #[tokio::test]
 async fn nodes_recover_when_nats_restarts() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let mut nats = Nats::start(dir.path()).await;
+    let link = Link::start(nats.port).await;
     let feeds = synthetic("100ms");
-    let a = Node::start(dir.path(), "a", &nats.url(), &feeds).await;
-    let b = Node::start(dir.path(), "b", &nats.url(), &feeds).await;
+    let a = Node::start(dir.path(), "a", &link.url(), &feeds).await;
+    let b = Node::start(dir.path(), "b", &link.url(), &feeds).await;
     settled(&[&a, &b]).await;
     let mut c = b.client().await;
     c.subscribe(&[TOPIC, "$sys.cluster"]).await;
@@ -450,7 +487,7 @@ async fn nodes_recover_when_nats_restarts() {
         v["topic"] == "$sys.cluster" && v["data"]["connected"] == false
     })
     .await;
-    nats.restart().await;
+    nats.restart_behind(&link).await;
     until_keeping(&mut c, &mut s, |v| {
         v["topic"] == "$sys.cluster" && v["data"]["connected"] == true
     })
@@ -465,33 +502,34 @@ async fn nodes_recover_when_nats_restarts() {
 /// feed's updates flow.
 #[tokio::test]
 async fn node_starts_without_nats_and_joins_later() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
-    // Learn a free port for NATS, then leave it unused for now.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("nats://127.0.0.1:{port}");
-    let a = Node::start(dir.path(), "a", &url, &synthetic("100ms")).await;
+    // The node's NATS address leads nowhere yet: a port bound without
+    // listening refuses every connection.
+    let nowhere = tokio::net::TcpSocket::new_v4().unwrap();
+    nowhere.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let link = Link::start(nowhere.local_addr().unwrap().port()).await;
+    let a = Node::start(dir.path(), "a", &link.url(), &synthetic("100ms")).await;
     let mut c = a.client().await;
     c.subscribe(&[TOPIC, "$sys.cluster"]).await;
     let v = a.view().await;
     assert_eq!(v["connected"], false, "{v}");
     assert!(a.running_feeds().await.is_empty());
 
-    let _nats = Nats::start_on(dir.path().join("js"), port).await;
+    let nats = Nats::start(dir.path()).await;
+    link.lead_to(nats.port);
     let u = c.update_of(TOPIC).await;
     assert_eq!(u["seq"], 1, "{u}");
     assert_eq!(a.running_feeds().await, vec!["stocks".to_string()]);
 }
 
-/// A TCP proxy between one node and NATS that the test can cut and heal: a
-/// real partition of that node alone.
+/// A TCP proxy between nodes and NATS, on a port it holds for the whole test.
+/// The test can cut and heal it (a real partition of the nodes behind it), and
+/// lead it to another NATS port (a NATS restart, or NATS starting late).
 struct Link {
     port: u16,
     up: watch::Sender<bool>,
+    target: watch::Sender<u16>,
 }
 
 impl Link {
@@ -499,6 +537,7 @@ impl Link {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (up, rx) = watch::channel(true);
+        let (target, to) = watch::channel(nats_port);
         tokio::spawn(async move {
             loop {
                 let (mut inbound, _) = listener.accept().await.unwrap();
@@ -506,6 +545,7 @@ impl Link {
                     continue; // cut: drop the connection at once
                 }
                 let mut cut = rx.clone();
+                let nats_port = *to.borrow();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", nats_port)).await
                     else {
@@ -518,11 +558,16 @@ impl Link {
                 });
             }
         });
-        Link { port, up }
+        Link { port, up, target }
     }
 
     fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// New connections go to NATS on `port` from now on.
+    fn lead_to(&self, port: u16) {
+        self.target.send_replace(port);
     }
 }
 
@@ -531,13 +576,14 @@ impl Link {
 /// link heals they get every update they missed, without a gap.
 #[tokio::test]
 async fn partitioned_node_hands_its_feed_over_and_catches_up() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path()).await;
     let link = Link::start(nats.port).await;
     let feeds = synthetic("100ms");
-    let a = Node::start(dir.path(), "a", &link.url(), &feeds).await;
+    let a = Node::start_with_lease(dir.path(), "a", &link.url(), &feeds, SHORT_LEASE).await;
     assert_eq!(settled(&[&a]).await, "a", "the first node takes the feed");
-    let b = Node::start(dir.path(), "b", &nats.url(), &feeds).await;
+    let b = Node::start_with_lease(dir.path(), "b", &nats.url(), &feeds, SHORT_LEASE).await;
     assert_eq!(settled(&[&a, &b]).await, "a");
     let mut c = a.client().await;
     c.subscribe(&[TOPIC, "$sys.cluster"]).await;
@@ -567,24 +613,28 @@ async fn partitioned_node_hands_its_feed_over_and_catches_up() {
 /// restarts it with the new config; deleting the file stops it everywhere.
 #[tokio::test]
 async fn reload_adds_changes_and_removes_a_feed_cluster_wide() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let nats = Nats::start(dir.path()).await;
     let (a, b, mut on_a, mut on_b) = two_nodes_watching(dir.path(), &nats, "stocks.*").await;
 
     let shared = dir.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
-    std::fs::write(shared.join("stocks.toml"), synthetic("100ms")).unwrap();
+    support::write_atomic(&shared.join("stocks.toml"), synthetic("100ms"));
     let owner = settled(&[&a, &b]).await;
     assert_eq!(on_a.update_of(TOPIC).await, on_b.update_of(TOPIC).await);
-    let mut running = a.running_feeds().await;
-    running.extend(b.running_feeds().await);
-    assert_eq!(running, vec!["stocks".to_string()], "owner {owner}");
+    eventually("the feed runs on one node", || async {
+        let mut running = a.running_feeds().await;
+        running.extend(b.running_feeds().await);
+        running == ["stocks"]
+    })
+    .await;
+    assert!([&a, &b].iter().any(|n| n.name == owner), "owner {owner}");
 
-    std::fs::write(
-        shared.join("stocks.toml"),
+    support::write_atomic(
+        &shared.join("stocks.toml"),
         synthetic("100ms").replace("AAA", "BBB"),
-    )
-    .unwrap();
+    );
     on_a.update_of("stocks.BBB").await;
     on_b.update_of("stocks.BBB").await;
 
@@ -605,9 +655,11 @@ async fn reload_adds_changes_and_removes_a_feed_cluster_wide() {
 /// the new epoch and fresh updates.
 #[tokio::test]
 async fn a_lost_stream_means_a_new_epoch_and_a_reconnect() {
+    let _serial = one_at_a_time().await;
     let dir = tempfile::tempdir().unwrap();
     let mut nats = Nats::start(dir.path()).await;
-    let a = Node::start(dir.path(), "a", &nats.url(), &synthetic("100ms")).await;
+    let link = Link::start(nats.port).await;
+    let a = Node::start(dir.path(), "a", &link.url(), &synthetic("100ms")).await;
     settled(&[&a]).await;
     let mut c = a.client().await;
     c.subscribe(&[TOPIC]).await;
@@ -616,7 +668,7 @@ async fn a_lost_stream_means_a_new_epoch_and_a_reconnect() {
 
     nats.stop().await;
     std::fs::remove_dir_all(&nats.store).unwrap();
-    nats.restart().await;
+    nats.restart_behind(&link).await;
     assert_eq!(c.closed().await, Some(1012));
 
     let mut again = a.client().await;
