@@ -251,7 +251,7 @@ async fn custom_feed_from_toml_runs_is_supervised_and_reloads() {
         .await;
 
     // Reload: a new step restarts the feed with the new options.
-    std::fs::write(&path, config(5)).unwrap();
+    support::write_atomic(&path, config(5));
     let u = client
         .recv_until(|v| v["topic"] == "counter.fast" && v["data"]["step"] == 5)
         .await;

@@ -161,7 +161,7 @@ command = ["sh", "-c", "echo $$ >> {p}; sleep 60 & echo $! >> {p}; echo '{{\"s\"
     assert_eq!(p.len(), 2, "{p:?}");
     assert!(proc_state(p[0]).is_some(), "running before the stop");
 
-    std::fs::write(&server.config_path, config("")).unwrap();
+    support::write_atomic(&server.config_path, config(""));
     let diff = server.ticker.reload().await.unwrap();
     // The file watcher may have applied the removal first.
     assert!(

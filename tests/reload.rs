@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use support::{eventually, get_json, within, Client, Server};
+use support::{eventually, get_json, within, write_atomic, Client, Server};
 use tickerd::{Feed, FeedContext, TickerBuilder};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -112,7 +112,7 @@ async fn watching(s: &Server) {
     let before = config_seq(s);
     within(async {
         loop {
-            std::fs::write(&s.config_path, &text).unwrap();
+            write_atomic(&s.config_path, &text);
             for _ in 0..50 {
                 if config_seq(s) > before {
                     return;
@@ -124,11 +124,12 @@ async fn watching(s: &Server) {
     .await;
 }
 
-/// Writes `text` to `rel` under the server's directory (creating directories).
+/// Writes `text` to `rel` under the server's directory (creating directories),
+/// by temp file and rename.
 fn write(s: &Server, rel: &str, text: &str) {
     let path = s.dir.path().join(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
+    write_atomic(&path, text);
 }
 
 /// Waits for the `$sys.config` update that satisfies `pred` (published after
@@ -213,7 +214,7 @@ async fn add_change_remove_by_difference_without_touching_unchanged_feeds() {
 
     // Add.
     let seq = config_seq(&s);
-    std::fs::write(
+    write_atomic(
         &s.config_path,
         format!(
             "{HEADER}{}{}{}",
@@ -221,8 +222,7 @@ async fn add_change_remove_by_difference_without_touching_unchanged_feeds() {
             probe("acr_a", "1"),
             probe("acr_b", "1")
         ),
-    )
-    .unwrap();
+    );
     let d = config_where(&s, seq, |d| d["added"] == json!(["acr_b"])).await;
     assert_eq!(
         (d["ok"].clone(), d["changed"].clone(), d["removed"].clone()),
@@ -236,7 +236,7 @@ async fn add_change_remove_by_difference_without_touching_unchanged_feeds() {
 
     // Change.
     let seq = config_seq(&s);
-    std::fs::write(
+    write_atomic(
         &s.config_path,
         format!(
             "{HEADER}{}{}{}",
@@ -244,8 +244,7 @@ async fn add_change_remove_by_difference_without_touching_unchanged_feeds() {
             probe("acr_a", "1"),
             probe("acr_b", "2")
         ),
-    )
-    .unwrap();
+    );
     config_where(&s, seq, |d| {
         d["changed"] == json!(["acr_b"]) && d["added"] == json!([])
     })
@@ -256,15 +255,14 @@ async fn add_change_remove_by_difference_without_touching_unchanged_feeds() {
 
     // Remove.
     let seq = config_seq(&s);
-    std::fs::write(
+    write_atomic(
         &s.config_path,
         format!(
             "{HEADER}{}{}",
             probe("acr_steady", "1"),
             probe("acr_b", "2")
         ),
-    )
-    .unwrap();
+    );
     config_where(&s, seq, |d| d["removed"] == json!(["acr_a"])).await;
     eventually("the removed feed stops", || {
         std::future::ready(runs("acr_a").live == 0)
@@ -302,14 +300,13 @@ async fn settings_apply_to_new_connections_and_old_clients_stay() {
     let mut old = s.client().await;
     old.subscribe(&["probe.set_a"]).await;
     let seq = config_seq(&s);
-    std::fs::write(
+    write_atomic(
         &s.config_path,
         format!(
             "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n\n{}",
             probe("set_a", "1")
         ),
-    )
-    .unwrap();
+    );
     let d = config_where(&s, seq, |d| d["ok"] == true).await;
     assert_eq!(
         d["changed"],
@@ -402,7 +399,7 @@ async fn half_written_and_invalid_configs_are_refused_then_followed() {
     // Invalid main config: a typo in a built-in kind's table.
     let seq = config_seq(&s);
     let bad = format!("{HEADER}{}[[feed]]\nname = \"hw_c\"\nkind = \"synthetic\"\ntopic = \"s.{{symbol}}\"\nsymbols = [\"X\"]\nintervl = \"1s\"\n", probe("hw_a", "2"));
-    std::fs::write(&s.config_path, &bad).unwrap();
+    write_atomic(&s.config_path, &bad);
     let d = config_where(&s, seq, |d| d["ok"] == false).await;
     let error = d["error"].as_str().unwrap();
     let line = 1 + bad.lines().position(|l| l.starts_with("intervl")).unwrap();
@@ -416,11 +413,10 @@ async fn half_written_and_invalid_configs_are_refused_then_followed() {
     assert_eq!(runs("hw_a").started, 1);
 
     let seq = config_seq(&s);
-    std::fs::write(
+    write_atomic(
         &s.config_path,
         format!("{HEADER}{}{}", probe("hw_a", "2"), probe("hw_c", "1")),
-    )
-    .unwrap();
+    );
     let d = config_where(&s, seq, |d| d["ok"] == true).await;
     assert_eq!(
         (d["added"].clone(), d["changed"].clone()),
@@ -432,11 +428,10 @@ async fn half_written_and_invalid_configs_are_refused_then_followed() {
     // A custom kind's options are validated with the whole config too.
     let seq = config_seq(&s);
     let typo = probe("hw_c", "2").replace("tag =", "tga =");
-    std::fs::write(
+    write_atomic(
         &s.config_path,
         format!("{HEADER}{}{typo}", probe("hw_a", "3")),
-    )
-    .unwrap();
+    );
     let d = config_where(&s, seq, |d| d["ok"] == false).await;
     assert!(
         d["error"]
@@ -466,7 +461,7 @@ async fn a_burst_of_edits_ends_in_the_final_state_without_double_runs() {
         if i % 2 == 0 {
             text.push_str(&probe("bu_y", &i.to_string()));
         }
-        std::fs::write(&s.config_path, text).unwrap();
+        write_atomic(&s.config_path, &text);
     }
     let last = (EDITS - 1).to_string();
     eventually("the final edit is in force and published", || async {
@@ -599,7 +594,7 @@ async fn adjustments_survive_reload() {
             .unwrap()
     };
     assert!(page().await.contains("From file (adjusted)"));
-    std::fs::write(&s.config_path, "[dashboard]\ntitle = \"Edited\"\n").unwrap();
+    write_atomic(&s.config_path, "[dashboard]\ntitle = \"Edited\"\n");
     s.ticker.reload().await.unwrap();
     assert!(page().await.contains("Edited (adjusted)"));
 }
