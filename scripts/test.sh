@@ -1,35 +1,65 @@
 #!/usr/bin/env bash
 # Runs tickerd's whole test suite on a fresh machine, installing what it needs.
 # Usage: ./scripts/test.sh
-set -euo pipefail
+#
+# Every stage runs even when an earlier one failed; the end prints one line per
+# stage and the script exits non-zero if any stage failed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# --- what the tests need -----------------------------------------------------
+
+apt_updated=0
+# need COMMAND PACKAGE: installs the Debian PACKAGE when COMMAND is missing.
+need() {
+  command -v "$1" >/dev/null && return 0
+  echo "installing $2 (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$apt_updated" = 0 ]; then
+    apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  apt-get install -y -qq "$2" >/dev/null
+}
+
 # Cluster tests (tests/cluster.rs) run a real nats-server with JetStream.
-if ! command -v nats-server >/dev/null; then
-  echo "installing nats-server (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq nats-server >/dev/null
-fi
+need nats-server nats-server
+# Browser tests (tests/browser/) drive Debian's Chromium with Node.js.
+need chromium chromium
+need npm npm
+need node nodejs
 
-echo "== cargo test"
-cargo test --all-targets --locked --no-fail-fast 2>&1
+# --- stages ------------------------------------------------------------------
 
-echo "== cargo test --doc"
-cargo test --doc --locked 2>&1
+summary=()
+failed=0
+# stage NAME COMMAND...: runs one stage, records its outcome and duration.
+stage() {
+  local name=$1
+  shift
+  echo
+  echo "== $name"
+  local start=$SECONDS
+  if "$@"; then
+    summary+=("ok      $name ($((SECONDS - start)) s)")
+  else
+    summary+=("FAILED  $name ($((SECONDS - start)) s)")
+    failed=1
+  fi
+}
 
-echo "== browser tests (headless Chromium)"
-if [ ! -x /usr/bin/chromium ]; then
-  echo "installing chromium (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq chromium >/dev/null
-fi
-if ! command -v npm >/dev/null; then
-  echo "installing nodejs and npm (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq nodejs npm >/dev/null
-fi
-cargo build --locked --bin tickerd 2>&1
-(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1 ./*.test.js)
+browser_tests() {
+  cargo build --locked --bin tickerd 2>&1 &&
+    (cd tests/browser &&
+      npm ci --no-audit --no-fund --loglevel=error &&
+      node --test --test-concurrency=1 ./*.test.js)
+}
+
+stage "cargo test" cargo test --all-targets --locked --no-fail-fast
+stage "cargo test --doc" cargo test --doc --locked
+stage "browser tests (headless Chromium)" browser_tests
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+exit "$failed"

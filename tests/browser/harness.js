@@ -4,7 +4,6 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,18 +32,6 @@ export async function eventually(what, cond, ms = DEADLINE) {
   }
 }
 
-/** A TCP port that was free a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** A temp directory, removed by `cleanup()`. */
 export function tempDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'tickerd-browser-'));
@@ -52,22 +39,35 @@ export function tempDir() {
 
 /**
  * A tickerd child process. `config` is TOML written to `<dir>/config.toml`
- * (omit it to run the built-in default demo, with the cwd an empty dir).
+ * (omit it to run the built-in default demo, with the cwd an empty dir). The
+ * first start listens on a port the kernel picks (`--listen 127.0.0.1:0`) and
+ * reads it from the URL tickerd prints; a later `start()` (a restart) asks for
+ * that same port again.
  */
 export class Tickerd {
-  constructor({ port, config, dir }) {
-    this.port = port;
+  constructor({ config, dir }) {
+    this.port = 0;
     this.dir = dir ?? tempDir();
     this.configPath = config === undefined ? null : path.join(this.dir, 'config.toml');
     if (config !== undefined) fs.writeFileSync(this.configPath, config);
-    this.origin = `http://127.0.0.1:${port}`;
     this.log = '';
   }
 
-  static async start(opts) {
-    const t = new Tickerd({ port: opts.port ?? (await freePort()), ...opts });
+  get origin() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(opts = {}) {
+    const t = new Tickerd(opts);
     await t.start();
     return t;
+  }
+
+  /** Rewrites the config the way editors save: a temp file, then a rename. */
+  writeConfig(text) {
+    const tmp = path.join(this.dir, '.config.toml.tmp');
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, this.configPath);
   }
 
   async start() {
@@ -79,10 +79,11 @@ export class Tickerd {
     let out = '';
     child.stdout.on('data', (b) => { out += b; });
     child.stderr.on('data', (b) => { this.log += b; });
-    await eventually(`tickerd listening on ${this.port} (log: ${this.log})`, async () => {
+    const url = await eventually(`tickerd listening (log: ${this.log})`, async () => {
       if (child.exitCode !== null) throw new Error(`tickerd exited ${child.exitCode}: ${this.log}`);
-      return out.includes('dashboard at');
+      return out.match(/dashboard at http:\/\/127\.0\.0\.1:(\d+)\//);
     });
+    this.port = Number(url[1]);
   }
 
   /** Kills the process (SIGKILL: an abrupt end, like a crash) and waits for it. */
@@ -168,10 +169,10 @@ export async function screenshot(page, name) {
   return file;
 }
 
-/** TOML for a config with fast synthetic stocks and host metrics. */
-export function demoConfig(port, extra = '') {
+/** TOML for a config with fast synthetic stocks and host metrics; `extra` goes into `[server]`. */
+export function demoConfig(extra = '') {
   return `[server]
-listen = "127.0.0.1:${port}"
+listen = "127.0.0.1:0"
 ${extra}
 [dashboard]
 title = "Browser Test Ticker"
