@@ -408,6 +408,24 @@ mod tests {
         assert!(!p("stocks.AAPL").matches("stocks.MSFT"));
     }
 
+    /// The cases shared with the JavaScript client's tests: both sides of
+    /// the wire apply one rule.
+    #[test]
+    fn shared_cases_hold() {
+        let cases: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/data/topic_cases.json")).unwrap();
+        let p = |s: &serde_json::Value| Pattern::parse(s.as_str().unwrap()).unwrap();
+        for c in cases["matches"].as_array().unwrap() {
+            let topic = c["topic"].as_str().unwrap();
+            validate_topic(topic).unwrap();
+            assert_eq!(p(&c["pattern"]).matches(topic), c["match"] == true, "{c}");
+        }
+        for c in cases["covers"].as_array().unwrap() {
+            let by = [p(&c["by"])];
+            assert_eq!(p(&c["pattern"]).covered_by(&by), c["covers"] == true, "{c}");
+        }
+    }
+
     #[test]
     fn wildcards_in_first_segment_skip_system_topics() {
         let p = |s| Pattern::parse(s).unwrap();
