@@ -1,4 +1,4 @@
-//! The `tickerd` command (SPEC §1), run as a real child process.
+//! The `tickerd` command (README.md, "Command line"), run as a real child process.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! The HTTP routes of SPEC §5 over real sockets.
+//! The HTTP routes (docs/protocol.md, "HTTP") over real sockets.
 
 mod support;
 

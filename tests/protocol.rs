@@ -1,4 +1,4 @@
-//! The WebSocket protocol of SPEC §4, over real sockets.
+//! The WebSocket protocol (docs/protocol.md), over real sockets.
 
 mod support;
 
