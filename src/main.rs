@@ -139,13 +139,20 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Installed before the address is printed: whoever reads it may signal at
+    // once, and an uninstalled SIGHUP would kill the process.
+    let handlers = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    );
     let addr = listener.local_addr().map_or(config.server.listen, |a| a);
     println!(
         "tickerd {} — dashboard at http://{addr}/",
         env!("CARGO_PKG_VERSION")
     );
     info!(%addr, config = %path.as_deref().map_or("<built-in>".into(), |p| p.display().to_string()), "Listening.");
-    tokio::spawn(signals(ticker.clone(), path.is_some()));
+    tokio::spawn(signals(handlers, ticker.clone(), path.is_some()));
     if path.is_some() {
         let t = ticker.clone();
         tokio::spawn(async move { t.watch().await });
@@ -158,13 +165,16 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// SIGINT, SIGTERM and SIGHUP streams, as installed.
+type Handlers = (
+    std::io::Result<tokio::signal::unix::Signal>,
+    std::io::Result<tokio::signal::unix::Signal>,
+    std::io::Result<tokio::signal::unix::Signal>,
+);
+
 /// SIGINT/SIGTERM shut down; SIGHUP reloads the config (when there is a file).
-async fn signals(ticker: Ticker, from_file: bool) {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+async fn signals(handlers: Handlers, ticker: Ticker, from_file: bool) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = handlers else {
         warn!("Cannot install signal handlers.");
         return;
     };
