@@ -1,4 +1,4 @@
-//! The wire protocol of `/ws` (SPEC §4): client requests and server frames.
+//! The wire protocol of `/ws` (README "Protocol in one minute"): client requests and server frames.
 //!
 //! Updates are encoded once, in `Hub::publish`, by `encode_update`; every other
 //! frame is a reply to one client and encoded here too, so the JSON shapes of the

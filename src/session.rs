@@ -319,7 +319,7 @@ fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
         .collect()
 }
 
-/// Maps a read error to how the connection is closed (SPEC §4: 1009, 1007).
+/// Maps a read error to how the connection is closed (1009 for too large, 1007 for invalid UTF-8).
 fn classify(e: tungstenite::Error) -> Closing {
     match e {
         tungstenite::Error::Capacity(_) => Closing::Code(1009, "frame too large"),

@@ -1,6 +1,6 @@
 //! Topic names, subscription patterns and topic templates.
 //!
-//! Owns the grammar of SPEC §3: a topic is dot-separated segments of
+//! Owns the topic grammar: a topic is dot-separated segments of
 //! `[A-Za-z0-9_-]`; the server's own topics start with `$` (`$sys.feeds`). A
 //! pattern may use `*` for exactly one segment and `>` as its last segment for one
 //! or more (NATS semantics); a wildcard in the first segment never matches a `$`

@@ -1,4 +1,4 @@
-//! The `tickerd` command (SPEC §1), run as a real child process.
+//! The `tickerd` command (README "Command line"), run as a real child process.
 
 mod support;
 
@@ -199,18 +199,26 @@ async fn sighup_without_a_file_says_so_and_logs_have_no_colour() {
 }
 
 /// With NATS unreachable, the link problem is logged at WARN with the URL (not
-/// as async_nats' INFO lines without one).
+/// as async_nats' INFO lines without one). A `feeds_dir` that does not exist
+/// is a warning in the log too.
 #[tokio::test]
 async fn an_unreachable_nats_is_a_warning_with_its_url() {
     let dir = tempfile::tempdir().unwrap();
     let nats = format!("nats://{}", support::feeds::refused_addr().await);
     std::fs::write(
         dir.path().join("config.toml"),
-        format!("[cluster]\nnats = \"{nats}\"\nnode = \"a\"\n"),
+        format!("[server]\nfeeds_dir = \"nope\"\n[cluster]\nnats = \"{nats}\"\nnode = \"a\"\n"),
     )
     .unwrap();
     let (_child, _addr, mut log) = spawn_logging(dir.path(), &["--listen", "127.0.0.1:0"]).await;
     let lines = log_until(&mut log, "NATS link problem").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("no such directory, 0 feeds from it")),
+        "{}",
+        lines.join("\n")
+    );
     let line = lines.last().unwrap();
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains(&format!("nats={nats}")), "{line}");

@@ -168,3 +168,25 @@ fn a_missing_feeds_dir_is_a_warning() {
     std::fs::write(&main, "[server]\n").unwrap();
     assert!(Config::load(&main).unwrap().warnings.is_empty());
 }
+
+/// A `file` feed's relative `path`, even in a file of `feeds_dir`, is
+/// relative to the main config file's directory (as feeds/file.toml says).
+#[test]
+fn relative_file_paths_resolve_against_the_config_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    std::fs::write(&main, "[server]\nfeeds_dir = \"sub/feeds\"\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("sub/feeds")).unwrap();
+    std::fs::write(
+        dir.path().join("sub/feeds/f.toml"),
+        "[[feed]]\nname = \"f\"\nkind = \"file\"\ntopic = \"f\"\npath = \"data/quotes.log\"\n",
+    )
+    .unwrap();
+    let c = Config::load(&main).unwrap();
+    match &c.feeds[0].kind {
+        tickerd::config::FeedKind::File(f) => {
+            assert_eq!(f.path, dir.path().join("data/quotes.log"))
+        }
+        other => panic!("{other:?}"),
+    }
+}

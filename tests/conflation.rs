@@ -1,4 +1,4 @@
-//! Conflation of slow readers (DESIGN.md hot-path rules). In a test binary of
+//! Conflation of slow readers (the hot path must never queue without bound). In a test binary of
 //! its own: it measures this process's memory, which other tests would disturb.
 
 mod support;

@@ -108,6 +108,22 @@ fn shipped_config_and_every_feed_example_are_valid() {
     }
 }
 
+/// Every `dashboards/*.toml` (when there are any) is TOML; validating its
+/// content belongs to the dashboards' own checks.
+#[test]
+fn dashboard_files_are_toml() {
+    let Ok(entries) = std::fs::read_dir(root().join("dashboards")) else {
+        return; // no dashboards in this tree
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            toml::from_str::<toml::Table>(&text)
+                .unwrap_or_else(|e| panic!("{}: not TOML: {e}", path.display()));
+        }
+    }
+}
+
 /// `tickerd check` on the shipped config prints the verdict line the README
 /// quotes, with the feed and disabled counts of the real files.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The HTTP routes of SPEC §5 over real sockets.
+//! The HTTP routes (README "HTTP routes") over real sockets.
 
 mod support;
 
@@ -69,6 +69,34 @@ async fn patterns_are_pointed_to_the_list_route() {
     assert_eq!(status, 400, "{body}");
     let (status, one) = get_json(&s.http("/api/topics/host.cpu")).await;
     assert_eq!((status, &one["data"]), (200, &json!(1)));
+}
+
+/// The publish token is taken only as `Authorization: Bearer`: `?token=`
+/// gets 401 with a message saying so (as SECURITY.md documents).
+#[tokio::test]
+async fn publish_token_is_not_taken_from_the_query() {
+    let s = Server::start("[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"pt\"\n").await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(s.http("/api/publish/a.b?token=pt"))
+        .body("1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Authorization: Bearer <publish_token> is required"),
+        "{body}"
+    );
+    let r = http
+        .post(s.http("/api/publish/a.b"))
+        .bearer_auth("pt")
+        .body("1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 /// Publishing needs `publish_token`: absent → 404; then 401, 403, 413, 400, and 200.

@@ -1,4 +1,4 @@
-//! Configuration: `config.toml` plus every `*.toml` in `feeds_dir` (SPEC §2).
+//! Configuration: `config.toml` plus every `*.toml` in `feeds_dir` (README "Configuration").
 //!
 //! Loading is two steps, as in Vector: serde reads raw tables (with
 //! `deny_unknown_fields`, so typos fail), then validation turns them into a checked

@@ -1,4 +1,4 @@
-//! The HTTP surface (SPEC §5): `/ws`, `/api/*`, `/metrics`, `/healthz` and the
+//! The HTTP surface (README "HTTP routes"): `/ws`, `/api/*`, `/metrics`, `/healthz` and the
 //! embedded web assets, as one axum [`Router`] that carries its own state.
 //!
 //! Handlers only translate HTTP into hub and session calls; errors that reach a
