@@ -108,6 +108,29 @@ fn shipped_config_and_every_feed_example_are_valid() {
     }
 }
 
+/// The Quick start's account of what the shipped config runs names the topics
+/// of every enabled feed (and says the rest are disabled).
+#[test]
+fn quick_start_names_what_the_shipped_config_runs() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("## Quick start")
+        .expect("a Quick start section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let config = Config::load(&root().join("config.toml")).unwrap();
+    for f in config.feeds.iter().filter(|f| f.enabled) {
+        let template = f.topic.as_str();
+        let prefix = template.split('{').next().unwrap();
+        assert!(
+            section.contains(prefix),
+            "the Quick start does not mention feed {:?} (topic {template})",
+            f.name
+        );
+    }
+    assert!(section.contains("disabled"), "{section}");
+}
+
 /// Every `dashboards/*.toml` (when there are any) is TOML; validating its
 /// content belongs to the dashboards' own checks.
 #[test]

@@ -1,9 +1,13 @@
 //! Configuration: `config.toml` plus every `*.toml` in `feeds_dir` (README "Configuration").
 //!
-//! Loading is two steps, as in Vector: serde reads raw tables (with
-//! `deny_unknown_fields`, so typos fail), then validation turns them into a checked
-//! [`Config`] and collects *every* error, each naming file, line and feed. A config
-//! either loads whole or not at all: nothing here starts or stops anything.
+//! Loading is two steps, as in Vector: serde reads raw tables whose keys keep
+//! their positions, then validation turns each section and feed into a checked
+//! [`Config`] and collects *every* error (one bad section hides nothing), each
+//! naming file, line (the value's own), feed, and what would be right: the
+//! typed structs have `deny_unknown_fields`, unknown names get the nearest valid
+//! one, durations and lists get an example. A config either loads whole or not
+//! at all: nothing here starts or stops anything. What is allowed but likely a
+//! mistake is a warning ([`Config::warnings`]).
 
 mod feed;
 
