@@ -1,6 +1,7 @@
 //! The `tickerd` command: parse arguments, load the config, serve, and shut down
 //! gracefully on SIGINT/SIGTERM (SIGHUP reloads). Everything else is the library.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,8 +20,9 @@ struct Cli {
     /// Config file (default: ./config.toml if it exists, else the built-in demo).
     #[arg(short, long, global = true)]
     config: Option<PathBuf>,
-    /// Address to listen on (overrides server.listen).
-    #[arg(long)]
+    /// Address to listen on, an IP address and port such as 127.0.0.1:8080
+    /// (overrides server.listen).
+    #[arg(long, value_parser = tickerd::config::parse_listen)]
     listen: Option<SocketAddr>,
     /// Serve the web assets from this directory instead of the embedded copy.
     #[arg(long)]
@@ -58,10 +60,14 @@ fn config_source(cli: &Cli) -> Option<PathBuf> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // async_nats reports each failed connection attempt at INFO without the
+    // URL; the cluster logs those itself (with the URL, rate-limited).
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let path = config_source(&cli);
     if let Some(Command::Check) = cli.command {
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
     runtime.block_on(run(cli, path))
 }
 
+/// `tickerd check`: every error and warning, then a one-line verdict.
 fn check(path: Option<&Path>) -> ExitCode {
     let result = match path {
         Some(p) => Config::load(p),
@@ -79,7 +86,11 @@ fn check(path: Option<&Path>) -> ExitCode {
     let name = path.map_or_else(|| "<built-in>".to_string(), |p| p.display().to_string());
     match result {
         Ok(c) => {
-            println!("{name}: ok ({} feeds)", c.feeds.len());
+            for w in &c.warnings {
+                println!("warning: {w}");
+            }
+            let disabled = c.feeds.iter().filter(|f| !f.enabled).count();
+            println!("{name}: ok ({} feeds, {disabled} disabled)", c.feeds.len());
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -128,13 +139,20 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Installed before the address is printed: whoever reads it may signal at
+    // once, and an uninstalled SIGHUP would kill the process.
+    let handlers = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    );
     let addr = listener.local_addr().map_or(config.server.listen, |a| a);
     println!(
         "tickerd {} — dashboard at http://{addr}/",
         env!("CARGO_PKG_VERSION")
     );
     info!(%addr, config = %path.as_deref().map_or("<built-in>".into(), |p| p.display().to_string()), "Listening.");
-    tokio::spawn(signals(ticker.clone()));
+    tokio::spawn(signals(handlers, ticker.clone(), path.is_some()));
     if path.is_some() {
         let t = ticker.clone();
         tokio::spawn(async move { t.watch().await });
@@ -147,13 +165,16 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// SIGINT/SIGTERM shut down; SIGHUP reloads the config.
-async fn signals(ticker: Ticker) {
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+/// SIGINT, SIGTERM and SIGHUP streams, as installed.
+type Handlers = (
+    std::io::Result<tokio::signal::unix::Signal>,
+    std::io::Result<tokio::signal::unix::Signal>,
+    std::io::Result<tokio::signal::unix::Signal>,
+);
+
+/// SIGINT/SIGTERM shut down; SIGHUP reloads the config (when there is a file).
+async fn signals(handlers: Handlers, ticker: Ticker, from_file: bool) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = handlers else {
         warn!("Cannot install signal handlers.");
         return;
     };
@@ -162,6 +183,10 @@ async fn signals(ticker: Ticker) {
             _ = int.recv() => break,
             _ = term.recv() => break,
             _ = hup.recv() => {
+                if !from_file {
+                    warn!("SIGHUP: running the built-in default config; there is no config file to reload (start with -c PATH).");
+                    continue;
+                }
                 info!("SIGHUP: reloading the config.");
                 let _ = ticker.reload().await;
                 continue;

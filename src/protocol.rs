@@ -164,6 +164,10 @@ enum Reply<'a> {
         id: Option<&'a Value>,
         op: &'a str,
         topics: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume: Option<&'a ResumeNote>,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        not_subscribed: &'a [String],
     },
     Topics {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,8 +201,32 @@ pub(crate) fn hello(epoch: &str, heartbeat_ms: u64) -> Utf8Bytes {
     })
 }
 
-pub(crate) fn ack(id: Option<&Value>, op: &str, topics: &[String]) -> Utf8Bytes {
-    encode(&Reply::Ack { id, op, topics })
+/// An `ack`; it also says whether a resume (`since`) was possible and which
+/// patterns an unsubscribe named that the connection did not hold.
+pub(crate) fn ack(
+    id: Option<&Value>,
+    op: &str,
+    topics: &[String],
+    resume: Option<&ResumeNote>,
+    not_subscribed: &[String],
+) -> Utf8Bytes {
+    encode(&Reply::Ack {
+        id,
+        op,
+        topics,
+        resume,
+        not_subscribed,
+    })
+}
+
+/// The `resume` field of a subscribe `ack` that carried `since`:
+/// `{"ok":true}`, or `{"ok":false,"reason":"..."}` when some or all topics get
+/// a snapshot instead of the replay asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct ResumeNote {
+    pub(crate) ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
 }
 
 pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo]) -> Utf8Bytes {

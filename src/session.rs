@@ -9,6 +9,7 @@
 //! Close frame with 1001. Neither half ever blocks the publisher: a slow peer
 //! only fills its own outbox, which conflates.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -26,7 +27,7 @@ use tracing::debug;
 use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
-use crate::protocol::{self, ErrorCode, Request};
+use crate::protocol::{self, ErrorCode, Request, ResumeNote};
 use crate::server::{Outgoing, Socket, BATCH_LIMIT};
 use crate::ticker::Settings;
 use crate::topic::Pattern;
@@ -140,8 +141,13 @@ impl Session {
             Ok(Request::Unsubscribe { topics }) => match parse_patterns(&topics) {
                 Err(msg) => protocol::error(id, ErrorCode::InvalidTopic, &msg),
                 Ok(patterns) => {
-                    self.hub.unsubscribe(sub, &patterns);
-                    protocol::ack(id, "unsubscribe", &topics)
+                    let not_held: Vec<String> = self
+                        .hub
+                        .unsubscribe(sub, &patterns)
+                        .iter()
+                        .map(|p| p.as_str().to_string())
+                        .collect();
+                    protocol::ack(id, "unsubscribe", &topics, None, &not_held)
                 }
             },
             Ok(Request::Subscribe {
@@ -182,21 +188,72 @@ impl Session {
                         .push_control(protocol::error(id, ErrorCode::TooManySubscriptions, &msg))
                         .await;
                 }
+                let (since, note) = self.resumable(since, epoch.as_deref());
                 outbox
-                    .push_control(protocol::ack(id, "subscribe", &topics))
+                    .push_control(protocol::ack(id, "subscribe", &topics, note.as_ref(), &[]))
                     .await;
-                let resume = Resume {
-                    since: if epoch.as_deref() == Some(&*self.hub.epoch()) {
-                        since
-                    } else {
-                        Default::default()
-                    },
-                };
-                self.hub.add_patterns(sub, &patterns, &resume);
+                self.hub.add_patterns(sub, &patterns, &Resume { since });
                 return;
             }
         };
         outbox.push_control(reply).await;
+    }
+}
+
+impl Session {
+    /// The `since` entries that can be honoured, and what the ack says about
+    /// it (nothing when the request had no `since`). A missing or foreign
+    /// epoch drops them all; a `since` above the topic's seq drops that one
+    /// (the client gets the snapshot rather than nothing).
+    fn resumable(
+        &self,
+        mut since: HashMap<String, u64>,
+        epoch: Option<&str>,
+    ) -> (HashMap<String, u64>, Option<ResumeNote>) {
+        if since.is_empty() {
+            return (since, None);
+        }
+        let refused = |reason: String| {
+            Some(ResumeNote {
+                ok: false,
+                reason: Some(reason),
+            })
+        };
+        match epoch {
+            None => {
+                let why = "no epoch given (send the epoch from hello with since): snapshots sent";
+                return (HashMap::new(), refused(why.into()));
+            }
+            Some(e) if e != &*self.hub.epoch() => {
+                let why = format!(
+                    "epoch mismatch ({e:?} is not this server's; it restarted): snapshots sent"
+                );
+                return (HashMap::new(), refused(why));
+            }
+            Some(_) => {}
+        }
+        let mut ahead: Vec<String> = Vec::new();
+        since.retain(|topic, seq| match self.hub.seq_of(topic) {
+            Some(current) if *seq > current => {
+                ahead.push(format!(
+                    "since {seq} for {topic} is above its seq {current}: snapshot sent"
+                ));
+                false
+            }
+            _ => true,
+        });
+        ahead.sort();
+        let note = match ahead.is_empty() {
+            true => ResumeNote {
+                ok: true,
+                reason: None,
+            },
+            false => ResumeNote {
+                ok: false,
+                reason: Some(ahead.join("; ")),
+            },
+        };
+        (since, Some(note))
     }
 }
 
@@ -262,7 +319,7 @@ fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
         .collect()
 }
 
-/// Maps a read error to how the connection is closed (docs/protocol.md, "Close codes": 1009, 1007).
+/// Maps a read error to how the connection is closed (1009 for too large, 1007 for invalid UTF-8).
 fn classify(e: tungstenite::Error) -> Closing {
     match e {
         tungstenite::Error::Capacity(_) => Closing::Code(1009, "frame too large"),

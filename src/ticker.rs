@@ -210,6 +210,7 @@ impl TickerBuilder {
         };
         let config = self.adjust.apply(config);
         kinds.check(&config.feeds)?;
+        log_warnings(&config);
         let metrics = Arc::new(Metrics::default());
         let cancel = self
             .cancel
@@ -247,7 +248,7 @@ impl TickerBuilder {
             adjust: self.adjust,
         });
         let diff = apply_feeds(&shared, &[], &config).await;
-        publish_config_ok(&shared, config.feeds.len(), &diff);
+        publish_config_ok(&shared, config.feeds.len(), &diff, &[]);
         Ok(Ticker { shared })
     }
 }
@@ -359,7 +360,10 @@ impl Ticker {
             .map(|c| self.shared.adjust.apply(c))
             .and_then(|c| kinds.check(&c.feeds).map(|()| c));
         match loaded {
-            Ok(config) => Ok(self.apply_now(config).await),
+            Ok(config) => {
+                log_warnings(&config);
+                Ok(self.apply_now(config).await)
+            }
             Err(errors) => {
                 self.shared
                     .metrics
@@ -385,11 +389,14 @@ impl Ticker {
     /// [`Ticker::apply`] for a caller that holds `reloading`.
     async fn apply_now(&self, config: Config) -> Diff {
         let mut current = self.shared.config.lock().await;
+        let mut restart_needed = Vec::new();
         if config.server.listen != current.server.listen {
             warn!(old = %current.server.listen, new = %config.server.listen, "server.listen changed: restart tickerd to apply it.");
+            restart_needed.push("server.listen");
         }
         if config.cluster != current.cluster {
             warn!("[cluster] changed: restart tickerd to apply it.");
+            restart_needed.push("cluster");
         }
         *self
             .shared
@@ -404,7 +411,7 @@ impl Ticker {
             .reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         info!(added = ?diff.added, changed = ?diff.changed, removed = ?diff.removed, "Config reloaded.");
-        publish_config_ok(&self.shared, config.feeds.len(), &diff);
+        publish_config_ok(&self.shared, config.feeds.len(), &diff, &restart_needed);
         *current = config;
         diff
     }
@@ -442,7 +449,19 @@ async fn apply_feeds(shared: &Shared, old: &[FeedConfig], config: &Config) -> Di
     }
 }
 
-fn publish_config_ok(shared: &Shared, feeds: usize, diff: &Diff) {
-    let msg = json!({"ok": true, "feeds": feeds, "added": diff.added, "changed": diff.changed, "removed": diff.removed});
+/// Logs what the config allows but is probably a mistake.
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        warn!(warning = %w, "Config warning.");
+    }
+}
+
+/// `{"ok":true,...}` on `$sys.config`; `restart_needed` (present only when not
+/// empty) names settings that changed but apply only after a restart.
+fn publish_config_ok(shared: &Shared, feeds: usize, diff: &Diff, restart_needed: &[&str]) {
+    let mut msg = json!({"ok": true, "feeds": feeds, "added": diff.added, "changed": diff.changed, "removed": diff.removed});
+    if !restart_needed.is_empty() {
+        msg["restart_needed"] = json!(restart_needed);
+    }
     let _ = shared.hub.publish(CONFIG_TOPIC, &msg);
 }

@@ -1,6 +1,7 @@
 //! Topic names, subscription patterns and topic templates.
 //!
-//! Owns the topic grammar (docs/protocol.md, "Topics and patterns"): a topic is dot-separated segments of
+//! Owns the topic grammar (docs/protocol.md, "Topics and patterns"): a topic is
+//! dot-separated segments of
 //! `[A-Za-z0-9_-]`; the server's own topics start with `$` (`$sys.feeds`). A
 //! pattern may use `*` for exactly one segment and `>` as its last segment for one
 //! or more (NATS semantics); a wildcard in the first segment never matches a `$`
@@ -282,7 +283,7 @@ impl TopicTemplate {
     /// plain word must be a valid topic that does not start with `$`.
     ///
     /// # Errors
-    /// Returns a [`TopicError`] for unbalanced braces, empty field names or a
+    /// Returns a [`TopicError`] for unbalanced braces, field names that are not `[A-Za-z0-9_]+` or a
     /// template that cannot yield a valid topic.
     pub fn parse(text: &str) -> Result<Self, TopicError> {
         let mut pieces = Vec::new();
@@ -305,8 +306,13 @@ impl TopicTemplate {
                         .find('}')
                         .ok_or_else(|| err(format!("`{text}`: unclosed `{{`")))?;
                     let field = &after[..close];
-                    if field.is_empty() || field.contains('{') {
-                        return Err(err(format!("`{text}`: bad placeholder `{{{field}}}`")));
+                    if field.is_empty()
+                        || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
+                        return Err(err(format!(
+                            "`{text}`: bad placeholder `{{{field}}}` (a placeholder names an \
+                             item field: [A-Za-z0-9_]+, e.g. `{{symbol}}`)"
+                        )));
                     }
                     pieces.push(Piece::Field(field.to_string()));
                     rest = &after[close + 1..];
@@ -473,6 +479,8 @@ mod tests {
         assert!(TopicTemplate::parse("a.{").is_err());
         assert!(TopicTemplate::parse("a.}").is_err());
         assert!(TopicTemplate::parse("a.{}").is_err());
+        assert!(TopicTemplate::parse("s.{sym bol}").is_err());
+        assert!(TopicTemplate::parse("s.{sym-bol}").is_err());
         assert!(TopicTemplate::parse("$sys.x").is_err());
         assert!(TopicTemplate::parse("a..{b}").is_err());
         assert!(TopicTemplate::parse("fixed.topic").unwrap().is_fixed());

@@ -1,4 +1,4 @@
-//! The `tickerd` command (README.md, "Command line"), run as a real child process.
+//! The `tickerd` command (README "Command line"), run as a real child process.
 
 mod support;
 
@@ -140,4 +140,136 @@ async fn invalid_config_at_start_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("config.toml:2"), "{err}");
+}
+
+/// Starts `tickerd ARGS` in `cwd` with its log piped: the child, its address
+/// and the log's lines.
+async fn spawn_logging(
+    cwd: &std::path::Path,
+    args: &[&str],
+) -> (
+    Child,
+    String,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let (mut child, addr) =
+        support::spawn_tickerd_logging(cwd, &args, std::process::Stdio::piped()).await;
+    let log = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    (child, addr, log)
+}
+
+/// Reads log lines until one contains `needle`; returns every line read.
+async fn log_until(
+    log: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    needle: &str,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    within(async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            let found = line.contains(needle);
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+        panic!("the log ended without {needle:?}:\n{}", seen.join("\n"));
+    })
+    .await;
+    seen
+}
+
+/// SIGHUP under the built-in default logs that there is no config file to
+/// reload (and the server keeps serving); the log, not a terminal here, has no
+/// ANSI colour codes.
+#[tokio::test]
+async fn sighup_without_a_file_says_so_and_logs_have_no_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr, mut log) = spawn_logging(dir.path(), &["--listen", "127.0.0.1:0"]).await;
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGHUP).unwrap();
+    let lines = log_until(&mut log, "no config file to reload").await;
+    assert!(
+        lines.iter().all(|l| !l.contains('\u{1b}')),
+        "ANSI codes in a piped log:\n{}",
+        lines.join("\n")
+    );
+    let (status, _) = support::get_json(&format!("http://{addr}/healthz")).await;
+    assert_eq!(status, 200);
+}
+
+/// With NATS unreachable, the link problem is logged at WARN with the URL (not
+/// as async_nats' INFO lines without one). A `feeds_dir` that does not exist
+/// is a warning in the log too.
+#[tokio::test]
+async fn an_unreachable_nats_is_a_warning_with_its_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = support::feeds::refused_addr();
+    let nats = format!("nats://{}", refused.addr);
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!("[server]\nfeeds_dir = \"nope\"\n[cluster]\nnats = \"{nats}\"\nnode = \"a\"\n"),
+    )
+    .unwrap();
+    let (_child, _addr, mut log) = spawn_logging(dir.path(), &["--listen", "127.0.0.1:0"]).await;
+    let lines = log_until(&mut log, "NATS link problem").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("no such directory, 0 feeds from it")),
+        "{}",
+        lines.join("\n")
+    );
+    let line = lines.last().unwrap();
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains(&format!("nats={nats}")), "{line}");
+    assert!(
+        !lines.iter().any(|l| l.contains("INFO async_nats")),
+        "{}",
+        lines.join("\n")
+    );
+}
+
+/// `tickerd check` counts disabled feeds and prints a warning for a
+/// `feeds_dir` that does not exist; `--listen` with a host name says what to
+/// write instead.
+#[tokio::test]
+async fn check_counts_disabled_feeds_and_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[server]\nfeeds_dir = \"nope\"\n\n[[feed]]\nname = \"a\"\nkind = \"system\"\ntopic = \"h.a\"\n\n[[feed]]\nname = \"b\"\nkind = \"system\"\ntopic = \"h.b\"\nenabled = false\n",
+    )
+    .unwrap();
+    let (code, text) = check(&path).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "warning: {}:2: [server] feeds_dir = \"nope\"",
+            path.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("no such directory, 0 feeds from it"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!("{}: ok (2 feeds, 1 disabled)\n", path.display())),
+        "{text}"
+    );
+    let out = within(
+        Command::new(BIN)
+            .args(["--listen", "localhost:8080", "check"])
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"localhost:8080\" is not an IP address and port (a host name is not accepted); write e.g. \"127.0.0.1:8080\""),
+        "{err}"
+    );
 }

@@ -1,4 +1,4 @@
-//! Conflation of slow readers (a slow reader gets the latest value per topic, never an unbounded queue). In a test binary of
+//! Conflation of slow readers (the hot path must never queue without bound). In a test binary of
 //! its own: it measures this process's memory, which other tests would disturb.
 
 mod support;

@@ -80,7 +80,8 @@ async fn tail_follows_appends_truncation_and_rotation() {
     assert!(s.errors >= 1, "the garbage line counts: {s:?}");
 }
 
-/// A missing file is waited for (still `starting`, no errors) and read from
+/// A missing file is waited for (still `starting`, no errors, the error field
+/// saying what it waits for) and read from
 /// its start once it appears; `whole` publishes the content on every change
 /// (fanned out through `extract`, or as text), also when replaced by rename.
 #[tokio::test]
@@ -143,13 +144,17 @@ path = "{}"
     assert_eq!(c.update_of("note").await["data"], "hello");
     c.subscribe(&["later", "$sys.feeds"]).await;
 
-    let waiting = server
-        .ticker
-        .feed_statuses()
-        .await
-        .into_iter()
-        .find(|s| s.feed == "later")
-        .unwrap();
+    // Waiting is not an error, but the status says what it waits for.
+    let waiting_for = format!("waiting for {} to exist", later.display());
+    let status = || async {
+        let all = server.ticker.feed_statuses().await;
+        all.into_iter().find(|s| s.feed == "later").unwrap()
+    };
+    support::eventually("the waiting feed says what it waits for", || async {
+        status().await.error.as_deref() == Some(waiting_for.as_str())
+    })
+    .await;
+    let waiting = status().await;
     assert_eq!(
         serde_json::to_value(waiting.state).unwrap(),
         "starting",

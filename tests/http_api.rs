@@ -41,6 +41,64 @@ async fn topics_and_snapshots() {
     assert_eq!(status, 404);
 }
 
+/// A pattern at `/api/topics/{topic}` is a 400 that says patterns are not
+/// taken there and points to `?pattern=`, which lists what the pattern matches;
+/// a plain topic still answers as before.
+#[tokio::test]
+async fn patterns_are_pointed_to_the_list_route() {
+    let s = Server::start(EMPTY).await;
+    for t in ["stocks.AAPL", "stocks.MSFT", "host.cpu"] {
+        s.ticker.hub().publish(t, &json!(1)).unwrap();
+    }
+    let (status, body) = get_json(&s.http("/api/topics/stocks.*")).await;
+    assert_eq!(status, 400, "{body}");
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains("is a pattern"), "{msg}");
+    assert!(msg.contains("GET /api/topics?pattern=stocks.*"), "{msg}");
+    let (status, list) = get_json(&s.http("/api/topics?pattern=stocks.*")).await;
+    assert_eq!(status, 200);
+    let mut names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["topic"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["stocks.AAPL", "stocks.MSFT"]);
+    let (status, body) = get_json(&s.http("/api/topics?pattern=a..b")).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, one) = get_json(&s.http("/api/topics/host.cpu")).await;
+    assert_eq!((status, &one["data"]), (200, &json!(1)));
+}
+
+/// The publish token is taken only as `Authorization: Bearer`: `?token=`
+/// gets 401 with a message saying so (as SECURITY.md documents).
+#[tokio::test]
+async fn publish_token_is_not_taken_from_the_query() {
+    let s = Server::start("[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"pt\"\n").await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(s.http("/api/publish/a.b?token=pt"))
+        .body("1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Authorization: Bearer <publish_token> is required"),
+        "{body}"
+    );
+    let r = http
+        .post(s.http("/api/publish/a.b"))
+        .bearer_auth("pt")
+        .body("1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 /// Publishing needs `publish_token`: absent → 404; then 401, 403, 413, 400, and 200.
 #[tokio::test]
 async fn publish_route() {

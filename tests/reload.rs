@@ -576,6 +576,34 @@ async fn a_config_behind_a_swapped_symlink_is_followed() {
     .await;
 }
 
+/// A reload that changes `[server] listen` is applied (the rest of it) and
+/// `$sys.config` says a restart is needed for `server.listen`; a reload that
+/// changes nothing of the kind carries no `restart_needed`.
+#[tokio::test]
+async fn a_listen_change_says_a_restart_is_needed() {
+    let s = Server::start("[server]\nlisten = \"127.0.0.1:0\"\n").await;
+    let mut c = s.client().await;
+    c.subscribe(&["$sys.config"]).await;
+    let first = c.update_of("$sys.config").await;
+    assert!(first["data"].get("restart_needed").is_none(), "{first}");
+    // The watcher may reload too: whichever reload applies the change says so.
+    std::fs::write(&s.config_path, "[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+    s.ticker.reload().await.unwrap();
+    let reply = c
+        .recv_until(|v| v["topic"] == "$sys.config" && v["data"].get("restart_needed").is_some())
+        .await;
+    assert_eq!(reply["data"]["ok"], true, "{reply}");
+    assert_eq!(
+        reply["data"]["restart_needed"],
+        json!(["server.listen"]),
+        "{reply}"
+    );
+    // Nothing changed since: the next reply carries no restart_needed.
+    s.ticker.reload().await.unwrap();
+    let next = c.update_of("$sys.config").await;
+    assert!(next["data"].get("restart_needed").is_none(), "{next}");
+}
+
 /// `TickerBuilder::adjust` (how the binary applies `--web-dir` and `--listen`)
 /// is applied again to every reloaded config, so an override survives a reload.
 #[tokio::test]

@@ -400,7 +400,8 @@ async fn oversized_subscribe_is_refused() {
     assert_eq!(c.recv().await["code"], "too_many_subscriptions");
 }
 
-/// `limits.max_topics` refuses a topic past the cap with a clear error, while
+/// `limits.max_topics` refuses a topic past the cap with 507 and a message
+/// saying the server holds its maximum (the topic itself is valid), while
 /// topics that exist keep taking updates.
 #[tokio::test]
 async fn topic_count_is_capped() {
@@ -425,8 +426,12 @@ async fn topic_count_is_capped() {
     assert_eq!(publish("a.one").await.0, 200);
     assert_eq!(publish("a.two").await.0, 200);
     let (status, body) = publish("a.three").await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body.contains("max_topics"), "{body}");
+    assert_eq!(status, 507, "{body}");
+    assert!(
+        body.contains("already holds its maximum of 2 topics ([limits] max_topics)"),
+        "{body}"
+    );
+    assert!(!body.contains("invalid topic"), "{body}");
     assert_eq!(
         publish("a.one").await.0,
         200,

@@ -195,7 +195,9 @@ function renderFeeds() {
     if (stale) {
       li.append(el('div', 'feed-stale', f.last_ok ? `stale since ${formatTime(f.last_ok)}` : 'stale: no update yet'));
     }
-    if (f.error && f.state !== 'running') li.append(el('div', 'feed-error', f.error));
+    // A running feed's error matters while nothing got through (e.g. every item
+    // lacks a field of its topic template); later it is history.
+    if (f.error && (f.state !== 'running' || f.updates === 0)) li.append(el('div', 'feed-error', f.error));
     return li;
   });
   ul.replaceChildren(...items);

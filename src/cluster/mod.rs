@@ -140,6 +140,14 @@ impl Cluster {
             options = options.credentials_file(path).await?;
         }
         let urls = config.urls().join(",");
+        let log = Arc::new(LinkLog {
+            urls: urls.clone(),
+            last: Mutex::default(),
+        });
+        options = options.event_callback(move |event| {
+            log.note(event);
+            async {}
+        });
         let client = options
             .connect(urls.as_str())
             .await
@@ -332,6 +340,50 @@ async fn share_feed_statuses(cluster: Arc<Cluster>) {
 }
 
 /// Waits until `cluster`'s link is up; false when shutting down first.
+/// How often a NATS link that keeps failing is logged again.
+const LINK_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Logs the NATS link's events with its URL: failures at WARN, at most once per
+/// [`LINK_LOG_EVERY`] (with how many were not logged), so a NATS that is down
+/// does not flood the log; (re)connection at INFO.
+struct LinkLog {
+    urls: String,
+    /// When a failure was last logged, and how many came since.
+    last: Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl LinkLog {
+    fn note(&self, event: async_nats::Event) {
+        use async_nats::Event;
+        let urls = &self.urls;
+        let problem = match event {
+            Event::Connected => {
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = (None, 0);
+                info!(nats = %urls, "Connected to NATS.");
+                return;
+            }
+            Event::Disconnected => "disconnected".to_string(),
+            Event::ServerError(e) => format!("server error: {e}"),
+            Event::ClientError(e) => format!("cannot connect: {e}"),
+            other => {
+                tracing::debug!(nats = %urls, event = %other, "NATS event.");
+                return;
+            }
+        };
+        let repeated = {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            match last.0 {
+                Some(at) if at.elapsed() < LINK_LOG_EVERY => {
+                    last.1 += 1;
+                    return;
+                }
+                _ => std::mem::replace(&mut *last, (Some(std::time::Instant::now()), 0)).1,
+            }
+        };
+        warn!(nats = %urls, error = %problem, repeated, "NATS link problem; retrying.");
+    }
+}
+
 async fn until_connected(cluster: &Cluster) -> bool {
     loop {
         if cluster.connected() {

@@ -451,28 +451,76 @@ fn parse_kind(kind: &str, options: toml::Table, base_dir: &Path) -> Result<FeedK
     }
 }
 
-/// Deserializes a kind's options. On an error it names the key the error is
-/// about, drops that key and tries again, so one pass reports every bad key; the
-/// value built without the bad keys (if any) still gets its value checks.
-fn de<T: serde::de::DeserializeOwned>(
+/// Deserializes a table's keys into `T` (a kind's options, a `[server]`
+/// section). On an error it names the key the error is about, drops that key
+/// and tries again, so one pass reports every bad key; the value built without
+/// the bad keys (if any) still gets its value checks. Each message carries a
+/// hint from [`explain`]; a "missing field" for a key that was there but bad is
+/// not reported twice.
+pub(super) fn de<T: serde::de::DeserializeOwned>(
     mut options: toml::Table,
     problems: &mut Vec<(Option<String>, String)>,
 ) -> Option<T> {
+    let mut dropped: Vec<String> = Vec::new();
     for _ in 0..=options.len() {
         match toml::Value::Table(options.clone()).try_into::<T>() {
             Ok(v) => return Some(v),
             Err(e) => {
                 let msg = e.message().trim().to_string();
+                if dropped
+                    .iter()
+                    .any(|k| msg == format!("missing field `{k}`"))
+                {
+                    return None;
+                }
                 let key = blamed_key(&msg, &options);
-                problems.push((key.clone(), msg));
+                let value = key.as_ref().and_then(|k| options.get(k));
+                problems.push((key.clone(), explain(&msg, key.as_deref(), value)));
                 match key {
-                    Some(k) if options.remove(&k).is_some() => {}
+                    Some(k) if options.remove(&k).is_some() => dropped.push(k),
                     _ => return None,
                 }
             }
         }
     }
     None
+}
+
+/// A serde message made actionable: what a duration looks like, a list written
+/// as a string shown as the list it should be, the nearest valid name for an
+/// unknown one.
+pub(super) fn explain(msg: &str, key: Option<&str>, value: Option<&toml::Value>) -> String {
+    if msg.contains("expected a duration") {
+        return format!("{msg}; use a string like \"5s\", \"250ms\", \"1m\"");
+    }
+    if msg.contains("expected a sequence") {
+        if let (Some(k), Some(toml::Value::String(s))) = (key, value) {
+            let list: Vec<String> = s.split_whitespace().map(|w| format!("{w:?}")).collect();
+            return format!(
+                "`{k}` must be a list, not a string: write {k} = [{}]",
+                list.join(", ")
+            );
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        if let Some(near) = nearest(name, &candidates) {
+            let expected = expected.trim_start_matches(", ");
+            return format!("unknown field `{name}`; did you mean `{near}`? ({expected})");
+        }
+    }
+    msg.to_string()
+}
+
+/// The candidate closest to `name`, when it is close enough to be a typo.
+pub(super) fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(name, c), *c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
 }
 
 /// The key a serde message is about: serde quotes key names in backticks

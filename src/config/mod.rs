@@ -1,9 +1,13 @@
-//! Configuration: `config.toml` plus every `*.toml` in `feeds_dir` (README.md, "Configuration").
+//! Configuration: `config.toml` plus every `*.toml` in `feeds_dir` (README "Configuration").
 //!
-//! Loading is two steps, as in Vector: serde reads raw tables (with
-//! `deny_unknown_fields`, so typos fail), then validation turns them into a checked
-//! [`Config`] and collects *every* error, each naming file, line and feed. A config
-//! either loads whole or not at all: nothing here starts or stops anything.
+//! Loading is two steps, as in Vector: serde reads raw tables whose keys keep
+//! their positions, then validation turns each section and feed into a checked
+//! [`Config`] and collects *every* error (one bad section hides nothing), each
+//! naming file, line (the value's own), feed, and what would be right: the
+//! typed structs have `deny_unknown_fields`, unknown names get the nearest valid
+//! one, durations and lists get an example. A config either loads whole or not
+//! at all: nothing here starts or stops anything. What is allowed but likely a
+//! mistake is a warning ([`Config::warnings`]).
 
 mod feed;
 
@@ -12,13 +16,14 @@ pub use feed::{
     SseOptions, SyntheticOptions, SystemOptions, WebSocketOptions, BUILTIN_KINDS,
 };
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 /// The config used when no `config.toml` is given or found: synthetic stock
 /// tickers and this host's metrics, offline.
@@ -101,7 +106,8 @@ impl std::error::Error for ConfigErrors {}
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Address to listen on.
+    /// Address to listen on: an IP address and a port (see [`parse_listen`]).
+    #[serde(deserialize_with = "listen_addr")]
     pub listen: SocketAddr,
     /// Directory of extra `*.toml` feed files, relative to the config file.
     pub feeds_dir: PathBuf,
@@ -273,29 +279,186 @@ impl ClusterConfig {
     }
 }
 
+/// A table whose keys and values keep their positions in the text.
+type RawTable = feed::RawFeed;
+
+/// The main file's sections, each kept raw so that every key's line is known
+/// and one bad section does not hide the errors of the others.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawMain {
+    server: Option<RawTable>,
+    limits: Option<RawTable>,
+    history: Option<RawTable>,
+    dashboard: Option<RawTable>,
+    cluster: Option<RawTable>,
     #[serde(default)]
-    server: ServerConfig,
-    #[serde(default)]
-    limits: LimitsConfig,
-    #[serde(default)]
-    history: HistoryConfig,
-    #[serde(default)]
-    dashboard: DashboardConfig,
-    cluster: Option<ClusterConfig>,
-    #[serde(default)]
-    access: Vec<AccessConfig>,
+    access: Vec<RawTable>,
     #[serde(default)]
     feed: Vec<feed::RawFeed>,
 }
 
+/// The top-level names of a main file.
+const MAIN_SECTIONS: [&str; 7] = [
+    "server",
+    "limits",
+    "history",
+    "dashboard",
+    "cluster",
+    "access",
+    "feed",
+];
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawFeedsFile {
     #[serde(default)]
     feed: Vec<feed::RawFeed>,
+}
+
+/// An IP address and a port, as `listen` and `--listen` take it.
+///
+/// A host name such as `localhost` is refused rather than resolved: a server
+/// binds one known address, and what a name resolves to depends on the host.
+///
+/// # Errors
+/// A message that echoes the value and shows a valid one.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "{text:?} is not an IP address and port (a host name is not accepted); \
+             write e.g. \"127.0.0.1:8080\", or \"0.0.0.0:8080\" for every interface"
+        )
+    })
+}
+
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// One file being validated: where each key was written, and what is wrong.
+struct Doc<'a> {
+    file: &'a Path,
+    text: &'a str,
+    /// `server` → its header's line, `server.listen` → the key's line.
+    lines: HashMap<String, Location>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Doc<'a> {
+    fn new(file: &'a Path, text: &'a str) -> Self {
+        Doc {
+            file,
+            text,
+            lines: HashMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Where `key` (`server.listen`) was written: its own line, else its
+    /// section's, else line 1.
+    fn at(&self, key: &str) -> Location {
+        let mut k = key;
+        loop {
+            if let Some(l) = self.lines.get(k) {
+                return l.clone();
+            }
+            match k.rsplit_once('.') {
+                Some((head, _)) => k = head,
+                None => {
+                    return Location {
+                        file: self.file.to_path_buf(),
+                        line: 1,
+                    }
+                }
+            }
+        }
+    }
+
+    fn error(&mut self, key: &str, message: String) {
+        let location = Some(self.at(key));
+        self.errors.push(ConfigError {
+            location,
+            feed: None,
+            message,
+        });
+    }
+
+    /// Refuses top-level names that are not sections, suggesting the nearest.
+    fn check_top_level(&mut self, sections: &[&str]) {
+        let Ok(top) = toml::from_str::<BTreeMap<Spanned<String>, toml::Value>>(self.text) else {
+            return; // the typed parse reports the syntax error
+        };
+        for (name, value) in &top {
+            let name_str = name.get_ref().as_str();
+            if sections.contains(&name_str) {
+                continue;
+            }
+            let shown = |n: &str| match value {
+                toml::Value::Table(_) => format!("[{n}]"),
+                toml::Value::Array(a) if a.iter().all(toml::Value::is_table) => format!("[[{n}]]"),
+                _ => format!("`{n}`"),
+            };
+            let hint = match feed::nearest(name_str, sections) {
+                Some(near) => format!("; did you mean {}?", shown(near)),
+                None => String::new(),
+            };
+            let all: Vec<String> = sections.iter().map(|s| shown(s)).collect();
+            let location = Some(Location::new(self.file, self.text, name.span().start));
+            self.errors.push(ConfigError {
+                location,
+                feed: None,
+                message: format!(
+                    "unknown section {}{hint} (expected one of {})",
+                    shown(name_str),
+                    all.join(", ")
+                ),
+            });
+        }
+    }
+
+    /// [`Doc::section`] for an optional `[name]` table.
+    fn named<T: serde::de::DeserializeOwned>(
+        &mut self,
+        name: &str,
+        raw: Option<RawTable>,
+    ) -> Option<T> {
+        raw.and_then(|r| self.section(name, &format!("[{name}]"), r))
+    }
+
+    /// Deserializes one section, recording where each of its keys is and an
+    /// error (at the key's line) for each bad key. `label` names the section in
+    /// messages (`[server]`, `[[access]] #2`).
+    fn section<T: serde::de::DeserializeOwned>(
+        &mut self,
+        key: &str,
+        label: &str,
+        raw: RawTable,
+    ) -> Option<T> {
+        let (file, text) = (self.file, self.text);
+        self.lines
+            .insert(key.to_string(), Location::new(file, text, raw.span().start));
+        let table: toml::Table = raw
+            .into_inner()
+            .into_iter()
+            .map(|(k, v)| {
+                let at = Location::new(file, text, k.span().start);
+                self.lines.insert(format!("{key}.{}", k.get_ref()), at);
+                (k.into_inner(), v.into_inner())
+            })
+            .collect();
+        let mut problems = Vec::new();
+        let value = feed::de::<T>(table, &mut problems);
+        for (k, msg) in problems {
+            match k {
+                Some(k) if !msg.starts_with("unknown field") => {
+                    self.error(&format!("{key}.{k}"), format!("{label} {k}: {msg}"))
+                }
+                Some(k) => self.error(&format!("{key}.{k}"), format!("{label} {msg}")),
+                None => self.error(key, format!("{label} {msg}")),
+            }
+        }
+        value
+    }
 }
 
 /// A loaded, validated config.
@@ -319,6 +482,9 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// The resolved feeds directory, when loaded from disk.
     pub feeds_dir: Option<PathBuf>,
+    /// What is allowed but probably a mistake (a `feeds_dir` that does not
+    /// exist): `tickerd check` prints these, the server logs them.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Which kinds beyond the built-in ones a config may name.
@@ -371,9 +537,24 @@ impl Config {
         custom: KindFilter<'_>,
     ) -> Result<Config, ConfigErrors> {
         let raw: RawMain = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
-        let mut errors = Vec::new();
+        let mut doc = Doc::new(file, text);
+        doc.check_top_level(&MAIN_SECTIONS);
+        let server: ServerConfig = doc.named("server", raw.server).unwrap_or_default();
+        let limits: LimitsConfig = doc.named("limits", raw.limits).unwrap_or_default();
+        let history: HistoryConfig = doc.named("history", raw.history).unwrap_or_default();
+        let dashboard: DashboardConfig = doc.named("dashboard", raw.dashboard).unwrap_or_default();
+        let cluster: Option<ClusterConfig> = doc.named("cluster", raw.cluster);
+        let access: Vec<AccessConfig> = raw
+            .access
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                doc.section(&format!("access{i}"), &format!("[[access]] #{}", i + 1), r)
+            })
+            .collect();
         let here = Path::new(".");
         let mut feeds = Vec::new();
+        let mut warnings = Vec::new();
         collect_feeds(
             raw.feed,
             file,
@@ -381,53 +562,79 @@ impl Config {
             base_dir.unwrap_or(here),
             custom,
             &mut feeds,
-            &mut errors,
+            &mut doc.errors,
         );
-        let feeds_dir = base_dir.map(|b| b.join(&raw.server.feeds_dir));
+        let feeds_dir = base_dir.map(|b| b.join(&server.feeds_dir));
         if let Some(dir) = &feeds_dir {
-            for path in feed_files(dir).map_err(|e| one_error(dir, e))? {
-                match std::fs::read_to_string(&path) {
-                    Err(e) => errors.push(plain_error(&path, format!("cannot read: {e}"))),
-                    Ok(text) => match toml::from_str::<RawFeedsFile>(&text) {
-                        Err(e) => errors.extend(toml_error(&path, &text, &e).0),
-                        Ok(f) => collect_feeds(
-                            f.feed,
-                            &path,
-                            &text,
-                            base_dir.unwrap_or(here),
-                            custom,
-                            &mut feeds,
-                            &mut errors,
+            match feed_files(dir) {
+                Err(e) => doc.error("server.feeds_dir", e),
+                // Only when written: the default `feeds` may well be absent.
+                Ok(None) if doc.lines.contains_key("server.feeds_dir") => {
+                    warnings.push(ConfigError {
+                        location: Some(doc.at("server.feeds_dir")),
+                        feed: None,
+                        message: format!(
+                            "[server] feeds_dir = {:?} ({}): no such directory, 0 feeds from it",
+                            server.feeds_dir.display().to_string(),
+                            dir.display()
                         ),
-                    },
+                    })
+                }
+                Ok(None) => {}
+                Ok(Some(files)) => {
+                    for path in files {
+                        load_feeds_file(&path, base_dir.unwrap_or(here), custom, &mut feeds)
+                            .unwrap_or_else(|e| doc.errors.extend(e));
+                    }
                 }
             }
         }
         let mut seen: HashMap<&str, &Location> = HashMap::new();
         for f in &feeds {
             if let Some(first) = seen.insert(&f.name, &f.location) {
-                errors.push(ConfigError {
+                doc.errors.push(ConfigError {
                     location: Some(f.location.clone()),
                     feed: Some(f.name.clone()),
-                    message: format!("duplicate feed name (first defined at {first})"),
+                    message: format!(
+                        "duplicate feed name: \"{}\" is already defined at {first}; \
+                         feed names must be unique (rename or remove one)",
+                        f.name
+                    ),
                 });
             }
         }
-        check_sections(&raw.server, &raw.limits, &raw.cluster, file, &mut errors);
-        check_access(&raw.server, &raw.access, file, &mut errors);
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
+        check_sections(&server, &limits, &cluster, &mut doc);
+        check_access(&server, &access, &mut doc);
+        if !doc.errors.is_empty() {
+            // In file order (the main file first), then by line.
+            let mut files: Vec<PathBuf> = Vec::new();
+            for e in &doc.errors {
+                if let Some(l) = &e.location {
+                    if !files.contains(&l.file) {
+                        files.push(l.file.clone());
+                    }
+                }
+            }
+            let order = |e: &ConfigError| {
+                e.location.as_ref().map_or((usize::MAX, 0), |l| {
+                    let file = files.iter().position(|f| *f == l.file);
+                    (file.unwrap_or(usize::MAX), l.line)
+                })
+            };
+            doc.errors.sort_by_key(order);
+            return Err(ConfigErrors(doc.errors));
         }
         Ok(Config {
-            server: raw.server,
-            limits: raw.limits,
-            history: raw.history,
-            dashboard: raw.dashboard,
-            cluster: raw.cluster,
-            access: raw.access,
+            server,
+            limits,
+            history,
+            dashboard,
+            cluster,
+            access,
             feeds,
             path: None,
             feeds_dir,
+            warnings,
         })
     }
 
@@ -454,34 +661,66 @@ fn collect_feeds(
     }
 }
 
-/// The `*.toml` files of `dir`, sorted; a missing directory has none.
-fn feed_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// The `*.toml` files of `dir`, sorted; `None` when it does not exist.
+fn feed_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read feeds directory: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "cannot read feeds directory {}: {e}",
+                dir.display()
+            ))
+        }
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
         .collect();
     files.sort();
-    Ok(files)
+    Ok(Some(files))
 }
 
+/// Adds the feeds of one file of `feeds_dir`.
+///
+/// # Errors
+/// Every problem of that file.
+fn load_feeds_file(
+    path: &Path,
+    base: &Path,
+    custom: KindFilter<'_>,
+    feeds: &mut Vec<FeedConfig>,
+) -> Result<(), Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![plain_error(path, format!("cannot read: {e}"))])?;
+    let raw: RawFeedsFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e).0)?;
+    let mut doc = Doc::new(path, &text);
+    doc.check_top_level(&["feed"]);
+    collect_feeds(raw.feed, path, &text, base, custom, feeds, &mut doc.errors);
+    match doc.errors.is_empty() {
+        true => Ok(()),
+        false => Err(doc.errors),
+    }
+}
+
+/// Value checks of the sections beyond their types, each at its key's line.
 fn check_sections(
     server: &ServerConfig,
     limits: &LimitsConfig,
     cluster: &Option<ClusterConfig>,
-    file: &Path,
-    errors: &mut Vec<ConfigError>,
+    doc: &mut Doc<'_>,
 ) {
-    let mut bad = |msg: String| errors.push(plain_error(file, msg));
     if server.heartbeat.is_zero() {
-        bad("[server] heartbeat must be greater than zero".into());
+        doc.error(
+            "server.heartbeat",
+            "[server] heartbeat must be greater than zero, e.g. \"20s\"".into(),
+        );
     }
     if server.flush_interval > Duration::from_secs(1) {
-        bad("[server] flush_interval must be at most 1s".into());
+        doc.error(
+            "server.flush_interval",
+            "[server] flush_interval must be at most 1s, e.g. \"25ms\"".into(),
+        );
     }
     for (name, v) in [
         ("max_connections", limits.max_connections),
@@ -491,18 +730,35 @@ fn check_sections(
         ("max_connections_per_ip", limits.max_connections_per_ip),
     ] {
         if v == 0 {
-            bad(format!("[limits] {name} must be greater than zero"));
+            doc.error(
+                &format!("limits.{name}"),
+                format!("[limits] {name} must be greater than zero"),
+            );
         }
     }
     if limits.header_timeout.is_zero() {
-        bad("[limits] header_timeout must be greater than zero".into());
+        doc.error(
+            "limits.header_timeout",
+            "[limits] header_timeout must be greater than zero, e.g. \"10s\"".into(),
+        );
     }
     if limits.max_header_bytes < 8192 {
-        bad("[limits] max_header_bytes must be at least 8192".into());
+        doc.error(
+            "limits.max_header_bytes",
+            "[limits] max_header_bytes must be at least 8192".into(),
+        );
     }
-    for t in [&server.token, &server.publish_token].into_iter().flatten() {
-        if t.is_empty() {
-            bad("[server] tokens must not be empty strings".into());
+    for (key, t) in [
+        ("token", &server.token),
+        ("publish_token", &server.publish_token),
+    ] {
+        if t.as_deref() == Some("") {
+            doc.error(
+                &format!("server.{key}"),
+                format!(
+                    "[server] {key} must not be an empty string (remove the line to disable it)"
+                ),
+            );
         }
     }
     if let Some(c) = cluster {
@@ -511,48 +767,58 @@ fn check_sections(
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !name_ok {
-            bad(format!(
-                "[cluster] node {:?} must match [a-z0-9_-]+",
-                c.node
-            ));
+            doc.error(
+                "cluster.node",
+                format!("[cluster] node {:?} must match [a-z0-9_-]+", c.node),
+            );
         }
         if c.urls().is_empty() {
-            bad("[cluster] nats needs at least one URL".into());
+            doc.error(
+                "cluster.nats",
+                "[cluster] nats needs at least one URL, e.g. \"nats://127.0.0.1:4222\"".into(),
+            );
         }
         if c.lease < Duration::from_millis(300) {
-            bad("[cluster] lease must be at least 300ms".into());
+            doc.error(
+                "cluster.lease",
+                "[cluster] lease must be at least 300ms".into(),
+            );
         }
         if c.password.is_some() != c.user.is_some() {
-            bad("[cluster] user and password go together".into());
+            doc.error("cluster", "[cluster] user and password go together".into());
         }
     }
 }
 
 /// Each `[[access]]` token is non-empty, unique (also against `server.token`)
 /// and has at least one valid pattern.
-fn check_access(
-    server: &ServerConfig,
-    access: &[AccessConfig],
-    file: &Path,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check_access(server: &ServerConfig, access: &[AccessConfig], doc: &mut Doc<'_>) {
     let mut seen: Vec<&str> = server.token.iter().map(String::as_str).collect();
     for (i, a) in access.iter().enumerate() {
-        let mut bad = |msg: String| {
-            errors.push(plain_error(file, format!("[[access]] #{}: {msg}", i + 1)));
+        let mut bad = |key: &str, msg: String| {
+            doc.error(
+                &format!("access{i}.{key}"),
+                format!("[[access]] #{}: {msg}", i + 1),
+            );
         };
         if a.token.is_empty() {
-            bad("token must not be empty".into());
+            bad("token", "token must not be empty".into());
         } else if seen.contains(&a.token.as_str()) {
-            bad("token is used twice (each token has one grant)".into());
+            bad(
+                "token",
+                "token is used twice (each token has one grant)".into(),
+            );
         }
         seen.push(&a.token);
         if a.patterns.is_empty() {
-            bad("patterns is empty (it would allow nothing)".into());
+            bad(
+                "patterns",
+                "patterns is empty (it would allow nothing)".into(),
+            );
         }
         for p in &a.patterns {
             if let Err(e) = crate::topic::Pattern::parse(p) {
-                bad(format!("pattern {e}"));
+                bad("patterns", format!("pattern {e}"));
             }
         }
     }

@@ -77,8 +77,13 @@ impl Feed for FileFeed {
                     }
                 }
             }
-            if first && tail.file.is_none() && last_whole.is_none() {
+            if first
+                && tail.file.is_none()
+                && last_whole.is_none()
+                && !tokio::fs::try_exists(path).await.unwrap_or(false)
+            {
                 tracing::info!(path = %path.display(), "Waiting for the file to appear.");
+                ctx.waiting(format!("waiting for {} to exist", path.display()));
             }
             first = false;
             tokio::select! {

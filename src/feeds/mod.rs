@@ -275,7 +275,15 @@ impl FeedContext {
     pub fn item_error(&self, message: String) -> ItemError {
         tracing::warn!(feed = %self.name(), error = %message, "Item dropped.");
         self.inner.status.record_error(&message);
+        // The source works, its items do not: say so now, not at the next report.
+        self.inner.status.mark_running(&self.inner.hub);
         ItemError(message)
+    }
+
+    /// Shows on `$sys.feeds` why the feed has nothing yet (e.g. `waiting for
+    /// /x/y to exist`), without counting an error; cleared once it runs.
+    pub fn waiting(&self, why: String) {
+        self.inner.status.waiting(&self.inner.hub, why);
     }
 
     /// Marks the feed `running` (e.g. once connected) before its first update.

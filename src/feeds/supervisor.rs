@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,8 @@ pub enum FeedState {
     Starting,
     /// Publishing.
     Running,
-    /// Failed; waiting before the next attempt.
+    /// Failed; waiting before the next attempt, or retrying until that
+    /// attempt connects or publishes. The error says what failed.
     Backoff,
     /// Could not be built; will not run until its config changes.
     Failed,
@@ -106,6 +107,9 @@ pub(crate) struct StatusCell {
     /// `updates + errors` as of the last published status: the reporter
     /// republishes when they moved, so counters on `$sys.feeds` lag at most 1 s.
     reported: AtomicU64,
+    /// The error shown is a note from [`StatusCell::waiting`], cleared once
+    /// the feed runs (a real error stays as the last error).
+    waiting: AtomicBool,
 }
 
 impl StatusCell {
@@ -127,6 +131,7 @@ impl StatusCell {
             errors: AtomicU64::new(0),
             last_ok: AtomicU64::new(0),
             reported: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
         }
     }
 
@@ -166,7 +171,11 @@ impl StatusCell {
         self.last_ok.store(now_ms(), Ordering::Relaxed);
         let changed = {
             let mut s = self.lock();
-            let changed = s.state != FeedState::Running || s.stale;
+            let mut changed = s.state != FeedState::Running || s.stale;
+            if self.waiting.swap(false, Ordering::Relaxed) {
+                s.error = None;
+                changed = true;
+            }
             s.state = FeedState::Running;
             s.stale = false;
             changed
@@ -179,7 +188,26 @@ impl StatusCell {
     pub(crate) fn mark_running(&self, hub: &Hub) {
         let changed = {
             let mut s = self.lock();
-            std::mem::replace(&mut s.state, FeedState::Running) != FeedState::Running
+            let waited = self.waiting.swap(false, Ordering::Relaxed);
+            if waited {
+                s.error = None;
+            }
+            std::mem::replace(&mut s.state, FeedState::Running) != FeedState::Running || waited
+        };
+        if changed {
+            self.publish(hub);
+        }
+    }
+
+    /// Shows why the feed has nothing yet, at once, without counting an error.
+    pub(crate) fn waiting(&self, hub: &Hub, why: String) {
+        let changed = {
+            let mut s = self.lock();
+            self.waiting.store(true, Ordering::Relaxed);
+            s.error.as_deref() != Some(why.as_str()) && {
+                s.error = Some(why);
+                true
+            }
         };
         if changed {
             self.publish(hub);
@@ -188,6 +216,7 @@ impl StatusCell {
 
     pub(crate) fn record_error(&self, message: &str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        self.waiting.store(false, Ordering::Relaxed);
         self.lock().error = Some(message.to_string());
     }
 
@@ -437,8 +466,10 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 async fn supervise(feed: Arc<dyn DynFeed>, ctx: FeedContext, hub: Hub) {
     let status = ctx.inner.status.clone();
     let mut failures: u32 = 0;
+    // A retry after a failure stays `backoff`, with its error, until the run
+    // connects or publishes: `starting` would hide that it keeps failing.
+    status.set(&hub, FeedState::Starting, None);
     loop {
-        status.set(&hub, FeedState::Starting, None);
         let before = status.updates.load(Ordering::Relaxed);
         let run = AssertUnwindSafe(feed.run_boxed(ctx.clone())).catch_unwind();
         tokio::pin!(run);

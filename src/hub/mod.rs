@@ -74,6 +74,15 @@ pub enum PublishError {
     /// The data could not be serialized as JSON.
     #[error("data is not serializable as JSON: {0}")]
     Data(#[from] serde_json::Error),
+    /// A new topic past `[limits] max_topics`: the topic is valid, the server
+    /// is full (existing topics keep updating).
+    #[error("{topic}: the server already holds its maximum of {max} topics ([limits] max_topics)")]
+    TooManyTopics {
+        /// The topic that would have been created.
+        topic: String,
+        /// The limit.
+        max: usize,
+    },
     /// Cluster mode: NATS did not take the update.
     #[error("the cluster did not take the update: {0}")]
     Cluster(String),
@@ -389,7 +398,7 @@ impl Hub {
         ts: u64,
         frame: Utf8Bytes,
         source: &Source,
-    ) -> Result<bool, TopicError> {
+    ) -> Result<bool, PublishError> {
         let topic = self.topic(name)?;
         let mut st = topic.lock();
         if seq <= st.seq {
@@ -431,7 +440,7 @@ impl Hub {
     }
 
     /// The topic named `name`, created (and matched against every pattern) if new.
-    fn topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, PublishError> {
         if let Some(t) = self.read_topics().get(name) {
             return Ok(t.clone());
         }
@@ -444,9 +453,10 @@ impl Hub {
         if !topic::is_system(name) {
             let max = self.inner.max_topics.load(Ordering::Relaxed);
             if self.inner.user_topics.load(Ordering::Relaxed) >= max {
-                return Err(topic::err(format!(
-                    "{name}: the server already holds its maximum of {max} topics ([limits] max_topics)"
-                )));
+                return Err(PublishError::TooManyTopics {
+                    topic: name.to_string(),
+                    max,
+                });
             }
             // Under the topic map's write lock: no other creation races this.
             self.inner.user_topics.fetch_add(1, Ordering::Relaxed);
@@ -501,6 +511,13 @@ impl Hub {
     /// receives), if it has one. See [`Hub::latest`] for a typed value.
     pub fn snapshot(&self, topic: &str) -> Option<String> {
         self.latest_frame(topic).map(|f| f.as_str().to_string())
+    }
+
+    /// The seq of `topic`'s latest update, if it has one.
+    pub(crate) fn seq_of(&self, topic: &str) -> Option<u64> {
+        let t = self.read_topics().get(topic)?.clone();
+        let seq = t.lock().seq;
+        (seq > 0).then_some(seq)
     }
 
     /// The latest frame of `topic` (a cheap handle clone), if it has one.
@@ -668,13 +685,19 @@ impl Hub {
     }
 
     /// Removes patterns from a subscriber; it leaves every topic that no pattern it
-    /// still holds matches.
-    pub(crate) fn unsubscribe(&self, id: SubscriberId, patterns: &[Pattern]) {
+    /// still holds matches. Returns the patterns it did not hold (a topic that
+    /// only a wildcard covers is not a held pattern: nothing changes for it).
+    pub(crate) fn unsubscribe(&self, id: SubscriberId, patterns: &[Pattern]) -> Vec<Pattern> {
         let mut reg = self.registry();
         let reg = &mut *reg;
         let Some(entry) = reg.subscribers.get_mut(&id) else {
-            return;
+            return patterns.to_vec();
         };
+        let not_held: Vec<Pattern> = patterns
+            .iter()
+            .filter(|p| !entry.patterns.contains(p))
+            .cloned()
+            .collect();
         let before = entry.patterns.len();
         entry.patterns.retain(|p| !patterns.contains(p));
         let removed = before - entry.patterns.len();
@@ -694,6 +717,7 @@ impl Hub {
             .metrics
             .subscriptions
             .fetch_sub(removed as u64, Ordering::Relaxed);
+        not_held
     }
 
     /// Forgets a subscriber entirely (its connection ended).

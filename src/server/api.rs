@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -14,23 +14,46 @@ use crate::hub::PublishError;
 use crate::ticker::Shared;
 use crate::topic;
 
-/// `GET /api/topics`: the topics this request's token may read.
+/// `GET /api/topics[?pattern=P]`: the topics this request's token may read
+/// (only those `P` matches, when given; 400 for a bad pattern).
 pub(super) async fn list_topics(
     State(shared): State<Arc<Shared>>,
     Extension(grant): Extension<Grant>,
+    Query(query): Query<TopicsQuery>,
 ) -> Response {
+    let pattern = match query.pattern.as_deref().map(topic::Pattern::parse) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => return ApiError::BadRequest(format!("pattern {e}")).into_response(),
+    };
     let mut topics = shared.hub.topics();
-    topics.retain(|t| grant.may_read(&t.topic));
+    topics.retain(|t| {
+        grant.may_read(&t.topic) && pattern.as_ref().is_none_or(|p| p.matches(&t.topic))
+    });
     Json(topics).into_response()
 }
 
+/// The query of `GET /api/topics`.
+#[derive(serde::Deserialize)]
+pub(super) struct TopicsQuery {
+    pattern: Option<String>,
+}
+
 /// `GET /api/topics/{topic}`: 403 outside the grant (whether or not the topic
-/// exists, so the answer says nothing about it), 404 when it has no update.
+/// exists, so the answer says nothing about it), 404 when it has no update, 400
+/// for a pattern (`stocks.*`), with a pointer to `?pattern=`.
 pub(super) async fn get_topic(
     State(shared): State<Arc<Shared>>,
     Extension(grant): Extension<Grant>,
     Path(name): Path<String>,
 ) -> Response {
+    if name.contains(['*', '>']) {
+        return ApiError::BadRequest(format!(
+            "`{name}` is a pattern; /api/topics/{{topic}} takes one topic name. \
+             List the topics a pattern matches with GET /api/topics?pattern={name}"
+        ))
+        .into_response();
+    }
     if !grant.may_read(&name) {
         return ApiError::Forbidden("this token may not read that topic").into_response();
     }
@@ -53,7 +76,7 @@ pub(super) async fn list_feeds(
 
 /// `POST /api/publish/{topic}`: 404 unless `publish_token` is set; 401 without a
 /// bearer token, 403 with a wrong one; 413 past `max_frame_bytes`; 400 for a bad
-/// topic or a body that is not JSON.
+/// topic or a body that is not JSON; 507 for a new topic past `max_topics`.
 pub(super) async fn publish(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
@@ -96,6 +119,7 @@ pub(super) async fn publish(
             PublishError::Cluster(_) => {
                 ApiError::Unavailable("the cluster did not take the update")
             }
+            e @ PublishError::TooManyTopics { .. } => ApiError::Full(e.to_string()),
             e => ApiError::BadRequest(e.to_string()),
         })?;
     Ok((

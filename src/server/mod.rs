@@ -101,6 +101,8 @@ pub(crate) enum ApiError {
     NotFound(&'static str),
     TooLarge(usize),
     Unavailable(&'static str),
+    /// The server holds as much as it may (`[limits] max_topics`): 507.
+    Full(String),
 }
 
 impl IntoResponse for ApiError {
@@ -115,6 +117,7 @@ impl IntoResponse for ApiError {
                 format!("body larger than {max} bytes"),
             ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.to_string()),
+            ApiError::Full(m) => (StatusCode::INSUFFICIENT_STORAGE, m),
         };
         tracing::debug!(%status, %message, "Request refused.");
         (status, Json(json!({"error": message}))).into_response()

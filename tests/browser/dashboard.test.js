@@ -277,3 +277,24 @@ interval = "50ms"
   await h.eventually('a tile still follows its topic', async () => (await h.tileSeq(page, 'load.S0')) > seq);
   assert.deepEqual(page.errors, []);
 });
+
+/** Proves: a running feed that publishes nothing because its items lack a template field shows that error in the feed panel. */
+test('a running feed that drops every item shows why', async (t) => {
+  const port = await h.freePort();
+  const config = `${h.demoConfig(port)}
+[[feed]]
+name = "tm"
+kind = "synthetic"
+topic = "tm.{ticker}"
+symbols = ["A"]
+interval = "100ms"
+`;
+  const server = await h.Tickerd.start({ port, config });
+  t.after(async () => { await server.stop(); server.cleanup(); });
+  const page = await h.newPage(browser);
+  await page.goto(`${server.origin}/`);
+  await h.eventually('the tm feed shows its error', async () =>
+    /item has no field `ticker` for topic `tm\.\{ticker\}`/.test((await page.textContent('#feeds li[data-feed="tm"]')) ?? ''));
+  assert.equal(await page.getAttribute('#feeds li[data-feed="tm"]', 'data-state'), 'running');
+  assert.deepEqual(page.errors, []);
+});

@@ -251,12 +251,22 @@ pub async fn spawn_tickerd(
     cwd: &std::path::Path,
     args: &[&std::ffi::OsStr],
 ) -> (tokio::process::Child, String) {
+    spawn_tickerd_logging(cwd, args, std::process::Stdio::null()).await
+}
+
+/// [`spawn_tickerd`] with its stderr (the log) going to `stderr`, e.g.
+/// `Stdio::piped()` to read it from `child.stderr`.
+pub async fn spawn_tickerd_logging(
+    cwd: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    stderr: std::process::Stdio,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(BIN)
         .args(args)
         .current_dir(cwd)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -1,0 +1,192 @@
+//! The wording of config errors, pinned: each names file:line (the value's own
+//! line), the key, what is expected and an example of a valid value, and one
+//! pass reports every error.
+
+use std::path::Path;
+
+use tickerd::Config;
+
+/// The errors of `text` (as `c.toml`), one string each.
+fn errors(text: &str) -> Vec<String> {
+    match Config::from_toml(text, Path::new("c.toml"), None, &|_| false) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+/// Asserts that some error is exactly `want`.
+fn has(errors: &[String], want: &str) {
+    assert!(
+        errors.iter().any(|e| e == want),
+        "no error `{want}` in:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// A bad `[server]` value does not hide the errors of other sections or of
+/// feeds: all are reported, each at its own line, in line order.
+#[test]
+fn one_pass_reports_every_section_and_feed_error() {
+    let e = errors(
+        "[server]\nheartbeat = \"soon\"\n\n[limits]\nqueue = 0\n\n[history]\nsize = \"big\"\n\n[[feed]]\nname = \"x\"\nkind = \"system\"\ntopic = \"a..b\"\n",
+    );
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert!(e[0].starts_with("c.toml:2: [server] heartbeat: "), "{e:#?}");
+    assert!(
+        e[1].starts_with("c.toml:5: [limits] queue must be greater than zero"),
+        "{e:#?}"
+    );
+    assert!(
+        e[2].starts_with("c.toml:8: [history] size: invalid type: string \"big\""),
+        "{e:#?}"
+    );
+    assert!(e[3].starts_with("c.toml:13: feed \"x\": "), "{e:#?}");
+}
+
+/// A duration that is not one, or a number, says what a duration looks like.
+#[test]
+fn durations_show_valid_examples() {
+    let e = errors("[server]\nflush_interval = 5\n\n[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"h.m\"\ninterval = \"5 seconds please\"\n");
+    has(
+        &e,
+        "c.toml:2: [server] flush_interval: invalid type: integer `5`, expected a duration; use a string like \"5s\", \"250ms\", \"1m\"",
+    );
+    has(
+        &e,
+        "c.toml:8: feed \"s\": invalid value: string \"5 seconds please\", expected a duration; use a string like \"5s\", \"250ms\", \"1m\"",
+    );
+}
+
+/// A host name as `listen` is refused with the value echoed and an IP:port
+/// shown; `parse_listen` (also behind `--listen`) says the same.
+#[test]
+fn listen_echoes_the_value_and_shows_an_address() {
+    let e = errors("\n[server]\nlisten = \"localhost:8080\"\n");
+    let hint = "\"localhost:8080\" is not an IP address and port (a host name is not accepted); write e.g. \"127.0.0.1:8080\", or \"0.0.0.0:8080\" for every interface";
+    has(&e, &format!("c.toml:3: [server] listen: {hint}"));
+    assert_eq!(
+        tickerd::config::parse_listen("localhost:8080").unwrap_err(),
+        hint
+    );
+    assert!(tickerd::config::parse_listen("127.0.0.1:0").is_ok());
+}
+
+/// A command written as a string is shown as the argv list it should be, with
+/// no second, phantom "missing field" error.
+#[test]
+fn a_string_where_a_list_is_expected_shows_the_list() {
+    let e = errors(
+        "[[feed]]\nname = \"clock\"\nkind = \"command\"\ntopic = \"c.t\"\ncommand = \"date +%s\"\n",
+    );
+    assert_eq!(
+        e,
+        ["c.toml:5: feed \"clock\": `command` must be a list, not a string: write command = [\"date\", \"+%s\"]"]
+    );
+}
+
+/// Unknown sections and keys name the nearest valid name.
+#[test]
+fn unknown_names_suggest_the_nearest() {
+    let e = errors("[sever]\nlisten = \"127.0.0.1:1\"\n\n[limits]\nmax_conections = 5\n\n[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"h.m\"\nintervl = \"1s\"\n");
+    has(
+        &e,
+        "c.toml:1: unknown section [sever]; did you mean [server]? (expected one of [server], [limits], [history], [dashboard], [cluster], [access], [feed])",
+    );
+    assert!(
+        e.iter().any(|e| e.starts_with(
+            "c.toml:5: [limits] unknown field `max_conections`; did you mean `max_connections`? (expected one of"
+        )),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter().any(|e| e.starts_with(
+            "c.toml:11: feed \"s\": unknown field `intervl`; did you mean `interval`?"
+        )),
+        "{e:#?}"
+    );
+}
+
+/// A placeholder name outside `[A-Za-z0-9_]+` is refused at the topic's line.
+#[test]
+fn bad_placeholders_are_refused() {
+    let e = errors(
+        "[[feed]]\nname = \"s\"\nkind = \"synthetic\"\ntopic = \"s.{sym bol}\"\nsymbols = [\"A\"]\n",
+    );
+    assert_eq!(
+        e,
+        ["c.toml:4: feed \"s\": `s.{sym bol}`: bad placeholder `{sym bol}` (a placeholder names an item field: [A-Za-z0-9_]+, e.g. `{symbol}`)"]
+    );
+}
+
+/// A duplicate feed name is blamed on the later definition in load order (a
+/// feeds_dir file after the main file), naming where the first one is.
+#[test]
+fn duplicate_names_blame_the_later_file_and_name_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    std::fs::write(
+        &main,
+        "[[feed]]\nname = \"dup\"\nkind = \"system\"\ntopic = \"h.a\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("feeds")).unwrap();
+    let extra = dir.path().join("feeds/extra.toml");
+    std::fs::write(
+        &extra,
+        "# added later\n[[feed]]\nname = \"dup\"\nkind = \"system\"\ntopic = \"h.b\"\n",
+    )
+    .unwrap();
+    let e = Config::load(&main).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(
+        e.0[0].to_string(),
+        format!(
+            "{}:2: feed \"dup\": duplicate feed name: \"dup\" is already defined at {}:1; feed names must be unique (rename or remove one)",
+            extra.display(),
+            main.display()
+        )
+    );
+}
+
+/// A `feeds_dir` that is written but does not exist loads (no feeds from it)
+/// with a warning at its line; the default `feeds` missing is not worth one.
+#[test]
+fn a_missing_feeds_dir_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    std::fs::write(&main, "[server]\nfeeds_dir = \"nope\"\n").unwrap();
+    let c = Config::load(&main).unwrap();
+    let w: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        [format!(
+            "{}:2: [server] feeds_dir = \"nope\" ({}): no such directory, 0 feeds from it",
+            main.display(),
+            dir.path().join("nope").display()
+        )]
+    );
+    std::fs::write(&main, "[server]\n").unwrap();
+    assert!(Config::load(&main).unwrap().warnings.is_empty());
+}
+
+/// A `file` feed's relative `path`, even in a file of `feeds_dir`, is
+/// relative to the main config file's directory (as feeds/file.toml says).
+#[test]
+fn relative_file_paths_resolve_against_the_config_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("config.toml");
+    std::fs::write(&main, "[server]\nfeeds_dir = \"sub/feeds\"\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("sub/feeds")).unwrap();
+    std::fs::write(
+        dir.path().join("sub/feeds/f.toml"),
+        "[[feed]]\nname = \"f\"\nkind = \"file\"\ntopic = \"f\"\npath = \"data/quotes.log\"\n",
+    )
+    .unwrap();
+    let c = Config::load(&main).unwrap();
+    match &c.feeds[0].kind {
+        tickerd::config::FeedKind::File(f) => {
+            assert_eq!(f.path, dir.path().join("data/quotes.log"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
