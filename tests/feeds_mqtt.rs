@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::brokers::{mosquitto_password_file, Broker, MqttPublisher};
-use support::feeds::status_until;
+use support::feeds::{states_until, status_until};
 use support::{Client, Server};
 
 /// A config with one mqtt feed `name` on `broker`, plus `extra` keys.
@@ -164,11 +164,12 @@ async fn wrong_credentials_are_a_clear_error() {
     let server = Server::start(&text).await;
     let mut c = server.client().await;
     c.subscribe(&["auth.*", "$sys.feeds"]).await;
-    let s = status_until(&mut c, "bad", |s| s["state"] == "backoff").await;
+    let s = states_until(&mut c, &[("bad", "backoff"), ("good", "running")])
+        .await
+        .remove(0);
     let error = s["error"].as_str().unwrap();
     assert!(error.contains("refused the connection"), "{s}");
     assert!(!error.contains("wrong-pw"), "{s}");
-    status_until(&mut c, "good", |s| s["state"] == "running").await;
 
     let mut options = rumqttc::MqttOptions::new("test-pub-3", "127.0.0.1", broker.port);
     options.set_credentials("tick", "right-pw");

@@ -10,7 +10,7 @@ mod support;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 use support::brokers::Broker;
-use support::feeds::status_until;
+use support::feeds::{states_until, status_until};
 use support::{within, Client, Server};
 
 /// A config with one redis feed `name` on `broker`, plus `extra` keys.
@@ -167,7 +167,9 @@ async fn wrong_password_is_a_clear_error() {
     let server = Server::start(&text).await;
     let mut c = server.client().await;
     c.subscribe(&["a.*", "$sys.feeds"]).await;
-    let s = status_until(&mut c, "bad", |s| s["state"] == "backoff").await;
+    let s = states_until(&mut c, &[("bad", "backoff"), ("good", "running")])
+        .await
+        .remove(0);
     let error = s["error"].as_str().unwrap();
     assert!(error.contains("cannot connect"), "{s}");
     assert!(
@@ -175,7 +177,6 @@ async fn wrong_password_is_a_clear_error() {
         "says why: {s}"
     );
     assert!(!error.contains("wrong-pw"), "{s}");
-    status_until(&mut c, "good", |s| s["state"] == "running").await;
 
     let client = redis::Client::open(format!("redis://:s3cret-pw@127.0.0.1:{port}")).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
