@@ -12,6 +12,21 @@ if ! command -v nats-server >/dev/null; then
   apt-get install -y -qq nats-server >/dev/null
 fi
 
+# Broker feed tests (tests/feeds_mqtt.rs, tests/feeds_redis.rs) run a real
+# mosquitto (with mosquitto_passwd) and redis-server.
+if ! command -v mosquitto >/dev/null; then
+  echo "installing mosquitto (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq mosquitto >/dev/null
+fi
+if ! command -v redis-server >/dev/null; then
+  echo "installing redis-server (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq redis-server >/dev/null
+fi
+
 echo "== cargo test"
 cargo test --all-targets --locked --no-fail-fast 2>&1
 

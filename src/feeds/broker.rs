@@ -134,8 +134,14 @@ pub fn redact_url(url: &str) -> String {
             let _ = u.set_password(Some("***"));
             u.to_string()
         }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable url>".to_string(),
+        Ok(u) if u.has_host() => u.to_string(),
+        // Unparsable, or no host to hold credentials (`u:pw@host` reads as a
+        // path): drop whatever sits between the scheme and the last `@`.
+        _ => match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+            (None, Some(at)) => format!("***{}", &url[at..]),
+            _ => url.to_string(),
+        },
     }
 }
 
@@ -189,6 +195,7 @@ mod tests {
             "redis://u:***@127.0.0.1:6379/0"
         );
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
-        assert!(!redact_url("::hunter2").contains("hunter2"));
+        assert_eq!(redact_url("redis://u:hunter2@"), "redis://***@");
+        assert_eq!(redact_url("u:hunter2@host"), "***@host");
     }
 }
