@@ -296,6 +296,13 @@ pub struct NatsOptions {
     pub password: Option<Secret>,
     /// Token authentication; never logged.
     pub token: Option<Secret>,
+    /// A JetStream stream that stores `subject` (with `durable`).
+    pub stream: Option<String>,
+    /// A durable JetStream consumer (with `stream`): tickerd acknowledges each
+    /// message once published, so messages stored while it was away or
+    /// disconnected arrive when it reconnects, once each. Created on first use
+    /// (delivering messages newer than that); an existing one is used as is.
+    pub durable: Option<String>,
     /// JSON Pointer (RFC 6901) into each payload.
     pub extract: Option<String>,
     /// How each payload is read.
@@ -881,6 +888,30 @@ fn check_nats(n: &NatsOptions, bad: &mut dyn FnMut(&str, String)) {
         (Some(_), None) => bad("user", "`user` and `password` go together".into()),
         (None, Some(_)) => bad("password", "`user` and `password` go together".into()),
         _ => {}
+    }
+    match (&n.stream, &n.durable) {
+        (Some(_), None) => bad(
+            "stream",
+            "`stream` needs `durable` (a consumer name)".into(),
+        ),
+        (None, Some(_)) => bad(
+            "durable",
+            "`durable` needs `stream` (the JetStream stream)".into(),
+        ),
+        _ => {}
+    }
+    for (key, name) in [("stream", &n.stream), ("durable", &n.durable)] {
+        if let Some(name) = name {
+            if name.is_empty()
+                || name.contains(['.', '*', '>', '/', '\\'])
+                || name.contains(char::is_whitespace)
+            {
+                bad(
+                    key,
+                    format!("{key} {name:?} is not a valid JetStream name (no spaces, `.`, `*`, `>`, `/`)"),
+                );
+            }
+        }
     }
     if n.token.is_some() && n.user.is_some() {
         bad(

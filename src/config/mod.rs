@@ -676,6 +676,7 @@ topic = "n.{nats_subject}"
 url = "nats://127.0.0.1:4222"
 subject = "a.>.b"
 password = "p"
+durable = "my.consumer"
 "#;
         let errs = parse(text).unwrap_err();
         let text: Vec<String> = errs.0.iter().map(|e| e.to_string()).collect();
@@ -687,6 +688,8 @@ password = "p"
             (15, "`streams` is for mode = \"stream\""),
             (22, "subject \"a.>.b\" is not valid"),
             (23, "`user` and `password` go together"),
+            (24, "`durable` needs `stream`"),
+            (24, "durable \"my.consumer\" is not a valid JetStream name"),
         ] {
             let prefix = format!("c.toml:{line}: ");
             assert!(
