@@ -74,10 +74,7 @@ impl Broker {
                 };
             }
         }
-        panic!(
-            "the broker did not start; see its log in {}",
-            dir.path().display()
-        );
+        panic!("the broker did not start:\n{}", logs(dir.path()));
     }
 
     /// `scheme://127.0.0.1:port`.
@@ -118,9 +115,9 @@ impl Broker {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the broker did not restart on port {}; see {}",
+                "the broker did not restart on port {}:\n{}",
                 self.port,
-                self.dir.path().display()
+                logs(self.dir.path())
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -143,6 +140,26 @@ pub async fn mosquitto_password_file(dir: &Path, user: &str, password: &str) -> 
         .expect("mosquitto_passwd is installed (scripts/test.sh installs mosquitto)");
     assert!(status.success(), "mosquitto_passwd failed");
     path
+}
+
+/// The broker's log files in `dir`, for a failure message (the directory is
+/// gone once the test ends).
+fn logs(dir: &Path) -> String {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    names.retain(|p| p.extension().is_some_and(|e| e == "log"));
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            format!("== {}\n{}", p.display(), tail.join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
