@@ -3,10 +3,10 @@
 //! its files and log in its own temp directory. `scripts/test.sh` installs them
 //! from Debian when missing.
 //!
-//! None of them can report a port it picked by itself in a way that is as
-//! simple to read, so the port comes from binding 127.0.0.1:0 and releasing it
-//! right before the server starts; a clash (the server exits, or never
-//! listens) is retried on a fresh port. A restart reuses the port, since the
+//! Not all of them can listen on a port they pick themselves, so the port
+//! comes from binding 127.0.0.1:0 and releasing it right before the server
+//! starts; a clash (the server exits, or its log never says it is ready) is
+//! retried on a fresh port. A restart reuses the port, since the
 //! feed under test has it in its URL.
 
 use std::path::{Path, PathBuf};
@@ -227,21 +227,22 @@ async fn launch(kind: &Kind, dir: &Path, port: u16, start: u32) -> Option<Child>
         .kill_on_drop(true)
         .spawn()
         .expect("the broker is installed (scripts/test.sh installs mosquitto, redis-server, nats-server)");
+    // Ready when its own log says so: a TCP connect alone could reach a
+    // stranger that took the port first.
+    let ready = match kind {
+        Kind::Mosquitto(_) => " running",
+        Kind::Redis(_) => "Ready to accept connections",
+        Kind::Nats(_) => "Server is ready",
+    };
+    let log_path = dir.join(format!("broker-{start}.log"));
     let deadline = tokio::time::Instant::now() + START_DEADLINE;
     loop {
         if child.try_wait().unwrap().is_some() {
             return None;
         }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            // Listening: and still ours, not a stranger's that made us exit.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            if child.try_wait().unwrap().is_none() {
-                return Some(child);
-            }
-            return None;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if text.contains(ready) {
+            return Some(child);
         }
         if tokio::time::Instant::now() > deadline {
             let _ = child.kill().await;
