@@ -1,6 +1,7 @@
 //! The `nats` feed against a real nats-server (started per test on 127.0.0.1):
 //! a wildcard subject mirrored into topics, the payload rule, bad payloads, a
-//! server restart, and wrong credentials.
+//! server restart, a durable JetStream consumer resuming across a stop and a
+//! restart with nothing lost or repeated, and wrong credentials.
 //!
 //! Needs `nats-server` (`scripts/test.sh` installs it).
 

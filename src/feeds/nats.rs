@@ -6,7 +6,10 @@
 //!
 //! With `stream` and `durable`, messages come through a durable JetStream pull
 //! consumer instead: each is acknowledged once published, so what the stream
-//! stored while tickerd was away or disconnected arrives on reconnect, once.
+//! stored while tickerd was away or disconnected arrives on reconnect. A
+//! redelivery after a lost ack is recognised by its stream sequence and not
+//! published again while this feed instance lives; across a restart of tickerd
+//! (or a config change of the feed) delivery is at least once.
 //!
 //! One call of `run` is one connection. async-nats would reconnect by itself;
 //! we end the run instead on its first `Disconnected` event, so the supervisor
