@@ -13,12 +13,19 @@ if ! command -v nats-server >/dev/null; then
 fi
 
 # Broker feed tests (tests/feeds_mqtt.rs, tests/feeds_redis.rs) run a real
-# mosquitto (with mosquitto_passwd) and redis-server.
+# mosquitto (with mosquitto_passwd; openssl makes its test certificates) and
+# redis-server.
 if ! command -v mosquitto >/dev/null; then
   echo "installing mosquitto (apt)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq mosquitto >/dev/null
+fi
+if ! command -v openssl >/dev/null; then
+  echo "installing openssl (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq openssl >/dev/null
 fi
 if ! command -v redis-server >/dev/null; then
   echo "installing redis-server (apt)"

@@ -1,9 +1,11 @@
 //! The `mqtt` feed against a real mosquitto (started per test on 127.0.0.1 in
 //! a temp directory): topics from the MQTT topic, the payload rule, bad
 //! payloads, a broker restart, the persistent session (QoS 1 messages sent
-//! while tickerd was away arrive once each), and wrong credentials.
+//! while tickerd was away arrive once each), wrong credentials, and `mqtts://`
+//! with a private CA.
 //!
-//! Needs `mosquitto` and `mosquitto_passwd` (`scripts/test.sh` installs them).
+//! Needs `mosquitto`, `mosquitto_passwd` and `openssl` (`scripts/test.sh`
+//! installs them).
 
 mod support;
 
@@ -180,4 +182,100 @@ async fn wrong_credentials_are_a_clear_error() {
         .await
         .unwrap();
     assert_eq!(next_value(&mut c, "auth.x").await, json!({"value": 1}));
+}
+
+/// Runs `openssl ARGS` in `dir`, failing the test if it fails.
+async fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = tokio::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `mqtts://` with `ca_file`: against a mosquitto TLS listener whose
+/// certificate a private CA signed (made here with openssl), the feed that
+/// trusts that CA connects and publishes; one that trusts only the public
+/// roots is refused with a certificate error on `$sys.feeds`.
+#[tokio::test]
+async fn tls_with_a_private_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=tickerd test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+    openssl(p, &ca).await;
+    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl(p, &csr).await;
+    std::fs::write(p.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        p,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+    )
+    .await;
+
+    let tls_port = support::brokers::free_port().await;
+    let broker = Broker::mosquitto(&format!(
+        "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+        p.display()
+    ))
+    .await;
+    let url = format!("mqtts://127.0.0.1:{tls_port}");
+    let server = Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[feed]]\nname = \"private\"\nkind = \"mqtt\"\ntopic = \"tls.{{mqtt_level2}}\"\n\
+         url = \"{url}\"\nsubscribe = [\"tls/#\"]\nca_file = \"{}/ca.pem\"\n\n\
+         [[feed]]\nname = \"public\"\nkind = \"mqtt\"\ntopic = \"tls.{{mqtt_level2}}\"\n\
+         url = \"{url}\"\nsubscribe = [\"tls/#\"]\n",
+        p.display()
+    ))
+    .await;
+    let mut c = server.client().await;
+    c.subscribe(&["tls.*", "$sys.feeds"]).await;
+    let s = states_until(&mut c, &[("public", "backoff"), ("private", "running")])
+        .await
+        .remove(0);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{s}"
+    );
+    let mut publisher = MqttPublisher::connect(broker.port, "test-pub-4").await;
+    publisher.publish("tls/x", "1").await;
+    assert_eq!(next_value(&mut c, "tls.x").await, json!({"value": 1}));
 }

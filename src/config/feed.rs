@@ -225,6 +225,10 @@ pub struct MqttOptions {
     pub username: Option<String>,
     /// Password (with `username`); never logged.
     pub password: Option<Secret>,
+    /// For `mqtts://`: a PEM file of CA certificates to trust instead of the
+    /// public web roots (a broker with a private CA); relative to the config
+    /// file's directory.
+    pub ca_file: Option<PathBuf>,
     /// MQTT keep-alive: the client pings when idle this long; the broker drops
     /// a client silent for 1.5 times it. Default 30 s.
     #[serde(default = "secs::<30>", with = "humantime_serde")]
@@ -568,7 +572,10 @@ fn parse_kind(kind: &str, options: toml::Table, base_dir: &Path) -> Result<FeedK
         "command" => de(options, &mut problems).map(FeedKind::Command),
         "websocket" => de(options, &mut problems).map(FeedKind::WebSocket),
         "sse" => de(options, &mut problems).map(FeedKind::Sse),
-        "mqtt" => de(options, &mut problems).map(FeedKind::Mqtt),
+        "mqtt" => de::<MqttOptions>(options, &mut problems).map(|mut m| {
+            m.ca_file = m.ca_file.map(|p| base_dir.join(p));
+            FeedKind::Mqtt(m)
+        }),
         "redis" => de(options, &mut problems).map(FeedKind::Redis),
         "nats" => de(options, &mut problems).map(FeedKind::Nats),
         "file" => de::<FileOptions>(options, &mut problems).map(|mut f| {
@@ -779,6 +786,9 @@ fn check_mqtt(m: &MqttOptions, bad: &mut dyn FnMut(&str, String)) {
                 "put MQTT credentials in `username` and `password`, not in `url`".into(),
             );
         }
+    }
+    if m.ca_file.is_some() && !m.url.starts_with("mqtts:") {
+        bad("ca_file", "`ca_file` is for mqtts:// URLs".into());
     }
     if m.subscribe.is_empty() {
         bad(

@@ -661,6 +661,7 @@ topic = "iot.{mqtt_topic}"
 url = "mqtt://u:pw@127.0.0.1:1883"
 subscribe = ["a/#/b"]
 qos = 2
+ca_file = "ca.pem"
 
 [[feed]]
 name = "r"
@@ -684,12 +685,13 @@ durable = "my.consumer"
             (6, "not in `url`"),
             (7, "topic filter \"a/#/b\" is not valid"),
             (8, "qos 2 is not supported"),
-            (14, "url scheme `https`"),
-            (15, "`streams` is for mode = \"stream\""),
-            (22, "subject \"a.>.b\" is not valid"),
-            (23, "`user` and `password` go together"),
-            (24, "`durable` needs `stream`"),
-            (24, "durable \"my.consumer\" is not a valid JetStream name"),
+            (9, "`ca_file` is for mqtts:// URLs"),
+            (15, "url scheme `https`"),
+            (16, "`streams` is for mode = \"stream\""),
+            (23, "subject \"a.>.b\" is not valid"),
+            (24, "`user` and `password` go together"),
+            (25, "`durable` needs `stream`"),
+            (25, "durable \"my.consumer\" is not a valid JetStream name"),
         ] {
             let prefix = format!("c.toml:{line}: ");
             assert!(

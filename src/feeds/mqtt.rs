@@ -45,7 +45,7 @@ pub struct MqttFeed {
     options: MqttOptions,
     client_id: String,
     pipeline: Pipeline,
-    /// rustls with the webpki roots, built once for `mqtts://`.
+    /// rustls with the webpki roots (or `ca_file`), built once for `mqtts://`.
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
@@ -54,11 +54,26 @@ impl MqttFeed {
     /// the default client id.
     ///
     /// # Errors
-    /// The TLS configuration cannot be built.
+    /// The TLS configuration cannot be built (e.g. `ca_file` is unreadable).
     pub fn new(options: MqttOptions, feed: &str) -> anyhow::Result<Self> {
         let tls = if options.url.starts_with("mqtts:") {
             let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            match &options.ca_file {
+                Some(path) => {
+                    use rustls::pki_types::{pem::PemObject, CertificateDer};
+                    let shown = path.display();
+                    let certs = CertificateDer::pem_file_iter(path)
+                        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                        .with_context(|| {
+                            format!("ca_file {shown}: cannot read PEM certificates")
+                        })?;
+                    let (added, _) = roots.add_parsable_certificates(certs);
+                    if added == 0 {
+                        anyhow::bail!("ca_file {shown} holds no usable CA certificate");
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()

@@ -163,7 +163,7 @@ fn logs(dir: &Path) -> String {
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
-async fn free_port() -> u16 {
+pub async fn free_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
 }
