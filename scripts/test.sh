@@ -29,6 +29,13 @@ need chromium chromium
 need npm npm
 need node nodejs
 
+# Broker feed tests (tests/feeds_mqtt.rs, tests/feeds_redis.rs) run a real
+# mosquitto (with mosquitto_passwd; openssl makes its test certificates) and
+# redis-server.
+need mosquitto mosquitto
+need openssl openssl
+need redis-server redis-server
+
 # --- stages ------------------------------------------------------------------
 
 summary=()

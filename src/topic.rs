@@ -354,11 +354,37 @@ impl TopicTemplate {
     /// The item is not an object, lacks a field, or a field's value is not a
     /// single valid segment (strings, numbers and booleans are accepted).
     pub fn fill(&self, item: &Value) -> Result<String, TopicError> {
+        self.fill_with(item, &|_| None)
+    }
+
+    /// Like [`TopicTemplate::fill`], but a placeholder that `vars` names (such as
+    /// `{mqtt_topic}`, the name a broker message arrived on) takes that value
+    /// instead of the item's field. A variable may span several segments
+    /// (`sensors.room1.temp`); each must be valid.
+    ///
+    /// # Errors
+    /// As [`TopicTemplate::fill`], and a variable that is not valid topic segments.
+    pub fn fill_with(
+        &self,
+        item: &Value,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, TopicError> {
         let mut out = String::with_capacity(self.text.len() + 8);
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Field(f) => {
+                    if let Some(s) = vars(f) {
+                        let bad = |seg: &str| seg.is_empty() || !seg.chars().all(is_segment_char);
+                        if s.split('.').any(bad) {
+                            return Err(err(format!(
+                                "`{{{f}}}` = {s:?} is not valid topic segments \
+                                 ([A-Za-z0-9_-], dot-separated)"
+                            )));
+                        }
+                        out.push_str(&s);
+                        continue;
+                    }
                     let v = item.get(f).ok_or_else(|| {
                         err(format!("item has no field `{f}` for topic `{}`", self.text))
                     })?;

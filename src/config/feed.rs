@@ -188,6 +188,132 @@ pub struct FileOptions {
     pub format: Format,
 }
 
+/// A secret from the config (a password, a token): deserialized as a plain
+/// string, shown as `***` by `Debug`, so printing a config never leaks it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `mqtt`: subscribes to topic filters on an MQTT 3.1.1 broker.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttOptions {
+    /// The broker, `mqtt://host:port` (default port 1883) or `mqtts://host:port`
+    /// (TLS, default port 8883). Credentials go in `username`/`password`.
+    pub url: String,
+    /// Topic filters, e.g. `["sensors/+/temp", "plant/#"]`.
+    pub subscribe: Vec<String>,
+    /// Subscription QoS: 0 (at most once) or 1 (at least once; with the
+    /// persistent session, messages sent while tickerd was away arrive on
+    /// reconnect). Default 1.
+    #[serde(default = "MqttOptions::default_qos")]
+    pub qos: u8,
+    /// The MQTT client id; default `tickerd-<feed name>`. The broker keeps the
+    /// session under it, so it must be stable and unique per broker.
+    pub client_id: Option<String>,
+    /// `true` starts a fresh session on every connect (the broker forgets
+    /// subscriptions and queued messages). Default `false`: a persistent session.
+    #[serde(default)]
+    pub clean_session: bool,
+    /// User name, if the broker wants one.
+    pub username: Option<String>,
+    /// Password (with `username`); never logged.
+    pub password: Option<Secret>,
+    /// For `mqtts://`: a PEM file of CA certificates to trust instead of the
+    /// public web roots (a broker with a private CA); relative to the config
+    /// file's directory.
+    pub ca_file: Option<PathBuf>,
+    /// MQTT keep-alive: the client pings when idle this long; the broker drops
+    /// a client silent for 1.5 times it. Default 30 s.
+    #[serde(default = "secs::<30>", with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// JSON Pointer (RFC 6901) into each payload.
+    pub extract: Option<String>,
+    /// How each payload is read.
+    #[serde(default)]
+    pub format: Format,
+}
+
+impl MqttOptions {
+    fn default_qos() -> u8 {
+        1
+    }
+}
+
+/// How a `redis` feed reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// SUBSCRIBE to `channels` and PSUBSCRIBE to `patterns`.
+    #[default]
+    Pubsub,
+    /// XREAD `streams`, resuming after the last entry delivered.
+    Stream,
+}
+
+/// `redis`: Redis pub/sub channels or streams.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisOptions {
+    /// The server, `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// `pubsub` (default) or `stream`.
+    #[serde(default)]
+    pub mode: RedisMode,
+    /// Channels to SUBSCRIBE to (`pubsub` mode).
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Glob patterns to PSUBSCRIBE to (`pubsub` mode), e.g. `prices:*`.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Stream keys to XREAD (`stream` mode).
+    #[serde(default)]
+    pub streams: Vec<String>,
+    /// User name (Redis 6 ACL); overrides one in `url`.
+    pub username: Option<String>,
+    /// Password; overrides one in `url`; never logged.
+    pub password: Option<Secret>,
+    /// JSON Pointer (RFC 6901) into each payload.
+    pub extract: Option<String>,
+    /// How each payload is read.
+    #[serde(default)]
+    pub format: Format,
+}
+
+/// `nats`: a NATS core subscription.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsOptions {
+    /// The server, `nats://host:port` (or `tls://host:port`).
+    pub url: String,
+    /// The subject, wildcards allowed: `prices.*`, `plant.>`.
+    pub subject: String,
+    /// User (with `password`).
+    pub user: Option<String>,
+    /// Password (with `user`); never logged.
+    pub password: Option<Secret>,
+    /// Token authentication; never logged.
+    pub token: Option<Secret>,
+    /// A JetStream stream that stores `subject` (with `durable`).
+    pub stream: Option<String>,
+    /// A durable JetStream consumer (with `stream`): tickerd acknowledges each
+    /// message once published, so messages stored while it was away or
+    /// disconnected arrive when it reconnects, once each. Created on first use
+    /// (delivering messages newer than that); an existing one is used as is.
+    pub durable: Option<String>,
+    /// JSON Pointer (RFC 6901) into each payload.
+    pub extract: Option<String>,
+    /// How each payload is read.
+    #[serde(default)]
+    pub format: Format,
+}
+
 /// A feed's kind and its kind-specific options.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedKind {
@@ -205,6 +331,12 @@ pub enum FeedKind {
     Sse(SseOptions),
     /// `kind = "file"`
     File(FileOptions),
+    /// `kind = "mqtt"`
+    Mqtt(MqttOptions),
+    /// `kind = "redis"`
+    Redis(RedisOptions),
+    /// `kind = "nats"`
+    Nats(NatsOptions),
     /// A kind registered from Rust (see `Ticker::builder().kind(..)`); its options
     /// are the table's remaining keys.
     Custom {
@@ -226,13 +358,16 @@ impl FeedKind {
             FeedKind::WebSocket(_) => "websocket",
             FeedKind::Sse(_) => "sse",
             FeedKind::File(_) => "file",
+            FeedKind::Mqtt(_) => "mqtt",
+            FeedKind::Redis(_) => "redis",
+            FeedKind::Nats(_) => "nats",
             FeedKind::Custom { kind, .. } => kind,
         }
     }
 }
 
 /// The built-in kind names, as accepted in `kind = ".."`.
-pub const BUILTIN_KINDS: [&str; 7] = [
+pub const BUILTIN_KINDS: [&str; 10] = [
     "synthetic",
     "system",
     "http",
@@ -240,6 +375,9 @@ pub const BUILTIN_KINDS: [&str; 7] = [
     "websocket",
     "sse",
     "file",
+    "mqtt",
+    "redis",
+    "nats",
 ];
 
 /// One validated `[[feed]]`.
@@ -434,6 +572,12 @@ fn parse_kind(kind: &str, options: toml::Table, base_dir: &Path) -> Result<FeedK
         "command" => de(options, &mut problems).map(FeedKind::Command),
         "websocket" => de(options, &mut problems).map(FeedKind::WebSocket),
         "sse" => de(options, &mut problems).map(FeedKind::Sse),
+        "mqtt" => de::<MqttOptions>(options, &mut problems).map(|mut m| {
+            m.ca_file = m.ca_file.map(|p| base_dir.join(p));
+            FeedKind::Mqtt(m)
+        }),
+        "redis" => de(options, &mut problems).map(FeedKind::Redis),
+        "nats" => de(options, &mut problems).map(FeedKind::Nats),
         "file" => de::<FileOptions>(options, &mut problems).map(|mut f| {
             if f.path.is_relative() {
                 f.path = base_dir.join(&f.path);
@@ -639,9 +783,200 @@ fn check_kind(kind: &FeedKind) -> Vec<(Option<String>, String)> {
             check_headers(&s.headers, &mut bad);
         }
         FeedKind::File(f) => check_extract(&f.extract, &mut bad),
+        FeedKind::Mqtt(m) => {
+            check_extract(&m.extract, &mut bad);
+            check_mqtt(m, &mut bad);
+        }
+        FeedKind::Redis(r) => {
+            check_extract(&r.extract, &mut bad);
+            check_redis(r, &mut bad);
+        }
+        FeedKind::Nats(n) => {
+            check_extract(&n.extract, &mut bad);
+            check_nats(n, &mut bad);
+        }
         FeedKind::Custom { .. } => {}
     }
     out
+}
+
+/// Checks a broker URL: parses, has one of `schemes` and a host. The URL is
+/// shown with its password redacted.
+fn check_broker_url(u: &str, schemes: &[&str], bad: &mut dyn FnMut(&str, String)) {
+    match reqwest::Url::parse(u) {
+        Ok(url) if !schemes.contains(&url.scheme()) => bad(
+            "url",
+            format!(
+                "url scheme `{}` is not one of {}",
+                url.scheme(),
+                schemes.join(", ")
+            ),
+        ),
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => bad(
+            "url",
+            format!(
+                "url {:?} has no host (write e.g. {}://127.0.0.1)",
+                crate::feeds::redact_url(u),
+                schemes[0]
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => bad("url", format!("url {:?}: {e}", crate::feeds::redact_url(u))),
+    }
+}
+
+fn check_mqtt(m: &MqttOptions, bad: &mut dyn FnMut(&str, String)) {
+    check_broker_url(&m.url, &["mqtt", "mqtts"], bad);
+    if let Ok(url) = reqwest::Url::parse(&m.url) {
+        if !url.username().is_empty() || url.password().is_some() {
+            bad(
+                "url",
+                "put MQTT credentials in `username` and `password`, not in `url`".into(),
+            );
+        }
+    }
+    if m.ca_file.is_some() && !m.url.starts_with("mqtts:") {
+        bad("ca_file", "`ca_file` is for mqtts:// URLs".into());
+    }
+    if m.subscribe.is_empty() {
+        bad(
+            "subscribe",
+            "`subscribe` must list at least one topic filter, e.g. [\"sensors/#\"]".into(),
+        );
+    }
+    for f in &m.subscribe {
+        let levels: Vec<&str> = f.split('/').collect();
+        let ok = !f.is_empty()
+            && levels.iter().enumerate().all(|(i, l)| {
+                (*l == "#" && i == levels.len() - 1)
+                    || *l == "+"
+                    || !(l.contains('#') || l.contains('+'))
+            });
+        if !ok {
+            bad(
+                "subscribe",
+                format!(
+                    "topic filter {f:?} is not valid: `+` must be a whole level, `#` the whole last level"
+                ),
+            );
+        }
+    }
+    if m.qos > 1 {
+        bad("qos", format!("qos {} is not supported: use 0 or 1", m.qos));
+    }
+    if m.client_id.as_deref() == Some("") {
+        bad("client_id", "`client_id` must not be empty".into());
+    }
+    if m.password.is_some() && m.username.is_none() {
+        bad("password", "`password` needs `username`".into());
+    }
+    if m.keep_alive < Duration::from_secs(1) {
+        bad("keep_alive", "`keep_alive` must be at least 1s".into());
+    }
+}
+
+fn check_redis(r: &RedisOptions, bad: &mut dyn FnMut(&str, String)) {
+    check_broker_url(&r.url, &["redis"], bad);
+    match r.mode {
+        RedisMode::Pubsub => {
+            if r.channels.is_empty() && r.patterns.is_empty() {
+                bad(
+                    "mode",
+                    "mode \"pubsub\" needs `channels` and/or `patterns`".into(),
+                );
+            }
+            if !r.streams.is_empty() {
+                bad(
+                    "streams",
+                    "`streams` is for mode = \"stream\" (this feed is in mode \"pubsub\")".into(),
+                );
+            }
+        }
+        RedisMode::Stream => {
+            if r.streams.is_empty() {
+                bad("mode", "mode \"stream\" needs `streams`".into());
+            }
+            for key in ["channels", "patterns"] {
+                let set = if key == "channels" {
+                    &r.channels
+                } else {
+                    &r.patterns
+                };
+                if !set.is_empty() {
+                    bad(
+                        key,
+                        format!(
+                            "`{key}` is for mode = \"pubsub\" (this feed is in mode \"stream\")"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for (key, names) in [
+        ("channels", &r.channels),
+        ("patterns", &r.patterns),
+        ("streams", &r.streams),
+    ] {
+        if names.iter().any(String::is_empty) {
+            bad(key, format!("`{key}` must not hold an empty name"));
+        }
+    }
+}
+
+fn check_nats(n: &NatsOptions, bad: &mut dyn FnMut(&str, String)) {
+    check_broker_url(&n.url, &["nats", "tls"], bad);
+    let tokens: Vec<&str> = n.subject.split('.').collect();
+    let ok = tokens.iter().enumerate().all(|(i, t)| {
+        !t.is_empty()
+            && !t.chars().any(char::is_whitespace)
+            && (*t != ">" || i == tokens.len() - 1)
+            && (t.len() == 1 || !(t.contains('*') || t.contains('>')))
+    });
+    if !ok {
+        bad(
+            "subject",
+            format!(
+                "subject {:?} is not valid: dot-separated tokens, `*` a whole token, `>` the whole last token",
+                n.subject
+            ),
+        );
+    }
+    match (&n.user, &n.password) {
+        (Some(_), None) => bad("user", "`user` and `password` go together".into()),
+        (None, Some(_)) => bad("password", "`user` and `password` go together".into()),
+        _ => {}
+    }
+    match (&n.stream, &n.durable) {
+        (Some(_), None) => bad(
+            "stream",
+            "`stream` needs `durable` (a consumer name)".into(),
+        ),
+        (None, Some(_)) => bad(
+            "durable",
+            "`durable` needs `stream` (the JetStream stream)".into(),
+        ),
+        _ => {}
+    }
+    for (key, name) in [("stream", &n.stream), ("durable", &n.durable)] {
+        if let Some(name) = name {
+            if name.is_empty()
+                || name.contains(['.', '*', '>', '/', '\\'])
+                || name.contains(char::is_whitespace)
+            {
+                bad(
+                    key,
+                    format!("{key} {name:?} is not a valid JetStream name (no spaces, `.`, `*`, `>`, `/`)"),
+                );
+            }
+        }
+    }
+    if n.token.is_some() && n.user.is_some() {
+        bad(
+            "token",
+            "use either `token` or `user`/`password`, not both".into(),
+        );
+    }
 }
 
 /// Parses a humantime duration and refuses zero.

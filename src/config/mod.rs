@@ -15,6 +15,7 @@ pub use feed::{
     CommandMode, CommandOptions, FeedConfig, FeedKind, FileMode, FileOptions, Format, HttpOptions,
     SseOptions, SyntheticOptions, SystemOptions, WebSocketOptions, BUILTIN_KINDS,
 };
+pub use feed::{MqttOptions, NatsOptions, RedisMode, RedisOptions, Secret};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -912,6 +913,66 @@ topic = "bad..topic"
             "{text:?}"
         );
         assert_eq!(errs.0.len(), 3, "{text:?}");
+    }
+
+    /// The broker kinds' value checks name the line of the key at fault, and a
+    /// password in a URL is never echoed back.
+    #[test]
+    fn broker_kinds_are_checked_with_lines() {
+        let text = r#"
+[[feed]]
+name = "m"
+kind = "mqtt"
+topic = "iot.{mqtt_topic}"
+url = "mqtt://u:pw@127.0.0.1:1883"
+subscribe = ["a/#/b"]
+qos = 2
+ca_file = "ca.pem"
+
+[[feed]]
+name = "r"
+kind = "redis"
+topic = "r.{redis_channel}"
+url = "https://u:hunter2@127.0.0.1"
+streams = ["s"]
+
+[[feed]]
+name = "n"
+kind = "nats"
+topic = "n.{nats_subject}"
+url = "nats://127.0.0.1:4222"
+subject = "a.>.b"
+password = "p"
+durable = "my.consumer"
+"#;
+        let errs = parse(text).unwrap_err();
+        let text: Vec<String> = errs.0.iter().map(|e| e.to_string()).collect();
+        for (line, needle) in [
+            (6, "not in `url`"),
+            (7, "topic filter \"a/#/b\" is not valid"),
+            (8, "qos 2 is not supported"),
+            (9, "`ca_file` is for mqtts:// URLs"),
+            (15, "url scheme `https`"),
+            (16, "`streams` is for mode = \"stream\""),
+            (23, "subject \"a.>.b\" is not valid"),
+            (24, "`user` and `password` go together"),
+            (25, "`durable` needs `stream`"),
+            (25, "durable \"my.consumer\" is not a valid JetStream name"),
+        ] {
+            let prefix = format!("c.toml:{line}: ");
+            assert!(
+                text.iter()
+                    .any(|e| e.starts_with(&prefix) && e.contains(needle)),
+                "{prefix}{needle} in {text:?}"
+            );
+        }
+        assert!(!text.iter().any(|e| e.contains("hunter2")), "{text:?}");
+        let ok = parse(
+            "[[feed]]\nname = \"r\"\nkind = \"redis\"\ntopic = \"r.{redis_stream}\"\n\
+             url = \"redis://127.0.0.1:6379\"\nmode = \"stream\"\nstreams = [\"s\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.feeds[0].kind.name(), "redis");
     }
 
     #[test]

@@ -38,6 +38,15 @@ impl Pipeline {
                 format!("body is not JSON ({e}): {shown:?}")
             })?,
         };
+        self.items_from(doc)
+    }
+
+    /// The items of a document already parsed (a kind that decodes its own
+    /// payloads, such as the broker kinds, still shares `extract` and fan-out).
+    ///
+    /// # Errors
+    /// The pointer finds nothing.
+    pub fn items_from(&self, doc: Value) -> Result<Vec<Value>, String> {
         let value = match &self.extract {
             None => doc,
             Some(ptr) => match doc.pointer(ptr) {

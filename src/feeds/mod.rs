@@ -10,7 +10,9 @@
 //!
 //! Built-in kinds: `synthetic`, `system`, `http` (on the shared `poll` loop),
 //! `command` (interval mode on `poll` too; stream mode; process groups),
-//! `websocket`, `sse` (with its pure `sse::parser`) and `file`. Every kind that
+//! `websocket`, `sse` (with its pure `sse::parser`), `file`, and the broker
+//! kinds `mqtt`, `redis` and `nats` (sharing `broker`: payload rule, item size
+//! bound, the message's topic/channel/subject as template variables). Every kind that
 //! reads documents runs them through the one [`Pipeline`] via
 //! [`FeedContext::publish_document`]. A connection-style kind makes one
 //! connection per `run` and returns `Err` when it ends, so reconnect policy
@@ -18,21 +20,29 @@
 //!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
+mod broker;
 mod command;
 mod extract;
 mod file;
 mod http;
+mod mqtt;
+mod nats;
 mod poll;
+mod redis;
 mod sse;
 mod supervisor;
 mod synthetic;
 mod system;
 mod websocket;
 
+pub use broker::redact_url;
 pub use command::CommandFeed;
 pub use extract::Pipeline;
 pub use file::FileFeed;
 pub use http::HttpFeed;
+pub use mqtt::MqttFeed;
+pub use nats::NatsFeed;
+pub use redis::RedisFeed;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
@@ -159,6 +169,9 @@ impl Kinds {
             FeedKind::Sse(o) => Arc::new(SseFeed::new(o.clone())?),
             FeedKind::File(o) => Arc::new(FileFeed::new(o.clone())),
             FeedKind::WebSocket(o) => Arc::new(WebSocketFeed::new(o.clone())),
+            FeedKind::Mqtt(o) => Arc::new(MqttFeed::new(o.clone(), &config.name)?),
+            FeedKind::Redis(o) => Arc::new(RedisFeed::new(o.clone())?),
+            FeedKind::Nats(o) => Arc::new(NatsFeed::new(o.clone())),
             FeedKind::Custom { kind, options } => match self.factories.get(kind) {
                 Some(make) => make(options)?,
                 None => anyhow::bail!("kind {kind:?} is not registered in this program"),
@@ -237,6 +250,26 @@ impl FeedContext {
             .fill(&value)
             .map_err(|e| self.item_error(e.to_string()))?;
         self.publish_to(&topic, &value)
+    }
+
+    /// Like [`FeedContext::publish`], with template placeholders that `vars`
+    /// names taken from it rather than from the item (see
+    /// [`TopicTemplate::fill_with`]): the broker kinds pass the name a message
+    /// arrived on.
+    ///
+    /// # Errors
+    /// As [`FeedContext::publish`].
+    pub fn publish_with(
+        &self,
+        item: &serde_json::Value,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Published, ItemError> {
+        let topic = self
+            .inner
+            .template
+            .fill_with(item, vars)
+            .map_err(|e| self.item_error(e.to_string()))?;
+        self.publish_to(&topic, item)
     }
 
     /// Publishes to an explicit topic, bypassing the template.

@@ -61,3 +61,22 @@ pub async fn topic_row(server: &Server, topic: &str) -> Option<Value> {
         .find(|r| r["topic"] == topic)
         .cloned()
 }
+
+/// Reads `$sys.feeds` updates until each `(feed, state)` of `wanted` was seen
+/// (in any order: feeds report independently); returns the matching statuses
+/// in the order of `wanted`.
+pub async fn states_until(client: &mut Client, wanted: &[(&str, &str)]) -> Vec<Value> {
+    let mut found: Vec<Option<Value>> = vec![None; wanted.len()];
+    while found.iter().any(Option::is_none) {
+        let v = client
+            .recv_until(|v| v["type"] == "update" && v["topic"] == "$sys.feeds")
+            .await;
+        let data = &v["data"];
+        for (slot, (feed, state)) in found.iter_mut().zip(wanted) {
+            if slot.is_none() && data["feed"] == *feed && data["state"] == *state {
+                *slot = Some(data.clone());
+            }
+        }
+    }
+    found.into_iter().flatten().collect()
+}
