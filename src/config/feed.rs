@@ -255,11 +255,20 @@ pub struct FeedConfig {
     pub stale_after: Option<Duration>,
     /// What the feed does.
     pub kind: FeedKind,
+    /// `transform = [...]`: steps applied to every item, in order (any kind).
+    pub transform: Vec<crate::feeds::Transform>,
     /// Where it was defined (not part of equality: moving a feed is no change).
     pub location: Location,
 }
 
-const COMMON_KEYS: [&str; 5] = ["name", "kind", "topic", "enabled", "stale_after"];
+const COMMON_KEYS: [&str; 6] = [
+    "name",
+    "kind",
+    "topic",
+    "enabled",
+    "stale_after",
+    "transform",
+];
 
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
@@ -363,6 +372,15 @@ pub(super) fn parse_feed(
             None
         }
     };
+    let transform = match table.get("transform").map(|v| v.get_ref()) {
+        None => Vec::new(),
+        Some(v) => crate::feeds::Transform::parse_list(v).unwrap_or_else(|msgs| {
+            for msg in msgs {
+                error(line_of("transform"), msg);
+            }
+            Vec::new()
+        }),
+    };
     let options: toml::Table = table
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.get_ref().as_str()))
@@ -412,6 +430,7 @@ pub(super) fn parse_feed(
             enabled,
             stale_after,
             kind,
+            transform,
             location: feed_loc,
         }),
         _ => Err(errors),

@@ -27,6 +27,7 @@ mod sse;
 mod supervisor;
 mod synthetic;
 mod system;
+mod transform;
 mod websocket;
 
 pub use command::CommandFeed;
@@ -39,6 +40,7 @@ pub use supervisor::{backoff_window, FeedState, FeedStatus};
 pub(crate) use supervisor::{diff, render_metrics, Feeds, FEEDS_TOPIC};
 pub use synthetic::Synthetic;
 pub use system::SystemFeed;
+pub use transform::Transform;
 pub use websocket::WebSocketFeed;
 
 use std::collections::HashMap;
@@ -101,7 +103,8 @@ impl std::fmt::Debug for Kinds {
 
 impl Kinds {
     /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
-    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`),
+    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`,
+    /// `transform`),
     /// deserialized into `O` (use [`toml::Table`] to take them raw).
     pub fn register<O, F, M>(&mut self, kind: &str, make: M)
     where
@@ -186,6 +189,12 @@ struct ContextInner {
     source: Source,
     status: Arc<supervisor::StatusCell>,
     cancel: CancellationToken,
+    /// The feed's `transform` steps, applied to every item in order.
+    transforms: Vec<Transform>,
+    /// Their per-topic state. A std `Mutex`: only this feed's own task
+    /// publishes, so it is uncontended, and it is never held across an await;
+    /// a feed without stateful steps never takes it.
+    memory: std::sync::Mutex<transform::Memory>,
 }
 
 impl std::fmt::Debug for FeedContext {
@@ -223,11 +232,15 @@ impl FeedContext {
     }
 
     /// Publishes one item to the feed's topic template, filled from the item's
-    /// fields. An item that cannot fill the template is counted and reported as
-    /// an error of that item.
+    /// fields, after the feed's `transform` steps. An item that cannot fill the
+    /// template or go through a step is counted and reported as an error of
+    /// that item.
+    ///
+    /// The topic is filled from the item as the source gave it, so the steps
+    /// shape only the published data (a `select` may drop the topic's field).
     ///
     /// # Errors
-    /// The item lacks a placeholder field or does not serialize.
+    /// The item lacks a placeholder field, fails a step, or does not serialize.
     pub fn publish<T: Serialize + ?Sized>(&self, item: &T) -> Result<Published, ItemError> {
         let value = serde_json::to_value(item)
             .map_err(|e| self.item_error(format!("item does not serialize: {e}")))?;
@@ -236,7 +249,30 @@ impl FeedContext {
             .template
             .fill(&value)
             .map_err(|e| self.item_error(e.to_string()))?;
+        let value = self.transform(&topic, value)?;
         self.publish_to(&topic, &value)
+    }
+
+    /// Runs the feed's `transform` steps over one item of `topic`.
+    fn transform(
+        &self,
+        topic: &str,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, ItemError> {
+        let steps = &self.inner.transforms;
+        if steps.is_empty() {
+            return Ok(value);
+        }
+        let now = tokio::time::Instant::now();
+        let result = {
+            let mut memory = self
+                .inner
+                .memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            transform::apply(steps, memory.of(topic, steps.len()), value, now)
+        };
+        result.map_err(|e| self.item_error(e))
     }
 
     /// Publishes to an explicit topic, bypassing the template.
