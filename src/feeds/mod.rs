@@ -10,11 +10,15 @@
 //!
 //! Built-in kinds: `synthetic`, `system`, `http` (on the shared `poll` loop),
 //! `command` (interval mode on `poll` too; stream mode; process groups),
-//! `websocket`, `sse` (with its pure `sse::parser`) and `file`. Every kind that
+//! `websocket`, `sse` (with its pure `sse::parser`), `file`, `prometheus` (on
+//! `poll`) and `postgres` (LISTEN, or a query on `poll`). Every kind that
 //! reads documents runs them through the one [`Pipeline`] via
 //! [`FeedContext::publish_document`]. A connection-style kind makes one
 //! connection per `run` and returns `Err` when it ends, so reconnect policy
-//! (backoff, jitter, the cap) lives in the supervisor alone.
+//! (backoff, jitter, the cap) lives in the supervisor alone. Every item then
+//! goes through the feed's `transform` steps (see `transform`) before it is
+//! published; each kind checks a raw item's size once, with
+//! [`FeedContext::check_item_bytes`].
 //!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
@@ -23,6 +27,8 @@ mod extract;
 mod file;
 mod http;
 mod poll;
+mod postgres;
+mod prometheus;
 mod sse;
 mod supervisor;
 mod synthetic;
@@ -34,6 +40,8 @@ pub use command::CommandFeed;
 pub use extract::Pipeline;
 pub use file::FileFeed;
 pub use http::HttpFeed;
+pub use postgres::PostgresFeed;
+pub use prometheus::PrometheusFeed;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
@@ -162,6 +170,8 @@ impl Kinds {
             FeedKind::Sse(o) => Arc::new(SseFeed::new(o.clone())?),
             FeedKind::File(o) => Arc::new(FileFeed::new(o.clone())),
             FeedKind::WebSocket(o) => Arc::new(WebSocketFeed::new(o.clone())),
+            FeedKind::Prometheus(o) => Arc::new(PrometheusFeed::new(o.clone())?),
+            FeedKind::Postgres(o) => Arc::new(PostgresFeed::new(o.clone())?),
             FeedKind::Custom { kind, options } => match self.factories.get(kind) {
                 Some(make) => make(options)?,
                 None => anyhow::bail!("kind {kind:?} is not registered in this program"),
@@ -202,6 +212,25 @@ impl std::fmt::Debug for FeedContext {
         f.debug_struct("FeedContext")
             .field("feed", &self.name())
             .finish_non_exhaustive()
+    }
+}
+
+/// Largest raw item (message, row, series) a feed accepts, in bytes (1 MiB);
+/// see [`FeedContext::check_item_bytes`].
+pub const MAX_ITEM_BYTES: usize = 1 << 20;
+
+/// `url` with any password replaced by `***`, for logs and errors. A string
+/// that does not parse as a URL is shown as `<invalid url>`: it might hold a
+/// secret in a shape we do not recognise.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<invalid url>".to_string(),
     }
 }
 
@@ -312,6 +341,22 @@ impl FeedContext {
         tracing::warn!(feed = %self.name(), error = %message, "Item dropped.");
         self.inner.status.record_error(&message);
         ItemError(message)
+    }
+
+    /// Checks one item's size against [`MAX_ITEM_BYTES`]: a larger item is
+    /// counted and reported as that item's error, and must be dropped. Every
+    /// kind calls this once per raw item (a message, a row, a series) before
+    /// decoding it, so the limit has a single home.
+    ///
+    /// # Errors
+    /// The item is larger than the limit.
+    pub fn check_item_bytes(&self, len: usize) -> Result<(), ItemError> {
+        if len > MAX_ITEM_BYTES {
+            return Err(self.item_error(format!(
+                "item of {len} bytes is larger than the {MAX_ITEM_BYTES}-byte limit; dropped"
+            )));
+        }
+        Ok(())
     }
 
     /// Marks the feed `running` (e.g. once connected) before its first update.
