@@ -2,6 +2,7 @@
 //! client (tokio-tungstenite), with deadlines instead of sleeps.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod databases;
 pub mod feeds;
 
 use std::future::Future;
