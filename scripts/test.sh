@@ -12,6 +12,21 @@ if ! command -v nats-server >/dev/null; then
   apt-get install -y -qq nats-server >/dev/null
 fi
 
+# Feed tests run a real PostgreSQL 15 (tests/feeds_postgres.rs) and Prometheus
+# (tests/feeds_prometheus.rs).
+if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
+  echo "installing postgresql (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq postgresql >/dev/null
+fi
+if ! command -v prometheus >/dev/null; then
+  echo "installing prometheus (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq prometheus >/dev/null
+fi
+
 echo "== cargo test"
 cargo test --all-targets --locked --no-fail-fast 2>&1
 
