@@ -129,7 +129,9 @@ async fn listen_reconnects_after_a_server_restart() {
 /// Query mode publishes one item per row, columns as fields, with the common
 /// types mapped (ints, floats, numeric, text, bool, timestamptz, date, jsonb,
 /// NULL), in both the default and the alternative numeric/timestamp forms.
-/// An unmappable column is a clear error naming the cast that fixes it.
+/// A row over the 1 MiB item limit is a counted error (the small row of the
+/// same query still arrives), a query of more than 10 000 rows an error of the
+/// poll, and an unmappable column a clear error naming the cast that fixes it.
 #[tokio::test]
 async fn query_mode_publishes_rows_with_mapped_types() {
     set_passwords();
@@ -168,6 +170,23 @@ numeric = "string"
 timestamps = "rfc3339"
 
 [[feed]]
+name = "huge"
+kind = "postgres"
+topic = "huge.{{sym}}"
+url = "{url}"
+password_env = "{PW_ENV}"
+query = "SELECT 'big' AS sym, repeat('x', 1100000) AS blob UNION ALL SELECT 'small', 'x'"
+interval = "200ms"
+
+[[feed]]
+name = "many"
+kind = "postgres"
+topic = "many"
+url = "{url}"
+password_env = "{PW_ENV}"
+query = "SELECT g AS n FROM generate_series(1, 10001) AS g"
+
+[[feed]]
 name = "odd"
 kind = "postgres"
 topic = "odd"
@@ -179,7 +198,8 @@ query = "SELECT point(1, 2) AS p"
     )))
     .await;
     let mut c = server.client().await;
-    c.subscribe(&["q.*", "exact.*", "$sys.feeds"]).await;
+    c.subscribe(&["q.*", "exact.*", "huge.*", "$sys.feeds"])
+        .await;
     let aapl = c.update_of("q.AAPL").await["data"].clone();
     assert_eq!(
         aapl,
@@ -195,6 +215,19 @@ query = "SELECT point(1, 2) AS p"
     assert_eq!(
         exact,
         json!({"sym": "AAPL", "price": "189.5000", "at": "2024-05-01T12:00:00.123Z"})
+    );
+
+    assert_eq!(c.update_of("huge.small").await["data"]["blob"], "x");
+    let s = status_until(&mut c, "huge", |s| s["errors"].as_u64() >= Some(1)).await;
+    assert_eq!(s["state"], "running", "{s}");
+    assert!(s["error"].as_str().unwrap().contains("larger than"), "{s}");
+    let s = status_until(&mut c, "many", |s| s["state"] == "backoff").await;
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10000 rows"),
+        "{s}"
     );
 
     let s = status_until(&mut c, "odd", |s| s["state"] == "backoff").await;

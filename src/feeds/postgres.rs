@@ -10,7 +10,8 @@
 //! - `query = "SELECT .."`: the statement is prepared once per connection
 //!   (an unmappable column type is reported then, with the cast that fixes
 //!   it) and run every `interval` on the shared [`poll`](super::poll) loop;
-//!   each row is one item, columns as fields (see [`row_to_item`]).
+//!   each row is one item, columns as fields (see [`row_to_item`]). A query
+//!   returning more than [`MAX_ROWS`] rows is an error of that poll.
 //!
 //! The password never sits in the config: `url` must not hold one, and
 //! `password_env` names the environment variable read at each connect (so a
@@ -33,6 +34,10 @@ use crate::config::{NumericAs, PostgresOptions, TimestampAs};
 /// Notifications waiting between the connection task and the feed; past it
 /// the connection task waits, so memory stays bounded.
 const BACKLOG: usize = 1024;
+
+/// Most rows one query may return; a larger answer is an error of that poll
+/// (the rest is not read), so one query cannot buffer without end.
+const MAX_ROWS: usize = 10_000;
 
 /// A PostgreSQL LISTEN or query feed.
 #[derive(Debug, Clone)]
@@ -219,10 +224,24 @@ impl PostgresFeed {
         check_columns(&statement).map_err(anyhow::Error::msg)?;
         ctx.mark_running();
         let run = || async {
-            client
-                .query(&statement, &[])
+            let params = std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>();
+            let rows = client
+                .query_raw(&statement, params)
                 .await
-                .map_err(|e| anyhow::anyhow!("query: {}", describe(&e)))
+                .map_err(|e| anyhow::anyhow!("query: {}", describe(&e)))?;
+            // Read at most MAX_ROWS + 1 rows: one more than the limit tells
+            // us the answer is too large without buffering the rest of it.
+            let rows: Vec<Row> = rows
+                .take(MAX_ROWS + 1)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("query: {}", describe(&e)))?;
+            if rows.len() > MAX_ROWS {
+                anyhow::bail!("query returned more than {MAX_ROWS} rows; add a LIMIT or aggregate");
+            }
+            Ok(rows)
         };
         let publish = |rows: Vec<Row>| {
             for row in &rows {
