@@ -304,7 +304,8 @@ impl FeedContext {
         result.map_err(|e| self.item_error(e))
     }
 
-    /// Publishes to an explicit topic, bypassing the template.
+    /// Publishes to an explicit topic, bypassing the template and the
+    /// `transform` steps.
     ///
     /// # Errors
     /// The topic is invalid or the data does not serialize.

@@ -35,6 +35,10 @@ use crate::config::{NumericAs, PostgresOptions, TimestampAs};
 /// the connection task waits, so memory stays bounded.
 const BACKLOG: usize = 1024;
 
+/// A connection's I/O half: it must be polled for the client to make progress.
+type Connection =
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+
 /// Most rows one query may return; a larger answer is an error of that poll
 /// (the rest is not read), so one query cannot buffer without end.
 const MAX_ROWS: usize = 10_000;
@@ -130,12 +134,7 @@ impl PostgresFeed {
     }
 
     /// Connects, with the password read from `password_env` now.
-    async fn connect(
-        &self,
-    ) -> anyhow::Result<(
-        Client,
-        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-    )> {
+    async fn connect(&self) -> anyhow::Result<(Client, Connection)> {
         let mut config = self.config.clone();
         if let Some(var) = &self.options.password_env {
             let password = std::env::var(var).map_err(|_| {
