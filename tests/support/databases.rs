@@ -4,9 +4,10 @@
 //! Neither server can take port 0 and tell us the port, so [`free_port`] binds
 //! 127.0.0.1:0, reads the port and releases it right before the server starts;
 //! a server that then loses the port to someone else exits, and the start is
-//! retried on a new port. PostgreSQL refuses to run as root, so its programs
-//! run as the `postgres` user (set on the child itself, with no wrapper
-//! process in between, so the signal that stops it reaches the server).
+//! retried on a new port. PostgreSQL refuses to run as root, so as root its
+//! programs run as the `postgres` user (set on the child itself, with no
+//! wrapper process such as `runuser` in between, so the signal that stops it
+//! reaches the server).
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
@@ -86,6 +87,22 @@ impl Drop for Process {
     }
 }
 
+/// Runs `cmd` as the `postgres` user when we are root (PostgreSQL refuses
+/// root); as ourselves otherwise.
+fn as_postgres(cmd: &mut Command) -> &mut Command {
+    match postgres_ids() {
+        Some((uid, gid)) => cmd.uid(uid).gid(gid),
+        None => cmd,
+    }
+}
+
+/// The `postgres` user's uid and gid when we are root, else `None`.
+fn postgres_ids() -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    root.then(|| ids_of("postgres"))
+}
+
 /// The uid and gid of a system user.
 fn ids_of(user: &str) -> (u32, u32) {
     let id = |flag: &str| -> u32 {
@@ -116,12 +133,13 @@ impl Postgres {
     /// Initializes a cluster in a temp dir and starts it.
     pub async fn start() -> Postgres {
         let dir = tempfile::tempdir().unwrap();
-        let (uid, gid) = ids_of("postgres");
         std::fs::write(dir.path().join("pw"), Self::PASSWORD).unwrap();
-        std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        std::os::unix::fs::chown(dir.path().join("pw"), Some(uid), Some(gid)).unwrap();
+        if let Some((uid, gid)) = postgres_ids() {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+            std::os::unix::fs::chown(dir.path().join("pw"), Some(uid), Some(gid)).unwrap();
+        }
         let data = dir.path().join("data");
-        let out = Command::new(format!("{PG_BIN}/initdb"))
+        let out = as_postgres(&mut Command::new(format!("{PG_BIN}/initdb")))
             .arg("-D")
             .arg(&data)
             .args([
@@ -133,8 +151,6 @@ impl Postgres {
             .arg(format!("--pwfile={}", dir.path().join("pw").display()))
             .args(["-E", "UTF8", "--no-sync"])
             .current_dir(dir.path())
-            .uid(uid)
-            .gid(gid)
             .output()
             .unwrap();
         assert!(
@@ -162,17 +178,15 @@ impl Postgres {
 
     /// Starts the server on `self.port`; false if it exited (port clash).
     async fn launch(&mut self) -> bool {
-        let (uid, gid) = ids_of("postgres");
         let mut cmd = Command::new(format!("{PG_BIN}/postgres"));
-        cmd.arg("-D")
+        as_postgres(&mut cmd)
+            .arg("-D")
             .arg(self.dir.path().join("data"))
             .args(["-p", &self.port.to_string()])
             .arg("-k")
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .current_dir(self.dir.path())
-            .uid(uid)
-            .gid(gid);
+            .current_dir(self.dir.path());
         let mut process = Process::spawn(cmd, &self.log(), nix::sys::signal::Signal::SIGINT);
         let start = tokio::time::Instant::now();
         while start.elapsed() < START_DEADLINE {
