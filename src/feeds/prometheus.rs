@@ -297,4 +297,24 @@ mod tests {
             "http://u:***@127.0.0.1:9090/prom"
         );
     }
+
+    /// A failed request's error names the server with the password hidden
+    /// (reqwest's own message would carry the URL as written).
+    #[tokio::test]
+    async fn errors_hide_the_password() {
+        let refused = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = refused.local_addr().unwrap();
+        drop(refused);
+        let feed = PrometheusFeed::new(PrometheusOptions {
+            url: format!("http://u:secret@{addr}"),
+            query: "up".into(),
+            headers: Default::default(),
+            timeout: std::time::Duration::from_secs(5),
+            interval: std::time::Duration::from_secs(1),
+        })
+        .unwrap();
+        let error = format!("{:#}", feed.fetch().await.unwrap_err());
+        assert!(error.contains(&format!("http://u:***@{addr}")), "{error}");
+        assert!(!error.contains("secret"), "{error}");
+    }
 }

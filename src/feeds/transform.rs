@@ -249,12 +249,13 @@ pub(crate) struct Memory {
 impl Memory {
     /// The samples of `topic`, one slot per step of a `steps`-long list.
     pub(crate) fn of(&mut self, topic: &str, steps: usize) -> &mut Vec<Option<Sample>> {
-        if !self.topics.contains_key(topic) && self.topics.len() >= MAX_TOPICS {
-            self.topics.clear();
+        if !self.topics.contains_key(topic) {
+            if self.topics.len() >= MAX_TOPICS {
+                self.topics.clear();
+            }
+            self.topics.insert(topic.to_string(), vec![None; steps]);
         }
-        self.topics
-            .entry(topic.to_string())
-            .or_insert_with(|| vec![None; steps])
+        self.topics.get_mut(topic).expect("inserted above")
     }
 }
 
