@@ -234,8 +234,9 @@ pub enum TimestampAs {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresOptions {
-    /// Connection URL without a password, e.g.
-    /// `postgres://tickerd@127.0.0.1:5432/market`.
+    /// Connection string without a password: a URL such as
+    /// `postgres://tickerd@127.0.0.1:5432/market`, or `key=value` pairs such
+    /// as `host=/run/postgresql user=tickerd dbname=market`.
     pub url: String,
     /// Environment variable holding the password (e.g. `"PGPASSWORD"`).
     pub password_env: Option<String>,

@@ -112,8 +112,8 @@ impl std::fmt::Debug for Kinds {
 impl Kinds {
     /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
     /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`,
-    /// `transform`),
-    /// deserialized into `O` (use [`toml::Table`] to take them raw).
+    /// `transform`), deserialized into `O` (use [`toml::Table`] to take them
+    /// raw).
     pub fn register<O, F, M>(&mut self, kind: &str, make: M)
     where
         O: serde::de::DeserializeOwned,
@@ -293,13 +293,15 @@ impl FeedContext {
             return Ok(value);
         }
         let now = tokio::time::Instant::now();
-        let result = {
+        let result = if steps.iter().any(Transform::is_stateful) {
             let mut memory = self
                 .inner
                 .memory
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             transform::apply(steps, memory.of(topic, steps.len()), value, now)
+        } else {
+            transform::apply(steps, &mut vec![None; steps.len()], value, now)
         };
         result.map_err(|e| self.item_error(e))
     }

@@ -357,6 +357,14 @@ impl Transform {
         }
     }
 
+    /// Does this step compare against the topic's previous item?
+    pub fn is_stateful(&self) -> bool {
+        matches!(
+            self,
+            Transform::Rate { .. } | Transform::Change { against: None, .. }
+        )
+    }
+
     fn op(&self) -> &'static str {
         match self {
             Transform::Rate { .. } => "rate",
