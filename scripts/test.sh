@@ -35,6 +35,10 @@ need node nodejs
 need mosquitto mosquitto
 need openssl openssl
 need redis-server redis-server
+# Feed tests run a real PostgreSQL 15 (tests/feeds_postgres.rs) and Prometheus
+# (tests/feeds_prometheus.rs).
+need /usr/lib/postgresql/15/bin/postgres postgresql
+need prometheus prometheus
 
 # --- stages ------------------------------------------------------------------
 

@@ -164,8 +164,9 @@ impl TickerBuilder {
 
     /// Registers a feed kind of your own: `[[feed]]` tables with `kind = name`
     /// are built by `make` from their options (every key but `name`, `kind`,
-    /// `topic`, `enabled` and `stale_after`), deserialized into `O`: your own
-    /// `#[derive(Deserialize)]` struct, or [`toml::Table`] to take them raw.
+    /// `topic`, `enabled`, `stale_after` and `transform`), deserialized into
+    /// `O`: your own `#[derive(Deserialize)]` struct, or [`toml::Table`] to
+    /// take them raw.
     ///
     /// `make` runs each time the feed starts: at start, and on a reload that
     /// changed the feed's table. Options that do not deserialize, or an `Err`

@@ -271,7 +271,21 @@ enum Piece {
     Field(String),
 }
 
-/// A topic with `{field}` placeholders, filled per item from its top-level fields.
+/// The value at `path` in `item`: a top-level key of that exact name, else a
+/// dotted path into nested objects (`labels.instance`). The one lookup behind
+/// topic placeholders and feed transforms, so both read fields the same way.
+pub fn field<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
+    if let Some(v) = item.get(path) {
+        return Some(v);
+    }
+    if !path.contains('.') {
+        return None;
+    }
+    path.split('.').try_fold(item, |v, key| v.get(key))
+}
+
+/// A topic with `{field}` placeholders, filled per item from its fields
+/// (`{labels.instance}` reaches into nested objects, see [`field`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicTemplate {
     text: String,
@@ -348,7 +362,8 @@ impl TopicTemplate {
         self.pieces.iter().all(|p| matches!(p, Piece::Text(_)))
     }
 
-    /// Fills the placeholders from `item`'s top-level fields.
+    /// Fills the placeholders from `item`'s fields (dotted paths reach nested
+    /// objects).
     ///
     /// # Errors
     /// The item is not an object, lacks a field, or a field's value is not a
@@ -385,7 +400,7 @@ impl TopicTemplate {
                         out.push_str(&s);
                         continue;
                     }
-                    let v = item.get(f).ok_or_else(|| {
+                    let v = field(item, f).ok_or_else(|| {
                         err(format!("item has no field `{f}` for topic `{}`", self.text))
                     })?;
                     let s = match v {
@@ -510,5 +525,20 @@ mod tests {
         assert!(TopicTemplate::parse("$sys.x").is_err());
         assert!(TopicTemplate::parse("a..{b}").is_err());
         assert!(TopicTemplate::parse("fixed.topic").unwrap().is_fixed());
+    }
+
+    /// `{labels.instance}` reaches a nested field; a top-level key spelt with a
+    /// dot wins over the path; a missing step is a clear error.
+    #[test]
+    fn templates_reach_nested_fields() {
+        let t = TopicTemplate::parse("host.{labels.instance}.cpu").unwrap();
+        let item = json!({"labels": {"instance": "web-1"}, "value": 0.5});
+        assert_eq!(t.fill(&item).unwrap(), "host.web-1.cpu");
+        let dotted = json!({"labels.instance": "flat", "labels": {"instance": "deep"}});
+        assert_eq!(t.fill(&dotted).unwrap(), "host.flat.cpu");
+        let missing = t.fill(&json!({"labels": {"job": "x"}})).unwrap_err();
+        assert!(missing.to_string().contains("labels.instance"), "{missing}");
+        assert!(t.fill(&json!({"labels": "web-1"})).is_err());
+        assert_eq!(field(&json!({"a": [1]}), "a.0"), None);
     }
 }

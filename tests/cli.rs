@@ -68,6 +68,50 @@ async fn check_reports_every_error() {
     );
 }
 
+/// `tickerd check` validates the `postgres` and `prometheus` options and the
+/// `transform` steps of any feed, each error with its file and line; a
+/// password written into a postgres `url` is refused without being echoed.
+#[tokio::test]
+async fn check_reports_source_and_transform_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(
+        &path,
+        r#"[[feed]]
+name = "p"
+kind = "postgres"
+topic = "x"
+url = "postgres://u:hunter2@127.0.0.1/db"
+listen = ["a"]
+query = "SELECT 1"
+transform = [{ round = "p", digit = 2 }]
+
+[[feed]]
+name = "m"
+kind = "prometheus"
+topic = "y"
+url = "ftp://x"
+query = ""
+querry = "up"
+"#,
+    )
+    .unwrap();
+    let (code, text) = check(&path).await;
+    assert_eq!(code, Some(1));
+    for needle in [
+        "s.toml:8: feed \"p\": transform[0]: `round` takes `as` or `digits`, not `digit`",
+        "s.toml:5: feed \"p\": url must not hold a password",
+        "s.toml:7: feed \"p\": `listen` and `query` are two modes",
+        "s.toml:16: feed \"m\": unknown field `querry`",
+        "s.toml:14: feed \"m\": url scheme `ftp`",
+        "s.toml:15: feed \"m\": `query` must be a PromQL expression",
+        "6 error(s)",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
 /// A bad `[cluster]` section is refused with one error per problem, like any
 /// other config error; no NATS is contacted.
 #[tokio::test]

@@ -314,6 +314,82 @@ pub struct NatsOptions {
     pub format: Format,
 }
 
+/// `prometheus`: evaluates a PromQL query through the HTTP API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusOptions {
+    /// The Prometheus server's base URL, e.g. `http://127.0.0.1:9090` (basic
+    /// auth in the URL is sent, and shown as `***` in logs and errors).
+    pub url: String,
+    /// The PromQL instant query, e.g. `rate(node_cpu_seconds_total[1m])`.
+    pub query: String,
+    /// Extra request headers (e.g. `Authorization`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Longest one query may take.
+    #[serde(default = "secs::<10>", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Time between queries.
+    #[serde(default = "secs::<5>", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// How a `postgres` feed publishes a `numeric` column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumericAs {
+    /// As a JSON number (may lose digits past f64's precision; the default).
+    #[default]
+    Float,
+    /// As the exact decimal string.
+    String,
+}
+
+/// How a `postgres` feed publishes `timestamp` / `timestamptz` columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestampAs {
+    /// Milliseconds since the Unix epoch (the default).
+    #[default]
+    Ms,
+    /// An RFC 3339 string in UTC, e.g. `2024-05-01T12:00:00.000Z`.
+    Rfc3339,
+}
+
+/// `postgres`: LISTEN/NOTIFY channels, or a SELECT run every `interval`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresOptions {
+    /// Connection string without a password: a URL such as
+    /// `postgres://tickerd@127.0.0.1:5432/market`, or `key=value` pairs such
+    /// as `host=/run/postgresql user=tickerd dbname=market`.
+    pub url: String,
+    /// Environment variable holding the password (e.g. `"PGPASSWORD"`).
+    pub password_env: Option<String>,
+    /// Channels to LISTEN on; each notification's payload is one document.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// A query run every `interval`; each row is one item, columns as fields.
+    pub query: Option<String>,
+    /// Time between queries (`query` mode).
+    #[serde(default = "secs::<5>", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Longest a connect or one query may take.
+    #[serde(default = "secs::<10>", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// `numeric` columns as `"float"` (default) or `"string"`.
+    #[serde(default)]
+    pub numeric: NumericAs,
+    /// Timestamp columns as `"ms"` (default) or `"rfc3339"`.
+    #[serde(default)]
+    pub timestamps: TimestampAs,
+    /// JSON Pointer (RFC 6901) into each notification's payload.
+    pub extract: Option<String>,
+    /// How each notification's payload is read.
+    #[serde(default)]
+    pub format: Format,
+}
+
 /// A feed's kind and its kind-specific options.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedKind {
@@ -337,6 +413,10 @@ pub enum FeedKind {
     Redis(RedisOptions),
     /// `kind = "nats"`
     Nats(NatsOptions),
+    /// `kind = "prometheus"`
+    Prometheus(PrometheusOptions),
+    /// `kind = "postgres"`
+    Postgres(PostgresOptions),
     /// A kind registered from Rust (see `Ticker::builder().kind(..)`); its options
     /// are the table's remaining keys.
     Custom {
@@ -361,13 +441,15 @@ impl FeedKind {
             FeedKind::Mqtt(_) => "mqtt",
             FeedKind::Redis(_) => "redis",
             FeedKind::Nats(_) => "nats",
+            FeedKind::Prometheus(_) => "prometheus",
+            FeedKind::Postgres(_) => "postgres",
             FeedKind::Custom { kind, .. } => kind,
         }
     }
 }
 
 /// The built-in kind names, as accepted in `kind = ".."`.
-pub const BUILTIN_KINDS: [&str; 10] = [
+pub const BUILTIN_KINDS: [&str; 12] = [
     "synthetic",
     "system",
     "http",
@@ -378,6 +460,8 @@ pub const BUILTIN_KINDS: [&str; 10] = [
     "mqtt",
     "redis",
     "nats",
+    "prometheus",
+    "postgres",
 ];
 
 /// One validated `[[feed]]`.
@@ -393,11 +477,20 @@ pub struct FeedConfig {
     pub stale_after: Option<Duration>,
     /// What the feed does.
     pub kind: FeedKind,
+    /// `transform = [...]`: steps applied to every item, in order (any kind).
+    pub transform: Vec<crate::feeds::Transform>,
     /// Where it was defined (not part of equality: moving a feed is no change).
     pub location: Location,
 }
 
-const COMMON_KEYS: [&str; 5] = ["name", "kind", "topic", "enabled", "stale_after"];
+const COMMON_KEYS: [&str; 6] = [
+    "name",
+    "kind",
+    "topic",
+    "enabled",
+    "stale_after",
+    "transform",
+];
 
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
@@ -501,6 +594,15 @@ pub(super) fn parse_feed(
             None
         }
     };
+    let transform = match table.get("transform").map(|v| v.get_ref()) {
+        None => Vec::new(),
+        Some(v) => crate::feeds::Transform::parse_list(v).unwrap_or_else(|msgs| {
+            for msg in msgs {
+                error(line_of("transform"), msg);
+            }
+            Vec::new()
+        }),
+    };
     let options: toml::Table = table
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.get_ref().as_str()))
@@ -550,6 +652,7 @@ pub(super) fn parse_feed(
             enabled,
             stale_after,
             kind,
+            transform,
             location: feed_loc,
         }),
         _ => Err(errors),
@@ -578,6 +681,8 @@ fn parse_kind(kind: &str, options: toml::Table, base_dir: &Path) -> Result<FeedK
         }),
         "redis" => de(options, &mut problems).map(FeedKind::Redis),
         "nats" => de(options, &mut problems).map(FeedKind::Nats),
+        "prometheus" => de(options, &mut problems).map(FeedKind::Prometheus),
+        "postgres" => de(options, &mut problems).map(FeedKind::Postgres),
         "file" => de::<FileOptions>(options, &mut problems).map(|mut f| {
             if f.path.is_relative() {
                 f.path = base_dir.join(&f.path);
@@ -794,6 +899,26 @@ fn check_kind(kind: &FeedKind) -> Vec<(Option<String>, String)> {
         FeedKind::Nats(n) => {
             check_extract(&n.extract, &mut bad);
             check_nats(n, &mut bad);
+        }
+        FeedKind::Prometheus(p) => {
+            check_url(&p.url, &["http", "https"], &mut bad);
+            check_interval(&p.interval, "interval", &mut bad);
+            check_interval(&p.timeout, "timeout", &mut bad);
+            check_headers(&p.headers, &mut bad);
+            if p.query.trim().is_empty() {
+                bad(
+                    "query",
+                    "`query` must be a PromQL expression, e.g. \"up\"".into(),
+                );
+            }
+        }
+        FeedKind::Postgres(p) => {
+            check_interval(&p.interval, "interval", &mut bad);
+            check_interval(&p.timeout, "timeout", &mut bad);
+            check_extract(&p.extract, &mut bad);
+            for (key, msg) in crate::feeds::PostgresFeed::check(p) {
+                bad(key, msg);
+            }
         }
         FeedKind::Custom { .. } => {}
     }

@@ -13,7 +13,8 @@ mod feed;
 
 pub use feed::{
     CommandMode, CommandOptions, FeedConfig, FeedKind, FileMode, FileOptions, Format, HttpOptions,
-    SseOptions, SyntheticOptions, SystemOptions, WebSocketOptions, BUILTIN_KINDS,
+    NumericAs, PostgresOptions, PrometheusOptions, SseOptions, SyntheticOptions, SystemOptions,
+    TimestampAs, WebSocketOptions, BUILTIN_KINDS,
 };
 pub use feed::{MqttOptions, NatsOptions, RedisMode, RedisOptions, Secret};
 

@@ -10,13 +10,17 @@
 //!
 //! Built-in kinds: `synthetic`, `system`, `http` (on the shared `poll` loop),
 //! `command` (interval mode on `poll` too; stream mode; process groups),
-//! `websocket`, `sse` (with its pure `sse::parser`), `file`, and the broker
-//! kinds `mqtt`, `redis` and `nats` (sharing `broker`: payload rule, item size
-//! bound, the message's topic/channel/subject as template variables). Every kind that
+//! `websocket`, `sse` (with its pure `sse::parser`), `file`, the broker
+//! kinds `mqtt`, `redis` and `nats` (sharing `broker`: payload rule, the
+//! message's topic/channel/subject as template variables), `prometheus` (on
+//! `poll`) and `postgres` (LISTEN, or a query on `poll`). Every kind that
 //! reads documents runs them through the one [`Pipeline`] via
 //! [`FeedContext::publish_document`]. A connection-style kind makes one
 //! connection per `run` and returns `Err` when it ends, so reconnect policy
-//! (backoff, jitter, the cap) lives in the supervisor alone.
+//! (backoff, jitter, the cap) lives in the supervisor alone. Every item then
+//! goes through the feed's `transform` steps (see `transform`) before it is
+//! published; each kind checks a raw item's size once, with
+//! [`FeedContext::check_item_bytes`].
 //!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
@@ -28,11 +32,14 @@ mod http;
 mod mqtt;
 mod nats;
 mod poll;
+mod postgres;
+mod prometheus;
 mod redis;
 mod sse;
 mod supervisor;
 mod synthetic;
 mod system;
+mod transform;
 mod websocket;
 
 pub use broker::redact_url;
@@ -42,6 +49,8 @@ pub use file::FileFeed;
 pub use http::HttpFeed;
 pub use mqtt::MqttFeed;
 pub use nats::NatsFeed;
+pub use postgres::PostgresFeed;
+pub use prometheus::PrometheusFeed;
 pub use redis::RedisFeed;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
@@ -49,6 +58,7 @@ pub use supervisor::{backoff_window, FeedState, FeedStatus};
 pub(crate) use supervisor::{diff, render_metrics, Feeds, FEEDS_TOPIC};
 pub use synthetic::Synthetic;
 pub use system::SystemFeed;
+pub use transform::Transform;
 pub use websocket::WebSocketFeed;
 
 use std::collections::HashMap;
@@ -111,8 +121,9 @@ impl std::fmt::Debug for Kinds {
 
 impl Kinds {
     /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
-    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`),
-    /// deserialized into `O` (use [`toml::Table`] to take them raw).
+    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`,
+    /// `transform`), deserialized into `O` (use [`toml::Table`] to take them
+    /// raw).
     pub fn register<O, F, M>(&mut self, kind: &str, make: M)
     where
         O: serde::de::DeserializeOwned,
@@ -172,6 +183,8 @@ impl Kinds {
             FeedKind::Mqtt(o) => Arc::new(MqttFeed::new(o.clone(), &config.name)?),
             FeedKind::Redis(o) => Arc::new(RedisFeed::new(o.clone())?),
             FeedKind::Nats(o) => Arc::new(NatsFeed::new(o.clone())),
+            FeedKind::Prometheus(o) => Arc::new(PrometheusFeed::new(o.clone())?),
+            FeedKind::Postgres(o) => Arc::new(PostgresFeed::new(o.clone())?),
             FeedKind::Custom { kind, options } => match self.factories.get(kind) {
                 Some(make) => make(options)?,
                 None => anyhow::bail!("kind {kind:?} is not registered in this program"),
@@ -199,6 +212,12 @@ struct ContextInner {
     source: Source,
     status: Arc<supervisor::StatusCell>,
     cancel: CancellationToken,
+    /// The feed's `transform` steps, applied to every item in order.
+    transforms: Vec<Transform>,
+    /// Their per-topic state. A std `Mutex`: only this feed's own task
+    /// publishes, so it is uncontended, and it is never held across an await;
+    /// a feed without stateful steps never takes it.
+    memory: std::sync::Mutex<transform::Memory>,
 }
 
 impl std::fmt::Debug for FeedContext {
@@ -208,6 +227,10 @@ impl std::fmt::Debug for FeedContext {
             .finish_non_exhaustive()
     }
 }
+
+/// Largest raw item (message, row, series) a feed accepts, in bytes (1 MiB);
+/// see [`FeedContext::check_item_bytes`].
+pub const MAX_ITEM_BYTES: usize = 1 << 20;
 
 /// An item that could not be published (reported and counted, never fatal).
 #[derive(Debug, thiserror::Error)]
@@ -236,11 +259,15 @@ impl FeedContext {
     }
 
     /// Publishes one item to the feed's topic template, filled from the item's
-    /// fields. An item that cannot fill the template is counted and reported as
-    /// an error of that item.
+    /// fields, after the feed's `transform` steps. An item that cannot fill the
+    /// template or go through a step is counted and reported as an error of
+    /// that item.
+    ///
+    /// The topic is filled from the item as the source gave it, so the steps
+    /// shape only the published data (a `select` may drop the topic's field).
     ///
     /// # Errors
-    /// The item lacks a placeholder field or does not serialize.
+    /// The item lacks a placeholder field, fails a step, or does not serialize.
     pub fn publish<T: Serialize + ?Sized>(&self, item: &T) -> Result<Published, ItemError> {
         let value = serde_json::to_value(item)
             .map_err(|e| self.item_error(format!("item does not serialize: {e}")))?;
@@ -249,6 +276,7 @@ impl FeedContext {
             .template
             .fill(&value)
             .map_err(|e| self.item_error(e.to_string()))?;
+        let value = self.transform(&topic, value)?;
         self.publish_to(&topic, &value)
     }
 
@@ -273,6 +301,32 @@ impl FeedContext {
     }
 
     /// Publishes to an explicit topic, bypassing the template.
+    /// Runs the feed's `transform` steps over one item of `topic`.
+    fn transform(
+        &self,
+        topic: &str,
+        value: serde_json::Value,
+    ) -> Result<serde_json::Value, ItemError> {
+        let steps = &self.inner.transforms;
+        if steps.is_empty() {
+            return Ok(value);
+        }
+        let now = tokio::time::Instant::now();
+        let result = if steps.iter().any(Transform::is_stateful) {
+            let mut memory = self
+                .inner
+                .memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            transform::apply(steps, memory.of(topic, steps.len()), value, now)
+        } else {
+            transform::apply(steps, &mut vec![None; steps.len()], value, now)
+        };
+        result.map_err(|e| self.item_error(e))
+    }
+
+    /// Publishes to an explicit topic, bypassing the template and the
+    /// `transform` steps.
     ///
     /// # Errors
     /// The topic is invalid or the data does not serialize.
@@ -317,6 +371,22 @@ impl FeedContext {
     /// /x/y to exist`), without counting an error; cleared once it runs.
     pub fn waiting(&self, why: String) {
         self.inner.status.waiting(&self.inner.hub, why);
+    }
+
+    /// Checks one item's size against [`MAX_ITEM_BYTES`]: a larger item is
+    /// counted and reported as that item's error, and must be dropped. Every
+    /// kind calls this once per raw item (a message, a row, a series) before
+    /// decoding it, so the limit has a single home.
+    ///
+    /// # Errors
+    /// The item is larger than the limit.
+    pub fn check_item_bytes(&self, len: usize) -> Result<(), ItemError> {
+        if len > MAX_ITEM_BYTES {
+            return Err(self.item_error(format!(
+                "item of {len} bytes is larger than the {MAX_ITEM_BYTES}-byte limit; dropped"
+            )));
+        }
+        Ok(())
     }
 
     /// Marks the feed `running` (e.g. once connected) before its first update.

@@ -435,6 +435,8 @@ impl Feeds {
                 },
                 status,
                 cancel,
+                transforms: config.transform.clone(),
+                memory: Default::default(),
             }),
         };
         let span = tracing::info_span!("feed", feed = %config.name, kind = %config.kind.name());

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod brokers;
+pub mod databases;
 pub mod feeds;
 
 use std::future::Future;

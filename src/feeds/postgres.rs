@@ -1,0 +1,569 @@
+//! `postgres`: PostgreSQL through `tokio-postgres`, in one of two modes.
+//!
+//! - `listen = ["prices", ..]`: one connection per `run` that LISTENs on the
+//!   channels; each notification's payload is one document for the shared
+//!   [`Pipeline`] (a bad payload is that item's error). The connection ending
+//!   (server restart, network) ends the run with `Err`, so the supervisor
+//!   reconnects with its backoff and the new connection LISTENs again.
+//!   Notifications sent while no connection listened are not delivered:
+//!   PostgreSQL does not queue them for absent listeners.
+//! - `query = "SELECT .."`: the statement is prepared once per connection
+//!   (an unmappable column type is reported then, with the cast that fixes
+//!   it) and run every `interval` on the shared [`poll`](super::poll) loop;
+//!   each row is one item, columns as fields (see [`row_to_item`]). A query
+//!   returning more than [`MAX_ROWS`] rows is an error of that poll.
+//!
+//! The password never sits in the config: `url` must not hold one, and
+//! `password_env` names the environment variable read at each connect (so a
+//! rotated password is picked up on reconnect). TLS is not built in: connect
+//! over loopback, a Unix socket (`host=/run/postgresql`) or a trusted network.
+
+use std::fmt::Write as _;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde_json::{Map, Number, Value};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Row, Statement};
+use tokio_util::task::AbortOnDropHandle;
+
+use super::{poll::poll_with, Feed, FeedContext, Pipeline};
+use crate::config::{NumericAs, PostgresOptions, TimestampAs};
+
+/// Notifications waiting between the connection task and the feed; past it
+/// the connection task waits, so memory stays bounded.
+const BACKLOG: usize = 1024;
+
+/// A connection's I/O half: it must be polled for the client to make progress.
+type Connection =
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+
+/// Most rows one query may return; a larger answer is an error of that poll
+/// (the rest is not read), so one query cannot buffer without end.
+const MAX_ROWS: usize = 10_000;
+
+/// A PostgreSQL LISTEN or query feed.
+#[derive(Debug, Clone)]
+pub struct PostgresFeed {
+    options: PostgresOptions,
+    pipeline: Pipeline,
+    /// The parsed `url` (no password: [`PostgresFeed::check`] refuses one).
+    config: tokio_postgres::Config,
+}
+
+impl PostgresFeed {
+    /// A feed described by `options`.
+    ///
+    /// # Errors
+    /// `url` is not a PostgreSQL connection string.
+    pub fn new(options: PostgresOptions) -> anyhow::Result<Self> {
+        let mut config = tokio_postgres::Config::from_str(&options.url)
+            .map_err(|e| anyhow::anyhow!("url is not a PostgreSQL connection string: {e}"))?;
+        config
+            .application_name("tickerd")
+            .connect_timeout(options.timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        Ok(PostgresFeed {
+            pipeline: Pipeline::new(options.extract.as_deref(), options.format),
+            options,
+            config,
+        })
+    }
+
+    /// Checks what the config types cannot: the URL parses and holds no
+    /// password, exactly one mode is chosen, channel names are identifiers.
+    /// Returns `(key, message)` pairs.
+    pub fn check(o: &PostgresOptions) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match tokio_postgres::Config::from_str(&o.url) {
+            Err(e) => out.push((
+                "url",
+                format!(
+                    "url is not a PostgreSQL connection string ({e}); \
+                     write e.g. \"postgres://tickerd@127.0.0.1:5432/market\""
+                ),
+            )),
+            Ok(c) if c.get_password().is_some() => out.push((
+                "url",
+                "url must not hold a password: put it in an environment variable \
+                 and name that with `password_env = \"PGPASSWORD\"`"
+                    .into(),
+            )),
+            Ok(_) => {}
+        }
+        if o.password_env.as_deref() == Some("") {
+            out.push((
+                "password_env",
+                "`password_env` must name an environment variable".into(),
+            ));
+        }
+        match (o.listen.is_empty(), &o.query) {
+            (true, None) => out.push((
+                "listen",
+                "set `listen = [\"channel\"]` (LISTEN/NOTIFY) or `query = \"SELECT ..\"` (polling)"
+                    .into(),
+            )),
+            (false, Some(_)) => out.push((
+                "query",
+                "`listen` and `query` are two modes: use one feed for each".into(),
+            )),
+            (_, Some(q)) if q.trim().is_empty() => {
+                out.push(("query", "`query` must be a SELECT statement".into()))
+            }
+            _ => {}
+        }
+        for channel in &o.listen {
+            if channel.is_empty() || channel.len() > 63 || channel.contains('\0') {
+                out.push((
+                    "listen",
+                    format!("channel {channel:?} must be 1 to 63 bytes (a PostgreSQL identifier)"),
+                ));
+            }
+        }
+        if o.query.is_some() && (o.extract.is_some() || o.format != Default::default()) {
+            out.push((
+                "extract",
+                "`extract` and `format` read notification payloads; in `query` mode each row is \
+                 already an item"
+                    .into(),
+            ));
+        }
+        out
+    }
+
+    /// Connects, with the password read from `password_env` now.
+    async fn connect(&self) -> anyhow::Result<(Client, Connection)> {
+        let mut config = self.config.clone();
+        if let Some(var) = &self.options.password_env {
+            let password = std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("environment variable {var} (password_env) is not set")
+            })?;
+            config.password(password);
+        }
+        // The URL holds no password, so it is safe to show.
+        config.connect(NoTls).await.map_err(|e| {
+            anyhow::anyhow!("cannot connect to {}: {}", self.options.url, describe(&e))
+        })
+    }
+
+    /// LISTEN mode: one connection, until it ends or the feed is cancelled.
+    async fn listen(&self, ctx: &FeedContext) -> anyhow::Result<()> {
+        let connect = self.connect();
+        let (client, mut connection) = tokio::select! {
+            r = connect => r?,
+            _ = ctx.cancelled() => return Ok(()),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(BACKLOG);
+        // The connection must be polled for queries to make progress and to
+        // receive notifications; its task ends with the connection.
+        let _driver = AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                let forward = match message {
+                    Ok(AsyncMessage::Notification(n)) => Ok(n),
+                    Ok(_) => continue,
+                    Err(e) => Err(e),
+                };
+                let end = forward.is_err();
+                if tx.send(forward).await.is_err() || end {
+                    return;
+                }
+            }
+        }));
+        let sql: String = self
+            .options
+            .listen
+            .iter()
+            .map(|c| format!("LISTEN \"{}\";", c.replace('"', "\"\"")))
+            .collect();
+        tokio::select! {
+            r = tokio::time::timeout(self.options.timeout, client.batch_execute(&sql)) => r
+                .map_err(|_| anyhow::anyhow!("LISTEN timed out"))?
+                .map_err(|e| anyhow::anyhow!("LISTEN failed: {}", describe(&e)))?,
+            _ = ctx.cancelled() => return Ok(()),
+        }
+        ctx.mark_running();
+        tracing::info!(feed = %ctx.name(), channels = ?self.options.listen, "PostgreSQL LISTEN connected.");
+        loop {
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some(Ok(n)) => self.notification(ctx, &n),
+                    Some(Err(e)) => anyhow::bail!("connection to {} failed: {}", self.options.url, describe(&e)),
+                    None => anyhow::bail!("connection to {} closed", self.options.url),
+                },
+                _ = ctx.cancelled() => return Ok(()),
+            }
+        }
+    }
+
+    /// Publishes one notification's payload; a bad one is that item's error.
+    fn notification(&self, ctx: &FeedContext, n: &Notification) {
+        if ctx.check_item_bytes(n.payload().len()).is_err() {
+            return;
+        }
+        if let Err(e) = ctx.publish_document(&self.pipeline, n.payload()) {
+            ctx.item_error(format!("channel {}: {e:#}", n.channel()));
+        }
+    }
+
+    /// Query mode: prepare once, then run every `interval`.
+    async fn query(&self, ctx: &FeedContext, query: &str) -> anyhow::Result<()> {
+        let connect = self.connect();
+        let (client, connection) = tokio::select! {
+            r = connect => r?,
+            _ = ctx.cancelled() => return Ok(()),
+        };
+        let _driver = AbortOnDropHandle::new(tokio::spawn(connection));
+        let statement = tokio::time::timeout(self.options.timeout, client.prepare(query))
+            .await
+            .map_err(|_| anyhow::anyhow!("preparing the query timed out"))?
+            .map_err(|e| anyhow::anyhow!("query: {}", describe(&e)))?;
+        check_columns(&statement).map_err(anyhow::Error::msg)?;
+        ctx.mark_running();
+        let run = || async {
+            let params = std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>();
+            let rows = client
+                .query_raw(&statement, params)
+                .await
+                .map_err(|e| anyhow::anyhow!("query: {}", describe(&e)))?;
+            // Read at most MAX_ROWS + 1 rows: one more than the limit tells
+            // us the answer is too large without buffering the rest of it.
+            let rows: Vec<Row> = rows
+                .take(MAX_ROWS + 1)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("query: {}", describe(&e)))?;
+            if rows.len() > MAX_ROWS {
+                anyhow::bail!("query returned more than {MAX_ROWS} rows; add a LIMIT or aggregate");
+            }
+            Ok(rows)
+        };
+        let publish = |rows: Vec<Row>| {
+            for row in &rows {
+                self.row(ctx, row);
+            }
+            Ok(())
+        };
+        poll_with(
+            ctx,
+            self.options.interval,
+            self.options.timeout,
+            run,
+            publish,
+        )
+        .await
+    }
+
+    /// Publishes one row; a row that cannot be read or is too large is that
+    /// item's error.
+    fn row(&self, ctx: &FeedContext, row: &Row) {
+        let o = &self.options;
+        match row_to_item(row, o.numeric, o.timestamps) {
+            Ok(item) => {
+                let len = serde_json::to_string(&item).map_or(0, |s| s.len());
+                if ctx.check_item_bytes(len).is_ok() {
+                    let _ = ctx.publish(&item);
+                }
+            }
+            Err(e) => {
+                ctx.item_error(e);
+            }
+        }
+    }
+}
+
+impl Feed for PostgresFeed {
+    async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
+        match &self.options.query {
+            Some(q) => self.query(&ctx, q).await,
+            None => self.listen(&ctx).await,
+        }
+    }
+}
+
+/// A tokio-postgres error with the server's message when there is one
+/// (`password authentication failed for user "x"`), else the client's.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let _ = write!(s, ": {cause}");
+                source = cause.source();
+            }
+            s
+        }
+    }
+}
+
+/// The column types [`row_to_item`] maps.
+const MAPPED: [Type; 17] = [
+    Type::BOOL,
+    Type::INT2,
+    Type::INT4,
+    Type::INT8,
+    Type::OID,
+    Type::FLOAT4,
+    Type::FLOAT8,
+    Type::NUMERIC,
+    Type::TEXT,
+    Type::VARCHAR,
+    Type::BPCHAR,
+    Type::NAME,
+    Type::JSON,
+    Type::JSONB,
+    Type::TIMESTAMP,
+    Type::TIMESTAMPTZ,
+    Type::DATE,
+];
+
+/// Refuses a statement with a column we cannot map, naming the cast that
+/// would fix it.
+fn check_columns(statement: &Statement) -> Result<(), String> {
+    for c in statement.columns() {
+        if !MAPPED.contains(c.type_()) {
+            return Err(format!(
+                "query: column `{}` has type {}, which tickerd does not map; \
+                 cast it in the query (e.g. `{}::text`)",
+                c.name(),
+                c.type_(),
+                c.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One row as an item: columns as fields, NULL as `null`; integers and
+/// floats as numbers, `numeric` as a number or its exact string, text as
+/// strings, `json`/`jsonb` as JSON, timestamps as ms or RFC 3339 (UTC),
+/// dates as `YYYY-MM-DD`.
+///
+/// # Errors
+/// A value cannot be decoded (e.g. an `infinity` timestamp): the message names
+/// the column.
+pub(crate) fn row_to_item(
+    row: &Row,
+    numeric: NumericAs,
+    timestamps: TimestampAs,
+) -> Result<Value, String> {
+    let mut item = Map::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let name = column.name();
+        let bad = |e: tokio_postgres::Error| format!("column `{name}`: {}", describe(&e));
+        let float = |f: Option<f64>| {
+            f.and_then(Number::from_f64)
+                .map_or(Value::Null, Value::Number)
+        };
+        let value = match *column.type_() {
+            Type::BOOL => get::<bool>(row, i)
+                .map_err(bad)?
+                .map_or(Value::Null, Value::Bool),
+            Type::INT2 => get::<i16>(row, i)
+                .map_err(bad)?
+                .map_or(Value::Null, Value::from),
+            Type::INT4 => get::<i32>(row, i)
+                .map_err(bad)?
+                .map_or(Value::Null, Value::from),
+            Type::INT8 => get::<i64>(row, i)
+                .map_err(bad)?
+                .map_or(Value::Null, Value::from),
+            Type::OID => get::<u32>(row, i)
+                .map_err(bad)?
+                .map_or(Value::Null, Value::from),
+            Type::FLOAT4 => float(get::<f32>(row, i).map_err(bad)?.map(f64::from)),
+            Type::FLOAT8 => float(get::<f64>(row, i).map_err(bad)?),
+            Type::NUMERIC => match get::<Numeric>(row, i).map_err(bad)? {
+                None => Value::Null,
+                Some(Numeric(s)) => match numeric {
+                    NumericAs::String => Value::String(s),
+                    NumericAs::Float => float(s.parse().ok()),
+                },
+            },
+            Type::JSON | Type::JSONB => get::<Value>(row, i).map_err(bad)?.unwrap_or(Value::Null),
+            Type::TIMESTAMP => {
+                let t = get::<time::PrimitiveDateTime>(row, i).map_err(bad)?;
+                timestamp(t.map(|t| t.assume_utc()), timestamps)
+            }
+            Type::TIMESTAMPTZ => timestamp(
+                get::<time::OffsetDateTime>(row, i).map_err(bad)?,
+                timestamps,
+            ),
+            Type::DATE => get::<time::Date>(row, i)
+                .map_err(bad)?
+                .map_or(Value::Null, |d| Value::String(d.to_string())),
+            _ => get::<String>(row, i)
+                .map_err(bad)?
+                .map_or(Value::Null, Value::String),
+        };
+        item.insert(name.to_string(), value);
+    }
+    Ok(Value::Object(item))
+}
+
+fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, tokio_postgres::Error> {
+    row.try_get::<_, Option<T>>(i)
+}
+
+fn timestamp(t: Option<time::OffsetDateTime>, how: TimestampAs) -> Value {
+    let Some(t) = t else { return Value::Null };
+    match how {
+        TimestampAs::Ms => Value::from((t.unix_timestamp_nanos() / 1_000_000) as i64),
+        TimestampAs::Rfc3339 => {
+            let format = time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            );
+            t.to_offset(time::UtcOffset::UTC)
+                .format(&format)
+                .map_or(Value::Null, Value::String)
+        }
+    }
+}
+
+/// A `numeric` value as its exact decimal string (`NaN` and `±Infinity` as
+/// PostgreSQL writes them).
+#[derive(Debug, PartialEq)]
+struct Numeric(String);
+
+impl<'a> FromSql<'a> for Numeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        numeric_to_string(raw)
+            .map(Numeric)
+            .ok_or_else(|| "malformed numeric".into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
+/// Decodes PostgreSQL's binary `numeric`: a header (digit count, weight of the
+/// first digit in powers of 10 000, sign, display scale) and base-10 000 digits.
+fn numeric_to_string(raw: &[u8]) -> Option<String> {
+    let word = |i: usize| raw.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let ndigits = usize::from(word(0)?);
+    let weight = i32::from(word(2)? as i16);
+    let sign = word(4)?;
+    let dscale = usize::from(word(6)?);
+    let digits: Vec<u16> = (0..ndigits)
+        .map(|k| word(8 + 2 * k))
+        .collect::<Option<_>>()?;
+    let digit = |i: i32| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| digits.get(i).copied())
+            .unwrap_or(0)
+    };
+    let mut s = String::new();
+    match sign {
+        0x0000 => {}
+        0x4000 => s.push('-'),
+        0xC000 => return Some("NaN".into()),
+        0xD000 => return Some("Infinity".into()),
+        0xF000 => return Some("-Infinity".into()),
+        _ => return None,
+    }
+    if weight < 0 {
+        s.push('0');
+    } else {
+        let _ = write!(s, "{}", digit(0));
+        for i in 1..=weight {
+            let _ = write!(s, "{:04}", digit(i));
+        }
+    }
+    if dscale > 0 {
+        let mut frac = String::with_capacity(dscale + 4);
+        let mut i = weight + 1;
+        while frac.len() < dscale {
+            let _ = write!(frac, "{:04}", digit(i));
+            i += 1;
+        }
+        frac.truncate(dscale);
+        s.push('.');
+        s.push_str(&frac);
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes a numeric the way PostgreSQL sends it.
+    fn raw(weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for w in [digits.len() as u16, weight as u16, sign, dscale] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        for d in digits {
+            v.extend_from_slice(&d.to_be_bytes());
+        }
+        v
+    }
+
+    /// Binary numerics decode to their exact decimal text: fractions, leading
+    /// zero groups, trailing zero groups, negatives, specials, garbage.
+    #[test]
+    fn numeric_decodes_exactly() {
+        let n = |w, s, d, digits: &[u16]| numeric_to_string(&raw(w, s, d, digits)).unwrap();
+        assert_eq!(n(0, 0, 2, &[123, 4500]), "123.45");
+        assert_eq!(n(-1, 0, 3, &[10]), "0.001");
+        assert_eq!(n(1, 0, 0, &[1]), "10000");
+        assert_eq!(n(1, 0x4000, 2, &[12, 3456, 7800]), "-123456.78");
+        assert_eq!(n(0, 0, 0, &[]), "0");
+        assert_eq!(n(-2, 0, 8, &[5]), "0.00000005");
+        assert_eq!(n(0, 0xC000, 0, &[]), "NaN");
+        assert_eq!(n(0, 0xD000, 0, &[]), "Infinity");
+        assert_eq!(numeric_to_string(&[0, 1]), None);
+        assert_eq!(numeric_to_string(&raw(0, 0x1234, 0, &[])), None);
+    }
+
+    fn options(toml_text: &str) -> PostgresOptions {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    /// The checks `tickerd check` runs: a password in the URL, no mode or two
+    /// modes, a bad channel name, payload keys in query mode.
+    #[test]
+    fn checks_say_what_is_wrong() {
+        let keys = |o: &PostgresOptions| {
+            PostgresFeed::check(o)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        let ok = options("url = \"postgres://t@127.0.0.1/db\"\nlisten = [\"prices\"]");
+        assert!(PostgresFeed::check(&ok).is_empty());
+        let secret = options("url = \"postgres://t:hunter2@127.0.0.1/db\"\nquery = \"SELECT 1\"");
+        let msgs = PostgresFeed::check(&secret);
+        assert_eq!(msgs[0].0, "url");
+        assert!(msgs[0].1.contains("password_env") && !msgs[0].1.contains("hunter2"));
+        assert_eq!(keys(&options("url = \"postgres://t@h/db\"")), ["listen"]);
+        assert_eq!(
+            keys(&options(
+                "url = \"postgres://t@h/db\"\nlisten = [\"a\"]\nquery = \"SELECT 1\""
+            )),
+            ["query"]
+        );
+        assert_eq!(
+            keys(&options("url = \"postgres://t@h/db\"\nlisten = [\"\"]")),
+            ["listen"]
+        );
+        assert_eq!(
+            keys(&options(
+                "url = \"postgres://t@h/db\"\nquery = \"SELECT 1\"\nextract = \"/a\""
+            )),
+            ["extract"]
+        );
+        assert_eq!(
+            keys(&options("url = \"http://[::1\"\nlisten = [\"a\"]")),
+            ["url"]
+        );
+    }
+}
