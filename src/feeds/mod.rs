@@ -186,6 +186,7 @@ struct ContextInner {
     source: Source,
     status: Arc<supervisor::StatusCell>,
     cancel: CancellationToken,
+    handoff: Arc<supervisor::Handoff>,
 }
 
 impl std::fmt::Debug for FeedContext {
@@ -276,6 +277,12 @@ impl FeedContext {
         tracing::warn!(feed = %self.name(), error = %message, "Item dropped.");
         self.inner.status.record_error(&message);
         ItemError(message)
+    }
+
+    /// State a previous run of this feed left for the next one (its retry, or
+    /// its successor after a config change).
+    pub(crate) fn handoff(&self) -> &supervisor::Handoff {
+        &self.inner.handoff
     }
 
     /// Marks the feed `running` (e.g. once connected) before its first update.
