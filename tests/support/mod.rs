@@ -208,6 +208,15 @@ where
     }
 }
 
+/// Writes `text` to `path` the way editors save: a temp file beside it, renamed
+/// over it, so a watcher never reads it half-written.
+pub fn save(path: &std::path::Path, text: &str) {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".saving");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 /// A config with no feeds, for tests that publish themselves.
 pub const EMPTY: &str = "[server]\nlisten = \"127.0.0.1:0\"\n";
 
