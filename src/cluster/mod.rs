@@ -191,11 +191,10 @@ impl Cluster {
     /// Waits up to `wait` for the cluster's epoch; true once it is known.
     pub(crate) async fn wait_for_epoch(&self, wait: Duration) -> bool {
         let mut known = self.epoch_known.subscribe();
-        let waited = tokio::select! {
+        tokio::select! {
             r = tokio::time::timeout(wait, known.wait_for(|k| *k)) => r.is_ok_and(|r| r.is_ok()),
             _ = self.cancel.cancelled() => false,
-        };
-        waited
+        }
     }
 
     /// A JetStream context whose requests give up after `timeout`.

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
