@@ -721,7 +721,7 @@ async fn a_changed_tail_feed_continues_where_it_stopped() {
             "{HEADER}[[feed]]\nname = \"tl\"\nkind = \"file\"\ntopic = \"lines\"\npath = \"lines.log\"\nstale_after = \"{stale}s\"\n"
         )
     };
-    let s = Server::start_with(dir, &config(100), with_probe).await;
+    let s = Server::start_in(dir, &config(100)).await;
     watching(&s).await;
     eventually("the tail is open", || async {
         s.ticker.feed_statuses().await[0].state.as_str() == "running"
