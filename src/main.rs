@@ -121,7 +121,8 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
             cluster.node = node.clone();
         }
     });
-    let ticker = match builder.start().await {
+    // Bound before any feed starts: a port in use must not run programs first.
+    let (ticker, listener) = match builder.start_listening().await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("tickerd: {e}");
@@ -132,13 +133,6 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
     if cli.node.is_some() && config.cluster.is_none() {
         warn!("--node has no effect: the config has no [cluster] section.");
     }
-    let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("tickerd: cannot listen on {}: {e}", config.server.listen);
-            return ExitCode::FAILURE;
-        }
-    };
     // Installed before the address is printed: whoever reads it may signal at
     // once, and an uninstalled SIGHUP would kill the process.
     let handlers = (

@@ -17,15 +17,17 @@
 //! the rest is another event that reloads again: the ticker always ends on the
 //! files' final state. After each burst the watches are renewed, so a feeds
 //! directory that was deleted and created again, or created after start, is
-//! followed too.
+//! followed too; a reload that changes `feeds_dir` moves the watch to the new
+//! directory (and reloads once more, for what was written there before).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::Ticker;
 
@@ -36,10 +38,12 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// Watches `config` and `feeds_dir` and reloads `ticker` on changes, until the
-/// ticker shuts down.
+/// ticker shuts down. When a reload changes `server.feeds_dir`, the new
+/// directory is watched instead of the old one.
 pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
     let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
-    let feeds_dir = std::path::absolute(feeds_dir).unwrap_or_else(|_| feeds_dir.to_path_buf());
+    // Read by the watcher's thread; swapped when a reload moves `feeds_dir`.
+    let feeds_dir = Arc::new(RwLock::new(absolute(feeds_dir)));
     // A config that is a symlink (e.g. a Kubernetes ConfigMap, which swaps a
     // `..data` link) changes through other names in its directory: there, any
     // event in that directory counts.
@@ -48,9 +52,10 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
         let (config, feeds_dir) = (config.clone(), feeds_dir.clone());
         let config_dir = parent_dir(&config);
         move |p: &Path| {
+            let feeds_dir = feeds_dir.read().unwrap_or_else(|e| e.into_inner());
             p == config
-                || p == feeds_dir
-                || p.parent() == Some(&*feeds_dir)
+                || p == *feeds_dir
+                || p.parent() == Some(&**feeds_dir)
                 || (via_link && p.parent() == Some(&*config_dir))
         }
     };
@@ -75,11 +80,14 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
                 return;
             }
         };
-    let dirs = [
-        parent_dir(&config),
-        parent_dir(&feeds_dir),
-        feeds_dir.clone(),
-    ];
+    let watched = |feeds_dir: &Path| {
+        [
+            parent_dir(&config),
+            parent_dir(feeds_dir),
+            feeds_dir.to_path_buf(),
+        ]
+    };
+    let mut dirs = watched(&feeds_dir.read().unwrap_or_else(|e| e.into_inner()));
     arm(&mut watcher, &dirs);
     let cancel = ticker.shutdown_token();
     loop {
@@ -100,7 +108,27 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
         arm(&mut watcher, &dirs);
         debug!("Config files changed; reloading.");
         let _ = ticker.reload().await;
+        let Some(now) = ticker.config().await.feeds_dir.map(|d| absolute(&d)) else {
+            continue;
+        };
+        if now != *feeds_dir.read().unwrap_or_else(|e| e.into_inner()) {
+            info!(feeds_dir = %now.display(), "feeds_dir changed; watching the new directory.");
+            let new_dirs = watched(&now);
+            *feeds_dir.write().unwrap_or_else(|e| e.into_inner()) = now;
+            for old in dirs.iter().filter(|d| !new_dirs.contains(d)) {
+                let _ = watcher.unwatch(old);
+            }
+            dirs = new_dirs;
+            // Anything written to the new directory before its watch was armed
+            // is picked up by one more reload.
+            arm(&mut watcher, &dirs);
+            let _ = ticker.reload().await;
+        }
     }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn parent_dir(p: &Path) -> PathBuf {

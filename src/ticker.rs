@@ -136,6 +136,14 @@ pub enum StartError {
     /// An unreachable NATS is not an error: it is retried in the background.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// [`TickerBuilder::start_listening`] could not bind `server.listen`.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why it could not be bound (e.g. already in use).
+        source: std::io::Error,
+    },
 }
 
 impl TickerBuilder {
@@ -201,17 +209,45 @@ impl TickerBuilder {
     /// # Errors
     /// The config file or text is invalid.
     pub async fn start(self) -> Result<Ticker, StartError> {
-        let kinds = self.kinds;
-        let known = |k: &str| kinds.contains(k);
-        let config = match (&self.path, &self.toml, self.config) {
+        let config = self.load()?;
+        self.launch(config).await
+    }
+
+    /// Like [`TickerBuilder::start`], but first binds the config's
+    /// `server.listen` and only then starts feeds and the cluster link: a port
+    /// in use fails before any feed runs a program or claims a lease. Serve the
+    /// listener with [`Ticker::serve`].
+    ///
+    /// # Errors
+    /// The config is invalid, or its address cannot be bound.
+    pub async fn start_listening(self) -> Result<(Ticker, TcpListener), StartError> {
+        let config = self.load()?;
+        let addr = config.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+        Ok((self.launch(config).await?, listener))
+    }
+
+    /// The config to start with (file, text, value or built-in), adjusted and
+    /// checked against the registered kinds.
+    fn load(&self) -> Result<Config, StartError> {
+        let known = |k: &str| self.kinds.contains(k);
+        let config = match (&self.path, &self.toml, &self.config) {
             (Some(path), _, _) => Config::load_with_kinds(path, &known)?,
             (None, Some(text), _) => Config::from_toml(text, Path::new("<config>"), None, &known)?,
-            (None, None, Some(c)) => c,
+            (None, None, Some(c)) => c.clone(),
             (None, None, None) => Config::builtin(),
         };
         let config = self.adjust.apply(config);
-        kinds.check(&config.feeds)?;
+        self.kinds.check(&config.feeds)?;
         log_warnings(&config);
+        Ok(config)
+    }
+
+    /// Builds the hub, the cluster link (if any) and the feeds of `config`.
+    async fn launch(self, config: Config) -> Result<Ticker, StartError> {
+        let kinds = self.kinds;
         let metrics = Arc::new(Metrics::default());
         let cancel = self
             .cancel
@@ -341,7 +377,9 @@ impl Ticker {
 
     /// Re-reads the config file given to the builder and applies it. An invalid
     /// config changes nothing; either way the outcome is published on
-    /// `$sys.config`.
+    /// `$sys.config`. An empty (or whitespace-only) file is not ready yet (an
+    /// editor truncated it and has not written yet): nothing changes, nothing is
+    /// published, and the result is an empty [`Diff`].
     ///
     /// # Errors
     /// The new config is invalid (the old one keeps running), or the ticker was
@@ -357,9 +395,16 @@ impl Ticker {
             }]));
         };
         let kinds = self.shared.feeds.kinds().clone();
-        let loaded = Config::load_with_kinds(&path, &|k| kinds.contains(k))
-            .map(|c| self.shared.adjust.apply(c))
-            .and_then(|c| kinds.check(&c.feeds).map(|()| c));
+        let loaded = match Config::load_unless_blank(&path, &|k| kinds.contains(k)) {
+            Ok(None) => {
+                // An editor truncates, then writes: its write is the next reload.
+                info!(path = %path.display(), "Config file is empty; keeping the running config until it has content.");
+                return Ok(Diff::default());
+            }
+            Ok(Some(c)) => Ok(self.shared.adjust.apply(c)),
+            Err(e) => Err(e),
+        }
+        .and_then(|c| kinds.check(&c.feeds).map(|()| c));
         match loaded {
             Ok(config) => {
                 log_warnings(&config);

@@ -317,3 +317,36 @@ async fn check_counts_disabled_feeds_and_warns() {
         "{err}"
     );
 }
+
+/// `--listen` on an address already in use exits 1 naming the address, before
+/// any feed starts: the command feed that would create a marker file never ran.
+#[tokio::test]
+async fn a_port_in_use_exits_before_any_feed_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let marker = dir.path().join("marker");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[[feed]]\nname = \"m\"\nkind = \"command\"\ntopic = \"m\"\ninterval = \"100ms\"\n\
+             command = [\"sh\", \"-c\", \"touch '{}'; echo 1\"]\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let out = within(
+        Command::new(BIN)
+            .args(["--listen", &addr])
+            .current_dir(dir.path())
+            .output(),
+    )
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(!err.contains("Feed started"), "a feed started: {err}");
+    assert!(!marker.exists(), "the command feed ran");
+    drop(taken);
+}

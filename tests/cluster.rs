@@ -497,9 +497,12 @@ async fn nodes_recover_when_nats_restarts() {
     assert_contiguous(&s, "client across the NATS restart");
 }
 
-/// A node started while NATS is down serves HTTP and WebSocket at once, reports
-/// `connected: false` and runs no feed; once NATS comes up it joins and the
-/// feed's updates flow.
+/// A node started while NATS is down serves HTTP at once, reports
+/// `connected: false`, runs no feed, and says on `/healthz` (503, with a reason)
+/// that it waits for the cluster epoch; a WebSocket upgrade waits a bounded
+/// time for it, then answers 503 with `Retry-After`. Once NATS comes up the node
+/// joins, `/healthz` answers `200 ok`, and clients get the cluster's epoch and
+/// the feed's updates.
 #[tokio::test]
 async fn node_starts_without_nats_and_joins_later() {
     let _serial = one_at_a_time().await;
@@ -510,17 +513,77 @@ async fn node_starts_without_nats_and_joins_later() {
     nowhere.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let link = Link::start(nowhere.local_addr().unwrap().port()).await;
     let a = Node::start(dir.path(), "a", &link.url(), &synthetic("100ms")).await;
-    let mut c = a.client().await;
-    c.subscribe(&[TOPIC, "$sys.cluster"]).await;
     let v = a.view().await;
     assert_eq!(v["connected"], false, "{v}");
     assert!(a.running_feeds().await.is_empty());
+    let health = format!("http://{}/healthz", a.addr);
+    let (status, body) = get_json(&health).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "starting", "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("cluster epoch"),
+        "{body}"
+    );
+    let refused = within(tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws",
+        a.addr
+    )))
+    .await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 503);
+            assert!(r.headers().contains_key("retry-after"), "{r:?}");
+        }
+        other => panic!("expected 503 while the epoch is unknown, got {other:?}"),
+    }
 
     let nats = Nats::start(dir.path()).await;
     link.lead_to(nats.port);
-    let u = c.update_of(TOPIC).await;
-    assert_eq!(u["seq"], 1, "{u}");
+    eventually("/healthz says ok", || async {
+        get_json(&health).await == (200, Value::String("ok".into()))
+    })
+    .await;
+    let mut c = a.client().await;
+    c.subscribe(&[TOPIC]).await;
+    c.update_of(TOPIC).await;
+    assert_eq!(c.hello["epoch"], a.view().await["epoch"]);
     assert_eq!(a.running_feeds().await, vec!["stocks".to_string()]);
+}
+
+/// Clients that connect in a node's first moments, before it has heard from
+/// NATS, get the cluster's epoch in `hello` like every later client of every
+/// node, so their resume works anywhere.
+#[tokio::test]
+async fn clients_of_a_starting_node_get_the_cluster_epoch() {
+    let _serial = one_at_a_time().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(dir.path()).await;
+    let mut nodes = Vec::new();
+    let mut epochs = Vec::new();
+    for name in ["a", "b"] {
+        let n = Node::start(dir.path(), name, &nats.url(), "").await;
+        // At once: the node printed its address a moment ago.
+        epochs.push((
+            format!("first client of {name}"),
+            n.client().await.hello["epoch"].clone(),
+        ));
+        nodes.push(n);
+    }
+    eventually("both nodes show one epoch", || async {
+        let (va, vb) = (nodes[0].view().await, nodes[1].view().await);
+        va["connected"] == true && va["epoch"] == vb["epoch"]
+    })
+    .await;
+    for n in &nodes {
+        epochs.push((
+            format!("later client of {}", n.name),
+            n.client().await.hello["epoch"].clone(),
+        ));
+    }
+    let cluster = nodes[0].view().await["epoch"].clone();
+    for (who, epoch) in &epochs {
+        assert_eq!(*epoch, cluster, "{who}: {epochs:?}");
+    }
 }
 
 /// A TCP proxy between nodes and NATS, on a port it holds for the whole test.

@@ -164,6 +164,19 @@ async fn feed_names(s: &Server) -> Vec<String> {
     names
 }
 
+/// Is `v` a reload's result on `$sys.config` (not the snapshot a subscribe gets)?
+fn is_reload_result(v: &Value) -> bool {
+    v["type"] == "update" && v["topic"] == "$sys.config" && v.get("snapshot").is_none()
+}
+
+/// Reads `t`'s frames until a reload result whose data satisfies `pred`; it
+/// must be a success (`what` names the step).
+async fn reload_result(t: &mut Tracker, what: &str, pred: impl Fn(&Value) -> bool) {
+    // Other frames keep coming, so the deadline is on the whole wait.
+    let v = within(t.recv_until(|v| is_reload_result(v) && pred(&v["data"]))).await;
+    assert_eq!(v["data"]["ok"], true, "{what}: {v}");
+}
+
 /// A client that reads frames while checking one topic's seq never skips.
 struct Tracker {
     client: Client,
@@ -625,4 +638,174 @@ async fn adjustments_survive_reload() {
     write_atomic(&s.config_path, "[dashboard]\ntitle = \"Edited\"\n");
     s.ticker.reload().await.unwrap();
     assert!(page().await.contains("Edited (adjusted)"));
+}
+
+/// An editor that truncates the config before writing it: the empty (then
+/// whitespace-only) file is "not ready yet", so the running config stays (no
+/// `$sys.config` result, the feed keeps its task and its seq has no gap), and
+/// once content is written it is applied.
+#[tokio::test]
+async fn an_empty_config_file_is_not_ready_yet_and_changes_nothing() {
+    let s = start(&format!("{HEADER}{}", probe("em_a", "1"))).await;
+    let mut t = Tracker {
+        client: s.client().await,
+        topic: "probe.em_a",
+        last: None,
+        seen: 0,
+    };
+    t.client.subscribe(&["probe.em_a", "$sys.config"]).await;
+    t.recv_until(|v| v["topic"] == "probe.em_a").await;
+
+    let not_a_reload = |v: &Value| {
+        assert!(!is_reload_result(v), "the empty file was applied: {v}");
+        false
+    };
+    for blank in ["", " \n\t\n"] {
+        // In place, as the editor does: truncate, then (here) nothing more yet.
+        std::fs::write(&s.config_path, blank).unwrap();
+        // Well past the debounce: 100 probe updates take at least 2 s.
+        let until = t.seen + 100;
+        while t.seen < until {
+            t.recv_until(|v| not_a_reload(v) || v["topic"] == "probe.em_a")
+                .await;
+        }
+    }
+    assert_eq!(feed_names(&s).await, ["em_a"]);
+    assert_eq!(runs("em_a").started, 1, "the feed was never restarted");
+
+    std::fs::write(&s.config_path, format!("{HEADER}{}", probe("em_a", "2"))).unwrap();
+    let d = within(t.recv_until(is_reload_result)).await;
+    assert_eq!(d["data"]["changed"], json!(["em_a"]), "{d}");
+    assert_eq!(d["data"]["removed"], json!([]), "{d}");
+}
+
+/// Changing `feeds_dir` at runtime moves the watch: a feed file added to the
+/// new directory starts, and edits in the old one no longer reload anything.
+#[tokio::test]
+async fn a_changed_feeds_dir_is_watched_instead_of_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for (d, feed) in [("dir_a", "fd_a"), ("dir_b", "fd_b")] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+        write_atomic(
+            &dir.path().join(d).join(format!("{feed}.toml")),
+            &probe(feed, "1"),
+        );
+    }
+    let config = |feeds_dir: &str| {
+        format!("[server]\nlisten = \"127.0.0.1:0\"\nfeeds_dir = \"{feeds_dir}\"\n\n")
+    };
+    let s = Server::start_with(dir, &config("dir_a"), with_probe).await;
+    watching(&s).await;
+    assert_eq!(feed_names(&s).await, ["fd_a"]);
+    // Every reload result in order, and the new directory's feed.
+    let mut t = Tracker {
+        client: s.client().await,
+        topic: "probe.fd_b",
+        last: None,
+        seen: 0,
+    };
+    t.client.subscribe(&["$sys.config", "probe.fd_b"]).await;
+    write_atomic(&s.config_path, &config("dir_b"));
+    reload_result(&mut t, "moved", |d| {
+        d["added"] == json!(["fd_b"]) && d["removed"] == json!(["fd_a"])
+    })
+    .await;
+    // A file added to the new directory starts, and an edit of it is followed.
+    write_atomic(&s.dir.path().join("dir_b/fd_c.toml"), &probe("fd_c", "1"));
+    reload_result(&mut t, "added", |d| d["added"] == json!(["fd_c"])).await;
+    write_atomic(&s.dir.path().join("dir_b/fd_c.toml"), &probe("fd_c", "2"));
+    reload_result(&mut t, "changed", |d| d["changed"] == json!(["fd_c"])).await;
+
+    // An edit in the old directory reloads nothing: no `$sys.config` result
+    // while the new directory's feed publishes 50 updates (over a second).
+    write_atomic(&s.dir.path().join("dir_a/fd_d.toml"), &probe("fd_d", "1"));
+    let until = t.seen + 50;
+    while t.seen < until {
+        t.recv_until(|v| {
+            assert!(!is_reload_result(v), "the old directory reloaded: {v}");
+            v["topic"] == "probe.fd_b"
+        })
+        .await;
+    }
+    assert_eq!(feed_names(&s).await, ["fd_b", "fd_c"]);
+}
+
+/// A tail-mode `file` feed whose config changes (only `stale_after`, three
+/// times) while a writer appends a numbered line every millisecond continues
+/// from where its old task stopped: every line 1..=3000 arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_tail_feed_continues_where_it_stopped() {
+    const LINES: u64 = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("lines.log");
+    std::fs::write(&log, "").unwrap();
+    let config = |stale: u32| {
+        format!(
+            "{HEADER}[[feed]]\nname = \"tl\"\nkind = \"file\"\ntopic = \"lines\"\npath = \"lines.log\"\nstale_after = \"{stale}s\"\n"
+        )
+    };
+    let s = Server::start_in(dir, &config(100)).await;
+    watching(&s).await;
+    eventually("the tail is open", || async {
+        s.ticker.feed_statuses().await[0].state.as_str() == "running"
+    })
+    .await;
+    // (seq, n) of every update, taken by a task of its own so it keeps up.
+    let got: std::sync::Arc<Mutex<Vec<(u64, u64)>>> = Default::default();
+    let mut sub = s.ticker.hub().subscribe(["lines"]).unwrap();
+    let collector = tokio::spawn({
+        let got = got.clone();
+        async move {
+            while let Some(u) = sub.recv().await {
+                let n = u.data()["n"].as_u64().unwrap();
+                got.lock().unwrap().push((u.seq(), n));
+                if n == LINES {
+                    return;
+                }
+            }
+        }
+    });
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        for n in 1..=LINES {
+            f.write_all(format!("{{\"n\":{n}}}\n").as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let taken = || got.lock().unwrap().len();
+    eventually("the first lines arrive", || {
+        std::future::ready(taken() >= 300)
+    })
+    .await;
+    let mut changes = 0;
+    while !writer.is_finished() && changes < 3 {
+        changes += 1;
+        let seq = config_seq(&s);
+        write_atomic(&s.config_path, &config(100 + changes));
+        let d = config_where(&s, seq, |_| true).await;
+        assert_eq!(d["changed"], json!(["tl"]), "{d}");
+    }
+    writer.join().unwrap();
+    assert!(changes > 0, "the feed was changed while lines were written");
+    // Without the last line in time, the checks below say which never came.
+    let _ = tokio::time::timeout(support::DEADLINE, collector).await;
+    let got = got.lock().unwrap().clone();
+    let seqs: Vec<u64> = got.iter().map(|(seq, _)| *seq).collect();
+    let ns: Vec<u64> = got.iter().map(|(_, n)| *n).collect();
+    let missing: Vec<u64> = (1..=LINES).filter(|n| !ns.contains(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines lost: {missing:?}",
+        missing.len()
+    );
+    assert_eq!(
+        ns,
+        (1..=LINES).collect::<Vec<u64>>(),
+        "each line once, in order"
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "one update per line, none conflated"
+    );
 }

@@ -104,6 +104,9 @@ pub(crate) struct Cluster {
     history: watch::Sender<usize>,
     metrics: ClusterMetrics,
     view: Mutex<View>,
+    /// True once the hub holds the cluster's epoch (read from the stream);
+    /// until then no client may be handed one (see [`Cluster::wait_for_epoch`]).
+    epoch_known: watch::Sender<bool>,
     cancel: CancellationToken,
 }
 
@@ -166,6 +169,7 @@ impl Cluster {
                 epoch: hub.epoch().to_string(),
                 ..View::default()
             }),
+            epoch_known: watch::Sender::new(false),
             cancel,
         });
         info!(node = %cluster.node, nats = %urls, "Cluster mode: following NATS.");
@@ -184,6 +188,21 @@ impl Cluster {
         self.desired.send_replace(Arc::new(feeds.to_vec()));
         self.history
             .send_if_modified(|h| std::mem::replace(h, history) != history);
+    }
+
+    /// Has this node adopted the cluster's epoch? Before that, the hub's epoch
+    /// is its own random one, which no other node would honour.
+    pub(crate) fn epoch_known(&self) -> bool {
+        *self.epoch_known.borrow()
+    }
+
+    /// Waits up to `wait` for the cluster's epoch; true once it is known.
+    pub(crate) async fn wait_for_epoch(&self, wait: Duration) -> bool {
+        let mut known = self.epoch_known.subscribe();
+        tokio::select! {
+            r = tokio::time::timeout(wait, known.wait_for(|k| *k)) => r.is_ok_and(|r| r.is_ok()),
+            _ = self.cancel.cancelled() => false,
+        }
     }
 
     /// A JetStream context whose requests give up after `timeout`.

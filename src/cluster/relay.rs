@@ -283,6 +283,9 @@ async fn consume(
         }
     }
     *adopted = Some(epoch.clone());
+    cluster
+        .epoch_known
+        .send_if_modified(|k| !std::mem::replace(k, true));
     cluster.update_view(|v| v.epoch = epoch.clone());
     let stream = js.get_stream_no_info(STREAM).await?;
     let consumer = stream

@@ -512,8 +512,26 @@ impl Config {
     /// # Errors
     /// Every problem found, each with file, line and feed.
     pub fn load_with_kinds(path: &Path, custom: KindFilter<'_>) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| one_error(path, format!("cannot read: {e}")))?;
+        let text = read_main(path)?;
+        Config::parse_main(path, &text, custom)
+    }
+
+    /// Like [`Config::load_with_kinds`], but `None` when the file is empty or
+    /// only whitespace: an editor that truncates before writing leaves it so
+    /// for a moment (it is read once, so the answer matches what was parsed).
+    pub(crate) fn load_unless_blank(
+        path: &Path,
+        custom: KindFilter<'_>,
+    ) -> Result<Option<Config>, ConfigErrors> {
+        let text = read_main(path)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        Config::parse_main(path, &text, custom).map(Some)
+    }
+
+    /// Parses `text`, read from the main config file at `path`.
+    fn parse_main(path: &Path, text: &str, custom: KindFilter<'_>) -> Result<Config, ConfigErrors> {
         let base = path
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
@@ -522,7 +540,7 @@ impl Config {
         } else {
             base
         };
-        let mut config = Config::from_toml(&text, path, Some(&base), custom)?;
+        let mut config = Config::from_toml(text, path, Some(&base), custom)?;
         config.path = Some(path.to_path_buf());
         Ok(config)
     }
@@ -824,6 +842,11 @@ fn check_access(server: &ServerConfig, access: &[AccessConfig], doc: &mut Doc<'_
             }
         }
     }
+}
+
+/// The main config file's text.
+fn read_main(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| one_error(path, format!("cannot read: {e}")))
 }
 
 fn plain_error(file: &Path, message: String) -> ConfigError {

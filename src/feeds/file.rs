@@ -2,6 +2,11 @@
 //! the end of a file that exists at start); `whole` publishes the file's content
 //! whenever it changes (an empty file is skipped: a write in progress).
 //!
+//! A tail leaves where it stopped (file, inode, offset after its last complete
+//! line) in the feed's handoff, so a retry, or the successor of a feed whose
+//! config changed but whose `path` did not, goes on from there: no line is lost
+//! or repeated across the restart.
+//!
 //! The watch is on the parent directory (notify), filtered by file name, because
 //! writers replace files by rename (editors, log rotation) and a watch on the
 //! file itself would follow the old inode. A slow tick re-checks the file too, as
@@ -59,12 +64,20 @@ impl Feed for FileFeed {
         let (_watcher, mut changed) = watch(path)?;
         let mut tick = tokio::time::interval(RECHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut tail = Tail::default();
+        let mut tail = Tail {
+            resume: ctx.handoff().take::<Resume>().filter(|r| r.path == path),
+            ..Tail::default()
+        };
         let mut last_whole: Option<String> = None;
         let mut first = true;
         loop {
             match self.options.mode {
-                FileMode::Tail => tail.check(self, &ctx, path, first).await?,
+                FileMode::Tail => {
+                    tail.check(self, &ctx, path, first).await?;
+                    if let Some(resume) = tail.resume_point(path) {
+                        ctx.handoff().put(resume);
+                    }
+                }
                 FileMode::Whole => {
                     if let Some(content) = read_whole(path).await? {
                         // Empty is a writer that truncated and has not written yet.
@@ -144,6 +157,17 @@ struct Tail {
     id: (u64, u64),
     pos: u64,
     partial: Vec<u8>,
+    /// Where the previous run of this feed stopped, used at the first open.
+    resume: Option<Resume>,
+}
+
+/// Where a tail stopped: the next run goes on from `offset` of the same file.
+#[derive(Debug)]
+struct Resume {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+    /// Just after the last complete line published.
+    offset: u64,
 }
 
 impl Tail {
@@ -179,7 +203,14 @@ impl Tail {
             };
             let opened = file.metadata().await?;
             self.id = (opened.dev(), opened.ino());
-            self.pos = if start { opened.len() } else { 0 };
+            self.pos = match self.resume.take() {
+                // The file the previous run read, not truncated since.
+                Some(r) if start && r.id == self.id && r.offset <= opened.len() => r.offset,
+                // Replaced or truncated while no run was reading it: all of it is new.
+                Some(_) if start => 0,
+                _ if start => opened.len(),
+                _ => 0,
+            };
             file.seek(SeekFrom::Start(self.pos)).await?;
             self.partial.clear();
             self.file = Some(file);
@@ -194,6 +225,16 @@ impl Tail {
             }
         }
         self.read_new(feed, ctx).await
+    }
+
+    /// Where the next run should go on from, while a file is open.
+    fn resume_point(&self, path: &Path) -> Option<Resume> {
+        self.file.as_ref()?;
+        Some(Resume {
+            path: path.to_path_buf(),
+            id: self.id,
+            offset: self.pos - self.partial.len() as u64,
+        })
     }
 
     /// Reads to the end of the open file and publishes each complete line.

@@ -218,6 +218,7 @@ struct ContextInner {
     /// publishes, so it is uncontended, and it is never held across an await;
     /// a feed without stateful steps never takes it.
     memory: std::sync::Mutex<transform::Memory>,
+    handoff: Arc<supervisor::Handoff>,
 }
 
 impl std::fmt::Debug for FeedContext {
@@ -387,6 +388,12 @@ impl FeedContext {
             )));
         }
         Ok(())
+    }
+
+    /// State a previous run of this feed left for the next one (its retry, or
+    /// its successor after a config change).
+    pub(crate) fn handoff(&self) -> &supervisor::Handoff {
+        &self.inner.handoff
     }
 
     /// Marks the feed `running` (e.g. once connected) before its first update.

@@ -6,6 +6,7 @@
 //! reset once a run has published), then runs it again. A reporter task publishes
 //! every feed's status periodically and when a feed turns stale or fresh.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -251,6 +252,28 @@ struct Running {
     cancel: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
     status: Arc<StatusCell>,
+    handoff: Arc<Handoff>,
+}
+
+/// What one run of a feed leaves for the next run under the same name: its
+/// retry after a failure, or the task that replaces it when its config changed
+/// (e.g. a tail's offset, so no line is skipped). One per feed name, held by the
+/// supervisor and passed from a stopped feed to its successor; dropped with the
+/// feed when it is removed. A run takes only state of the type it left.
+#[derive(Default)]
+pub(crate) struct Handoff(Mutex<Option<Box<dyn Any + Send>>>);
+
+impl Handoff {
+    /// Leaves `state` for the next run (replacing what was there).
+    pub(crate) fn put<T: Any + Send>(&self, state: T) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(state));
+    }
+
+    /// Takes what a previous run left, if it is a `T`.
+    pub(crate) fn take<T: Any + Send>(&self) -> Option<T> {
+        let left = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        left.downcast().ok().map(|b| *b)
+    }
 }
 
 /// The names a reload added, changed and removed.
@@ -363,8 +386,11 @@ impl Feeds {
         for r in &outgoing {
             r.cancel.cancel();
         }
+        // A changed feed's successor gets what the stopped task left.
+        let mut handoffs = HashMap::new();
         for r in outgoing {
             let name = r.config.name.clone();
+            handoffs.insert(name.clone(), r.handoff.clone());
             stop(r).await;
             info!(feed = %name, "Feed stopped.");
         }
@@ -373,7 +399,8 @@ impl Feeds {
                 .iter()
                 .find(|c| &c.name == name)
                 .expect("diff names come from configs");
-            running.insert(name.clone(), self.start(config.clone()));
+            let handoff = handoffs.remove(name).unwrap_or_default();
+            running.insert(name.clone(), self.start(config.clone(), handoff));
         }
         d
     }
@@ -403,7 +430,7 @@ impl Feeds {
         }
     }
 
-    fn start(&self, config: FeedConfig) -> Running {
+    fn start(&self, config: FeedConfig, handoff: Arc<Handoff>) -> Running {
         let status = Arc::new(StatusCell::new(&config));
         let cancel = self.cancel.child_token();
         let mut running = Running {
@@ -411,6 +438,7 @@ impl Feeds {
             cancel: cancel.clone(),
             task: None,
             status: status.clone(),
+            handoff: handoff.clone(),
         };
         if !config.enabled {
             status.set(&self.hub, FeedState::Stopped, None);
@@ -437,6 +465,7 @@ impl Feeds {
                 cancel,
                 transforms: config.transform.clone(),
                 memory: Default::default(),
+                handoff,
             }),
         };
         let span = tracing::info_span!("feed", feed = %config.name, kind = %config.kind.name());

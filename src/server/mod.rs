@@ -49,10 +49,23 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
     Router::new()
         .merge(guarded)
         .route("/api/publish/{topic}", post(api::publish))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(api::metrics))
         .merge(web)
         .with_state(shared)
+}
+
+/// `200 ok` when ready; a cluster node that does not know the cluster's epoch
+/// yet (it hands out no WebSocket until then) answers 503 with the reason.
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    match &shared.cluster {
+        Some(cluster) if !cluster.epoch_known() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "starting", "reason": ws::NOT_READY})),
+        )
+            .into_response(),
+        _ => "ok".into_response(),
+    }
 }
 
 /// The token a request presents: `Authorization: Bearer`, else `?token=`

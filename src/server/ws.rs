@@ -1,13 +1,18 @@
 //! `GET /ws`: checks the handshake, origin and limits (total and per IP; 503
 //! before the upgrade), then upgrades (see [`super::upgrade`]) and hands the
-//! socket's halves to a [`Session`].
+//! socket's halves to a [`Session`]. A cluster node first waits (a bounded
+//! time, else 503 with `Retry-After`) until it knows the cluster's epoch, so its
+//! `hello` never carries the node's own.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{FutureExt, StreamExt};
@@ -18,6 +23,16 @@ use crate::auth::Grant;
 use crate::config::LimitsConfig;
 use crate::session::Session;
 use crate::ticker::Shared;
+
+/// How long a cluster node's upgrade waits for the cluster epoch (at start,
+/// or while NATS is unreachable at start) before answering 503.
+const EPOCH_WAIT: Duration = Duration::from_secs(5);
+
+/// `Retry-After` (seconds) of that 503.
+const RETRY_AFTER_SECS: &str = "2";
+
+/// Why a cluster node is not ready, on `/healthz` and on a refused upgrade.
+pub(super) const NOT_READY: &str = "waiting for the cluster epoch from NATS";
 
 pub(super) async fn upgrade(
     State(shared): State<Arc<Shared>>,
@@ -53,6 +68,16 @@ pub(super) async fn upgrade(
         Ok(g) => g,
         Err(e) => return refuse(e),
     };
+    // A cluster node hands out only the cluster's epoch: the upgrade waits
+    // (holding its connection slot, so the wait is bounded in number too).
+    if let Some(cluster) = &shared.cluster {
+        if !cluster.wait_for_epoch(EPOCH_WAIT).await {
+            let mut r = refuse(ApiError::Unavailable(NOT_READY));
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            return r;
+        }
+    }
     let session = Session {
         hub: shared.hub.clone(),
         settings: settings.clone(),
