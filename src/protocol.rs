@@ -24,6 +24,10 @@ pub enum ErrorCode {
     TooManySubscriptions,
     /// The connection's token does not allow this.
     Forbidden,
+    /// An expensive request (`topics`, a subscribe or unsubscribe naming a
+    /// wildcard pattern) sent faster than the connection's rate allows; nothing
+    /// was done, and it may be sent again later.
+    RateLimited,
 }
 
 /// A request from a client, validated for shape (not for topic grammar).
@@ -169,6 +173,8 @@ enum Reply<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
         topics: &'a [TopicInfo],
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -201,8 +207,46 @@ pub(crate) fn ack(id: Option<&Value>, op: &str, topics: &[String]) -> Utf8Bytes 
     encode(&Reply::Ack { id, op, topics })
 }
 
-pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo]) -> Utf8Bytes {
-    encode(&Reply::Topics { id, topics })
+/// The `topics` reply: the first rows (in the order given) that fit in
+/// `max_bytes`, with `"truncated":true` when some were left out.
+pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo], max_bytes: usize) -> Utf8Bytes {
+    let head = encoded_len(&Reply::Topics {
+        id,
+        topics: &[],
+        truncated: true,
+    });
+    let mut used = head;
+    let mut fit = 0;
+    for row in topics {
+        // The row and the comma before the next one.
+        used += encoded_len(row) + 1;
+        if used > max_bytes {
+            break;
+        }
+        fit += 1;
+    }
+    encode(&Reply::Topics {
+        id,
+        topics: &topics[..fit],
+        truncated: fit < topics.len(),
+    })
+}
+
+/// The length of `value` as JSON, without building the text.
+fn encoded_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("replies always serialize");
+    count.0
 }
 
 pub(crate) fn pong(id: Option<&Value>) -> Utf8Bytes {

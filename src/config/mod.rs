@@ -163,6 +163,17 @@ pub struct LimitsConfig {
     /// Most topics the server holds (`$sys.*` aside): a feed or publisher that
     /// makes up new topic names without end gets an error past it.
     pub max_topics: usize,
+    /// Bytes of replies (acks, errors, pongs, topic lists) one connection may
+    /// have waiting to be written; past it the connection is closed with 1008.
+    /// At least `max_frame_bytes`.
+    pub max_buffered_bytes: usize,
+    /// Time a client has to send a request's whole body, once its headers are in.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Largest item a feed reads from its source (an HTTP or SSE body, a
+    /// command's output or line, a file or line, a WebSocket message); larger
+    /// is an error of that feed. A feed may set its own `max_item_bytes`.
+    pub max_item_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -176,6 +187,9 @@ impl Default for LimitsConfig {
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_topics: 100_000,
+            max_buffered_bytes: 1024 * 1024,
+            body_timeout: Duration::from_secs(10),
+            max_item_bytes: 1024 * 1024,
         }
     }
 }
@@ -489,6 +503,7 @@ fn check_sections(
         ("max_frame_bytes", limits.max_frame_bytes),
         ("queue", limits.queue),
         ("max_connections_per_ip", limits.max_connections_per_ip),
+        ("max_item_bytes", limits.max_item_bytes),
     ] {
         if v == 0 {
             bad(format!("[limits] {name} must be greater than zero"));
@@ -496,6 +511,15 @@ fn check_sections(
     }
     if limits.header_timeout.is_zero() {
         bad("[limits] header_timeout must be greater than zero".into());
+    }
+    if limits.body_timeout.is_zero() {
+        bad("[limits] body_timeout must be greater than zero".into());
+    }
+    if limits.max_buffered_bytes < limits.max_frame_bytes {
+        bad(format!(
+            "[limits] max_buffered_bytes = {} must be at least max_frame_bytes = {}",
+            limits.max_buffered_bytes, limits.max_frame_bytes
+        ));
     }
     if limits.max_header_bytes < 8192 {
         bad("[limits] max_header_bytes must be at least 8192".into());

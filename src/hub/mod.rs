@@ -562,7 +562,19 @@ impl Hub {
 
     /// Every topic with its seq, ts, feed and staleness, sorted by name.
     pub fn topics(&self) -> Vec<TopicInfo> {
-        let topics: Vec<Arc<Topic>> = self.read_topics().values().cloned().collect();
+        self.topics_where(|_| true)
+    }
+
+    /// The topics whose name passes `keep` (e.g. a grant), as [`Hub::topics`].
+    /// The topic map's read lock is held only to copy the handles that pass;
+    /// each row is built and the list sorted after it is released.
+    pub(crate) fn topics_where(&self, keep: impl Fn(&str) -> bool) -> Vec<TopicInfo> {
+        let topics: Vec<Arc<Topic>> = self
+            .read_topics()
+            .iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(_, t)| t.clone())
+            .collect();
         let now = now_ms();
         let mut out: Vec<TopicInfo> = topics.iter().map(|t| t.info(now)).collect();
         out.sort_by(|a, b| a.topic.cmp(&b.topic));

@@ -101,6 +101,8 @@ pub(crate) enum ApiError {
     NotFound(&'static str),
     TooLarge(usize),
     Unavailable(&'static str),
+    /// The request (its body) did not arrive in time (408).
+    Timeout(&'static str),
 }
 
 impl IntoResponse for ApiError {
@@ -115,6 +117,7 @@ impl IntoResponse for ApiError {
                 format!("body larger than {max} bytes"),
             ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.to_string()),
+            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m.to_string()),
         };
         tracing::debug!(%status, %message, "Request refused.");
         (status, Json(json!({"error": message}))).into_response()
