@@ -255,11 +255,21 @@ pub struct FeedConfig {
     pub stale_after: Option<Duration>,
     /// What the feed does.
     pub kind: FeedKind,
+    /// Largest item it reads from its source; `None` until loaded, then its own
+    /// `max_item_bytes` or `[limits] max_item_bytes`.
+    pub max_item_bytes: Option<usize>,
     /// Where it was defined (not part of equality: moving a feed is no change).
     pub location: Location,
 }
 
-const COMMON_KEYS: [&str; 5] = ["name", "kind", "topic", "enabled", "stale_after"];
+const COMMON_KEYS: [&str; 6] = [
+    "name",
+    "kind",
+    "topic",
+    "enabled",
+    "stale_after",
+    "max_item_bytes",
+];
 
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
@@ -363,6 +373,19 @@ pub(super) fn parse_feed(
             None
         }
     };
+    let max_item_bytes = match table.get("max_item_bytes").map(|v| v.get_ref()) {
+        None => None,
+        Some(toml::Value::Integer(n)) if *n > 0 => usize::try_from(*n).ok(),
+        Some(_) => {
+            error(
+                line_of("max_item_bytes"),
+                "`max_item_bytes` must be a whole number of bytes greater than zero, \
+                 such as 1048576"
+                    .into(),
+            );
+            None
+        }
+    };
     let options: toml::Table = table
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.get_ref().as_str()))
@@ -412,6 +435,7 @@ pub(super) fn parse_feed(
             enabled,
             stale_after,
             kind,
+            max_item_bytes,
             location: feed_loc,
         }),
         _ => Err(errors),

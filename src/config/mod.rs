@@ -432,6 +432,11 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        // A feed without its own cap takes `[limits]`'s, resolved here so that
+        // a change of either is a change of the feed (it restarts on reload).
+        for f in &mut feeds {
+            f.max_item_bytes.get_or_insert(raw.limits.max_item_bytes);
+        }
         Ok(Config {
             server: raw.server,
             limits: raw.limits,

@@ -16,12 +16,16 @@
 //! connection per `run` and returns `Err` when it ends, so reconnect policy
 //! (backoff, jitter, the cap) lives in the supervisor alone.
 //!
+//! Every read from a source is capped at the feed's `max_item_bytes` through
+//! the helpers of `limit`; an oversized item is an error of the feed.
+//!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
 mod command;
 mod extract;
 mod file;
 mod http;
+mod limit;
 mod poll;
 mod sse;
 mod supervisor;
@@ -33,6 +37,7 @@ pub use command::CommandFeed;
 pub use extract::Pipeline;
 pub use file::FileFeed;
 pub use http::HttpFeed;
+pub use limit::ItemTooLarge;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
@@ -101,7 +106,8 @@ impl std::fmt::Debug for Kinds {
 
 impl Kinds {
     /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
-    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`),
+    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`,
+    /// `max_item_bytes`),
     /// deserialized into `O` (use [`toml::Table`] to take them raw).
     pub fn register<O, F, M>(&mut self, kind: &str, make: M)
     where
@@ -186,6 +192,7 @@ struct ContextInner {
     source: Source,
     status: Arc<supervisor::StatusCell>,
     cancel: CancellationToken,
+    max_item_bytes: usize,
 }
 
 impl std::fmt::Debug for FeedContext {
@@ -210,6 +217,12 @@ impl FeedContext {
     /// Completes when the feed must stop (removed, changed, or shutdown).
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
         self.inner.cancel.cancelled()
+    }
+
+    /// The most bytes the feed may read from its source for one item (its
+    /// `max_item_bytes`, else `[limits] max_item_bytes`).
+    pub fn max_item_bytes(&self) -> usize {
+        self.inner.max_item_bytes
     }
 
     /// Has the feed been asked to stop?
@@ -261,8 +274,14 @@ impl FeedContext {
     /// are counted and reported; the count of published items is returned.
     ///
     /// # Errors
-    /// The document itself is unusable (not JSON, pointer finds nothing).
+    /// The document itself is unusable (not JSON, pointer finds nothing), or
+    /// larger than [`FeedContext::max_item_bytes`].
     pub fn publish_document(&self, pipeline: &Pipeline, body: &str) -> anyhow::Result<usize> {
+        let max = self.max_item_bytes();
+        if body.len() > max {
+            let len = Some(body.len() as u64);
+            return Err(ItemTooLarge { len, max }.into());
+        }
         let items = pipeline.items(body).map_err(anyhow::Error::msg)?;
         Ok(items
             .iter()
