@@ -133,7 +133,7 @@ impl Session {
             sink,
             outgoing,
             outbox.clone(),
-            done,
+            done.clone(),
             self.shutdown.clone(),
             Pacing {
                 heartbeat,
@@ -141,7 +141,7 @@ impl Session {
             },
             metrics,
         ));
-        let reader = Box::pin(read_loop(self, stream, id, outbox));
+        let reader = Box::pin(read_loop(self, stream, id, outbox, done));
         // When the writer ends, the connection is over: the reader is dropped.
         // When the reader ends, it has closed the outbox: the writer finishes
         // (writes what is queued, then the Close frame) and ends.
@@ -289,6 +289,7 @@ fn read_loop(
     mut stream: SplitStream<Socket>,
     id: SubscriberId,
     outbox: Arc<Outbox>,
+    done: CancellationToken,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let silent_limit = session.settings.heartbeat * 2;
@@ -318,10 +319,26 @@ fn read_loop(
             if matches!(msg, Message::Text(_) | Message::Binary(_)) {
                 Box::pin(session.request(id, &outbox, &mut limit, msg)).await;
                 if outbox.is_closing() {
-                    // Over its budget (or closed by the server): stop reading.
+                    // Over its budget: no more requests are handled, but the
+                    // socket is still read (and what arrives dropped) until
+                    // the peer answers the Close, so that the connection ends
+                    // cleanly, with the Close frame delivered, not reset.
+                    Box::pin(drain(&mut stream, silent_limit)).await;
+                    done.cancel();
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Reads and drops frames until the peer closes, fails, or is silent for
+/// `silent_limit`.
+async fn drain(stream: &mut SplitStream<Socket>, silent_limit: Duration) {
+    loop {
+        match tokio::time::timeout(silent_limit, stream.next()).await {
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return,
+            Ok(Some(Ok(_))) => {}
         }
     }
 }
@@ -423,6 +440,10 @@ fn write_loop(
                     tokio::select! {
                         _ = Box::pin(close(&mut sink, how, limit)) => {}
                         _ = &mut cancelled => {}
+                    }
+                    if how == Closing::OverBudget && !done.is_cancelled() {
+                        // The reader drains until the peer answers the Close.
+                        let _ = tokio::time::timeout(stuck, done.cancelled()).await;
                     }
                     break;
                 }
