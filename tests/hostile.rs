@@ -6,6 +6,10 @@
 //! sampled all along the attack) stays within a stated bound over its level
 //! before the attack; `/healthz` and another client's updates keep flowing
 //! meanwhile; and the attacker is closed or refused as documented.
+//!
+//! `HOSTILE_SCALE=N` multiplies each attack's size (default 1: seconds on a
+//! small machine); `bench/hostile.sh` runs them at full size against a release
+//! build and prints the `HOSTILE|` rows each test writes as a table.
 
 mod support;
 
@@ -25,6 +29,24 @@ const MIB: u64 = 1024 * 1024;
 /// How long `/healthz` or another client's update may take during an attack
 /// (generous: the test machine is small and shared).
 const SERVICE: Duration = Duration::from_secs(5);
+
+/// The size multiplier of every attack (`HOSTILE_SCALE`, default 1).
+fn scale() -> usize {
+    std::env::var("HOSTILE_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// One row of `bench/hostile.sh`'s table (and a line of test output).
+fn report(attack: &str, size: &str, before_kib: u64, peak_kib: u64, outcome: &str) {
+    eprintln!(
+        "HOSTILE| {attack} | {size} | {:.1} MB | {:.1} MB | {outcome} |",
+        before_kib as f64 / 1024.0,
+        peak_kib as f64 / 1024.0
+    );
+}
 
 /// The real binary, serving `config` (a synthetic feed `svc` publishing
 /// `svc.A` every 100 ms is added for the bystander client).
@@ -280,7 +302,7 @@ async fn pings_from_a_peer_that_never_reads_do_not_grow_memory() {
         .flat_map(|_| client_frame(0x9, &[b'p'; 125]))
         .collect();
     let attack = tokio::spawn(async move {
-        let sent = flood(&mut s, &chunk, 256, Duration::from_secs(20)).await;
+        let sent = flood(&mut s, &chunk, 256 * scale(), Duration::from_secs(20)).await;
         (s, sent)
     });
     t.assert_serving(&mut bystander).await;
@@ -293,7 +315,14 @@ async fn pings_from_a_peer_that_never_reads_do_not_grow_memory() {
     let (_s, sent) = within(attack).await.unwrap();
     let peak = peak.finish().await;
     let grew = peak.saturating_sub(before);
-    eprintln!("sent {} MiB of Pings; RSS grew {} KiB", sent / MIB, grew);
+    let size = format!("{} MiB of Pings", sent / MIB);
+    report(
+        "1 Pings, never read",
+        &size,
+        before,
+        peak,
+        "dropped (write_timeout)",
+    );
     assert!(grew < 32 * 1024, "RSS grew {grew} KiB (bound 32 MiB)");
     t.assert_serving(&mut bystander).await;
 }
@@ -313,6 +342,8 @@ async fn silent_subscribers_with_a_stuck_writer_are_dropped() {
     )
     .await;
     let mut bystander = t.bystander().await;
+    let before = t.rss_kib();
+    let peak = t.rss_sampler();
     let mut stalled = Vec::new();
     for _ in 0..5 {
         let mut s = raw_ws(&t.addr, "").await;
@@ -333,6 +364,14 @@ async fn silent_subscribers_with_a_stuck_writer_are_dropped() {
     })
     .await;
     t.assert_serving(&mut bystander).await;
+    let peak = peak.finish().await;
+    report(
+        "6 subscribers stop reading",
+        "5 connections",
+        before,
+        peak,
+        "dropped",
+    );
     drop(stalled);
 }
 
@@ -350,7 +389,8 @@ async fn big_replies_to_a_peer_that_never_reads_close_it_with_1008() {
     let id = "i".repeat(60_000);
     let ping = Message::text(json!({"op": "ping", "id": id}).to_string());
     let mut attackers = Vec::new();
-    for _ in 0..20 {
+    let connections = (20 * scale()).min(900);
+    for _ in 0..connections {
         let (mut sink, stream) = small_window_ws(&t.addr).await.split();
         let ping = ping.clone();
         // Sends until the server stops reading; never reads meanwhile.
@@ -367,7 +407,7 @@ async fn big_replies_to_a_peer_that_never_reads_close_it_with_1008() {
     eventually("every attacker passed its budget", || async {
         t.metric("tickerd_connections_closed_total{reason=\"budget\"}")
             .await
-            >= 20.0
+            >= connections as f64
     })
     .await;
     let peak = peak.finish().await;
@@ -387,7 +427,14 @@ async fn big_replies_to_a_peer_that_never_reads_close_it_with_1008() {
         assert_eq!(code, Some(1008), "closed with policy violation");
     }
     let grew = peak.saturating_sub(before);
-    eprintln!("20 connections of 60 KB pings: RSS grew {grew} KiB");
+    let size = format!("{connections} connections");
+    report(
+        "7 60 KB ping ids, never read",
+        &size,
+        before,
+        peak,
+        "closed 1008",
+    );
     assert!(grew < 48 * 1024, "RSS grew {grew} KiB (bound 48 MiB)");
     t.assert_serving(&mut bystander).await;
 }
@@ -405,7 +452,8 @@ async fn unauthorised_publish_bodies_are_never_read() {
     let peak = t.rss_sampler();
     let body = vec![b'1'; 2 * MIB as usize];
     let mut attackers = Vec::new();
-    for _ in 0..100 {
+    let connections = (100 * scale()).min(900);
+    for _ in 0..connections {
         let mut s = TcpStream::connect(&t.addr).await.unwrap();
         let head = format!(
             "POST /api/publish/x HTTP/1.1\r\nHost: h\r\ncontent-type: application/json\r\n\
@@ -441,8 +489,16 @@ async fn unauthorised_publish_bodies_are_never_read() {
         assert!(answer.starts_with("HTTP/1.1 401"), "answered {answer:?}");
         assert!(ended, "the connection was closed");
     }
-    let grew = peak.finish().await.saturating_sub(before);
-    eprintln!("100 unauthorised 2 MiB publishes: RSS grew {grew} KiB");
+    let peak = peak.finish().await;
+    let grew = peak.saturating_sub(before);
+    let size = format!("{connections} × 2 MiB");
+    report(
+        "2 publish bodies, no token",
+        &size,
+        before,
+        peak,
+        "401, closed",
+    );
     assert!(grew < 32 * 1024, "RSS grew {grew} KiB (bound 32 MiB)");
     t.assert_serving(&mut bystander).await;
 }
@@ -523,7 +579,7 @@ async fn http_connections_per_address_are_capped() {
 /// without reading is closed with 1008 once its replies pass its budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_listings_are_capped_rate_limited_and_budgeted() {
-    let symbols: Vec<String> = (0..3000).map(|i| format!("\"S{i}\"")).collect();
+    let symbols: Vec<String> = (0..3000 * scale()).map(|i| format!("\"S{i}\"")).collect();
     let config = format!(
         "[limits]\nmax_frame_bytes = 16384\nmax_buffered_bytes = 65536\n\
          [[feed]]\nname = \"many\"\nkind = \"synthetic\"\ntopic = \"many.{{symbol}}\"\n\
@@ -598,7 +654,16 @@ async fn topic_listings_are_capped_rate_limited_and_budgeted() {
     })
     .await;
     assert_eq!(code, Some(1008));
-    let grew = t.rss_kib().saturating_sub(before);
+    let after = t.rss_kib();
+    let grew = after.saturating_sub(before);
+    let size = format!("{} topics", 3000 * scale());
+    report(
+        "4 topics, never read",
+        &size,
+        before,
+        after,
+        "rate_limited, closed 1008",
+    );
     assert!(grew < 32 * 1024, "RSS grew {grew} KiB (bound 32 MiB)");
     assert!(t.metric("tickerd_rate_limited_total").await >= 1.0);
 }
@@ -609,14 +674,16 @@ async fn topic_listings_are_capped_rate_limited_and_budgeted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_source_line_is_an_error_and_memory_stays_flat() {
     let t = Tickerd::start(
-        r#"
+        &r#"
 [[feed]]
 name = "big"
 kind = "command"
 mode = "stream"
 topic = "big.out"
-command = ["sh", "-c", "head -c 67108864 /dev/zero | tr '\\000' x; echo; echo '{\"ok\":1}'; sleep 60"]
-"#,
+command = ["sh", "-c", "head -c $((67108864 * $SCALE)) /dev/zero | tr '\\000' x; echo; echo '{\"ok\":1}'; sleep 60"]
+env = { SCALE = "SCALE_HERE" }
+"#
+        .replace("SCALE_HERE", &scale().to_string()),
     )
     .await;
     let mut bystander = t.bystander().await;
@@ -638,8 +705,16 @@ command = ["sh", "-c", "head -c 67108864 /dev/zero | tr '\\000' x; echo; echo '{
         "only the good line is published"
     );
     t.assert_serving(&mut bystander).await;
-    let grew = peak.finish().await.saturating_sub(before);
-    eprintln!("a 64 MiB line: RSS grew {grew} KiB");
+    let peak = peak.finish().await;
+    let grew = peak.saturating_sub(before);
+    let size = format!("a {} MiB line", 64 * scale());
+    report(
+        "3 command stream line",
+        &size,
+        before,
+        peak,
+        "feed error, skipped",
+    );
     assert!(grew < 24 * 1024, "RSS grew {grew} KiB (bound 24 MiB)");
 }
 
@@ -666,4 +741,133 @@ async fn origins_are_compared_normalised() {
         let want: &[u8] = if ok { b"HTTP/1.1 101" } else { b"HTTP/1.1 403" };
         assert_eq!(answer, want, "{origin}");
     }
+}
+
+/// Row 3, every kind: upstreams that send one item past `max_item_bytes`
+/// (64 KiB here, set per feed) and then, where the kind goes on, a good one.
+/// Each oversized item is a counted error of its feed naming the size and the
+/// setting; it is never published, and the good item after it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_source_kind_caps_its_items() {
+    use axum::body::Body;
+    use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
+    use axum::routing::get;
+    use futures_util::stream;
+
+    const BIG: usize = 200 * 1024;
+    let big_json = || format!("{{\"v\":\"{}\"}}", "x".repeat(BIG));
+    let app = axum::Router::new()
+        .route("/len", get(move || async move { big_json() }))
+        .route(
+            "/chunked",
+            get(|| async {
+                let chunks =
+                    stream::iter((0..10).map(|_| Ok::<_, std::io::Error>("y".repeat(32 * 1024))));
+                Body::from_stream(chunks)
+            }),
+        )
+        .route(
+            "/sse",
+            get(|| async {
+                let events = [
+                    format!("data: {}\n\n", "z".repeat(BIG)),
+                    "data: {\"ok\":1}\n\n".to_string(),
+                ];
+                let body =
+                    stream::iter(events.map(Ok::<_, std::io::Error>)).chain(stream::pending());
+                (
+                    [("content-type", "text/event-stream")],
+                    Body::from_stream(body),
+                )
+            }),
+        )
+        .route(
+            "/ws",
+            get(|ws: WebSocketUpgrade| async move {
+                ws.max_message_size(usize::MAX)
+                    .on_upgrade(|mut socket| async move {
+                        let big = format!("{{\"v\":\"{}\"}}", "w".repeat(BIG));
+                        let _ = socket.send(WsMessage::text(big)).await;
+                        std::future::pending::<()>().await;
+                    })
+            }),
+        );
+    let up = support::feeds::serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.json");
+    let tail = dir.path().join("tail.log");
+    std::fs::write(&tail, "").unwrap();
+    let feed = |name: &str, rest: String| {
+        format!(
+            "[[feed]]\nname = \"{name}\"\ntopic = \"src.{name}\"\nmax_item_bytes = 65536\n{rest}\n"
+        )
+    };
+    let config = [
+        feed("len", format!("kind = \"http\"\nurl = \"http://{up}/len\"\ninterval = \"1s\"")),
+        feed("chunked", format!("kind = \"http\"\nurl = \"http://{up}/chunked\"\ninterval = \"1s\"")),
+        feed("sse", format!("kind = \"sse\"\nurl = \"http://{up}/sse\"")),
+        feed("ws", format!("kind = \"websocket\"\nurl = \"ws://{up}/ws\"")),
+        feed("whole", format!("kind = \"file\"\nmode = \"whole\"\npath = {:?}", whole)),
+        feed("tail", format!("kind = \"file\"\nmode = \"tail\"\npath = {:?}", tail)),
+        feed(
+            "stream",
+            r#"kind = "command"
+mode = "stream"
+command = ["sh", "-c", "head -c 300000 /dev/zero | tr '\\000' q; echo; echo '{\"ok\":1}'; sleep 60"]"#
+                .to_string(),
+        ),
+        feed(
+            "once",
+            "kind = \"command\"\ninterval = \"1s\"\ncommand = [\"head\", \"-c\", \"300000\", \"/dev/zero\"]"
+                .to_string(),
+        ),
+    ]
+    .concat();
+    let server = support::Server::start_in(dir, &config).await;
+    let mut c = server.client().await;
+    c.subscribe(&["$sys.feeds", "src.*"]).await;
+    std::fs::write(&whole, big_json()).unwrap();
+    let line = format!("{}\n{{\"ok\":1}}\n", "t".repeat(BIG));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&tail)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()))
+        .unwrap();
+    let mut pending: std::collections::BTreeSet<&str> = [
+        "len", "chunked", "sse", "ws", "whole", "tail", "stream", "once",
+    ]
+    .into();
+    let mut good: std::collections::BTreeSet<&str> = ["sse", "tail", "stream"].into();
+    within(async {
+        while !pending.is_empty() || !good.is_empty() {
+            let v = c.recv().await;
+            if v["type"] != "update" {
+                continue;
+            }
+            let data = &v["data"];
+            if v["topic"] == "$sys.feeds" {
+                let feed = data["feed"].as_str().unwrap().to_string();
+                if data["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("exceeds max_item_bytes = 65536"))
+                {
+                    assert!(data["errors"].as_u64().unwrap() >= 1, "{data}");
+                    pending.retain(|f| *f != feed);
+                }
+            } else {
+                assert_eq!(
+                    *data,
+                    json!({"ok": 1}),
+                    "only good items are published: {v}"
+                );
+                let topic = v["topic"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("src.")
+                    .to_string();
+                good.retain(|f| *f != topic);
+            }
+        }
+    })
+    .await;
 }

@@ -637,6 +637,44 @@ mod tests {
             .any(|f| matches!(f.kind, FeedKind::System(_))));
     }
 
+    /// A feed's `max_item_bytes` overrides `[limits]`'s, which every other
+    /// feed takes; a bad value names its line, and a budget smaller than a
+    /// frame is refused.
+    #[test]
+    fn max_item_bytes_resolves_per_feed_and_is_checked() {
+        let text = r#"
+[limits]
+max_item_bytes = 4096
+
+[[feed]]
+name = "own"
+kind = "system"
+topic = "a"
+max_item_bytes = 100
+
+[[feed]]
+name = "default"
+kind = "system"
+topic = "b"
+"#;
+        let c = parse(text).unwrap();
+        assert_eq!(c.feed("own").unwrap().max_item_bytes, Some(100));
+        assert_eq!(c.feed("default").unwrap().max_item_bytes, Some(4096));
+        let bad =
+            "[[feed]]\nname = \"x\"\nkind = \"system\"\ntopic = \"a\"\nmax_item_bytes = \"1MB\"\n";
+        let errs = parse(bad).unwrap_err().to_string();
+        assert!(
+            errs.contains("c.toml:5:") && errs.contains("max_item_bytes"),
+            "{errs}"
+        );
+        let small = "[limits]\nmax_frame_bytes = 65536\nmax_buffered_bytes = 1000\n";
+        let errs = parse(small).unwrap_err().to_string();
+        assert!(
+            errs.contains("max_buffered_bytes = 1000 must be at least"),
+            "{errs}"
+        );
+    }
+
     #[test]
     fn every_error_is_collected_with_line_and_feed() {
         let text = r#"
