@@ -573,9 +573,10 @@ async fn http_connections_per_address_are_capped() {
     .await;
 }
 
-/// Row 4: `topics` requests repeated without reading, with 3,000 topics. The
-/// reply is capped at `max_frame_bytes` (`"truncated":true`), requests past the
-/// burst are answered `rate_limited`, and a connection that keeps asking
+/// Rows 4 and 5: `topics` requests and wildcard subscribes repeated, with
+/// 3,000 topics. The topics reply is capped at `max_frame_bytes`
+/// (`"truncated":true`), requests of either kind past the burst are answered
+/// `rate_limited`, others keep being served, and a connection that keeps asking
 /// without reading is closed with 1008 once its replies pass its budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_listings_are_capped_rate_limited_and_budgeted() {
@@ -622,6 +623,37 @@ async fn topic_listings_are_capped_rate_limited_and_budgeted() {
         }
     }
     assert!(limited, "rate_limited after the burst");
+    // Row 5: wildcard subscribe loops on another connection are rate-limited
+    // too, and matching them runs off the registry lock: others keep going.
+    let (mut looper, _) = tokio_tungstenite::connect_async(t.ws_url()).await.unwrap();
+    let _hello = looper.next().await;
+    let mut limited = false;
+    for i in 0..60 {
+        let ask = json!({"op": "subscribe", "topics": [format!("*.S{i}")], "id": i});
+        looper.send(Message::text(ask.to_string())).await.unwrap();
+        let reply = within(async {
+            loop {
+                let Some(Ok(Message::Text(t))) = looper.next().await else {
+                    panic!("a reply");
+                };
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if v["type"] != "update" {
+                    return v;
+                }
+            }
+        })
+        .await;
+        if reply["code"] == "rate_limited" {
+            limited = true;
+            break;
+        }
+        assert_eq!(reply["type"], "ack", "{reply}");
+    }
+    assert!(
+        limited,
+        "wildcard subscribes are rate_limited after the burst"
+    );
+    t.assert_serving(&mut bystander).await;
     // Asking without reading: closed with 1008 once past the budget (the
     // rate limit answers small errors, so the ids carry the weight).
     let before = t.rss_kib();
