@@ -372,6 +372,8 @@ async fn silent_subscribers_with_a_stuck_writer_are_dropped() {
         peak,
         "dropped",
     );
+    let grew = peak.saturating_sub(before);
+    assert!(grew < 32 * 1024, "RSS grew {grew} KiB (bound 32 MiB)");
     drop(stalled);
 }
 
