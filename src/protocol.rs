@@ -277,6 +277,34 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A topic list longer than the limit keeps its first rows, within the
+    /// limit, and says it was cut; a short one is whole and says nothing.
+    #[test]
+    fn topics_replies_fit_the_frame_limit() {
+        let rows: Vec<TopicInfo> = (0..100)
+            .map(|i| TopicInfo {
+                topic: format!("t.{i:03}"),
+                feed: None,
+                seq: i,
+                ts: 0,
+                stale: false,
+            })
+            .collect();
+        let whole = topics(Some(&json!(1)), &rows, usize::MAX);
+        let v: serde_json::Value = serde_json::from_str(&whole).unwrap();
+        assert_eq!(v["topics"].as_array().unwrap().len(), 100);
+        assert!(v.get("truncated").is_none());
+        let cut = topics(Some(&json!(1)), &rows, 1000);
+        assert!(cut.len() <= 1000, "{} bytes", cut.len());
+        let v: serde_json::Value = serde_json::from_str(&cut).unwrap();
+        let kept = v["topics"].as_array().unwrap();
+        assert!(!kept.is_empty() && kept.len() < 100);
+        assert_eq!(kept[0]["topic"], "t.000");
+        assert_eq!(v["truncated"], true);
+        let one_more = topics(Some(&json!(1)), &rows[..kept.len() + 1], 1000);
+        assert!(one_more.len() > 1000 || one_more.contains("truncated"));
+    }
+
     #[test]
     fn parses_requests_and_keeps_ids() {
         let (id, req) = parse_request(r#"{"op":"subscribe","topics":["a.*"],"id":1}"#);

@@ -366,4 +366,30 @@ mod tests {
         let got: Vec<&str> = out.iter().map(|t| t.as_str()).collect();
         assert_eq!(got, ["1:1", "1:2", "1:3"]);
     }
+
+    /// Replies count against the budget until released; one that would pass
+    /// it closes the outbox with `OverBudget`, frees what was queued and is
+    /// counted.
+    #[test]
+    fn replies_past_the_budget_close_the_outbox_and_free_it() {
+        let metrics = Arc::new(Metrics::default());
+        let ob = Outbox::new(4, metrics.clone()).with_budget(10);
+        ob.try_push_control(Utf8Bytes::from("123456")).unwrap();
+        ob.push(frame(1, 1));
+        let taken = ob.take_all();
+        assert_eq!(taken.replies(), 1);
+        // Taken but not yet written: still counted.
+        ob.try_push_control(Utf8Bytes::from("1234")).unwrap();
+        assert!(!ob.is_closing());
+        ob.release(6);
+        ob.try_push_control(Utf8Bytes::from("12345")).unwrap();
+        assert!(!ob.is_closing(), "9 of 10 bytes");
+        ob.push(frame(2, 1));
+        ob.try_push_control(Utf8Bytes::from("xy")).unwrap();
+        assert!(ob.is_closing(), "11 of 10 bytes");
+        assert_eq!(metrics.closed_over_budget.load(Ordering::Relaxed), 1);
+        let after = ob.take_all();
+        assert_eq!(after.closing, Some(Closing::OverBudget));
+        assert_eq!(after.frames().count(), 0, "queues freed at close");
+    }
 }
