@@ -32,6 +32,17 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     /// Config reloads refused because the new config was invalid.
     pub reload_failures: AtomicU64,
+    /// Connections closed (1008) for holding more than `max_buffered_bytes` of
+    /// unwritten replies.
+    pub closed_over_budget: AtomicU64,
+    /// Connections dropped because a write did not complete within two
+    /// heartbeats (a peer that does not read).
+    pub closed_write_timeout: AtomicU64,
+    /// HTTP connections refused at accept: their address already held
+    /// `max_connections_per_ip` of them.
+    pub http_connections_refused: AtomicU64,
+    /// Requests answered `rate_limited` (expensive ops sent too often).
+    pub rate_limited: AtomicU64,
 }
 
 impl Metrics {
@@ -106,6 +117,37 @@ impl Metrics {
             ),
         ];
         render_rows(out, &rows);
+        let name = "tickerd_connections_closed_total";
+        family(
+            out,
+            name,
+            "counter",
+            "WebSocket connections closed by the server for taking more than their share.",
+        );
+        for (reason, value) in [
+            ("budget", &self.closed_over_budget),
+            ("write_timeout", &self.closed_write_timeout),
+        ] {
+            let v = value.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {v}");
+        }
+        render_rows(
+            out,
+            &[
+                (
+                    "tickerd_http_connections_refused_total",
+                    "counter",
+                    "HTTP connections refused at accept (per-address cap).",
+                    &self.http_connections_refused,
+                ),
+                (
+                    "tickerd_rate_limited_total",
+                    "counter",
+                    "WebSocket requests answered rate_limited.",
+                    &self.rate_limited,
+                ),
+            ],
+        );
     }
 }
 

@@ -24,6 +24,10 @@ pub enum ErrorCode {
     TooManySubscriptions,
     /// The connection's token does not allow this.
     Forbidden,
+    /// An expensive request (`topics`, a subscribe or unsubscribe naming a
+    /// wildcard pattern) sent faster than the connection's rate allows; nothing
+    /// was done, and it may be sent again later.
+    RateLimited,
 }
 
 /// A request from a client, validated for shape (not for topic grammar).
@@ -173,6 +177,8 @@ enum Reply<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
         topics: &'a [TopicInfo],
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
     },
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,8 +235,46 @@ pub(crate) struct ResumeNote {
     pub(crate) reason: Option<String>,
 }
 
-pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo]) -> Utf8Bytes {
-    encode(&Reply::Topics { id, topics })
+/// The `topics` reply: the first rows (in the order given) that fit in
+/// `max_bytes`, with `"truncated":true` when some were left out.
+pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo], max_bytes: usize) -> Utf8Bytes {
+    let head = encoded_len(&Reply::Topics {
+        id,
+        topics: &[],
+        truncated: true,
+    });
+    let mut used = head;
+    let mut fit = 0;
+    for row in topics {
+        // The row and the comma before the next one.
+        used += encoded_len(row) + 1;
+        if used > max_bytes {
+            break;
+        }
+        fit += 1;
+    }
+    encode(&Reply::Topics {
+        id,
+        topics: &topics[..fit],
+        truncated: fit < topics.len(),
+    })
+}
+
+/// The length of `value` as JSON, without building the text.
+fn encoded_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("replies always serialize");
+    count.0
 }
 
 pub(crate) fn pong(id: Option<&Value>) -> Utf8Bytes {
@@ -260,6 +304,34 @@ pub struct TopicInfo {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A topic list longer than the limit keeps its first rows, within the
+    /// limit, and says it was cut; a short one is whole and says nothing.
+    #[test]
+    fn topics_replies_fit_the_frame_limit() {
+        let rows: Vec<TopicInfo> = (0..100)
+            .map(|i| TopicInfo {
+                topic: format!("t.{i:03}"),
+                feed: None,
+                seq: i,
+                ts: 0,
+                stale: false,
+            })
+            .collect();
+        let whole = topics(Some(&json!(1)), &rows, usize::MAX);
+        let v: serde_json::Value = serde_json::from_str(&whole).unwrap();
+        assert_eq!(v["topics"].as_array().unwrap().len(), 100);
+        assert!(v.get("truncated").is_none());
+        let cut = topics(Some(&json!(1)), &rows, 1000);
+        assert!(cut.len() <= 1000, "{} bytes", cut.len());
+        let v: serde_json::Value = serde_json::from_str(&cut).unwrap();
+        let kept = v["topics"].as_array().unwrap();
+        assert!(!kept.is_empty() && kept.len() < 100);
+        assert_eq!(kept[0]["topic"], "t.000");
+        assert_eq!(v["truncated"], true);
+        let one_more = topics(Some(&json!(1)), &rows[..kept.len() + 1], 1000);
+        assert!(one_more.len() > 1000 || one_more.contains("truncated"));
+    }
 
     #[test]
     fn parses_requests_and_keeps_ids() {

@@ -8,6 +8,12 @@
 //! frames under load. It also sends protocol Pings and, on server shutdown, a
 //! Close frame with 1001. Neither half ever blocks the publisher: a slow peer
 //! only fills its own outbox, which conflates.
+//!
+//! Neither half waits without bound on a peer that does not read: a write
+//! (a flush of frames, a Ping) that has not completed within two heartbeats
+//! drops the connection, and replies that pile up past
+//! `limits.max_buffered_bytes` close it with 1008 (the outbox's budget) at once,
+//! freeing what was queued.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,6 +54,43 @@ struct Pacing {
 /// How long a Close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Expensive requests a connection may send in a burst: `topics`, and
+/// subscribe or unsubscribe naming a wildcard pattern (each costs work over
+/// every topic). Past it they are answered `rate_limited`.
+const EXPENSIVE_BURST: f64 = 20.0;
+
+/// Expensive requests per second a connection earns back, after a burst.
+const EXPENSIVE_PER_SEC: f64 = 5.0;
+
+/// A token bucket for one connection's expensive requests.
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new() -> Self {
+        RateLimit {
+            tokens: EXPENSIVE_BURST,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token if one is left.
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * EXPENSIVE_PER_SEC;
+        self.tokens = (self.tokens + earned).min(EXPENSIVE_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Everything a session needs, fixed at connect time.
 pub(crate) struct Session {
     pub(crate) hub: Hub,
@@ -71,7 +114,10 @@ impl Session {
         outgoing: Outgoing,
     ) -> impl Future<Output = ()> + Send + 'static {
         let metrics = self.hub.metrics().clone();
-        let outbox = Arc::new(Outbox::new(self.settings.limits.queue, metrics.clone()));
+        let limits = &self.settings.limits;
+        let outbox = Arc::new(
+            Outbox::new(limits.queue, metrics.clone()).with_budget(limits.max_buffered_bytes),
+        );
         let id = self.hub.add_subscriber(outbox.clone());
         let leave = Leave {
             hub: self.hub.clone(),
@@ -88,7 +134,7 @@ impl Session {
             sink,
             outgoing,
             outbox.clone(),
-            done,
+            done.clone(),
             self.shutdown.clone(),
             Pacing {
                 heartbeat,
@@ -96,7 +142,7 @@ impl Session {
             },
             metrics,
         ));
-        let reader = Box::pin(read_loop(self, stream, id, outbox));
+        let reader = Box::pin(read_loop(self, stream, id, outbox, done));
         // When the writer ends, the connection is over: the reader is dropped.
         // When the reader ends, it has closed the outbox: the writer finishes
         // (writes what is queued, then the Close frame) and ends.
@@ -109,9 +155,15 @@ impl Session {
     }
 
     /// Answers one data frame from the client.
-    async fn request(&self, sub: SubscriberId, outbox: &Outbox, msg: Message) {
+    async fn request(
+        &self,
+        sub: SubscriberId,
+        outbox: &Outbox,
+        limit: &mut RateLimit,
+        msg: Message,
+    ) {
         match msg {
-            Message::Text(text) => self.handle(sub, outbox, text.as_str()).await,
+            Message::Text(text) => self.handle(sub, outbox, limit, text.as_str()).await,
             _ => {
                 let reply = protocol::error(
                     None,
@@ -123,20 +175,34 @@ impl Session {
         }
     }
 
-    async fn handle(&self, sub: SubscriberId, outbox: &Outbox, text: &str) {
+    async fn handle(&self, sub: SubscriberId, outbox: &Outbox, limit: &mut RateLimit, text: &str) {
         let (id, request) = protocol::parse_request(text);
         let id = id.as_ref();
+        let expensive = match &request {
+            Ok(Request::Topics) => true,
+            Ok(Request::Subscribe { topics, .. } | Request::Unsubscribe { topics }) => {
+                topics.iter().any(|t| t.contains(['*', '>']))
+            }
+            _ => false,
+        };
+        if expensive && !limit.allow() {
+            self.hub
+                .metrics()
+                .rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            let msg = format!(
+                "at most {EXPENSIVE_PER_SEC} `topics` or wildcard requests per second \
+                 (bursts of {EXPENSIVE_BURST}): send it again later"
+            );
+            let reply = protocol::error(id, ErrorCode::RateLimited, &msg);
+            return outbox.push_control(reply).await;
+        }
         let reply = match request {
             Err(e) => protocol::error(id, e.code, &e.message),
             Ok(Request::Ping) => protocol::pong(id),
             Ok(Request::Topics) => {
-                let topics: Vec<_> = self
-                    .hub
-                    .topics()
-                    .into_iter()
-                    .filter(|t| self.grant.may_read(&t.topic))
-                    .collect();
-                protocol::topics(id, &topics)
+                let topics = self.hub.topics_where(|t| self.grant.may_read(t));
+                protocol::topics(id, &topics, self.settings.limits.max_frame_bytes)
             }
             Ok(Request::Unsubscribe { topics }) => match parse_patterns(&topics) {
                 Err(msg) => protocol::error(id, ErrorCode::InvalidTopic, &msg),
@@ -280,9 +346,11 @@ fn read_loop(
     mut stream: SplitStream<Socket>,
     id: SubscriberId,
     outbox: Arc<Outbox>,
+    done: CancellationToken,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let silent_limit = session.settings.heartbeat * 2;
+        let mut limit = RateLimit::new();
         loop {
             let next = tokio::time::timeout(silent_limit, stream.next()).await;
             let msg = match next {
@@ -306,8 +374,28 @@ fn read_loop(
             // Boxed, with the message moved in: a request's state is large and
             // rare; inline, every idle connection would carry room for it.
             if matches!(msg, Message::Text(_) | Message::Binary(_)) {
-                Box::pin(session.request(id, &outbox, msg)).await;
+                Box::pin(session.request(id, &outbox, &mut limit, msg)).await;
+                if outbox.is_closing() {
+                    // Over its budget: no more requests are handled, but the
+                    // socket is still read (and what arrives dropped) until
+                    // the peer answers the Close, so that the connection ends
+                    // cleanly, with the Close frame delivered, not reset.
+                    Box::pin(drain(&mut stream, silent_limit)).await;
+                    done.cancel();
+                    return;
+                }
             }
+        }
+    }
+}
+
+/// Reads and drops frames until the peer closes, fails, or is silent for
+/// `silent_limit`.
+async fn drain(stream: &mut SplitStream<Socket>, silent_limit: Duration) {
+    loop {
+        match tokio::time::timeout(silent_limit, stream.next()).await {
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return,
+            Ok(Some(Ok(_))) => {}
         }
     }
 }
@@ -345,6 +433,9 @@ fn write_loop(
 ) -> impl Future<Output = ()> + Send {
     async move {
         let Pacing { heartbeat, flush } = pacing;
+        // A write the peer does not let finish within two heartbeats ends the
+        // connection: the peer is as good as silent.
+        let stuck = heartbeat * 2;
         // One wait for the whole connection, rather than one per select: each
         // new one registers with the token and deregisters when dropped.
         let cancelled = done.cancelled();
@@ -361,8 +452,14 @@ fn write_loop(
             if now >= next_ping {
                 next_ping = now + heartbeat;
                 let ping = Message::Ping(Default::default());
-                if !Box::pin(send_or_end(&mut sink, ping, cancelled.as_mut())).await {
-                    break;
+                let sent = send_or_end(&mut sink, ping, cancelled.as_mut());
+                match tokio::time::timeout(stuck, Box::pin(sent)).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(_) => {
+                        write_timed_out(&metrics);
+                        break;
+                    }
                 }
             }
             if !outbox.has_work() {
@@ -380,13 +477,31 @@ fn write_loop(
                 &outbox,
                 cancelled.as_mut(),
                 &metrics,
-            ))
-            .await;
-            match flushed {
-                Err(Ended) => break,
-                Ok(None) => {}
-                Ok(Some(how)) => {
-                    Box::pin(close(&mut sink, how)).await;
+            ));
+            match tokio::time::timeout(stuck, flushed).await {
+                Err(_) => {
+                    write_timed_out(&metrics);
+                    break;
+                }
+                Ok(Err(Ended)) => break,
+                Ok(Ok(None)) => {}
+                Ok(Ok(Some(how))) => {
+                    // A Close after an over-budget write must wait for the
+                    // peer to read what was already on its way: as long as
+                    // any other write.
+                    let limit = if how == Closing::OverBudget {
+                        stuck
+                    } else {
+                        CLOSE_TIMEOUT
+                    };
+                    tokio::select! {
+                        _ = Box::pin(close(&mut sink, how, limit)) => {}
+                        _ = &mut cancelled => {}
+                    }
+                    if how == Closing::OverBudget && !done.is_cancelled() {
+                        // The reader drains until the peer answers the Close.
+                        let _ = tokio::time::timeout(stuck, done.cancelled()).await;
+                    }
                     break;
                 }
             }
@@ -407,10 +522,17 @@ fn write_loop(
             Box::pin(close(
                 &mut sink,
                 Closing::Code(1001, "server shutting down"),
+                CLOSE_TIMEOUT,
             ))
             .await;
         }
     }
+}
+
+/// Counts and logs a connection dropped for a write that did not complete.
+fn write_timed_out(metrics: &Metrics) {
+    metrics.closed_write_timeout.fetch_add(1, Ordering::Relaxed);
+    debug!("A write did not complete within two heartbeats; dropping the client.");
 }
 
 /// The socket failed or the connection is ending: the writer stops.
@@ -432,6 +554,8 @@ async fn send_or_end(
 /// Takes everything ready from the outbox and writes it: each frame encoded
 /// into the socket's buffer, then one `flush` (and one more per
 /// [`BATCH_LIMIT`] bytes). Returns the close request that came with it, if any.
+/// When the outbox passes its budget meanwhile, what is not yet written is
+/// dropped and [`Closing::OverBudget`] returned.
 async fn flush_ready(
     sink: &mut SplitSink<Socket, Message>,
     outgoing: &Outgoing,
@@ -443,14 +567,21 @@ async fn flush_ready(
     let closing = taken.closing;
     // The peer closed or vanished: nothing is owed to it, and tungstenite may
     // already have queued its Close reply, after which no frame may follow.
-    let deliver = closing != Some(Closing::Quiet);
+    // Over budget: nothing more is owed either.
+    let deliver = !matches!(closing, Some(Closing::Quiet | Closing::OverBudget));
     let (mut count, mut bytes) = (0u64, 0u64);
+    let mut replies = taken.replies();
     let write = async {
         if deliver {
             for text in taken.frames() {
                 count += 1;
                 bytes += text.len() as u64;
-                if outgoing.push_text([text.as_bytes()]) >= BATCH_LIMIT {
+                let buffered = outgoing.push_text([text.as_bytes()]);
+                if replies > 0 {
+                    replies -= 1;
+                    outbox.release(text.len());
+                }
+                if buffered >= BATCH_LIMIT {
                     sink.flush().await?;
                 }
             }
@@ -460,6 +591,10 @@ async fn flush_ready(
     let ok = tokio::select! {
         r = write => r.is_ok(),
         _ = cancelled => false,
+        _ = outbox.passed_budget() => {
+            outgoing.discard();
+            return Ok(Some(Closing::OverBudget));
+        }
     };
     if !ok {
         return Err(Ended);
@@ -471,19 +606,22 @@ async fn flush_ready(
 
 /// Closes the connection: a Close frame with a code, or (when the peer closed
 /// or vanished) flushing the Close reply tungstenite queued, if any. Bounded by
-/// [`CLOSE_TIMEOUT`].
-async fn close(sink: &mut SplitSink<Socket, Message>, how: Closing) {
+/// `limit`.
+async fn close(sink: &mut SplitSink<Socket, Message>, how: Closing, limit: Duration) {
     match how {
-        Closing::Code(code, reason) => {
+        Closing::Code(..) | Closing::OverBudget => {
+            let (code, reason) = match how {
+                Closing::Code(code, reason) => (code, reason),
+                _ => Closing::OVER_BUDGET,
+            };
             let frame = CloseFrame {
                 code: code.into(),
                 reason: Utf8Bytes::from_static(reason),
             };
-            let _ =
-                tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+            let _ = tokio::time::timeout(limit, sink.send(Message::Close(Some(frame)))).await;
         }
         Closing::Quiet => {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+            let _ = tokio::time::timeout(limit, sink.close()).await;
         }
     }
 }

@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     pub(crate) tasks: TaskTracker,
     /// Open WebSocket connections per peer IP (`limits.max_connections_per_ip`).
     pub(crate) peers: crate::server::PeerCounts,
+    /// Open HTTP connections (not upgraded) per peer IP, capped at
+    /// `limits.max_connections_per_ip` at accept.
+    pub(crate) http_peers: crate::server::PeerCounts,
     /// Applied to every config loaded from the file, at start and on reload.
     adjust: Adjust,
 }
@@ -282,6 +285,7 @@ impl TickerBuilder {
             cancel,
             tasks,
             peers: Default::default(),
+            http_peers: Default::default(),
             adjust: self.adjust,
         });
         let diff = apply_feeds(&shared, &[], &config).await;

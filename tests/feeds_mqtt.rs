@@ -75,7 +75,10 @@ async fn topics_payloads_bad_messages_and_broker_restart() {
     let s = status_until(&mut c, "iot", |s| s["errors"].as_u64() >= Some(2)).await;
     assert_eq!(s["state"], "running", "{s}");
     assert!(
-        s["error"].as_str().unwrap().contains("item limit"),
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds max_item_bytes"),
         "the last error is the oversized payload: {s}"
     );
 

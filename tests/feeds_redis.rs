@@ -76,7 +76,13 @@ async fn pubsub_channels_patterns_bad_payloads_and_restart() {
     );
     let s = status_until(&mut c, "px", |s| s["errors"].as_u64() >= Some(2)).await;
     assert_eq!(s["state"], "running", "{s}");
-    assert!(s["error"].as_str().unwrap().contains("item limit"), "{s}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds max_item_bytes"),
+        "{s}"
+    );
 
     broker.restart().await;
     status_until(&mut c, "px", |s| s["state"] == "backoff").await;
@@ -128,7 +134,11 @@ async fn streams_resume_across_a_restart_without_loss_or_repeats() {
         seen.push(next_value(&mut c, "o.orders").await["n"].as_i64().unwrap());
     }
     status_until(&mut c, "orders", |s| {
-        s["errors"] == 1 && s["error"].as_str().unwrap_or("").contains("item limit")
+        s["errors"] == 1
+            && s["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("exceeds max_item_bytes")
     })
     .await;
 

@@ -479,17 +479,21 @@ pub struct FeedConfig {
     pub kind: FeedKind,
     /// `transform = [...]`: steps applied to every item, in order (any kind).
     pub transform: Vec<crate::feeds::Transform>,
+    /// Largest item it reads from its source; `None` until loaded, then its own
+    /// `max_item_bytes` or `[limits] max_item_bytes`.
+    pub max_item_bytes: Option<usize>,
     /// Where it was defined (not part of equality: moving a feed is no change).
     pub location: Location,
 }
 
-const COMMON_KEYS: [&str; 6] = [
+const COMMON_KEYS: [&str; 7] = [
     "name",
     "kind",
     "topic",
     "enabled",
     "stale_after",
     "transform",
+    "max_item_bytes",
 ];
 
 fn secs<const N: u64>() -> Duration {
@@ -603,6 +607,19 @@ pub(super) fn parse_feed(
             Vec::new()
         }),
     };
+    let max_item_bytes = match table.get("max_item_bytes").map(|v| v.get_ref()) {
+        None => None,
+        Some(toml::Value::Integer(n)) if *n > 0 => usize::try_from(*n).ok(),
+        Some(_) => {
+            error(
+                line_of("max_item_bytes"),
+                "`max_item_bytes` must be a whole number of bytes greater than zero, \
+                 such as 1048576"
+                    .into(),
+            );
+            None
+        }
+    };
     let options: toml::Table = table
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.get_ref().as_str()))
@@ -653,6 +670,7 @@ pub(super) fn parse_feed(
             stale_after,
             kind,
             transform,
+            max_item_bytes,
             location: feed_loc,
         }),
         _ => Err(errors),

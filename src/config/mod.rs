@@ -171,6 +171,17 @@ pub struct LimitsConfig {
     /// Most topics the server holds (`$sys.*` aside): a feed or publisher that
     /// makes up new topic names without end gets an error past it.
     pub max_topics: usize,
+    /// Bytes of replies (acks, errors, pongs, topic lists) one connection may
+    /// have waiting to be written; past it the connection is closed with 1008.
+    /// At least `max_frame_bytes`.
+    pub max_buffered_bytes: usize,
+    /// Time a client has to send a request's whole body, once its headers are in.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Largest item a feed reads from its source (an HTTP or SSE body, a
+    /// command's output or line, a file or line, a WebSocket message); larger
+    /// is an error of that feed. A feed may set its own `max_item_bytes`.
+    pub max_item_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -184,6 +195,9 @@ impl Default for LimitsConfig {
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_topics: 100_000,
+            max_buffered_bytes: 1024 * 1024,
+            body_timeout: Duration::from_secs(10),
+            max_item_bytes: 1024 * 1024,
         }
     }
 }
@@ -644,6 +658,11 @@ impl Config {
             doc.errors.sort_by_key(order);
             return Err(ConfigErrors(doc.errors));
         }
+        // A feed without its own cap takes `[limits]`'s, resolved here so that
+        // a change of either is a change of the feed (it restarts on reload).
+        for f in &mut feeds {
+            f.max_item_bytes.get_or_insert(limits.max_item_bytes);
+        }
         Ok(Config {
             server,
             limits,
@@ -748,6 +767,7 @@ fn check_sections(
         ("max_frame_bytes", limits.max_frame_bytes),
         ("queue", limits.queue),
         ("max_connections_per_ip", limits.max_connections_per_ip),
+        ("max_item_bytes", limits.max_item_bytes),
     ] {
         if v == 0 {
             doc.error(
@@ -760,6 +780,21 @@ fn check_sections(
         doc.error(
             "limits.header_timeout",
             "[limits] header_timeout must be greater than zero, e.g. \"10s\"".into(),
+        );
+    }
+    if limits.body_timeout.is_zero() {
+        doc.error(
+            "limits.body_timeout",
+            "[limits] body_timeout must be greater than zero, e.g. \"10s\"".into(),
+        );
+    }
+    if limits.max_buffered_bytes < limits.max_frame_bytes {
+        doc.error(
+            "limits.max_buffered_bytes",
+            format!(
+                "[limits] max_buffered_bytes = {} must be at least max_frame_bytes = {}",
+                limits.max_buffered_bytes, limits.max_frame_bytes
+            ),
         );
     }
     if limits.max_header_bytes < 8192 {
@@ -897,6 +932,44 @@ mod tests {
             .feeds
             .iter()
             .any(|f| matches!(f.kind, FeedKind::System(_))));
+    }
+
+    /// A feed's `max_item_bytes` overrides `[limits]`'s, which every other
+    /// feed takes; a bad value names its line, and a budget smaller than a
+    /// frame is refused.
+    #[test]
+    fn max_item_bytes_resolves_per_feed_and_is_checked() {
+        let text = r#"
+[limits]
+max_item_bytes = 4096
+
+[[feed]]
+name = "own"
+kind = "system"
+topic = "a"
+max_item_bytes = 100
+
+[[feed]]
+name = "default"
+kind = "system"
+topic = "b"
+"#;
+        let c = parse(text).unwrap();
+        assert_eq!(c.feed("own").unwrap().max_item_bytes, Some(100));
+        assert_eq!(c.feed("default").unwrap().max_item_bytes, Some(4096));
+        let bad =
+            "[[feed]]\nname = \"x\"\nkind = \"system\"\ntopic = \"a\"\nmax_item_bytes = \"1MB\"\n";
+        let errs = parse(bad).unwrap_err().to_string();
+        assert!(
+            errs.contains("c.toml:5:") && errs.contains("max_item_bytes"),
+            "{errs}"
+        );
+        let small = "[limits]\nmax_frame_bytes = 65536\nmax_buffered_bytes = 1000\n";
+        let errs = parse(small).unwrap_err().to_string();
+        assert!(
+            errs.contains("max_buffered_bytes = 1000 must be at least"),
+            "{errs}"
+        );
     }
 
     #[test]

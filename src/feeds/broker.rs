@@ -16,24 +16,6 @@ use serde_json::Value;
 use super::{FeedContext, Pipeline};
 use crate::config::Format;
 
-/// Largest payload one broker message may carry; a larger one is a counted item
-/// error and the feed keeps running.
-pub(crate) const MAX_ITEM_BYTES: usize = 1024 * 1024;
-
-/// Refuses a payload over [`MAX_ITEM_BYTES`]. Every broker kind calls it once
-/// per message, before decoding: the one place a configurable item limit plugs in.
-///
-/// # Errors
-/// The payload is too large; the message says how large and the limit.
-pub(crate) fn check_item_size(len: usize) -> Result<(), String> {
-    if len > MAX_ITEM_BYTES {
-        return Err(format!(
-            "payload of {len} bytes is over the {MAX_ITEM_BYTES}-byte item limit"
-        ));
-    }
-    Ok(())
-}
-
 /// The name a message arrived on (an MQTT topic, a Redis channel or stream, a
 /// NATS subject), offered to the topic template as `{<var>}` (the whole name,
 /// its separator mapped to `.`) and `{<level>N}` (its N-th part, from 1).
@@ -71,8 +53,9 @@ pub(crate) fn payload_items(
     pipeline: &Pipeline,
     format: Format,
     payload: &[u8],
+    max_item_bytes: usize,
 ) -> Result<Vec<Value>, String> {
-    check_item_size(payload.len())?;
+    super::limit::check_len(payload.len(), max_item_bytes).map_err(|e| e.to_string())?;
     let text = std::str::from_utf8(payload).map_err(|_| "payload is not UTF-8".to_string())?;
     let doc = match format {
         Format::Text => Value::String(text.to_string()),
@@ -115,7 +98,7 @@ pub(crate) fn publish_message(
     name: SourceName<'_>,
     payload: &[u8],
 ) {
-    match payload_items(pipeline, format, payload) {
+    match payload_items(pipeline, format, payload, ctx.max_item_bytes()) {
         Ok(items) => {
             for item in &items {
                 let _ = ctx.publish_with(item, &|f| name.lookup(f));
@@ -154,8 +137,9 @@ mod tests {
     /// wrapped as `{"value": ..}`, malformed JSON and oversized payloads refused.
     #[test]
     fn payload_rule() {
+        const MAX: usize = 1 << 20;
         let p = Pipeline::new(None, Format::Json);
-        let items = |b: &[u8]| payload_items(&p, Format::Json, b);
+        let items = |b: &[u8]| payload_items(&p, Format::Json, b, MAX);
         assert_eq!(items(br#"{"t":1}"#).unwrap(), vec![json!({"t":1})]);
         assert_eq!(items(b"21.5").unwrap(), vec![json!({"value":21.5})]);
         assert_eq!(items(b"on").unwrap(), vec![json!({"value":"on"})]);
@@ -165,9 +149,11 @@ mod tests {
         );
         assert!(items(b"{\"t\":").unwrap_err().contains("not JSON"));
         assert!(items(&[0xff, 0xfe]).unwrap_err().contains("UTF-8"));
-        let big = vec![b'1'; MAX_ITEM_BYTES + 1];
-        assert!(items(&big).unwrap_err().contains("item limit"));
-        let text = payload_items(&p, Format::Text, b"{x").unwrap();
+        let big = vec![b'1'; MAX + 1];
+        assert!(items(&big)
+            .unwrap_err()
+            .contains("exceeds max_item_bytes = 1048576"));
+        let text = payload_items(&p, Format::Text, b"{x", MAX).unwrap();
         assert_eq!(text, vec![json!({"value":"{x"})]);
     }
 

@@ -12,6 +12,11 @@
 //! is merely dropped (a timed-out or cancelled poll), `Drop` kills the group and
 //! tokio's `kill_on_drop` reaps the child in the background. Never a zombie, never
 //! an orphan. stderr goes to the log, one line per event.
+//!
+//! Reads are capped at the feed's `max_item_bytes`: an interval run's whole
+//! output (past it the run is killed and the poll fails), each stream line and
+//! each stderr line (past it the line is skipped up to its newline: an error
+//! of the feed for stdout, a log line for stderr).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,9 +24,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufRead, BufReader};
 use tokio::process::{Child, Command};
 
+use super::limit::{read_capped, CappedLines};
 use super::{poll::poll, Feed, FeedContext, Pipeline};
 use crate::config::{CommandMode, CommandOptions};
 
@@ -47,12 +53,13 @@ impl CommandFeed {
     /// One interval-mode run: its whole stdout, or why it failed.
     async fn run_once(&self, ctx: &FeedContext) -> anyhow::Result<String> {
         let mut group = ProcessGroup::spawn(&self.options, ctx)?;
-        let mut stdout = group.child.stdout.take().context("stdout is piped")?;
-        let mut out = Vec::new();
-        stdout
-            .read_to_end(&mut out)
+        let stdout = group.child.stdout.take().context("stdout is piped")?;
+        // Past the cap the command is killed (by `group`'s drop) and the poll
+        // fails: its output is never held whole.
+        let out = read_capped(stdout, ctx.max_item_bytes())
             .await
-            .context("reading stdout")?;
+            .context("reading stdout")?
+            .with_context(|| format!("the output of {}", self.program()))?;
         let status = group
             .child
             .wait()
@@ -70,12 +77,15 @@ impl CommandFeed {
     async fn stream(&self, ctx: &FeedContext) -> anyhow::Result<()> {
         let mut group = ProcessGroup::spawn(&self.options, ctx)?;
         let stdout = group.child.stdout.take().context("stdout is piped")?;
-        let mut lines = BufReader::new(stdout).lines();
+        let mut lines = CappedLines::new(BufReader::new(stdout), ctx.max_item_bytes());
         ctx.mark_running();
         let status = loop {
             tokio::select! {
                 line = lines.next_line() => match line {
-                    Ok(Some(line)) => self.line(ctx, &line),
+                    Ok(Some(Ok(line))) => self.line(ctx, &line),
+                    Ok(Some(Err(too_large))) => {
+                        ctx.item_error(format!("a line of {}: {too_large}", self.program()));
+                    }
                     Ok(None) => break group.child.wait().await.context("waiting for the command")?,
                     Err(e) => {
                         group.stop().await;
@@ -97,7 +107,9 @@ impl CommandFeed {
         group.kill();
         let drain = async {
             while let Ok(Some(line)) = lines.next_line().await {
-                self.line(ctx, &line);
+                if let Ok(line) = line {
+                    self.line(ctx, &line);
+                }
             }
         };
         let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
@@ -166,7 +178,8 @@ impl ProcessGroup {
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(log_stderr(stderr, ctx.name().to_string()));
+            let lines = CappedLines::new(BufReader::new(stderr), ctx.max_item_bytes());
+            tokio::spawn(log_stderr(lines, ctx.name().to_string()));
         }
         Ok(ProcessGroup { child, pgid })
     }
@@ -193,9 +206,13 @@ impl Drop for ProcessGroup {
 }
 
 /// Copies a child's stderr into the log, line by line, until it closes.
-async fn log_stderr(stderr: impl AsyncRead + Unpin, feed: String) {
-    let mut lines = BufReader::new(stderr).lines();
+async fn log_stderr(mut lines: CappedLines<impl AsyncBufRead + Unpin>, feed: String) {
     while let Ok(Some(line)) = lines.next_line().await {
-        tracing::warn!(feed = %feed, stderr = %line, "Command wrote to stderr.");
+        match line {
+            Ok(line) => tracing::warn!(feed = %feed, stderr = %line, "Command wrote to stderr."),
+            Err(e) => {
+                tracing::warn!(feed = %feed, error = %e, "Command wrote an overlong stderr line; skipped.")
+            }
+        }
     }
 }

@@ -15,6 +15,12 @@
 //! rotation by rename (the path names another inode: finish the old file, then
 //! read the new one from its start). A missing file is waited for, with the feed
 //! left `starting`, never polled in a hot loop.
+//!
+//! Reads are capped at the feed's `max_item_bytes`: a `whole` file larger than
+//! that is an error of the feed (once per change of the file, never read past
+//! the cap), a `tail` line larger than that is an error of the feed and is
+//! skipped up to its newline; the tail reads in bounded steps, never the whole
+//! rest of the file at once.
 
 use std::ffi::OsString;
 use std::io::SeekFrom;
@@ -28,7 +34,8 @@ use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
-use super::{Feed, FeedContext, Pipeline};
+use super::limit::read_capped;
+use super::{Feed, FeedContext, ItemTooLarge, Pipeline};
 use crate::config::{FileMode, FileOptions};
 
 /// How often the file is re-checked without a notify event.
@@ -69,6 +76,7 @@ impl Feed for FileFeed {
             ..Tail::default()
         };
         let mut last_whole: Option<String> = None;
+        let mut oversized = None;
         let mut first = true;
         loop {
             match self.options.mode {
@@ -79,7 +87,20 @@ impl Feed for FileFeed {
                     }
                 }
                 FileMode::Whole => {
-                    if let Some(content) = read_whole(path).await? {
+                    let content = match read_whole(path, ctx.max_item_bytes()).await? {
+                        Whole::Missing => None,
+                        Whole::Content(c) => Some(c),
+                        Whole::TooLarge(stamp, e) => {
+                            // Reported once per version of the file.
+                            if oversized != Some(stamp) {
+                                oversized = Some(stamp);
+                                ctx.item_error(format!("{}: {e}", path.display()));
+                            }
+                            None
+                        }
+                    };
+                    if let Some(content) = content {
+                        oversized = None;
                         // Empty is a writer that truncated and has not written yet.
                         let fresh = last_whole.as_deref() != Some(content.as_str());
                         if fresh && !content.trim().is_empty() {
@@ -140,12 +161,39 @@ fn watch(path: &Path) -> anyhow::Result<(notify::RecommendedWatcher, mpsc::Recei
     Ok((watcher, rx))
 }
 
-/// The file's whole content, or `None` while it does not exist.
-async fn read_whole(path: &Path) -> anyhow::Result<Option<String>> {
-    match tokio::fs::read(path).await {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+/// What [`read_whole`] found.
+enum Whole {
+    /// The file does not exist (yet).
+    Missing,
+    /// Its content.
+    Content(String),
+    /// Larger than the cap: its (length, mtime), to report it once.
+    TooLarge((u64, i64), ItemTooLarge),
+}
+
+/// The file's whole content, read only up to `max` bytes.
+async fn read_whole(path: &Path, max: usize) -> anyhow::Result<Whole> {
+    let file = match File::open(path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Whole::Missing),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let meta = file.metadata().await?;
+    let stamp = (meta.len(), meta.mtime());
+    if meta.len() > max as u64 {
+        let e = ItemTooLarge {
+            len: Some(meta.len()),
+            max,
+        };
+        return Ok(Whole::TooLarge(stamp, e));
+    }
+    match read_capped(file, max)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?
+    {
+        Ok(bytes) => Ok(Whole::Content(String::from_utf8_lossy(&bytes).into_owned())),
+        // Grew while being read.
+        Err(e) => Ok(Whole::TooLarge(stamp, e)),
     }
 }
 
@@ -157,6 +205,8 @@ struct Tail {
     id: (u64, u64),
     pos: u64,
     partial: Vec<u8>,
+    /// Inside a line that passed the cap: skip to its newline.
+    skipping: bool,
     /// Where the previous run of this feed stopped, used at the first open.
     resume: Option<Resume>,
 }
@@ -168,7 +218,12 @@ struct Resume {
     id: (u64, u64),
     /// Just after the last complete line published.
     offset: u64,
+    /// Still inside a line that passed the cap there.
+    skipping: bool,
 }
+
+/// Bytes a tail reads at a time.
+const TAIL_STEP: usize = 64 * 1024;
 
 impl Tail {
     /// Brings the tail up to date with the file at `path`. At `start`, a file
@@ -203,9 +258,13 @@ impl Tail {
             };
             let opened = file.metadata().await?;
             self.id = (opened.dev(), opened.ino());
+            self.skipping = false;
             self.pos = match self.resume.take() {
                 // The file the previous run read, not truncated since.
-                Some(r) if start && r.id == self.id && r.offset <= opened.len() => r.offset,
+                Some(r) if start && r.id == self.id && r.offset <= opened.len() => {
+                    self.skipping = r.skipping;
+                    r.offset
+                }
                 // Replaced or truncated while no run was reading it: all of it is new.
                 Some(_) if start => 0,
                 _ if start => opened.len(),
@@ -220,6 +279,7 @@ impl Tail {
             tracing::info!(path = %path.display(), "File truncated; reading from the start.");
             self.pos = 0;
             self.partial.clear();
+            self.skipping = false;
             if let Some(f) = &mut self.file {
                 f.seek(SeekFrom::Start(0)).await?;
             }
@@ -234,33 +294,58 @@ impl Tail {
             path: path.to_path_buf(),
             id: self.id,
             offset: self.pos - self.partial.len() as u64,
+            skipping: self.skipping,
         })
     }
 
-    /// Reads to the end of the open file and publishes each complete line.
+    /// Reads to the end of the open file and publishes each complete line. At
+    /// most [`TAIL_STEP`] bytes are read at a time; a line past the cap is
+    /// reported and skipped up to its newline.
     async fn read_new(&mut self, feed: &FileFeed, ctx: &FeedContext) -> anyhow::Result<()> {
         let Some(file) = &mut self.file else {
             return Ok(());
         };
-        let mut bytes = Vec::new();
-        let n = file
-            .read_to_end(&mut bytes)
-            .await
-            .context("cannot read the file")?;
-        self.pos += n as u64;
-        self.partial.extend_from_slice(&bytes);
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
-            return Ok(());
-        };
-        let rest = self.partial.split_off(end + 1);
-        let complete = std::mem::replace(&mut self.partial, rest);
-        for line in complete.split(|b| *b == b'\n') {
-            let line = String::from_utf8_lossy(line);
-            let line = line.trim_end_matches('\r');
-            if !line.trim().is_empty() {
-                feed.document(ctx, line);
+        let max = ctx.max_item_bytes();
+        let mut chunk = vec![0u8; TAIL_STEP];
+        loop {
+            let n = file
+                .read(&mut chunk)
+                .await
+                .context("cannot read the file")?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.pos += n as u64;
+            let mut rest = &chunk[..n];
+            while !rest.is_empty() {
+                let end = rest.iter().position(|b| *b == b'\n');
+                let part = &rest[..end.unwrap_or(rest.len())];
+                rest = end.map_or(&[][..], |i| &rest[i + 1..]);
+                if !self.skipping {
+                    if self.partial.len() + part.len() > max {
+                        self.partial = Vec::new();
+                        self.skipping = true;
+                        ctx.item_error(format!(
+                            "a line of the file: {}",
+                            ItemTooLarge { len: None, max }
+                        ));
+                    } else {
+                        self.partial.extend_from_slice(part);
+                    }
+                }
+                if end.is_none() {
+                    break;
+                }
+                if std::mem::take(&mut self.skipping) {
+                    continue;
+                }
+                let line = std::mem::take(&mut self.partial);
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches('\r');
+                if !line.trim().is_empty() {
+                    feed.document(ctx, line);
+                }
             }
         }
-        Ok(())
     }
 }

@@ -1,11 +1,13 @@
 //! `http`: polls a URL with reqwest through the shared [`poll`](super::poll)
 //! loop. A non-2xx status, a timeout, a connection error or a body that is not a
 //! document is an error of that poll: the run ends and the supervisor backs off.
+//! So is a body past the feed's `max_item_bytes`.
 
 use anyhow::Context as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::{poll::poll, Feed, FeedContext, Pipeline};
+use super::limit::collect_capped;
+use super::{poll::poll, Feed, FeedContext, ItemTooLarge, Pipeline};
 use crate::config::HttpOptions;
 
 /// A polled HTTP endpoint.
@@ -47,7 +49,9 @@ impl HttpFeed {
         })
     }
 
-    async fn fetch(&self) -> anyhow::Result<String> {
+    /// One request; its body is refused past `max` bytes, by its declared
+    /// length before any of it is read, else once that much has arrived.
+    async fn fetch(&self, max: usize) -> anyhow::Result<String> {
         let o = &self.options;
         let mut request = self
             .client
@@ -64,16 +68,28 @@ impl HttpFeed {
         if !status.is_success() {
             anyhow::bail!("{} {} answered {status}", self.method, o.url);
         }
-        response
-            .text()
+        if let Some(len) = response.content_length().filter(|n| *n > max as u64) {
+            return Err(ItemTooLarge {
+                len: Some(len),
+                max,
+            })
+            .with_context(|| format!("the body of {}", o.url));
+        }
+        let body = collect_capped(response.bytes_stream(), max)
             .await
-            .with_context(|| format!("reading the body of {}", o.url))
+            .with_context(|| format!("reading the body of {}", o.url))?
+            .with_context(|| format!("the body of {}", o.url))?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 }
 
 impl Feed for HttpFeed {
     async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
         let o = &self.options;
-        poll(&ctx, &self.pipeline, o.interval, o.timeout, || self.fetch()).await
+        let max = ctx.max_item_bytes();
+        poll(&ctx, &self.pipeline, o.interval, o.timeout, || {
+            self.fetch(max)
+        })
+        .await
     }
 }

@@ -22,6 +22,9 @@
 //! published; each kind checks a raw item's size once, with
 //! [`FeedContext::check_item_bytes`].
 //!
+//! Every read from a source is capped at the feed's `max_item_bytes` through
+//! the helpers of `limit`; an oversized item is an error of the feed.
+//!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
 mod broker;
@@ -29,6 +32,7 @@ mod command;
 mod extract;
 mod file;
 mod http;
+mod limit;
 mod mqtt;
 mod nats;
 mod poll;
@@ -47,6 +51,7 @@ pub use command::CommandFeed;
 pub use extract::Pipeline;
 pub use file::FileFeed;
 pub use http::HttpFeed;
+pub use limit::ItemTooLarge;
 pub use mqtt::MqttFeed;
 pub use nats::NatsFeed;
 pub use postgres::PostgresFeed;
@@ -122,8 +127,8 @@ impl std::fmt::Debug for Kinds {
 impl Kinds {
     /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
     /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`,
-    /// `transform`), deserialized into `O` (use [`toml::Table`] to take them
-    /// raw).
+    /// `transform`, `max_item_bytes`), deserialized into `O` (use
+    /// [`toml::Table`] to take them raw).
     pub fn register<O, F, M>(&mut self, kind: &str, make: M)
     where
         O: serde::de::DeserializeOwned,
@@ -219,6 +224,7 @@ struct ContextInner {
     /// a feed without stateful steps never takes it.
     memory: std::sync::Mutex<transform::Memory>,
     handoff: Arc<supervisor::Handoff>,
+    max_item_bytes: usize,
 }
 
 impl std::fmt::Debug for FeedContext {
@@ -228,10 +234,6 @@ impl std::fmt::Debug for FeedContext {
             .finish_non_exhaustive()
     }
 }
-
-/// Largest raw item (message, row, series) a feed accepts, in bytes (1 MiB);
-/// see [`FeedContext::check_item_bytes`].
-pub const MAX_ITEM_BYTES: usize = 1 << 20;
 
 /// An item that could not be published (reported and counted, never fatal).
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +249,12 @@ impl FeedContext {
     /// Completes when the feed must stop (removed, changed, or shutdown).
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
         self.inner.cancel.cancelled()
+    }
+
+    /// The most bytes the feed may read from its source for one item (its
+    /// `max_item_bytes`, else `[limits] max_item_bytes`).
+    pub fn max_item_bytes(&self) -> usize {
+        self.inner.max_item_bytes
     }
 
     /// Has the feed been asked to stop?
@@ -349,8 +357,14 @@ impl FeedContext {
     /// are counted and reported; the count of published items is returned.
     ///
     /// # Errors
-    /// The document itself is unusable (not JSON, pointer finds nothing).
+    /// The document itself is unusable (not JSON, pointer finds nothing), or
+    /// larger than [`FeedContext::max_item_bytes`].
     pub fn publish_document(&self, pipeline: &Pipeline, body: &str) -> anyhow::Result<usize> {
+        let max = self.max_item_bytes();
+        if body.len() > max {
+            let len = Some(body.len() as u64);
+            return Err(ItemTooLarge { len, max }.into());
+        }
         let items = pipeline.items(body).map_err(anyhow::Error::msg)?;
         Ok(items
             .iter()
@@ -374,20 +388,17 @@ impl FeedContext {
         self.inner.status.waiting(&self.inner.hub, why);
     }
 
-    /// Checks one item's size against [`MAX_ITEM_BYTES`]: a larger item is
-    /// counted and reported as that item's error, and must be dropped. Every
-    /// kind calls this once per raw item (a message, a row, a series) before
-    /// decoding it, so the limit has a single home.
+    /// Checks one item's size against the feed's `max_item_bytes`: a larger
+    /// item is counted and reported as that item's error, and must be dropped.
+    /// Kinds that learn an item's size before decoding it (a message, a row, a
+    /// series) call this once per raw item; kinds that read streams use the
+    /// capped readers of `limit`. One bound either way.
     ///
     /// # Errors
     /// The item is larger than the limit.
     pub fn check_item_bytes(&self, len: usize) -> Result<(), ItemError> {
-        if len > MAX_ITEM_BYTES {
-            return Err(self.item_error(format!(
-                "item of {len} bytes is larger than the {MAX_ITEM_BYTES}-byte limit; dropped"
-            )));
-        }
-        Ok(())
+        limit::check_len(len, self.max_item_bytes())
+            .map_err(|e| self.item_error(format!("{e}; dropped")))
     }
 
     /// State a previous run of this feed left for the next one (its retry, or

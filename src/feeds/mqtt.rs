@@ -35,8 +35,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest MQTT packet read: the item limit plus room for the topic name
 /// (at most 64 KiB) and the fixed header.
-fn max_packet_bytes() -> usize {
-    broker::MAX_ITEM_BYTES + 64 * 1024 + 16
+fn max_packet_bytes(max_item_bytes: usize) -> usize {
+    max_item_bytes + 64 * 1024 + 16
 }
 
 /// An MQTT subscription.
@@ -104,7 +104,7 @@ impl MqttFeed {
     }
 
     /// The client options for one connection.
-    fn client_options(&self) -> anyhow::Result<ClientOptions> {
+    fn client_options(&self, max_item_bytes: usize) -> anyhow::Result<ClientOptions> {
         let url = reqwest::Url::parse(&self.options.url).context("invalid url")?;
         let host = url.host_str().context("url has no host")?.to_string();
         let port = url
@@ -113,7 +113,7 @@ impl MqttFeed {
         let mut o = ClientOptions::new(self.client_id.clone(), host, port);
         o.set_clean_session(self.options.clean_session)
             .set_keep_alive(self.options.keep_alive)
-            .set_max_packet_size(max_packet_bytes(), 64 * 1024);
+            .set_max_packet_size(max_packet_bytes(max_item_bytes), 64 * 1024);
         if let Some(user) = &self.options.username {
             let password = self.options.password.as_ref().map(|p| p.0.clone());
             o.set_credentials(user.clone(), password.unwrap_or_default());
@@ -128,7 +128,7 @@ impl MqttFeed {
 
     /// One connection, until it fails (always `Err`) or the feed is cancelled.
     async fn connection(&self, ctx: &FeedContext) -> anyhow::Result<()> {
-        let (client, mut events) = AsyncClient::new(self.client_options()?, 16);
+        let (client, mut events) = AsyncClient::new(self.client_options(ctx.max_item_bytes())?, 16);
         let url = &self.options.url;
         let connack = tokio::select! {
             r = tokio::time::timeout(CONNECT_TIMEOUT, events.poll()) => r

@@ -211,7 +211,7 @@ impl RedisFeed {
                         separator: ':',
                         name: &stream.key,
                     };
-                    match self.entry_items(&entry.map) {
+                    match self.entry_items(&entry.map, ctx.max_item_bytes()) {
                         Ok(items) => {
                             for item in &items {
                                 let _ = ctx.publish_with(item, &|f| name.lookup(f));
@@ -229,7 +229,11 @@ impl RedisFeed {
     }
 
     /// The items of one stream entry (see the module docs).
-    fn entry_items(&self, fields: &HashMap<String, redis::Value>) -> Result<Vec<Value>, String> {
+    fn entry_items(
+        &self,
+        fields: &HashMap<String, redis::Value>,
+        max_item_bytes: usize,
+    ) -> Result<Vec<Value>, String> {
         let size: usize = fields
             .iter()
             .map(|(k, v)| {
@@ -240,7 +244,7 @@ impl RedisFeed {
                     }
             })
             .sum();
-        broker::check_item_size(size)?;
+        super::limit::check_len(size, max_item_bytes).map_err(|e| e.to_string())?;
         let mut doc = serde_json::Map::new();
         for (k, v) in fields {
             let value = match v {

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
-use super::{Feed, FeedContext, Pipeline};
+use super::{Feed, FeedContext, ItemTooLarge, Pipeline};
 use crate::config::SseOptions;
 
 /// Longest a connect (TCP, TLS and the response head) may take.
@@ -125,7 +125,8 @@ impl SseFeed {
         }
         ctx.mark_running();
         tracing::info!(url = %self.options.url, "Event stream connected.");
-        let mut parser = parser::Parser::new(&last_id);
+        let max = ctx.max_item_bytes();
+        let mut parser = parser::Parser::new(&last_id).with_limit(max);
         loop {
             let silence = self.options.timeout;
             let chunk = tokio::select! {
@@ -138,7 +139,12 @@ impl SseFeed {
             let Some(chunk) = chunk else {
                 anyhow::bail!("event stream ended");
             };
-            for event in parser.push(&chunk) {
+            let events = parser.push(&chunk);
+            for _ in 0..parser.take_oversized() {
+                let too_large = ItemTooLarge { len: None, max };
+                ctx.item_error(format!("an event of {}: {too_large}", self.options.url));
+            }
+            for event in events {
                 if let Err(e) = ctx.publish_document(&self.pipeline, &event.data) {
                     ctx.item_error(format!("{e:#}"));
                 }

@@ -466,6 +466,9 @@ impl Feeds {
                 transforms: config.transform.clone(),
                 memory: Default::default(),
                 handoff,
+                max_item_bytes: config
+                    .max_item_bytes
+                    .unwrap_or(crate::config::LimitsConfig::default().max_item_bytes),
             }),
         };
         let span = tracing::info_span!("feed", feed = %config.name, kind = %config.kind.name());

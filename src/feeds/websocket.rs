@@ -17,9 +17,11 @@ use anyhow::Context as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::{Feed, FeedContext, Pipeline};
+use super::{Feed, FeedContext, ItemTooLarge, Pipeline};
 use crate::config::WebSocketOptions;
 
 /// Longest a connect (TCP, TLS and handshake) may take.
@@ -73,8 +75,16 @@ impl Feed for WebSocketFeed {
                 http::HeaderValue::from_str(v)?,
             );
         }
-        let connect =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request));
+        // One message (and one frame) of at most `max_item_bytes`; a larger
+        // one fails the connection, which is then made afresh.
+        let max = ctx.max_item_bytes();
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(max))
+            .max_frame_size(Some(max));
+        let connect = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(request, Some(config), false),
+        );
         let (mut ws, _) = tokio::select! {
             r = connect => r
                 .map_err(|_| anyhow::anyhow!("connect timed out after {CONNECT_TIMEOUT:?}"))?
@@ -108,6 +118,14 @@ impl Feed for WebSocketFeed {
                             anyhow::bail!("upstream closed the connection ({frame:?})")
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                        Some(Err(tungstenite::Error::Capacity(e))) => {
+                            let len = match e {
+                                CapacityError::MessageTooLong { size, .. } => Some(size as u64),
+                                _ => None,
+                            };
+                            return Err(ItemTooLarge { len, max })
+                                .context("upstream sent a message too large; reconnecting");
+                        }
                         Some(Err(e)) => return Err(e).context("upstream connection failed"),
                         None => anyhow::bail!("upstream connection ended"),
                     }

@@ -579,7 +579,19 @@ impl Hub {
 
     /// Every topic with its seq, ts, feed and staleness, sorted by name.
     pub fn topics(&self) -> Vec<TopicInfo> {
-        let topics: Vec<Arc<Topic>> = self.read_topics().values().cloned().collect();
+        self.topics_where(|_| true)
+    }
+
+    /// The topics whose name passes `keep` (e.g. a grant), as [`Hub::topics`].
+    /// The topic map's read lock is held only to copy the handles that pass;
+    /// each row is built and the list sorted after it is released.
+    pub(crate) fn topics_where(&self, keep: impl Fn(&str) -> bool) -> Vec<TopicInfo> {
+        let topics: Vec<Arc<Topic>> = self
+            .read_topics()
+            .iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(_, t)| t.clone())
+            .collect();
         let now = now_ms();
         let mut out: Vec<TopicInfo> = topics.iter().map(|t| t.info(now)).collect();
         out.sort_by(|a, b| a.topic.cmp(&b.topic));
@@ -620,6 +632,24 @@ impl Hub {
         patterns: &[Pattern],
         resume: &Resume,
     ) -> usize {
+        // Matching a wildcard against every topic is the costly part: it runs
+        // on the topic map alone (its read lock, which publishing to existing
+        // topics shares), before the registry lock is taken. Under that lock
+        // only the topics created meanwhile (ids from `seen_below` on) are
+        // matched; a topic created after it finds the pattern registered.
+        let wildcards: Vec<&Pattern> = patterns.iter().filter(|p| !p.is_literal()).collect();
+        let (early, seen_below) = if wildcards.is_empty() {
+            (Vec::new(), 0)
+        } else {
+            let topics = self.read_topics();
+            let seen_below = self.inner.next_topic.load(Ordering::Relaxed);
+            let early: Vec<Arc<Topic>> = topics
+                .values()
+                .filter(|t| wildcards.iter().any(|p| p.matches(&t.name)))
+                .cloned()
+                .collect();
+            (early, seen_below)
+        };
         let mut reg = self.registry();
         let reg = &mut *reg;
         let Some(entry) = reg.subscribers.get_mut(&id) else {
@@ -645,12 +675,20 @@ impl Hub {
         let matching: Vec<Arc<Topic>> = {
             let topics = self.read_topics();
             let mut found = Vec::new();
-            for p in &fresh {
-                if p.is_literal() {
-                    found.extend(topics.get(p.as_str()).cloned());
-                } else {
-                    found.extend(topics.values().filter(|t| p.matches(&t.name)).cloned());
-                }
+            for p in fresh.iter().filter(|p| p.is_literal()) {
+                found.extend(topics.get(p.as_str()).cloned());
+            }
+            let wild: Vec<&Pattern> = fresh.iter().filter(|p| !p.is_literal()).collect();
+            if !wild.is_empty() {
+                let matches = |t: &Arc<Topic>| wild.iter().any(|p| p.matches(&t.name));
+                found.extend(early.into_iter().filter(|t| matches(t)));
+                // Integer comparisons only, but for the topics created since.
+                found.extend(
+                    topics
+                        .values()
+                        .filter(|t| t.id >= seen_below && matches(t))
+                        .cloned(),
+                );
             }
             found
         };

@@ -44,6 +44,14 @@ pub(crate) enum Closing {
     Code(u16, &'static str),
     /// The peer closed or vanished: flush what tungstenite owes and stop.
     Quiet,
+    /// The connection's unwritten replies passed its byte budget: what is not
+    /// yet written is dropped, then Close 1008 (policy violation) is sent.
+    OverBudget,
+}
+
+impl Closing {
+    /// The Close code and reason for [`Closing::OverBudget`].
+    pub(crate) const OVER_BUDGET: (u16, &'static str) = (1008, "reply buffer over budget");
 }
 
 #[derive(Default)]
@@ -52,6 +60,8 @@ struct State {
     queue: VecDeque<Frame>,
     conflated: HashMap<u32, Frame>,
     closing: Option<Closing>,
+    /// Bytes of replies queued or taken and not yet handed to the socket.
+    control_bytes: usize,
 }
 
 impl State {
@@ -98,6 +108,12 @@ pub(crate) struct Taken {
 }
 
 impl Taken {
+    /// How many of [`Taken::frames`] (the first ones) are replies: each is
+    /// still counted against the budget until [`Outbox::release`]d.
+    pub(crate) fn replies(&self) -> usize {
+        self.control.len()
+    }
+
     /// The frames, in the order they must be written: replies, queued
     /// frames, then conflated frames.
     pub(crate) fn frames(self) -> impl Iterator<Item = Utf8Bytes> {
@@ -115,7 +131,11 @@ pub(crate) struct Outbox {
     wake: Notify,
     /// Wakes a reader waiting for room among the replies.
     room: Notify,
+    /// Wakes a writer blocked on a write when the budget is passed.
+    over_budget: Notify,
     cap: usize,
+    /// Most bytes of replies not yet handed to the socket.
+    budget: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -125,9 +145,18 @@ impl Outbox {
             state: Mutex::default(),
             wake: Notify::new(),
             room: Notify::new(),
+            over_budget: Notify::new(),
             cap: cap.max(1),
+            budget: usize::MAX,
             metrics,
         }
+    }
+
+    /// Sets the most bytes of replies that may wait to be written (see the
+    /// module docs); unbounded by default.
+    pub(crate) fn with_budget(mut self, budget: usize) -> Self {
+        self.budget = budget;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -164,6 +193,8 @@ impl Outbox {
 
     /// Queues a reply to the client, waiting while `CONTROL_CAP` replies are
     /// already pending (the reader then stops reading: backpressure on the peer).
+    /// A reply that would pass the byte budget closes the outbox instead
+    /// ([`Closing::OverBudget`]); [`Outbox::is_closing`] then says so.
     pub(crate) async fn push_control(&self, mut text: Utf8Bytes) {
         loop {
             let room = self.room.notified();
@@ -176,16 +207,26 @@ impl Outbox {
     }
 
     /// Queues a reply unless `CONTROL_CAP` replies are pending (then hands it
-    /// back). A reply to a closing connection is dropped.
+    /// back). A reply to a closing connection is dropped; one that would pass
+    /// the byte budget closes the outbox with [`Closing::OverBudget`].
     pub(crate) fn try_push_control(&self, text: Utf8Bytes) -> Result<(), Utf8Bytes> {
         let mut st = self.lock();
         if st.closing.is_some() {
+            return Ok(());
+        }
+        if st.control_bytes.saturating_add(text.len()) > self.budget {
+            drop(st);
+            self.metrics
+                .closed_over_budget
+                .fetch_add(1, Ordering::Relaxed);
+            self.close(Closing::OverBudget);
             return Ok(());
         }
         if st.control.len() >= CONTROL_CAP {
             return Err(text);
         }
         let was_empty = st.is_empty();
+        st.control_bytes += text.len();
         st.control.push_back(text);
         drop(st);
         if was_empty {
@@ -201,9 +242,41 @@ impl Outbox {
         if st.closing.is_none() {
             st.closing = Some(how);
         }
+        // Nothing queued will be written: free it now, not when the writer
+        // gets past a write the peer may never let finish.
+        let dropped = (how == Closing::OverBudget).then(|| {
+            st.control_bytes = 0;
+            (
+                std::mem::take(&mut st.control),
+                std::mem::take(&mut st.queue),
+                std::mem::take(&mut st.conflated),
+            )
+        });
         drop(st);
+        drop(dropped);
+        if how == Closing::OverBudget {
+            // A stored permit: the writer may not be waiting yet.
+            self.over_budget.notify_one();
+        }
         self.wake.notify_one();
         self.room.notify_waiters();
+    }
+
+    /// Whether the outbox was closed: the reader stops reading then.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.lock().closing.is_some()
+    }
+
+    /// Counts `bytes` of replies as handed to the socket: they no longer count
+    /// against the budget.
+    pub(crate) fn release(&self, bytes: usize) {
+        let mut st = self.lock();
+        st.control_bytes = st.control_bytes.saturating_sub(bytes);
+    }
+
+    /// Waits until the outbox is closed with [`Closing::OverBudget`].
+    pub(crate) async fn passed_budget(&self) {
+        self.over_budget.notified().await;
     }
 
     /// Takes everything ready, leaving empty queues (without capacity) behind.
@@ -229,6 +302,8 @@ impl Outbox {
     pub(crate) fn take(&self, out: &mut Vec<Utf8Bytes>) -> Option<Closing> {
         let taken = self.take_all();
         let closing = taken.closing;
+        let replied: usize = taken.control.iter().map(|t| t.len()).sum();
+        self.release(replied);
         out.extend(taken.frames());
         closing
     }
@@ -290,5 +365,31 @@ mod tests {
         ob.take(&mut out);
         let got: Vec<&str> = out.iter().map(|t| t.as_str()).collect();
         assert_eq!(got, ["1:1", "1:2", "1:3"]);
+    }
+
+    /// Replies count against the budget until released; one that would pass
+    /// it closes the outbox with `OverBudget`, frees what was queued and is
+    /// counted.
+    #[test]
+    fn replies_past_the_budget_close_the_outbox_and_free_it() {
+        let metrics = Arc::new(Metrics::default());
+        let ob = Outbox::new(4, metrics.clone()).with_budget(10);
+        ob.try_push_control(Utf8Bytes::from("123456")).unwrap();
+        ob.push(frame(1, 1));
+        let taken = ob.take_all();
+        assert_eq!(taken.replies(), 1);
+        // Taken but not yet written: still counted.
+        ob.try_push_control(Utf8Bytes::from("1234")).unwrap();
+        assert!(!ob.is_closing());
+        ob.release(6);
+        ob.try_push_control(Utf8Bytes::from("12345")).unwrap();
+        assert!(!ob.is_closing(), "9 of 10 bytes");
+        ob.push(frame(2, 1));
+        ob.try_push_control(Utf8Bytes::from("xy")).unwrap();
+        assert!(ob.is_closing(), "11 of 10 bytes");
+        assert_eq!(metrics.closed_over_budget.load(Ordering::Relaxed), 1);
+        let after = ob.take_all();
+        assert_eq!(after.closing, Some(Closing::OverBudget));
+        assert_eq!(after.frames().count(), 0, "queues freed at close");
     }
 }

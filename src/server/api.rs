@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::ApiError;
 use crate::auth::{self, Grant};
@@ -26,11 +27,12 @@ pub(super) async fn list_topics(
         Some(Ok(p)) => Some(p),
         Some(Err(e)) => return ApiError::BadRequest(format!("pattern {e}")).into_response(),
     };
-    let mut topics = shared.hub.topics();
-    topics.retain(|t| {
-        grant.may_read(&t.topic) && pattern.as_ref().is_none_or(|p| p.matches(&t.topic))
-    });
-    Json(topics).into_response()
+    Json(
+        shared
+            .hub
+            .topics_where(|t| grant.may_read(t) && pattern.as_ref().is_none_or(|p| p.matches(t))),
+    )
+    .into_response()
 }
 
 /// The query of `GET /api/topics`.
@@ -75,14 +77,21 @@ pub(super) async fn list_feeds(
 }
 
 /// `POST /api/publish/{topic}`: 404 unless `publish_token` is set; 401 without a
-/// bearer token, 403 with a wrong one; 413 past `max_frame_bytes`; 400 for a bad
-/// topic or a body that is not JSON; 507 for a new topic past `max_topics`.
+/// bearer token, 403 with a wrong one; 413 past `max_frame_bytes`; 408 when the
+/// body takes longer than `body_timeout`; 400 for a bad topic or a body that is
+/// not JSON; 507 for a new topic past `max_topics`.
+///
+/// Everything the headers can decide is decided before any of the body is
+/// read; the body is then read with a cap (a `Content-Length` over it is
+/// refused at once, a body that grows past it when it is reached) and a
+/// deadline.
 pub(super) async fn publish(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let settings = shared.settings();
     let Some(expected) = &settings.publish_token else {
         return Err(ApiError::NotFound(
@@ -99,16 +108,13 @@ pub(super) async fn publish(
     if !auth::token_matches(presented, expected) {
         return Err(ApiError::Forbidden("wrong publish token"));
     }
-    let max = settings.limits.max_frame_bytes;
-    if body.len() > max {
-        return Err(ApiError::TooLarge(max));
-    }
     topic::validate_topic(&name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if topic::is_system(&name) {
         return Err(ApiError::BadRequest(
             "topics starting with `$` are the server's own".into(),
         ));
     }
+    let body = read_body(headers, body, &settings.limits).await?;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
     let published = shared
@@ -127,6 +133,30 @@ pub(super) async fn publish(
         Json(serde_json::json!({"topic": name, "seq": published.seq, "ts": published.ts})),
     )
         .into_response())
+}
+
+/// Reads a request body of at most `limits.max_frame_bytes` within
+/// `limits.body_timeout`.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &crate::config::LimitsConfig,
+) -> Result<Bytes, ApiError> {
+    let max = limits.max_frame_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(ApiError::TooLarge(max));
+    }
+    let read = Limited::new(body, max).collect();
+    match tokio::time::timeout(limits.body_timeout, read).await {
+        Err(_) => Err(ApiError::Timeout("the request body did not arrive in time")),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge(max)),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
+    }
 }
 
 pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

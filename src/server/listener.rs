@@ -9,6 +9,11 @@
 //! capped at `limits.max_header_bytes` (answered 431). HTTP/2 is not offered:
 //! browsers speak it only over TLS, which a reverse proxy terminates.
 //!
+//! One address may hold at most `limits.max_connections_per_ip` HTTP
+//! connections at once (besides its WebSockets: an upgraded connection leaves
+//! this count for the WebSocket one). Past it a connection is answered a fixed
+//! 503 and closed at accept, before anything of it is read.
+//!
 //! A connection's errors are logged here at debug level and never reach the
 //! loop; accept errors (e.g. out of file descriptors) pause the loop briefly
 //! instead of spinning.
@@ -64,8 +69,12 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
         let limits = shared.settings().limits.clone();
+        let Some(slot) = HttpSlot::acquire(&shared, peer, limits.max_connections_per_ip) else {
+            refuse(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -80,6 +89,8 @@ pub(crate) async fn serve(
             });
         let cancel = cancel.clone();
         conns.spawn(async move {
+            // Held until the connection ends or is upgraded.
+            let _slot = slot;
             let conn = builder
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .with_upgrades();
@@ -97,6 +108,46 @@ pub(crate) async fn serve(
         debug!("Some HTTP connections did not finish in time.");
     }
     Ok(())
+}
+
+/// What a connection past the per-address cap is sent before it is closed.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+content-length: 40\r\nconnection: close\r\n\r\ntoo many connections from this address\r\n";
+
+/// Answers a connection past the per-address cap without reading it: one
+/// non-blocking write of [`REFUSED`] (a full socket buffer just loses it),
+/// then close.
+fn refuse(stream: tokio::net::TcpStream) {
+    debug!("HTTP connection refused: too many from this address.");
+    let _ = stream.try_write(REFUSED);
+}
+
+/// One HTTP connection counted against its address's cap while it lives.
+struct HttpSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl HttpSlot {
+    fn acquire(shared: &Arc<Shared>, peer: SocketAddr, max: usize) -> Option<Self> {
+        if !shared.http_peers.try_add(peer.ip(), max) {
+            shared
+                .metrics
+                .http_connections_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        }
+        Some(HttpSlot {
+            shared: shared.clone(),
+            ip: peer.ip(),
+        })
+    }
+}
+
+impl Drop for HttpSlot {
+    fn drop(&mut self) {
+        self.shared.http_peers.remove(self.ip);
+    }
 }
 
 fn log_end(peer: SocketAddr, r: Result<(), hyper::Error>) {

@@ -116,6 +116,8 @@ pub(crate) enum ApiError {
     Unavailable(&'static str),
     /// The server holds as much as it may (`[limits] max_topics`): 507.
     Full(String),
+    /// The request (its body) did not arrive in time (408).
+    Timeout(&'static str),
 }
 
 impl IntoResponse for ApiError {
@@ -131,6 +133,7 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.to_string()),
             ApiError::Full(m) => (StatusCode::INSUFFICIENT_STORAGE, m),
+            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m.to_string()),
         };
         tracing::debug!(%status, %message, "Request refused.");
         (status, Json(json!({"error": message}))).into_response()

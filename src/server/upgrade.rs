@@ -18,6 +18,12 @@
 //! and writes Pings and Close frames, through the same buffer; every write into
 //! it is a whole frame, so frames never interleave.
 //!
+//! What a connection can hold for writing is bounded: tungstenite's own buffer
+//! (Pongs, Pings, Close) at [`CONTROL_WRITE_LIMIT`], past which it keeps only
+//! the latest Pong (a peer that sends Pings and never reads gets one answer,
+//! not one per Ping); the [`BatchIo`] at [`BATCH_LIMIT`] plus the frame being
+//! written; the session's replies at `limits.max_buffered_bytes`.
+//!
 //! Only HTTP/1.1 upgrades are accepted (the listener speaks only HTTP/1.1).
 
 use std::io;
@@ -40,6 +46,11 @@ pub(crate) type Socket = WebSocketStream<BatchIo<TokioIo<Upgraded>>>;
 /// tungstenite's read buffer. Client frames are small requests; a larger one
 /// is read in several steps. Held for the life of the connection.
 const READ_BUFFER: usize = 128;
+
+/// Most bytes of tungstenite's own frames (Pongs, Pings, Close: each at most
+/// 131 bytes) waiting for a socket that does not drain. Past it a new Pong
+/// replaces the one not yet buffered, so Pongs coalesce instead of piling up.
+const CONTROL_WRITE_LIMIT: usize = 4096;
 
 /// Bytes a [`BatchIo`] gathers before it writes without waiting for a flush:
 /// bounds a connection's buffered output while its writer feeds a long batch.
@@ -139,6 +150,7 @@ impl Handshake {
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .write_buffer_size(0)
+            .max_write_buffer_size(CONTROL_WRITE_LIMIT)
             .max_message_size(Some(max_frame_bytes))
             .max_frame_size(Some(max_frame_bytes));
         let io = BatchIo::new(TokioIo::new(upgraded));
@@ -169,6 +181,12 @@ impl Outgoing {
             encode_text(&mut buf, payload);
         }
         buf.len()
+    }
+
+    /// Drops the whole frames waiting for the next flush (the frame being
+    /// written, if any, is not here and still goes out whole).
+    pub(crate) fn discard(&self) {
+        *self.lock() = Vec::new();
     }
 }
 

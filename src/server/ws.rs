@@ -114,15 +114,29 @@ pub(super) async fn upgrade(
     response
 }
 
-/// Is `origin` in the allow-list? Origins compare ASCII-case-insensitively
-/// (scheme and host are case-insensitive); `"*"` allows any.
+/// Is `origin` in the allow-list? Both sides are compared as
+/// [`normalize_origin`] leaves them; `"*"` allows any.
 fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
-    allowed.iter().any(|a| {
-        a == "*"
-            || a.trim_end_matches('/')
-                .as_bytes()
-                .eq_ignore_ascii_case(origin)
-    })
+    let Ok(origin) = std::str::from_utf8(origin) else {
+        return false;
+    };
+    let origin = normalize_origin(origin);
+    allowed
+        .iter()
+        .any(|a| a == "*" || normalize_origin(a) == origin)
+}
+
+/// An origin in the form two equal origins share: ASCII lowercase (scheme
+/// and host are case-insensitive), without trailing `/`s, and without the
+/// scheme's default port (`:80` for http, `:443` for https).
+fn normalize_origin(origin: &str) -> String {
+    let mut o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("http://", ":80"), ("https://", ":443")] {
+        if o.starts_with(scheme) && o.ends_with(port) {
+            o.truncate(o.len() - port.len());
+        }
+    }
+    o
 }
 
 /// A peer address for logs, `-` when the host did not provide one.
@@ -137,15 +151,38 @@ impl std::fmt::Display for DisplayPeer {
     }
 }
 
-/// Open WebSocket connections per peer IP, for `limits.max_connections_per_ip`.
-/// A std `Mutex`: held for one map operation, never across `.await`, and only
-/// at connect and disconnect.
+/// Open connections per peer IP, for `limits.max_connections_per_ip` (one
+/// count for WebSockets, one for HTTP connections not upgraded). A std
+/// `Mutex`: held for one map operation, never across `.await`, and only at
+/// connect and disconnect.
 #[derive(Debug, Default)]
 pub(crate) struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
 
 impl PeerCounts {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts one more connection from `ip` unless it already has `max`.
+    pub(crate) fn try_add(&self, ip: IpAddr, max: usize) -> bool {
+        let mut peers = self.lock();
+        let n = peers.entry(ip).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Counts one connection from `ip` fewer.
+    pub(crate) fn remove(&self, ip: IpAddr) {
+        let mut peers = self.lock();
+        if let Some(n) = peers.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                peers.remove(&ip);
+            }
+        }
     }
 }
 
@@ -172,16 +209,12 @@ impl ConnectionGuard {
         }
         let ip = peer.map(|p| p.ip());
         if let Some(ip) = ip {
-            let mut peers = shared.peers.lock();
-            let n = peers.entry(ip).or_insert(0);
-            if *n >= limits.max_connections_per_ip {
-                drop(peers);
+            if !shared.peers.try_add(ip, limits.max_connections_per_ip) {
                 m.connections.fetch_sub(1, Ordering::AcqRel);
                 return Err(ApiError::Unavailable(
                     "too many connections from this address",
                 ));
             }
-            *n += 1;
         }
         let id = m.connections_total.fetch_add(1, Ordering::Relaxed) + 1;
         Ok(ConnectionGuard {
@@ -195,13 +228,7 @@ impl ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         if let Some(ip) = self.ip {
-            let mut peers = self.shared.peers.lock();
-            if let Some(n) = peers.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    peers.remove(&ip);
-                }
-            }
+            self.shared.peers.remove(ip);
         }
         self.shared
             .metrics
@@ -221,5 +248,22 @@ mod tests {
         assert!(!origin_allowed(&list, b"https://evil.com"));
         assert!(!origin_allowed(&list, b"null"));
         assert!(origin_allowed(&["*".to_string()], b"https://any"));
+    }
+
+    /// Trailing `/`, default ports and case are ignored on both sides; other
+    /// ports and schemes still differ.
+    #[test]
+    fn origins_are_normalised_on_both_sides() {
+        let list = vec![
+            "https://good.com".to_string(),
+            "HTTP://Plain.org:80/".to_string(),
+        ];
+        assert!(origin_allowed(&list, b"https://good.com/"));
+        assert!(origin_allowed(&list, b"https://GOOD.com:443"));
+        assert!(origin_allowed(&list, b"http://plain.org"));
+        assert!(!origin_allowed(&list, b"https://good.com:8443"));
+        assert!(!origin_allowed(&list, b"http://good.com"));
+        assert!(!origin_allowed(&list, b"https://plain.org"));
+        assert!(!origin_allowed(&list, b"https://good.com.evil.net"));
     }
 }

@@ -6,6 +6,11 @@
 //! event id (kept across events and, by the caller, across reconnects);
 //! `retry:` sets the reconnection delay; lines starting with `:` are comments;
 //! a blank line dispatches the event, if it has data.
+//!
+//! With [`Parser::with_limit`], no line and no event's data may pass `max`
+//! bytes: the event being built is dropped as soon as one would (nothing of it
+//! is held any longer; the rest of the line and of the event are skipped up to
+//! the blank line that ends it), and [`Parser::take_oversized`] counts it.
 
 use std::time::Duration;
 
@@ -31,6 +36,14 @@ pub(crate) struct Parser {
     event: String,
     last_id: String,
     retry: Option<Duration>,
+    /// Most bytes of one line or one event's data (`usize::MAX`: no limit).
+    max: usize,
+    /// Inside a line that passed `max`: drop its bytes.
+    long_line: bool,
+    /// Inside an event that passed `max`: drop it up to the blank line.
+    dropping: bool,
+    /// Events dropped for size since the last [`Parser::take_oversized`].
+    oversized: usize,
 }
 
 impl Parser {
@@ -39,8 +52,31 @@ impl Parser {
     pub(crate) fn new(last_id: &str) -> Self {
         Parser {
             last_id: last_id.to_string(),
+            max: usize::MAX,
             ..Parser::default()
         }
+    }
+
+    /// Caps each line and each event's data at `max` bytes (module docs).
+    pub(crate) fn with_limit(mut self, max: usize) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// How many events were dropped for passing the limit since last asked.
+    pub(crate) fn take_oversized(&mut self) -> usize {
+        std::mem::take(&mut self.oversized)
+    }
+
+    /// Drops the event being built (it passed `max`) up to its blank line.
+    fn drop_event(&mut self) {
+        if !self.dropping {
+            self.oversized += 1;
+        }
+        self.dropping = true;
+        self.data = String::new();
+        self.has_data = false;
+        self.event.clear();
     }
 
     /// The last event id seen (or given to [`Parser::new`]).
@@ -61,6 +97,9 @@ impl Parser {
                 b'\n' if self.after_cr => self.after_cr = false,
                 b'\n' | b'\r' => {
                     self.after_cr = b == b'\r';
+                    if std::mem::take(&mut self.long_line) {
+                        continue;
+                    }
                     let line = std::mem::take(&mut self.line);
                     if let Some(event) = self.line_done(&String::from_utf8_lossy(&line)) {
                         out.push(event);
@@ -68,6 +107,15 @@ impl Parser {
                 }
                 _ => {
                     self.after_cr = false;
+                    if self.long_line {
+                        continue;
+                    }
+                    if self.line.len() >= self.max {
+                        self.line = Vec::new();
+                        self.long_line = true;
+                        self.drop_event();
+                        continue;
+                    }
                     self.line.push(b);
                 }
             }
@@ -88,6 +136,8 @@ impl Parser {
         };
         match field {
             "event" => self.event = value.to_string(),
+            "data" if self.dropping => {}
+            "data" if self.data.len() + value.len() + 1 > self.max => self.drop_event(),
             "data" => {
                 if self.has_data {
                     self.data.push('\n');
@@ -108,6 +158,9 @@ impl Parser {
 
     fn dispatch(&mut self) -> Option<Event> {
         let event = std::mem::take(&mut self.event);
+        if std::mem::take(&mut self.dropping) {
+            return None;
+        }
         if !std::mem::take(&mut self.has_data) {
             return None;
         }
@@ -196,5 +249,24 @@ mod tests {
         // An empty id resets it; an id with NUL is ignored.
         all(&mut p, &["id: a\0b\n", "id\n"]);
         assert_eq!(p.last_id(), "");
+    }
+
+    /// An endless line and an event whose `data:` lines never end are both
+    /// dropped once they pass the limit, without being held, and the events
+    /// after them come through.
+    #[test]
+    fn oversized_lines_and_events_are_dropped_and_counted() {
+        let mut p = Parser::new("").with_limit(16);
+        let long = "y".repeat(100);
+        let mut events = all(&mut p, &[&format!("data: {long}"), &long, "\n\n"]);
+        assert!(p.line.capacity() <= 16, "the long line is not held");
+        for _ in 0..10 {
+            events.extend(p.push(b"data: 12345\n"));
+        }
+        assert!(p.data.len() <= 16, "the long event is not held");
+        events.extend(all(&mut p, &["\n", "data: ok\n\n"]));
+        assert_eq!(p.take_oversized(), 2);
+        let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(data, ["ok"]);
     }
 }
