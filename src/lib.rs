@@ -107,4 +107,4 @@ pub use cluster::CLUSTER_TOPIC;
 pub use config::Config;
 pub use feeds::{Feed, FeedContext};
 pub use hub::{Hub, Published, Subscription, Update};
-pub use ticker::{StartError, Ticker, TickerBuilder, CONFIG_TOPIC};
+pub use ticker::{StartError, Ticker, TickerBuilder, CONFIG_TOPIC, DASHBOARDS_TOPIC};

@@ -1,5 +1,5 @@
-//! Hot reload: watch the config file and the feeds directory, and reload the
-//! ticker when they change.
+//! Hot reload: watch the config file, the feeds directory and the dashboards
+//! directory, and reload the ticker when they change.
 //!
 //! The watcher only signals; [`crate::Ticker::reload`] loads, validates, diffs
 //! and applies (an invalid config changes nothing and is reported on
@@ -35,22 +35,26 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Longest a continuous burst of events may postpone a reload.
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// Watches `config` and `feeds_dir` and reloads `ticker` on changes, until the
-/// ticker shuts down.
-pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
+/// Watches `config`, `feeds_dir` and `dashboards_dir` and reloads `ticker` on
+/// changes, until the ticker shuts down.
+pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path, dashboards_dir: &Path) {
     let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
     let feeds_dir = std::path::absolute(feeds_dir).unwrap_or_else(|_| feeds_dir.to_path_buf());
+    let dash_dir =
+        std::path::absolute(dashboards_dir).unwrap_or_else(|_| dashboards_dir.to_path_buf());
     // A config that is a symlink (e.g. a Kubernetes ConfigMap, which swaps a
     // `..data` link) changes through other names in its directory: there, any
     // event in that directory counts.
     let via_link = std::fs::symlink_metadata(&config).is_ok_and(|m| m.file_type().is_symlink());
     let relevant = {
-        let (config, feeds_dir) = (config.clone(), feeds_dir.clone());
+        let (config, feeds_dir, dash_dir) = (config.clone(), feeds_dir.clone(), dash_dir.clone());
         let config_dir = parent_dir(&config);
         move |p: &Path| {
             p == config
                 || p == feeds_dir
                 || p.parent() == Some(&*feeds_dir)
+                || p == dash_dir
+                || p.parent() == Some(&*dash_dir)
                 || (via_link && p.parent() == Some(&*config_dir))
         }
     };
@@ -79,6 +83,8 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
         parent_dir(&config),
         parent_dir(&feeds_dir),
         feeds_dir.clone(),
+        parent_dir(&dash_dir),
+        dash_dir.clone(),
     ];
     arm(&mut watcher, &dirs);
     let cancel = ticker.shutdown_token();

@@ -6,6 +6,7 @@
 //   <ticker-value topic="stocks.AAPL" field="price"></ticker-value>
 //   <ticker-tile topic="stocks.AAPL"></ticker-tile>
 //   <ticker-table pattern="stocks.*" columns="symbol,price,change_pct"></ticker-table>
+//   <ticker-dashboard name="markets"></ticker-dashboard>   (dashboards/markets.toml)
 //
 // or, from code:
 //
@@ -1065,10 +1066,50 @@ class TickerTable extends LiveElement {
   }
 }
 
+// The functions board.js renders with: handed to it, not imported, so that it
+// shares this module (and its clients) even when this file came with `?token=`.
+const BOARD_API = {
+  clientFor, pick, format, formatAgo, formatTime, flash, label, chartValue, matches,
+};
+let boardModule = null;
+
+/**
+ * `<ticker-dashboard name="ops">`: a whole dashboard of the server (defined in
+ * its `dashboards/ops.toml`), live, and following every edit of that file in
+ * place. Attributes `server` and `token` as for the other elements. The
+ * renderer (board.js, next to this file) is loaded on first use. Its
+ * `data-applied` counts the definitions applied; it fires `definition` events.
+ */
+class TickerDashboard extends Base {
+  static get observedAttributes() { return ['name']; }
+
+  connectedCallback() {
+    this._connected = true;
+    boardModule ??= import(new URL('board.js', SCRIPT_URL).href);
+    boardModule.then((m) => {
+      if (!this._connected || this._board) return;
+      this._board = new m.Board(this, BOARD_API);
+      this._board.start();
+    });
+  }
+
+  disconnectedCallback() {
+    this._connected = false;
+    this._board?.stop();
+    this._board = null;
+  }
+
+  attributeChangedCallback(name, old, now) {
+    if (old === now || !this._board) return;
+    this.disconnectedCallback();
+    this.connectedCallback();
+  }
+}
+
 if (typeof customElements !== 'undefined') {
-  for (const [name, cls] of [['ticker-value', TickerValue], ['ticker-tile', TickerTile], ['ticker-table', TickerTable]]) {
+  for (const [name, cls] of [['ticker-value', TickerValue], ['ticker-tile', TickerTile], ['ticker-table', TickerTable], ['ticker-dashboard', TickerDashboard]]) {
     if (!customElements.get(name)) customElements.define(name, cls);
   }
 }
 
-export { TickerValue, TickerTile, TickerTable };
+export { TickerValue, TickerTile, TickerTable, TickerDashboard };

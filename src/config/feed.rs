@@ -454,7 +454,7 @@ fn parse_kind(kind: &str, options: toml::Table, base_dir: &Path) -> Result<FeedK
 /// Deserializes a kind's options. On an error it names the key the error is
 /// about, drops that key and tries again, so one pass reports every bad key; the
 /// value built without the bad keys (if any) still gets its value checks.
-fn de<T: serde::de::DeserializeOwned>(
+pub(super) fn de<T: serde::de::DeserializeOwned>(
     mut options: toml::Table,
     problems: &mut Vec<(Option<String>, String)>,
 ) -> Option<T> {

@@ -1,18 +1,22 @@
-//! Configuration: `config.toml` plus every `*.toml` in `feeds_dir` (SPEC §2).
+//! Configuration: `config.toml`, every `*.toml` in `feeds_dir` (feeds) and
+//! every `*.toml` in `dashboards_dir` (one dashboard each, see [`dashboard`]).
 //!
 //! Loading is two steps, as in Vector: serde reads raw tables (with
 //! `deny_unknown_fields`, so typos fail), then validation turns them into a checked
 //! [`Config`] and collects *every* error, each naming file, line and feed. A config
 //! either loads whole or not at all: nothing here starts or stops anything.
 
+pub mod dashboard;
 mod feed;
+
+pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
 
 pub use feed::{
     CommandMode, CommandOptions, FeedConfig, FeedKind, FileMode, FileOptions, Format, HttpOptions,
     SseOptions, SyntheticOptions, SystemOptions, WebSocketOptions, BUILTIN_KINDS,
 };
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,13 @@ use serde::Deserialize;
 /// The config used when no `config.toml` is given or found: synthetic stock
 /// tickers and this host's metrics, offline.
 pub const BUILTIN: &str = include_str!("builtin.toml");
+
+/// The dashboards of the built-in config: the shipped examples of
+/// `dashboards/`, compiled in, so a run without any config file shows them.
+pub const BUILTIN_DASHBOARDS: [(&str, &str); 2] = [
+    ("host", include_str!("../../dashboards/host.toml")),
+    ("markets", include_str!("../../dashboards/markets.toml")),
+];
 
 /// Where something was written: file and 1-based line.
 #[derive(Debug, Clone, Eq)]
@@ -105,6 +116,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory of extra `*.toml` feed files, relative to the config file.
     pub feeds_dir: PathBuf,
+    /// Directory of dashboards, one `NAME.toml` per dashboard, relative to the
+    /// config file; a missing directory holds none.
+    pub dashboards_dir: PathBuf,
     /// When set, `/ws` and `/api` need it (`?token=` or `Authorization: Bearer`).
     pub token: Option<String>,
     /// When set, enables `POST /api/publish/{topic}` for this bearer token.
@@ -129,6 +143,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             feeds_dir: PathBuf::from("feeds"),
+            dashboards_dir: PathBuf::from("dashboards"),
             token: None,
             publish_token: None,
             allowed_origins: None,
@@ -319,6 +334,10 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// The resolved feeds directory, when loaded from disk.
     pub feeds_dir: Option<PathBuf>,
+    /// Every dashboard by name (its file name without `.toml`).
+    pub dashboards: BTreeMap<String, Dashboard>,
+    /// The resolved dashboards directory, when loaded from disk.
+    pub dashboards_dir: Option<PathBuf>,
 }
 
 /// Which kinds beyond the built-in ones a config may name.
@@ -327,8 +346,15 @@ pub type KindFilter<'a> = &'a dyn Fn(&str) -> bool;
 impl Config {
     /// The built-in default config.
     pub fn builtin() -> Config {
-        Config::from_toml(BUILTIN, Path::new("<built-in>"), None, &|_| false)
-            .expect("the built-in config is valid")
+        let mut config = Config::from_toml(BUILTIN, Path::new("<built-in>"), None, &|_| false)
+            .expect("the built-in config is valid");
+        for (name, text) in BUILTIN_DASHBOARDS {
+            let file = PathBuf::from(format!("<built-in>/dashboards/{name}.toml"));
+            let d = dashboard::parse_dashboard(name, text, &file)
+                .expect("the built-in dashboards are valid");
+            config.dashboards.insert(name.to_string(), d);
+        }
+        config
     }
 
     /// Loads `path` and every `*.toml` of its feeds directory.
@@ -359,8 +385,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses config text. With `base_dir`, `feeds_dir` is read relative to it;
-    /// without, no feeds directory is read.
+    /// Parses config text. With `base_dir`, `feeds_dir` and `dashboards_dir`
+    /// are read relative to it; without, neither directory is read.
     ///
     /// # Errors
     /// Every problem found, each with file, line and feed.
@@ -385,7 +411,7 @@ impl Config {
         );
         let feeds_dir = base_dir.map(|b| b.join(&raw.server.feeds_dir));
         if let Some(dir) = &feeds_dir {
-            for path in feed_files(dir).map_err(|e| one_error(dir, e))? {
+            for path in toml_files(dir).map_err(|e| one_error(dir, e))? {
                 match std::fs::read_to_string(&path) {
                     Err(e) => errors.push(plain_error(&path, format!("cannot read: {e}"))),
                     Ok(text) => match toml::from_str::<RawFeedsFile>(&text) {
@@ -413,6 +439,11 @@ impl Config {
                 });
             }
         }
+        let dashboards_dir = base_dir.map(|b| b.join(&raw.server.dashboards_dir));
+        let dashboards = match &dashboards_dir {
+            Some(dir) => dashboard::load_dir(dir, &mut errors),
+            None => BTreeMap::new(),
+        };
         check_sections(&raw.server, &raw.limits, &raw.cluster, file, &mut errors);
         check_access(&raw.server, &raw.access, file, &mut errors);
         if !errors.is_empty() {
@@ -428,6 +459,8 @@ impl Config {
             feeds,
             path: None,
             feeds_dir,
+            dashboards,
+            dashboards_dir,
         })
     }
 
@@ -455,11 +488,11 @@ fn collect_feeds(
 }
 
 /// The `*.toml` files of `dir`, sorted; a missing directory has none.
-fn feed_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read feeds directory: {e}")),
+        Err(e) => return Err(format!("cannot read directory: {e}")),
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -606,6 +639,8 @@ mod tests {
             .feeds
             .iter()
             .any(|f| matches!(f.kind, FeedKind::System(_))));
+        let names: Vec<&str> = c.dashboards.keys().map(String::as_str).collect();
+        assert_eq!(names, ["host", "markets"]);
     }
 
     #[test]

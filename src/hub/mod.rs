@@ -510,6 +510,26 @@ impl Hub {
         latest
     }
 
+    /// The last `limit` updates of `topic` kept in its history ring (at most
+    /// `[history] size`), oldest first, as wire frames; just the latest when no
+    /// history is kept. `None` when the topic has no update.
+    pub fn history(&self, topic: &str, limit: usize) -> Option<Vec<String>> {
+        let t = self.read_topics().get(topic)?.clone();
+        let st = t.lock();
+        let latest = st.latest.as_ref()?;
+        if st.history.is_empty() {
+            return Some(vec![latest.as_str().to_string()]);
+        }
+        let skip = st.history.len().saturating_sub(limit);
+        Some(
+            st.history
+                .iter()
+                .skip(skip)
+                .map(|(_, f)| f.as_str().to_string())
+                .collect(),
+        )
+    }
+
     /// The latest update of `topic`, if it has one.
     pub fn latest(&self, topic: &str) -> Option<Update> {
         self.latest_frame(topic)

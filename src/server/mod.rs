@@ -35,6 +35,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
         .route("/ws", get(ws::upgrade))
         .route("/api/topics", get(api::list_topics))
         .route("/api/topics/{topic}", get(api::get_topic))
+        .route("/api/topics/{topic}/history", get(api::topic_history))
         .route("/api/feeds", get(api::list_feeds))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
@@ -43,7 +44,9 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
     // Only the web assets are compressed: `/ws` must stay an untouched upgrade,
     // and API answers are small.
     let web = Router::new()
-        .route("/", get(assets::index))
+        .route("/", get(assets::home))
+        .route("/auto", get(assets::index))
+        .route("/d/{name}", get(assets::board))
         .route("/{*path}", get(assets::file))
         .layer(CompressionLayer::new().gzip(true));
     Router::new()
