@@ -238,3 +238,37 @@ async fn history_route_returns_the_last_updates_oldest_first() {
         404
     );
 }
+
+/// `/api` answers carry `Access-Control-Allow-Origin` for an origin that
+/// `allowed_origins` admits (an embedded dashboard reads history and feeds
+/// from another site), and none for an origin it refuses.
+#[tokio::test]
+async fn api_answers_allow_admitted_origins_only() {
+    let server = Server::start(
+        "[server]\nlisten = \"127.0.0.1:0\"\nallowed_origins = [\"http://good.test\"]\n",
+    )
+    .await;
+    server.ticker.hub().publish("t.x", &json!(1)).unwrap();
+    let get = |origin: &'static str| {
+        let url = server.http("/api/topics/t.x/history");
+        async move {
+            within(
+                reqwest::Client::new()
+                    .get(url)
+                    .header("origin", origin)
+                    .send(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let ok = get("http://good.test").await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://good.test"
+    );
+    let bad = get("http://evil.test").await;
+    assert_eq!(bad.status(), 200);
+    assert!(bad.headers().get("access-control-allow-origin").is_none());
+}

@@ -415,7 +415,7 @@ class TableView extends View {
     if (!this.cols) return;
     this.cols.forEach((c, i) => {
       const th = el('th');
-      const b = el('button', '', c === 'topic' ? 'topic' : this.api.label(c));
+      const b = el('button', '', c.replace(/_(pct|percent)$/, ' %').replace(/[_-]+/g, ' '));
       b.type = 'button';
       b.title = `Sort by ${c}`;
       b.addEventListener('click', () => {

@@ -91,7 +91,7 @@ pub(super) async fn upgrade(
 
 /// Is `origin` in the allow-list? Origins compare ASCII-case-insensitively
 /// (scheme and host are case-insensitive); `"*"` allows any.
-fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
+pub(super) fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
     allowed.iter().any(|a| {
         a == "*"
             || a.trim_end_matches('/')
