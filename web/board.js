@@ -26,7 +26,7 @@ const CSS = `
 .banner pre { margin: 6px 0 0; white-space: pre-wrap; word-break: break-word; font: .82rem/1.4 ui-monospace, Menlo, Consolas, monospace; }
 .missing { padding: 32px; text-align: center; color: var(--tk-muted, #6b7280); }
 .grid { display: grid; gap: 12px; grid-template-columns: repeat(var(--cols, 4), minmax(0, 1fr)); }
-.panel { grid-column: span min(var(--span, 1), var(--cols, 4)); min-width: 0; position: relative;
+.panel { grid-column: span min(var(--span, 1), var(--cols, 4)); min-width: 0; position: relative; contain: layout paint;
   background: var(--tk-surface, transparent); border-radius: var(--tk-radius, 10px);
   border: 1px solid var(--tk-border, color-mix(in srgb, currentColor 18%, transparent));
   padding: 12px 14px; box-sizing: border-box; display: flex; flex-direction: column; gap: 4px; }
@@ -75,11 +75,11 @@ td[data-level="warn"] { color: var(--lv-warn); font-weight: 600; } td[data-level
 .legend span::before { content: ""; display: inline-block; width: 10px; height: 3px; margin-right: 5px; vertical-align: middle; background: var(--c); }
 .gauge svg { display: block; width: 100%; max-width: 220px; height: auto; margin: 0 auto; }
 .gauge .track { fill: none; stroke: color-mix(in srgb, currentColor 12%, transparent); stroke-width: 12; stroke-linecap: round; }
-.gauge .fill { fill: none; stroke: var(--lv, var(--tk-accent, #2563eb)); stroke-width: 12; stroke-linecap: round; transition: stroke-dashoffset .4s; }
+.gauge .fill { fill: none; stroke: var(--lv, var(--tk-accent, #2563eb)); stroke-width: 12; stroke-linecap: round; }
 .gauge-value { text-align: center; font-size: 1.6rem; font-weight: 700; margin-top: -34px; }
 .range { display: flex; justify-content: space-between; font-size: .72rem; color: var(--tk-muted, #6b7280); }
 .bar-track { height: 14px; border-radius: 7px; background: color-mix(in srgb, currentColor 12%, transparent); overflow: hidden; }
-.bar-fill { height: 100%; width: 0; background: var(--lv, var(--tk-accent, #2563eb)); transition: width .4s; }
+.bar-fill { height: 100%; width: 0; background: var(--lv, var(--tk-accent, #2563eb)); }
 [data-level="warn"] { --lv: var(--lv-warn); } [data-level="crit"] { --lv: var(--lv-crit); } [data-level="ok"] { --lv: var(--lv-ok); }
 .feeds { list-style: none; margin: 0; padding: 0; font-size: .88rem; }
 .feeds li { padding: 6px 0; border-top: 1px solid var(--tk-border, color-mix(in srgb, currentColor 14%, transparent)); }
@@ -170,6 +170,21 @@ export class Board {
     this.series.clear();
     for (const p of this.panels) p.view.destroy();
     this.panels = [];
+  }
+
+  /** Panels out of view (plus a margin) skip their DOM work until they come back. */
+  observe(view) {
+    if (typeof IntersectionObserver !== 'function') return;
+    this.views ??= new WeakMap();
+    this.io ??= new IntersectionObserver((entries) => {
+      for (const e of entries) this.views.get(e.target)?.setVisible(e.isIntersecting);
+    }, { rootMargin: '200px' });
+    this.views.set(view.root, view);
+    this.io.observe(view.root);
+  }
+
+  unobserve(view) {
+    this.io?.unobserve(view.root);
   }
 
   announce(text) {
@@ -266,7 +281,10 @@ class View {
     this.$label = el('h2');
     this.root.append(this.$label);
     this.offs = [];
+    this.held = [];
+    this.visible = true;
     this.def = def;
+    board.observe(this);
     this.build();
     this.configure(def);
   }
@@ -286,19 +304,46 @@ class View {
 
   apply() {}
 
+  /**
+   * Subscribes `cb`. While the panel is scrolled out of view, conflated
+   * updates are only kept (the latest per topic) and rendered when it comes
+   * back: a wall of 300 panels pays for the ones on screen.
+   */
   sub(what, cb, opts) {
-    this.offs.push(this.client.subscribe(what, cb, opts));
+    if (opts?.every) {
+      this.offs.push(this.client.subscribe(what, cb, opts));
+      return;
+    }
+    const held = new Map(); // topic -> latest update while hidden
+    this.held.push([cb, held]);
+    this.offs.push(this.client.subscribe(what, (u) => {
+      if (this.visible) cb(u);
+      else held.set(u.topic, u);
+    }));
+  }
+
+  /** Called by the board's IntersectionObserver. */
+  setVisible(v) {
+    this.visible = v;
+    if (!v) return;
+    for (const [cb, held] of this.held) {
+      for (const u of held.values()) cb(u);
+      held.clear();
+    }
+    this.shown?.();
   }
 
   /** Drops the panel's subscriptions (before it subscribes anew). */
   release() {
     this.offs.forEach((off) => off());
     this.offs = [];
+    this.held = [];
   }
 
   /** The panel is gone for good. */
   destroy() {
     this.release();
+    this.board.unobserve(this);
   }
 
   fmt(v, key) {
@@ -578,10 +623,11 @@ class ChartView extends View {
     this.draw();
   }
 
+  /** Redraws at most four times a second: a line over minutes needs no more. */
   queue() {
     if (this.queued) return;
     this.queued = true;
-    requestAnimationFrame(() => { this.queued = false; this.draw(); });
+    setTimeout(() => requestAnimationFrame(() => { this.queued = false; this.draw(); }), 250);
   }
 
   destroy() {
@@ -591,8 +637,12 @@ class ChartView extends View {
     this.series?.listeners.delete(this.listener);
   }
 
+  shown() {
+    this.draw();
+  }
+
   draw() {
-    if (!this.series) return;
+    if (!this.series || !this.visible) return;
     const W = this.width;
     const H = 180;
     const pad = { l: 48, r: 8, t: 8, b: 18 };
