@@ -195,11 +195,16 @@ export class Board {
   define(def) {
     this.$missing.hidden = !!def;
     if (!def) {
+      this.lastDef = null;
       this.$missing.textContent = `No dashboard named “${this.name}”.`;
       for (const p of this.panels) { p.view.destroy(); p.view.root.remove(); }
       this.panels = [];
       return;
     }
+    // Another dashboard's edit republishes every definition: skip ours if unchanged.
+    const text = JSON.stringify(def);
+    if (text === this.lastDef) return;
+    this.lastDef = text;
     const first = this.applied === 0;
     this.host.dataset.title = def.title;
     this.host.dispatchEvent(new CustomEvent('definition', { detail: def }));
