@@ -227,6 +227,7 @@ impl TickerBuilder {
             .map_or_else(CancellationToken::new, |t| t.child_token());
         let hub = Hub::with_shutdown(config.history.size, metrics.clone(), cancel.clone());
         hub.set_max_topics(config.limits.max_topics);
+        hub.set_max_history(config.limits.max_history);
         let tasks = TaskTracker::new();
         let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
         let cluster = match &config.cluster {
@@ -410,6 +411,7 @@ impl Ticker {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(&config));
         self.shared.hub.set_history_size(config.history.size);
         self.shared.hub.set_max_topics(config.limits.max_topics);
+        self.shared.hub.set_max_history(config.limits.max_history);
         let diff = apply_feeds(&self.shared, &current.feeds, &config).await;
         if config.dashboards != current.dashboards {
             info!(dashboards = config.dashboards.len(), "Dashboards changed.");

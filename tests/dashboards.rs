@@ -272,3 +272,27 @@ async fn api_answers_allow_admitted_origins_only() {
     assert_eq!(bad.status(), 200);
     assert!(bad.headers().get("access-control-allow-origin").is_none());
 }
+
+/// A feed's own `history` (here 40 updates, against `[history] size = 5`) is
+/// what its topics keep and what the history route answers: enough for a
+/// chart's window on load.
+#[tokio::test]
+async fn a_feeds_history_outlasts_the_global_size() {
+    let server = Server::start(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[history]\nsize = 5\n\n[[feed]]\nname = \"fast\"\nkind = \"synthetic\"\ntopic = \"fast.{symbol}\"\nsymbols = [\"A\"]\ninterval = \"10ms\"\nhistory = 40\n",
+    )
+    .await;
+    eventually("40 updates kept for fast.A", || async {
+        let (status, list) = get_json(&server.http("/api/topics/fast.A/history")).await;
+        status == 200 && list.as_array().is_some_and(|l| l.len() == 40)
+    })
+    .await;
+    let (_, list) = get_json(&server.http("/api/topics/fast.A/history")).await;
+    let seqs: Vec<u64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["seq"].as_u64().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+}

@@ -242,6 +242,17 @@ pub const BUILTIN_KINDS: [&str; 7] = [
     "file",
 ];
 
+/// How many updates the topics of one feed keep (`history = 500` or
+/// `history = "15m"`), in place of `[history] size`: e.g. enough for a
+/// dashboard chart's window. Bounded by `[limits] max_history` either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedHistory {
+    /// The last N updates.
+    Count(usize),
+    /// The updates of this last span of time.
+    Age(Duration),
+}
+
 /// One validated `[[feed]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedConfig {
@@ -253,13 +264,15 @@ pub struct FeedConfig {
     pub enabled: bool,
     /// No update for this long marks the feed's topics stale.
     pub stale_after: Option<Duration>,
+    /// Updates its topics keep, when not `[history] size`.
+    pub history: Option<FeedHistory>,
     /// What the feed does.
     pub kind: FeedKind,
     /// Where it was defined (not part of equality: moving a feed is no change).
     pub location: Location,
 }
 
-const COMMON_KEYS: [&str; 5] = ["name", "kind", "topic", "enabled", "stale_after"];
+const COMMON_KEYS: [&str; 6] = ["name", "kind", "topic", "enabled", "stale_after", "history"];
 
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
@@ -363,6 +376,24 @@ pub(super) fn parse_feed(
             None
         }
     };
+    let history = match table.get("history").map(|v| v.get_ref()) {
+        None => None,
+        Some(toml::Value::Integer(n)) if *n >= 0 => Some(FeedHistory::Count(*n as usize)),
+        Some(toml::Value::String(s)) => match parse_duration(s) {
+            Ok(d) => Some(FeedHistory::Age(d)),
+            Err(e) => {
+                error(line_of("history"), format!("history: {e}"));
+                None
+            }
+        },
+        Some(_) => {
+            error(
+                line_of("history"),
+                "`history` must be a count (e.g. 500) or a duration string (e.g. \"15m\")".into(),
+            );
+            None
+        }
+    };
     let options: toml::Table = table
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.get_ref().as_str()))
@@ -411,6 +442,7 @@ pub(super) fn parse_feed(
             topic,
             enabled,
             stale_after,
+            history,
             kind,
             location: feed_loc,
         }),

@@ -12,8 +12,8 @@ mod feed;
 pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
 
 pub use feed::{
-    CommandMode, CommandOptions, FeedConfig, FeedKind, FileMode, FileOptions, Format, HttpOptions,
-    SseOptions, SyntheticOptions, SystemOptions, WebSocketOptions, BUILTIN_KINDS,
+    CommandMode, CommandOptions, FeedConfig, FeedHistory, FeedKind, FileMode, FileOptions, Format,
+    HttpOptions, SseOptions, SyntheticOptions, SystemOptions, WebSocketOptions, BUILTIN_KINDS,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -178,6 +178,9 @@ pub struct LimitsConfig {
     /// Most topics the server holds (`$sys.*` aside): a feed or publisher that
     /// makes up new topic names without end gets an error past it.
     pub max_topics: usize,
+    /// Most updates one topic keeps when its feed sets `history` (a count
+    /// above it is an error; a `history` by age keeps at most this many).
+    pub max_history: usize,
 }
 
 impl Default for LimitsConfig {
@@ -191,6 +194,7 @@ impl Default for LimitsConfig {
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_topics: 100_000,
+            max_history: 10_000,
         }
     }
 }
@@ -444,6 +448,20 @@ impl Config {
             Some(dir) => dashboard::load_dir(dir, &mut errors),
             None => BTreeMap::new(),
         };
+        for f in &feeds {
+            if let Some(FeedHistory::Count(n)) = f.history {
+                if n > raw.limits.max_history {
+                    errors.push(ConfigError {
+                        location: Some(f.location.clone()),
+                        feed: Some(f.name.clone()),
+                        message: format!(
+                            "history = {n} is above [limits] max_history ({})",
+                            raw.limits.max_history
+                        ),
+                    });
+                }
+            }
+        }
         check_sections(&raw.server, &raw.limits, &raw.cluster, file, &mut errors);
         check_access(&raw.server, &raw.access, file, &mut errors);
         if !errors.is_empty() {
@@ -693,6 +711,30 @@ topic = "bad..topic"
         assert!(parse("[server]\nflush_interval = \"2s\"\n").is_err());
         let c = parse("[server]\nflush_interval = \"0s\"\n").unwrap();
         assert!(c.server.flush_interval.is_zero());
+    }
+
+    #[test]
+    fn a_feeds_history_is_a_count_or_an_age_within_max_history() {
+        let feed = |h: &str| {
+            format!("[[feed]]\nname=\"s\"\nkind=\"system\"\ntopic=\"h.m\"\nhistory = {h}\n")
+        };
+        assert_eq!(
+            parse(&feed("500")).unwrap().feeds[0].history,
+            Some(FeedHistory::Count(500))
+        );
+        assert_eq!(
+            parse(&feed("\"15m\"")).unwrap().feeds[0].history,
+            Some(FeedHistory::Age(Duration::from_secs(900)))
+        );
+        let errs = parse(&feed("20000")).unwrap_err().to_string();
+        assert!(
+            errs.contains("history = 20000 is above [limits] max_history (10000)"),
+            "{errs}"
+        );
+        let errs = parse(&feed("\"soon\"")).unwrap_err().to_string();
+        assert!(errs.starts_with("c.toml:5: feed \"s\": history:"), "{errs}");
+        let errs = parse(&feed("true")).unwrap_err().to_string();
+        assert!(errs.contains("must be a count"), "{errs}");
     }
 
     #[test]
