@@ -79,7 +79,11 @@ fn check(path: Option<&Path>) -> ExitCode {
     let name = path.map_or_else(|| "<built-in>".to_string(), |p| p.display().to_string());
     match result {
         Ok(c) => {
-            println!("{name}: ok ({} feeds)", c.feeds.len());
+            println!(
+                "{name}: ok ({} feeds, {} dashboards)",
+                c.feeds.len(),
+                c.dashboards.len()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {

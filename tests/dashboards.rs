@@ -187,6 +187,7 @@ async fn check_names_file_line_and_panel() {
     std::fs::write(dir.path().join("dashboards/ops.toml"), OPS).unwrap();
     let (code, text) = check(&config).await;
     assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok (0 feeds, 1 dashboards)"), "{text}");
 
     std::fs::write(
         dir.path().join("dashboards/bad.toml"),

@@ -80,6 +80,7 @@ td[data-level="warn"] { color: var(--lv-warn); font-weight: 600; } td[data-level
 .range { display: flex; justify-content: space-between; font-size: .72rem; color: var(--tk-muted, #6b7280); }
 .bar-track { height: 14px; border-radius: 7px; background: color-mix(in srgb, currentColor 12%, transparent); overflow: hidden; }
 .bar-fill { height: 100%; width: 0; background: var(--lv, var(--tk-accent, #2563eb)); }
+ticker-tile[data-level="warn"] { --tk-border: var(--lv-warn); } ticker-tile[data-level="crit"] { --tk-border: var(--lv-crit); }
 [data-level="warn"] { --lv: var(--lv-warn); } [data-level="crit"] { --lv: var(--lv-crit); } [data-level="ok"] { --lv: var(--lv-ok); }
 .feeds { list-style: none; margin: 0; padding: 0; font-size: .88rem; }
 .feeds li { padding: 6px 0; border-top: 1px solid var(--tk-border, color-mix(in srgb, currentColor 14%, transparent)); }

@@ -12,6 +12,11 @@
 //! always registry -> topic map -> one topic -> one outbox, and no lock is held
 //! across an `.await`. Joining a topic (snapshot or history, then live updates)
 //! happens under the topic's lock, so nothing is lost or duplicated in between.
+//!
+//! The history ring keeps `[history] size` updates per topic, or what the
+//! publishing feed's own `history` asks for (a count, or a time span by the
+//! updates' `ts`), capped by `[limits] max_history`; it serves resume (`since`)
+//! and [`Hub::history`] (dashboard charts).
 
 mod outbox;
 mod subscription;
