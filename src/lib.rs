@@ -73,11 +73,14 @@
 //!
 //! The flow of one update, one module per arrow:
 //!
-//! - [`config`]: the TOML config, loaded and validated whole.
+//! - [`config`]: the TOML config, loaded and validated whole, with its feed
+//!   files and its dashboards ([`config::dashboard`], published on
+//!   `$sys.dashboards` and rendered by `web/board.js`).
 //! - [`feeds`]: feed kinds, the [`Feed`] trait, supervision and `$sys.feeds`.
 //! - [`hub`]: topics, seq, snapshots, history, and fan-out to subscribers.
 //! - `session`: one WebSocket connection (reader, batched writer, heartbeat).
-//! - `server`: the axum router: `/ws`, `/api/*`, `/metrics`, web assets; the
+//! - `server`: the axum router: `/ws`, `/api/*`, `/metrics`, web assets and
+//!   pages (`/`, `/auto`, `/d/{name}`); the
 //!   hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
 //! - `auth`: tokens and per-topic read grants (see `SECURITY.md`).
 //! - [`reload`]: watches the config and applies changes.
@@ -107,4 +110,4 @@ pub use cluster::CLUSTER_TOPIC;
 pub use config::Config;
 pub use feeds::{Feed, FeedContext};
 pub use hub::{Hub, Published, Subscription, Update};
-pub use ticker::{StartError, Ticker, TickerBuilder, CONFIG_TOPIC};
+pub use ticker::{StartError, Ticker, TickerBuilder, CONFIG_TOPIC, DASHBOARDS_TOPIC};

@@ -90,7 +90,11 @@ fn check(path: Option<&Path>) -> ExitCode {
                 println!("warning: {w}");
             }
             let disabled = c.feeds.iter().filter(|f| !f.enabled).count();
-            println!("{name}: ok ({} feeds, {disabled} disabled)", c.feeds.len());
+            println!(
+                "{name}: ok ({} feeds, {disabled} disabled, {} dashboards)",
+                c.feeds.len(),
+                c.dashboards.len()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {

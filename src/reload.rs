@@ -1,5 +1,5 @@
-//! Hot reload: watch the config file and the feeds directory, and reload the
-//! ticker when they change.
+//! Hot reload: watch the config file, the feeds directory and the dashboards
+//! directory, and reload the ticker when they change.
 //!
 //! The watcher only signals; [`crate::Ticker::reload`] loads, validates, diffs
 //! and applies (an invalid config changes nothing and is reported on
@@ -37,25 +37,28 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Longest a continuous burst of events may postpone a reload.
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// Watches `config` and `feeds_dir` and reloads `ticker` on changes, until the
-/// ticker shuts down. When a reload changes `server.feeds_dir`, the new
-/// directory is watched instead of the old one.
-pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
-    let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
+/// Watches `config`, `feeds_dir` and `dashboards_dir` and reloads `ticker` on
+/// changes, until the ticker shuts down. When a reload changes
+/// `server.feeds_dir`, the new directory is watched instead of the old one.
+pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path, dashboards_dir: &Path) {
+    let config = absolute(config);
     // Read by the watcher's thread; swapped when a reload moves `feeds_dir`.
     let feeds_dir = Arc::new(RwLock::new(absolute(feeds_dir)));
+    let dash_dir = absolute(dashboards_dir);
     // A config that is a symlink (e.g. a Kubernetes ConfigMap, which swaps a
     // `..data` link) changes through other names in its directory: there, any
     // event in that directory counts.
     let via_link = std::fs::symlink_metadata(&config).is_ok_and(|m| m.file_type().is_symlink());
     let relevant = {
-        let (config, feeds_dir) = (config.clone(), feeds_dir.clone());
+        let (config, feeds_dir, dash_dir) = (config.clone(), feeds_dir.clone(), dash_dir.clone());
         let config_dir = parent_dir(&config);
         move |p: &Path| {
             let feeds_dir = feeds_dir.read().unwrap_or_else(|e| e.into_inner());
             p == config
                 || p == *feeds_dir
                 || p.parent() == Some(&**feeds_dir)
+                || p == dash_dir
+                || p.parent() == Some(&*dash_dir)
                 || (via_link && p.parent() == Some(&*config_dir))
         }
     };
@@ -85,6 +88,8 @@ pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path) {
             parent_dir(&config),
             parent_dir(feeds_dir),
             feeds_dir.to_path_buf(),
+            parent_dir(&dash_dir),
+            dash_dir.clone(),
         ]
     };
     let mut dirs = watched(&feeds_dir.read().unwrap_or_else(|e| e.into_inner()));

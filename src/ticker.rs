@@ -7,6 +7,7 @@
 //! only a whole valid config: limits, history, tokens and origins take effect for
 //! new connections; feeds change by difference.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,13 +20,20 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::cluster::Cluster;
-use crate::config::{Config, ConfigErrors, DashboardConfig, FeedConfig, LimitsConfig};
+use crate::config::{Config, ConfigErrors, Dashboard, DashboardConfig, FeedConfig, LimitsConfig};
 use crate::feeds::{Diff, Feed, FeedStatus, Feeds, Kinds};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
 /// The topic carrying reload results.
 pub const CONFIG_TOPIC: &str = "$sys.config";
+
+/// The topic carrying every dashboard definition, as one JSON object
+/// `{"NAME": {"title", "columns", "panels": [...]}}`: published at start and
+/// after each reload that changed a dashboard. One topic rather than one per
+/// dashboard, so a removed dashboard needs no tombstone and a page learns of
+/// every change from a single subscription.
+pub const DASHBOARDS_TOPIC: &str = "$sys.dashboards";
 
 /// The part of the config that connections and HTTP handlers read; swapped
 /// whole on reload.
@@ -39,6 +47,8 @@ pub(crate) struct Settings {
     pub(crate) publish_token: Option<String>,
     pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) dashboard: DashboardConfig,
+    /// The dashboards of `dashboards_dir`, by name.
+    pub(crate) dashboards: Arc<BTreeMap<String, Dashboard>>,
     pub(crate) web_dir: Option<PathBuf>,
 }
 
@@ -52,6 +62,7 @@ impl Settings {
             publish_token: c.server.publish_token.clone(),
             allowed_origins: c.server.allowed_origins.clone(),
             dashboard: c.dashboard.clone(),
+            dashboards: Arc::new(c.dashboards.clone()),
             web_dir: c.server.web_dir.clone(),
         }
     }
@@ -257,6 +268,7 @@ impl TickerBuilder {
             .map_or_else(CancellationToken::new, |t| t.child_token());
         let hub = Hub::with_shutdown(config.history.size, metrics.clone(), cancel.clone());
         hub.set_max_topics(config.limits.max_topics);
+        hub.set_max_history(config.limits.max_history);
         let tasks = TaskTracker::new();
         let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
         let cluster = match &config.cluster {
@@ -289,7 +301,8 @@ impl TickerBuilder {
             adjust: self.adjust,
         });
         let diff = apply_feeds(&shared, &[], &config).await;
-        publish_config_ok(&shared, config.feeds.len(), &diff, &[]);
+        publish_dashboards(&shared, &config.dashboards);
+        publish_config_ok(&shared, &config, &diff, &[]);
         Ok(Ticker { shared })
     }
 }
@@ -455,13 +468,18 @@ impl Ticker {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(&config));
         self.shared.hub.set_history_size(config.history.size);
         self.shared.hub.set_max_topics(config.limits.max_topics);
+        self.shared.hub.set_max_history(config.limits.max_history);
         let diff = apply_feeds(&self.shared, &current.feeds, &config).await;
+        if config.dashboards != current.dashboards {
+            info!(dashboards = config.dashboards.len(), "Dashboards changed.");
+            publish_dashboards(&self.shared, &config.dashboards);
+        }
         self.shared
             .metrics
             .reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         info!(added = ?diff.added, changed = ?diff.changed, removed = ?diff.removed, "Config reloaded.");
-        publish_config_ok(&self.shared, config.feeds.len(), &diff, &restart_needed);
+        publish_config_ok(&self.shared, &config, &diff, &restart_needed);
         *current = config;
         diff
     }
@@ -476,13 +494,22 @@ impl Ticker {
     /// when the ticker was not started from a file
     /// ([`TickerBuilder::config_path`]).
     pub async fn watch(&self) {
-        let (path, dir) = {
+        let (path, dir, dash) = {
             let c = self.shared.config.lock().await;
-            (c.path.clone(), c.feeds_dir.clone())
+            (
+                c.path.clone(),
+                c.feeds_dir.clone(),
+                c.dashboards_dir.clone(),
+            )
         };
         if let Some(path) = path {
-            crate::reload::watch(self.clone(), &path, dir.as_deref().unwrap_or(Path::new("")))
-                .await;
+            crate::reload::watch(
+                self.clone(),
+                &path,
+                dir.as_deref().unwrap_or(Path::new("")),
+                dash.as_deref().unwrap_or(Path::new("")),
+            )
+            .await;
         }
     }
 }
@@ -506,10 +533,18 @@ fn log_warnings(config: &Config) {
     }
 }
 
+/// Publishes every dashboard definition on [`DASHBOARDS_TOPIC`].
+fn publish_dashboards(shared: &Shared, dashboards: &BTreeMap<String, Dashboard>) {
+    if let Err(e) = shared.hub.publish(DASHBOARDS_TOPIC, dashboards) {
+        warn!(error = %e, "Cannot publish the dashboards.");
+    }
+}
+
 /// `{"ok":true,...}` on `$sys.config`; `restart_needed` (present only when not
 /// empty) names settings that changed but apply only after a restart.
-fn publish_config_ok(shared: &Shared, feeds: usize, diff: &Diff, restart_needed: &[&str]) {
-    let mut msg = json!({"ok": true, "feeds": feeds, "added": diff.added, "changed": diff.changed, "removed": diff.removed});
+fn publish_config_ok(shared: &Shared, config: &Config, diff: &Diff, restart_needed: &[&str]) {
+    let mut msg = json!({"ok": true, "feeds": config.feeds.len(), "dashboards": config.dashboards.len(),
+        "added": diff.added, "changed": diff.changed, "removed": diff.removed});
     if !restart_needed.is_empty() {
         msg["restart_needed"] = json!(restart_needed);
     }

@@ -320,12 +320,16 @@ impl TopicTemplate {
                         .find('}')
                         .ok_or_else(|| err(format!("`{text}`: unclosed `{{`")))?;
                     let field = &after[..close];
-                    if field.is_empty()
-                        || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    {
+                    // `name`, or a dotted path to a nested field (`labels.instance`).
+                    let bad_part = |part: &str| {
+                        part.is_empty()
+                            || !part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    };
+                    if field.split('.').any(bad_part) {
                         return Err(err(format!(
                             "`{text}`: bad placeholder `{{{field}}}` (a placeholder names an \
-                             item field: [A-Za-z0-9_]+, e.g. `{{symbol}}`)"
+                             item field: [A-Za-z0-9_]+, or a nested one as a dotted path, \
+                             e.g. `{{symbol}}`, `{{labels.instance}}`)"
                         )));
                     }
                     pieces.push(Piece::Field(field.to_string()));

@@ -300,7 +300,10 @@ async fn check_counts_disabled_feeds_and_warns() {
         "{text}"
     );
     assert!(
-        text.ends_with(&format!("{}: ok (2 feeds, 1 disabled)\n", path.display())),
+        text.ends_with(&format!(
+            "{}: ok (2 feeds, 1 disabled, 0 dashboards)\n",
+            path.display()
+        )),
         "{text}"
     );
     let out = within(

@@ -114,7 +114,7 @@ fn bad_placeholders_are_refused() {
     );
     assert_eq!(
         e,
-        ["c.toml:4: feed \"s\": `s.{sym bol}`: bad placeholder `{sym bol}` (a placeholder names an item field: [A-Za-z0-9_]+, e.g. `{symbol}`)"]
+        ["c.toml:4: feed \"s\": `s.{sym bol}`: bad placeholder `{sym bol}` (a placeholder names an item field: [A-Za-z0-9_]+, or a nested one as a dotted path, e.g. `{symbol}`, `{labels.instance}`)"]
     );
 }
 

@@ -162,8 +162,9 @@ async fn check_of_the_shipped_config_matches_the_readme() {
     let config = Config::load(&root().join("config.toml")).unwrap();
     let disabled = config.feeds.iter().filter(|f| !f.enabled).count();
     let verdict = format!(
-        "config.toml: ok ({} feeds, {disabled} disabled)",
-        config.feeds.len()
+        "config.toml: ok ({} feeds, {disabled} disabled, {} dashboards)",
+        config.feeds.len(),
+        config.dashboards.len()
     );
     assert_eq!(stdout.trim(), verdict);
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();

@@ -220,7 +220,13 @@ query = "SELECT point(1, 2) AS p"
     assert_eq!(c.update_of("huge.small").await["data"]["blob"], "x");
     let s = status_until(&mut c, "huge", |s| s["errors"].as_u64() >= Some(1)).await;
     assert_eq!(s["state"], "running", "{s}");
-    assert!(s["error"].as_str().unwrap().contains("exceeds max_item_bytes"), "{s}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds max_item_bytes"),
+        "{s}"
+    );
     let s = status_until(&mut c, "many", |s| s["state"] == "backoff").await;
     assert!(
         s["error"]

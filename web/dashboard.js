@@ -6,6 +6,7 @@
 import {
   connect, format, formatTime, formatAgo, describe, displayRows, chartValue, sparkline, label, matches,
 } from './tickerd.js';
+import { bindConnection, bindTheme } from './chrome.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -229,41 +230,7 @@ client.subscribe('$sys.config', (u) => {
 // ---------------------------------------------------------------------------
 // Connection indicator
 
-let countdown = 0;
-function showState(detail) {
-  const box = $('conn');
-  const text = box.querySelector('.text');
-  const retry = $('retry');
-  box.dataset.state = detail.state;
-  document.body.dataset.conn = detail.state;
-  clearInterval(countdown);
-  retry.hidden = true;
-  box.title = detail.error ?? '';
-  switch (detail.state) {
-    case 'live':
-      text.textContent = 'Live';
-      break;
-    case 'connecting':
-      text.textContent = client.epoch ? 'Reconnecting…' : 'Connecting…';
-      break;
-    case 'reconnecting': {
-      retry.hidden = false;
-      const tick = () => {
-        const s = Math.max(0, Math.ceil((detail.retryAt - Date.now()) / 1000));
-        text.textContent = `Reconnecting in ${s}s`;
-      };
-      tick();
-      countdown = setInterval(tick, 250);
-      break;
-    }
-    default:
-      text.textContent = 'Offline';
-      retry.hidden = false;
-  }
-}
-client.addEventListener('state', (e) => showState(e.detail));
-showState({ state: client.state === 'offline' ? 'connecting' : client.state });
-$('retry').addEventListener('click', () => client.retryNow());
+bindConnection(client, $('conn'), $('retry'));
 
 client.addEventListener('hello', (e) => {
   $('stat-server').textContent = e.detail.server ?? '—';
@@ -396,18 +363,4 @@ route();
 // ---------------------------------------------------------------------------
 // Theme: auto (the system's) -> light -> dark
 
-const THEMES = ['auto', 'light', 'dark'];
-function setTheme(t) {
-  if (t === 'auto') delete document.documentElement.dataset.theme;
-  else document.documentElement.dataset.theme = t;
-  try {
-    if (t === 'auto') localStorage.removeItem('tickerd-theme');
-    else localStorage.setItem('tickerd-theme', t);
-  } catch { /* private mode */ }
-  $('theme').title = `Theme: ${t}`;
-}
-$('theme').addEventListener('click', () => {
-  const cur = document.documentElement.dataset.theme ?? 'auto';
-  setTheme(THEMES[(THEMES.indexOf(cur) + 1) % THEMES.length]);
-});
-$('theme').title = `Theme: ${document.documentElement.dataset.theme ?? 'auto'}`;
+bindTheme($('theme'));

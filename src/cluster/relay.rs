@@ -350,6 +350,8 @@ fn take(cluster: &Cluster, m: &async_nats::Message, sources: &mut HashMap<String
                 let fresh = Source {
                     feed: Some(name.into()),
                     stale_after: stale,
+                    // The cluster's stream holds the history (`history.size`).
+                    history: None,
                 };
                 sources.insert(name.to_string(), fresh);
             }

@@ -464,6 +464,17 @@ pub const BUILTIN_KINDS: [&str; 12] = [
     "postgres",
 ];
 
+/// How many updates the topics of one feed keep (`history = 500` or
+/// `history = "15m"`), in place of `[history] size`: e.g. enough for a
+/// dashboard chart's window. Bounded by `[limits] max_history` either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedHistory {
+    /// The last N updates.
+    Count(usize),
+    /// The updates of this last span of time.
+    Age(Duration),
+}
+
 /// One validated `[[feed]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedConfig {
@@ -475,6 +486,8 @@ pub struct FeedConfig {
     pub enabled: bool,
     /// No update for this long marks the feed's topics stale.
     pub stale_after: Option<Duration>,
+    /// Updates its topics keep, when not `[history] size`.
+    pub history: Option<FeedHistory>,
     /// What the feed does.
     pub kind: FeedKind,
     /// `transform = [...]`: steps applied to every item, in order (any kind).
@@ -486,7 +499,7 @@ pub struct FeedConfig {
     pub location: Location,
 }
 
-const COMMON_KEYS: [&str; 7] = [
+const COMMON_KEYS: [&str; 8] = [
     "name",
     "kind",
     "topic",
@@ -494,6 +507,7 @@ const COMMON_KEYS: [&str; 7] = [
     "stale_after",
     "transform",
     "max_item_bytes",
+    "history",
 ];
 
 fn secs<const N: u64>() -> Duration {
@@ -620,6 +634,24 @@ pub(super) fn parse_feed(
             None
         }
     };
+    let history = match table.get("history").map(|v| v.get_ref()) {
+        None => None,
+        Some(toml::Value::Integer(n)) if *n >= 0 => Some(FeedHistory::Count(*n as usize)),
+        Some(toml::Value::String(s)) => match parse_duration(s) {
+            Ok(d) => Some(FeedHistory::Age(d)),
+            Err(e) => {
+                error(line_of("history"), format!("history: {e}"));
+                None
+            }
+        },
+        Some(_) => {
+            error(
+                line_of("history"),
+                "`history` must be a count (e.g. 500) or a duration string (e.g. \"15m\")".into(),
+            );
+            None
+        }
+    };
     let options: toml::Table = table
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.get_ref().as_str()))
@@ -668,6 +700,7 @@ pub(super) fn parse_feed(
             topic,
             enabled,
             stale_after,
+            history,
             kind,
             transform,
             max_item_bytes,

@@ -1,4 +1,5 @@
-//! Configuration: `config.toml` plus every `*.toml` in `feeds_dir` (README "Configuration").
+//! Configuration: `config.toml`, every `*.toml` in `feeds_dir` (feeds) and
+//! every `*.toml` in `dashboards_dir` (one dashboard each, see [`dashboard`]).
 //!
 //! Loading is two steps, as in Vector: serde reads raw tables whose keys keep
 //! their positions, then validation turns each section and feed into a checked
@@ -9,12 +10,15 @@
 //! at all: nothing here starts or stops anything. What is allowed but likely a
 //! mistake is a warning ([`Config::warnings`]).
 
+pub mod dashboard;
 mod feed;
 
+pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
+
 pub use feed::{
-    CommandMode, CommandOptions, FeedConfig, FeedKind, FileMode, FileOptions, Format, HttpOptions,
-    NumericAs, PostgresOptions, PrometheusOptions, SseOptions, SyntheticOptions, SystemOptions,
-    TimestampAs, WebSocketOptions, BUILTIN_KINDS,
+    CommandMode, CommandOptions, FeedConfig, FeedHistory, FeedKind, FileMode, FileOptions, Format,
+    HttpOptions, NumericAs, PostgresOptions, PrometheusOptions, SseOptions, SyntheticOptions,
+    SystemOptions, TimestampAs, WebSocketOptions, BUILTIN_KINDS,
 };
 pub use feed::{MqttOptions, NatsOptions, RedisMode, RedisOptions, Secret};
 
@@ -30,6 +34,13 @@ use toml::Spanned;
 /// The config used when no `config.toml` is given or found: synthetic stock
 /// tickers and this host's metrics, offline.
 pub const BUILTIN: &str = include_str!("builtin.toml");
+
+/// The dashboards of the built-in config: the shipped examples of
+/// `dashboards/`, compiled in, so a run without any config file shows them.
+pub const BUILTIN_DASHBOARDS: [(&str, &str); 2] = [
+    ("host", include_str!("../../dashboards/host.toml")),
+    ("markets", include_str!("../../dashboards/markets.toml")),
+];
 
 /// Where something was written: file and 1-based line.
 #[derive(Debug, Clone, Eq)]
@@ -113,6 +124,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory of extra `*.toml` feed files, relative to the config file.
     pub feeds_dir: PathBuf,
+    /// Directory of dashboards, one `NAME.toml` per dashboard, relative to the
+    /// config file; a missing directory holds none.
+    pub dashboards_dir: PathBuf,
     /// When set, `/ws` and `/api` need it (`?token=` or `Authorization: Bearer`).
     pub token: Option<String>,
     /// When set, enables `POST /api/publish/{topic}` for this bearer token.
@@ -137,6 +151,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             feeds_dir: PathBuf::from("feeds"),
+            dashboards_dir: PathBuf::from("dashboards"),
             token: None,
             publish_token: None,
             allowed_origins: None,
@@ -182,6 +197,9 @@ pub struct LimitsConfig {
     /// command's output or line, a file or line, a WebSocket message); larger
     /// is an error of that feed. A feed may set its own `max_item_bytes`.
     pub max_item_bytes: usize,
+    /// Most updates one topic keeps when its feed sets `history` (a count
+    /// above it is an error; a `history` by age keeps at most this many).
+    pub max_history: usize,
 }
 
 impl Default for LimitsConfig {
@@ -198,6 +216,7 @@ impl Default for LimitsConfig {
             max_buffered_bytes: 1024 * 1024,
             body_timeout: Duration::from_secs(10),
             max_item_bytes: 1024 * 1024,
+            max_history: 10_000,
         }
     }
 }
@@ -501,6 +520,10 @@ pub struct Config {
     /// What is allowed but probably a mistake (a `feeds_dir` that does not
     /// exist): `tickerd check` prints these, the server logs them.
     pub warnings: Vec<ConfigError>,
+    /// Every dashboard by name (its file name without `.toml`).
+    pub dashboards: BTreeMap<String, Dashboard>,
+    /// The resolved dashboards directory, when loaded from disk.
+    pub dashboards_dir: Option<PathBuf>,
 }
 
 /// Which kinds beyond the built-in ones a config may name.
@@ -509,8 +532,15 @@ pub type KindFilter<'a> = &'a dyn Fn(&str) -> bool;
 impl Config {
     /// The built-in default config.
     pub fn builtin() -> Config {
-        Config::from_toml(BUILTIN, Path::new("<built-in>"), None, &|_| false)
-            .expect("the built-in config is valid")
+        let mut config = Config::from_toml(BUILTIN, Path::new("<built-in>"), None, &|_| false)
+            .expect("the built-in config is valid");
+        for (name, text) in BUILTIN_DASHBOARDS {
+            let file = PathBuf::from(format!("<built-in>/dashboards/{name}.toml"));
+            let d = dashboard::parse_dashboard(name, text, &file)
+                .expect("the built-in dashboards are valid");
+            config.dashboards.insert(name.to_string(), d);
+        }
+        config
     }
 
     /// Loads `path` and every `*.toml` of its feeds directory.
@@ -559,8 +589,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses config text. With `base_dir`, `feeds_dir` is read relative to it;
-    /// without, no feeds directory is read.
+    /// Parses config text. With `base_dir`, `feeds_dir` and `dashboards_dir`
+    /// are read relative to it; without, neither directory is read.
     ///
     /// # Errors
     /// Every problem found, each with file, line and feed.
@@ -637,6 +667,25 @@ impl Config {
                 });
             }
         }
+        let dashboards_dir = base_dir.map(|b| b.join(&server.dashboards_dir));
+        let dashboards = match &dashboards_dir {
+            Some(dir) => dashboard::load_dir(dir, &mut doc.errors),
+            None => BTreeMap::new(),
+        };
+        for f in &feeds {
+            if let Some(FeedHistory::Count(n)) = f.history {
+                if n > limits.max_history {
+                    doc.errors.push(ConfigError {
+                        location: Some(f.location.clone()),
+                        feed: Some(f.name.clone()),
+                        message: format!(
+                            "history = {n} is above [limits] max_history ({})",
+                            limits.max_history
+                        ),
+                    });
+                }
+            }
+        }
         check_sections(&server, &limits, &cluster, &mut doc);
         check_access(&server, &access, &mut doc);
         if !doc.errors.is_empty() {
@@ -674,6 +723,8 @@ impl Config {
             path: None,
             feeds_dir,
             warnings,
+            dashboards,
+            dashboards_dir,
         })
     }
 
@@ -705,12 +756,7 @@ fn feed_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, String> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "cannot read feeds directory {}: {e}",
-                dir.display()
-            ))
-        }
+        Err(e) => return Err(format!("cannot read directory {}: {e}", dir.display())),
     };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -718,6 +764,11 @@ fn feed_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, String> {
         .collect();
     files.sort();
     Ok(Some(files))
+}
+
+/// Like [`feed_files`], where a missing directory has none.
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    feed_files(dir).map(Option::unwrap_or_default)
 }
 
 /// Adds the feeds of one file of `feeds_dir`.
@@ -932,6 +983,8 @@ mod tests {
             .feeds
             .iter()
             .any(|f| matches!(f.kind, FeedKind::System(_))));
+        let names: Vec<&str> = c.dashboards.keys().map(String::as_str).collect();
+        assert_eq!(names, ["host", "markets"]);
     }
 
     /// A feed's `max_item_bytes` overrides `[limits]`'s, which every other
@@ -1082,6 +1135,30 @@ durable = "my.consumer"
         assert!(parse("[server]\nflush_interval = \"2s\"\n").is_err());
         let c = parse("[server]\nflush_interval = \"0s\"\n").unwrap();
         assert!(c.server.flush_interval.is_zero());
+    }
+
+    #[test]
+    fn a_feeds_history_is_a_count_or_an_age_within_max_history() {
+        let feed = |h: &str| {
+            format!("[[feed]]\nname=\"s\"\nkind=\"system\"\ntopic=\"h.m\"\nhistory = {h}\n")
+        };
+        assert_eq!(
+            parse(&feed("500")).unwrap().feeds[0].history,
+            Some(FeedHistory::Count(500))
+        );
+        assert_eq!(
+            parse(&feed("\"15m\"")).unwrap().feeds[0].history,
+            Some(FeedHistory::Age(Duration::from_secs(900)))
+        );
+        let errs = parse(&feed("20000")).unwrap_err().to_string();
+        assert!(
+            errs.contains("history = 20000 is above [limits] max_history (10000)"),
+            "{errs}"
+        );
+        let errs = parse(&feed("\"soon\"")).unwrap_err().to_string();
+        assert!(errs.starts_with("c.toml:5: feed \"s\": history:"), "{errs}");
+        let errs = parse(&feed("true")).unwrap_err().to_string();
+        assert!(errs.contains("must be a count"), "{errs}");
     }
 
     #[test]

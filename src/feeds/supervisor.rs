@@ -460,6 +460,7 @@ impl Feeds {
                 source: Source {
                     feed: Some(config.name.as_str().into()),
                     stale_after: config.stale_after,
+                    history: config.history,
                 },
                 status,
                 cancel,

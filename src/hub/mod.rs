@@ -12,6 +12,11 @@
 //! always registry -> topic map -> one topic -> one outbox, and no lock is held
 //! across an `.await`. Joining a topic (snapshot or history, then live updates)
 //! happens under the topic's lock, so nothing is lost or duplicated in between.
+//!
+//! The history ring keeps `[history] size` updates per topic, or what the
+//! publishing feed's own `history` asks for (a count, or a time span by the
+//! updates' `ts`), capped by `[limits] max_history`; it serves resume (`since`)
+//! and [`Hub::history`] (dashboard charts).
 
 mod outbox;
 mod subscription;
@@ -25,6 +30,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::FeedHistory;
 use crate::metrics::Metrics;
 use crate::protocol::{self, TopicInfo};
 use crate::topic::{self, Pattern, TopicError};
@@ -51,6 +57,8 @@ pub struct Source {
     pub feed: Option<Arc<str>>,
     /// The feed's `stale_after`.
     pub stale_after: Option<Duration>,
+    /// The feed's `history`: what its topics keep instead of `[history] size`.
+    pub history: Option<crate::config::FeedHistory>,
 }
 
 /// What [`Hub::publish`] assigned to an update. In cluster mode the cluster
@@ -92,8 +100,9 @@ struct TopicState {
     seq: u64,
     ts: u64,
     latest: Option<Utf8Bytes>,
-    /// `(seq, frame)` of the last `history.size` updates, oldest first.
-    history: VecDeque<(u64, Utf8Bytes)>,
+    /// `(seq, ts, frame)` of the retained updates (`history.size`, or the
+    /// feed's own `history`), oldest first.
+    history: VecDeque<(u64, u64, Utf8Bytes)>,
     /// A set by outbox identity, not a map by id: held per topic and
     /// subscriber, so its entry size is paid 16 times by a client of 16 topics.
     subscribers: HashSet<Subscriber>,
@@ -176,6 +185,8 @@ struct Inner {
     next_topic: AtomicU32,
     next_subscriber: AtomicU64,
     history_size: AtomicUsize,
+    /// `[limits] max_history`: the most a feed's own `history` keeps per topic.
+    max_history: AtomicUsize,
     /// `[limits] max_topics`: new non-`$` topics past it are refused.
     max_topics: AtomicUsize,
     /// Non-`$` topics held (topics are never removed).
@@ -221,6 +232,7 @@ impl Hub {
                 next_topic: AtomicU32::new(1),
                 next_subscriber: AtomicU64::new(1),
                 history_size: AtomicUsize::new(history_size),
+                max_history: AtomicUsize::new(10_000),
                 max_topics: AtomicUsize::new(usize::MAX),
                 user_topics: AtomicUsize::new(0),
                 metrics,
@@ -284,6 +296,11 @@ impl Hub {
     /// Caps how many topics this hub holds (`$` topics are always allowed).
     pub fn set_max_topics(&self, max: usize) {
         self.inner.max_topics.store(max, Ordering::Relaxed);
+    }
+
+    /// Caps what a feed's own `history` keeps per topic (`[limits] max_history`).
+    pub fn set_max_history(&self, max: usize) {
+        self.inner.max_history.store(max, Ordering::Relaxed);
     }
 
     /// Changes how many updates each topic keeps (applies from the next publish).
@@ -413,13 +430,24 @@ impl Hub {
     /// The second half of a publish, once seq and ts are set: keeps the frame as
     /// the snapshot and in history, and pushes it to every subscriber.
     fn deliver(&self, topic: &Topic, st: &mut TopicState, frame: Utf8Bytes, source: &Source) {
-        let history_size = self.inner.history_size.load(Ordering::Relaxed);
-        if history_size > 0 {
-            while st.history.len() >= history_size {
+        let max = self.inner.max_history.load(Ordering::Relaxed);
+        let (count, age) = match source.history {
+            None => (self.inner.history_size.load(Ordering::Relaxed), None),
+            Some(FeedHistory::Count(n)) => (n.min(max), None),
+            Some(FeedHistory::Age(d)) => (max, Some(d.as_millis() as u64)),
+        };
+        if count > 0 {
+            while st.history.len() >= count {
                 st.history.pop_front();
             }
-            let seq = st.seq;
-            st.history.push_back((seq, frame.clone()));
+            let (seq, ts) = (st.seq, st.ts);
+            st.history.push_back((seq, ts, frame.clone()));
+            if let Some(age) = age {
+                let cutoff = ts.saturating_sub(age);
+                while st.history.front().is_some_and(|(_, t, _)| *t < cutoff) {
+                    st.history.pop_front();
+                }
+            }
         } else {
             st.history.clear();
         }
@@ -525,6 +553,26 @@ impl Hub {
         let t = self.read_topics().get(topic)?.clone();
         let latest = t.lock().latest.clone();
         latest
+    }
+
+    /// The last `limit` updates of `topic` kept in its history ring (at most
+    /// `[history] size`), oldest first, as wire frames; just the latest when no
+    /// history is kept. `None` when the topic has no update.
+    pub fn history(&self, topic: &str, limit: usize) -> Option<Vec<String>> {
+        let t = self.read_topics().get(topic)?.clone();
+        let st = t.lock();
+        let latest = st.latest.as_ref()?;
+        if st.history.is_empty() {
+            return Some(vec![latest.as_str().to_string()]);
+        }
+        let skip = st.history.len().saturating_sub(limit);
+        Some(
+            st.history
+                .iter()
+                .skip(skip)
+                .map(|(_, _, f)| f.as_str().to_string())
+                .collect(),
+        )
     }
 
     /// The latest update of `topic`, if it has one.
@@ -803,9 +851,9 @@ fn join(t: &Topic, st: &mut TopicState, outbox: &Arc<Outbox>, since: Option<u64>
             if st
                 .history
                 .front()
-                .is_some_and(|(first, _)| *first <= since + 1) =>
+                .is_some_and(|(first, _, _)| *first <= since + 1) =>
         {
-            for (seq, frame) in &st.history {
+            for (seq, _, frame) in &st.history {
                 if *seq > since {
                     outbox.push(Frame {
                         topic: t.id,
@@ -904,6 +952,51 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["topic"], json!("host.cpu"));
         assert_eq!(got[0]["seq"], json!(1));
+    }
+
+    #[test]
+    fn a_feeds_history_by_count_or_age_replaces_the_global_size() {
+        let hub = Hub::new(2, Arc::default());
+        hub.set_max_history(50);
+        let count = Source {
+            history: Some(FeedHistory::Count(10)),
+            ..Source::default()
+        };
+        for i in 0..20 {
+            hub.publish_from(&count, "c.x", &json!(i)).unwrap();
+        }
+        assert_eq!(hub.history("c.x", 1000).unwrap().len(), 10);
+        let capped = Source {
+            history: Some(FeedHistory::Count(500)),
+            ..Source::default()
+        };
+        for i in 0..80 {
+            hub.publish_from(&capped, "m.x", &json!(i)).unwrap();
+        }
+        assert_eq!(
+            hub.history("m.x", 1000).unwrap().len(),
+            50,
+            "max_history caps it"
+        );
+        let age = Source {
+            history: Some(FeedHistory::Age(Duration::from_secs(10))),
+            ..Source::default()
+        };
+        // One update per second of publish time: 10 s keep 11 (the bounds included).
+        for i in 1..=30u64 {
+            let frame = Utf8Bytes::from(format!(
+                r#"{{"type":"update","topic":"a.x","seq":{i},"ts":{},"data":{i}}}"#,
+                i * 1000
+            ));
+            hub.insert_relayed("a.x", i, i * 1000, frame, &age).unwrap();
+        }
+        let kept = hub.history("a.x", 1000).unwrap();
+        assert_eq!(kept.len(), 11, "{kept:?}");
+        assert!(kept[0].contains(r#""seq":20"#), "{}", kept[0]);
+        for i in 0..5 {
+            hub.publish("g.x", &json!(i)).unwrap();
+        }
+        assert_eq!(hub.history("g.x", 1000).unwrap().len(), 2, "[history] size");
     }
 
     #[test]

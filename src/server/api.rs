@@ -65,6 +65,47 @@ pub(super) async fn get_topic(
     }
 }
 
+/// `?limit=` of the history route.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct HistoryQuery {
+    limit: Option<usize>,
+}
+
+/// Most updates one history answer holds.
+const MAX_HISTORY_LIMIT: usize = 10_000;
+
+/// `GET /api/topics/{topic}/history?limit=N`: the topic's last `N` retained
+/// updates (default and most: all that `[history] size` keeps), oldest first,
+/// each as on the wire (with `seq` and `ts`). 403 outside the grant, 404 when
+/// the topic has no update.
+pub(super) async fn topic_history(
+    State(shared): State<Arc<Shared>>,
+    Extension(grant): Extension<Grant>,
+    Path(name): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    if !grant.may_read(&name) {
+        return ApiError::Forbidden("this token may not read that topic").into_response();
+    }
+    let limit = q.limit.unwrap_or(MAX_HISTORY_LIMIT).min(MAX_HISTORY_LIMIT);
+    match shared.hub.history(&name, limit) {
+        Some(frames) => {
+            let mut body =
+                String::with_capacity(frames.iter().map(|f| f.len() + 1).sum::<usize>() + 2);
+            body.push('[');
+            for (i, f) in frames.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(f);
+            }
+            body.push(']');
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        None => ApiError::NotFound("no such topic").into_response(),
+    }
+}
+
 /// `GET /api/feeds`: needs read access to `$sys.feeds`, which carries the same.
 pub(super) async fn list_feeds(
     State(shared): State<Arc<Shared>>,

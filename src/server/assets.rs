@@ -1,5 +1,7 @@
 //! The web assets of `web/`, embedded in the binary (or read from `web_dir`
-//! during development), with content types and ETags.
+//! during development), with content types and ETags; and the HTML pages: `/`
+//! (the list of dashboards, or the automatic page when none is defined),
+//! `/auto` and `/d/{name}`.
 //!
 //! Caching: every asset is `Cache-Control: no-cache` with an ETag, so a browser
 //! revalidates (a 304 costs one round trip) and never runs a stale `tickerd.js`
@@ -22,16 +24,76 @@ use crate::ticker::Shared;
 #[folder = "web/"]
 struct Assets;
 
-pub(super) async fn index(State(shared): State<Arc<Shared>>) -> Response {
+/// `GET /`: the list of dashboards when any is defined, else the automatic page.
+pub(super) async fn home(State(shared): State<Arc<Shared>>) -> Response {
     let settings = shared.settings();
+    if settings.dashboards.is_empty() {
+        return index(State(shared)).await;
+    }
     if !settings.dashboard.enabled {
         return ApiError::NotFound("the dashboard is disabled").into_response();
     }
-    let Some((bytes, _)) = load(&shared, "index.html").await else {
-        return ApiError::NotFound("index.html is missing").into_response();
+    let mut items = String::new();
+    for (name, d) in settings.dashboards.iter() {
+        items.push_str(&format!(
+            "<li><a href=\"d/{name}\" data-dashboard=\"{name}\"><strong>{title}</strong><span class=\"muted\">/d/{name} · {n} panels</span></a></li>\n",
+            name = escape_html(name),
+            title = escape_html(&d.title),
+            n = d.panels.len(),
+        ));
+    }
+    page(
+        &shared,
+        "list.html",
+        &[("title", &settings.dashboard.title), ("items", &items)],
+        &["items"],
+    )
+    .await
+}
+
+/// `GET /auto` (and `/` without dashboards): the automatic page of every topic.
+pub(super) async fn index(State(shared): State<Arc<Shared>>) -> Response {
+    let title = shared.settings().dashboard.title.clone();
+    page(&shared, "index.html", &[("title", &title)], &[]).await
+}
+
+/// `GET /d/{name}`: one dashboard; 404 for a name no file defines.
+pub(super) async fn board(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    let settings = shared.settings();
+    let Some(d) = settings.dashboards.get(&name) else {
+        if !settings.dashboard.enabled {
+            return ApiError::NotFound("the dashboard is disabled").into_response();
+        }
+        return ApiError::NotFound("no such dashboard").into_response();
     };
-    let html = String::from_utf8_lossy(&bytes)
-        .replace("{{title}}", &escape_html(&settings.dashboard.title));
+    page(
+        &shared,
+        "board.html",
+        &[("title", &d.title), ("name", &name)],
+        &[],
+    )
+    .await
+}
+
+/// An HTML template of `web/` with `{{key}}`s replaced (HTML-escaped, except
+/// the keys in `raw`, which the caller escaped); 404 while the dashboard is
+/// disabled.
+async fn page(shared: &Shared, file: &str, vars: &[(&str, &str)], raw: &[&str]) -> Response {
+    if !shared.settings().dashboard.enabled {
+        return ApiError::NotFound("the dashboard is disabled").into_response();
+    }
+    let Some((bytes, _)) = load(shared, file).await else {
+        return ApiError::NotFound("page template is missing").into_response();
+    };
+    let mut html = String::from_utf8_lossy(&bytes).into_owned();
+    for (key, value) in vars {
+        let value = if raw.contains(key) {
+            (*value).to_string()
+        } else {
+            escape_html(value)
+        };
+        html = html.replace(&format!("{{{{{key}}}}}"), &value);
+    }
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -49,6 +111,9 @@ pub(super) async fn file(
 ) -> Response {
     if path == "index.html" {
         return index(State(shared)).await;
+    }
+    if path == "board.html" || path == "list.html" {
+        return ApiError::NotFound("not found").into_response();
     }
     let Some((bytes, etag)) = load(&shared, &path).await else {
         return ApiError::NotFound("not found").into_response();
@@ -72,7 +137,7 @@ pub(super) async fn file(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
-    if path == "tickerd.js" {
+    if path.ends_with(".js") {
         resp.headers_mut().insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             HeaderValue::from_static("*"),

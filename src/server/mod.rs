@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,15 +35,19 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
         .route("/ws", get(ws::upgrade))
         .route("/api/topics", get(api::list_topics))
         .route("/api/topics/{topic}", get(api::get_topic))
+        .route("/api/topics/{topic}/history", get(api::topic_history))
         .route("/api/feeds", get(api::list_feeds))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
-        ));
+        ))
+        .layer(middleware::from_fn_with_state(shared.clone(), allow_origin));
     // Only the web assets are compressed: `/ws` must stay an untouched upgrade,
     // and API answers are small.
     let web = Router::new()
-        .route("/", get(assets::index))
+        .route("/", get(assets::home))
+        .route("/auto", get(assets::index))
+        .route("/d/{name}", get(assets::board))
         .route("/{*path}", get(assets::file))
         .layer(CompressionLayer::new().gzip(true));
     Router::new()
@@ -103,6 +107,33 @@ async fn require_token(
     };
     req.extensions_mut().insert(grant);
     next.run(req).await
+}
+
+/// Lets pages of other origins read `/api` answers (a dashboard embedded with
+/// `<ticker-dashboard>` fetches history and feed health): an `Origin` that
+/// `server.allowed_origins` admits (any, when unset) is echoed in
+/// `Access-Control-Allow-Origin`. The token still guards every answer; no
+/// cookies are involved, so no credentials are allowed.
+async fn allow_origin(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut resp = next.run(req).await;
+    if let Some(origin) = origin {
+        let allowed = shared
+            .settings()
+            .allowed_origins
+            .as_deref()
+            .is_none_or(|list| ws::origin_allowed(list, origin.as_bytes()));
+        if allowed
+            && !resp
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        {
+            let headers = resp.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.append(header::VARY, HeaderValue::from_static("origin"));
+        }
+    }
+    resp
 }
 
 /// An error answered to an HTTP client.

@@ -116,7 +116,7 @@ pub(super) async fn upgrade(
 
 /// Is `origin` in the allow-list? Both sides are compared as
 /// [`normalize_origin`] leaves them; `"*"` allows any.
-fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
+pub(super) fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
     let Ok(origin) = std::str::from_utf8(origin) else {
         return false;
     };

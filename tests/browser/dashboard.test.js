@@ -17,13 +17,16 @@ after(async () => { await browser?.close(); });
 
 const liveState = (page) => page.evaluate(() => document.getElementById('conn').dataset.state);
 
-/** Proves: the built-in demo (no config) shows stock and host tiles whose values change, live. */
+/** Proves: the built-in demo (no config) lists its dashboards at `/`, and `/auto` shows stock and host tiles whose values change, live. */
 test('the dashboard shows the built-in demo and its values change', async (t) => {
   const server = await h.Tickerd.start({});
   t.after(async () => { await server.stop(); server.cleanup(); });
   const page = await h.newPage(browser);
   await page.goto(`${server.origin}/`);
   assert.equal(await page.title(), 'Live Ticker');
+  assert.deepEqual(await page.locator('#dashboards a').evaluateAll((as) => as.map((a) => a.dataset.dashboard)), ['host', 'markets']);
+  await page.click('a[href="auto"]');
+  await page.waitForURL(`${server.origin}/auto`);
   await h.eventually('eight stock tiles', async () => (await page.locator('ticker-tile[topic^="stocks."]').count()) === 8);
   await h.eventually('the host metrics tile', () => h.tileSeq(page, 'host.metrics'));
   const values = () => page.evaluate(() => [...document.querySelectorAll('ticker-tile[topic^="stocks."]')]
