@@ -136,6 +136,10 @@ pub enum StartError {
     /// An unreachable NATS is not an error: it is retried in the background.
     #[error("cluster: {0}")]
     Cluster(String),
+    /// `[history] path`: the durable store cannot be opened or read (its path
+    /// and the reason are in the message).
+    #[error("{0}")]
+    Store(#[from] crate::hub::StoreError),
 }
 
 impl TickerBuilder {
@@ -217,6 +221,15 @@ impl TickerBuilder {
         let hub = Hub::with_shutdown(config.history.size, metrics.clone(), cancel.clone());
         hub.set_max_topics(config.limits.max_topics);
         let tasks = TaskTracker::new();
+        if let Some(dir) = &config.history.path {
+            hub.open_store(
+                dir,
+                config.history.sync,
+                config.history.sync_interval,
+                &tasks,
+                cancel.clone(),
+            )?;
+        }
         let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
         let cluster = match &config.cluster {
             Some(c) => Some(
@@ -390,6 +403,10 @@ impl Ticker {
         }
         if config.cluster != current.cluster {
             warn!("[cluster] changed: restart tickerd to apply it.");
+        }
+        let (h, c) = (&config.history, &current.history);
+        if (&h.path, h.sync, h.sync_interval) != (&c.path, c.sync, c.sync_interval) {
+            warn!("[history] path, sync or sync_interval changed: restart tickerd to apply it.");
         }
         *self
             .shared

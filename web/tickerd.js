@@ -423,7 +423,10 @@ export class TickerClient extends EventTarget {
 
   _onUpdate(m) {
     const last = this._seq.get(m.topic);
-    if (last !== undefined && m.seq <= last) return; // seen (overlap or resume)
+    // Seen (overlap or resume). A snapshot at or below the last seq means the
+    // topic started over (deleted and published again, or a crash lost the
+    // server's last unsynced interval): take it.
+    if (last !== undefined && m.seq <= last && !m.snapshot) return;
     this._seq.set(m.topic, m.seq);
     this._latest.set(m.topic, m);
     if (this.keep > 0) {

@@ -196,12 +196,40 @@ pub struct AccessConfig {
 pub struct HistoryConfig {
     /// Updates kept per topic for resume; 0 keeps none.
     pub size: usize,
+    /// Where topics, their latest values, history and the epoch are kept across
+    /// restarts (a directory, relative to the config file). `None`: in memory
+    /// only. Not allowed with `[cluster]`, which keeps history in JetStream.
+    pub path: Option<PathBuf>,
+    /// When updates reach the disk (`path` only).
+    pub sync: SyncPolicy,
+    /// With `sync = "interval"`: how often pending updates are committed; a
+    /// crash loses at most this much.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
 }
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        HistoryConfig { size: 100 }
+        HistoryConfig {
+            size: 100,
+            path: None,
+            sync: SyncPolicy::Interval,
+            sync_interval: Duration::from_secs(1),
+        }
     }
+}
+
+/// `[history] sync`: when the durable store commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// One commit per `sync_interval` for everything published in it; publishing
+    /// never waits for the disk.
+    #[default]
+    Interval,
+    /// Commit as soon as anything is published (commits group what arrives
+    /// meanwhile); an HTTP publish is answered only once its update is on disk.
+    Always,
 }
 
 /// `[dashboard]`
@@ -414,14 +442,19 @@ impl Config {
             }
         }
         check_sections(&raw.server, &raw.limits, &raw.cluster, file, &mut errors);
+        check_history(&raw.history, &raw.cluster, file, &mut errors);
         check_access(&raw.server, &raw.access, file, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        let mut history = raw.history;
+        if let (Some(path), Some(base)) = (&history.path, base_dir) {
+            history.path = Some(base.join(path));
+        }
         Ok(Config {
             server: raw.server,
             limits: raw.limits,
-            history: raw.history,
+            history,
             dashboard: raw.dashboard,
             cluster: raw.cluster,
             access: raw.access,
@@ -467,6 +500,34 @@ fn feed_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+fn check_history(
+    history: &HistoryConfig,
+    cluster: &Option<ClusterConfig>,
+    file: &Path,
+    errors: &mut Vec<ConfigError>,
+) {
+    if history.path.is_some() && cluster.is_some() {
+        errors.push(plain_error(
+            file,
+            "[history] path cannot be used with [cluster]: cluster mode keeps history in \
+             JetStream; remove one of them"
+                .into(),
+        ));
+    }
+    if history.path.as_deref() == Some(Path::new("")) {
+        errors.push(plain_error(
+            file,
+            "[history] path must not be empty (e.g. path = \"data\")".into(),
+        ));
+    }
+    if history.sync_interval.is_zero() || history.sync_interval > Duration::from_secs(60) {
+        errors.push(plain_error(
+            file,
+            "[history] sync_interval must be between 1ms and 60s (e.g. \"1s\")".into(),
+        ));
+    }
 }
 
 fn check_sections(

@@ -14,14 +14,16 @@
 //! happens under the topic's lock, so nothing is lost or duplicated in between.
 
 mod outbox;
+mod store;
 mod subscription;
 
 use outbox::Subscriber;
 pub(crate) use outbox::{Closing, Frame, Outbox};
+pub use store::StoreError;
 pub use subscription::{Subscription, Update};
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,6 +79,10 @@ pub enum PublishError {
     /// Cluster mode: NATS did not take the update.
     #[error("the cluster did not take the update: {0}")]
     Cluster(String),
+    /// `[history] sync = "always"`: the update was published but could not be
+    /// committed to the history store.
+    #[error("the update was published but not stored: {0}")]
+    NotStored(String),
 }
 
 struct TopicState {
@@ -95,6 +101,12 @@ pub(crate) struct Topic {
     id: u32,
     name: Arc<str>,
     state: Mutex<TopicState>,
+    /// Durable store only: queued for the next commit.
+    dirty: AtomicBool,
+    /// Durable store only: the last seq handed to a commit.
+    persisted: AtomicU64,
+    /// Deleted from the hub ([`Hub::delete_topic`]): no longer stored.
+    deleted: AtomicBool,
 }
 
 impl Topic {
@@ -174,6 +186,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Cancelled when the ticker shuts down: ends in-process subscriptions.
     closed: CancellationToken,
+    /// Set with `[history] path`: what the durable store has still to commit.
+    persist: OnceLock<Arc<store::Persist>>,
 }
 
 /// The topic registry and fan-out. Cheap to clone; all clones share state.
@@ -216,6 +230,7 @@ impl Hub {
                 user_topics: AtomicUsize::new(0),
                 metrics,
                 closed,
+                persist: OnceLock::new(),
             }),
         }
     }
@@ -323,7 +338,15 @@ impl Hub {
         let json = serde_json::to_string(data)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         match self.relay_out(&Source::default(), topic, &json, Some(tx))? {
-            None => self.publish_json(&Source::default(), topic, &json),
+            None => {
+                let published = self.publish_json(&Source::default(), topic, &json)?;
+                match self.inner.persist.get().filter(|p| p.always()) {
+                    Some(p) if !p.flushed().await => Err(PublishError::NotStored(
+                        "the history store could not commit it (see the server log)".into(),
+                    )),
+                    _ => Ok(published),
+                }
+            }
             Some(_) => rx
                 .await
                 .unwrap_or_else(|_| Err(PublishError::Cluster("the cluster link stopped".into()))),
@@ -373,6 +396,9 @@ impl Hub {
         st.ts = now_ms();
         let frame = protocol::encode_update(&topic.name, st.seq, st.ts, json);
         self.deliver(&topic, &mut st, frame, source);
+        if let Some(persist) = self.inner.persist.get() {
+            persist.mark(&topic);
+        }
         Ok(Published {
             seq: st.seq,
             ts: st.ts,
@@ -463,6 +489,9 @@ impl Hub {
                 subscribers: HashSet::new(),
                 source: Source::default(),
             }),
+            dirty: AtomicBool::new(false),
+            persisted: AtomicU64::new(0),
+            deleted: AtomicBool::new(false),
         });
         topics.insert(name, topic.clone());
         drop(topics);
@@ -652,6 +681,7 @@ impl Hub {
                 &mut st,
                 &entry.outbox,
                 resume.since.get(&*t.name).copied(),
+                self.inner.relay.get().is_none(),
             );
             drop(st);
             entry.topics.push(t);
@@ -730,13 +760,24 @@ fn forget_pattern(
 }
 
 /// Adds a subscriber to a locked topic and queues what it must see first.
-fn join(t: &Topic, st: &mut TopicState, outbox: &Arc<Outbox>, since: Option<u64>) {
+///
+/// `ahead_restarts`: a `since` past the topic's seq means the topic started
+/// over (it was deleted and published again, or a crash lost the tail of a
+/// durable store's last interval), so the client gets the snapshot. Not in
+/// cluster mode, where a node may simply lag behind the one the client left.
+fn join(
+    t: &Topic,
+    st: &mut TopicState,
+    outbox: &Arc<Outbox>,
+    since: Option<u64>,
+    ahead_restarts: bool,
+) {
     st.subscribers.insert(Subscriber(outbox.clone()));
     let Some(latest) = &st.latest else {
         return; // no update yet: the first one arrives live
     };
     match since {
-        Some(since) if since >= st.seq => {} // already up to date
+        Some(since) if since == st.seq || (since > st.seq && !ahead_restarts) => {} // up to date
         Some(since)
             if st
                 .history

@@ -96,6 +96,9 @@ pub(super) async fn publish(
             PublishError::Cluster(_) => {
                 ApiError::Unavailable("the cluster did not take the update")
             }
+            PublishError::NotStored(_) => ApiError::Unavailable(
+                "the update was published but the history store could not commit it",
+            ),
             e => ApiError::BadRequest(e.to_string()),
         })?;
     Ok((
