@@ -174,6 +174,9 @@ enum Reply<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
     },
+    Gone {
+        topic: &'a str,
+    },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
@@ -207,6 +210,12 @@ pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo]) -> Utf8Bytes {
 
 pub(crate) fn pong(id: Option<&Value>) -> Utf8Bytes {
     encode(&Reply::Pong { id })
+}
+
+/// `{"type":"gone","topic":...}`: the topic was deleted. A client drops its
+/// resume seq for it; if it is published again, it starts over at seq 1.
+pub(crate) fn gone(topic: &str) -> Utf8Bytes {
+    encode(&Reply::Gone { topic })
 }
 
 pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> Utf8Bytes {

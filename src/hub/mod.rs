@@ -13,6 +13,7 @@
 //! across an `.await`. Joining a topic (snapshot or history, then live updates)
 //! happens under the topic's lock, so nothing is lost or duplicated in between.
 
+mod lifecycle;
 mod outbox;
 mod store;
 mod subscription;
@@ -779,10 +780,11 @@ fn join(
     match since {
         Some(since) if since == st.seq || (since > st.seq && !ahead_restarts) => {} // up to date
         Some(since)
-            if st
-                .history
-                .front()
-                .is_some_and(|(first, _)| *first <= since + 1) =>
+            if since < st.seq
+                && st
+                    .history
+                    .front()
+                    .is_some_and(|(first, _)| *first <= since + 1) =>
         {
             for (seq, frame) in &st.history {
                 if *seq > since {

@@ -11,7 +11,7 @@ use axum::{Extension, Json};
 use super::ApiError;
 use crate::auth::{self, Grant};
 use crate::hub::PublishError;
-use crate::ticker::Shared;
+use crate::ticker::{Settings, Shared};
 use crate::topic;
 
 /// `GET /api/topics`: the topics this request's token may read.
@@ -51,16 +51,9 @@ pub(super) async fn list_feeds(
     Json(shared.feeds.statuses().await).into_response()
 }
 
-/// `POST /api/publish/{topic}`: 404 unless `publish_token` is set; 401 without a
-/// bearer token, 403 with a wrong one; 413 past `max_frame_bytes`; 400 for a bad
-/// topic or a body that is not JSON.
-pub(super) async fn publish(
-    State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let settings = shared.settings();
+/// The publish token check of the routes that change topics: 404 unless
+/// `publish_token` is set, 401 without a bearer token, 403 with a wrong one.
+fn check_publish_token(settings: &Settings, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &settings.publish_token else {
         return Err(ApiError::NotFound(
             "publishing is not enabled (set server.publish_token)",
@@ -76,6 +69,41 @@ pub(super) async fn publish(
     if !auth::token_matches(presented, expected) {
         return Err(ApiError::Forbidden("wrong publish token"));
     }
+    Ok(())
+}
+
+/// `DELETE /api/topics/{topic}`: the publish token's checks, then 204 when the
+/// topic was deleted (its subscribers get `gone`), 404 when there is none, 400
+/// in cluster mode (topics there live in the cluster's stream).
+pub(super) async fn delete_topic(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_publish_token(&shared.settings(), &headers)?;
+    if shared.cluster.is_some() {
+        return Err(ApiError::BadRequest(
+            "deleting topics is not supported in cluster mode".into(),
+        ));
+    }
+    if shared.hub.delete_topic(&name) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound("no such topic"))
+    }
+}
+
+/// `POST /api/publish/{topic}`: 404 unless `publish_token` is set; 401 without a
+/// bearer token, 403 with a wrong one; 413 past `max_frame_bytes`; 400 for a bad
+/// topic or a body that is not JSON.
+pub(super) async fn publish(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let settings = shared.settings();
+    check_publish_token(&settings, &headers)?;
     let max = settings.limits.max_frame_bytes;
     if body.len() > max {
         return Err(ApiError::TooLarge(max));
