@@ -235,6 +235,10 @@ pub struct TopicInfo {
     pub ts: u64,
     /// True when its feed's `stale_after` has passed without an update.
     pub stale: bool,
+    /// True when the feed that published it is no longer in the config (its
+    /// `on_remove = "keep"` left the topic); omitted when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub feed_removed: bool,
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub(crate) struct Settings {
     pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) dashboard: DashboardConfig,
     pub(crate) web_dir: Option<PathBuf>,
+    /// Each feed's `ttl`, by feed name (feeds without one are absent).
+    pub(crate) ttls: std::collections::HashMap<String, Duration>,
 }
 
 impl Settings {
@@ -53,6 +55,11 @@ impl Settings {
             allowed_origins: c.server.allowed_origins.clone(),
             dashboard: c.dashboard.clone(),
             web_dir: c.server.web_dir.clone(),
+            ttls: c
+                .feeds
+                .iter()
+                .filter_map(|f| Some((f.name.clone(), f.ttl?)))
+                .collect(),
         }
     }
 }
@@ -168,7 +175,7 @@ impl TickerBuilder {
 
     /// Registers a feed kind of your own: `[[feed]]` tables with `kind = name`
     /// are built by `make` from their options (every key but `name`, `kind`,
-    /// `topic`, `enabled` and `stale_after`), deserialized into `O`: your own
+    /// `topic`, `enabled`, `stale_after`, `ttl` and `on_remove`), deserialized into `O`: your own
     /// `#[derive(Deserialize)]` struct, or [`toml::Table`] to take them raw.
     ///
     /// `make` runs each time the feed starts: at start, and on a reload that
@@ -259,8 +266,12 @@ impl TickerBuilder {
             peers: Default::default(),
             adjust: self.adjust,
         });
+        shared
+            .hub
+            .set_feeds(config.feeds.iter().map(|f| f.name.clone()));
         let diff = apply_feeds(&shared, &[], &config).await;
         publish_config_ok(&shared, config.feeds.len(), &diff);
+        shared.tasks.spawn(sweep_expired(shared.clone()));
         Ok(Ticker { shared })
     }
 }
@@ -415,7 +426,22 @@ impl Ticker {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(&config));
         self.shared.hub.set_history_size(config.history.size);
         self.shared.hub.set_max_topics(config.limits.max_topics);
+        self.shared
+            .hub
+            .set_feeds(config.feeds.iter().map(|f| f.name.clone()));
         let diff = apply_feeds(&self.shared, &current.feeds, &config).await;
+        for name in &diff.removed {
+            let delete = current
+                .feed(name)
+                .is_some_and(|f| f.on_remove == crate::config::OnRemove::Delete);
+            if delete {
+                let n = self
+                    .shared
+                    .hub
+                    .delete_where(|_, feed, _| feed == Some(name.as_str()));
+                info!(feed = %name, topics = n, "Removed feed's topics deleted (on_remove = \"delete\").");
+            }
+        }
         self.shared
             .metrics
             .reloads
@@ -456,6 +482,42 @@ async fn apply_feeds(shared: &Shared, old: &[FeedConfig], config: &Config) -> Di
             crate::feeds::diff(old, &config.feeds)
         }
         None => shared.feeds.apply(&config.feeds).await,
+    }
+}
+
+/// Deletes topics not updated for their `ttl` (a feed's) or `[limits]
+/// topic_ttl` (topics without a feed), until shutdown: one task for all
+/// topics, checking a tenth of the shortest ttl in force (within 250 ms..30 s).
+async fn sweep_expired(shared: Arc<Shared>) {
+    loop {
+        let settings = shared.settings();
+        let shortest = settings
+            .ttls
+            .values()
+            .chain(settings.limits.topic_ttl.as_ref())
+            .min()
+            .copied();
+        let period = shortest.map_or(Duration::from_secs(1), |d| {
+            (d / 10).clamp(Duration::from_millis(250), Duration::from_secs(30))
+        });
+        tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        if shortest.is_none() {
+            continue;
+        }
+        let now = crate::hub::now_ms();
+        let expired = |ts: u64, ttl: Option<&Duration>| {
+            ttl.is_some_and(|d| now.saturating_sub(ts) > d.as_millis() as u64)
+        };
+        let n = shared.hub.delete_where(|_, feed, ts| match feed {
+            Some(f) => expired(ts, settings.ttls.get(f)),
+            None => expired(ts, settings.limits.topic_ttl.as_ref()),
+        });
+        if n > 0 {
+            info!(topics = n, "Expired topics deleted (ttl).");
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 
 mod support;
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
-use support::{get_json, within, Server};
+use support::{eventually, get_json, within, write_atomic, Server};
 
 const TOKEN: &str = "pt";
 
@@ -145,5 +147,134 @@ async fn a_deleted_topic_stays_deleted_across_a_restart() {
     assert!(
         hub.latest("drop.me").is_none(),
         "deleted topics stay deleted"
+    );
+}
+
+/// The names in `/api/topics`, with each row.
+async fn rows(s: &Server) -> HashMap<String, Value> {
+    let (_, list) = get_json(&s.http("/api/topics")).await;
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["topic"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+const TWO_FEEDS: &str = r#"
+[[feed]]
+name = "kept"
+kind = "synthetic"
+topic = "k.{symbol}"
+symbols = ["K"]
+interval = "50ms"
+
+[[feed]]
+name = "dropped"
+kind = "synthetic"
+topic = "d.{symbol}"
+symbols = ["D"]
+interval = "50ms"
+on_remove = "delete"
+"#;
+
+/// When feeds leave the config, `on_remove = "keep"` (the default) leaves
+/// their topics listed with `"feed_removed": true`, and `on_remove = "delete"`
+/// deletes them: their subscribers get `gone` and they leave `/api/topics`.
+#[tokio::test]
+async fn removed_feeds_keep_marked_or_delete_their_topics() {
+    let s = Server::start(&config(TWO_FEEDS)).await;
+    let mut c = s.client().await;
+    c.subscribe(&["d.*"]).await;
+    c.update_of("d.D").await;
+    eventually("k.K is published", || async {
+        rows(&s).await.contains_key("k.K")
+    })
+    .await;
+    assert!(rows(&s).await["k.K"].get("feed_removed").is_none());
+
+    write_atomic(&s.config_path, config(""));
+    s.ticker.reload().await.expect("valid config");
+    let gone = c.recv_until(|v| v["type"] != "update").await;
+    assert_eq!(gone, json!({"type": "gone", "topic": "d.D"}));
+    let after = rows(&s).await;
+    assert!(!after.contains_key("d.D"), "{after:?}");
+    assert_eq!(after["k.K"]["feed_removed"], true, "{after:?}");
+    assert_eq!(after["k.K"]["feed"], "kept");
+}
+
+/// `[limits] topic_ttl`: a published topic not updated for that long is
+/// deleted (its subscriber gets `gone`); a feed's `ttl` does the same for the
+/// feed's topics (here a `whole` file read once and then left alone).
+#[tokio::test]
+async fn topics_expire_after_their_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("doc.json");
+    std::fs::write(&doc, r#"[{"s":"X"}]"#).unwrap();
+    let text = config(&format!(
+        "[limits]\ntopic_ttl = \"1s\"\n\
+         [[feed]]\nname = \"once\"\nkind = \"file\"\nmode = \"whole\"\ntopic = \"f.{{s}}\"\npath = \"{}\"\nttl = \"3s\"\n",
+        doc.display()
+    ));
+    let s = Server::start_in(dir, &text).await;
+    s.ticker.hub().publish("p.once", &json!(1)).unwrap();
+    let mut c = s.client().await;
+    c.subscribe(&["p.once", "f.*"]).await;
+    // Each topic: an update (its snapshot), then `gone`.
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    while seen
+        .values()
+        .filter(|v| v.last().is_some_and(|t| t == "gone"))
+        .count()
+        < 2
+    {
+        let m = c
+            .recv_until(|v| v["type"] == "update" || v["type"] == "gone")
+            .await;
+        seen.entry(m["topic"].as_str().unwrap().to_string())
+            .or_default()
+            .push(m["type"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen["p.once"], ["update", "gone"], "{seen:?}");
+    assert_eq!(seen["f.X"], ["update", "gone"], "{seen:?}");
+    let r = rows(&s).await;
+    assert!(!r.contains_key("f.X") && !r.contains_key("p.once"), "{r:?}");
+}
+
+/// `prune = true` on a `whole` file feed: a topic whose item left the
+/// document is deleted (`gone`), the others stay; `prune` without
+/// `mode = "whole"` is a config error naming the key.
+#[tokio::test]
+async fn whole_file_prune_deletes_topics_that_left_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("doc.json");
+    std::fs::write(&doc, r#"[{"s":"X","v":1},{"s":"Y","v":2}]"#).unwrap();
+    let feed = format!(
+        "[[feed]]\nname = \"set\"\nkind = \"file\"\nmode = \"whole\"\ntopic = \"w.{{s}}\"\npath = \"{}\"\nprune = true\n",
+        doc.display()
+    );
+    let s = Server::start_in(dir, &config(&feed)).await;
+    let mut c = s.client().await;
+    c.subscribe(&["w.*"]).await;
+    eventually("both topics exist", || async {
+        let r = rows(&s).await;
+        r.contains_key("w.X") && r.contains_key("w.Y")
+    })
+    .await;
+    write_atomic(&doc, r#"[{"s":"X","v":3}]"#);
+    let gone = c.recv_until(|v| v["type"] == "gone").await;
+    assert_eq!(gone["topic"], "w.Y");
+    eventually("w.X is updated and w.Y is gone", || async {
+        let r = rows(&s).await;
+        !r.contains_key("w.Y") && r.get("w.X").is_some_and(|x| x["seq"] == 2)
+    })
+    .await;
+
+    let bad = config(&feed.replace("mode = \"whole\"\n", ""));
+    let err = tickerd::Config::from_toml(&bad, std::path::Path::new("t.toml"), None, &|_| false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("prune") && err.contains("mode = \"whole\""),
+        "{err}"
     );
 }

@@ -186,6 +186,10 @@ pub struct FileOptions {
     /// How each document is read.
     #[serde(default)]
     pub format: Format,
+    /// `whole` mode: after each read, delete this feed's topics that the
+    /// document no longer has.
+    #[serde(default)]
+    pub prune: bool,
 }
 
 /// A feed's kind and its kind-specific options.
@@ -253,13 +257,37 @@ pub struct FeedConfig {
     pub enabled: bool,
     /// No update for this long marks the feed's topics stale.
     pub stale_after: Option<Duration>,
+    /// A topic of this feed not updated for this long is deleted.
+    pub ttl: Option<Duration>,
+    /// What happens to the feed's topics when it is removed from the config.
+    pub on_remove: OnRemove,
     /// What the feed does.
     pub kind: FeedKind,
     /// Where it was defined (not part of equality: moving a feed is no change).
     pub location: Location,
 }
 
-const COMMON_KEYS: [&str; 5] = ["name", "kind", "topic", "enabled", "stale_after"];
+const COMMON_KEYS: [&str; 7] = [
+    "name",
+    "kind",
+    "topic",
+    "enabled",
+    "stale_after",
+    "ttl",
+    "on_remove",
+];
+
+/// A feed's `on_remove`: what happens to its topics when the feed leaves the
+/// config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnRemove {
+    /// They stay, with their last value, marked `"feed_removed": true` in the
+    /// topic list (the default).
+    #[default]
+    Keep,
+    /// They are deleted (subscribers get `gone`).
+    Delete,
+}
 
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
@@ -363,6 +391,39 @@ pub(super) fn parse_feed(
             None
         }
     };
+    let ttl = match table.get("ttl").map(|v| v.get_ref()) {
+        None => None,
+        Some(toml::Value::String(s)) => match parse_duration(s) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                error(line_of("ttl"), "ttl must be greater than zero".into());
+                None
+            }
+            Err(e) => {
+                error(line_of("ttl"), format!("ttl: {e}"));
+                None
+            }
+        },
+        Some(_) => {
+            error(
+                line_of("ttl"),
+                "`ttl` must be a duration string such as \"10m\"".into(),
+            );
+            None
+        }
+    };
+    let on_remove = match table.get("on_remove").map(|v| v.get_ref()) {
+        None => OnRemove::Keep,
+        Some(toml::Value::String(s)) if s == "keep" => OnRemove::Keep,
+        Some(toml::Value::String(s)) if s == "delete" => OnRemove::Delete,
+        Some(_) => {
+            error(
+                line_of("on_remove"),
+                "`on_remove` must be \"keep\" or \"delete\"".into(),
+            );
+            OnRemove::Keep
+        }
+    };
     let options: toml::Table = table
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.get_ref().as_str()))
@@ -411,6 +472,8 @@ pub(super) fn parse_feed(
             topic,
             enabled,
             stale_after,
+            ttl,
+            on_remove,
             kind,
             location: feed_loc,
         }),
@@ -590,7 +653,15 @@ fn check_kind(kind: &FeedKind) -> Vec<(Option<String>, String)> {
             check_extract(&s.extract, &mut bad);
             check_headers(&s.headers, &mut bad);
         }
-        FeedKind::File(f) => check_extract(&f.extract, &mut bad),
+        FeedKind::File(f) => {
+            check_extract(&f.extract, &mut bad);
+            if f.prune && f.mode != FileMode::Whole {
+                bad(
+                    "prune",
+                    "`prune = true` needs `mode = \"whole\"` (a tailed file has no full set of topics)".into(),
+                );
+            }
+        }
         FeedKind::Custom { .. } => {}
     }
     out

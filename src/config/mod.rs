@@ -9,7 +9,7 @@ mod feed;
 
 pub use feed::{
     CommandMode, CommandOptions, FeedConfig, FeedKind, FileMode, FileOptions, Format, HttpOptions,
-    SseOptions, SyntheticOptions, SystemOptions, WebSocketOptions, BUILTIN_KINDS,
+    OnRemove, SseOptions, SyntheticOptions, SystemOptions, WebSocketOptions, BUILTIN_KINDS,
 };
 
 use std::collections::HashMap;
@@ -163,6 +163,11 @@ pub struct LimitsConfig {
     /// Most topics the server holds (`$sys.*` aside): a feed or publisher that
     /// makes up new topic names without end gets an error past it.
     pub max_topics: usize,
+    /// A topic published over HTTP or from code (no feed) that is not updated
+    /// for this long is deleted; `None` (the default) keeps it. Feeds set
+    /// their own `ttl`.
+    #[serde(with = "humantime_serde")]
+    pub topic_ttl: Option<Duration>,
 }
 
 impl Default for LimitsConfig {
@@ -176,6 +181,7 @@ impl Default for LimitsConfig {
             header_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_topics: 100_000,
+            topic_ttl: None,
         }
     }
 }

@@ -127,6 +127,7 @@ impl Topic {
             seq: st.seq,
             ts: st.ts,
             stale,
+            feed_removed: false,
         }
     }
 }
@@ -189,6 +190,8 @@ struct Inner {
     closed: CancellationToken,
     /// Set with `[history] path`: what the durable store has still to commit.
     persist: OnceLock<Arc<store::Persist>>,
+    /// The feeds the config names (see [`Hub::set_feeds`]); `None`: not told.
+    feeds: RwLock<Option<Arc<HashSet<String>>>>,
 }
 
 /// The topic registry and fan-out. Cheap to clone; all clones share state.
@@ -232,6 +235,7 @@ impl Hub {
                 metrics,
                 closed,
                 persist: OnceLock::new(),
+                feeds: RwLock::new(None),
             }),
         }
     }
@@ -596,6 +600,7 @@ impl Hub {
         let now = now_ms();
         let mut out: Vec<TopicInfo> = topics.iter().map(|t| t.info(now)).collect();
         out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        self.mark_removed_feeds(&mut out);
         out
     }
 
