@@ -269,6 +269,17 @@ impl TickerBuilder {
         shared
             .hub
             .set_feeds(config.feeds.iter().map(|f| f.name.clone()));
+        // Restored from the store: the status topics of feeds that left the
+        // config while the server was down.
+        for t in shared.hub.topics() {
+            let feed = t
+                .topic
+                .strip_prefix(crate::feeds::FEEDS_TOPIC)
+                .and_then(|r| r.strip_prefix('.'));
+            if feed.is_some_and(|f| config.feed(f).is_none()) {
+                shared.hub.delete_topic(&t.topic);
+            }
+        }
         let diff = apply_feeds(&shared, &[], &config).await;
         publish_config_ok(&shared, config.feeds.len(), &diff);
         shared.tasks.spawn(sweep_expired(shared.clone()));

@@ -278,3 +278,48 @@ async fn whole_file_prune_deletes_topics_that_left_the_set() {
         "{err}"
     );
 }
+
+/// `$sys.feeds.{name}` holds each feed's latest status, so a client that
+/// subscribes late to `$sys.feeds.*` gets every feed's status at once (one
+/// snapshot per feed) while `$sys.feeds` keeps one update per change; a feed
+/// removed by a reload has its status topic deleted (`gone`).
+#[tokio::test]
+async fn every_feed_has_a_status_topic_for_late_subscribers() {
+    let s = Server::start(&config(TWO_FEEDS)).await;
+    eventually("both feeds run", || async {
+        let (_, feeds) = get_json(&s.http("/api/feeds")).await;
+        feeds
+            .as_array()
+            .is_some_and(|f| f.len() == 2 && f.iter().all(|x| x["state"] == "running"))
+    })
+    .await;
+    let mut c = s.client().await;
+    c.subscribe(&["$sys.feeds.*"]).await;
+    let mut snapshots = HashMap::new();
+    while snapshots.len() < 2 {
+        let u = c.recv_until(|v| v["type"] == "update").await;
+        assert_eq!(u["snapshot"], true, "{u}");
+        let topic = u["topic"].as_str().unwrap().to_string();
+        assert_eq!(
+            topic,
+            format!("$sys.feeds.{}", u["data"]["feed"].as_str().unwrap())
+        );
+        snapshots.insert(topic, u["data"].clone());
+    }
+    assert!(
+        snapshots.contains_key("$sys.feeds.kept") && snapshots.contains_key("$sys.feeds.dropped")
+    );
+    let (status, latest) = get_json(&s.http("/api/topics/$sys.feeds.kept")).await;
+    assert_eq!(status, 200);
+    assert_eq!(latest["data"]["feed"], "kept");
+
+    write_atomic(
+        &s.config_path,
+        config(&TWO_FEEDS[..TWO_FEEDS.find("[[feed]]\nname = \"dropped\"").unwrap()]),
+    );
+    s.ticker.reload().await.expect("valid config");
+    let gone = c.recv_until(|v| v["type"] == "gone").await;
+    assert_eq!(gone["topic"], "$sys.feeds.dropped");
+    let (status, _) = get_json(&s.http("/api/topics/$sys.feeds.dropped")).await;
+    assert_eq!(status, 404);
+}

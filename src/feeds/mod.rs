@@ -36,7 +36,7 @@ pub use http::HttpFeed;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
-pub(crate) use supervisor::{diff, render_metrics, Feeds, FEEDS_TOPIC};
+pub(crate) use supervisor::{diff, feed_topic, publish_status, render_metrics, Feeds, FEEDS_TOPIC};
 pub use synthetic::Synthetic;
 pub use system::SystemFeed;
 pub use websocket::WebSocketFeed;
