@@ -291,3 +291,31 @@ async fn history_path_with_cluster_is_rejected() {
         "{err}"
     );
 }
+
+/// A store file that is not a redb file (corrupt or foreign) is a startup
+/// error, exit 1, naming the file and what to do, never a panic.
+#[tokio::test]
+async fn a_corrupt_store_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), config("")).unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let garbage: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path().join("data/tickerd.redb"), garbage).unwrap();
+    let out = within(
+        tokio::process::Command::new(support::BIN)
+            .arg("-c")
+            .arg(dir.path().join("config.toml"))
+            .current_dir(dir.path())
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tickerd.redb") && err.contains("move it away") && !err.contains("panicked"),
+        "{err}"
+    );
+}

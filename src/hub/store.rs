@@ -115,7 +115,9 @@ impl Store {
                     redb::DatabaseError::UpgradeRequired(v) => format!(
                         "it has file format {v}, which this tickerd does not read (written by a newer or older version)"
                     ),
-                    other => other.to_string(),
+                    other => format!(
+                        "{other} (a corrupt or foreign file: move it away to start with an empty store)"
+                    ),
                 })
             })?;
         let store = Store { db, path };
@@ -260,6 +262,11 @@ impl Persist {
         }
     }
 
+    /// `sync = "always"`?
+    pub(crate) fn always(&self) -> bool {
+        self.always
+    }
+
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -394,13 +401,6 @@ pub(crate) async fn run_writer(
         if stopping {
             return;
         }
-    }
-}
-
-impl Persist {
-    /// `sync = "always"`?
-    pub(crate) fn always(&self) -> bool {
-        self.always
     }
 }
 
