@@ -399,6 +399,8 @@ pub(crate) async fn run_writer(
         }
         persist.done.send_replace((requested, ok));
         if stopping {
+            // Later flush requests are answered at once: not stored.
+            persist.done.send_replace((u64::MAX, false));
             return;
         }
     }
