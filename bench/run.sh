@@ -39,6 +39,7 @@ scenario_args() {
     load) echo "--clients 1000 --rate 200" ;;             # 200k deliveries/s offered
     saturation) echo "--clients 1000 --rate 1000" ;;      # 1M deliveries/s offered
     idle) echo "--clients 10000 --rate 0 --idle" ;;       # RSS per subscribed connection
+    publish) echo "--clients 10 --rate 5000" ;;           # per-publish costs (e.g. the store) over fan-out
   esac
 }
 
