@@ -6,6 +6,7 @@
 #   bench/run.sh --quick    1 repetition, shorter windows (< 3 min)
 #   SERVERS="tickerd" SCENARIOS="load saturation" bench/run.sh --quick   a subset
 #   SERVERS="tickerd tickerd-cluster" ...   also one node of a cluster (needs nats-server)
+#   SERVERS="tickerd tickerd-durable" ...   also with [history] path (a fresh store per run)
 #
 # Each server is pinned to core 0 (taskset -c 0), the generator to core 1.
 set -euo pipefail
@@ -27,6 +28,7 @@ server_cmd() {
   case "$1" in
     tickerd) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd.toml" ;;
     tickerd-cluster) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd-cluster.toml" ;;
+    tickerd-durable) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd-durable.toml" ;;
     node-ws) echo "taskset -c 0 node $BENCH/peers/node/server.js" ;;
     tutorial) echo "taskset -c 0 $BENCH/target/release/tickerd-bench tutorial" ;;
   esac
@@ -37,6 +39,7 @@ scenario_args() {
     load) echo "--clients 1000 --rate 200" ;;             # 200k deliveries/s offered
     saturation) echo "--clients 1000 --rate 1000" ;;      # 1M deliveries/s offered
     idle) echo "--clients 10000 --rate 0 --idle" ;;       # RSS per subscribed connection
+    publish) echo "--clients 10 --rate 5000" ;;           # per-publish costs (e.g. the store) over fan-out
   esac
 }
 
@@ -55,6 +58,7 @@ for rep in $(seq 1 "$REPS"); do
   for scenario in $SCENARIOS; do
     for server in $SERVERS; do
       echo "[$rep/$REPS] $scenario: $server" >&2
+      rm -rf "$BENCH/results/durable-data"   # tickerd-durable starts on an empty store
       # shellcheck disable=SC2046
       timeout 240 taskset -c 1 "$BENCH/target/release/tickerd-bench" gen \
         --server "$server" --scenario "$scenario" $(scenario_args "$scenario") \

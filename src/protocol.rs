@@ -184,6 +184,9 @@ enum Reply<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
     },
+    Gone {
+        topic: &'a str,
+    },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
@@ -281,6 +284,12 @@ pub(crate) fn pong(id: Option<&Value>) -> Utf8Bytes {
     encode(&Reply::Pong { id })
 }
 
+/// `{"type":"gone","topic":...}`: the topic was deleted. A client drops its
+/// resume seq for it; if it is published again, it starts over at seq 1.
+pub(crate) fn gone(topic: &str) -> Utf8Bytes {
+    encode(&Reply::Gone { topic })
+}
+
 pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> Utf8Bytes {
     encode(&Reply::Error { id, code, message })
 }
@@ -298,6 +307,10 @@ pub struct TopicInfo {
     pub ts: u64,
     /// True when its feed's `stale_after` has passed without an update.
     pub stale: bool,
+    /// True when the feed that published it is no longer in the config (its
+    /// `on_remove = "keep"` left the topic); omitted when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub feed_removed: bool,
 }
 
 #[cfg(test)]
@@ -316,6 +329,7 @@ mod tests {
                 seq: i,
                 ts: 0,
                 stale: false,
+                feed_removed: false,
             })
             .collect();
         let whole = topics(Some(&json!(1)), &rows, usize::MAX);

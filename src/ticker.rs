@@ -50,6 +50,8 @@ pub(crate) struct Settings {
     /// The dashboards of `dashboards_dir`, by name.
     pub(crate) dashboards: Arc<BTreeMap<String, Dashboard>>,
     pub(crate) web_dir: Option<PathBuf>,
+    /// Each feed's `ttl`, by feed name (feeds without one are absent).
+    pub(crate) ttls: std::collections::HashMap<String, Duration>,
 }
 
 impl Settings {
@@ -64,6 +66,11 @@ impl Settings {
             dashboard: c.dashboard.clone(),
             dashboards: Arc::new(c.dashboards.clone()),
             web_dir: c.server.web_dir.clone(),
+            ttls: c
+                .feeds
+                .iter()
+                .filter_map(|f| Some((f.name.clone(), f.ttl?)))
+                .collect(),
         }
     }
 }
@@ -158,6 +165,10 @@ pub enum StartError {
         /// Why it could not be bound (e.g. already in use).
         source: std::io::Error,
     },
+    /// `[history] path`: the durable store cannot be opened or read (its path
+    /// and the reason are in the message).
+    #[error("{0}")]
+    Store(#[from] crate::hub::StoreError),
 }
 
 impl TickerBuilder {
@@ -186,9 +197,9 @@ impl TickerBuilder {
 
     /// Registers a feed kind of your own: `[[feed]]` tables with `kind = name`
     /// are built by `make` from their options (every key but `name`, `kind`,
-    /// `topic`, `enabled`, `stale_after` and `transform`), deserialized into
-    /// `O`: your own `#[derive(Deserialize)]` struct, or [`toml::Table`] to
-    /// take them raw.
+    /// `topic`, `enabled`, `stale_after`, `transform`, `max_item_bytes`,
+    /// `history`, `ttl` and `on_remove`), deserialized into `O`: your own
+    /// `#[derive(Deserialize)]` struct, or [`toml::Table`] to take them raw.
     ///
     /// `make` runs each time the feed starts: at start, and on a reload that
     /// changed the feed's table. Options that do not deserialize, or an `Err`
@@ -270,6 +281,15 @@ impl TickerBuilder {
         hub.set_max_topics(config.limits.max_topics);
         hub.set_max_history(config.limits.max_history);
         let tasks = TaskTracker::new();
+        if let Some(dir) = &config.history.path {
+            hub.open_store(
+                dir,
+                config.history.sync,
+                config.history.sync_interval,
+                &tasks,
+                cancel.clone(),
+            )?;
+        }
         let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
         let cluster = match &config.cluster {
             Some(c) => Some(
@@ -300,9 +320,24 @@ impl TickerBuilder {
             http_peers: Default::default(),
             adjust: self.adjust,
         });
+        shared
+            .hub
+            .set_feeds(config.feeds.iter().map(|f| f.name.clone()));
+        // Restored from the store: the status topics of feeds that left the
+        // config while the server was down.
+        for t in shared.hub.topics() {
+            let feed = t
+                .topic
+                .strip_prefix(crate::feeds::FEEDS_TOPIC)
+                .and_then(|r| r.strip_prefix('.'));
+            if feed.is_some_and(|f| config.feed(f).is_none()) {
+                shared.hub.delete_topic(&t.topic);
+            }
+        }
         let diff = apply_feeds(&shared, &[], &config).await;
         publish_dashboards(&shared, &config.dashboards);
         publish_config_ok(&shared, &config, &diff, &[]);
+        shared.tasks.spawn(sweep_expired(shared.clone()));
         Ok(Ticker { shared })
     }
 }
@@ -461,6 +496,10 @@ impl Ticker {
             warn!("[cluster] changed: restart tickerd to apply it.");
             restart_needed.push("cluster");
         }
+        let (h, c) = (&config.history, &current.history);
+        if (&h.path, h.sync, h.sync_interval) != (&c.path, c.sync, c.sync_interval) {
+            warn!("[history] path, sync or sync_interval changed: restart tickerd to apply it.");
+        }
         *self
             .shared
             .settings
@@ -469,10 +508,25 @@ impl Ticker {
         self.shared.hub.set_history_size(config.history.size);
         self.shared.hub.set_max_topics(config.limits.max_topics);
         self.shared.hub.set_max_history(config.limits.max_history);
+        self.shared
+            .hub
+            .set_feeds(config.feeds.iter().map(|f| f.name.clone()));
         let diff = apply_feeds(&self.shared, &current.feeds, &config).await;
         if config.dashboards != current.dashboards {
             info!(dashboards = config.dashboards.len(), "Dashboards changed.");
             publish_dashboards(&self.shared, &config.dashboards);
+        }
+        for name in &diff.removed {
+            let delete = current
+                .feed(name)
+                .is_some_and(|f| f.on_remove == crate::config::OnRemove::Delete);
+            if delete {
+                let n = self
+                    .shared
+                    .hub
+                    .delete_where(|_, feed, _| feed == Some(name.as_str()));
+                info!(feed = %name, topics = n, "Removed feed's topics deleted (on_remove = \"delete\").");
+            }
         }
         self.shared
             .metrics
@@ -537,6 +591,42 @@ fn log_warnings(config: &Config) {
 fn publish_dashboards(shared: &Shared, dashboards: &BTreeMap<String, Dashboard>) {
     if let Err(e) = shared.hub.publish(DASHBOARDS_TOPIC, dashboards) {
         warn!(error = %e, "Cannot publish the dashboards.");
+    }
+}
+
+/// Deletes topics not updated for their `ttl` (a feed's) or `[limits]
+/// topic_ttl` (topics without a feed), until shutdown: one task for all
+/// topics, checking a tenth of the shortest ttl in force (within 250 ms..30 s).
+async fn sweep_expired(shared: Arc<Shared>) {
+    loop {
+        let settings = shared.settings();
+        let shortest = settings
+            .ttls
+            .values()
+            .chain(settings.limits.topic_ttl.as_ref())
+            .min()
+            .copied();
+        let period = shortest.map_or(Duration::from_secs(1), |d| {
+            (d / 10).clamp(Duration::from_millis(250), Duration::from_secs(30))
+        });
+        tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        if shortest.is_none() {
+            continue;
+        }
+        let now = crate::hub::now_ms();
+        let expired = |ts: u64, ttl: Option<&Duration>| {
+            ttl.is_some_and(|d| now.saturating_sub(ts) > d.as_millis() as u64)
+        };
+        let n = shared.hub.delete_where(|_, feed, ts| match feed {
+            Some(f) => expired(ts, settings.ttls.get(f)),
+            None => expired(ts, settings.limits.topic_ttl.as_ref()),
+        });
+        if n > 0 {
+            info!(topics = n, "Expired topics deleted (ttl).");
+        }
     }
 }
 

@@ -339,6 +339,7 @@ export class TickerClient extends EventTarget {
     try { m = JSON.parse(text); } catch { return; }
     switch (m.type) {
       case 'update': return this._onUpdate(m);
+      case 'gone': return this._onGone(m);
       case 'hello': return this._onHello(m);
       case 'error':
         this.dispatchEvent(new CustomEvent('servererror', { detail: m }));
@@ -424,7 +425,10 @@ export class TickerClient extends EventTarget {
 
   _onUpdate(m) {
     const last = this._seq.get(m.topic);
-    if (last !== undefined && m.seq <= last) return; // seen (overlap or resume)
+    // Seen (overlap or resume). A snapshot at or below the last seq means the
+    // topic started over (deleted and published again, or a crash lost the
+    // server's last unsynced interval): take it.
+    if (last !== undefined && m.seq <= last && !m.snapshot) return;
     this._seq.set(m.topic, m.seq);
     this._latest.set(m.topic, m);
     if (this.keep > 0) {
@@ -437,6 +441,19 @@ export class TickerClient extends EventTarget {
     for (const [pattern, e] of this._every) if (matches(pattern, m.topic)) call(e.cb, m);
     this._dirty.add(m.topic);
     this._queueFlush();
+  }
+
+  /**
+   * `{"type":"gone","topic":...}`: the topic was deleted on the server. Its
+   * resume seq is dropped (if it is published again it starts over at seq 1),
+   * so are its latest value and history; a `gone` event tells listeners.
+   */
+  _onGone(m) {
+    this._seq.delete(m.topic);
+    this._latest.delete(m.topic);
+    this._history.delete(m.topic);
+    this._dirty.delete(m.topic);
+    this.dispatchEvent(new CustomEvent('gone', { detail: { topic: m.topic } }));
   }
 
   _queueFlush() {
@@ -812,6 +829,11 @@ class LiveElement extends Base {
     this._off = null;
   }
 
+  /** A topic this element shows was deleted: mark it `gone` (CSS can style it). */
+  _gone(_topic) {
+    this.setAttribute('gone', '');
+  }
+
   attributeChangedCallback(name, old, now) {
     if (old !== now && this._connected) this._resubscribe();
   }
@@ -827,10 +849,16 @@ class LiveElement extends Base {
     if (!what) return;
     this.client = clientFor(this);
     this._reset?.();
-    this._off = this.client.subscribe(what, (u) => {
+    this.removeAttribute('gone');
+    const client = this.client;
+    const onGone = (e) => { if (matches(what, e.detail.topic)) this._gone(e.detail.topic); };
+    client.addEventListener('gone', onGone);
+    const off = client.subscribe(what, (u) => {
+      if (this.hasAttribute('gone')) this.removeAttribute('gone');
       if (this._visible) this._render(u);
       else this._pending = u;
     });
+    this._off = () => { off(); client.removeEventListener('gone', onGone); };
   }
 }
 
@@ -840,6 +868,13 @@ class LiveElement extends Base {
  */
 class TickerValue extends LiveElement {
   _reset() { this._last = undefined; }
+
+  _gone(topic) {
+    super._gone(topic);
+    this._pending = null;
+    this._last = undefined;
+    this.textContent = 'gone';
+  }
 
   _render(u) {
     const field = this.getAttribute('field');
@@ -861,6 +896,7 @@ const TILE_CSS = `
   border: 1px solid var(--tk-border, color-mix(in srgb, currentColor 18%, transparent));
   font-variant-numeric: tabular-nums; min-width: 0; }
 :host([stale-since]) { opacity: .62; }
+:host([gone]) { opacity: .4; }
 .tile { padding: 12px 14px 10px; border-radius: inherit; height: 100%; box-sizing: border-box;
   display: flex; flex-direction: column; gap: 2px; }
 .head { display: flex; justify-content: space-between; gap: 8px; align-items: baseline; }
@@ -917,6 +953,16 @@ class TickerTile extends LiveElement {
       return;
     }
     super.attributeChangedCallback(name, old, now);
+  }
+
+  /** The topic was deleted: dimmed, its value `—`, labelled "gone". */
+  _gone(topic) {
+    super._gone(topic);
+    this._pending = null;
+    this._el.value.textContent = '—';
+    this._el.change.textContent = '';
+    this._el.stale.textContent = 'gone';
+    this._named = false; // a later update redraws the header
   }
 
   _reset() {
@@ -1042,6 +1088,16 @@ class TickerTable extends LiveElement {
     this._cols = null;
     this._body.textContent = '';
     this._head.textContent = '';
+  }
+
+  /** A deleted topic's row leaves the table. */
+  _gone(topic) {
+    const row = this._rows.get(topic);
+    if (row) {
+      row.tr.remove();
+      this._rows.delete(topic);
+    }
+    if (this.getAttribute('topic') === topic) super._gone(topic);
   }
 
   _columns(u) {

@@ -11,7 +11,13 @@ pub struct Args {
     file: std::path::PathBuf,
 }
 
-const SERVERS: [&str; 4] = ["tickerd", "tickerd-cluster", "node-ws", "tutorial"];
+const SERVERS: [&str; 5] = [
+    "tickerd",
+    "tickerd-durable",
+    "tickerd-cluster",
+    "node-ws",
+    "tutorial",
+];
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {

@@ -351,7 +351,14 @@ async fn share_feed_statuses(cluster: Arc<Cluster>) {
                     continue;
                 };
                 status.insert("node".into(), node.into());
-                let _ = cluster.hub.publish(FEEDS_TOPIC, &status);
+                match status.get("feed").and_then(|f| f.as_str()).map(str::to_string) {
+                    Some(feed) if crate::topic::validate_topic(&crate::feeds::feed_topic(&feed)).is_ok() => {
+                        crate::feeds::publish_status(&cluster.hub, &feed, &status);
+                    }
+                    _ => {
+                        let _ = cluster.hub.publish(FEEDS_TOPIC, &status);
+                    }
+                }
             }
             _ = cluster.cancel.cancelled() => return,
         }

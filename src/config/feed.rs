@@ -186,6 +186,10 @@ pub struct FileOptions {
     /// How each document is read.
     #[serde(default)]
     pub format: Format,
+    /// `whole` mode: after each read, delete this feed's topics that the
+    /// document no longer has.
+    #[serde(default)]
+    pub prune: bool,
 }
 
 /// A secret from the config (a password, a token): deserialized as a plain
@@ -488,6 +492,10 @@ pub struct FeedConfig {
     pub stale_after: Option<Duration>,
     /// Updates its topics keep, when not `[history] size`.
     pub history: Option<FeedHistory>,
+    /// A topic of this feed not updated for this long is deleted.
+    pub ttl: Option<Duration>,
+    /// What happens to the feed's topics when it is removed from the config.
+    pub on_remove: OnRemove,
     /// What the feed does.
     pub kind: FeedKind,
     /// `transform = [...]`: steps applied to every item, in order (any kind).
@@ -499,7 +507,7 @@ pub struct FeedConfig {
     pub location: Location,
 }
 
-const COMMON_KEYS: [&str; 8] = [
+const COMMON_KEYS: [&str; 10] = [
     "name",
     "kind",
     "topic",
@@ -508,7 +516,21 @@ const COMMON_KEYS: [&str; 8] = [
     "transform",
     "max_item_bytes",
     "history",
+    "ttl",
+    "on_remove",
 ];
+
+/// A feed's `on_remove`: what happens to its topics when the feed leaves the
+/// config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnRemove {
+    /// They stay, with their last value, marked `"feed_removed": true` in the
+    /// topic list (the default).
+    #[default]
+    Keep,
+    /// They are deleted (subscribers get `gone`).
+    Delete,
+}
 
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
@@ -652,6 +674,39 @@ pub(super) fn parse_feed(
             None
         }
     };
+    let ttl = match table.get("ttl").map(|v| v.get_ref()) {
+        None => None,
+        Some(toml::Value::String(s)) => match parse_duration(s) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                error(line_of("ttl"), "ttl must be greater than zero".into());
+                None
+            }
+            Err(e) => {
+                error(line_of("ttl"), format!("ttl: {e}"));
+                None
+            }
+        },
+        Some(_) => {
+            error(
+                line_of("ttl"),
+                "`ttl` must be a duration string such as \"10m\"".into(),
+            );
+            None
+        }
+    };
+    let on_remove = match table.get("on_remove").map(|v| v.get_ref()) {
+        None => OnRemove::Keep,
+        Some(toml::Value::String(s)) if s == "keep" => OnRemove::Keep,
+        Some(toml::Value::String(s)) if s == "delete" => OnRemove::Delete,
+        Some(_) => {
+            error(
+                line_of("on_remove"),
+                "`on_remove` must be \"keep\" or \"delete\"".into(),
+            );
+            OnRemove::Keep
+        }
+    };
     let options: toml::Table = table
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.get_ref().as_str()))
@@ -701,6 +756,8 @@ pub(super) fn parse_feed(
             enabled,
             stale_after,
             history,
+            ttl,
+            on_remove,
             kind,
             transform,
             max_item_bytes,
@@ -938,7 +995,15 @@ fn check_kind(kind: &FeedKind) -> Vec<(Option<String>, String)> {
             check_extract(&s.extract, &mut bad);
             check_headers(&s.headers, &mut bad);
         }
-        FeedKind::File(f) => check_extract(&f.extract, &mut bad),
+        FeedKind::File(f) => {
+            check_extract(&f.extract, &mut bad);
+            if f.prune && f.mode != FileMode::Whole {
+                bad(
+                    "prune",
+                    "`prune = true` needs `mode = \"whole\"` (a tailed file has no full set of topics)".into(),
+                );
+            }
+        }
         FeedKind::Mqtt(m) => {
             check_extract(&m.extract, &mut bad);
             check_mqtt(m, &mut bad);

@@ -17,8 +17,8 @@ pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
 
 pub use feed::{
     CommandMode, CommandOptions, FeedConfig, FeedHistory, FeedKind, FileMode, FileOptions, Format,
-    HttpOptions, NumericAs, PostgresOptions, PrometheusOptions, SseOptions, SyntheticOptions,
-    SystemOptions, TimestampAs, WebSocketOptions, BUILTIN_KINDS,
+    HttpOptions, NumericAs, OnRemove, PostgresOptions, PrometheusOptions, SseOptions,
+    SyntheticOptions, SystemOptions, TimestampAs, WebSocketOptions, BUILTIN_KINDS,
 };
 pub use feed::{MqttOptions, NatsOptions, RedisMode, RedisOptions, Secret};
 
@@ -200,6 +200,11 @@ pub struct LimitsConfig {
     /// Most updates one topic keeps when its feed sets `history` (a count
     /// above it is an error; a `history` by age keeps at most this many).
     pub max_history: usize,
+    /// A topic published over HTTP or from code (no feed) that is not updated
+    /// for this long is deleted; `None` (the default) keeps it. Feeds set
+    /// their own `ttl`.
+    #[serde(with = "humantime_serde")]
+    pub topic_ttl: Option<Duration>,
 }
 
 impl Default for LimitsConfig {
@@ -217,6 +222,7 @@ impl Default for LimitsConfig {
             body_timeout: Duration::from_secs(10),
             max_item_bytes: 1024 * 1024,
             max_history: 10_000,
+            topic_ttl: None,
         }
     }
 }
@@ -237,12 +243,40 @@ pub struct AccessConfig {
 pub struct HistoryConfig {
     /// Updates kept per topic for resume; 0 keeps none.
     pub size: usize,
+    /// Where topics, their latest values, history and the epoch are kept across
+    /// restarts (a directory, relative to the config file). `None`: in memory
+    /// only. Not allowed with `[cluster]`, which keeps history in JetStream.
+    pub path: Option<PathBuf>,
+    /// When updates reach the disk (`path` only).
+    pub sync: SyncPolicy,
+    /// With `sync = "interval"`: how often pending updates are committed; a
+    /// crash loses at most this much.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
 }
 
 impl Default for HistoryConfig {
     fn default() -> Self {
-        HistoryConfig { size: 100 }
+        HistoryConfig {
+            size: 100,
+            path: None,
+            sync: SyncPolicy::Interval,
+            sync_interval: Duration::from_secs(1),
+        }
     }
+}
+
+/// `[history] sync`: when the durable store commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// One commit per `sync_interval` for everything published in it; publishing
+    /// never waits for the disk.
+    #[default]
+    Interval,
+    /// Commit as soon as anything is published (commits group what arrives
+    /// meanwhile); an HTTP publish is answered only once its update is on disk.
+    Always,
 }
 
 /// `[dashboard]`
@@ -687,6 +721,7 @@ impl Config {
             }
         }
         check_sections(&server, &limits, &cluster, &mut doc);
+        check_history(&history, &cluster, &mut doc);
         check_access(&server, &access, &mut doc);
         if !doc.errors.is_empty() {
             // In file order (the main file first), then by line.
@@ -711,6 +746,10 @@ impl Config {
         // a change of either is a change of the feed (it restarts on reload).
         for f in &mut feeds {
             f.max_item_bytes.get_or_insert(limits.max_item_bytes);
+        }
+        let mut history = history;
+        if let (Some(path), Some(base)) = (&history.path, base_dir) {
+            history.path = Some(base.join(path));
         }
         Ok(Config {
             server,
@@ -790,6 +829,30 @@ fn load_feeds_file(
     match doc.errors.is_empty() {
         true => Ok(()),
         false => Err(doc.errors),
+    }
+}
+
+/// `[history]` checks beyond types: `path` and `[cluster]` exclude each other.
+fn check_history(history: &HistoryConfig, cluster: &Option<ClusterConfig>, doc: &mut Doc) {
+    if history.path.is_some() && cluster.is_some() {
+        doc.error(
+            "history.path",
+            "[history] path cannot be used with [cluster]: cluster mode keeps history in \
+             JetStream; remove one of them"
+                .into(),
+        );
+    }
+    if history.path.as_deref() == Some(Path::new("")) {
+        doc.error(
+            "history.path",
+            "[history] path must not be empty (e.g. path = \"data\")".into(),
+        );
+    }
+    if history.sync_interval.is_zero() || history.sync_interval > Duration::from_secs(60) {
+        doc.error(
+            "history.sync_interval",
+            "[history] sync_interval must be between 1ms and 60s (e.g. \"1s\")".into(),
+        );
     }
 }
 

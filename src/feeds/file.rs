@@ -57,9 +57,15 @@ impl FileFeed {
         }
     }
 
-    /// Publishes one document; a bad one is that item's error.
+    /// Publishes one document; a bad one is that item's error. With `prune`
+    /// (whole mode) the document is the feed's whole set of topics.
     fn document(&self, ctx: &FeedContext, text: &str) {
-        if let Err(e) = ctx.publish_document(&self.pipeline, text) {
+        let published = if self.options.prune {
+            ctx.publish_set(&self.pipeline, text)
+        } else {
+            ctx.publish_document(&self.pipeline, text)
+        };
+        if let Err(e) = published {
             ctx.item_error(format!("{e:#}"));
         }
     }

@@ -60,7 +60,7 @@ pub use redis::RedisFeed;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
-pub(crate) use supervisor::{diff, render_metrics, Feeds, FEEDS_TOPIC};
+pub(crate) use supervisor::{diff, feed_topic, publish_status, render_metrics, Feeds, FEEDS_TOPIC};
 pub use synthetic::Synthetic;
 pub use system::SystemFeed;
 pub use transform::Transform;
@@ -127,8 +127,8 @@ impl std::fmt::Debug for Kinds {
 impl Kinds {
     /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
     /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`,
-    /// `transform`, `max_item_bytes`), deserialized into `O` (use
-    /// [`toml::Table`] to take them raw).
+    /// `transform`, `max_item_bytes`, `history`, `ttl`, `on_remove`),
+    /// deserialized into `O` (use [`toml::Table`] to take them raw).
     pub fn register<O, F, M>(&mut self, kind: &str, make: M)
     where
         O: serde::de::DeserializeOwned,
@@ -370,6 +370,33 @@ impl FeedContext {
             .iter()
             .filter(|item| self.publish(*item).is_ok())
             .count())
+    }
+
+    /// [`FeedContext::publish_document`] for a document that is the feed's
+    /// whole set (`prune = true`): then deletes the feed's topics that no item
+    /// of it names. A document that is unusable deletes nothing.
+    ///
+    /// # Errors
+    /// The document itself is unusable (not JSON, pointer finds nothing).
+    pub(crate) fn publish_set(&self, pipeline: &Pipeline, body: &str) -> anyhow::Result<usize> {
+        let items = pipeline.items(body).map_err(anyhow::Error::msg)?;
+        let kept: std::collections::HashSet<String> = items
+            .iter()
+            .filter_map(|item| self.inner.template.fill(item).ok())
+            .collect();
+        let published = items
+            .iter()
+            .filter(|item| self.publish(*item).is_ok())
+            .count();
+        let me = self.name();
+        let pruned = self
+            .inner
+            .hub
+            .delete_where(|topic, feed, _| feed == Some(me) && !kept.contains(topic));
+        if pruned > 0 {
+            tracing::info!(feed = %me, topics = pruned, "Topics that left the feed's set deleted (prune).");
+        }
+        Ok(published)
     }
 
     /// Records an error that does not stop the feed (a bad item or message):

@@ -27,6 +27,27 @@ use crate::metrics::{family, label};
 
 /// The topic carrying feed states.
 pub(crate) const FEEDS_TOPIC: &str = "$sys.feeds";
+
+/// The topic holding one feed's latest status: `$sys.feeds.{name}`. Feed names
+/// are `[a-z0-9_-]+`, so it is always a valid topic.
+pub(crate) fn feed_topic(name: &str) -> String {
+    format!("{FEEDS_TOPIC}.{name}")
+}
+
+/// Publishes a feed's status on `$sys.feeds` (one update per change, every
+/// feed on one topic) and on its own `$sys.feeds.{name}` (its latest status,
+/// so `$sys.feeds.*` gives a newcomer every feed's status as snapshots).
+pub(crate) fn publish_status(hub: &Hub, feed: &str, status: &impl Serialize) {
+    let json = match serde_json::to_string(status) {
+        Ok(j) => j,
+        Err(e) => return warn!(error = %e, "Cannot serialize a feed status."),
+    };
+    for topic in [FEEDS_TOPIC, &feed_topic(feed)] {
+        if let Err(e) = hub.publish_json(&Source::default(), topic, &json) {
+            warn!(feed = %feed, error = %e, "Cannot publish feed status.");
+        }
+    }
+}
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// How long a stopping feed may take to return by itself before it is dropped.
@@ -151,9 +172,8 @@ impl StatusCell {
 
     fn publish(&self, hub: &Hub) {
         self.reported.store(self.activity(), Ordering::Relaxed);
-        if let Err(e) = hub.publish(FEEDS_TOPIC, &self.snapshot()) {
-            warn!(error = %e, "Cannot publish feed status.");
-        }
+        let status = self.snapshot();
+        publish_status(hub, &status.feed, &status);
     }
 
     fn set(&self, hub: &Hub, state: FeedState, error: Option<String>) {
@@ -393,6 +413,9 @@ impl Feeds {
             handoffs.insert(name.clone(), r.handoff.clone());
             stop(r).await;
             info!(feed = %name, "Feed stopped.");
+        }
+        for name in &d.removed {
+            self.hub.delete_topic(&feed_topic(name));
         }
         for name in d.added.iter().chain(&d.changed) {
             let config = configs

@@ -18,15 +18,18 @@
 //! updates' `ts`), capped by `[limits] max_history`; it serves resume (`since`)
 //! and [`Hub::history`] (dashboard charts).
 
+mod lifecycle;
 mod outbox;
+mod store;
 mod subscription;
 
 use outbox::Subscriber;
 pub(crate) use outbox::{Closing, Frame, Outbox};
+pub use store::StoreError;
 pub use subscription::{Subscription, Update};
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -94,6 +97,10 @@ pub enum PublishError {
     /// Cluster mode: NATS did not take the update.
     #[error("the cluster did not take the update: {0}")]
     Cluster(String),
+    /// `[history] sync = "always"`: the update was published but could not be
+    /// committed to the history store.
+    #[error("the update was published but not stored: {0}")]
+    NotStored(String),
 }
 
 struct TopicState {
@@ -113,6 +120,12 @@ pub(crate) struct Topic {
     id: u32,
     name: Arc<str>,
     state: Mutex<TopicState>,
+    /// Durable store only: queued for the next commit.
+    dirty: AtomicBool,
+    /// Durable store only: the last seq handed to a commit.
+    persisted: AtomicU64,
+    /// Deleted from the hub ([`Hub::delete_topic`]): no longer stored.
+    deleted: AtomicBool,
 }
 
 impl Topic {
@@ -132,6 +145,7 @@ impl Topic {
             seq: st.seq,
             ts: st.ts,
             stale,
+            feed_removed: false,
         }
     }
 }
@@ -194,6 +208,10 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Cancelled when the ticker shuts down: ends in-process subscriptions.
     closed: CancellationToken,
+    /// Set with `[history] path`: what the durable store has still to commit.
+    persist: OnceLock<Arc<store::Persist>>,
+    /// The feeds the config names (see [`Hub::set_feeds`]); `None`: not told.
+    feeds: RwLock<Option<Arc<HashSet<String>>>>,
 }
 
 /// The topic registry and fan-out. Cheap to clone; all clones share state.
@@ -237,6 +255,8 @@ impl Hub {
                 user_topics: AtomicUsize::new(0),
                 metrics,
                 closed,
+                persist: OnceLock::new(),
+                feeds: RwLock::new(None),
             }),
         }
     }
@@ -349,7 +369,15 @@ impl Hub {
         let json = serde_json::to_string(data)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         match self.relay_out(&Source::default(), topic, &json, Some(tx))? {
-            None => self.publish_json(&Source::default(), topic, &json),
+            None => {
+                let published = self.publish_json(&Source::default(), topic, &json)?;
+                match self.inner.persist.get().filter(|p| p.always()) {
+                    Some(p) if !p.flushed().await => Err(PublishError::NotStored(
+                        "the history store could not commit it (see the server log)".into(),
+                    )),
+                    _ => Ok(published),
+                }
+            }
             Some(_) => rx
                 .await
                 .unwrap_or_else(|_| Err(PublishError::Cluster("the cluster link stopped".into()))),
@@ -399,6 +427,9 @@ impl Hub {
         st.ts = now_ms();
         let frame = protocol::encode_update(&topic.name, st.seq, st.ts, json);
         self.deliver(&topic, &mut st, frame, source);
+        if let Some(persist) = self.inner.persist.get() {
+            persist.mark(&topic);
+        }
         Ok(Published {
             seq: st.seq,
             ts: st.ts,
@@ -501,6 +532,9 @@ impl Hub {
                 subscribers: HashSet::new(),
                 source: Source::default(),
             }),
+            dirty: AtomicBool::new(false),
+            persisted: AtomicU64::new(0),
+            deleted: AtomicBool::new(false),
         });
         topics.insert(name, topic.clone());
         drop(topics);
@@ -643,6 +677,7 @@ impl Hub {
         let now = now_ms();
         let mut out: Vec<TopicInfo> = topics.iter().map(|t| t.info(now)).collect();
         out.sort_by(|a, b| a.topic.cmp(&b.topic));
+        self.mark_removed_feeds(&mut out);
         out
     }
 
@@ -755,6 +790,7 @@ impl Hub {
                 &mut st,
                 &entry.outbox,
                 resume.since.get(&*t.name).copied(),
+                self.inner.relay.get().is_none(),
             );
             drop(st);
             entry.topics.push(t);
@@ -840,18 +876,30 @@ fn forget_pattern(
 }
 
 /// Adds a subscriber to a locked topic and queues what it must see first.
-fn join(t: &Topic, st: &mut TopicState, outbox: &Arc<Outbox>, since: Option<u64>) {
+///
+/// `ahead_restarts`: a `since` past the topic's seq means the topic started
+/// over (it was deleted and published again, or a crash lost the tail of a
+/// durable store's last interval), so the client gets the snapshot. Not in
+/// cluster mode, where a node may simply lag behind the one the client left.
+fn join(
+    t: &Topic,
+    st: &mut TopicState,
+    outbox: &Arc<Outbox>,
+    since: Option<u64>,
+    ahead_restarts: bool,
+) {
     st.subscribers.insert(Subscriber(outbox.clone()));
     let Some(latest) = &st.latest else {
         return; // no update yet: the first one arrives live
     };
     match since {
-        Some(since) if since >= st.seq => {} // already up to date
+        Some(since) if since == st.seq || (since > st.seq && !ahead_restarts) => {} // up to date
         Some(since)
-            if st
-                .history
-                .front()
-                .is_some_and(|(first, _, _)| *first <= since + 1) =>
+            if since < st.seq
+                && st
+                    .history
+                    .front()
+                    .is_some_and(|(first, _, _)| *first <= since + 1) =>
         {
             for (seq, _, frame) in &st.history {
                 if *seq > since {

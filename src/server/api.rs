@@ -12,7 +12,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use super::ApiError;
 use crate::auth::{self, Grant};
 use crate::hub::PublishError;
-use crate::ticker::Shared;
+use crate::ticker::{Settings, Shared};
 use crate::topic;
 
 /// `GET /api/topics[?pattern=P]`: the topics this request's token may read
@@ -117,6 +117,48 @@ pub(super) async fn list_feeds(
     Json(shared.feeds.statuses().await).into_response()
 }
 
+/// The publish token check of the routes that change topics: 404 unless
+/// `publish_token` is set, 401 without a bearer token, 403 with a wrong one.
+fn check_publish_token(settings: &Settings, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &settings.publish_token else {
+        return Err(ApiError::NotFound(
+            "publishing is not enabled (set server.publish_token)",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(auth::bearer)
+        .ok_or(ApiError::Unauthorized(
+            "Authorization: Bearer <publish_token> is required",
+        ))?;
+    if !auth::token_matches(presented, expected) {
+        return Err(ApiError::Forbidden("wrong publish token"));
+    }
+    Ok(())
+}
+
+/// `DELETE /api/topics/{topic}`: the publish token's checks, then 204 when the
+/// topic was deleted (its subscribers get `gone`), 404 when there is none, 400
+/// in cluster mode (topics there live in the cluster's stream).
+pub(super) async fn delete_topic(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_publish_token(&shared.settings(), &headers)?;
+    if shared.cluster.is_some() {
+        return Err(ApiError::BadRequest(
+            "deleting topics is not supported in cluster mode".into(),
+        ));
+    }
+    if shared.hub.delete_topic(&name) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound("no such topic"))
+    }
+}
+
 /// `POST /api/publish/{topic}`: 404 unless `publish_token` is set; 401 without a
 /// bearer token, 403 with a wrong one; 413 past `max_frame_bytes`; 408 when the
 /// body takes longer than `body_timeout`; 400 for a bad topic or a body that is
@@ -134,21 +176,7 @@ pub(super) async fn publish(
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     let settings = shared.settings();
-    let Some(expected) = &settings.publish_token else {
-        return Err(ApiError::NotFound(
-            "publishing is not enabled (set server.publish_token)",
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(auth::bearer)
-        .ok_or(ApiError::Unauthorized(
-            "Authorization: Bearer <publish_token> is required",
-        ))?;
-    if !auth::token_matches(presented, expected) {
-        return Err(ApiError::Forbidden("wrong publish token"));
-    }
+    check_publish_token(&settings, headers)?;
     topic::validate_topic(&name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if topic::is_system(&name) {
         return Err(ApiError::BadRequest(
@@ -167,6 +195,9 @@ pub(super) async fn publish(
                 ApiError::Unavailable("the cluster did not take the update")
             }
             e @ PublishError::TooManyTopics { .. } => ApiError::Full(e.to_string()),
+            PublishError::NotStored(_) => ApiError::Unavailable(
+                "the update was published but the history store could not commit it",
+            ),
             e => ApiError::BadRequest(e.to_string()),
         })?;
     Ok((

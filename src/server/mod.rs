@@ -21,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::compression::CompressionLayer;
@@ -53,6 +53,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
     Router::new()
         .merge(guarded)
         .route("/api/publish/{topic}", post(api::publish))
+        .route("/api/topics/{topic}", delete(api::delete_topic))
         .route("/healthz", get(healthz))
         .route("/metrics", get(api::metrics))
         .merge(web)

@@ -1,0 +1,116 @@
+//! Topics that end: [`Hub::delete_topic`] removes a topic, tells its
+//! subscribers it is `gone`, frees its `max_topics` slot and drops it from the
+//! durable store.
+//!
+//! A topic published again after its deletion starts over at seq 1 under the
+//! same epoch. That is safe for resuming clients because (1) a subscriber of
+//! the deleted topic gets `{"type":"gone","topic":...}` and drops its resume
+//! seq for it, and (2) a client that missed the `gone` (it was disconnected)
+//! and resumes with a `since` past the new topic's seq gets the snapshot, not
+//! silence (see `join` in the hub).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{Frame, Hub, Topic, TopicState};
+use crate::protocol::{self, TopicInfo};
+use crate::topic;
+
+impl Hub {
+    /// Deletes `name`: its subscribers get a `gone` frame (and keep their
+    /// patterns, so a later publish reaches them from seq 1), it leaves the
+    /// topic list, frees its `max_topics` slot and is dropped from the durable
+    /// store. Returns whether it existed.
+    pub fn delete_topic(&self, name: &str) -> bool {
+        self.delete_if(name, |_| true)
+    }
+
+    /// Deletes every topic for which `pick(name, feed, ts)` holds, judged
+    /// again under the topic's lock (an update in between keeps it). `feed` is
+    /// the feed that last published it; `ts` its last update's time. `$`
+    /// topics are never picked. Returns how many were deleted.
+    pub(crate) fn delete_where(&self, pick: impl Fn(&str, Option<&str>, u64) -> bool) -> usize {
+        let candidates: Vec<Arc<Topic>> = self
+            .read_topics()
+            .values()
+            .filter(|t| !topic::is_system(&t.name))
+            .cloned()
+            .collect();
+        candidates
+            .iter()
+            .filter(|t| {
+                let st = t.lock();
+                pick(&t.name, st.source.feed.as_deref(), st.ts)
+            })
+            .filter(|t| {
+                self.delete_if(&t.name, |st| {
+                    pick(&t.name, st.source.feed.as_deref(), st.ts)
+                })
+            })
+            .count()
+    }
+
+    /// The feeds the config names now: a topic whose feed is not among them
+    /// is listed with `"feed_removed": true`.
+    pub(crate) fn set_feeds(&self, names: impl IntoIterator<Item = String>) {
+        let names: HashSet<String> = names.into_iter().collect();
+        *self.inner.feeds.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(names));
+    }
+
+    /// Marks the rows whose feed the config no longer names.
+    pub(super) fn mark_removed_feeds(&self, rows: &mut [TopicInfo]) {
+        let feeds = self
+            .inner
+            .feeds
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(feeds) = feeds else { return };
+        for row in rows {
+            row.feed_removed = row.feed.as_ref().is_some_and(|f| !feeds.contains(f));
+        }
+    }
+
+    /// Deletes `name` when `check` holds for its state (under its lock).
+    fn delete_if(&self, name: &str, check: impl Fn(&TopicState) -> bool) -> bool {
+        let mut reg = self.registry();
+        let topic = {
+            let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
+            let Some(topic) = topics.get(name).cloned() else {
+                return false;
+            };
+            let mut st = topic.lock();
+            if !check(&st) {
+                return false;
+            }
+            topics.remove(name);
+            topic.deleted.store(true, Ordering::Release);
+            let gone = protocol::gone(name);
+            for outbox in st.subscribers.drain() {
+                outbox.push(Frame {
+                    topic: topic.id,
+                    text: gone.clone(),
+                });
+            }
+            st.latest = None;
+            st.history.clear();
+            drop(st);
+            topic
+        };
+        if !topic::is_system(name) {
+            self.inner.user_topics.fetch_sub(1, Ordering::Relaxed);
+        }
+        for entry in reg.subscribers.values_mut() {
+            if let Ok(i) = entry.topics.binary_search_by_key(&topic.id, |t| t.id) {
+                entry.topics.remove(i);
+            }
+        }
+        drop(reg);
+        if let Some(persist) = self.inner.persist.get() {
+            persist.delete(topic.name.clone());
+        }
+        tracing::info!(topic = %name, "Topic deleted.");
+        true
+    }
+}

@@ -1,0 +1,531 @@
+//! The durable store behind `[history] path`: every topic's seq, latest update,
+//! history ring and the epoch, kept in one [redb] file so that a restart is
+//! invisible to resuming clients.
+//!
+//! The hub never waits for the disk on its publish path. A publish only marks
+//! its topic dirty (an atomic flag; the first mark per topic and commit also
+//! queues the topic under a short mutex). One writer task ([`run_writer`])
+//! wakes every `sync_interval` (or, with `sync = "always"`, as soon as a topic
+//! is marked), copies the frames each dirty topic gained since the last commit
+//! out of its in-memory history ring, and commits them in one redb write
+//! transaction on a blocking thread. What can be pending is bounded by what
+//! the hub already holds: at most one history ring per topic.
+//!
+//! Crash safety is redb's: a commit is atomic and checksummed, so a process
+//! killed mid-commit reopens at the previous commit (redb repairs its
+//! allocator state on open; that is logged as a warning). With `interval`,
+//! a crash loses at most the updates of the last interval, and what survives
+//! is a prefix of every topic's seq sequence: never a gap or a duplicate.
+//! With `always`, [`Persist::flushed`] lets a caller wait until everything
+//! published before it is on disk (HTTP publishes do).
+//!
+//! Tables: `meta` (the epoch), `topics` (name -> seq, ts, latest frame, feed)
+//! and `history` ((name, seq) -> frame), trimmed to the history ring's size.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use tokio::sync::{watch, Notify};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Topic;
+
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// name -> (seq, ts, latest frame, feed name or "").
+const TOPICS: TableDefinition<&str, (u64, u64, &str, &str)> = TableDefinition::new("topics");
+/// (name, seq) -> frame.
+const HISTORY: TableDefinition<(&str, u64), &str> = TableDefinition::new("history");
+
+/// The store's file inside `[history] path`.
+pub(crate) const FILE: &str = "tickerd.redb";
+
+/// Why the store could not be opened or read: always names the file.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the history store {path}: {reason}")]
+pub struct StoreError {
+    path: PathBuf,
+    reason: String,
+}
+
+/// One topic as it was last committed.
+#[derive(Debug)]
+pub(crate) struct StoredTopic {
+    pub(crate) name: String,
+    pub(crate) seq: u64,
+    pub(crate) ts: u64,
+    pub(crate) latest: String,
+    pub(crate) feed: Option<String>,
+    /// `(seq, frame)`, oldest first.
+    pub(crate) history: Vec<(u64, String)>,
+}
+
+/// The open store.
+pub(crate) struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+enum Change {
+    Put {
+        name: Arc<str>,
+        seq: u64,
+        ts: u64,
+        latest: Utf8Bytes,
+        feed: Option<Arc<str>>,
+        /// Frames after the last committed seq, oldest first.
+        frames: Vec<(u64, Utf8Bytes)>,
+        /// History entries below this seq are dropped.
+        keep_from: u64,
+    },
+    Delete(Arc<str>),
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `dir`.
+    ///
+    /// # Errors
+    /// The directory cannot be created, the file cannot be read or written, it
+    /// is held by another process, it is corrupt, or it has a newer format.
+    pub(crate) fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(FILE);
+        let fail = |reason: String| StoreError {
+            path: path.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        let shown = path.display().to_string();
+        let db = Database::builder()
+            .set_repair_callback(move |s| {
+                if s.progress() == 0.0 {
+                    warn!(path = %shown, "The history store was not closed cleanly (a crash?); repairing it: the last commit in progress is dropped.");
+                }
+            })
+            .create(&path)
+            .map_err(|e| {
+                fail(match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        "another tickerd process has it open".into()
+                    }
+                    redb::DatabaseError::UpgradeRequired(v) => format!(
+                        "it has file format {v}, which this tickerd does not read (written by a newer or older version)"
+                    ),
+                    other => format!(
+                        "{other} (a corrupt or foreign file: move it away to start with an empty store)"
+                    ),
+                })
+            })?;
+        let store = Store { db, path };
+        // Create the tables now: a read-only or full disk fails here, at start.
+        let txn = store.db.begin_write().map_err(|e| store.error(e))?;
+        txn.open_table(META).map_err(|e| store.error(e))?;
+        txn.open_table(TOPICS).map_err(|e| store.error(e))?;
+        txn.open_table(HISTORY).map_err(|e| store.error(e))?;
+        txn.commit().map_err(|e| store.error(e))?;
+        Ok(store)
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// The stored epoch, or `epoch` stored as it when there is none yet.
+    pub(crate) fn epoch_or(&self, epoch: &str) -> Result<String, StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let found = {
+            let mut meta = txn.open_table(META).map_err(|e| self.error(e))?;
+            let found = meta
+                .get("epoch")
+                .map_err(|e| self.error(e))?
+                .map(|v| v.value().to_string());
+            match found {
+                Some(e) => e,
+                None => {
+                    meta.insert("epoch", epoch).map_err(|e| self.error(e))?;
+                    epoch.to_string()
+                }
+            }
+        };
+        txn.commit().map_err(|e| self.error(e))?;
+        Ok(found)
+    }
+
+    /// Every stored topic with (at most `history_size` of) its history.
+    pub(crate) fn load(&self, history_size: usize) -> Result<Vec<StoredTopic>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let topics = txn.open_table(TOPICS).map_err(|e| self.error(e))?;
+        let history = txn.open_table(HISTORY).map_err(|e| self.error(e))?;
+        let mut out = Vec::new();
+        for row in topics.iter().map_err(|e| self.error(e))? {
+            let (k, v) = row.map_err(|e| self.error(e))?;
+            let name = k.value().to_string();
+            let (seq, ts, latest, feed) = v.value();
+            let mut ring = Vec::new();
+            if history_size > 0 {
+                let from = seq.saturating_sub(history_size as u64 - 1);
+                for h in history
+                    .range((name.as_str(), from)..=(name.as_str(), seq))
+                    .map_err(|e| self.error(e))?
+                {
+                    let (k, v) = h.map_err(|e| self.error(e))?;
+                    ring.push((k.value().1, v.value().to_string()));
+                }
+            }
+            out.push(StoredTopic {
+                name,
+                seq,
+                ts,
+                latest: latest.to_string(),
+                feed: (!feed.is_empty()).then(|| feed.to_string()),
+                history: ring,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Commits `changes` in one durable transaction, in order.
+    // redb's error is large; this runs once per commit, off the publish path.
+    #[allow(clippy::result_large_err)]
+    fn commit(&self, changes: &[Change]) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut topics = txn.open_table(TOPICS)?;
+            let mut history = txn.open_table(HISTORY)?;
+            for c in changes {
+                match c {
+                    Change::Put {
+                        name,
+                        seq,
+                        ts,
+                        latest,
+                        feed,
+                        frames,
+                        keep_from,
+                    } => {
+                        let feed = feed.as_deref().unwrap_or("");
+                        topics.insert(&**name, (*seq, *ts, latest.as_str(), feed))?;
+                        for (s, f) in frames {
+                            history.insert((&**name, *s), f.as_str())?;
+                        }
+                        history.retain_in((&**name, 0)..(&**name, *keep_from), |_, _| false)?;
+                    }
+                    Change::Delete(name) => {
+                        topics.remove(&**name)?;
+                        history.retain_in((&**name, 0)..=(&**name, u64::MAX), |_, _| false)?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+enum Op {
+    Dirty(Arc<Topic>),
+    Delete(Arc<str>),
+}
+
+#[derive(Default)]
+struct Pending {
+    ops: Vec<Op>,
+    /// Flush requests so far ([`Persist::flushed`]).
+    requested: u64,
+}
+
+/// The hub's side of the store: what is waiting to be committed.
+pub(crate) struct Persist {
+    pending: Mutex<Pending>,
+    wake: Notify,
+    /// The last flush request covered by a finished commit, and whether that
+    /// commit succeeded.
+    done: watch::Sender<(u64, bool)>,
+    always: bool,
+}
+
+impl Persist {
+    /// `always`: commit as soon as something is marked.
+    pub(crate) fn new(always: bool) -> Self {
+        Persist {
+            pending: Mutex::default(),
+            wake: Notify::new(),
+            done: watch::Sender::new((0, true)),
+            always,
+        }
+    }
+
+    /// `sync = "always"`?
+    pub(crate) fn always(&self) -> bool {
+        self.always
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A publish changed `topic`: queue it for the next commit (once).
+    pub(crate) fn mark(&self, topic: &Arc<Topic>) {
+        if !topic.dirty.swap(true, Ordering::AcqRel) {
+            self.pending().ops.push(Op::Dirty(topic.clone()));
+            if self.always {
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// `name` was deleted: drop it from the store at the next commit.
+    pub(crate) fn delete(&self, name: Arc<str>) {
+        self.pending().ops.push(Op::Delete(name));
+        self.wake.notify_one();
+    }
+
+    /// Waits until everything published before this call is committed; `false`
+    /// when that commit failed or the writer stopped.
+    pub(crate) async fn flushed(&self) -> bool {
+        let ticket = {
+            let mut p = self.pending();
+            p.requested += 1;
+            p.requested
+        };
+        self.wake.notify_one();
+        let mut done = self.done.subscribe();
+        let ok = done.wait_for(|d| d.0 >= ticket).await.map(|d| d.1);
+        ok.unwrap_or(false)
+    }
+
+    /// Takes what is pending: the changes to commit, each dirty topic with the
+    /// seq committed before (to retry a failed commit), and the last flush
+    /// request they cover.
+    #[allow(clippy::type_complexity)]
+    fn take(&self) -> (Vec<Change>, Vec<(Arc<Topic>, u64)>, u64) {
+        let (ops, requested) = {
+            let mut p = self.pending();
+            (std::mem::take(&mut p.ops), p.requested)
+        };
+        let mut changes = Vec::with_capacity(ops.len());
+        let mut taken = Vec::new();
+        for op in ops {
+            match op {
+                Op::Delete(name) => changes.push(Change::Delete(name)),
+                Op::Dirty(t) => {
+                    let st = t.lock();
+                    t.dirty.store(false, Ordering::Release);
+                    if t.deleted.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    let after = t.persisted.swap(st.seq, Ordering::AcqRel);
+                    let frames = st
+                        .history
+                        .iter()
+                        .filter(|(s, _, _)| *s > after)
+                        .map(|(s, _, f)| (*s, f.clone()))
+                        .collect();
+                    changes.push(Change::Put {
+                        name: t.name.clone(),
+                        seq: st.seq,
+                        ts: st.ts,
+                        latest: st.latest.clone().unwrap_or_default(),
+                        feed: st.source.feed.clone(),
+                        frames,
+                        keep_from: st.history.front().map_or(st.seq + 1, |(s, _, _)| *s),
+                    });
+                    drop(st);
+                    taken.push((t, after));
+                }
+            }
+        }
+        (changes, taken, requested)
+    }
+}
+
+/// Commits what the hub marks, every `interval` (or at once with `always`),
+/// until `cancel`; then commits what is left and returns.
+pub(crate) async fn run_writer(
+    store: Store,
+    persist: Arc<Persist>,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let store = Arc::new(store);
+    let mut failing = false;
+    loop {
+        let stopping = tokio::select! {
+            () = cancel.cancelled() => true,
+            () = persist.wake.notified() => false,
+            () = tokio::time::sleep(interval), if !persist.always => false,
+        };
+        // A wake-up (a waiting publisher, a deletion, or any mark with
+        // `always`) commits now; otherwise the timer does.
+        let (changes, taken, requested) = persist.take();
+        let mut ok = true;
+        if !changes.is_empty() {
+            let s = store.clone();
+            let result =
+                tokio::task::spawn_blocking(move || s.commit(&changes).map_err(|e| e.to_string()))
+                    .await;
+            let error = match result {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(e) => Some(e.to_string()),
+            };
+            match error {
+                None if failing => {
+                    failing = false;
+                    info!(path = %store.path.display(), "The history store commits again.");
+                }
+                None => {}
+                Some(e) => {
+                    ok = false;
+                    if !failing {
+                        warn!(path = %store.path.display(), error = %e, "Cannot commit to the history store; retrying at the next interval.");
+                    }
+                    failing = true;
+                    // Not stored: the next commit writes these topics again
+                    // from what their history ring still holds.
+                    for (t, after) in taken {
+                        t.persisted.store(after, Ordering::Release);
+                        persist.mark(&t);
+                    }
+                }
+            }
+        }
+        persist.done.send_replace((requested, ok));
+        if stopping {
+            // Later flush requests are answered at once: not stored.
+            persist.done.send_replace((u64::MAX, false));
+            return;
+        }
+    }
+}
+
+impl super::Hub {
+    /// Opens the durable store in `dir` and makes this hub durable: adopts the
+    /// stored epoch (storing this hub's when the store is new), restores every
+    /// stored topic with its seq, latest update and history, and spawns the
+    /// writer on `tasks` (it commits what is left when `cancel` fires). Call
+    /// once, at start, before anything publishes or subscribes.
+    ///
+    /// # Errors
+    /// The store cannot be opened or read.
+    pub(crate) fn open_store(
+        &self,
+        dir: &Path,
+        sync: crate::config::SyncPolicy,
+        interval: Duration,
+        tasks: &tokio_util::task::TaskTracker,
+        cancel: CancellationToken,
+    ) -> Result<(), StoreError> {
+        let store = Store::open(dir)?;
+        let epoch = store.epoch_or(&self.epoch())?;
+        self.set_epoch(&epoch);
+        let history_size = self.inner.history_size.load(Ordering::Relaxed);
+        let stored = store.load(history_size)?;
+        let count = stored.len();
+        for s in stored {
+            let topic = match self.topic(&s.name) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(topic = %s.name, error = %e, "A stored topic is not restored.");
+                    continue;
+                }
+            };
+            let mut st = topic.lock();
+            st.seq = s.seq;
+            st.ts = s.ts;
+            st.latest = Some(s.latest.into());
+            st.history = s
+                .history
+                .into_iter()
+                .map(|(q, f)| (q, frame_ts(&f), f.into()))
+                .collect();
+            st.source.feed = s.feed.map(Into::into);
+            topic.persisted.store(s.seq, Ordering::Release);
+        }
+        let persist = Arc::new(Persist::new(sync == crate::config::SyncPolicy::Always));
+        if self.inner.persist.set(persist.clone()).is_err() {
+            warn!("The history store can be opened only once.");
+            return Ok(());
+        }
+        info!(path = %store.path.display(), topics = count, epoch = %epoch, "History store opened.");
+        tasks.spawn(run_writer(store, persist, interval, cancel));
+        Ok(())
+    }
+}
+
+/// The `ts` of a stored update frame (`{"type":"update",...,"ts":N,...}`,
+/// as `protocol::encode_update` writes it); 0 if it has none. The store keeps
+/// frames only, and the history ring wants each one's time for age-bounded
+/// history.
+fn frame_ts(frame: &str) -> u64 {
+    frame
+        .split_once(r#","ts":"#)
+        .map(|(_, rest)| {
+            rest.bytes()
+                .take_while(u8::is_ascii_digit)
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Hub;
+    use redb::ReadableTableMetadata;
+    use serde_json::json;
+
+    /// Commits what `persist` holds, as the writer does.
+    fn commit(store: &Store, persist: &Persist) {
+        let (changes, _, _) = persist.take();
+        store.commit(&changes).unwrap();
+    }
+
+    /// What is stored is trimmed to the history ring (the first commit and
+    /// the ones after it), a deletion removes a topic and its history, and the
+    /// epoch is kept: a reopened store gives back exactly the ring.
+    #[test]
+    fn commits_keep_the_ring_and_deletions_and_the_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = Hub::new(3, Arc::default());
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.epoch_or("e1").unwrap(), "e1");
+        let persist = Arc::new(Persist::new(false));
+        assert!(hub.inner.persist.set(persist.clone()).is_ok());
+        for i in 1..=5 {
+            hub.publish("a.b", &json!(i)).unwrap();
+        }
+        hub.publish("a.gone", &json!(0)).unwrap();
+        commit(&store, &persist);
+        for i in 6..=8 {
+            hub.publish("a.b", &json!(i)).unwrap();
+        }
+        assert!(hub.delete_topic("a.gone"));
+        commit(&store, &persist);
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.epoch_or("e2").unwrap(), "e1", "the first epoch stays");
+        let topics = store.load(3).unwrap();
+        assert_eq!(topics.len(), 1, "{topics:?}");
+        let t = &topics[0];
+        assert_eq!((t.name.as_str(), t.seq), ("a.b", 8));
+        let seqs: Vec<u64> = t.history.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [6, 7, 8]);
+        assert_eq!(t.latest, t.history[2].1);
+        let txn = store.db.begin_read().unwrap();
+        let history = txn.open_table(HISTORY).unwrap();
+        assert_eq!(
+            history.len().unwrap(),
+            3,
+            "older entries are deleted, not only skipped"
+        );
+    }
+}

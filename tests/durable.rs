@@ -1,0 +1,321 @@
+//! `[history] path`: the real binary killed with SIGKILL under a publish flood
+//! and started again on the same data directory keeps its epoch, its topics and
+//! an intact prefix of every topic's seq sequence, and resuming clients get what
+//! they missed without a snapshot.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{eventually, get_json, spawn_tickerd, within, Client};
+use tokio::process::Child;
+
+const TOKEN: &str = "flood-token";
+const TOPICS: [&str; 3] = ["flood.a", "flood.b", "flood.c"];
+/// Upper bounds on the flood: it normally ends much earlier, with the kill.
+const MAX_PER_TOPIC: u64 = 20_000;
+const MAX_FLOOD: Duration = Duration::from_secs(60);
+
+/// History and the outbound queue hold the whole flood, so that a client
+/// resuming from 0 gets every stored update (no conflation).
+fn config(sync: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"{TOKEN}\"\n\
+         [limits]\nqueue = 100000\n\
+         [history]\nsize = 100000\npath = \"data\"\n{sync}\n"
+    )
+}
+
+async fn start(dir: &std::path::Path) -> (Child, String) {
+    let cfg = dir.join("config.toml");
+    spawn_tickerd(dir, &["-c".as_ref(), cfg.as_os_str()]).await
+}
+
+/// The highest seq acknowledged (HTTP 200) per topic, shared by the publishers.
+type Acked = Arc<Mutex<HashMap<String, u64>>>;
+
+/// One publisher per topic, POSTing `{"n": i}` until a request fails (the
+/// server was killed), or the count or time bound is reached.
+fn flood(addr: &str, acked: &Acked) -> Vec<tokio::task::JoinHandle<()>> {
+    TOPICS
+        .iter()
+        .map(|topic| {
+            let url = format!("http://{addr}/api/publish/{topic}");
+            let acked = acked.clone();
+            let topic = topic.to_string();
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let start = tokio::time::Instant::now();
+                for i in 0..MAX_PER_TOPIC {
+                    if start.elapsed() > MAX_FLOOD {
+                        break;
+                    }
+                    let sent = http
+                        .post(&url)
+                        .bearer_auth(TOKEN)
+                        .body(json!({"n": i}).to_string())
+                        .send()
+                        .await;
+                    let Ok(r) = sent else { break };
+                    if r.status() != 200 {
+                        break;
+                    }
+                    let Ok(text) = r.text().await else {
+                        break;
+                    };
+                    let body: Value = serde_json::from_str(&text).expect("a JSON answer");
+                    let seq = body["seq"].as_u64().expect("a seq");
+                    acked.lock().unwrap().insert(topic.clone(), seq);
+                }
+            })
+        })
+        .collect()
+}
+
+fn acked_of(acked: &Acked, topic: &str) -> u64 {
+    acked.lock().unwrap().get(topic).copied().unwrap_or(0)
+}
+
+/// Reads `client` until it has seen seq `upto` of `topic`, checking that the
+/// updates it gets are contiguous from `after + 1` and that none is a snapshot.
+async fn expect_replay(client: &mut Client, topic: &str, after: u64, upto: u64) {
+    let mut next = after + 1;
+    while next <= upto {
+        let m = client.update_of(topic).await;
+        assert!(
+            m.get("snapshot").is_none(),
+            "{topic}: a resume within the stored history gets no snapshot: {m}"
+        );
+        assert_eq!(m["seq"], json!(next), "{topic}: updates are contiguous");
+        next += 1;
+    }
+}
+
+/// The seq of every topic as `/api/topics` lists it.
+async fn seqs(addr: &str) -> HashMap<String, u64> {
+    let (status, list) = get_json(&format!("http://{addr}/api/topics")).await;
+    assert_eq!(status, 200);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["topic"].as_str().unwrap().to_string(),
+                t["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Subscribes to `topic` resuming from 0 and checks that what comes back is
+/// the whole stored history, 1..=seq with no gap or duplicate.
+async fn assert_contiguous(addr: &str, epoch: &Value, topic: &str, seq: u64) {
+    let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
+    c.send(json!({"op":"subscribe","topics":[topic],"since":{topic: 0},"epoch":epoch}))
+        .await;
+    expect_replay(&mut c, topic, 0, seq).await;
+}
+
+/// Sends SIGKILL to the server and waits for it to be gone.
+async fn kill(child: &mut Child) {
+    child.start_kill().unwrap();
+    within(child.wait()).await.unwrap();
+}
+
+/// `sync = "interval"`: SIGKILL in the middle of an HTTP publish flood, then a
+/// restart on the same data directory. The server starts, the epoch is the
+/// same, every topic comes back with a seq no higher than was acknowledged,
+/// its stored history is exactly 1..=seq (no gap, no duplicate: at most a lost
+/// tail), and a client that left before the kill resumes with `since` + epoch:
+/// when its seq survived it gets exactly the updates after it, no snapshot;
+/// when the lost tail reached below it, it gets the snapshot (the topic
+/// started over) instead of nothing.
+#[tokio::test]
+async fn sigkill_mid_flood_keeps_epoch_and_an_intact_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config("sync = \"interval\"\nsync_interval = \"100ms\""),
+    )
+    .unwrap();
+    let (mut child, addr) = start(dir.path()).await;
+    let mut watcher = Client::connect(&format!("ws://{addr}/ws")).await;
+    let epoch = watcher.hello["epoch"].clone();
+    watcher.subscribe(&["flood.a"]).await;
+
+    let acked: Acked = Arc::default();
+    let publishers = flood(&addr, &acked);
+    // The watcher follows flood.a for a while, then leaves at `left_at`.
+    let first = watcher.update_of("flood.a").await["seq"].as_u64().unwrap();
+    let mut left_at = first;
+    while left_at < first + 50 {
+        left_at = watcher.update_of("flood.a").await["seq"].as_u64().unwrap();
+    }
+    drop(watcher);
+    // Let the flood run well past it (many sync intervals), then kill it mid-flood.
+    eventually("the flood passes 1,500 more updates per topic", || async {
+        TOPICS.iter().all(|t| acked_of(&acked, t) > left_at + 1_500)
+    })
+    .await;
+    kill(&mut child).await;
+    for p in publishers {
+        within(p).await.unwrap();
+    }
+
+    let (mut child, addr) = start(dir.path()).await;
+    let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
+    assert_eq!(c.hello["epoch"], epoch, "the epoch survives a restart");
+    let restored = seqs(&addr).await;
+    for t in TOPICS {
+        let seq = restored.get(t).copied().unwrap_or(0);
+        assert!(seq >= 1, "{t} survived the kill");
+        assert!(
+            seq <= acked_of(&acked, t) + 1,
+            "{t}: seq {seq} was at most acknowledged (or in flight)"
+        );
+        assert_contiguous(&addr, &epoch, t, seq).await;
+    }
+    let a = restored["flood.a"];
+    c.send(
+        json!({"op":"subscribe","topics":["flood.a"],"since":{"flood.a": left_at},"epoch":epoch}),
+    )
+    .await;
+    if a >= left_at {
+        expect_replay(&mut c, "flood.a", left_at, a).await;
+    } else {
+        let m = c.update_of("flood.a").await;
+        assert_eq!(m["snapshot"], json!(true), "{m}");
+        assert_eq!(m["seq"], json!(a));
+    }
+    // Publishing goes on from the restored seq.
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/api/publish/flood.a"))
+        .bearer_auth(TOKEN)
+        .body(json!({"after": "restart"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body["seq"], json!(a + 1));
+    kill(&mut child).await;
+}
+
+/// `sync = "always"`: every publish acknowledged before a SIGKILL survives it,
+/// and a client that left mid-flood resumes with exactly the updates it had
+/// not seen, up to the last acknowledged one, with no snapshot.
+#[tokio::test]
+async fn sync_always_keeps_every_acknowledged_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), config("sync = \"always\"")).unwrap();
+    let (mut child, addr) = start(dir.path()).await;
+    let mut watcher = Client::connect(&format!("ws://{addr}/ws")).await;
+    let epoch = watcher.hello["epoch"].clone();
+    watcher.subscribe(&["flood.b"]).await;
+
+    let acked: Acked = Arc::default();
+    let publishers = flood(&addr, &acked);
+    let left_at = watcher.update_of("flood.b").await["seq"].as_u64().unwrap();
+    drop(watcher);
+    eventually("the flood passes 50 more updates per topic", || async {
+        TOPICS.iter().all(|t| acked_of(&acked, t) > left_at + 50)
+    })
+    .await;
+    kill(&mut child).await;
+    for p in publishers {
+        within(p).await.unwrap();
+    }
+    let acked_before: HashMap<&str, u64> =
+        TOPICS.iter().map(|t| (*t, acked_of(&acked, t))).collect();
+
+    let (mut child, addr) = start(dir.path()).await;
+    let restored = seqs(&addr).await;
+    for t in TOPICS {
+        let seq = restored.get(t).copied().unwrap_or(0);
+        assert!(
+            seq >= acked_before[t],
+            "{t}: every acknowledged publish survives (acked {}, stored {seq})",
+            acked_before[t]
+        );
+        assert_contiguous(&addr, &epoch, t, seq).await;
+    }
+    let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
+    assert_eq!(c.hello["epoch"], epoch, "the epoch survives a restart");
+    c.send(
+        json!({"op":"subscribe","topics":["flood.b"],"since":{"flood.b": left_at},"epoch":epoch}),
+    )
+    .await;
+    expect_replay(&mut c, "flood.b", left_at, acked_before["flood.b"]).await;
+    kill(&mut child).await;
+}
+
+/// A store that cannot be opened is a clear startup error: exit 1, naming the
+/// store's path and the reason (here: another tickerd holds it).
+#[tokio::test]
+async fn a_store_held_by_another_process_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), config("")).unwrap();
+    let (mut child, _addr) = start(dir.path()).await;
+    let out = within(
+        tokio::process::Command::new(support::BIN)
+            .arg("-c")
+            .arg(dir.path().join("config.toml"))
+            .current_dir(dir.path())
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tickerd.redb") && err.contains("another tickerd process has it open"),
+        "names the store and the reason: {err}"
+    );
+    kill(&mut child).await;
+}
+
+/// `[history] path` with `[cluster]` is a config error: cluster mode keeps
+/// history in JetStream.
+#[tokio::test]
+async fn history_path_with_cluster_is_rejected() {
+    let text =
+        "[history]\npath = \"data\"\n[cluster]\nnats = \"nats://127.0.0.1:4222\"\nnode = \"a\"\n";
+    let err = tickerd::Config::from_toml(text, std::path::Path::new("t.toml"), None, &|_| false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[history] path cannot be used with [cluster]"),
+        "{err}"
+    );
+}
+
+/// A store file that is not a redb file (corrupt or foreign) is a startup
+/// error, exit 1, naming the file and what to do, never a panic.
+#[tokio::test]
+async fn a_corrupt_store_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), config("")).unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let garbage: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path().join("data/tickerd.redb"), garbage).unwrap();
+    let out = within(
+        tokio::process::Command::new(support::BIN)
+            .arg("-c")
+            .arg(dir.path().join("config.toml"))
+            .current_dir(dir.path())
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tickerd.redb") && err.contains("move it away") && !err.contains("panicked"),
+        "{err}"
+    );
+}
