@@ -1,8 +1,9 @@
 //! Keeps what a newcomer reads true: every TOML snippet of README.md,
-//! SECURITY.md and docs/*.md, the shipped config and every `feeds/*.toml` pass
-//! the config validator, and every HTTP route the README names answers on a real
-//! server. A doc edit that breaks a snippet or names a route that is not there
-//! fails here.
+//! SECURITY.md and docs/*.md (as a dashboard file when it has `[[panel]]`),
+//! the shipped config and every `feeds/*.toml` pass the config validator;
+//! docs/config.md names every key the validator takes; and every HTTP route
+//! the README names answers on a real server. A doc edit that breaks a
+//! snippet or names a route that is not there fails here.
 //!
 //! A snippet that is intentionally partial starts with a `# fragment` line: it
 //! is only checked to be TOML.
@@ -65,6 +66,9 @@ fn markdown_toml_snippets_are_valid_configs() {
             if snippet.trim_start().starts_with("# fragment") {
                 toml::from_str::<toml::Table>(&snippet)
                     .unwrap_or_else(|e| panic!("{name}: not TOML: {e}"));
+            } else if snippet.contains("[[panel]]") {
+                tickerd::config::dashboard::parse_dashboard("doc", &snippet, Path::new(&name))
+                    .unwrap_or_else(|e| panic!("{name}: not a valid dashboard: {e:?}"));
             } else {
                 Config::from_toml(&snippet, Path::new(&name), None, &|_| false)
                     .unwrap_or_else(|e| panic!("{name}: the snippet is not a valid config:\n{e}"));
@@ -106,6 +110,59 @@ fn shipped_config_and_every_feed_example_are_valid() {
             "feeds/ has no `{kind}` example"
         );
     }
+}
+
+/// The keys a section or a kind accepts, as its "unknown field" error lists
+/// them: what the validator takes, not what a doc says it takes.
+fn accepted_keys(snippet: &str) -> Vec<String> {
+    let err = Config::from_toml(snippet, Path::new("probe.toml"), None, &|_| false)
+        .expect_err("an unknown key is an error")
+        .to_string();
+    // serde words it "expected `a`", "expected `a` or `b`", "expected one of ...".
+    let (_, expected) = err
+        .split_once("`zz_unknown`, expected")
+        .unwrap_or_else(|| panic!("no list of valid keys in: {err}"));
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// docs/config.md names every key of every section and every built-in kind:
+/// a key added to the code without a line in the reference fails here.
+#[test]
+fn config_reference_names_every_key() {
+    let reference = std::fs::read_to_string(root().join("docs/config.md")).unwrap();
+    let mut probes: Vec<(String, String)> = ["server", "limits", "history", "dashboard"]
+        .iter()
+        .map(|s| (format!("[{s}]"), format!("[{s}]\nzz_unknown = 1\n")))
+        .collect();
+    probes.push((
+        "[cluster]".into(),
+        "[cluster]\nnats = \"nats://127.0.0.1:4222\"\nnode = \"a\"\nzz_unknown = 1\n".into(),
+    ));
+    for kind in tickerd::config::BUILTIN_KINDS {
+        probes.push((
+            format!("kind = {kind:?}"),
+            format!("[[feed]]\nname = \"probe\"\nkind = {kind:?}\ntopic = \"t\"\nzz_unknown = 1\n"),
+        ));
+    }
+    let mut missing = Vec::new();
+    for (what, snippet) in &probes {
+        let keys = accepted_keys(snippet);
+        assert!(!keys.is_empty(), "{what}: no keys found");
+        for key in keys {
+            if !reference.contains(&format!("`{key}`")) {
+                missing.push(format!("{what} {key}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/config.md does not name: {missing:?}"
+    );
 }
 
 /// The Quick start's account of what the shipped config runs names the topics
@@ -218,11 +275,15 @@ async fn every_route_the_readme_names_exists() {
         .publish("docs.route", &serde_json::json!(1))
         .unwrap();
     let http = reqwest::Client::new();
+    // Deleting the topic goes last: the other routes read it.
+    let mut routes = routes;
+    routes.sort_by_key(|(method, _)| method == "DELETE");
     for (method, path) in &routes {
         let path = path.replace("{topic}", "docs.route");
         let request = match method.as_str() {
             "GET" => http.get(s.http(&path)),
             "POST" => http.post(s.http(&path)).bearer_auth("pt").body("1"),
+            "DELETE" => http.delete(s.http(&path)).bearer_auth("pt"),
             other => panic!("the README names `{other} {path}`: add it to this test"),
         };
         let status = request.send().await.unwrap().status().as_u16();
