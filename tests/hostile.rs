@@ -871,6 +871,20 @@ command = ["sh", "-c", "head -c 300000 /dev/zero | tr '\\000' q; echo; echo '{\"
     let server = support::Server::start_in(dir, &config).await;
     let mut c = server.client().await;
     c.subscribe(&["$sys.feeds", "src.*"]).await;
+    // A tail feed reads what is appended once it has opened its file.
+    let start = tokio::time::Instant::now();
+    loop {
+        let (_, rows) = support::get_json(&server.http("/api/feeds")).await;
+        let tailing = rows.as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r["feed"] == "tail" && r["state"] == "running")
+        });
+        if tailing {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "the tail feed runs: {rows:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     std::fs::write(&whole, big_json()).unwrap();
     let line = format!("{}\n{{\"ok\":1}}\n", "t".repeat(BIG));
     std::fs::OpenOptions::new()
@@ -880,7 +894,7 @@ command = ["sh", "-c", "head -c 300000 /dev/zero | tr '\\000' q; echo; echo '{\"
         .unwrap();
     // The good items after the oversized ones are published, and nothing else.
     let mut good: std::collections::BTreeSet<&str> = ["sse", "tail", "stream"].into();
-    within(async {
+    let published = tokio::time::timeout(DEADLINE, async {
         while !good.is_empty() {
             let v = c.recv().await;
             if v["type"] != "update" || v["topic"] == "$sys.feeds" {
@@ -900,6 +914,7 @@ command = ["sh", "-c", "head -c 300000 /dev/zero | tr '\\000' q; echo; echo '{\"
         }
     })
     .await;
+    assert!(published.is_ok(), "no good item from {good:?}");
     // Every feed shows its oversized item as its error, counted.
     let feeds = [
         "len", "chunked", "sse", "ws", "whole", "tail", "stream", "once",
