@@ -81,10 +81,11 @@ pub(super) async fn keep(cluster: Arc<Cluster>) {
             .collect();
         cluster.feeds.apply(&run).await;
         let m = &cluster.metrics;
-        m.connected.store(u64::from(connected), Ordering::Relaxed);
         m.owned_feeds.store(owned.len() as u64, Ordering::Relaxed);
+        // The link may have dropped while this round waited on NATS; its
+        // state itself is shown as it changes (`show_link`).
+        let connected = connected && cluster.connected();
         cluster.update_view(|v| {
-            v.connected = connected;
             if let Some(nodes) = nodes {
                 m.nodes.store(nodes.len() as u64, Ordering::Relaxed);
                 v.nodes = nodes;

@@ -143,9 +143,12 @@ impl Cluster {
             options = options.credentials_file(path).await?;
         }
         let urls = config.urls().join(",");
+        let up = watch::Sender::new(false);
+        let link = up.subscribe();
         let log = Arc::new(LinkLog {
             urls: urls.clone(),
             last: Mutex::default(),
+            up,
         });
         options = options.event_callback(move |event| {
             log.note(event);
@@ -178,6 +181,7 @@ impl Cluster {
         tasks.spawn(relay::follow(cluster.clone()));
         tasks.spawn(leases::keep(cluster.clone()));
         tasks.spawn(share_feed_statuses(cluster.clone()));
+        tasks.spawn(show_link(cluster.clone(), link));
         cluster.publish_view();
         Ok(cluster)
     }
@@ -376,6 +380,8 @@ struct LinkLog {
     urls: String,
     /// When a failure was last logged, and how many came since.
     last: Mutex<(Option<std::time::Instant>, u64)>,
+    /// Whether the link is up, as of the latest event.
+    up: watch::Sender<bool>,
 }
 
 impl LinkLog {
@@ -384,11 +390,15 @@ impl LinkLog {
         let urls = &self.urls;
         let problem = match event {
             Event::Connected => {
+                self.up.send_replace(true);
                 *self.last.lock().unwrap_or_else(|p| p.into_inner()) = (None, 0);
                 info!(nats = %urls, "Connected to NATS.");
                 return;
             }
-            Event::Disconnected => "disconnected".to_string(),
+            Event::Disconnected => {
+                self.up.send_replace(false);
+                "disconnected".to_string()
+            }
             Event::ServerError(e) => format!("server error: {e}"),
             Event::ClientError(e) => format!("cannot connect: {e}"),
             other => {
@@ -407,6 +417,29 @@ impl LinkLog {
             }
         };
         warn!(nats = %urls, error = %problem, repeated, "NATS link problem; retrying.");
+    }
+}
+
+/// Shows the link's state in `$sys.cluster` and `/metrics` as soon as it
+/// changes: the lease keeper may be waiting on NATS requests that time out
+/// when the link drops, and would report it only after them.
+async fn show_link(cluster: Arc<Cluster>, mut link: watch::Receiver<bool>) {
+    loop {
+        let up = *link.borrow_and_update();
+        cluster
+            .metrics
+            .connected
+            .store(u64::from(up), std::sync::atomic::Ordering::Relaxed);
+        cluster.update_view(|v| {
+            v.connected = up;
+            if !up {
+                v.feeds.values_mut().for_each(|o| *o = None);
+            }
+        });
+        tokio::select! {
+            changed = link.changed() => if changed.is_err() { return },
+            _ = cluster.cancel.cancelled() => return,
+        }
     }
 }
 
