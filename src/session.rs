@@ -271,7 +271,7 @@ impl Session {
     /// it (nothing when the request had no `since`). A missing or foreign
     /// epoch drops them all; a `since` above the topic's seq drops that one
     /// (the client gets the snapshot rather than nothing).
-    fn resumable(
+    pub(crate) fn resumable(
         &self,
         mut since: HashMap<String, u64>,
         epoch: Option<&str>,
