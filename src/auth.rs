@@ -14,6 +14,9 @@
 //!   matched by some granted pattern ([`Pattern::covered_by`]); otherwise the
 //!   reply is `forbidden` and nothing is subscribed. So once subscribed, every
 //!   update a pattern delivers is readable: nothing is filtered per update.
+//! - An `[[access]]` table's `publish` patterns let its token publish to the
+//!   topics they match with the WebSocket `publish` op; no other read token
+//!   may (HTTP publishing needs `publish_token`).
 //! - `topics` (WebSocket op and `GET /api/topics`) list only readable topics;
 //!   `GET /api/topics/{topic}` answers 403 for one outside the grant, and
 //!   `GET /api/feeds` needs read access to `$sys.feeds`.
@@ -33,6 +36,9 @@ use crate::topic::Pattern;
 pub(crate) struct Grant {
     /// Patterns a subscription must fall within; `None` allows any.
     patterns: Option<Arc<[Pattern]>>,
+    /// Topics the WebSocket `publish` op may write (`[[access]] publish`);
+    /// `None`: none.
+    publish: Option<Arc<[Pattern]>>,
 }
 
 impl Grant {
@@ -40,7 +46,26 @@ impl Grant {
     pub(crate) fn limited(patterns: Vec<Pattern>) -> Self {
         Grant {
             patterns: Some(patterns.into()),
+            publish: None,
         }
+    }
+
+    /// The same grant, allowed to publish to the topics `patterns` match.
+    pub(crate) fn with_publish(mut self, patterns: Vec<Pattern>) -> Self {
+        self.publish = (!patterns.is_empty()).then(|| patterns.into());
+        self
+    }
+
+    /// May this connection publish at all (the WebSocket `publish` op)?
+    pub(crate) fn can_publish(&self) -> bool {
+        self.publish.is_some()
+    }
+
+    /// May this connection publish to `topic`?
+    pub(crate) fn may_publish(&self, topic: &str) -> bool {
+        self.publish
+            .as_ref()
+            .is_some_and(|ps| ps.iter().any(|p| p.matches(topic)))
     }
 
     /// May this connection receive updates of `topic`?
@@ -80,7 +105,13 @@ impl Access {
                 .iter()
                 .filter_map(|p| Pattern::parse(p).ok())
                 .collect();
-            tokens.push((a.token.clone(), Grant::limited(patterns)));
+            let publish = a
+                .publish
+                .iter()
+                .filter_map(|p| Pattern::parse(p).ok())
+                .collect();
+            let grant = Grant::limited(patterns).with_publish(publish);
+            tokens.push((a.token.clone(), grant));
         }
         Access { tokens }
     }

@@ -102,6 +102,7 @@ pub mod topic;
 
 mod auth;
 mod cluster;
+mod publish;
 mod server;
 mod session;
 mod ticker;

@@ -51,6 +51,13 @@ pub enum Request {
     Topics,
     /// `{"op":"ping"}`
     Ping,
+    /// `{"op":"publish","topic":..,"data":..}` or
+    /// `{"op":"publish","items":[{"topic","data"},..]}`: each item as sent
+    /// (its shape is checked when it is published, one result per item).
+    Publish {
+        /// The items, in order.
+        items: Vec<Value>,
+    },
 }
 
 /// A request that could not be understood, with the reply it deserves.
@@ -106,14 +113,49 @@ pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError
         "unsubscribe" => topics_field(&obj).map(|topics| Request::Unsubscribe { topics }),
         "topics" => Ok(Request::Topics),
         "ping" => Ok(Request::Ping),
+        "publish" => publish_request(obj),
         other => Err(RequestError {
             code: ErrorCode::UnknownOp,
             message: format!(
-                "unknown op `{other}` (expected subscribe, unsubscribe, topics or ping)"
+                "unknown op `{other}` (expected subscribe, unsubscribe, topics, ping or publish)"
             ),
         }),
     };
     (id, req)
+}
+
+/// The fields of `publish`: `topic` and `data`, or `items`; any other field
+/// is named in the error.
+fn publish_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, RequestError> {
+    obj.remove("op");
+    if let Some(field) = obj
+        .keys()
+        .find(|k| !["topic", "data", "items"].contains(&k.as_str()))
+    {
+        return Err(bad(format!(
+            "unknown field `{field}` in publish (expected `topic` and `data`, or `items`)"
+        )));
+    }
+    match obj.remove("items") {
+        Some(_) if !obj.is_empty() => Err(bad(
+            "publish takes `topic` and `data`, or `items`, not both",
+        )),
+        Some(Value::Array(items)) if !items.is_empty() => Ok(Request::Publish { items }),
+        Some(_) => Err(bad(
+            "`items` must be a non-empty array of {\"topic\",\"data\"} objects",
+        )),
+        None => {
+            if !matches!(obj.get("topic"), Some(Value::String(_))) {
+                return Err(bad("`topic` must be a string"));
+            }
+            if !obj.contains_key("data") {
+                return Err(bad("missing `data`"));
+            }
+            Ok(Request::Publish {
+                items: vec![Value::Object(obj)],
+            })
+        }
+    }
 }
 
 fn topics_field(obj: &serde_json::Map<String, Value>) -> Result<Vec<String>, RequestError> {
@@ -186,6 +228,11 @@ enum Reply<'a> {
     },
     Gone {
         topic: &'a str,
+    },
+    Published {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        results: &'a [crate::publish::ItemResult],
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -290,6 +337,12 @@ pub(crate) fn gone(topic: &str) -> Utf8Bytes {
     encode(&Reply::Gone { topic })
 }
 
+/// `{"type":"published","results":[..]}`: one result per item of a
+/// `publish`, in order (`{"topic","seq","ts"}` or `{"topic","error"}`).
+pub(crate) fn published(id: Option<&Value>, results: &[crate::publish::ItemResult]) -> Utf8Bytes {
+    encode(&Reply::Published { id, results })
+}
+
 pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> Utf8Bytes {
     encode(&Reply::Error { id, code, message })
 }
@@ -307,6 +360,9 @@ pub struct TopicInfo {
     pub ts: u64,
     /// True when its feed's `stale_after` has passed without an update.
     pub stale: bool,
+    /// How many subscribers (WebSocket and SSE connections, in-process
+    /// subscriptions) receive it on this node; a count, never who.
+    pub subscribers: usize,
     /// True when the feed that published it is no longer in the config (its
     /// `on_remove = "keep"` left the topic); omitted when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -329,6 +385,7 @@ mod tests {
                 seq: i,
                 ts: 0,
                 stale: false,
+                subscribers: 0,
                 feed_removed: false,
             })
             .collect();

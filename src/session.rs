@@ -200,6 +200,7 @@ impl Session {
         let reply = match request {
             Err(e) => protocol::error(id, e.code, &e.message),
             Ok(Request::Ping) => protocol::pong(id),
+            Ok(Request::Publish { items }) => self.publish(id, items).await,
             Ok(Request::Topics) => {
                 let topics = self.hub.topics_where(|t| self.grant.may_read(t));
                 protocol::topics(id, &topics, self.settings.limits.max_frame_bytes)
@@ -267,6 +268,23 @@ impl Session {
 }
 
 impl Session {
+    /// The `publish` op: only for a token granted `publish` patterns.
+    async fn publish(
+        &self,
+        id: Option<&serde_json::Value>,
+        items: Vec<serde_json::Value>,
+    ) -> Utf8Bytes {
+        if !self.grant.can_publish() {
+            let msg = "this connection's token may not publish \
+                       (an [[access]] table's `publish` patterns grant it)";
+            return protocol::error(id, ErrorCode::Forbidden, msg);
+        }
+        let items = items.into_iter().map(crate::publish::parse_item).collect();
+        let results =
+            crate::publish::publish_all(&self.hub, items, |t| self.grant.may_publish(t)).await;
+        protocol::published(id, &results)
+    }
+
     /// The `since` entries that can be honoured, and what the ack says about
     /// it (nothing when the request had no `since`). A missing or foreign
     /// epoch drops them all; a `since` above the topic's seq drops that one

@@ -190,3 +190,21 @@ fn relative_file_paths_resolve_against_the_config_directory() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `[[access]] publish` patterns are checked like `patterns`, and may not
+/// name the server's own `$` topics.
+#[test]
+fn access_publish_patterns_are_checked() {
+    let e = errors(
+        "[[access]]\ntoken = \"t\"\npatterns = [\"a.>\"]\npublish = [\"a..b\", \"$sys.x\"]\n",
+    );
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("c.toml:4: [[access]] #1: publish pattern `a..b`"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].contains("topics starting with `$` are the server's own"),
+        "{e:#?}"
+    );
+}

@@ -235,6 +235,10 @@ pub struct AccessConfig {
     pub token: String,
     /// Topic patterns this token may read; a subscription must fall within them.
     pub patterns: Vec<String>,
+    /// Topic patterns this token may publish to with the WebSocket `publish`
+    /// op; empty (the default): none.
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 /// `[history]`
@@ -988,6 +992,19 @@ fn check_access(server: &ServerConfig, access: &[AccessConfig], doc: &mut Doc<'_
         for p in &a.patterns {
             if let Err(e) = crate::topic::Pattern::parse(p) {
                 bad("patterns", format!("pattern {e}"));
+            }
+        }
+        for p in &a.publish {
+            match crate::topic::Pattern::parse(p) {
+                Err(e) => bad("publish", format!("publish pattern {e}")),
+                Ok(_) if crate::topic::is_system(p) => bad(
+                    "publish",
+                    format!(
+                        "publish pattern `{p}`: topics starting with `$` are the server's own \
+                         (publish patterns name your topics, e.g. \"orders.*\")"
+                    ),
+                ),
+                Ok(_) => {}
             }
         }
     }

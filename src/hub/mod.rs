@@ -145,6 +145,7 @@ impl Topic {
             seq: st.seq,
             ts: st.ts,
             stale,
+            subscribers: st.subscribers.len(),
             feed_removed: false,
         }
     }

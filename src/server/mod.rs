@@ -6,6 +6,7 @@
 
 mod api;
 mod assets;
+mod bulk;
 mod listener;
 mod sse;
 mod upgrade;
@@ -54,6 +55,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
         .layer(CompressionLayer::new().gzip(true));
     Router::new()
         .merge(guarded)
+        .route("/api/publish", post(bulk::publish_many))
         .route("/api/publish/{topic}", post(api::publish))
         .route("/api/topics/{topic}", delete(api::delete_topic))
         .route("/healthz", get(healthz))
