@@ -102,7 +102,9 @@ pub mod topic;
 
 mod auth;
 mod cluster;
+mod delta;
 mod publish;
+mod rate;
 mod server;
 mod session;
 mod ticker;

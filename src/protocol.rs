@@ -41,6 +41,10 @@ pub enum Request {
         since: HashMap<String, u64>,
         /// The epoch the `since` values belong to.
         epoch: Option<String>,
+        /// At most this many updates per second per topic (positive).
+        max_rate: Option<f64>,
+        /// Updates after the first full value as merge patches.
+        delta: bool,
     },
     /// `{"op":"unsubscribe","topics":[..]}`
     Unsubscribe {
@@ -76,6 +80,9 @@ fn bad(message: impl Into<String>) -> RequestError {
     }
 }
 
+const MAX_RATE: &str =
+    "`max_rate` must be a positive number of updates per second per topic, e.g. 2 or 0.5";
+
 /// Parses one text frame into its `id` (echoed in the reply) and request.
 pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError>) {
     let value: Value = match serde_json::from_str(text) {
@@ -104,10 +111,25 @@ pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(_) => return Err(bad("`epoch` must be a string")),
             };
+            let max_rate = match obj.get("max_rate") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => match n.as_f64() {
+                    Some(r) if r > 0.0 && r.is_finite() => Some(r),
+                    _ => return Err(bad(MAX_RATE)),
+                },
+                Some(_) => return Err(bad(MAX_RATE)),
+            };
+            let delta = match obj.get("delta") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(bad("`delta` must be true or false")),
+            };
             Ok(Request::Subscribe {
                 topics,
                 since,
                 epoch,
+                max_rate,
+                delta,
             })
         }),
         "unsubscribe" => topics_field(&obj).map(|topics| Request::Unsubscribe { topics }),

@@ -34,6 +34,7 @@ use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request, ResumeNote};
+use crate::rate::{Frames, Rule, Shaping};
 use crate::server::{Outgoing, Socket, BATCH_LIMIT};
 use crate::ticker::Settings;
 use crate::topic::Pattern;
@@ -98,6 +99,8 @@ pub(crate) struct Session {
     pub(crate) grant: Grant,
     /// The server's shutdown token: when it fires, clients get Close 1001.
     pub(crate) shutdown: CancellationToken,
+    /// What subscribes asked for `max_rate` and `delta` (see [`crate::rate`]).
+    pub(crate) shaping: Arc<Shaping>,
 }
 
 impl Session {
@@ -141,6 +144,7 @@ impl Session {
                 flush: self.settings.flush_interval,
             },
             metrics,
+            self.shaping.clone(),
         ));
         let reader = Box::pin(read_loop(self, stream, id, outbox, done));
         // When the writer ends, the connection is over: the reader is dropped.
@@ -214,6 +218,7 @@ impl Session {
                         .iter()
                         .map(|p| p.as_str().to_string())
                         .collect();
+                    self.shaping.unsubscribe(&patterns);
                     protocol::ack(id, "unsubscribe", &topics, None, &not_held)
                 }
             },
@@ -221,6 +226,8 @@ impl Session {
                 topics,
                 since,
                 epoch,
+                max_rate,
+                delta,
             }) => {
                 // Checked before any per-pattern work: one frame may name
                 // thousands of patterns, and dedup and permission checks are
@@ -256,6 +263,18 @@ impl Session {
                         .await;
                 }
                 let (since, note) = self.resumable(since, epoch.as_deref());
+                // Recorded before the hub queues snapshots, which the writer
+                // then shapes by it.
+                let shaped = max_rate.is_some() || delta || self.shaping.is_active();
+                let replays = match shaped {
+                    true => since
+                        .keys()
+                        .filter_map(|t| Some((t.clone(), self.hub.seq_of(t)?)))
+                        .collect(),
+                    false => HashMap::new(),
+                };
+                self.shaping
+                    .subscribe(&patterns, Rule::new(max_rate, delta), replays);
                 outbox
                     .push_control(protocol::ack(id, "subscribe", &topics, note.as_ref(), &[]))
                     .await;
@@ -448,6 +467,7 @@ fn write_loop(
     shutdown: CancellationToken,
     pacing: Pacing,
     metrics: Arc<Metrics>,
+    shaping: Arc<Shaping>,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let Pacing { heartbeat, flush } = pacing;
@@ -480,8 +500,12 @@ fn write_loop(
                     }
                 }
             }
-            if !outbox.has_work() {
-                timer.as_mut().reset(next_ping);
+            // Frames held back by a `max_rate` are due on this same timer.
+            let due = shaping.next_due();
+            if !outbox.has_work() && due.is_none_or(|d| d > Instant::now()) {
+                timer
+                    .as_mut()
+                    .reset(due.map_or(next_ping, |d| d.min(next_ping)));
                 tokio::select! {
                     biased;
                     _ = &mut cancelled => break,
@@ -495,6 +519,7 @@ fn write_loop(
                 &outbox,
                 cancelled.as_mut(),
                 &metrics,
+                &shaping,
             ));
             match tokio::time::timeout(stuck, flushed).await {
                 Err(_) => {
@@ -580,6 +605,7 @@ async fn flush_ready(
     outbox: &Outbox,
     cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
     metrics: &Metrics,
+    shaping: &Shaping,
 ) -> Result<Option<Closing>, Ended> {
     let taken = outbox.take_all();
     let closing = taken.closing;
@@ -589,9 +615,13 @@ async fn flush_ready(
     let deliver = !matches!(closing, Some(Closing::Quiet | Closing::OverBudget));
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut replies = taken.replies();
+    let frames = match shaping.is_active() {
+        true => Frames::Shaped(shaping.apply(taken.frames(), replies).into_iter()),
+        false => Frames::Plain(taken.frames()),
+    };
     let write = async {
         if deliver {
-            for text in taken.frames() {
+            for text in frames {
                 count += 1;
                 bytes += text.len() as u64;
                 let buffered = outgoing.push_text([text.as_bytes()]);

@@ -42,6 +42,7 @@ use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol;
+use crate::rate::update_key;
 use crate::session::Session;
 use crate::ticker::Shared;
 use crate::topic::Pattern;
@@ -122,16 +123,6 @@ fn parse_event_id(id: &str) -> Option<(&str, &str, u64)> {
     let (epoch, topic) = rest.split_once('/')?;
     let seq = seq.parse().ok()?;
     (!epoch.is_empty() && !topic.is_empty()).then_some((epoch, topic, seq))
-}
-
-/// The topic and seq (as text) of an update frame, read from its fixed prefix
-/// (`protocol::encode_update`); `None` for any other frame.
-pub(crate) fn update_key(frame: &str) -> Option<(&str, &str)> {
-    let rest = frame.strip_prefix(r#"{"type":"update","topic":""#)?;
-    let (topic, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(r#","seq":"#)?;
-    let end = rest.find(|c: char| !c.is_ascii_digit())?;
-    (end > 0).then(|| (topic, &rest[..end]))
 }
 
 /// Appends one frame as an event: `id` for updates, then the frame as `data`
@@ -235,6 +226,7 @@ pub(super) async fn stream(
         settings: settings.clone(),
         grant,
         shutdown: shared.cancel.clone(),
+        shaping: Default::default(),
     };
     let (since, note) = session.resumable(query.since, query.epoch.as_deref());
     // A new outbox has room for both.

@@ -83,6 +83,7 @@ pub(super) async fn upgrade(
         settings: settings.clone(),
         grant,
         shutdown: shared.cancel.clone(),
+        shaping: Default::default(),
     };
     // Debug level: at info, a span per connection would cost ~0.8 KiB each.
     let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
