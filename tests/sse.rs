@@ -297,3 +297,30 @@ async fn a_client_that_never_reads_is_dropped() {
     publishing.abort();
     drop(tcp);
 }
+
+/// `max_rate` and `delta` work on a stream as on a WebSocket subscribe, and
+/// are checked the same way.
+#[tokio::test]
+async fn max_rate_and_delta_on_a_stream() {
+    let s = Server::start(EMPTY).await;
+    let hub = s.ticker.hub();
+    let v = |p: u64| json!({"name": "a fairly long constant name", "price": p});
+    hub.publish("d.x", &v(1)).unwrap();
+    let mut sse = Sse::open(&s.http("/sse?topics=d.*&delta=true&max_rate=1000"), &[])
+        .await
+        .unwrap();
+    sse.frame().await;
+    sse.frame().await;
+    let (_, snap) = sse.frame().await;
+    assert_eq!(snap["data"], v(1));
+    hub.publish("d.x", &v(2)).unwrap();
+    let (id, u) = sse.frame().await;
+    assert_eq!(u["delta"], true, "{u}");
+    assert_eq!(u["data"], json!({"price": 2}));
+    assert!(id.unwrap().ends_with("/d.x/2"));
+    for bad in ["max_rate=0", "max_rate=x", "delta=yes"] {
+        let url = s.http(&format!("/sse?topics=d.x&{bad}"));
+        let (status, body) = Sse::open(&url, &[]).await.err().expect("refused");
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}

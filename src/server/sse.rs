@@ -42,7 +42,7 @@ use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol;
-use crate::rate::update_key;
+use crate::rate::{update_key, Frames, Rule, Shaping};
 use crate::session::Session;
 use crate::ticker::Shared;
 use crate::topic::Pattern;
@@ -59,6 +59,10 @@ pub(crate) struct SseQuery {
     pub(crate) since: HashMap<String, u64>,
     /// The epoch `since` belongs to.
     pub(crate) epoch: Option<String>,
+    /// `max_rate`: at most this many updates per second per topic.
+    pub(crate) max_rate: Option<f64>,
+    /// `delta=true`: merge patches after the first whole value.
+    pub(crate) delta: bool,
 }
 
 /// Parses the query (`topics`, `since`, `epoch`, and `token`, which the auth
@@ -94,10 +98,25 @@ pub(crate) fn parse_query(
                 }
             }
             "epoch" => q.epoch = Some(value.into_owned()),
+            "max_rate" => match value.parse::<f64>() {
+                Ok(r) if r > 0.0 && r.is_finite() => q.max_rate = Some(r),
+                _ => {
+                    return Err(format!(
+                        "`max_rate` must be a positive number of updates per second per \
+                         topic, e.g. max_rate=2 or max_rate=0.5 (not `{value}`)"
+                    ))
+                }
+            },
+            "delta" => match &*value {
+                "true" => q.delta = true,
+                "false" => q.delta = false,
+                _ => return Err(format!("`delta` must be true or false (not `{value}`)")),
+            },
             "token" => {}
             other => {
                 return Err(format!(
-                    "unknown query parameter `{other}` (expected topics, since, epoch or token)"
+                    "unknown query parameter `{other}` \
+                     (expected topics, since, epoch, max_rate, delta or token)"
                 ))
             }
         }
@@ -229,6 +248,14 @@ pub(super) async fn stream(
         shaping: Default::default(),
     };
     let (since, note) = session.resumable(query.since, query.epoch.as_deref());
+    let shaping = session.shaping.clone();
+    if query.max_rate.is_some() || query.delta {
+        let replays = since
+            .keys()
+            .filter_map(|t| Some((t.clone(), hub.seq_of(t)?)))
+            .collect();
+        shaping.subscribe(&patterns, Rule::new(query.max_rate, query.delta), replays);
+    }
     // A new outbox has room for both.
     let hello = protocol::hello(&hub.epoch(), heartbeat.as_millis() as u64);
     let _ = outbox.try_push_control(hello);
@@ -250,6 +277,7 @@ pub(super) async fn stream(
     }));
     let pump = Pump {
         outbox,
+        shaping,
         hub,
         metrics,
         progress,
@@ -331,6 +359,8 @@ impl Progress {
 /// comment every `heartbeat`.
 struct Pump {
     outbox: Arc<Outbox>,
+    /// `max_rate` and `delta`, as on a WebSocket ([`crate::rate`]).
+    shaping: Arc<Shaping>,
     hub: Hub,
     metrics: Arc<Metrics>,
     progress: Arc<Progress>,
@@ -373,11 +403,14 @@ impl Pump {
                 if self.ended {
                     return None;
                 }
-                if !self.outbox.has_work() {
+                // Frames held back by `max_rate` are due on the same timer.
+                let due = self.shaping.next_due();
+                if !self.outbox.has_work() && due.is_none_or(|d| d > Instant::now()) {
+                    let wake = due.map_or(self.next_ping, |d| d.min(self.next_ping));
                     tokio::select! {
                         biased;
                         _ = self.done.cancelled() => return None,
-                        _ = tokio::time::sleep_until(self.next_ping) => continue,
+                        _ = tokio::time::sleep_until(wake) => continue,
                         _ = self.outbox.ready() => {}
                     }
                 }
@@ -388,7 +421,11 @@ impl Pump {
                     return None;
                 }
                 let replies = taken.replies();
-                for (i, text) in taken.frames().enumerate() {
+                let frames = match self.shaping.is_active() {
+                    true => Frames::Shaped(self.shaping.apply(taken.frames(), replies).into_iter()),
+                    false => Frames::Plain(taken.frames()),
+                };
+                for (i, text) in frames.enumerate() {
                     if i < replies {
                         self.outbox.release(text.len());
                     }
