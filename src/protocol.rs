@@ -28,6 +28,8 @@ pub enum ErrorCode {
     /// wildcard pattern) sent faster than the connection's rate allows; nothing
     /// was done, and it may be sent again later.
     RateLimited,
+    /// A `refresh` whose token is not valid (unknown, forged or expired).
+    Unauthorized,
 }
 
 /// A request from a client, validated for shape (not for topic grammar).
@@ -61,6 +63,12 @@ pub enum Request {
     Publish {
         /// The items, in order.
         items: Vec<Value>,
+    },
+    /// `{"op":"refresh","token":".."}`: a new token (a JWT) before the
+    /// connection's runs out.
+    Refresh {
+        /// The new token.
+        token: String,
     },
 }
 
@@ -136,10 +144,12 @@ pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError
         "topics" => Ok(Request::Topics),
         "ping" => Ok(Request::Ping),
         "publish" => publish_request(obj),
+        "refresh" => refresh_request(obj),
         other => Err(RequestError {
             code: ErrorCode::UnknownOp,
             message: format!(
-                "unknown op `{other}` (expected subscribe, unsubscribe, topics, ping or publish)"
+                "unknown op `{other}` \
+                 (expected subscribe, unsubscribe, topics, ping, publish or refresh)"
             ),
         }),
     };
@@ -177,6 +187,20 @@ fn publish_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, R
                 items: vec![Value::Object(obj)],
             })
         }
+    }
+}
+
+/// The fields of `refresh`: `token` only.
+fn refresh_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, RequestError> {
+    obj.remove("op");
+    if let Some(field) = obj.keys().find(|k| *k != "token") {
+        return Err(bad(format!(
+            "unknown field `{field}` in refresh (expected `token`)"
+        )));
+    }
+    match obj.remove("token") {
+        Some(Value::String(token)) => Ok(Request::Refresh { token }),
+        _ => Err(bad("`token` must be a string (the new token)")),
     }
 }
 

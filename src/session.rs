@@ -52,6 +52,9 @@ struct Pacing {
     flush: Duration,
 }
 
+/// The Close code for a connection whose token (a JWT) expired.
+pub(crate) const TOKEN_EXPIRED: u16 = 4001;
+
 /// How long a Close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -101,6 +104,8 @@ pub(crate) struct Session {
     pub(crate) shutdown: CancellationToken,
     /// What subscribes asked for `max_rate` and `delta` (see [`crate::rate`]).
     pub(crate) shaping: Arc<Shaping>,
+    /// The grant of the last accepted `refresh`, which replaces `grant`.
+    pub(crate) refreshed: std::sync::Mutex<Option<Grant>>,
 }
 
 impl Session {
@@ -182,6 +187,7 @@ impl Session {
     async fn handle(&self, sub: SubscriberId, outbox: &Outbox, limit: &mut RateLimit, text: &str) {
         let (id, request) = protocol::parse_request(text);
         let id = id.as_ref();
+        let grant = self.grant();
         let expensive = match &request {
             Ok(Request::Topics) => true,
             Ok(Request::Subscribe { topics, .. } | Request::Unsubscribe { topics }) => {
@@ -204,9 +210,10 @@ impl Session {
         let reply = match request {
             Err(e) => protocol::error(id, e.code, &e.message),
             Ok(Request::Ping) => protocol::pong(id),
-            Ok(Request::Publish { items }) => self.publish(id, items).await,
+            Ok(Request::Publish { items }) => self.publish(id, &grant, items).await,
+            Ok(Request::Refresh { token }) => self.refresh(sub, id, &token),
             Ok(Request::Topics) => {
-                let topics = self.hub.topics_where(|t| self.grant.may_read(t));
+                let topics = self.hub.topics_where(|t| grant.may_read(t));
                 protocol::topics(id, &topics, self.settings.limits.max_frame_bytes)
             }
             Ok(Request::Unsubscribe { topics }) => match parse_patterns(&topics) {
@@ -247,7 +254,7 @@ impl Session {
                     }
                     Ok(p) => p,
                 };
-                if let Some(p) = patterns.iter().find(|p| !self.grant.may_subscribe(p)) {
+                if let Some(p) = patterns.iter().find(|p| !grant.may_subscribe(p)) {
                     let msg = format!("`{p}` is outside what this connection's token allows");
                     return outbox
                         .push_control(protocol::error(id, ErrorCode::Forbidden, &msg))
@@ -291,17 +298,42 @@ impl Session {
     async fn publish(
         &self,
         id: Option<&serde_json::Value>,
+        grant: &Grant,
         items: Vec<serde_json::Value>,
     ) -> Utf8Bytes {
-        if !self.grant.can_publish() {
+        if !grant.can_publish() {
             let msg = "this connection's token may not publish \
                        (an [[access]] table's `publish` patterns grant it)";
             return protocol::error(id, ErrorCode::Forbidden, msg);
         }
         let items = items.into_iter().map(crate::publish::parse_item).collect();
-        let results =
-            crate::publish::publish_all(&self.hub, items, |t| self.grant.may_publish(t)).await;
+        let results = crate::publish::publish_all(&self.hub, items, |t| grant.may_publish(t)).await;
         protocol::published(id, &results)
+    }
+
+    /// The grant in force: the last refreshed one, else the one connected with.
+    fn grant(&self) -> Grant {
+        let refreshed = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+        refreshed.clone().unwrap_or_else(|| self.grant.clone())
+    }
+
+    /// `refresh`: a new token replaces the connection's grant (and its
+    /// expiry), if it is valid and allows every pattern the connection holds.
+    fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Utf8Bytes {
+        let Some(new) = self.settings.access.grant_for(Some(token)) else {
+            let msg = "the token is not valid (unknown, forged or expired)";
+            return protocol::error(id, ErrorCode::Unauthorized, msg);
+        };
+        let held = self.hub.patterns_of(sub);
+        if let Some(p) = held.iter().find(|p| !new.may_subscribe(p)) {
+            let msg = format!(
+                "the new token does not allow `{p}`, which this connection holds \
+                 (unsubscribe from it first)"
+            );
+            return protocol::error(id, ErrorCode::Forbidden, &msg);
+        }
+        *self.refreshed.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
+        protocol::ack(id, "refresh", &[], None, &[])
     }
 
     /// The `since` entries that can be honoured, and what the ack says about
@@ -389,7 +421,20 @@ fn read_loop(
         let silent_limit = session.settings.heartbeat * 2;
         let mut limit = RateLimit::new();
         loop {
-            let next = tokio::time::timeout(silent_limit, stream.next()).await;
+            // A JWT's grant ends at its `exp` (plus leeway) unless refreshed.
+            let expires = session.grant().expires().map(crate::auth::jwt::deadline);
+            let read = tokio::time::timeout(silent_limit, stream.next());
+            let next = match expires {
+                None => read.await,
+                Some(at) => tokio::select! {
+                    next = read => next,
+                    _ = tokio::time::sleep_until(at) => {
+                        debug!("The connection's token expired.");
+                        outbox.close(Closing::Code(TOKEN_EXPIRED, "token expired"));
+                        return;
+                    }
+                },
+            };
             let msg = match next {
                 Err(_) => {
                     debug!("Client silent for two heartbeats; dropping it.");

@@ -90,7 +90,7 @@ fn unknown_names_suggest_the_nearest() {
     let e = errors("[sever]\nlisten = \"127.0.0.1:1\"\n\n[limits]\nmax_conections = 5\n\n[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"h.m\"\nintervl = \"1s\"\n");
     has(
         &e,
-        "c.toml:1: unknown section [sever]; did you mean [server]? (expected one of [server], [limits], [history], [dashboard], [cluster], [access], [feed])",
+        "c.toml:1: unknown section [sever]; did you mean [server]? (expected one of [server], [limits], [history], [dashboard], [cluster], [auth], [access], [feed])",
     );
     assert!(
         e.iter().any(|e| e.starts_with(

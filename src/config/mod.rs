@@ -10,9 +10,11 @@
 //! at all: nothing here starts or stops anything. What is allowed but likely a
 //! mistake is a warning ([`Config::warnings`]).
 
+mod auth;
 pub mod dashboard;
 mod feed;
 
+pub use auth::{JwtAlgorithm, JwtConfig, JwtKey};
 pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
 
 pub use feed::{
@@ -364,6 +366,7 @@ struct RawMain {
     history: Option<RawTable>,
     dashboard: Option<RawTable>,
     cluster: Option<RawTable>,
+    auth: Option<auth::RawAuth>,
     #[serde(default)]
     access: Vec<RawTable>,
     #[serde(default)]
@@ -371,12 +374,13 @@ struct RawMain {
 }
 
 /// The top-level names of a main file.
-const MAIN_SECTIONS: [&str; 7] = [
+const MAIN_SECTIONS: [&str; 8] = [
     "server",
     "limits",
     "history",
     "dashboard",
     "cluster",
+    "auth",
     "access",
     "feed",
 ];
@@ -549,6 +553,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// `[[access]]` tables: tokens with limited read permissions.
     pub access: Vec<AccessConfig>,
+    /// `[auth.jwt]`, when present: JSON Web Tokens as read tokens.
+    pub jwt: Option<JwtConfig>,
     /// Every feed of the main file and of `feeds_dir`, in load order.
     pub feeds: Vec<FeedConfig>,
     /// The main file, when loaded from disk (what hot reload watches).
@@ -646,6 +652,14 @@ impl Config {
         let history: HistoryConfig = doc.named("history", raw.history).unwrap_or_default();
         let dashboard: DashboardConfig = doc.named("dashboard", raw.dashboard).unwrap_or_default();
         let cluster: Option<ClusterConfig> = doc.named("cluster", raw.cluster);
+        let mut jwt: Option<JwtConfig> = raw
+            .auth
+            .and_then(|a| a.jwt)
+            .and_then(|r| doc.section("auth.jwt", "[auth.jwt]", r));
+        if let Some(jwt) = &mut jwt {
+            let base = base_dir.unwrap_or(Path::new("."));
+            auth::load_keys(jwt, base, &mut |key, msg| doc.error(key, msg));
+        }
         let access: Vec<AccessConfig> = raw
             .access
             .into_iter()
@@ -762,6 +776,7 @@ impl Config {
             dashboard,
             cluster,
             access,
+            jwt,
             feeds,
             path: None,
             feeds_dir,

@@ -696,6 +696,14 @@ impl Hub {
         id
     }
 
+    /// The patterns `id` holds.
+    pub(crate) fn patterns_of(&self, id: SubscriberId) -> Vec<Pattern> {
+        let reg = self.registry();
+        reg.subscribers
+            .get(&id)
+            .map_or_else(Vec::new, |e| e.patterns.clone())
+    }
+
     /// How many distinct patterns `id` holds, and how many of `patterns`
     /// (distinct) it does not hold yet.
     pub(crate) fn pattern_counts(&self, id: SubscriberId, patterns: &[Pattern]) -> (usize, usize) {

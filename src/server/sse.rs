@@ -240,12 +240,15 @@ pub(super) async fn stream(
         id,
     };
     let heartbeat = settings.heartbeat;
+    // A JWT's stream ends at its `exp` (plus leeway): reconnect with a new one.
+    let expires = grant.expires().map(crate::auth::jwt::deadline);
     let session = Session {
         hub: hub.clone(),
         settings: settings.clone(),
         grant,
         shutdown: shared.cancel.clone(),
         shaping: Default::default(),
+        refreshed: Default::default(),
     };
     let (since, note) = session.resumable(query.since, query.epoch.as_deref());
     let shaping = session.shaping.clone();
@@ -284,6 +287,7 @@ pub(super) async fn stream(
         heartbeat,
         flush: settings.flush_interval,
         next_ping: Instant::now() + heartbeat,
+        expires,
         last_chunk: None,
         pending: VecDeque::new(),
         ended: false,
@@ -367,6 +371,8 @@ struct Pump {
     heartbeat: Duration,
     flush: Duration,
     next_ping: Instant,
+    /// When the token (a JWT) runs out: the stream ends.
+    expires: Option<Instant>,
     last_chunk: Option<Instant>,
     /// Frames taken but not yet handed over (past one chunk's size).
     pending: VecDeque<Utf8Bytes>,
@@ -382,7 +388,7 @@ struct Pump {
 impl Pump {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
-            if self.done.is_cancelled() {
+            if self.done.is_cancelled() || self.expires.is_some_and(|at| Instant::now() >= at) {
                 return None;
             }
             if let Some(last) = self.last_chunk.take() {
@@ -406,7 +412,10 @@ impl Pump {
                 // Frames held back by `max_rate` are due on the same timer.
                 let due = self.shaping.next_due();
                 if !self.outbox.has_work() && due.is_none_or(|d| d > Instant::now()) {
-                    let wake = due.map_or(self.next_ping, |d| d.min(self.next_ping));
+                    let mut wake = due.map_or(self.next_ping, |d| d.min(self.next_ping));
+                    if let Some(at) = self.expires {
+                        wake = wake.min(at);
+                    }
                     tokio::select! {
                         biased;
                         _ = self.done.cancelled() => return None,

@@ -84,6 +84,7 @@ pub(super) async fn upgrade(
         grant,
         shutdown: shared.cancel.clone(),
         shaping: Default::default(),
+        refreshed: Default::default(),
     };
     // Debug level: at info, a span per connection would cost ~0.8 KiB each.
     let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
