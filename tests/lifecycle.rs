@@ -114,7 +114,7 @@ async fn delete_frees_a_max_topics_slot() {
     let (status, _) = publish(&s, "a.one", json!(1)).await;
     assert_eq!(status, 200);
     let (status, body) = publish(&s, "a.two", json!(2)).await;
-    assert_eq!(status, 400, "full: {body}");
+    assert_eq!(status, 507, "full: {body}");
     assert_eq!(delete(&s, "a.one", Some(TOKEN)).await, 204);
     let (status, body) = publish(&s, "a.two", json!(2)).await;
     assert_eq!(status, 200, "the slot is free again: {body}");
