@@ -23,8 +23,9 @@
 // update), so thousands of updates per second cost one DOM pass per frame.
 // Options `maxRate` and `delta` ask the server for fewer updates or only the
 // changed fields (merged back here: callers always see whole values); where a
-// WebSocket cannot be opened (twice in a row), it falls back to Server-Sent
-// Events (`/sse`), or uses them from the start with `transport: 'sse'`.
+// WebSocket cannot be opened (twice in a row while the server answers HTTP), it
+// falls back to Server-Sent Events (`/sse`), or uses them from the start with
+// `transport: 'sse'`.
 
 const SCRIPT_URL = new URL(import.meta.url);
 
@@ -318,12 +319,24 @@ export class TickerClient extends EventTarget {
     ws.onclose = (ev) => {
       if (this._ws !== ws) return;
       this._ws = null;
-      if (!opened) this._wsFailedOpens++;
+      if (!opened) this._wsNeverOpened();
       this.lastError = ev.code === 1000 || ev.code === 1001
         ? `server closed (${ev.code})` : `connection lost (${ev.code})`;
       this._dropped();
     };
     ws.onerror = () => { /* onclose follows */ };
+  }
+
+  /**
+   * A WebSocket closed before it opened. It counts towards the SSE fallback
+   * only when the server answers HTTP meanwhile (a proxy that strips upgrades),
+   * not when it is down (a restart must not switch the client for good).
+   */
+  _wsNeverOpened() {
+    if (this.transport !== 'auto' || typeof fetch !== 'function') return;
+    // no-cors: any answer, even opaque (another origin), means reachable.
+    fetch(new URL('healthz', this.server).href, { mode: 'no-cors', cache: 'no-store' })
+      .then(() => { this._wsFailedOpens++; }, () => { /* down: not counted */ });
   }
 
   /** Closes a link found dead; onclose does not come in time on a dead link. */
