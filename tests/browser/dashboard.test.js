@@ -283,8 +283,7 @@ interval = "50ms"
 
 /** Proves: a running feed that publishes nothing because its items lack a template field shows that error in the feed panel. */
 test('a running feed that drops every item shows why', async (t) => {
-  const port = await h.freePort();
-  const config = `${h.demoConfig(port)}
+  const config = `${h.demoConfig()}
 [[feed]]
 name = "tm"
 kind = "synthetic"
@@ -292,7 +291,7 @@ topic = "tm.{ticker}"
 symbols = ["A"]
 interval = "100ms"
 `;
-  const server = await h.Tickerd.start({ port, config });
+  const server = await h.Tickerd.start({ config });
   t.after(async () => { await server.stop(); server.cleanup(); });
   const page = await h.newPage(browser);
   await page.goto(`${server.origin}/`);
