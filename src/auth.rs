@@ -14,12 +14,22 @@
 //!   matched by some granted pattern ([`Pattern::covered_by`]); otherwise the
 //!   reply is `forbidden` and nothing is subscribed. So once subscribed, every
 //!   update a pattern delivers is readable: nothing is filtered per update.
+//! - An `[[access]]` table's `publish` patterns let its token publish to the
+//!   topics they match with the WebSocket `publish` op; no other read token
+//!   may (HTTP publishing needs `publish_token`).
 //! - `topics` (WebSocket op and `GET /api/topics`) list only readable topics;
 //!   `GET /api/topics/{topic}` answers 403 for one outside the grant, and
 //!   `GET /api/feeds` needs read access to `$sys.feeds`.
 //!
+//! - With `[auth.jwt]`, a token that is none of those may be a JWT signed by
+//!   a configured key ([`jwt`]): its `topics` and `publish` claims are its
+//!   grant, and its `exp` ends the connection (close 4001) unless the client
+//!   sends `refresh` with a new token first.
+//!
 //! Tokens are compared in constant time (`subtle`), against every configured
 //! token, with no early exit. This module never touches sockets or HTTP.
+
+pub(crate) mod jwt;
 
 use std::sync::Arc;
 
@@ -33,6 +43,12 @@ use crate::topic::Pattern;
 pub(crate) struct Grant {
     /// Patterns a subscription must fall within; `None` allows any.
     patterns: Option<Arc<[Pattern]>>,
+    /// Topics the WebSocket `publish` op may write (`[[access]] publish`);
+    /// `None`: none.
+    publish: Option<Arc<[Pattern]>>,
+    /// A JWT's `exp` plus the leeway (seconds since the Unix epoch): the
+    /// connection ends then, unless refreshed.
+    expires: Option<u64>,
 }
 
 impl Grant {
@@ -40,7 +56,38 @@ impl Grant {
     pub(crate) fn limited(patterns: Vec<Pattern>) -> Self {
         Grant {
             patterns: Some(patterns.into()),
+            publish: None,
+            expires: None,
         }
+    }
+
+    /// The same grant, ending at `at` (seconds since the Unix epoch).
+    pub(crate) fn expiring(mut self, at: u64) -> Self {
+        self.expires = Some(at);
+        self
+    }
+
+    /// When this grant ends (a JWT's), in seconds since the Unix epoch.
+    pub(crate) fn expires(&self) -> Option<u64> {
+        self.expires
+    }
+
+    /// The same grant, allowed to publish to the topics `patterns` match.
+    pub(crate) fn with_publish(mut self, patterns: Vec<Pattern>) -> Self {
+        self.publish = (!patterns.is_empty()).then(|| patterns.into());
+        self
+    }
+
+    /// May this connection publish at all (the WebSocket `publish` op)?
+    pub(crate) fn can_publish(&self) -> bool {
+        self.publish.is_some()
+    }
+
+    /// May this connection publish to `topic`?
+    pub(crate) fn may_publish(&self, topic: &str) -> bool {
+        self.publish
+            .as_ref()
+            .is_some_and(|ps| ps.iter().any(|p| p.matches(topic)))
     }
 
     /// May this connection receive updates of `topic`?
@@ -62,8 +109,10 @@ impl Grant {
 /// The tokens in force and what each grants; swapped whole on reload.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Access {
-    /// (token, grant) pairs; empty means no token is needed.
+    /// (token, grant) pairs; empty (and no `jwt`) means no token is needed.
     tokens: Vec<(String, Grant)>,
+    /// `[auth.jwt]`: tokens that are JWTs signed by a configured key.
+    jwt: Option<Arc<jwt::Verifier>>,
 }
 
 impl Access {
@@ -80,17 +129,35 @@ impl Access {
                 .iter()
                 .filter_map(|p| Pattern::parse(p).ok())
                 .collect();
-            tokens.push((a.token.clone(), Grant::limited(patterns)));
+            let publish = a
+                .publish
+                .iter()
+                .filter_map(|p| Pattern::parse(p).ok())
+                .collect();
+            let grant = Grant::limited(patterns).with_publish(publish);
+            tokens.push((a.token.clone(), grant));
         }
-        Access { tokens }
+        let jwt = c
+            .jwt
+            .as_ref()
+            .map(|j| Arc::new(jwt::Verifier::from_config(j)));
+        Access { tokens, jwt }
     }
 
     /// The grant of a request presenting `presented`; `None` means 401.
     pub(crate) fn grant_for(&self, presented: Option<&str>) -> Option<Grant> {
-        if self.tokens.is_empty() {
+        if self.tokens.is_empty() && self.jwt.is_none() {
             return Some(Grant::default());
         }
         let presented = presented?;
+        if let Some(g) = self.static_grant(presented) {
+            return Some(g);
+        }
+        self.jwt.as_ref()?.verify(presented)
+    }
+
+    /// The grant of one of the static tokens (`server.token`, `[[access]]`).
+    fn static_grant(&self, presented: &str) -> Option<Grant> {
         // Compare with every token so the time taken does not say which matched.
         let mut found = subtle::Choice::from(0);
         let mut index = 0u64;

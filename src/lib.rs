@@ -79,10 +79,14 @@
 //! - [`feeds`]: feed kinds, the [`Feed`] trait, supervision and `$sys.feeds`.
 //! - [`hub`]: topics, seq, snapshots, history, and fan-out to subscribers.
 //! - `session`: one WebSocket connection (reader, batched writer, heartbeat).
-//! - `server`: the axum router: `/ws`, `/api/*`, `/metrics`, web assets and
+//! - `server`: the axum router: `/ws`, `/sse`, `/api/*`, `/metrics`, web assets and
 //!   pages (`/`, `/auto`, `/d/{name}`); the
 //!   hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
-//! - `auth`: tokens and per-topic read grants (see `SECURITY.md`).
+//! - `auth`: tokens and per-topic read grants (see `SECURITY.md`), and
+//!   `auth::jwt` for `[auth.jwt]` tokens.
+//! - `rate` and `delta`: per-subscription `max_rate` and field-level deltas,
+//!   applied by each connection's writer; `publish`: bulk publishing (HTTP
+//!   and the WebSocket `publish` op).
 //! - [`reload`]: watches the config and applies changes.
 //! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
 //!   stream, feed ownership by KV leases, `$sys.cluster`.
@@ -102,6 +106,9 @@ pub mod topic;
 
 mod auth;
 mod cluster;
+mod delta;
+mod publish;
+mod rate;
 mod server;
 mod session;
 mod ticker;

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     /// wildcard pattern) sent faster than the connection's rate allows; nothing
     /// was done, and it may be sent again later.
     RateLimited,
+    /// A `refresh` whose token is not valid (unknown, forged or expired).
+    Unauthorized,
 }
 
 /// A request from a client, validated for shape (not for topic grammar).
@@ -41,6 +43,10 @@ pub enum Request {
         since: HashMap<String, u64>,
         /// The epoch the `since` values belong to.
         epoch: Option<String>,
+        /// At most this many updates per second per topic (positive).
+        max_rate: Option<f64>,
+        /// Updates after the first full value as merge patches.
+        delta: bool,
     },
     /// `{"op":"unsubscribe","topics":[..]}`
     Unsubscribe {
@@ -51,6 +57,19 @@ pub enum Request {
     Topics,
     /// `{"op":"ping"}`
     Ping,
+    /// `{"op":"publish","topic":..,"data":..}` or
+    /// `{"op":"publish","items":[{"topic","data"},..]}`: each item as sent
+    /// (its shape is checked when it is published, one result per item).
+    Publish {
+        /// The items, in order.
+        items: Vec<Value>,
+    },
+    /// `{"op":"refresh","token":".."}`: a new token (a JWT) before the
+    /// connection's runs out.
+    Refresh {
+        /// The new token.
+        token: String,
+    },
 }
 
 /// A request that could not be understood, with the reply it deserves.
@@ -68,6 +87,9 @@ fn bad(message: impl Into<String>) -> RequestError {
         message: message.into(),
     }
 }
+
+const MAX_RATE: &str =
+    "`max_rate` must be a positive number of updates per second per topic, e.g. 2 or 0.5";
 
 /// Parses one text frame into its `id` (echoed in the reply) and request.
 pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError>) {
@@ -97,23 +119,89 @@ pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(_) => return Err(bad("`epoch` must be a string")),
             };
+            let max_rate = match obj.get("max_rate") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => match n.as_f64() {
+                    Some(r) if r > 0.0 && r.is_finite() => Some(r),
+                    _ => return Err(bad(MAX_RATE)),
+                },
+                Some(_) => return Err(bad(MAX_RATE)),
+            };
+            let delta = match obj.get("delta") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(bad("`delta` must be true or false")),
+            };
             Ok(Request::Subscribe {
                 topics,
                 since,
                 epoch,
+                max_rate,
+                delta,
             })
         }),
         "unsubscribe" => topics_field(&obj).map(|topics| Request::Unsubscribe { topics }),
         "topics" => Ok(Request::Topics),
         "ping" => Ok(Request::Ping),
+        "publish" => publish_request(obj),
+        "refresh" => refresh_request(obj),
         other => Err(RequestError {
             code: ErrorCode::UnknownOp,
             message: format!(
-                "unknown op `{other}` (expected subscribe, unsubscribe, topics or ping)"
+                "unknown op `{other}` \
+                 (expected subscribe, unsubscribe, topics, ping, publish or refresh)"
             ),
         }),
     };
     (id, req)
+}
+
+/// The fields of `publish`: `topic` and `data`, or `items`; any other field
+/// is named in the error.
+fn publish_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, RequestError> {
+    obj.remove("op");
+    if let Some(field) = obj
+        .keys()
+        .find(|k| !["topic", "data", "items"].contains(&k.as_str()))
+    {
+        return Err(bad(format!(
+            "unknown field `{field}` in publish (expected `topic` and `data`, or `items`)"
+        )));
+    }
+    match obj.remove("items") {
+        Some(_) if !obj.is_empty() => Err(bad(
+            "publish takes `topic` and `data`, or `items`, not both",
+        )),
+        Some(Value::Array(items)) if !items.is_empty() => Ok(Request::Publish { items }),
+        Some(_) => Err(bad(
+            "`items` must be a non-empty array of {\"topic\",\"data\"} objects",
+        )),
+        None => {
+            if !matches!(obj.get("topic"), Some(Value::String(_))) {
+                return Err(bad("`topic` must be a string"));
+            }
+            if !obj.contains_key("data") {
+                return Err(bad("missing `data`"));
+            }
+            Ok(Request::Publish {
+                items: vec![Value::Object(obj)],
+            })
+        }
+    }
+}
+
+/// The fields of `refresh`: `token` only.
+fn refresh_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, RequestError> {
+    obj.remove("op");
+    if let Some(field) = obj.keys().find(|k| *k != "token") {
+        return Err(bad(format!(
+            "unknown field `{field}` in refresh (expected `token`)"
+        )));
+    }
+    match obj.remove("token") {
+        Some(Value::String(token)) => Ok(Request::Refresh { token }),
+        _ => Err(bad("`token` must be a string (the new token)")),
+    }
 }
 
 fn topics_field(obj: &serde_json::Map<String, Value>) -> Result<Vec<String>, RequestError> {
@@ -186,6 +274,11 @@ enum Reply<'a> {
     },
     Gone {
         topic: &'a str,
+    },
+    Published {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
+        results: &'a [crate::publish::ItemResult],
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -290,6 +383,12 @@ pub(crate) fn gone(topic: &str) -> Utf8Bytes {
     encode(&Reply::Gone { topic })
 }
 
+/// `{"type":"published","results":[..]}`: one result per item of a
+/// `publish`, in order (`{"topic","seq","ts"}` or `{"topic","error"}`).
+pub(crate) fn published(id: Option<&Value>, results: &[crate::publish::ItemResult]) -> Utf8Bytes {
+    encode(&Reply::Published { id, results })
+}
+
 pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> Utf8Bytes {
     encode(&Reply::Error { id, code, message })
 }
@@ -307,6 +406,9 @@ pub struct TopicInfo {
     pub ts: u64,
     /// True when its feed's `stale_after` has passed without an update.
     pub stale: bool,
+    /// How many subscribers (WebSocket and SSE connections, in-process
+    /// subscriptions) receive it on this node; a count, never who.
+    pub subscribers: usize,
     /// True when the feed that published it is no longer in the config (its
     /// `on_remove = "keep"` left the topic); omitted when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -329,6 +431,7 @@ mod tests {
                 seq: i,
                 ts: 0,
                 stale: false,
+                subscribers: 0,
                 feed_removed: false,
             })
             .collect();

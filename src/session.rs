@@ -34,6 +34,7 @@ use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request, ResumeNote};
+use crate::rate::{Frames, Rule, Shaping};
 use crate::server::{Outgoing, Socket, BATCH_LIMIT};
 use crate::ticker::Settings;
 use crate::topic::Pattern;
@@ -50,6 +51,9 @@ struct Pacing {
     heartbeat: Duration,
     flush: Duration,
 }
+
+/// The Close code for a connection whose token (a JWT) expired.
+pub(crate) const TOKEN_EXPIRED: u16 = 4001;
 
 /// How long a Close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -98,6 +102,10 @@ pub(crate) struct Session {
     pub(crate) grant: Grant,
     /// The server's shutdown token: when it fires, clients get Close 1001.
     pub(crate) shutdown: CancellationToken,
+    /// What subscribes asked for `max_rate` and `delta` (see [`crate::rate`]).
+    pub(crate) shaping: Arc<Shaping>,
+    /// The grant of the last accepted `refresh`, which replaces `grant`.
+    pub(crate) refreshed: std::sync::Mutex<Option<Grant>>,
 }
 
 impl Session {
@@ -141,6 +149,7 @@ impl Session {
                 flush: self.settings.flush_interval,
             },
             metrics,
+            self.shaping.clone(),
         ));
         let reader = Box::pin(read_loop(self, stream, id, outbox, done));
         // When the writer ends, the connection is over: the reader is dropped.
@@ -178,6 +187,7 @@ impl Session {
     async fn handle(&self, sub: SubscriberId, outbox: &Outbox, limit: &mut RateLimit, text: &str) {
         let (id, request) = protocol::parse_request(text);
         let id = id.as_ref();
+        let grant = self.grant();
         let expensive = match &request {
             Ok(Request::Topics) => true,
             Ok(Request::Subscribe { topics, .. } | Request::Unsubscribe { topics }) => {
@@ -200,8 +210,10 @@ impl Session {
         let reply = match request {
             Err(e) => protocol::error(id, e.code, &e.message),
             Ok(Request::Ping) => protocol::pong(id),
+            Ok(Request::Publish { items }) => self.publish(id, &grant, items).await,
+            Ok(Request::Refresh { token }) => self.refresh(sub, id, &token),
             Ok(Request::Topics) => {
-                let topics = self.hub.topics_where(|t| self.grant.may_read(t));
+                let topics = self.hub.topics_where(|t| grant.may_read(t));
                 protocol::topics(id, &topics, self.settings.limits.max_frame_bytes)
             }
             Ok(Request::Unsubscribe { topics }) => match parse_patterns(&topics) {
@@ -213,6 +225,7 @@ impl Session {
                         .iter()
                         .map(|p| p.as_str().to_string())
                         .collect();
+                    self.shaping.unsubscribe(&patterns);
                     protocol::ack(id, "unsubscribe", &topics, None, &not_held)
                 }
             },
@@ -220,6 +233,8 @@ impl Session {
                 topics,
                 since,
                 epoch,
+                max_rate,
+                delta,
             }) => {
                 // Checked before any per-pattern work: one frame may name
                 // thousands of patterns, and dedup and permission checks are
@@ -239,7 +254,7 @@ impl Session {
                     }
                     Ok(p) => p,
                 };
-                if let Some(p) = patterns.iter().find(|p| !self.grant.may_subscribe(p)) {
+                if let Some(p) = patterns.iter().find(|p| !grant.may_subscribe(p)) {
                     let msg = format!("`{p}` is outside what this connection's token allows");
                     return outbox
                         .push_control(protocol::error(id, ErrorCode::Forbidden, &msg))
@@ -255,6 +270,18 @@ impl Session {
                         .await;
                 }
                 let (since, note) = self.resumable(since, epoch.as_deref());
+                // Recorded before the hub queues snapshots, which the writer
+                // then shapes by it.
+                let shaped = max_rate.is_some() || delta || self.shaping.is_active();
+                let replays = match shaped {
+                    true => since
+                        .keys()
+                        .filter_map(|t| Some((t.clone(), self.hub.seq_of(t)?)))
+                        .collect(),
+                    false => HashMap::new(),
+                };
+                self.shaping
+                    .subscribe(&patterns, Rule::new(max_rate, delta), replays);
                 outbox
                     .push_control(protocol::ack(id, "subscribe", &topics, note.as_ref(), &[]))
                     .await;
@@ -267,11 +294,53 @@ impl Session {
 }
 
 impl Session {
+    /// The `publish` op: only for a token granted `publish` patterns.
+    async fn publish(
+        &self,
+        id: Option<&serde_json::Value>,
+        grant: &Grant,
+        items: Vec<serde_json::Value>,
+    ) -> Utf8Bytes {
+        if !grant.can_publish() {
+            let msg = "this connection's token may not publish \
+                       (an [[access]] table's `publish` patterns grant it)";
+            return protocol::error(id, ErrorCode::Forbidden, msg);
+        }
+        let items = items.into_iter().map(crate::publish::parse_item).collect();
+        let results = crate::publish::publish_all(&self.hub, items, |t| grant.may_publish(t)).await;
+        protocol::published(id, &results)
+    }
+
+    /// The grant in force: the last refreshed one, else the one connected with.
+    fn grant(&self) -> Grant {
+        let refreshed = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+        refreshed.clone().unwrap_or_else(|| self.grant.clone())
+    }
+
+    /// `refresh`: a new token replaces the connection's grant (and its
+    /// expiry), if it is valid and allows every pattern the connection holds.
+    fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Utf8Bytes {
+        let Some(new) = self.settings.access.grant_for(Some(token)) else {
+            let msg = "the token is not valid (unknown, forged or expired)";
+            return protocol::error(id, ErrorCode::Unauthorized, msg);
+        };
+        let held = self.hub.patterns_of(sub);
+        if let Some(p) = held.iter().find(|p| !new.may_subscribe(p)) {
+            let msg = format!(
+                "the new token does not allow `{p}`, which this connection holds \
+                 (unsubscribe from it first)"
+            );
+            return protocol::error(id, ErrorCode::Forbidden, &msg);
+        }
+        *self.refreshed.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
+        protocol::ack(id, "refresh", &[], None, &[])
+    }
+
     /// The `since` entries that can be honoured, and what the ack says about
     /// it (nothing when the request had no `since`). A missing or foreign
     /// epoch drops them all; a `since` above the topic's seq drops that one
     /// (the client gets the snapshot rather than nothing).
-    fn resumable(
+    pub(crate) fn resumable(
         &self,
         mut since: HashMap<String, u64>,
         epoch: Option<&str>,
@@ -352,7 +421,20 @@ fn read_loop(
         let silent_limit = session.settings.heartbeat * 2;
         let mut limit = RateLimit::new();
         loop {
-            let next = tokio::time::timeout(silent_limit, stream.next()).await;
+            // A JWT's grant ends at its `exp` (plus leeway) unless refreshed.
+            let expires = session.grant().expires().map(crate::auth::jwt::deadline);
+            let read = tokio::time::timeout(silent_limit, stream.next());
+            let next = match expires {
+                None => read.await,
+                Some(at) => tokio::select! {
+                    next = read => next,
+                    _ = tokio::time::sleep_until(at) => {
+                        debug!("The connection's token expired.");
+                        outbox.close(Closing::Code(TOKEN_EXPIRED, "token expired"));
+                        return;
+                    }
+                },
+            };
             let msg = match next {
                 Err(_) => {
                     debug!("Client silent for two heartbeats; dropping it.");
@@ -421,7 +503,9 @@ fn classify(e: tungstenite::Error) -> Closing {
 /// for up to `pacing.flush` under a steady stream, then writes them in one
 /// flush. The rarely-entered, large states (a write in flight, a Ping, a Close)
 /// are boxed, so that what an idle connection's future holds stays small.
-#[allow(clippy::manual_async_fn)] // as `read_loop`
+// Not an `async fn`: as `read_loop`. Each part is held for the connection's
+// life; a struct of them would only move the same fields one level down.
+#[allow(clippy::manual_async_fn, clippy::too_many_arguments)]
 fn write_loop(
     mut sink: SplitSink<Socket, Message>,
     outgoing: Outgoing,
@@ -430,6 +514,7 @@ fn write_loop(
     shutdown: CancellationToken,
     pacing: Pacing,
     metrics: Arc<Metrics>,
+    shaping: Arc<Shaping>,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let Pacing { heartbeat, flush } = pacing;
@@ -462,8 +547,12 @@ fn write_loop(
                     }
                 }
             }
-            if !outbox.has_work() {
-                timer.as_mut().reset(next_ping);
+            // Frames held back by a `max_rate` are due on this same timer.
+            let due = shaping.next_due();
+            if !outbox.has_work() && due.is_none_or(|d| d > Instant::now()) {
+                timer
+                    .as_mut()
+                    .reset(due.map_or(next_ping, |d| d.min(next_ping)));
                 tokio::select! {
                     biased;
                     _ = &mut cancelled => break,
@@ -477,6 +566,7 @@ fn write_loop(
                 &outbox,
                 cancelled.as_mut(),
                 &metrics,
+                &shaping,
             ));
             match tokio::time::timeout(stuck, flushed).await {
                 Err(_) => {
@@ -562,6 +652,7 @@ async fn flush_ready(
     outbox: &Outbox,
     cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
     metrics: &Metrics,
+    shaping: &Shaping,
 ) -> Result<Option<Closing>, Ended> {
     let taken = outbox.take_all();
     let closing = taken.closing;
@@ -571,9 +662,13 @@ async fn flush_ready(
     let deliver = !matches!(closing, Some(Closing::Quiet | Closing::OverBudget));
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut replies = taken.replies();
+    let frames = match shaping.is_active() {
+        true => Frames::Shaped(shaping.apply(taken.frames(), replies).into_iter()),
+        false => Frames::Plain(taken.frames()),
+    };
     let write = async {
         if deliver {
-            for text in taken.frames() {
+            for text in frames {
                 count += 1;
                 bytes += text.len() as u64;
                 let buffered = outgoing.push_text([text.as_bytes()]);

@@ -90,7 +90,7 @@ fn unknown_names_suggest_the_nearest() {
     let e = errors("[sever]\nlisten = \"127.0.0.1:1\"\n\n[limits]\nmax_conections = 5\n\n[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"h.m\"\nintervl = \"1s\"\n");
     has(
         &e,
-        "c.toml:1: unknown section [sever]; did you mean [server]? (expected one of [server], [limits], [history], [dashboard], [cluster], [access], [feed])",
+        "c.toml:1: unknown section [sever]; did you mean [server]? (expected one of [server], [limits], [history], [dashboard], [cluster], [auth], [access], [feed])",
     );
     assert!(
         e.iter().any(|e| e.starts_with(
@@ -189,4 +189,22 @@ fn relative_file_paths_resolve_against_the_config_directory() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// `[[access]] publish` patterns are checked like `patterns`, and may not
+/// name the server's own `$` topics.
+#[test]
+fn access_publish_patterns_are_checked() {
+    let e = errors(
+        "[[access]]\ntoken = \"t\"\npatterns = [\"a.>\"]\npublish = [\"a..b\", \"$sys.x\"]\n",
+    );
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("c.toml:4: [[access]] #1: publish pattern `a..b`"),
+        "{e:#?}"
+    );
+    assert!(
+        e[1].contains("topics starting with `$` are the server's own"),
+        "{e:#?}"
+    );
 }

@@ -21,6 +21,11 @@
 // `epoch`), detects dead links with application pings, and conflates: a
 // subscriber sees at most one call per topic per animation frame (the latest
 // update), so thousands of updates per second cost one DOM pass per frame.
+// Options `maxRate` and `delta` ask the server for fewer updates or only the
+// changed fields (merged back here: callers always see whole values); where a
+// WebSocket cannot be opened (twice in a row while the server answers HTTP), it
+// falls back to Server-Sent Events (`/sse`), or uses them from the start with
+// `transport: 'sse'`.
 
 const SCRIPT_URL = new URL(import.meta.url);
 
@@ -70,6 +75,7 @@ const frame = typeof requestAnimationFrame === 'function'
   : (fn) => setTimeout(fn, 16);
 
 const MAX_SINCE_BYTES = 32 * 1024; // stay well under the server's max_frame_bytes
+const SSE_SINCE_BYTES = 6 * 1024; // `/sse?since=` rides in the URL: under max_header_bytes
 
 /**
  * A connection to one tickerd server. Events (EventTarget):
@@ -91,6 +97,11 @@ export class TickerClient extends EventTarget {
    * @param {number} [opts.pingTimeout=5000] no frame this long after a ping = dead link
    * @param {number} [opts.backoffBase=500] first reconnect window (ms)
    * @param {number} [opts.backoffCap=30000] largest reconnect window (ms)
+   * @param {number} [opts.maxRate] at most this many updates per second per topic
+   *   (the server merges the rest; the latest value always arrives)
+   * @param {boolean} [opts.delta=false] ask for field-level deltas (merged here)
+   * @param {string} [opts.transport='auto'] 'websocket', 'sse', or 'auto' (a
+   *   WebSocket, falling back to `/sse` after two that never opened)
    */
   constructor(opts = {}) {
     super();
@@ -104,6 +115,9 @@ export class TickerClient extends EventTarget {
     this.pingTimeout = opts.pingTimeout ?? 5000;
     this.backoffBase = opts.backoffBase ?? 500;
     this.backoffCap = opts.backoffCap ?? 30000;
+    this.maxRate = opts.maxRate;
+    this.delta = opts.delta ?? false;
+    this.transport = opts.transport ?? 'auto';
 
     this.state = 'offline';
     this.epoch = null;
@@ -112,6 +126,8 @@ export class TickerClient extends EventTarget {
     this.lastError = null;
 
     this._ws = null;
+    this._es = null; // the EventSource, when on Server-Sent Events
+    this._wsFailedOpens = 0; // WebSockets in a row that closed before they opened
     this._closed = true;
     this._subs = new Map(); // pattern -> Set<{cb, every}>
     this._every = []; // [pattern, entry] of the `every` subscribers (few; checked per update)
@@ -148,6 +164,36 @@ export class TickerClient extends EventTarget {
     return u.href;
   }
 
+  /** The `/sse` URL for `patterns`, resuming from the seqs seen. */
+  sseUrl(patterns) {
+    const u = new URL('sse', this.server);
+    u.searchParams.set('topics', patterns.join(','));
+    if (this.token) u.searchParams.set('token', this.token);
+    if (this.maxRate !== undefined) u.searchParams.set('max_rate', String(this.maxRate));
+    if (this.delta) u.searchParams.set('delta', 'true');
+    if (this.epoch && this._seq.size) {
+      const since = [];
+      let bytes = 0;
+      for (const [topic, seq] of this._seq) {
+        if (!patterns.some((p) => matches(p, topic))) continue;
+        bytes += topic.length + 16;
+        if (bytes > SSE_SINCE_BYTES) break; // the rest get snapshots
+        since.push(`${topic}:${seq}`);
+      }
+      if (since.length) {
+        u.searchParams.set('since', since.join(','));
+        u.searchParams.set('epoch', this.epoch);
+      }
+    }
+    return u.href;
+  }
+
+  /** Which transport the next connection uses. */
+  get usingSse() {
+    if (typeof EventSource !== 'function') return false;
+    return this.transport === 'sse' || (this.transport === 'auto' && this._wsFailedOpens >= 2);
+  }
+
   /** An HTTP URL on the server (`api/topics`), with the token. */
   url(path) {
     const u = new URL(path, this.server);
@@ -174,6 +220,7 @@ export class TickerClient extends EventTarget {
       ws.onclose = ws.onmessage = ws.onerror = ws.onopen = null;
       try { ws.close(1000); } catch { /* already closed */ }
     }
+    this._closeSse();
     this._server.clear();
     this._setState('offline');
   }
@@ -250,6 +297,11 @@ export class TickerClient extends EventTarget {
   _connect() {
     if (this._closed) return;
     this._setState('connecting');
+    if (this.usingSse) {
+      this._server.clear();
+      this._syncSse();
+      return;
+    }
     let ws;
     try {
       ws = new WebSocket(this.wsUrl);
@@ -261,10 +313,13 @@ export class TickerClient extends EventTarget {
     this._ws = ws;
     this._server.clear();
     this._openedAt = Date.now();
+    let opened = false;
+    ws.onopen = () => { opened = true; this._wsFailedOpens = 0; };
     ws.onmessage = (ev) => this._onMessage(ev.data);
     ws.onclose = (ev) => {
       if (this._ws !== ws) return;
       this._ws = null;
+      if (!opened) this._wsNeverOpened();
       this.lastError = ev.code === 1000 || ev.code === 1001
         ? `server closed (${ev.code})` : `connection lost (${ev.code})`;
       this._dropped();
@@ -272,12 +327,24 @@ export class TickerClient extends EventTarget {
     ws.onerror = () => { /* onclose follows */ };
   }
 
+  /**
+   * A WebSocket closed before it opened. It counts towards the SSE fallback
+   * only when the server answers HTTP meanwhile (a proxy that strips upgrades),
+   * not when it is down (a restart must not switch the client for good).
+   */
+  _wsNeverOpened() {
+    if (this.transport !== 'auto' || typeof fetch !== 'function') return;
+    // no-cors: any answer, even opaque (another origin), means reachable.
+    fetch(new URL('healthz', this.server).href, { mode: 'no-cors', cache: 'no-store' })
+      .then(() => { this._wsFailedOpens++; }, () => { /* down: not counted */ });
+  }
+
   /** Closes a link found dead; onclose does not come in time on a dead link. */
   _kill(reason) {
     const ws = this._ws;
     if (!ws) return;
     this._ws = null;
-    ws.onclose = ws.onmessage = ws.onerror = null;
+    ws.onclose = ws.onmessage = ws.onerror = ws.onopen = null;
     try { ws.close(4000, reason); } catch { /* ignore */ }
     this.lastError = reason;
     this._dropped();
@@ -379,15 +446,56 @@ export class TickerClient extends EventTarget {
     this._setState('live');
   }
 
+  /**
+   * On Server-Sent Events one stream is one subscription: when the local
+   * patterns change, the stream is opened anew for them, resuming from the
+   * seqs seen. No patterns: no stream until there are.
+   */
+  _syncSse() {
+    const desired = this._desired();
+    const same = desired.size === this._server.size && [...desired].every((p) => this._server.has(p));
+    if (same && this._es) return;
+    this._closeSse();
+    this._server.clear();
+    if (!desired.size || this._closed) return;
+    const patterns = [...desired];
+    const es = new EventSource(this.sseUrl(patterns));
+    this._es = es;
+    this._openedAt = Date.now();
+    patterns.forEach((p) => this._server.add(p));
+    es.onmessage = (ev) => this._onMessage(ev.data);
+    es.onerror = () => {
+      // EventSource would retry on its own; the client's backoff and resume do it.
+      if (this._es !== es) return;
+      this._closeSse();
+      this.lastError = 'event stream lost';
+      this._dropped();
+    };
+  }
+
+  _closeSse() {
+    const es = this._es;
+    if (!es) return;
+    this._es = null;
+    es.onmessage = es.onerror = null;
+    try { es.close(); } catch { /* already closed */ }
+  }
+
   /** Brings the server's subscriptions in line with the local ones. */
   _sync(since) {
     this._syncQueued = false;
+    if (this._es || (this.usingSse && !this._ws)) {
+      if (!this._closed) this._syncSse();
+      return;
+    }
     if (!this._ws || this._ws.readyState !== 1 || !this.epoch) return;
     const desired = this._desired();
     const add = [...desired].filter((p) => !this._server.has(p));
     const remove = [...this._server].filter((p) => !desired.has(p));
     if (add.length) {
       const msg = { op: 'subscribe', topics: add, id: `s${this._nextId++}` };
+      if (this.maxRate !== undefined) msg.max_rate = this.maxRate;
+      if (this.delta) msg.delta = true;
       if (since && since.size) {
         const obj = {};
         let bytes = 0;
@@ -429,6 +537,14 @@ export class TickerClient extends EventTarget {
     // topic started over (deleted and published again, or a crash lost the
     // server's last unsynced interval): take it.
     if (last !== undefined && m.seq <= last && !m.snapshot) return;
+    if (m.delta) {
+      // Only the changed fields: merged into the value held (never mutated:
+      // history keeps the earlier updates).
+      const base = this._latest.get(m.topic);
+      const { delta, ...whole } = m;
+      whole.data = applyMergePatch(base ? base.data : null, m.data);
+      m = whole;
+    }
     this._seq.set(m.topic, m.seq);
     this._latest.set(m.topic, m);
     if (this.keep > 0) {
@@ -492,6 +608,21 @@ export class TickerClient extends EventTarget {
       for (const e of this._subscribersOf(topic)) call(e.cb, u);
     }
   }
+}
+
+/**
+ * Applies a JSON merge patch (RFC 7386) to `target` and returns the result;
+ * `target` is not changed (what the patch leaves alone is shared).
+ */
+export function applyMergePatch(target, patch) {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out = target !== null && typeof target === 'object' && !Array.isArray(target)
+    ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = applyMergePatch(out[k], v);
+  }
+  return out;
 }
 
 function call(cb, arg) {

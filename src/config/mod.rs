@@ -10,9 +10,11 @@
 //! at all: nothing here starts or stops anything. What is allowed but likely a
 //! mistake is a warning ([`Config::warnings`]).
 
+mod auth;
 pub mod dashboard;
 mod feed;
 
+pub use auth::{JwtAlgorithm, JwtConfig, JwtKey};
 pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
 
 pub use feed::{
@@ -235,6 +237,10 @@ pub struct AccessConfig {
     pub token: String,
     /// Topic patterns this token may read; a subscription must fall within them.
     pub patterns: Vec<String>,
+    /// Topic patterns this token may publish to with the WebSocket `publish`
+    /// op; empty (the default): none.
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 /// `[history]`
@@ -360,6 +366,7 @@ struct RawMain {
     history: Option<RawTable>,
     dashboard: Option<RawTable>,
     cluster: Option<RawTable>,
+    auth: Option<auth::RawAuth>,
     #[serde(default)]
     access: Vec<RawTable>,
     #[serde(default)]
@@ -367,12 +374,13 @@ struct RawMain {
 }
 
 /// The top-level names of a main file.
-const MAIN_SECTIONS: [&str; 7] = [
+const MAIN_SECTIONS: [&str; 8] = [
     "server",
     "limits",
     "history",
     "dashboard",
     "cluster",
+    "auth",
     "access",
     "feed",
 ];
@@ -545,6 +553,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// `[[access]]` tables: tokens with limited read permissions.
     pub access: Vec<AccessConfig>,
+    /// `[auth.jwt]`, when present: JSON Web Tokens as read tokens.
+    pub jwt: Option<JwtConfig>,
     /// Every feed of the main file and of `feeds_dir`, in load order.
     pub feeds: Vec<FeedConfig>,
     /// The main file, when loaded from disk (what hot reload watches).
@@ -642,6 +652,14 @@ impl Config {
         let history: HistoryConfig = doc.named("history", raw.history).unwrap_or_default();
         let dashboard: DashboardConfig = doc.named("dashboard", raw.dashboard).unwrap_or_default();
         let cluster: Option<ClusterConfig> = doc.named("cluster", raw.cluster);
+        let mut jwt: Option<JwtConfig> = raw
+            .auth
+            .and_then(|a| a.jwt)
+            .and_then(|r| doc.section("auth.jwt", "[auth.jwt]", r));
+        if let Some(jwt) = &mut jwt {
+            let base = base_dir.unwrap_or(Path::new("."));
+            auth::load_keys(jwt, base, &mut |key, msg| doc.error(key, msg));
+        }
         let access: Vec<AccessConfig> = raw
             .access
             .into_iter()
@@ -758,6 +776,7 @@ impl Config {
             dashboard,
             cluster,
             access,
+            jwt,
             feeds,
             path: None,
             feeds_dir,
@@ -988,6 +1007,19 @@ fn check_access(server: &ServerConfig, access: &[AccessConfig], doc: &mut Doc<'_
         for p in &a.patterns {
             if let Err(e) = crate::topic::Pattern::parse(p) {
                 bad("patterns", format!("pattern {e}"));
+            }
+        }
+        for p in &a.publish {
+            match crate::topic::Pattern::parse(p) {
+                Err(e) => bad("publish", format!("publish pattern {e}")),
+                Ok(_) if crate::topic::is_system(p) => bad(
+                    "publish",
+                    format!(
+                        "publish pattern `{p}`: topics starting with `$` are the server's own \
+                         (publish patterns name your topics, e.g. \"orders.*\")"
+                    ),
+                ),
+                Ok(_) => {}
             }
         }
     }

@@ -145,6 +145,7 @@ impl Topic {
             seq: st.seq,
             ts: st.ts,
             stale,
+            subscribers: st.subscribers.len(),
             feed_removed: false,
         }
     }
@@ -693,6 +694,14 @@ impl Hub {
             },
         );
         id
+    }
+
+    /// The patterns `id` holds.
+    pub(crate) fn patterns_of(&self, id: SubscriberId) -> Vec<Pattern> {
+        let reg = self.registry();
+        reg.subscribers
+            .get(&id)
+            .map_or_else(Vec::new, |e| e.patterns.clone())
     }
 
     /// How many distinct patterns `id` holds, and how many of `patterns`

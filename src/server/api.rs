@@ -119,7 +119,10 @@ pub(super) async fn list_feeds(
 
 /// The publish token check of the routes that change topics: 404 unless
 /// `publish_token` is set, 401 without a bearer token, 403 with a wrong one.
-fn check_publish_token(settings: &Settings, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn check_publish_token(
+    settings: &Settings,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
     let Some(expected) = &settings.publish_token else {
         return Err(ApiError::NotFound(
             "publishing is not enabled (set server.publish_token)",
@@ -209,7 +212,7 @@ pub(super) async fn publish(
 
 /// Reads a request body of at most `limits.max_frame_bytes` within
 /// `limits.body_timeout`.
-async fn read_body(
+pub(super) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limits: &crate::config::LimitsConfig,

@@ -1,4 +1,4 @@
-//! The HTTP surface (docs/protocol.md, "HTTP"): `/ws`, `/api/*`, `/metrics`, `/healthz` and the
+//! The HTTP surface (docs/protocol.md, "HTTP"): `/ws`, `/sse`, `/api/*`, `/metrics`, `/healthz` and the
 //! embedded web assets, as one axum [`Router`] that carries its own state.
 //!
 //! Handlers only translate HTTP into hub and session calls; errors that reach a
@@ -6,7 +6,9 @@
 
 mod api;
 mod assets;
+mod bulk;
 mod listener;
+mod sse;
 mod upgrade;
 mod ws;
 
@@ -33,6 +35,7 @@ use crate::ticker::Shared;
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S> {
     let guarded = Router::new()
         .route("/ws", get(ws::upgrade))
+        .route("/sse", get(sse::stream))
         .route("/api/topics", get(api::list_topics))
         .route("/api/topics/{topic}", get(api::get_topic))
         .route("/api/topics/{topic}/history", get(api::topic_history))
@@ -52,6 +55,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
         .layer(CompressionLayer::new().gzip(true));
     Router::new()
         .merge(guarded)
+        .route("/api/publish", post(bulk::publish_many))
         .route("/api/publish/{topic}", post(api::publish))
         .route("/api/topics/{topic}", delete(api::delete_topic))
         .route("/healthz", get(healthz))

@@ -26,10 +26,10 @@ use crate::ticker::Shared;
 
 /// How long a cluster node's upgrade waits for the cluster epoch (at start,
 /// or while NATS is unreachable at start) before answering 503.
-const EPOCH_WAIT: Duration = Duration::from_secs(5);
+pub(super) const EPOCH_WAIT: Duration = Duration::from_secs(5);
 
 /// `Retry-After` (seconds) of that 503.
-const RETRY_AFTER_SECS: &str = "2";
+pub(super) const RETRY_AFTER_SECS: &str = "2";
 
 /// Why a cluster node is not ready, on `/healthz` and on a refused upgrade.
 pub(super) const NOT_READY: &str = "waiting for the cluster epoch from NATS";
@@ -83,6 +83,8 @@ pub(super) async fn upgrade(
         settings: settings.clone(),
         grant,
         shutdown: shared.cancel.clone(),
+        shaping: Default::default(),
+        refreshed: Default::default(),
     };
     // Debug level: at info, a span per connection would cost ~0.8 KiB each.
     let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
@@ -140,7 +142,7 @@ fn normalize_origin(origin: &str) -> String {
 }
 
 /// A peer address for logs, `-` when the host did not provide one.
-struct DisplayPeer(Option<SocketAddr>);
+pub(super) struct DisplayPeer(pub(super) Option<SocketAddr>);
 
 impl std::fmt::Display for DisplayPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -187,16 +189,16 @@ impl PeerCounts {
 }
 
 /// Counts one open connection (in total and for its IP) while it lives.
-struct ConnectionGuard {
+pub(super) struct ConnectionGuard {
     shared: Arc<Shared>,
     ip: Option<IpAddr>,
     /// This connection's number since start, for logs.
-    id: u64,
+    pub(super) id: u64,
 }
 
 impl ConnectionGuard {
     /// Takes a slot, or says why none is left (503 either way).
-    fn acquire(
+    pub(super) fn acquire(
         shared: &Arc<Shared>,
         peer: Option<SocketAddr>,
         limits: &LimitsConfig,

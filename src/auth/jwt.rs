@@ -1,0 +1,106 @@
+//! `[auth.jwt]`: verifying JSON Web Tokens presented as read tokens.
+//!
+//! A token is taken when its header's `alg` is one a configured key verifies
+//! (HS256, RS256, ES256: never `none`, never an algorithm the key was not
+//! configured for), its signature verifies with one of those keys, and its
+//! `exp` (required) has not passed, give or take `leeway`. Its claims become
+//! the connection's grant: `topics` the patterns it may read (as an
+//! `[[access]]` table's `patterns`), `publish` the patterns it may publish to
+//! with the WebSocket `publish` op; `sub` names it in logs. A token with a
+//! pattern that does not parse is refused whole.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use super::Grant;
+use crate::config::{JwtAlgorithm, JwtConfig};
+use crate::topic::Pattern;
+
+/// The claims tickerd reads.
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    sub: Option<String>,
+    exp: u64,
+    #[serde(default)]
+    topics: Vec<String>,
+    #[serde(default)]
+    publish: Vec<String>,
+}
+
+/// The keys in force and the leeway; built from the config, swapped on reload.
+pub(crate) struct Verifier {
+    keys: Vec<(Algorithm, DecodingKey)>,
+    leeway: u64,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &self.keys.len())
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// The verifier of a loaded `[auth.jwt]` (its keys were read and checked
+    /// by the config loader).
+    pub(crate) fn from_config(c: &JwtConfig) -> Self {
+        let keys = c
+            .keys
+            .iter()
+            .filter_map(|k| {
+                let key = match k.algorithm {
+                    JwtAlgorithm::Hs256 => Ok(DecodingKey::from_secret(&k.material)),
+                    JwtAlgorithm::Rs256 => DecodingKey::from_rsa_pem(&k.material),
+                    JwtAlgorithm::Es256 => DecodingKey::from_ec_pem(&k.material),
+                };
+                let alg = match k.algorithm {
+                    JwtAlgorithm::Hs256 => Algorithm::HS256,
+                    JwtAlgorithm::Rs256 => Algorithm::RS256,
+                    JwtAlgorithm::Es256 => Algorithm::ES256,
+                };
+                key.ok().map(|key| (alg, key))
+            })
+            .collect();
+        Verifier {
+            keys,
+            leeway: c.leeway.as_secs(),
+        }
+    }
+
+    /// The grant of `token`, or `None` (401) when it is not one of ours.
+    pub(crate) fn verify(&self, token: &str) -> Option<Grant> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        let claims = self
+            .keys
+            .iter()
+            .filter(|(alg, _)| *alg == header.alg)
+            .find_map(|(_, key)| jsonwebtoken::decode::<Claims>(token, key, &validation).ok())?
+            .claims;
+        let parse = |ps: &[String]| -> Option<Vec<Pattern>> {
+            ps.iter().map(|p| Pattern::parse(p).ok()).collect()
+        };
+        let topics = parse(&claims.topics)?;
+        let publish = parse(&claims.publish)?;
+        tracing::debug!(sub = claims.sub.as_deref().unwrap_or("-"), "JWT accepted.");
+        Some(
+            Grant::limited(topics)
+                .with_publish(publish)
+                .expiring(claims.exp.saturating_add(self.leeway)),
+        )
+    }
+}
+
+/// When a grant that expires at `at` (seconds since the Unix epoch) runs out,
+/// as an instant of this process.
+pub(crate) fn deadline(at: u64) -> tokio::time::Instant {
+    let now_ms = crate::hub::now_ms();
+    let left = (at.saturating_mul(1000)).saturating_sub(now_ms);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(left)
+}

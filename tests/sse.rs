@@ -1,0 +1,326 @@
+//! `GET /sse` (docs/protocol.md, "Server-Sent Events") over real sockets:
+//! the WebSocket's frames as events, resume by `Last-Event-ID`, the same
+//! auth and limits, and a client that never reads is dropped.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{eventually, within, Server, EMPTY};
+use tokio::io::AsyncWriteExt;
+
+/// One event of the stream, or a comment line.
+#[derive(Debug)]
+enum Event {
+    Comment(String),
+    Frame { id: Option<String>, data: Value },
+}
+
+/// A streaming SSE client on reqwest.
+struct Sse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Sse {
+    async fn open(url: &str, headers: &[(&str, &str)]) -> Result<Sse, (u16, String)> {
+        let mut req = reqwest::Client::new().get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = within(req.send()).await.unwrap();
+        if resp.status() != 200 {
+            let status = resp.status().as_u16();
+            return Err((status, within(resp.text()).await.unwrap()));
+        }
+        Ok(Sse {
+            resp,
+            buf: String::new(),
+        })
+    }
+
+    /// The next event or comment.
+    async fn next(&mut self) -> Event {
+        within(async {
+            loop {
+                if let Some(end) = self.buf.find("\n\n") {
+                    let block: String = self.buf.drain(..end + 2).collect();
+                    let mut id = None;
+                    let mut data = String::new();
+                    for line in block.lines() {
+                        if let Some(c) = line.strip_prefix(':') {
+                            return Event::Comment(c.trim().to_string());
+                        } else if let Some(v) = line.strip_prefix("id: ") {
+                            id = Some(v.to_string());
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data.push_str(v);
+                            data.push('\n');
+                        }
+                    }
+                    let data = serde_json::from_str(&data).expect("event data is JSON");
+                    return Event::Frame { id, data };
+                }
+                let chunk = self.resp.chunk().await.unwrap().expect("stream open");
+                self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+            }
+        })
+        .await
+    }
+
+    /// The next frame (comments skipped), with its event id.
+    async fn frame(&mut self) -> (Option<String>, Value) {
+        loop {
+            if let Event::Frame { id, data } = self.next().await {
+                return (id, data);
+            }
+        }
+    }
+}
+
+async fn metric(s: &Server, name: &str) -> f64 {
+    let text = reqwest::get(s.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// hello, the ack, the snapshot, then live updates (a topic created later
+/// too), each update with its `epoch/topic/seq` id; heartbeat comments; the
+/// headers proxies need.
+#[tokio::test]
+async fn snapshot_then_live_updates_with_ids_and_heartbeats() {
+    let s = Server::start("[server]\nheartbeat = \"1s\"\n").await;
+    let hub = s.ticker.hub();
+    hub.publish("a.x", &json!({"p": 1})).unwrap();
+    let mut sse = Sse::open(&s.http("/sse?topics=a.*,b.>"), &[])
+        .await
+        .unwrap();
+    let h = sse.resp.headers();
+    assert_eq!(h["content-type"], "text/event-stream");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["x-accel-buffering"], "no");
+    let (_, hello) = sse.frame().await;
+    assert_eq!(hello["type"], "hello");
+    let epoch = hello["epoch"].as_str().unwrap().to_string();
+    let (_, ack) = sse.frame().await;
+    assert_eq!(ack["type"], "ack");
+    assert_eq!(ack["topics"], json!(["a.*", "b.>"]));
+    let (id, snap) = sse.frame().await;
+    assert_eq!(snap["snapshot"], true);
+    assert_eq!(snap["data"], json!({"p": 1}));
+    assert_eq!(id.unwrap(), format!("{epoch}/a.x/1"));
+    hub.publish("a.x", &json!({"p": 2})).unwrap();
+    let (id, live) = sse.frame().await;
+    assert_eq!(live["seq"], 2);
+    assert!(live.get("snapshot").is_none());
+    assert_eq!(id.unwrap(), format!("{epoch}/a.x/2"));
+    hub.publish("b.c.d", &json!("new")).unwrap();
+    let (id, new) = sse.frame().await;
+    assert_eq!(
+        (new["topic"].as_str(), new["seq"].as_u64()),
+        (Some("b.c.d"), Some(1))
+    );
+    assert_eq!(id.unwrap(), format!("{epoch}/b.c.d/1"));
+    hub.publish("other.x", &json!(0)).unwrap();
+    // Nothing more: the next thing is a heartbeat comment.
+    match sse.next().await {
+        Event::Comment(c) => assert_eq!(c, "ping"),
+        e => panic!("expected a heartbeat, got {e:?}"),
+    }
+}
+
+/// `Last-Event-ID` resumes its topic like `since`: the retained updates after
+/// it, no snapshot; `?since=` does the same for several topics; a foreign
+/// epoch gets snapshots and says so in the ack.
+#[tokio::test]
+async fn last_event_id_resumes_like_since() {
+    let s = Server::start("[history]\nsize = 10\n").await;
+    let hub = s.ticker.hub();
+    for i in 1..=5 {
+        hub.publish("a.x", &json!(i)).unwrap();
+        hub.publish("a.y", &json!(i)).unwrap();
+    }
+    let epoch = hub.epoch().to_string();
+    let last = format!("{epoch}/a.x/3");
+    let mut sse = Sse::open(&s.http("/sse?topics=a.x"), &[("Last-Event-ID", &last)])
+        .await
+        .unwrap();
+    sse.frame().await; // hello
+    let (_, ack) = sse.frame().await;
+    assert_eq!(ack["resume"], json!({"ok": true}), "{ack}");
+    for want in [4, 5] {
+        let (id, u) = sse.frame().await;
+        assert_eq!(u["seq"], want);
+        assert!(u.get("snapshot").is_none(), "{u}");
+        assert_eq!(id.unwrap(), format!("{epoch}/a.x/{want}"));
+    }
+    hub.publish("a.x", &json!(6)).unwrap();
+    assert_eq!(sse.frame().await.1["seq"], 6);
+
+    let url = s.http(&format!("/sse?topics=a.*&since=a.x:4,a.y:2&epoch={epoch}"));
+    let mut sse = Sse::open(&url, &[]).await.unwrap();
+    sse.frame().await;
+    assert_eq!(sse.frame().await.1["resume"]["ok"], true);
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let (_, u) = sse.frame().await;
+        assert!(u.get("snapshot").is_none(), "{u}");
+        got.push(format!("{}:{}", u["topic"].as_str().unwrap(), u["seq"]));
+    }
+    got.sort();
+    assert_eq!(got, ["a.x:5", "a.x:6", "a.y:3", "a.y:4", "a.y:5"]);
+
+    let mut sse = Sse::open(
+        &s.http("/sse?topics=a.x"),
+        &[("Last-Event-ID", "old/a.x/3")],
+    )
+    .await
+    .unwrap();
+    sse.frame().await;
+    let (_, ack) = sse.frame().await;
+    assert_eq!(ack["resume"]["ok"], false, "{ack}");
+    let (_, snap) = sse.frame().await;
+    assert_eq!(
+        (snap["seq"].as_u64(), snap["snapshot"].as_bool()),
+        (Some(6), Some(true))
+    );
+}
+
+/// The WebSocket's auth and limits: 401 without a token (header or
+/// `?token=`), 403 for a pattern outside the token's grant, 400 for a bad
+/// pattern, too many patterns or an unknown parameter (named).
+#[tokio::test]
+async fn the_same_tokens_grants_and_limits_as_the_websocket() {
+    let s = Server::start(
+        "[server]\ntoken = \"root\"\n[limits]\nmax_subscriptions = 2\n\
+         [[access]]\ntoken = \"ro\"\npatterns = [\"a.>\"]\n",
+    )
+    .await;
+    let refused = |r: Result<Sse, (u16, String)>| r.err().expect("refused");
+    let (status, _) = refused(Sse::open(&s.http("/sse?topics=a.x"), &[]).await);
+    assert_eq!(status, 401);
+    let (status, _) = refused(Sse::open(&s.http("/sse?topics=a.x&token=nope"), &[]).await);
+    assert_eq!(status, 401);
+    let mut ok = Sse::open(&s.http("/sse?topics=a.x&token=root"), &[])
+        .await
+        .unwrap();
+    assert_eq!(ok.frame().await.1["type"], "hello");
+    let bearer = [("Authorization", "Bearer ro")];
+    let mut ok = Sse::open(&s.http("/sse?topics=a.*"), &bearer)
+        .await
+        .unwrap();
+    assert_eq!(ok.frame().await.1["type"], "hello");
+    let (status, body) = refused(Sse::open(&s.http("/sse?topics=b.*"), &bearer).await);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("b.*"), "{body}");
+    let (status, body) = refused(Sse::open(&s.http("/sse?topics=a..x"), &bearer).await);
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = refused(Sse::open(&s.http("/sse?topics=a.x,a.y,a.z"), &bearer).await);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("at most 2"), "{body}");
+    let (status, body) = refused(Sse::open(&s.http("/sse?topics=a.x&tpoics=1"), &bearer).await);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`tpoics`"), "{body}");
+    let (status, _) = refused(Sse::open(&s.http("/sse"), &bearer).await);
+    assert_eq!(status, 400);
+}
+
+/// Connection caps count SSE streams and WebSockets together.
+#[tokio::test]
+async fn streams_count_against_the_connection_caps() {
+    let s = Server::start("[limits]\nmax_connections = 2\n").await;
+    let mut sse = Sse::open(&s.http("/sse?topics=a"), &[]).await.unwrap();
+    sse.frame().await;
+    let _ws = s.client().await;
+    let (status, body) = Sse::open(&s.http("/sse?topics=a"), &[])
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("too many connections"), "{body}");
+    drop(sse);
+    eventually("the stream's slot is given back", || async {
+        metric(&s, "tickerd_connections ").await == 1.0
+    })
+    .await;
+    let mut again = Sse::open(&s.http("/sse?topics=a"), &[]).await.unwrap();
+    assert_eq!(again.frame().await.1["type"], "hello");
+}
+
+/// A client that never reads: its queue stays bounded (conflation), and once
+/// nothing has been taken for two heartbeats it is dropped, counted as
+/// `write_timeout`, with its connection slot and subscription given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped() {
+    let s = Server::start(&format!("{EMPTY}heartbeat = \"1s\"\n")).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(s.addr).await.unwrap();
+    let head = format!("GET /sse?topics=big.* HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr);
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    eventually("the stream is subscribed", || async {
+        metric(&s, "tickerd_subscriptions ").await == 1.0
+    })
+    .await;
+    let hub = s.ticker.hub().clone();
+    let value = json!({"pad": "x".repeat(16 * 1024)});
+    let publishing = tokio::spawn(async move {
+        loop {
+            for t in 0..32 {
+                hub.publish(&format!("big.t{t}"), &value).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    eventually("the silent stream is dropped", || async {
+        metric(
+            &s,
+            "tickerd_connections_closed_total{reason=\"write_timeout\"}",
+        )
+        .await
+            >= 1.0
+    })
+    .await;
+    eventually("its slot and subscription are given back", || async {
+        metric(&s, "tickerd_connections ").await == 0.0
+            && metric(&s, "tickerd_subscriptions ").await == 0.0
+    })
+    .await;
+    assert!(metric(&s, "tickerd_frames_conflated_total ").await > 0.0);
+    publishing.abort();
+    drop(tcp);
+}
+
+/// `max_rate` and `delta` work on a stream as on a WebSocket subscribe, and
+/// are checked the same way.
+#[tokio::test]
+async fn max_rate_and_delta_on_a_stream() {
+    let s = Server::start(EMPTY).await;
+    let hub = s.ticker.hub();
+    let v = |p: u64| json!({"name": "a fairly long constant name", "price": p});
+    hub.publish("d.x", &v(1)).unwrap();
+    let mut sse = Sse::open(&s.http("/sse?topics=d.*&delta=true&max_rate=1000"), &[])
+        .await
+        .unwrap();
+    sse.frame().await;
+    sse.frame().await;
+    let (_, snap) = sse.frame().await;
+    assert_eq!(snap["data"], v(1));
+    hub.publish("d.x", &v(2)).unwrap();
+    let (id, u) = sse.frame().await;
+    assert_eq!(u["delta"], true, "{u}");
+    assert_eq!(u["data"], json!({"price": 2}));
+    assert!(id.unwrap().ends_with("/d.x/2"));
+    for bad in ["max_rate=0", "max_rate=x", "delta=yes"] {
+        let url = s.http(&format!("/sse?topics=d.x&{bad}"));
+        let (status, body) = Sse::open(&url, &[]).await.err().expect("refused");
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
