@@ -143,6 +143,11 @@ fn config_reference_names_every_key() {
         "[cluster]".into(),
         "[cluster]\nnats = \"nats://127.0.0.1:4222\"\nnode = \"a\"\nzz_unknown = 1\n".into(),
     ));
+    probes.push((
+        "[[access]]".into(),
+        "[[access]]\ntoken = \"t\"\npatterns = [\"a\"]\nzz_unknown = 1\n".into(),
+    ));
+    probes.push(("[auth.jwt]".into(), "[auth.jwt]\nzz_unknown = 1\n".into()));
     for kind in tickerd::config::BUILTIN_KINDS {
         probes.push((
             format!("kind = {kind:?}"),
