@@ -10,6 +10,9 @@ import * as h from './harness.js';
 // Chromium logs its own line when a WebSocket cannot connect (server down);
 // that is expected while a test has the server stopped, and no page's fault.
 const WS_REFUSED = /WebSocket connection to .* failed/;
+// While the server is down, tickerd.js asks /healthz whether HTTP answers
+// (to tell a server that is down from one whose WebSockets are blocked).
+const HTTP_REFUSED = /Failed to load resource: net::ERR_CONNECTION_REFUSED/;
 
 let browser;
 before(async () => { browser = await h.launch(); });
@@ -109,7 +112,7 @@ stale_after = "1s"
 test('a server restart is followed by a reconnect and resumed updates', async (t) => {
   const server = await h.Tickerd.start({ config: h.demoConfig() });
   t.after(async () => { await server.stop(); server.cleanup(); });
-  const page = await h.newPage(browser, { allow: [WS_REFUSED] });
+  const page = await h.newPage(browser, { allow: [WS_REFUSED, HTTP_REFUSED] });
   await page.goto(`${server.origin}/`);
   await h.eventually('live', async () => (await liveState(page)) === 'live');
   const epoch = await page.evaluate(() => window.tickerd.epoch);

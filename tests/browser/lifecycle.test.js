@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import * as h from './harness.js';
 
 const WS_REFUSED = /WebSocket connection to .* failed/;
+// While the server is down, tickerd.js asks /healthz whether HTTP answers
+// (to tell a server that is down from one whose WebSockets are blocked).
+const HTTP_REFUSED = /Failed to load resource: net::ERR_CONNECTION_REFUSED/;
 
 let browser;
 before(async () => { browser = await h.launch(); });
@@ -72,7 +75,7 @@ test('a deleted topic shows as gone, then comes back from seq 1', async (t) => {
 test('a durable server killed and restarted is resumed without a snapshot', async (t) => {
   const server = await h.Tickerd.start({ config: config('[history]\npath = "data"\nsync = "always"\n') });
   t.after(async () => { await server.stop(); server.cleanup(); });
-  const page = await h.newPage(browser, { allow: [WS_REFUSED] });
+  const page = await h.newPage(browser, { allow: [WS_REFUSED, HTTP_REFUSED] });
   await page.goto(`${server.origin}/`);
   for (let i = 1; i <= 5; i++) await publish(server, 'orders.a', { i });
   await page.evaluate(async () => {
