@@ -630,8 +630,10 @@ async fn topic_listings_are_capped_rate_limited_and_budgeted() {
     let (mut looper, _) = tokio_tungstenite::connect_async(t.ws_url()).await.unwrap();
     let _hello = looper.next().await;
     let mut limited = false;
+    let (rss_before, mut slowest) = (t.rss_kib(), Duration::ZERO);
     for i in 0..60 {
         let ask = json!({"op": "subscribe", "topics": [format!("*.S{i}")], "id": i});
+        let asked = tokio::time::Instant::now();
         looper.send(Message::text(ask.to_string())).await.unwrap();
         let reply = within(async {
             loop {
@@ -645,6 +647,7 @@ async fn topic_listings_are_capped_rate_limited_and_budgeted() {
             }
         })
         .await;
+        slowest = slowest.max(asked.elapsed());
         if reply["code"] == "rate_limited" {
             limited = true;
             break;
@@ -656,6 +659,13 @@ async fn topic_listings_are_capped_rate_limited_and_budgeted() {
         "wildcard subscribes are rate_limited after the burst"
     );
     t.assert_serving(&mut bystander).await;
+    report(
+        "5 wildcard subscribe loop",
+        &format!("{} topics", 3000 * scale()),
+        rss_before,
+        t.rss_kib(),
+        &format!("rate_limited; slowest reply {} ms", slowest.as_millis()),
+    );
     // Asking without reading: closed with 1008 once past the budget (the
     // rate limit answers small errors, so the ids carry the weight).
     let before = t.rss_kib();
