@@ -71,24 +71,42 @@
 //!
 //! # Layout
 //!
-//! The flow of one update, one module per arrow:
+//! One update flows **feeds → hub → session → socket**:
 //!
+//! - [`feeds`] turn sources into items and publish them into the [`hub`]
+//!   (topics, seq, history, fan-out); in `[cluster]` mode `cluster` relays
+//!   every update through NATS first.
+//! - `ws` holds one session per WebSocket connection: it subscribes to the
+//!   hub by pattern and writes what it gets to its socket, batched.
+//! - `server` is the HTTP surface (`/ws`, `/api/*`, `/metrics`, web pages);
+//!   [`Ticker`] (`ticker`) ties the pieces together and applies reloads.
+//!
+//! The modules form one-way layers; each uses only those below it (checked by
+//! `tests/layers.rs`; `docs/architecture.md` says where each rule lives):
+//!
+//! ```text
+//! ticker → server → ws → state → cluster → feeds → auth → hub
+//!        → config → transform → reload → protocol → metrics → topic
+//! ```
+//!
+//! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
+//! - `server`: the axum router and the hardened HTTP/1.1 accept loop behind
+//!   [`Ticker::serve`].
+//! - `ws`: the `/ws` upgrade, handshake, write batching and the session.
+//! - `state`: what the layers above share (`AppState`, `Settings`).
+//! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
+//!   stream, feed ownership by KV leases, `$sys.cluster`.
+//! - [`feeds`]: feed kinds, the [`Feed`] trait, supervision and `$sys.feeds`.
+//! - `auth`: tokens and per-topic read grants (see `SECURITY.md`).
+//! - [`hub`]: topics, seq, snapshots, history, and fan-out to subscribers.
 //! - [`config`]: the TOML config, loaded and validated whole, with its feed
 //!   files and its dashboards ([`config::dashboard`], published on
 //!   `$sys.dashboards` and rendered by `web/board.js`).
-//! - [`feeds`]: feed kinds, the [`Feed`] trait, supervision and `$sys.feeds`.
-//! - [`hub`]: topics, seq, snapshots, history, and fan-out to subscribers.
-//! - `session`: one WebSocket connection (reader, batched writer, heartbeat).
-//! - `server`: the axum router: `/ws`, `/api/*`, `/metrics`, web assets and
-//!   pages (`/`, `/auto`, `/d/{name}`); the
-//!   hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
-//! - `auth`: tokens and per-topic read grants (see `SECURITY.md`).
-//! - [`reload`]: watches the config and applies changes.
-//! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
-//!   stream, feed ownership by KV leases, `$sys.cluster`.
-//! - [`topic`]: topic names, patterns and templates.
+//! - `transform`: the per-feed `transform = [...]` steps.
+//! - `reload`: watches the config files and signals the ticker to reload.
 //! - [`protocol`]: the wire format.
-//! - [`Ticker`]: ties them together; the binary is a thin user of it.
+//! - [`metrics`]: the process's counters.
+//! - [`topic`]: topic names, patterns and templates.
 
 #![deny(missing_docs)]
 
@@ -97,14 +115,16 @@ pub mod feeds;
 pub mod hub;
 pub mod metrics;
 pub mod protocol;
-pub mod reload;
 pub mod topic;
 
 mod auth;
 mod cluster;
+mod reload;
 mod server;
-mod session;
+mod state;
 mod ticker;
+mod transform;
+mod ws;
 
 pub use cluster::CLUSTER_TOPIC;
 pub use config::Config;

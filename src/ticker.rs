@@ -17,13 +17,15 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::cluster::Cluster;
-use crate::config::{Config, ConfigErrors, Dashboard, DashboardConfig, FeedConfig, LimitsConfig};
-use crate::feeds::{Diff, Feed, FeedStatus, Feeds, Kinds};
+use crate::config::{Config, ConfigErrors, Dashboard, FeedConfig};
+use crate::feeds::{Diff, Feed, FeedStatus, FeedSupervisor, Kinds};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::reload::ConfigWatch;
+use crate::state::{Adjust, AppState, Settings};
 
 /// The topic carrying reload results.
 pub const CONFIG_TOPIC: &str = "$sys.config";
@@ -34,106 +36,6 @@ pub const CONFIG_TOPIC: &str = "$sys.config";
 /// dashboard, so a removed dashboard needs no tombstone and a page learns of
 /// every change from a single subscription.
 pub const DASHBOARDS_TOPIC: &str = "$sys.dashboards";
-
-/// The part of the config that connections and HTTP handlers read; swapped
-/// whole on reload.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) limits: LimitsConfig,
-    pub(crate) heartbeat: Duration,
-    pub(crate) flush_interval: Duration,
-    /// `server.token` and `[[access]]`: who may connect and read what.
-    pub(crate) access: crate::auth::Access,
-    pub(crate) publish_token: Option<String>,
-    pub(crate) allowed_origins: Option<Vec<String>>,
-    pub(crate) dashboard: DashboardConfig,
-    /// The dashboards of `dashboards_dir`, by name.
-    pub(crate) dashboards: Arc<BTreeMap<String, Dashboard>>,
-    pub(crate) web_dir: Option<PathBuf>,
-    /// Each feed's `ttl`, by feed name (feeds without one are absent).
-    pub(crate) ttls: std::collections::HashMap<String, Duration>,
-}
-
-impl Settings {
-    fn from_config(c: &Config) -> Self {
-        Settings {
-            limits: c.limits.clone(),
-            heartbeat: c.server.heartbeat,
-            flush_interval: c.server.flush_interval,
-            access: crate::auth::Access::from_config(c),
-            publish_token: c.server.publish_token.clone(),
-            allowed_origins: c.server.allowed_origins.clone(),
-            dashboard: c.dashboard.clone(),
-            dashboards: Arc::new(c.dashboards.clone()),
-            web_dir: c.server.web_dir.clone(),
-            ttls: c
-                .feeds
-                .iter()
-                .filter_map(|f| Some((f.name.clone(), f.ttl?)))
-                .collect(),
-        }
-    }
-}
-
-/// State shared by the router, sessions, feeds and reload.
-pub(crate) struct Shared {
-    pub(crate) hub: Hub,
-    pub(crate) metrics: Arc<Metrics>,
-    settings: RwLock<Arc<Settings>>,
-    config: tokio::sync::Mutex<Config>,
-    /// Held from load to apply, so that two reloads (a file event and SIGHUP)
-    /// never apply an older load after a newer one.
-    reloading: tokio::sync::Mutex<()>,
-    pub(crate) feeds: Arc<Feeds>,
-    /// `[cluster]` mode's link to NATS; it decides which feeds run here.
-    pub(crate) cluster: Option<Arc<Cluster>>,
-    /// Cancelled on shutdown: stops feeds and closes sessions with 1001.
-    pub(crate) cancel: CancellationToken,
-    /// Every session and feed task, so shutdown can wait for them.
-    pub(crate) tasks: TaskTracker,
-    /// Open WebSocket connections per peer IP (`limits.max_connections_per_ip`).
-    pub(crate) peers: crate::server::PeerCounts,
-    /// Open HTTP connections (not upgraded) per peer IP, capped at
-    /// `limits.max_connections_per_ip` at accept.
-    pub(crate) http_peers: crate::server::PeerCounts,
-    /// Applied to every config loaded from the file, at start and on reload.
-    adjust: Adjust,
-}
-
-/// A change applied to every loaded config (command-line overrides).
-#[derive(Clone, Default)]
-struct Adjust(Option<Arc<AdjustFn>>);
-
-type AdjustFn = dyn Fn(&mut Config) + Send + Sync;
-
-impl Adjust {
-    fn apply(&self, mut config: Config) -> Config {
-        if let Some(f) = &self.0 {
-            f(&mut config);
-        }
-        config
-    }
-}
-
-impl std::fmt::Debug for Adjust {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Adjust(Some)"
-        } else {
-            "Adjust(None)"
-        })
-    }
-}
-
-impl Shared {
-    /// The settings in force now (new connections take them).
-    pub(crate) fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
 
 /// Builds a [`Ticker`].
 #[derive(Debug, Default)]
@@ -290,7 +192,7 @@ impl TickerBuilder {
                 cancel.clone(),
             )?;
         }
-        let feeds = Feeds::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
+        let feeds = FeedSupervisor::new(hub.clone(), kinds, cancel.clone(), tasks.clone());
         let cluster = match &config.cluster {
             Some(c) => Some(
                 Cluster::start(
@@ -306,7 +208,7 @@ impl TickerBuilder {
             ),
             None => None,
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(AppState {
             hub,
             metrics,
             settings: RwLock::new(Arc::new(Settings::from_config(&config))),
@@ -345,7 +247,7 @@ impl TickerBuilder {
 /// A running ticker: hub, feeds and the router that serves them.
 #[derive(Clone)]
 pub struct Ticker {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<AppState>,
 }
 
 impl std::fmt::Debug for Ticker {
@@ -543,8 +445,9 @@ impl Ticker {
         self.shared.config.lock().await.path.clone()
     }
 
-    /// Follows edits of the config file and its feeds directory (see
-    /// [`crate::reload`]) until shutdown. Spawn it as a task. Returns at once
+    /// Follows edits of the config file, its feeds directory and its
+    /// dashboards directory (debounced; each burst is one [`Ticker::reload`])
+    /// until shutdown. Spawn it as a task. Returns at once
     /// when the ticker was not started from a file
     /// ([`TickerBuilder::config_path`]).
     pub async fn watch(&self) {
@@ -556,21 +459,35 @@ impl Ticker {
                 c.dashboards_dir.clone(),
             )
         };
-        if let Some(path) = path {
-            crate::reload::watch(
-                self.clone(),
-                &path,
-                dir.as_deref().unwrap_or(Path::new("")),
-                dash.as_deref().unwrap_or(Path::new("")),
-            )
-            .await;
+        let Some(path) = path else { return };
+        let Some(mut watch) = ConfigWatch::new(
+            &path,
+            dir.as_deref().unwrap_or(Path::new("")),
+            dash.as_deref().unwrap_or(Path::new("")),
+        ) else {
+            return;
+        };
+        let cancel = self.shutdown_token();
+        loop {
+            tokio::select! {
+                got = watch.changed() => if got.is_none() { return },
+                () = cancel.cancelled() => return,
+            }
+            debug!("Config files changed; reloading.");
+            let _ = self.reload().await;
+            let Some(dir) = self.config().await.feeds_dir else {
+                continue;
+            };
+            if watch.follow_feeds_dir(&dir) {
+                let _ = self.reload().await;
+            }
         }
     }
 }
 
 /// Hands `config`'s feeds to the cluster (which runs the ones this node owns)
 /// or, on a single node, to the supervisor. Returns the change against `old`.
-async fn apply_feeds(shared: &Shared, old: &[FeedConfig], config: &Config) -> Diff {
+async fn apply_feeds(shared: &AppState, old: &[FeedConfig], config: &Config) -> Diff {
     match &shared.cluster {
         Some(cluster) => {
             cluster.apply(&config.feeds, config.history.size);
@@ -588,7 +505,7 @@ fn log_warnings(config: &Config) {
 }
 
 /// Publishes every dashboard definition on [`DASHBOARDS_TOPIC`].
-fn publish_dashboards(shared: &Shared, dashboards: &BTreeMap<String, Dashboard>) {
+fn publish_dashboards(shared: &AppState, dashboards: &BTreeMap<String, Dashboard>) {
     if let Err(e) = shared.hub.publish(DASHBOARDS_TOPIC, dashboards) {
         warn!(error = %e, "Cannot publish the dashboards.");
     }
@@ -597,7 +514,7 @@ fn publish_dashboards(shared: &Shared, dashboards: &BTreeMap<String, Dashboard>)
 /// Deletes topics not updated for their `ttl` (a feed's) or `[limits]
 /// topic_ttl` (topics without a feed), until shutdown: one task for all
 /// topics, checking a tenth of the shortest ttl in force (within 250 ms..30 s).
-async fn sweep_expired(shared: Arc<Shared>) {
+async fn sweep_expired(shared: Arc<AppState>) {
     loop {
         let settings = shared.settings();
         let shortest = settings
@@ -632,7 +549,7 @@ async fn sweep_expired(shared: Arc<Shared>) {
 
 /// `{"ok":true,...}` on `$sys.config`; `restart_needed` (present only when not
 /// empty) names settings that changed but apply only after a restart.
-fn publish_config_ok(shared: &Shared, config: &Config, diff: &Diff, restart_needed: &[&str]) {
+fn publish_config_ok(shared: &AppState, config: &Config, diff: &Diff, restart_needed: &[&str]) {
     let mut msg = json!({"ok": true, "feeds": config.feeds.len(), "dashboards": config.dashboards.len(),
         "added": diff.added, "changed": diff.changed, "removed": diff.removed});
     if !restart_needed.is_empty() {

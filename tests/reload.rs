@@ -688,7 +688,7 @@ async fn a_changed_feeds_dir_is_watched_instead_of_the_old_one() {
         std::fs::create_dir(dir.path().join(d)).unwrap();
         write_atomic(
             &dir.path().join(d).join(format!("{feed}.toml")),
-            &probe(feed, "1"),
+            probe(feed, "1"),
         );
     }
     let config = |feeds_dir: &str| {
@@ -705,20 +705,20 @@ async fn a_changed_feeds_dir_is_watched_instead_of_the_old_one() {
         seen: 0,
     };
     t.client.subscribe(&["$sys.config", "probe.fd_b"]).await;
-    write_atomic(&s.config_path, &config("dir_b"));
+    write_atomic(&s.config_path, config("dir_b"));
     reload_result(&mut t, "moved", |d| {
         d["added"] == json!(["fd_b"]) && d["removed"] == json!(["fd_a"])
     })
     .await;
     // A file added to the new directory starts, and an edit of it is followed.
-    write_atomic(&s.dir.path().join("dir_b/fd_c.toml"), &probe("fd_c", "1"));
+    write_atomic(&s.dir.path().join("dir_b/fd_c.toml"), probe("fd_c", "1"));
     reload_result(&mut t, "added", |d| d["added"] == json!(["fd_c"])).await;
-    write_atomic(&s.dir.path().join("dir_b/fd_c.toml"), &probe("fd_c", "2"));
+    write_atomic(&s.dir.path().join("dir_b/fd_c.toml"), probe("fd_c", "2"));
     reload_result(&mut t, "changed", |d| d["changed"] == json!(["fd_c"])).await;
 
     // An edit in the old directory reloads nothing: no `$sys.config` result
     // while the new directory's feed publishes 50 updates (over a second).
-    write_atomic(&s.dir.path().join("dir_a/fd_d.toml"), &probe("fd_d", "1"));
+    write_atomic(&s.dir.path().join("dir_a/fd_d.toml"), probe("fd_d", "1"));
     let until = t.seen + 50;
     while t.seen < until {
         t.recv_until(|v| {
@@ -782,7 +782,7 @@ async fn a_changed_tail_feed_continues_where_it_stopped() {
     while !writer.is_finished() && changes < 3 {
         changes += 1;
         let seq = config_seq(&s);
-        write_atomic(&s.config_path, &config(100 + changes));
+        write_atomic(&s.config_path, config(100 + changes));
         let d = config_where(&s, seq, |_| true).await;
         assert_eq!(d["changed"], json!(["tl"]), "{d}");
     }

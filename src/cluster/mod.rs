@@ -48,7 +48,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{ClusterConfig, FeedConfig};
-use crate::feeds::{Feeds, FEEDS_TOPIC};
+use crate::feeds::{FeedSupervisor, FEEDS_TOPIC};
 use crate::hub::Hub;
 use crate::metrics::render_rows;
 
@@ -97,7 +97,7 @@ pub(crate) struct Cluster {
     lease: Duration,
     client: async_nats::Client,
     hub: Hub,
-    feeds: Arc<Feeds>,
+    feeds: Arc<FeedSupervisor>,
     /// The feeds the config defines; the lease keeper runs the owned ones.
     desired: watch::Sender<Arc<Vec<FeedConfig>>>,
     /// `history.size`: the stream keeps this many messages per subject.
@@ -121,7 +121,7 @@ impl Cluster {
         config: &ClusterConfig,
         history: usize,
         hub: Hub,
-        feeds: Arc<Feeds>,
+        feeds: Arc<FeedSupervisor>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> std::io::Result<Arc<Cluster>> {

@@ -167,7 +167,7 @@ impl Panel {
     /// Keys every kind takes.
     const COMMON: [&'static str; 3] = ["kind", "label", "span"];
 
-    /// The keys `kind` takes beyond [`Panel::COMMON`].
+    /// The keys `kind` takes beyond `Panel::COMMON`.
     pub fn allowed(kind: PanelKind) -> &'static [&'static str] {
         match kind {
             PanelKind::Value => &["topic", "field", "format", "unit", "thresholds"],

@@ -499,7 +499,7 @@ pub struct FeedConfig {
     /// What the feed does.
     pub kind: FeedKind,
     /// `transform = [...]`: steps applied to every item, in order (any kind).
-    pub transform: Vec<crate::feeds::Transform>,
+    pub transform: Vec<crate::transform::Transform>,
     /// Largest item it reads from its source; `None` until loaded, then its own
     /// `max_item_bytes` or `[limits] max_item_bytes`.
     pub max_item_bytes: Option<usize>,
@@ -636,7 +636,7 @@ pub(super) fn parse_feed(
     };
     let transform = match table.get("transform").map(|v| v.get_ref()) {
         None => Vec::new(),
-        Some(v) => crate::feeds::Transform::parse_list(v).unwrap_or_else(|msgs| {
+        Some(v) => crate::transform::Transform::parse_list(v).unwrap_or_else(|msgs| {
             for msg in msgs {
                 error(line_of("transform"), msg);
             }
@@ -1032,7 +1032,7 @@ fn check_kind(kind: &FeedKind) -> Vec<(Option<String>, String)> {
             check_interval(&p.interval, "interval", &mut bad);
             check_interval(&p.timeout, "timeout", &mut bad);
             check_extract(&p.extract, &mut bad);
-            for (key, msg) in crate::feeds::PostgresFeed::check(p) {
+            for (key, msg) in check_postgres(p) {
                 bad(key, msg);
             }
         }
@@ -1057,12 +1057,12 @@ fn check_broker_url(u: &str, schemes: &[&str], bad: &mut dyn FnMut(&str, String)
             "url",
             format!(
                 "url {:?} has no host (write e.g. {}://127.0.0.1)",
-                crate::feeds::redact_url(u),
+                redact_url(u),
                 schemes[0]
             ),
         ),
         Ok(_) => {}
-        Err(e) => bad("url", format!("url {:?}: {e}", crate::feeds::redact_url(u))),
+        Err(e) => bad("url", format!("url {:?}: {e}", redact_url(u))),
     }
 }
 
@@ -1229,4 +1229,83 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
             "{s:?} is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"1m\""
         )),
     }
+}
+
+/// `url` with any password replaced by `***`, for errors and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) if u.has_host() => u.to_string(),
+        // Unparsable, or no host to hold credentials (`u:pw@host` reads as a
+        // path): drop whatever sits between the scheme and the last `@`.
+        _ => match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+            (None, Some(at)) => format!("***{}", &url[at..]),
+            _ => url.to_string(),
+        },
+    }
+}
+
+/// Checks what the config types cannot: the URL parses and holds no
+/// password, exactly one mode is chosen, channel names are identifiers.
+/// Returns `(key, message)` pairs.
+pub(crate) fn check_postgres(o: &PostgresOptions) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match <tokio_postgres::Config as std::str::FromStr>::from_str(&o.url) {
+        Err(e) => out.push((
+            "url",
+            format!(
+                "url is not a PostgreSQL connection string ({e}); \
+                 write e.g. \"postgres://tickerd@127.0.0.1:5432/market\""
+            ),
+        )),
+        Ok(c) if c.get_password().is_some() => out.push((
+            "url",
+            "url must not hold a password: put it in an environment variable \
+             and name that with `password_env = \"PGPASSWORD\"`"
+                .into(),
+        )),
+        Ok(_) => {}
+    }
+    if o.password_env.as_deref() == Some("") {
+        out.push((
+            "password_env",
+            "`password_env` must name an environment variable".into(),
+        ));
+    }
+    match (o.listen.is_empty(), &o.query) {
+        (true, None) => out.push((
+            "listen",
+            "set `listen = [\"channel\"]` (LISTEN/NOTIFY) or `query = \"SELECT ..\"` (polling)"
+                .into(),
+        )),
+        (false, Some(_)) => out.push((
+            "query",
+            "`listen` and `query` are two modes: use one feed for each".into(),
+        )),
+        (_, Some(q)) if q.trim().is_empty() => {
+            out.push(("query", "`query` must be a SELECT statement".into()))
+        }
+        _ => {}
+    }
+    for channel in &o.listen {
+        if channel.is_empty() || channel.len() > 63 || channel.contains('\0') {
+            out.push((
+                "listen",
+                format!("channel {channel:?} must be 1 to 63 bytes (a PostgreSQL identifier)"),
+            ));
+        }
+    }
+    if o.query.is_some() && (o.extract.is_some() || o.format != Default::default()) {
+        out.push((
+            "extract",
+            "`extract` and `format` read notification payloads; in `query` mode each row is \
+             already an item"
+                .into(),
+        ));
+    }
+    out
 }

@@ -15,6 +15,10 @@ mod feed;
 
 pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
 
+pub use crate::transform::Transform;
+#[cfg(test)]
+pub(crate) use feed::check_postgres;
+pub(crate) use feed::redact_url;
 pub use feed::{
     CommandMode, CommandOptions, FeedConfig, FeedHistory, FeedKind, FileMode, FileOptions, Format,
     HttpOptions, NumericAs, OnRemove, PostgresOptions, PrometheusOptions, SseOptions,

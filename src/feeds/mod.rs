@@ -43,10 +43,8 @@ mod sse;
 mod supervisor;
 mod synthetic;
 mod system;
-mod transform;
 mod websocket;
 
-pub use broker::redact_url;
 pub use command::CommandFeed;
 pub use extract::Pipeline;
 pub use file::FileFeed;
@@ -60,10 +58,11 @@ pub use redis::RedisFeed;
 pub use sse::SseFeed;
 pub use supervisor::Diff;
 pub use supervisor::{backoff_window, FeedState, FeedStatus};
-pub(crate) use supervisor::{diff, feed_topic, publish_status, render_metrics, Feeds, FEEDS_TOPIC};
+pub(crate) use supervisor::{
+    diff, feed_topic, publish_status, render_metrics, FeedSupervisor, FEEDS_TOPIC,
+};
 pub use synthetic::Synthetic;
 pub use system::SystemFeed;
-pub use transform::Transform;
 pub use websocket::WebSocketFeed;
 
 use std::collections::HashMap;
@@ -218,11 +217,11 @@ struct ContextInner {
     status: Arc<supervisor::StatusCell>,
     cancel: CancellationToken,
     /// The feed's `transform` steps, applied to every item in order.
-    transforms: Vec<Transform>,
+    transforms: Vec<crate::transform::Transform>,
     /// Their per-topic state. A std `Mutex`: only this feed's own task
     /// publishes, so it is uncontended, and it is never held across an await;
     /// a feed without stateful steps never takes it.
-    memory: std::sync::Mutex<transform::Memory>,
+    memory: std::sync::Mutex<crate::transform::Memory>,
     handoff: Arc<supervisor::Handoff>,
     max_item_bytes: usize,
 }
@@ -321,15 +320,15 @@ impl FeedContext {
             return Ok(value);
         }
         let now = tokio::time::Instant::now();
-        let result = if steps.iter().any(Transform::is_stateful) {
+        let result = if steps.iter().any(crate::transform::Transform::is_stateful) {
             let mut memory = self
                 .inner
                 .memory
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            transform::apply(steps, memory.of(topic, steps.len()), value, now)
+            crate::transform::apply(steps, memory.of(topic, steps.len()), value, now)
         } else {
-            transform::apply(steps, &mut vec![None; steps.len()], value, now)
+            crate::transform::apply(steps, &mut vec![None; steps.len()], value, now)
         };
         result.map_err(|e| self.item_error(e))
     }

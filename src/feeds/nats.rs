@@ -56,7 +56,7 @@ impl NatsFeed {
     /// A subscription described by `options`.
     pub fn new(options: NatsOptions) -> Self {
         NatsFeed {
-            shown_url: broker::redact_url(&options.url),
+            shown_url: crate::config::redact_url(&options.url),
             pipeline: Pipeline::new(options.extract.as_deref(), options.format),
             options,
             last_seq: AtomicU64::new(0),

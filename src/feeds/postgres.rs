@@ -48,7 +48,7 @@ const MAX_ROWS: usize = 10_000;
 pub struct PostgresFeed {
     options: PostgresOptions,
     pipeline: Pipeline,
-    /// The parsed `url` (no password: [`PostgresFeed::check`] refuses one).
+    /// The parsed `url` (no password: `config::check_postgres` refuses one).
     config: tokio_postgres::Config,
 }
 
@@ -70,67 +70,6 @@ impl PostgresFeed {
             options,
             config,
         })
-    }
-
-    /// Checks what the config types cannot: the URL parses and holds no
-    /// password, exactly one mode is chosen, channel names are identifiers.
-    /// Returns `(key, message)` pairs.
-    pub fn check(o: &PostgresOptions) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        match tokio_postgres::Config::from_str(&o.url) {
-            Err(e) => out.push((
-                "url",
-                format!(
-                    "url is not a PostgreSQL connection string ({e}); \
-                     write e.g. \"postgres://tickerd@127.0.0.1:5432/market\""
-                ),
-            )),
-            Ok(c) if c.get_password().is_some() => out.push((
-                "url",
-                "url must not hold a password: put it in an environment variable \
-                 and name that with `password_env = \"PGPASSWORD\"`"
-                    .into(),
-            )),
-            Ok(_) => {}
-        }
-        if o.password_env.as_deref() == Some("") {
-            out.push((
-                "password_env",
-                "`password_env` must name an environment variable".into(),
-            ));
-        }
-        match (o.listen.is_empty(), &o.query) {
-            (true, None) => out.push((
-                "listen",
-                "set `listen = [\"channel\"]` (LISTEN/NOTIFY) or `query = \"SELECT ..\"` (polling)"
-                    .into(),
-            )),
-            (false, Some(_)) => out.push((
-                "query",
-                "`listen` and `query` are two modes: use one feed for each".into(),
-            )),
-            (_, Some(q)) if q.trim().is_empty() => {
-                out.push(("query", "`query` must be a SELECT statement".into()))
-            }
-            _ => {}
-        }
-        for channel in &o.listen {
-            if channel.is_empty() || channel.len() > 63 || channel.contains('\0') {
-                out.push((
-                    "listen",
-                    format!("channel {channel:?} must be 1 to 63 bytes (a PostgreSQL identifier)"),
-                ));
-            }
-        }
-        if o.query.is_some() && (o.extract.is_some() || o.format != Default::default()) {
-            out.push((
-                "extract",
-                "`extract` and `format` read notification payloads; in `query` mode each row is \
-                 already an item"
-                    .into(),
-            ));
-        }
-        out
     }
 
     /// Connects, with the password read from `password_env` now.
@@ -533,15 +472,15 @@ mod tests {
     #[test]
     fn checks_say_what_is_wrong() {
         let keys = |o: &PostgresOptions| {
-            PostgresFeed::check(o)
+            crate::config::check_postgres(o)
                 .into_iter()
                 .map(|(k, _)| k)
                 .collect::<Vec<_>>()
         };
         let ok = options("url = \"postgres://t@127.0.0.1/db\"\nlisten = [\"prices\"]");
-        assert!(PostgresFeed::check(&ok).is_empty());
+        assert!(crate::config::check_postgres(&ok).is_empty());
         let secret = options("url = \"postgres://t:hunter2@127.0.0.1/db\"\nquery = \"SELECT 1\"");
-        let msgs = PostgresFeed::check(&secret);
+        let msgs = crate::config::check_postgres(&secret);
         assert_eq!(msgs[0].0, "url");
         assert!(msgs[0].1.contains("password_env") && !msgs[0].1.contains("hunter2"));
         assert_eq!(keys(&options("url = \"postgres://t@h/db\"")), ["listen"]);

@@ -19,7 +19,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
-use super::{poll::poll_with, redact_url, Feed, FeedContext};
+use super::{poll::poll_with, Feed, FeedContext};
+use crate::config::redact_url;
 use crate::config::PrometheusOptions;
 
 /// Largest API answer read, in bytes: past it the poll fails rather than

@@ -74,7 +74,7 @@ impl RedisFeed {
     /// # Errors
     /// The URL cannot be used.
     pub fn new(options: RedisOptions) -> anyhow::Result<Self> {
-        let shown_url = broker::redact_url(&options.url);
+        let shown_url = crate::config::redact_url(&options.url);
         let mut url = reqwest::Url::parse(&options.url)
             .with_context(|| format!("invalid url {shown_url:?}"))?;
         if let Some(user) = &options.username {

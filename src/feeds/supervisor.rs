@@ -326,7 +326,7 @@ pub(crate) fn diff(old: &[FeedConfig], new: &[FeedConfig]) -> Diff {
 }
 
 /// The set of running feeds.
-pub(crate) struct Feeds {
+pub(crate) struct FeedSupervisor {
     hub: Hub,
     kinds: Kinds,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
@@ -334,7 +334,7 @@ pub(crate) struct Feeds {
     cancel: CancellationToken,
 }
 
-impl Feeds {
+impl FeedSupervisor {
     /// An empty set whose feeds stop when `cancel` is cancelled; starts the
     /// status reporter.
     pub(crate) fn new(
@@ -343,7 +343,7 @@ impl Feeds {
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) -> Arc<Self> {
-        let feeds = Arc::new(Feeds {
+        let feeds = Arc::new(FeedSupervisor {
             hub,
             kinds,
             running: tokio::sync::Mutex::default(),
@@ -614,7 +614,7 @@ mod tests {
     use tokio::time::Instant as TokioInstant;
 
     fn feeds(text: &str) -> Vec<FeedConfig> {
-        crate::Config::from_toml(text, std::path::Path::new("t.toml"), None, &|_| false)
+        crate::config::Config::from_toml(text, std::path::Path::new("t.toml"), None, &|_| false)
             .unwrap()
             .feeds
     }
@@ -668,7 +668,7 @@ mod tests {
         .unwrap();
         let hub = Hub::new(0, Arc::new(Metrics::default()));
         let cancel = CancellationToken::new();
-        let feeds = Feeds::new(hub, kinds, cancel.clone(), TaskTracker::new());
+        let feeds = FeedSupervisor::new(hub, kinds, cancel.clone(), TaskTracker::new());
         feeds.apply(&config.feeds).await;
         while runs.lock().unwrap().len() < n {
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -157,7 +157,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::feeds::{FeedState, Feeds, Kinds};
+    use crate::feeds::{FeedState, FeedSupervisor, Kinds};
     use crate::hub::Hub;
     use crate::metrics::Metrics;
 
@@ -198,7 +198,7 @@ mod tests {
         .unwrap();
         let hub = Hub::new(0, Arc::new(Metrics::default()));
         let cancel = CancellationToken::new();
-        let feeds = Feeds::new(hub, kinds, cancel.clone(), TaskTracker::new());
+        let feeds = FeedSupervisor::new(hub, kinds, cancel.clone(), TaskTracker::new());
         feeds.apply(&config.feeds).await;
         let deadline = Duration::from_secs(10);
         tokio::time::timeout(deadline, accepted.recv())

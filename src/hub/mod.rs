@@ -421,7 +421,7 @@ impl Hub {
         if let Some(ts) = self.relay_out(source, name, json, None)? {
             return Ok(Published { seq: 0, ts });
         }
-        let topic = self.topic(name)?;
+        let topic = self.topic_or_insert(name)?;
         let mut st = topic.lock();
         st.seq += 1;
         st.ts = now_ms();
@@ -447,7 +447,7 @@ impl Hub {
         frame: Utf8Bytes,
         source: &Source,
     ) -> Result<bool, PublishError> {
-        let topic = self.topic(name)?;
+        let topic = self.topic_or_insert(name)?;
         let mut st = topic.lock();
         if seq <= st.seq {
             return Ok(false);
@@ -499,7 +499,7 @@ impl Hub {
     }
 
     /// The topic named `name`, created (and matched against every pattern) if new.
-    fn topic(&self, name: &str) -> Result<Arc<Topic>, PublishError> {
+    fn topic_or_insert(&self, name: &str) -> Result<Arc<Topic>, PublishError> {
         if let Some(t) = self.read_topics().get(name) {
             return Ok(t.clone());
         }
@@ -571,8 +571,8 @@ impl Hub {
 
     /// The latest update of `topic` as its wire frame (the JSON text a client
     /// receives), if it has one. See [`Hub::latest`] for a typed value.
-    pub fn snapshot(&self, topic: &str) -> Option<String> {
-        self.latest_frame(topic).map(|f| f.as_str().to_string())
+    pub fn latest_frame(&self, topic: &str) -> Option<String> {
+        self.latest_bytes(topic).map(|f| f.as_str().to_string())
     }
 
     /// The seq of `topic`'s latest update, if it has one.
@@ -583,7 +583,7 @@ impl Hub {
     }
 
     /// The latest frame of `topic` (a cheap handle clone), if it has one.
-    fn latest_frame(&self, topic: &str) -> Option<Utf8Bytes> {
+    fn latest_bytes(&self, topic: &str) -> Option<Utf8Bytes> {
         let t = self.read_topics().get(topic)?.clone();
         let latest = t.lock().latest.clone();
         latest
@@ -611,7 +611,7 @@ impl Hub {
 
     /// The latest update of `topic`, if it has one.
     pub fn latest(&self, topic: &str) -> Option<Update> {
-        self.latest_frame(topic)
+        self.latest_bytes(topic)
             .and_then(|f| Update::from_frame(f.as_str()))
     }
 
@@ -976,15 +976,18 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["seq"], json!(7));
         assert_eq!(got[0]["ts"], json!(1234));
-        assert_eq!(hub.snapshot("a.b").unwrap(), frame.as_str());
+        assert_eq!(hub.latest_frame("a.b").unwrap(), frame.as_str());
 
         hub.publish("$sys.x", &json!(1)).unwrap();
         assert!(hub.set_epoch("cluster-1"));
         assert!(!hub.set_epoch("cluster-1"));
         assert_eq!(&*hub.epoch(), "cluster-1");
-        assert!(hub.snapshot("a.b").is_none(), "relayed topics start over");
         assert!(
-            hub.snapshot("$sys.x").is_some(),
+            hub.latest_frame("a.b").is_none(),
+            "relayed topics start over"
+        );
+        assert!(
+            hub.latest_frame("$sys.x").is_some(),
             "$ topics are this node's own"
         );
         assert!(hub.insert_relayed("a.b", 1, 5, frame, &src).unwrap());

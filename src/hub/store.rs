@@ -430,7 +430,7 @@ impl super::Hub {
         let stored = store.load(history_size)?;
         let count = stored.len();
         for s in stored {
-            let topic = match self.topic(&s.name) {
+            let topic = match self.topic_or_insert(&s.name) {
                 Ok(t) => t,
                 Err(e) => {
                     warn!(topic = %s.name, error = %e, "A stored topic is not restored.");
