@@ -142,8 +142,6 @@ mod tests {
         let c = Config::from_toml(
             "[server]\ntoken = \"root\"\n[[access]]\ntoken = \"ro\"\npatterns = [\"a.*\"]\n",
             std::path::Path::new("c.toml"),
-            None,
-            &|_| false,
         )
         .unwrap();
         let access = Access::from_config(&c);

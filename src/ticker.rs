@@ -156,18 +156,16 @@ impl TickerBuilder {
         Ok((self.launch(config).await?, listener))
     }
 
-    /// The config to start with (file, text, value or built-in), adjusted and
-    /// checked against the registered kinds.
+    /// The config to start with (file, text, value or built-in), checked
+    /// against the registered kinds, and adjusted.
     fn load(&self) -> Result<Config, StartError> {
-        let known = |k: &str| self.kinds.contains(k);
         let config = match (&self.path, &self.toml, &self.config) {
-            (Some(path), _, _) => Config::load_with_kinds(path, &known)?,
-            (None, Some(text), _) => Config::from_toml(text, Path::new("<config>"), None, &known)?,
+            (Some(path), _, _) => Config::load_with(path, &self.kinds)?,
+            (None, Some(text), _) => Config::parse(text, Path::new("<config>"), None, &self.kinds)?,
             (None, None, Some(c)) => c.clone(),
-            (None, None, None) => Config::builtin(),
+            (None, None, None) => Config::builtin_with(&self.kinds),
         };
         let config = self.adjust.apply(config);
-        self.kinds.check(&config.feeds)?;
         log_warnings(&config);
         Ok(config)
     }
@@ -349,7 +347,7 @@ impl Ticker {
             }]));
         };
         let kinds = self.shared.feeds.kinds().clone();
-        let loaded = match Config::load_unless_blank(&path, &|k| kinds.contains(k)) {
+        let loaded = match Config::load_unless_blank(&path, &kinds) {
             Ok(None) => {
                 // An editor truncates, then writes: its write is the next reload.
                 info!(path = %path.display(), "Config file is empty; keeping the running config until it has content.");
@@ -357,8 +355,7 @@ impl Ticker {
             }
             Ok(Some(c)) => Ok(self.shared.adjust.apply(c)),
             Err(e) => Err(e),
-        }
-        .and_then(|c| kinds.check(&c.feeds).map(|()| c));
+        };
         match loaded {
             Ok(config) => {
                 log_warnings(&config);

@@ -16,15 +16,8 @@ mod feed;
 pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
 
 pub use crate::transform::Transform;
-#[cfg(test)]
-pub(crate) use feed::check_postgres;
-pub(crate) use feed::redact_url;
-pub use feed::{
-    CommandMode, CommandOptions, FeedConfig, FeedHistory, FeedKind, FileMode, FileOptions, Format,
-    HttpOptions, NumericAs, OnRemove, PostgresOptions, PrometheusOptions, SseOptions,
-    SyntheticOptions, SystemOptions, TimestampAs, WebSocketOptions, BUILTIN_KINDS,
-};
-pub use feed::{MqttOptions, NatsOptions, RedisMode, RedisOptions, Secret};
+pub(crate) use feed::{de, Blame, FeedKinds};
+pub use feed::{FeedConfig, FeedHistory, OnRemove};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -564,13 +557,13 @@ pub struct Config {
     pub dashboards_dir: Option<PathBuf>,
 }
 
-/// Which kinds beyond the built-in ones a config may name.
-pub type KindFilter<'a> = &'a dyn Fn(&str) -> bool;
+/// The kinds a config may name: the feed registry (`feeds::Kinds`).
+pub(crate) type KindFilter<'a> = &'a dyn FeedKinds;
 
 impl Config {
-    /// The built-in default config.
-    pub fn builtin() -> Config {
-        let mut config = Config::from_toml(BUILTIN, Path::new("<built-in>"), None, &|_| false)
+    /// The built-in default config, with `kinds` for its feeds.
+    pub(crate) fn builtin_with(kinds: KindFilter<'_>) -> Config {
+        let mut config = Config::parse(BUILTIN, Path::new("<built-in>"), None, kinds)
             .expect("the built-in config is valid");
         for (name, text) in BUILTIN_DASHBOARDS {
             let file = PathBuf::from(format!("<built-in>/dashboards/{name}.toml"));
@@ -581,24 +574,16 @@ impl Config {
         config
     }
 
-    /// Loads `path` and every `*.toml` of its feeds directory.
+    /// Loads `path` and every `*.toml` of its feeds directory, with `kinds`.
     ///
     /// # Errors
     /// Every problem found, each with file, line and feed.
-    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        Config::load_with_kinds(path, &|_| false)
-    }
-
-    /// Like [`Config::load`], also accepting the custom kinds `custom` approves.
-    ///
-    /// # Errors
-    /// Every problem found, each with file, line and feed.
-    pub fn load_with_kinds(path: &Path, custom: KindFilter<'_>) -> Result<Config, ConfigErrors> {
+    pub(crate) fn load_with(path: &Path, kinds: KindFilter<'_>) -> Result<Config, ConfigErrors> {
         let text = read_main(path)?;
-        Config::parse_main(path, &text, custom)
+        Config::parse_main(path, &text, kinds)
     }
 
-    /// Like [`Config::load_with_kinds`], but `None` when the file is empty or
+    /// Like [`Config::load_with`], but `None` when the file is empty or
     /// only whitespace: an editor that truncates before writing leaves it so
     /// for a moment (it is read once, so the answer matches what was parsed).
     pub(crate) fn load_unless_blank(
@@ -622,17 +607,18 @@ impl Config {
         } else {
             base
         };
-        let mut config = Config::from_toml(text, path, Some(&base), custom)?;
+        let mut config = Config::parse(text, path, Some(&base), custom)?;
         config.path = Some(path.to_path_buf());
         Ok(config)
     }
 
-    /// Parses config text. With `base_dir`, `feeds_dir` and `dashboards_dir`
-    /// are read relative to it; without, neither directory is read.
+    /// Parses config text, with `custom` for its feeds' kinds. With `base_dir`,
+    /// `feeds_dir` and `dashboards_dir` are read relative to it; without,
+    /// neither directory is read.
     ///
     /// # Errors
     /// Every problem found, each with file, line and feed.
-    pub fn from_toml(
+    pub(crate) fn parse(
         text: &str,
         file: &Path,
         base_dir: Option<&Path>,
@@ -1036,20 +1022,14 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigErrors> {
-        Config::from_toml(text, Path::new("c.toml"), None, &|_| false)
+        Config::from_toml(text, Path::new("c.toml"))
     }
 
     #[test]
     fn builtin_config_is_valid() {
         let c = Config::builtin();
-        assert!(c
-            .feeds
-            .iter()
-            .any(|f| matches!(f.kind, FeedKind::Synthetic(_))));
-        assert!(c
-            .feeds
-            .iter()
-            .any(|f| matches!(f.kind, FeedKind::System(_))));
+        assert!(c.feeds.iter().any(|f| f.kind == "synthetic"));
+        assert!(c.feeds.iter().any(|f| f.kind == "system"));
         let names: Vec<&str> = c.dashboards.keys().map(String::as_str).collect();
         assert_eq!(names, ["host", "markets"]);
     }
@@ -1189,7 +1169,7 @@ durable = "my.consumer"
              url = \"redis://127.0.0.1:6379\"\nmode = \"stream\"\nstreams = [\"s\"]\n",
         )
         .unwrap();
-        assert_eq!(ok.feeds[0].kind.name(), "redis");
+        assert_eq!(ok.feeds[0].kind, "redis");
     }
 
     #[test]

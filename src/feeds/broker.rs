@@ -13,8 +13,8 @@
 
 use serde_json::Value;
 
+use super::options::Format;
 use super::{FeedContext, Pipeline};
-use crate::config::Format;
 
 /// The name a message arrived on (an MQTT topic, a Redis channel or stream, a
 /// NATS subject), offered to the topic template as `{<var>}` (the whole name,
@@ -159,17 +159,20 @@ mod tests {
     #[test]
     fn redacts_passwords() {
         assert_eq!(
-            crate::config::redact_url("redis://u:hunter2@127.0.0.1:6379/0"),
+            crate::feeds::options::redact_url("redis://u:hunter2@127.0.0.1:6379/0"),
             "redis://u:***@127.0.0.1:6379/0"
         );
         assert_eq!(
-            crate::config::redact_url("nats://127.0.0.1:4222"),
+            crate::feeds::options::redact_url("nats://127.0.0.1:4222"),
             "nats://127.0.0.1:4222"
         );
         assert_eq!(
-            crate::config::redact_url("redis://u:hunter2@"),
+            crate::feeds::options::redact_url("redis://u:hunter2@"),
             "redis://***@"
         );
-        assert_eq!(crate::config::redact_url("u:hunter2@host"), "***@host");
+        assert_eq!(
+            crate::feeds::options::redact_url("u:hunter2@host"),
+            "***@host"
+        );
     }
 }

@@ -28,8 +28,11 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Row, Statement};
 use tokio_util::task::AbortOnDropHandle;
 
+use super::options::{self, secs, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{poll::poll_with, Feed, FeedContext, Pipeline};
-use crate::config::{NumericAs, PostgresOptions, TimestampAs};
+use serde::Deserialize;
+use std::sync::Arc;
 
 /// Notifications waiting between the connection task and the feed; past it
 /// the connection task waits, so memory stays bounded.
@@ -45,7 +48,7 @@ const MAX_ROWS: usize = 10_000;
 
 /// A PostgreSQL LISTEN or query feed.
 #[derive(Debug, Clone)]
-pub struct PostgresFeed {
+pub(super) struct PostgresFeed {
     options: PostgresOptions,
     pipeline: Pipeline,
     /// The parsed `url` (no password: `config::check_postgres` refuses one).
@@ -57,7 +60,7 @@ impl PostgresFeed {
     ///
     /// # Errors
     /// `url` is not a PostgreSQL connection string.
-    pub fn new(options: PostgresOptions) -> anyhow::Result<Self> {
+    pub(super) fn new(options: PostgresOptions) -> anyhow::Result<Self> {
         let mut config = tokio_postgres::Config::from_str(&options.url)
             .map_err(|e| anyhow::anyhow!("url is not a PostgreSQL connection string: {e}"))?;
         config
@@ -430,6 +433,141 @@ fn numeric_to_string(raw: &[u8]) -> Option<String> {
     Some(s)
 }
 
+/// `kind = "postgres"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "postgres",
+    check: registry::check::<PostgresOptions>,
+    build: |c| Ok(Arc::new(PostgresFeed::new(registry::options(c)?)?)),
+};
+
+/// How a `postgres` feed publishes a `numeric` column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NumericAs {
+    /// As a JSON number (may lose digits past f64's precision; the default).
+    #[default]
+    Float,
+    /// As the exact decimal string.
+    String,
+}
+
+/// How a `postgres` feed publishes `timestamp` / `timestamptz` columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TimestampAs {
+    /// Milliseconds since the Unix epoch (the default).
+    #[default]
+    Ms,
+    /// An RFC 3339 string in UTC, e.g. `2024-05-01T12:00:00.000Z`.
+    Rfc3339,
+}
+
+/// `postgres`: LISTEN/NOTIFY channels, or a SELECT run every `interval`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PostgresOptions {
+    /// Connection string without a password: a URL such as
+    /// `postgres://tickerd@127.0.0.1:5432/market`, or `key=value` pairs such
+    /// as `host=/run/postgresql user=tickerd dbname=market`.
+    pub(crate) url: String,
+    /// Environment variable holding the password (e.g. `"PGPASSWORD"`).
+    pub(crate) password_env: Option<String>,
+    /// Channels to LISTEN on; each notification's payload is one document.
+    #[serde(default)]
+    pub(crate) listen: Vec<String>,
+    /// A query run every `interval`; each row is one item, columns as fields.
+    pub(crate) query: Option<String>,
+    /// Time between queries (`query` mode).
+    #[serde(default = "secs::<5>", with = "humantime_serde")]
+    pub(crate) interval: Duration,
+    /// Longest a connect or one query may take.
+    #[serde(default = "secs::<10>", with = "humantime_serde")]
+    pub(crate) timeout: Duration,
+    /// `numeric` columns as `"float"` (default) or `"string"`.
+    #[serde(default)]
+    pub(crate) numeric: NumericAs,
+    /// Timestamp columns as `"ms"` (default) or `"rfc3339"`.
+    #[serde(default)]
+    pub(crate) timestamps: TimestampAs,
+    /// JSON Pointer (RFC 6901) into each notification's payload.
+    pub(crate) extract: Option<String>,
+    /// How each notification's payload is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+}
+
+impl KindOptions for PostgresOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::interval(&self.interval, "interval", bad);
+        options::interval(&self.timeout, "timeout", bad);
+        options::extract(&self.extract, bad);
+        for (key, msg) in check_postgres(self) {
+            bad(key, msg);
+        }
+    }
+}
+
+/// Checks what the config types cannot: the URL parses and holds no
+/// password, exactly one mode is chosen, channel names are identifiers.
+/// Returns `(key, message)` pairs.
+fn check_postgres(o: &PostgresOptions) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match <tokio_postgres::Config as std::str::FromStr>::from_str(&o.url) {
+        Err(e) => out.push((
+            "url",
+            format!(
+                "url is not a PostgreSQL connection string ({e}); \
+                 write e.g. \"postgres://tickerd@127.0.0.1:5432/market\""
+            ),
+        )),
+        Ok(c) if c.get_password().is_some() => out.push((
+            "url",
+            "url must not hold a password: put it in an environment variable \
+             and name that with `password_env = \"PGPASSWORD\"`"
+                .into(),
+        )),
+        Ok(_) => {}
+    }
+    if o.password_env.as_deref() == Some("") {
+        out.push((
+            "password_env",
+            "`password_env` must name an environment variable".into(),
+        ));
+    }
+    match (o.listen.is_empty(), &o.query) {
+        (true, None) => out.push((
+            "listen",
+            "set `listen = [\"channel\"]` (LISTEN/NOTIFY) or `query = \"SELECT ..\"` (polling)"
+                .into(),
+        )),
+        (false, Some(_)) => out.push((
+            "query",
+            "`listen` and `query` are two modes: use one feed for each".into(),
+        )),
+        (_, Some(q)) if q.trim().is_empty() => {
+            out.push(("query", "`query` must be a SELECT statement".into()))
+        }
+        _ => {}
+    }
+    for channel in &o.listen {
+        if channel.is_empty() || channel.len() > 63 || channel.contains('\0') {
+            out.push((
+                "listen",
+                format!("channel {channel:?} must be 1 to 63 bytes (a PostgreSQL identifier)"),
+            ));
+        }
+    }
+    if o.query.is_some() && (o.extract.is_some() || o.format != Default::default()) {
+        out.push((
+            "extract",
+            "`extract` and `format` read notification payloads; in `query` mode each row is \
+             already an item"
+                .into(),
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,15 +610,15 @@ mod tests {
     #[test]
     fn checks_say_what_is_wrong() {
         let keys = |o: &PostgresOptions| {
-            crate::config::check_postgres(o)
+            check_postgres(o)
                 .into_iter()
                 .map(|(k, _)| k)
                 .collect::<Vec<_>>()
         };
         let ok = options("url = \"postgres://t@127.0.0.1/db\"\nlisten = [\"prices\"]");
-        assert!(crate::config::check_postgres(&ok).is_empty());
+        assert!(check_postgres(&ok).is_empty());
         let secret = options("url = \"postgres://t:hunter2@127.0.0.1/db\"\nquery = \"SELECT 1\"");
-        let msgs = crate::config::check_postgres(&secret);
+        let msgs = check_postgres(&secret);
         assert_eq!(msgs[0].0, "url");
         assert!(msgs[0].1.contains("password_env") && !msgs[0].1.contains("hunter2"));
         assert_eq!(keys(&options("url = \"postgres://t@h/db\"")), ["listen"]);

@@ -139,7 +139,7 @@ impl StatusCell {
         StatusCell {
             status: Mutex::new(FeedStatus {
                 feed: config.name.clone(),
-                kind: config.kind.name().to_string(),
+                kind: config.kind.clone(),
                 state: FeedState::Starting,
                 error: None,
                 last_ok: None,
@@ -495,12 +495,12 @@ impl FeedSupervisor {
                     .unwrap_or(crate::config::LimitsConfig::default().max_item_bytes),
             }),
         };
-        let span = tracing::info_span!("feed", feed = %config.name, kind = %config.kind.name());
+        let span = tracing::info_span!("feed", feed = %config.name, kind = %config.kind);
         running.task = Some(
             self.tracker
                 .spawn(supervise(feed, ctx, self.hub.clone()).instrument(span)),
         );
-        info!(feed = %config.name, kind = %config.kind.name(), "Feed started.");
+        info!(feed = %config.name, kind = %config.kind, "Feed started.");
         running
     }
 }
@@ -614,7 +614,7 @@ mod tests {
     use tokio::time::Instant as TokioInstant;
 
     fn feeds(text: &str) -> Vec<FeedConfig> {
-        crate::config::Config::from_toml(text, std::path::Path::new("t.toml"), None, &|_| false)
+        crate::config::Config::from_toml(text, std::path::Path::new("t.toml"))
             .unwrap()
             .feeds
     }
@@ -662,10 +662,7 @@ mod tests {
             })
         });
         let text = "[[feed]]\nname = \"f\"\nkind = \"failing\"\ntopic = \"t\"\n";
-        let config = Config::from_toml(text, std::path::Path::new("t.toml"), None, &|k| {
-            k == "failing"
-        })
-        .unwrap();
+        let config = Config::parse(text, std::path::Path::new("t.toml"), None, &kinds).unwrap();
         let hub = Hub::new(0, Arc::new(Metrics::default()));
         let cancel = CancellationToken::new();
         let feeds = FeedSupervisor::new(hub, kinds, cancel.clone(), TaskTracker::new());
