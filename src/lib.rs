@@ -69,6 +69,18 @@
 //! `examples/` for complete programs (`embed_axum`, `custom_feed`,
 //! `publish_from_app`).
 //!
+//! # Public API
+//!
+//! The crate root holds what an embedder needs: [`Ticker`], [`TickerBuilder`],
+//! the [`Hub`] handle and its [`Subscription`]/[`Update`], [`Feed`] and
+//! [`FeedContext`] for kinds of your own, [`Config`] and its errors, and the
+//! `$sys` topic names. The public modules add the config's sections and
+//! dashboards ([`config`]), feed statuses ([`feeds`]), the hub's errors
+//! ([`hub`]), read-only counters ([`metrics`]), and the wire format and topic
+//! rules ([`protocol`], [`topic`]). Everything else is crate-private;
+//! `docs/public-api.txt` lists every public declaration and
+//! `tests/public_api.rs` fails when it changes unlisted.
+//!
 //! # Layout
 //!
 //! One update flows **feeds → hub → session → socket**:
@@ -127,7 +139,8 @@ mod transform;
 mod ws;
 
 pub use cluster::CLUSTER_TOPIC;
-pub use config::Config;
-pub use feeds::{Feed, FeedContext};
-pub use hub::{Hub, Published, Subscription, Update};
+pub use config::{Config, ConfigError, ConfigErrors};
+pub use feeds::{Feed, FeedContext, FeedStatus, Kinds};
+pub use hub::{Hub, PublishError, Published, Subscription, Update};
+pub use metrics::Metrics;
 pub use ticker::{StartError, Ticker, TickerBuilder, CONFIG_TOPIC, DASHBOARDS_TOPIC};

@@ -58,7 +58,7 @@ pub enum StartError {
     /// `[cluster]` could not be set up (e.g. its credentials file is unreadable).
     /// An unreachable NATS is not an error: it is retried in the background.
     #[error("cluster: {0}")]
-    Cluster(String),
+    Cluster(#[source] std::io::Error),
     /// [`TickerBuilder::start_listening`] could not bind `server.listen`.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -202,7 +202,7 @@ impl TickerBuilder {
                     &tasks,
                 )
                 .await
-                .map_err(|e| StartError::Cluster(e.to_string()))?,
+                .map_err(StartError::Cluster)?,
             ),
             None => None,
         };

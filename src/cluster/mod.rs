@@ -35,7 +35,7 @@ mod leases;
 mod relay;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,7 +50,7 @@ use tracing::{info, warn};
 use crate::config::{ClusterConfig, FeedConfig};
 use crate::feeds::{FeedSupervisor, FEEDS_TOPIC};
 use crate::hub::Hub;
-use crate::metrics::render_rows;
+use crate::metrics::{render_rows, Counter};
 
 /// The topic carrying this node's view of the cluster.
 pub const CLUSTER_TOPIC: &str = "$sys.cluster";
@@ -67,14 +67,14 @@ const NODES_BUCKET: &str = "tickerd_nodes";
 /// Cluster counters, rendered at `/metrics`.
 #[derive(Debug, Default)]
 struct ClusterMetrics {
-    connected: AtomicU64,
-    nodes: AtomicU64,
-    owned_feeds: AtomicU64,
-    acquired: AtomicU64,
-    originated: AtomicU64,
-    relayed: AtomicU64,
-    conflicts: AtomicU64,
-    publish_failures: AtomicU64,
+    connected: Counter,
+    nodes: Counter,
+    owned_feeds: Counter,
+    acquired: Counter,
+    originated: Counter,
+    relayed: Counter,
+    conflicts: Counter,
+    publish_failures: Counter,
 }
 
 /// This node's view, published on `$sys.cluster`.
@@ -262,7 +262,7 @@ impl Cluster {
     /// Appends the `tickerd_cluster_*` families in Prometheus text format.
     pub(crate) fn render_metrics(&self, out: &mut String) {
         let m = &self.metrics;
-        let rows: [(&str, &str, &str, &AtomicU64); 8] = [
+        let rows: [(&str, &str, &str, &Counter); 8] = [
             (
                 "tickerd_cluster_connected",
                 "gauge",

@@ -152,7 +152,10 @@ impl Publisher {
                 if id.is_some_and(|id| self.is_ours(&id, out)) {
                     // An earlier attempt was stored; only its ack was lost.
                     *last = Some((seq, stream_seq));
-                    return Ok(Published { seq, ts: out.ts });
+                    return Ok(Published {
+                        seq: Some(seq),
+                        ts: out.ts,
+                    });
                 }
                 (seq, stream_seq)
             }
@@ -185,7 +188,10 @@ impl Publisher {
         match ack {
             Ok(ack) => {
                 *last = Some((seq, ack.sequence));
-                Ok(Published { seq, ts: out.ts })
+                Ok(Published {
+                    seq: Some(seq),
+                    ts: out.ts,
+                })
             }
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(Attempt::Conflict),
             Err(e) => {

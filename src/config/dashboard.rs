@@ -30,6 +30,7 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// One validated dashboard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Dashboard {
     /// Shown as the page's heading and in the list at `/`.
     pub title: String,
@@ -91,6 +92,7 @@ pub enum Level {
 /// takes the level. The last matching threshold in the list wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Threshold {
     /// Applies when the value is greater than this.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,6 +108,7 @@ pub struct Threshold {
 /// after parsing (see [`Panel::allowed`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Panel {
     /// What it shows.
     pub kind: PanelKind,

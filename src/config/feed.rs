@@ -25,6 +25,7 @@ pub enum FeedHistory {
 
 /// One validated `[[feed]]`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct FeedConfig {
     /// Unique name, `[a-z0-9_-]+`.
     pub name: String,

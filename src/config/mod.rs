@@ -41,6 +41,7 @@ pub const BUILTIN_DASHBOARDS: [(&str, &str); 2] = [
 
 /// Where something was written: file and 1-based line.
 #[derive(Debug, Clone, Eq)]
+#[non_exhaustive]
 pub struct Location {
     /// The file, as given or found.
     pub file: PathBuf,
@@ -73,6 +74,7 @@ impl fmt::Display for Location {
 
 /// One thing wrong with a config.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct ConfigError {
     /// Where, when known.
     pub location: Option<Location>,
@@ -115,6 +117,7 @@ impl std::error::Error for ConfigErrors {}
 /// `[server]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Address to listen on: an IP address and a port (see [`parse_listen`]).
     #[serde(deserialize_with = "listen_addr")]
@@ -162,6 +165,7 @@ impl Default for ServerConfig {
 /// `[limits]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct LimitsConfig {
     /// Most WebSocket connections at once; more are answered 503.
     pub max_connections: usize,
@@ -227,6 +231,7 @@ impl Default for LimitsConfig {
 /// One `[[access]]` table: a token that may read only what `patterns` match.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct AccessConfig {
     /// The secret presented as `Authorization: Bearer` or `?token=`.
     pub token: String,
@@ -237,6 +242,7 @@ pub struct AccessConfig {
 /// `[history]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct HistoryConfig {
     /// Updates kept per topic for resume; 0 keeps none.
     pub size: usize,
@@ -279,6 +285,7 @@ pub enum SyncPolicy {
 /// `[dashboard]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct DashboardConfig {
     /// Serve the dashboard at `/`.
     pub enabled: bool,
@@ -308,6 +315,7 @@ pub enum OneOrMany {
 /// `[cluster]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClusterConfig {
     /// NATS server URL(s).
     pub nats: OneOrMany,
@@ -529,6 +537,7 @@ impl<'a> Doc<'a> {
 
 /// A loaded, validated config.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// `[server]`
     pub server: ServerConfig,

@@ -52,10 +52,10 @@ pub(crate) use extract::Pipeline;
 pub use limit::ItemTooLarge;
 pub use registry::{builtin_kinds, Kinds};
 pub use supervisor::Diff;
-pub use supervisor::{backoff_window, FeedState, FeedStatus};
 pub(crate) use supervisor::{
     diff, feed_topic, publish_status, render_metrics, FeedSupervisor, FEEDS_TOPIC,
 };
+pub use supervisor::{FeedState, FeedStatus};
 
 use std::future::Future;
 use std::pin::Pin;

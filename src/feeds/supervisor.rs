@@ -107,7 +107,7 @@ pub struct FeedStatus {
 
 /// The window of the `failures`-th backoff: `min(cap, base * 2^failures)`; the
 /// delay is drawn uniformly below it (full jitter).
-pub fn backoff_window(failures: u32) -> Duration {
+pub(crate) fn backoff_window(failures: u32) -> Duration {
     BACKOFF_BASE
         .saturating_mul(2u32.saturating_pow(failures.min(16)))
         .min(BACKOFF_CAP)

@@ -55,22 +55,23 @@ pub(crate) fn now_ms() -> u64 {
 
 /// Who publishes an update: used for the `feed` column and staleness.
 #[derive(Debug, Clone, Default)]
-pub struct Source {
+pub(crate) struct Source {
     /// The feed's name; `None` for HTTP and in-process publishes.
-    pub feed: Option<Arc<str>>,
+    pub(crate) feed: Option<Arc<str>>,
     /// The feed's `stale_after`.
-    pub stale_after: Option<Duration>,
+    pub(crate) stale_after: Option<Duration>,
     /// The feed's `history`: what its topics keep instead of `[history] size`.
-    pub history: Option<crate::config::FeedHistory>,
+    pub(crate) history: Option<crate::config::FeedHistory>,
 }
 
 /// What [`Hub::publish`] assigned to an update. In cluster mode the cluster
-/// assigns the seq after `publish` returns, which then reports seq 0; use
-/// [`Hub::publish_and_wait`] for the real one.
+/// assigns the seq after `publish` returns, which then reports `seq: None`;
+/// [`Hub::publish_and_wait`] waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Published {
-    /// The update's seq within its topic.
-    pub seq: u64,
+    /// The update's seq within its topic; `None` when the cluster has not
+    /// assigned it yet (cluster mode, [`Hub::publish`]).
+    pub seq: Option<u64>,
     /// Its publish time, ms since the Unix epoch.
     pub ts: u64,
 }
@@ -230,7 +231,8 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// A hub keeping `history_size` updates per topic, with a fresh random epoch.
-    pub fn new(history_size: usize, metrics: Arc<Metrics>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(history_size: usize, metrics: Arc<Metrics>) -> Self {
         Hub::with_shutdown(history_size, metrics, CancellationToken::new())
     }
 
@@ -314,17 +316,17 @@ impl Hub {
     }
 
     /// Caps how many topics this hub holds (`$` topics are always allowed).
-    pub fn set_max_topics(&self, max: usize) {
+    pub(crate) fn set_max_topics(&self, max: usize) {
         self.inner.max_topics.store(max, Ordering::Relaxed);
     }
 
     /// Caps what a feed's own `history` keeps per topic (`[limits] max_history`).
-    pub fn set_max_history(&self, max: usize) {
+    pub(crate) fn set_max_history(&self, max: usize) {
         self.inner.max_history.store(max, Ordering::Relaxed);
     }
 
     /// Changes how many updates each topic keeps (applies from the next publish).
-    pub fn set_history_size(&self, size: usize) {
+    pub(crate) fn set_history_size(&self, size: usize) {
         self.inner.history_size.store(size, Ordering::Relaxed);
     }
 
@@ -344,7 +346,7 @@ impl Hub {
     ///
     /// # Errors
     /// The topic is invalid or the data does not serialize.
-    pub fn publish_from<T: Serialize + ?Sized>(
+    pub(crate) fn publish_from<T: Serialize + ?Sized>(
         &self,
         source: &Source,
         topic: &str,
@@ -411,7 +413,7 @@ impl Hub {
     /// Publishes already-serialized JSON. `json` must be one valid JSON value.
     ///
     /// In cluster mode a non-`$` update is handed to the cluster, which assigns
-    /// its seq; the returned seq is then 0 (see [`Hub::publish_and_wait`]).
+    /// its seq; the returned seq is then `None` (see [`Hub::publish_and_wait`]).
     pub(crate) fn publish_json(
         &self,
         source: &Source,
@@ -419,7 +421,7 @@ impl Hub {
         json: &str,
     ) -> Result<Published, PublishError> {
         if let Some(ts) = self.relay_out(source, name, json, None)? {
-            return Ok(Published { seq: 0, ts });
+            return Ok(Published { seq: None, ts });
         }
         let topic = self.topic_or_insert(name)?;
         let mut st = topic.lock();
@@ -431,7 +433,7 @@ impl Hub {
             persist.mark(&topic);
         }
         Ok(Published {
-            seq: st.seq,
+            seq: Some(st.seq),
             ts: st.ts,
         })
     }
