@@ -98,7 +98,7 @@
 //!
 //! ```text
 //! ticker → server → ws → state → cluster → feeds → auth → hub
-//!        → config → transform → reload → protocol → metrics → topic
+//!        → config → transform → reload → protocol → metrics → topic → sync
 //! ```
 //!
 //! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
@@ -119,6 +119,7 @@
 //! - [`protocol`]: the wire format.
 //! - [`metrics`]: the process's counters.
 //! - [`topic`]: topic names, patterns and templates.
+//! - `sync`: the one rule for poisoned locks.
 
 #![deny(missing_docs)]
 
@@ -134,6 +135,7 @@ mod cluster;
 mod reload;
 mod server;
 mod state;
+mod sync;
 mod ticker;
 mod transform;
 mod ws;

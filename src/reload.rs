@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::sync::RwLockExt;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -65,7 +66,7 @@ impl ConfigWatch {
                 (config.clone(), feeds_dir.clone(), dash_dir.clone());
             let config_dir = parent_dir(&config);
             move |p: &Path| {
-                let feeds_dir = feeds_dir.read().unwrap_or_else(|e| e.into_inner());
+                let feeds_dir = feeds_dir.read_or_recover();
                 p == config
                     || p == *feeds_dir
                     || p.parent() == Some(&**feeds_dir)
@@ -136,7 +137,7 @@ impl ConfigWatch {
         }
         info!(feeds_dir = %now.display(), "feeds_dir changed; watching the new directory.");
         let new_dirs = self.watched(&now);
-        *self.feeds_dir.write().unwrap_or_else(|e| e.into_inner()) = now;
+        *self.feeds_dir.write_or_recover() = now;
         for old in self.dirs.iter().filter(|d| !new_dirs.contains(d)) {
             let _ = self.watcher.unwatch(old);
         }
@@ -146,10 +147,7 @@ impl ConfigWatch {
     }
 
     fn feeds_dir(&self) -> PathBuf {
-        self.feeds_dir
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.feeds_dir.read_or_recover().clone()
     }
 
     /// The directories to watch for a feeds directory `feeds_dir`.

@@ -21,6 +21,7 @@ use crate::config::{Config, Dashboard, DashboardConfig, LimitsConfig};
 use crate::feeds::FeedSupervisor;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::sync::{MutexExt, RwLockExt};
 
 /// The part of the config that connections and HTTP handlers read; swapped
 /// whole on reload.
@@ -115,10 +116,7 @@ impl std::fmt::Debug for Adjust {
 impl AppState {
     /// The settings in force now (new connections take them).
     pub(crate) fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.settings.read_or_recover().clone()
     }
 }
 
@@ -131,7 +129,7 @@ pub(crate) struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
 
 impl PeerCounts {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.lock_or_recover()
     }
 
     /// Counts one more connection from `ip` unless it already has `max`.

@@ -26,6 +26,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::reload::ConfigWatch;
 use crate::state::{Adjust, AppState, Settings};
+use crate::sync::RwLockExt;
 
 /// The topic carrying reload results.
 pub const CONFIG_TOPIC: &str = "$sys.config";
@@ -399,11 +400,7 @@ impl Ticker {
         if (&h.path, h.sync, h.sync_interval) != (&c.path, c.sync, c.sync_interval) {
             warn!("[history] path, sync or sync_interval changed: restart tickerd to apply it.");
         }
-        *self
-            .shared
-            .settings
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Settings::from_config(&config));
+        *self.shared.settings.write_or_recover() = Arc::new(Settings::from_config(&config));
         self.shared.hub.set_history_size(config.history.size);
         self.shared.hub.set_max_topics(config.limits.max_topics);
         self.shared.hub.set_max_history(config.limits.max_history);

@@ -8,21 +8,10 @@ use std::path::{Path, PathBuf};
 
 /// The crate's top-level modules, top (uses the most) to bottom (uses none).
 /// `lib.rs` and `main.rs` stand above all of them.
+#[rustfmt::skip]
 const LAYERS: &[&str] = &[
-    "ticker",
-    "server",
-    "ws",
-    "state",
-    "cluster",
-    "feeds",
-    "auth",
-    "hub",
-    "config",
-    "transform",
-    "reload",
-    "protocol",
-    "metrics",
-    "topic",
+    "ticker", "server", "ws", "state", "cluster", "feeds", "auth", "hub", "config", "transform",
+    "reload", "protocol", "metrics", "topic", "sync",
 ];
 
 /// Every `.rs` file under `dir`.

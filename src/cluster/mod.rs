@@ -51,6 +51,7 @@ use crate::config::{ClusterConfig, FeedConfig};
 use crate::feeds::{FeedSupervisor, FEEDS_TOPIC};
 use crate::hub::Hub;
 use crate::metrics::{render_rows, Counter};
+use crate::sync::MutexExt;
 
 /// The topic carrying this node's view of the cluster.
 pub const CLUSTER_TOPIC: &str = "$sys.cluster";
@@ -242,7 +243,7 @@ impl Cluster {
     /// Publishes `$sys.cluster` if this node's view changed.
     fn update_view(&self, f: impl FnOnce(&mut View)) {
         let changed = {
-            let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            let mut view = self.view.lock_or_recover();
             let before = view.clone();
             f(&mut view);
             *view != before
@@ -253,7 +254,7 @@ impl Cluster {
     }
 
     fn publish_view(&self) {
-        let view = self.view.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let view = self.view.lock_or_recover().clone();
         if let Err(e) = self.hub.publish(CLUSTER_TOPIC, &view) {
             warn!(error = %e, "Could not publish the cluster view.");
         }
@@ -384,7 +385,7 @@ impl LinkLog {
         let urls = &self.urls;
         let problem = match event {
             Event::Connected => {
-                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = (None, 0);
+                *self.last.lock_or_recover() = (None, 0);
                 info!(nats = %urls, "Connected to NATS.");
                 return;
             }
@@ -397,7 +398,7 @@ impl LinkLog {
             }
         };
         let repeated = {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self.last.lock_or_recover();
             match last.0 {
                 Some(at) if at.elapsed() < LINK_LOG_EVERY => {
                     last.1 += 1;

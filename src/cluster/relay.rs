@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use super::{until_connected, Cluster, STREAM, SUBJECT_PREFIX};
 use crate::hub::{Originated, PublishError, Published, Source};
 use crate::protocol;
+use crate::sync::MutexExt;
 
 const SEQ: &str = "Tickerd-Seq";
 const TS: &str = "Tickerd-Ts";
@@ -61,7 +62,7 @@ impl Publisher {
 
     /// Queues `out` behind the topic's earlier updates (never blocks).
     pub(super) fn submit(self: &Arc<Self>, out: Originated) {
-        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut topics = self.topics.lock_or_recover();
         let tx = topics.entry(out.topic.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(BACKLOG);
             self.tasks

@@ -143,17 +143,10 @@ pub(super) fn parse_feed(
     };
     match &name {
         None => error(feed_loc.clone(), "missing `name` (a string)".into()),
-        Some(n)
-            if n.is_empty()
-                || !n.chars().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
-                }) =>
-        {
-            error(
-                line_of("name"),
-                format!("name {n:?} must match [a-z0-9_-]+"),
-            )
-        }
+        Some(n) if !super::is_name(n) => error(
+            line_of("name"),
+            format!("name {n:?} must match [a-z0-9_-]+"),
+        ),
         _ => {}
     }
     let topic = match table.get("topic").map(|v| v.get_ref()) {

@@ -237,6 +237,14 @@ pub struct Config {
     pub dashboards_dir: Option<PathBuf>,
 }
 
+/// A feed or cluster node name: `[a-z0-9_-]+` (it appears in topics such as
+/// `$sys.feeds.{name}`, in lease keys and in URLs).
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// The kinds a config may name: the feed registry (`feeds::Kinds`).
 pub(crate) type KindFilter<'a> = &'a dyn FeedKinds;
 

@@ -372,11 +372,7 @@ pub(super) fn check_sections(
         }
     }
     if let Some(c) = cluster {
-        let name_ok = !c.node.is_empty()
-            && c.node
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !name_ok {
+        if !super::is_name(&c.node) {
             doc.error(
                 "cluster.node",
                 format!("[cluster] node {:?} must match [a-z0-9_-]+", c.node),

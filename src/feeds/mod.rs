@@ -43,6 +43,7 @@ mod prometheus;
 mod redis;
 mod registry;
 mod sse;
+mod status;
 mod supervisor;
 mod synthetic;
 mod system;
@@ -51,11 +52,10 @@ mod websocket;
 pub(crate) use extract::Pipeline;
 pub use limit::ItemTooLarge;
 pub use registry::{builtin_kinds, Kinds};
+pub(crate) use status::{feed_topic, publish_status, render_metrics, FEEDS_TOPIC};
+pub use status::{FeedState, FeedStatus};
 pub use supervisor::Diff;
-pub(crate) use supervisor::{
-    diff, feed_topic, publish_status, render_metrics, FeedSupervisor, FEEDS_TOPIC,
-};
-pub use supervisor::{FeedState, FeedStatus};
+pub(crate) use supervisor::{diff, FeedSupervisor};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,7 +105,7 @@ struct ContextInner {
     hub: Hub,
     template: TopicTemplate,
     source: Source,
-    status: Arc<supervisor::StatusCell>,
+    status: Arc<status::StatusCell>,
     cancel: CancellationToken,
     /// The feed's `transform` steps, applied to every item in order.
     transforms: Vec<crate::transform::Transform>,

@@ -36,6 +36,7 @@ use super::broker::{self, SourceName};
 use super::options::{self, Bad, KindOptions};
 use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext, Pipeline};
+use crate::sync::MutexExt;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -100,7 +101,7 @@ impl RedisFeed {
     }
 
     fn last_ids(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.last_ids.lock().unwrap_or_else(|p| p.into_inner())
+        self.last_ids.lock_or_recover()
     }
 
     /// One pub/sub connection, until it fails or the feed is cancelled.

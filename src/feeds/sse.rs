@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::options::{self, Bad, KindOptions};
 use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext, ItemTooLarge, Pipeline};
+use crate::sync::MutexExt;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,7 +81,7 @@ impl SseFeed {
     }
 
     fn resume(&self) -> std::sync::MutexGuard<'_, Resume> {
-        self.resume.lock().unwrap_or_else(|p| p.into_inner())
+        self.resume.lock_or_recover()
     }
 
     /// One connection, until it ends (always `Err`) or the feed is cancelled.

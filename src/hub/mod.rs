@@ -41,6 +41,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::config::FeedHistory;
 use crate::metrics::Metrics;
 use crate::protocol::{self, TopicInfo};
+use crate::sync::{MutexExt, RwLockExt};
 use crate::topic::{self, Pattern, TopicError};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::de::DeserializeOwned;
@@ -136,7 +137,7 @@ pub(crate) struct Topic {
 
 impl Topic {
     fn lock(&self) -> MutexGuard<'_, TopicState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock_or_recover()
     }
 
     fn info(&self, now: u64) -> TopicInfo {
@@ -233,18 +234,14 @@ impl Hub {
     /// The epoch: seqs are comparable only within one epoch. A random one per
     /// process; in cluster mode, the cluster's (the same on every node).
     pub fn epoch(&self) -> Arc<str> {
-        self.inner
-            .epoch
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.epoch.read_or_recover().clone()
     }
 
     /// Adopts a cluster's epoch. When it differs from the one in force, every
     /// relayed topic starts over (its seqs belong to the old epoch); `$` topics
     /// are this node's own and keep theirs. Returns whether it changed.
     pub(crate) fn set_epoch(&self, epoch: &str) -> bool {
-        let mut current = self.inner.epoch.write().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.inner.epoch.write_or_recover();
         if &**current == epoch {
             return false;
         }
@@ -420,7 +417,7 @@ impl Hub {
         }
         topic::validate_topic(name)?;
         let mut reg = self.registry();
-        let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
+        let mut topics = self.inner.topics.write_or_recover();
         if let Some(t) = topics.get(name) {
             return Ok(t.clone());
         }
@@ -474,14 +471,11 @@ impl Hub {
     }
 
     fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
-        self.inner.topics.read().unwrap_or_else(|p| p.into_inner())
+        self.inner.topics.read_or_recover()
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.inner
-            .registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.registry.lock_or_recover()
     }
 
     /// The latest update of `topic` as its wire frame (the JSON text a client

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Topic;
+use crate::sync::MutexExt;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// name -> (seq, ts, latest frame, feed name or "").
@@ -268,7 +269,7 @@ impl Persist {
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        self.pending.lock_or_recover()
     }
 
     /// A publish changed `topic`: queue it for the next commit (once).

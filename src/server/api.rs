@@ -110,7 +110,7 @@ pub(super) async fn list_feeds(
     State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
 ) -> Response {
-    if !grant.may_read("$sys.feeds") {
+    if !grant.may_read(crate::feeds::FEEDS_TOPIC) {
         return ApiError::Forbidden("this token may not read $sys.feeds").into_response();
     }
     Json(shared.feeds.statuses().await).into_response()
@@ -124,13 +124,9 @@ fn check_publish_token(settings: &Settings, headers: &HeaderMap) -> Result<(), A
             "publishing is not enabled (set server.publish_token)",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(auth::bearer)
-        .ok_or(ApiError::Unauthorized(
-            "Authorization: Bearer <publish_token> is required",
-        ))?;
+    let presented = auth::bearer_of(headers).ok_or(ApiError::Unauthorized(
+        "Authorization: Bearer <publish_token> is required",
+    ))?;
     if !auth::token_matches(presented, expected) {
         return Err(ApiError::Forbidden("wrong publish token"));
     }

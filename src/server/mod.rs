@@ -73,12 +73,7 @@ async fn healthz(State(shared): State<Arc<AppState>>) -> Response {
 /// The token a request presents: `Authorization: Bearer`, else `?token=`
 /// (browsers cannot set headers on a WebSocket).
 pub(crate) fn presented_token(req: &Request) -> Option<String> {
-    let bearer = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(auth::bearer);
-    if let Some(t) = bearer {
+    if let Some(t) = auth::bearer_of(req.headers()) {
         return Some(t.to_string());
     }
     let query = req.uri().query()?;

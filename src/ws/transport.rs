@@ -29,6 +29,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
+use crate::sync::MutexExt;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -74,7 +75,7 @@ pub(crate) struct Outgoing(Arc<Mutex<Vec<u8>>>);
 impl Outgoing {
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
         // Every operation on the buffer is one append or one take.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.lock_or_recover()
     }
 
     /// Appends text frames; returns how many bytes are now buffered.
