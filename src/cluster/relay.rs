@@ -48,7 +48,7 @@ enum Attempt {
     /// Another node took the seq first: re-read the subject and try again.
     Conflict,
     /// NATS did not answer or has no stream yet: wait and try again.
-    Transient(String),
+    Transient(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Publisher {
@@ -130,7 +130,7 @@ impl Publisher {
                 Err(Attempt::Transient(e)) => {
                     debug!(subject, error = %e, "Publish to NATS failed; retrying.");
                     if Instant::now() + pause > deadline || self.cluster.cancel.is_cancelled() {
-                        return Err(PublishError::Cluster(e));
+                        return Err(PublishError::Cluster { source: e });
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
@@ -184,7 +184,7 @@ impl Publisher {
         let ack = js
             .publish_with_headers(subject.to_string(), headers, payload)
             .await
-            .map_err(|e| Attempt::Transient(e.to_string()))?
+            .map_err(|e| Attempt::Transient(e.into()))?
             .await;
         match ack {
             Ok(ack) => {
@@ -197,7 +197,7 @@ impl Publisher {
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(Attempt::Conflict),
             Err(e) => {
                 *last = None;
-                Err(Attempt::Transient(e.to_string()))
+                Err(Attempt::Transient(e.into()))
             }
         }
     }
@@ -220,7 +220,7 @@ async fn last_of(
     let stream = js
         .get_stream_no_info(STREAM)
         .await
-        .map_err(|e| Attempt::Transient(e.to_string()))?;
+        .map_err(|e| Attempt::Transient(e.into()))?;
     match stream.get_last_raw_message_by_subject(subject).await {
         Ok(m) => {
             let id = m
@@ -234,13 +234,13 @@ async fn last_of(
             ))
         }
         Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok((0, 0, None)),
-        Err(e) => Err(Attempt::Transient(e.to_string())),
+        Err(e) => Err(Attempt::Transient(e.into())),
     }
 }
 
 fn fail(out: Originated, why: &str) {
     if let Some(reply) = out.reply {
-        let _ = reply.send(Err(PublishError::Cluster(why.into())));
+        let _ = reply.send(Err(PublishError::Cluster { source: why.into() }));
     }
 }
 

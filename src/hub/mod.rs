@@ -102,8 +102,12 @@ pub enum PublishError {
         max: usize,
     },
     /// Cluster mode: NATS did not take the update.
-    #[error("the cluster did not take the update: {0}")]
-    Cluster(String),
+    #[error("the cluster did not take the update: {source}")]
+    Cluster {
+        /// NATS's own error, or why the cluster link could not try.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// `[history] sync = "always"`: the update was published but could not be
     /// committed to the history store.
     #[error("the update was published but not stored: {0}")]
@@ -336,9 +340,11 @@ impl Hub {
                     _ => Ok(published),
                 }
             }
-            Some(_) => rx
-                .await
-                .unwrap_or_else(|_| Err(PublishError::Cluster("the cluster link stopped".into()))),
+            Some(_) => rx.await.unwrap_or_else(|_| {
+                Err(PublishError::Cluster {
+                    source: "the cluster link stopped".into(),
+                })
+            }),
         }
     }
 

@@ -186,7 +186,7 @@ pub(super) async fn publish(
         .publish_and_wait(&name, &value)
         .await
         .map_err(|e| match e {
-            PublishError::Cluster(_) => {
+            PublishError::Cluster { .. } => {
                 ApiError::Unavailable("the cluster did not take the update")
             }
             e @ PublishError::TooManyTopics { .. } => ApiError::Full(e.to_string()),
