@@ -21,6 +21,8 @@
 mod cluster;
 mod lifecycle;
 mod outbox;
+mod publish;
+mod read;
 mod registry;
 mod store;
 mod subscription;
@@ -38,13 +40,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::FeedHistory;
 use crate::metrics::Metrics;
-use crate::protocol::{self, TopicInfo};
+use crate::protocol::TopicInfo;
 use crate::sync::{MutexExt, RwLockExt};
 use crate::topic::{self, Pattern, TopicError};
 use rand::distr::{Alphanumeric, SampleString};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
@@ -290,256 +290,12 @@ impl Hub {
         self.inner.history_size.store(size, Ordering::Relaxed);
     }
 
-    /// Publishes `data` to `topic` with no feed attached.
-    ///
-    /// # Errors
-    /// The topic is invalid or the data does not serialize.
-    pub fn publish<T: Serialize + ?Sized>(
-        &self,
-        topic: &str,
-        data: &T,
-    ) -> Result<Published, PublishError> {
-        self.publish_from(&Source::default(), topic, data)
-    }
-
-    /// Publishes `data` to `topic` on behalf of `source`.
-    ///
-    /// # Errors
-    /// The topic is invalid or the data does not serialize.
-    pub(crate) fn publish_from<T: Serialize + ?Sized>(
-        &self,
-        source: &Source,
-        topic: &str,
-        data: &T,
-    ) -> Result<Published, PublishError> {
-        let json = serde_json::to_string(data)?;
-        self.publish_json(source, topic, &json)
-    }
-
-    /// Publishes `data` and, in cluster mode, waits until the cluster has
-    /// sequenced it: the returned seq is the one every node delivers. Without a
-    /// cluster it is [`Hub::publish`].
-    ///
-    /// # Errors
-    /// The topic is invalid, the data does not serialize, or (cluster mode) NATS
-    /// did not take the update in time.
-    pub async fn publish_and_wait<T: Serialize + ?Sized>(
-        &self,
-        topic: &str,
-        data: &T,
-    ) -> Result<Published, PublishError> {
-        let json = serde_json::to_string(data)?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.relay_out(&Source::default(), topic, &json, Some(tx))? {
-            None => {
-                let published = self.publish_json(&Source::default(), topic, &json)?;
-                match self.inner.persist.get().filter(|p| p.always()) {
-                    Some(p) if !p.flushed().await => Err(PublishError::NotStored(
-                        "the history store could not commit it (see the server log)".into(),
-                    )),
-                    _ => Ok(published),
-                }
-            }
-            Some(_) => rx.await.unwrap_or_else(|_| {
-                Err(PublishError::Cluster {
-                    source: "the cluster link stopped".into(),
-                })
-            }),
-        }
-    }
-
-    /// Publishes already-serialized JSON. `json` must be one valid JSON value.
-    ///
-    /// In cluster mode a non-`$` update is handed to the cluster, which assigns
-    /// its seq; the returned seq is then `None` (see [`Hub::publish_and_wait`]).
-    pub(crate) fn publish_json(
-        &self,
-        source: &Source,
-        name: &str,
-        json: &str,
-    ) -> Result<Published, PublishError> {
-        if let Some(ts) = self.relay_out(source, name, json, None)? {
-            return Ok(Published { seq: None, ts });
-        }
-        let topic = self.topic_or_insert(name)?;
-        let mut st = topic.lock();
-        st.seq += 1;
-        st.ts = now_ms();
-        let frame = protocol::encode_update(&topic.name, st.seq, st.ts, json);
-        self.deliver(&topic, &mut st, frame, source);
-        if let Some(persist) = self.inner.persist.get() {
-            persist.mark(&topic);
-        }
-        Ok(Published {
-            seq: Some(st.seq),
-            ts: st.ts,
-        })
-    }
-
-    /// The second half of a publish, once seq and ts are set: keeps the frame as
-    /// the snapshot and in history, and pushes it to every subscriber.
-    fn deliver(&self, topic: &Topic, st: &mut TopicState, frame: Utf8Bytes, source: &Source) {
-        let max = self.inner.max_history.load(Ordering::Relaxed);
-        let (count, age) = match source.history {
-            None => (self.inner.history_size.load(Ordering::Relaxed), None),
-            Some(FeedHistory::Count(n)) => (n.min(max), None),
-            Some(FeedHistory::Age(d)) => (max, Some(d.as_millis() as u64)),
-        };
-        if count > 0 {
-            while st.history.len() >= count {
-                st.history.pop_front();
-            }
-            let (seq, ts) = (st.seq, st.ts);
-            st.history.push_back((seq, ts, frame.clone()));
-            if let Some(age) = age {
-                let cutoff = ts.saturating_sub(age);
-                while st.history.front().is_some_and(|(_, t, _)| *t < cutoff) {
-                    st.history.pop_front();
-                }
-            }
-        } else {
-            st.history.clear();
-        }
-        for outbox in &st.subscribers {
-            outbox.push(Frame {
-                topic: topic.id,
-                text: frame.clone(),
-            });
-        }
-        st.latest = Some(frame);
-        if source.feed.is_some() || st.source.feed.is_none() {
-            st.source = source.clone();
-        }
-        self.inner
-            .metrics
-            .updates_published
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The topic named `name`, created (and matched against every pattern) if new.
-    fn topic_or_insert(&self, name: &str) -> Result<Arc<Topic>, PublishError> {
-        if let Some(t) = self.read_topics().get(name) {
-            return Ok(t.clone());
-        }
-        topic::validate_topic(name)?;
-        let mut reg = self.registry();
-        let mut topics = self.inner.topics.write_or_recover();
-        if let Some(t) = topics.get(name) {
-            return Ok(t.clone());
-        }
-        if !topic::is_system(name) {
-            let max = self.inner.max_topics.load(Ordering::Relaxed);
-            if self.inner.user_topics.load(Ordering::Relaxed) >= max {
-                return Err(PublishError::TooManyTopics {
-                    topic: name.to_string(),
-                    max,
-                });
-            }
-            // Under the topic map's write lock: no other creation races this.
-            self.inner.user_topics.fetch_add(1, Ordering::Relaxed);
-        }
-        let name: Arc<str> = name.into();
-        let topic = Arc::new(Topic {
-            id: self.inner.next_topic.fetch_add(1, Ordering::Relaxed),
-            name: name.clone(),
-            state: Mutex::new(TopicState {
-                seq: 0,
-                ts: 0,
-                latest: None,
-                history: VecDeque::new(),
-                subscribers: HashSet::new(),
-                source: Source::default(),
-            }),
-            dirty: AtomicBool::new(false),
-            persisted: AtomicU64::new(0),
-            deleted: AtomicBool::new(false),
-        });
-        topics.insert(name, topic.clone());
-        drop(topics);
-        let reg = &mut *reg;
-        let mut st = topic.lock();
-        for (pattern, holders) in &reg.patterns {
-            if pattern.matches(&topic.name) {
-                for (id, outbox) in holders {
-                    st.subscribers.insert(Subscriber(outbox.clone()));
-                    if let Some(entry) = reg.subscribers.get_mut(id) {
-                        // The newest topic has the highest id: pushing keeps
-                        // the order; a second matching pattern finds it last.
-                        if entry.topics.last().map(|t| t.id) != Some(topic.id) {
-                            entry.topics.push(topic.clone());
-                        }
-                    }
-                }
-            }
-        }
-        drop(st);
-        Ok(topic)
-    }
-
     fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
         self.inner.topics.read_or_recover()
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
         self.inner.registry.lock_or_recover()
-    }
-
-    /// The latest update of `topic` as its wire frame (the JSON text a client
-    /// receives), if it has one. See [`Hub::latest`] for a typed value.
-    pub fn latest_frame(&self, topic: &str) -> Option<String> {
-        self.latest_bytes(topic).map(|f| f.as_str().to_string())
-    }
-
-    /// The seq of `topic`'s latest update, if it has one.
-    pub(crate) fn seq_of(&self, topic: &str) -> Option<u64> {
-        let t = self.read_topics().get(topic)?.clone();
-        let seq = t.lock().seq;
-        (seq > 0).then_some(seq)
-    }
-
-    /// The latest frame of `topic` (a cheap handle clone), if it has one.
-    fn latest_bytes(&self, topic: &str) -> Option<Utf8Bytes> {
-        let t = self.read_topics().get(topic)?.clone();
-        let latest = t.lock().latest.clone();
-        latest
-    }
-
-    /// The last `limit` updates of `topic` kept in its history ring (at most
-    /// `[history] size`), oldest first, as wire frames; just the latest when no
-    /// history is kept. `None` when the topic has no update.
-    pub fn history(&self, topic: &str, limit: usize) -> Option<Vec<String>> {
-        let t = self.read_topics().get(topic)?.clone();
-        let st = t.lock();
-        let latest = st.latest.as_ref()?;
-        if st.history.is_empty() {
-            return Some(vec![latest.as_str().to_string()]);
-        }
-        let skip = st.history.len().saturating_sub(limit);
-        Some(
-            st.history
-                .iter()
-                .skip(skip)
-                .map(|(_, _, f)| f.as_str().to_string())
-                .collect(),
-        )
-    }
-
-    /// The latest update of `topic`, if it has one.
-    pub fn latest(&self, topic: &str) -> Option<Update> {
-        self.latest_bytes(topic)
-            .and_then(|f| Update::from_frame(f.as_str()))
-    }
-
-    /// The latest value of `topic` as your own type; `Ok(None)` when the topic
-    /// has no update yet.
-    ///
-    /// # Errors
-    /// The value does not have `T`'s shape.
-    pub fn latest_as<T: DeserializeOwned>(
-        &self,
-        topic: &str,
-    ) -> Result<Option<T>, serde_json::Error> {
-        self.latest(topic).map(|u| u.data_as()).transpose()
     }
 
     /// Subscribes from your own code: a [`Stream`](futures_util::Stream) of the
@@ -572,28 +328,6 @@ impl Hub {
     /// The token cancelled when the ticker owning this hub shuts down.
     pub(crate) fn closed_token(&self) -> CancellationToken {
         self.inner.closed.clone()
-    }
-
-    /// Every topic with its seq, ts, feed and staleness, sorted by name.
-    pub fn topics(&self) -> Vec<TopicInfo> {
-        self.topics_where(|_| true)
-    }
-
-    /// The topics whose name passes `keep` (e.g. a grant), as [`Hub::topics`].
-    /// The topic map's read lock is held only to copy the handles that pass;
-    /// each row is built and the list sorted after it is released.
-    pub(crate) fn topics_where(&self, keep: impl Fn(&str) -> bool) -> Vec<TopicInfo> {
-        let topics: Vec<Arc<Topic>> = self
-            .read_topics()
-            .iter()
-            .filter(|(name, _)| keep(name))
-            .map(|(_, t)| t.clone())
-            .collect();
-        let now = now_ms();
-        let mut out: Vec<TopicInfo> = topics.iter().map(|t| t.info(now)).collect();
-        out.sort_by(|a, b| a.topic.cmp(&b.topic));
-        self.mark_removed_feeds(&mut out);
-        out
     }
 }
 

@@ -1,6 +1,8 @@
 //! Unit tests of the hub: delivery, relayed updates, history and resume.
 
 use super::*;
+use crate::config::FeedHistory;
+use crate::protocol;
 use serde_json::{json, Value};
 
 fn drain(outbox: &Outbox) -> Vec<Value> {
