@@ -175,8 +175,16 @@ pub(crate) fn token_matches(presented: &str, expected: &str) -> bool {
     presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
+/// The bearer token of a request's `Authorization` header, if it has one.
+pub(crate) fn bearer_of(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(bearer)
+}
+
 /// The bearer token of an `Authorization` header value, if it is one.
-pub(crate) fn bearer(value: &str) -> Option<&str> {
+fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -209,8 +217,6 @@ mod tests {
         let c = Config::from_toml(
             "[server]\ntoken = \"root\"\n[[access]]\ntoken = \"ro\"\npatterns = [\"a.*\"]\n",
             std::path::Path::new("c.toml"),
-            None,
-            &|_| false,
         )
         .unwrap();
         let access = Access::from_config(&c);

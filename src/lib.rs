@@ -69,30 +69,62 @@
 //! `examples/` for complete programs (`embed_axum`, `custom_feed`,
 //! `publish_from_app`).
 //!
+//! # Public API
+//!
+//! The crate root holds what an embedder needs: [`Ticker`], [`TickerBuilder`],
+//! the [`Hub`] handle and its [`Subscription`]/[`Update`], [`Feed`] and
+//! [`FeedContext`] for kinds of your own, [`Config`] and its errors, and the
+//! `$sys` topic names. The public modules add the config's sections and
+//! dashboards ([`config`]), feed statuses ([`feeds`]), the hub's errors
+//! ([`hub`]), read-only counters ([`metrics`]), and the wire format and topic
+//! rules ([`protocol`], [`topic`]). Everything else is crate-private;
+//! `docs/public-api.txt` lists every public declaration and
+//! `tests/public_api.rs` fails when it changes unlisted.
+//!
 //! # Layout
 //!
-//! The flow of one update, one module per arrow:
+//! One update flows **feeds → hub → session → socket**:
 //!
+//! - [`feeds`] turn sources into items and publish them into the [`hub`]
+//!   (topics, seq, history, fan-out); in `[cluster]` mode `cluster` relays
+//!   every update through NATS first.
+//! - `ws` holds one session per WebSocket connection: it subscribes to the
+//!   hub by pattern and writes what it gets to its socket, batched.
+//! - `server` is the HTTP surface (`/ws`, `/api/*`, `/metrics`, web pages);
+//!   [`Ticker`] (`ticker`) ties the pieces together and applies reloads.
+//!
+//! The modules form one-way layers; each uses only those below it (checked by
+//! `tests/layers.rs`; `docs/architecture.md` says where each rule lives):
+//!
+//! ```text
+//! ticker → server → ws → state → cluster → feeds → auth → publish → hub
+//!        → config → transform → reload → rate → delta → protocol → metrics
+//!        → topic → sync
+//! ```
+//!
+//! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
+//! - `server`: the axum router (`/ws`, `/sse`, `/api/*`, `/metrics`, web
+//!   pages) and the hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
+//! - `ws`: the `/ws` upgrade, handshake, write batching and the session.
+//! - `state`: what the layers above share (`AppState`, `Settings`).
+//! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
+//!   stream, feed ownership by KV leases, `$sys.cluster`.
+//! - [`feeds`]: feed kinds, the [`Feed`] trait, supervision and `$sys.feeds`.
+//! - `auth`: tokens and per-topic read grants (see `SECURITY.md`), and
+//!   `auth::jwt` for `[auth.jwt]` tokens.
+//! - [`hub`]: topics, seq, snapshots, history, and fan-out to subscribers.
 //! - [`config`]: the TOML config, loaded and validated whole, with its feed
 //!   files and its dashboards ([`config::dashboard`], published on
 //!   `$sys.dashboards` and rendered by `web/board.js`).
-//! - [`feeds`]: feed kinds, the [`Feed`] trait, supervision and `$sys.feeds`.
-//! - [`hub`]: topics, seq, snapshots, history, and fan-out to subscribers.
-//! - `session`: one WebSocket connection (reader, batched writer, heartbeat).
-//! - `server`: the axum router: `/ws`, `/sse`, `/api/*`, `/metrics`, web assets and
-//!   pages (`/`, `/auto`, `/d/{name}`); the
-//!   hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
-//! - `auth`: tokens and per-topic read grants (see `SECURITY.md`), and
-//!   `auth::jwt` for `[auth.jwt]` tokens.
+//! - `transform`: the per-feed `transform = [...]` steps.
+//! - `reload`: watches the config files and signals the ticker to reload.
 //! - `rate` and `delta`: per-subscription `max_rate` and field-level deltas,
-//!   applied by each connection's writer; `publish`: bulk publishing (HTTP
-//!   and the WebSocket `publish` op).
-//! - [`reload`]: watches the config and applies changes.
-//! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
-//!   stream, feed ownership by KV leases, `$sys.cluster`.
-//! - [`topic`]: topic names, patterns and templates.
+//!   applied by each connection's writer (WebSocket and SSE).
+//! - `publish`: bulk publishing (HTTP and the WebSocket `publish` op).
 //! - [`protocol`]: the wire format.
-//! - [`Ticker`]: ties them together; the binary is a thin user of it.
+//! - [`metrics`]: the process's counters.
+//! - [`topic`]: topic names, patterns and templates.
+//! - `sync`: the one rule for poisoned locks.
 
 #![deny(missing_docs)]
 
@@ -101,7 +133,6 @@ pub mod feeds;
 pub mod hub;
 pub mod metrics;
 pub mod protocol;
-pub mod reload;
 pub mod topic;
 
 mod auth;
@@ -109,12 +140,17 @@ mod cluster;
 mod delta;
 mod publish;
 mod rate;
+mod reload;
 mod server;
-mod session;
+mod state;
+mod sync;
 mod ticker;
+mod transform;
+mod ws;
 
 pub use cluster::CLUSTER_TOPIC;
-pub use config::Config;
-pub use feeds::{Feed, FeedContext};
-pub use hub::{Hub, Published, Subscription, Update};
+pub use config::{Config, ConfigError, ConfigErrors};
+pub use feeds::{Feed, FeedContext, FeedStatus, Kinds};
+pub use hub::{Hub, PublishError, Published, Subscription, Update};
+pub use metrics::Metrics;
 pub use ticker::{StartError, Ticker, TickerBuilder, CONFIG_TOPIC, DASHBOARDS_TOPIC};

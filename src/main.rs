@@ -42,10 +42,8 @@ enum Command {
 
 /// A cluster node name: `[a-z0-9_-]+`.
 fn node_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    ok.then(|| s.to_string())
+    tickerd::config::is_name(s)
+        .then(|| s.to_string())
         .ok_or_else(|| "a node name is [a-z0-9_-]+".to_string())
 }
 

@@ -7,48 +7,72 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counters and gauges shared by the hub, sessions and server.
+/// One counter or gauge: anyone may read it, only tickerd changes it.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// The current value (`Relaxed` is enough: counters order nothing).
+    pub fn load(&self, order: Ordering) -> u64 {
+        self.0.load(order)
+    }
+
+    pub(crate) fn fetch_add(&self, n: u64, order: Ordering) -> u64 {
+        self.0.fetch_add(n, order)
+    }
+
+    pub(crate) fn fetch_sub(&self, n: u64, order: Ordering) -> u64 {
+        self.0.fetch_sub(n, order)
+    }
+
+    pub(crate) fn store(&self, n: u64, order: Ordering) {
+        self.0.store(n, order)
+    }
+}
+
+/// Counters and gauges shared by the hub, sessions and server: read-only
+/// outside tickerd.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Open WebSocket connections (gauge).
-    pub connections: AtomicU64,
+    pub connections: Counter,
     /// Connections accepted since start.
-    pub connections_total: AtomicU64,
+    pub connections_total: Counter,
     /// WebSocket connections refused (limits, origin) since start.
-    pub connections_rejected: AtomicU64,
+    pub connections_rejected: Counter,
     /// Requests to `/ws` or `/api` refused for a missing or unknown token.
-    pub auth_failures: AtomicU64,
+    pub auth_failures: Counter,
     /// Subscription patterns held by all connections (gauge).
-    pub subscriptions: AtomicU64,
+    pub subscriptions: Counter,
     /// Updates published into topics.
-    pub updates_published: AtomicU64,
+    pub updates_published: Counter,
     /// Frames written to clients (updates and replies).
-    pub frames_sent: AtomicU64,
+    pub frames_sent: Counter,
     /// Frames replaced by a newer one of the same topic for a slow client.
-    pub frames_conflated: AtomicU64,
+    pub frames_conflated: Counter,
     /// Bytes of frame payload written to clients.
-    pub bytes_out: AtomicU64,
+    pub bytes_out: Counter,
     /// Config reloads applied.
-    pub reloads: AtomicU64,
+    pub reloads: Counter,
     /// Config reloads refused because the new config was invalid.
-    pub reload_failures: AtomicU64,
+    pub reload_failures: Counter,
     /// Connections closed (1008) for holding more than `max_buffered_bytes` of
     /// unwritten replies.
-    pub closed_over_budget: AtomicU64,
+    pub closed_over_budget: Counter,
     /// Connections dropped because a write did not complete within two
     /// heartbeats (a peer that does not read).
-    pub closed_write_timeout: AtomicU64,
+    pub closed_write_timeout: Counter,
     /// HTTP connections refused at accept: their address already held
     /// `max_connections_per_ip` of them.
-    pub http_connections_refused: AtomicU64,
+    pub http_connections_refused: Counter,
     /// Requests answered `rate_limited` (expensive ops sent too often).
-    pub rate_limited: AtomicU64,
+    pub rate_limited: Counter,
 }
 
 impl Metrics {
     /// Appends this struct's figures in Prometheus text format.
     pub(crate) fn render(&self, out: &mut String) {
-        let rows: [(&str, &str, &str, &AtomicU64); 11] = [
+        let rows: [(&str, &str, &str, &Counter); 11] = [
             (
                 "tickerd_connections",
                 "gauge",
@@ -153,7 +177,7 @@ impl Metrics {
 
 /// Appends one unlabelled sample per `(name, kind, help, value)`, each with its
 /// HELP and TYPE lines.
-pub(crate) fn render_rows(out: &mut String, rows: &[(&str, &str, &str, &AtomicU64)]) {
+pub(crate) fn render_rows(out: &mut String, rows: &[(&str, &str, &str, &Counter)]) {
     for (name, kind, help, value) in rows {
         family(out, name, kind, help);
         let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));

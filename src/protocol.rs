@@ -278,7 +278,7 @@ enum Reply<'a> {
     Published {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
-        results: &'a [crate::publish::ItemResult],
+        results: &'a [ItemResult],
     },
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -385,7 +385,7 @@ pub(crate) fn gone(topic: &str) -> Utf8Bytes {
 
 /// `{"type":"published","results":[..]}`: one result per item of a
 /// `publish`, in order (`{"topic","seq","ts"}` or `{"topic","error"}`).
-pub(crate) fn published(id: Option<&Value>, results: &[crate::publish::ItemResult]) -> Utf8Bytes {
+pub(crate) fn published(id: Option<&Value>, results: &[ItemResult]) -> Utf8Bytes {
     encode(&Reply::Published { id, results })
 }
 
@@ -413,6 +413,33 @@ pub struct TopicInfo {
     /// `on_remove = "keep"` left the topic); omitted when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub feed_removed: bool,
+}
+
+/// The outcome of one item of a bulk publish (`POST /api/publish`, the
+/// WebSocket `publish` op).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum ItemResult {
+    Published {
+        topic: String,
+        /// `None` only where the cluster has not assigned it yet.
+        seq: Option<u64>,
+        ts: u64,
+    },
+    Refused {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        error: String,
+    },
+}
+
+impl ItemResult {
+    pub(crate) fn refused(topic: Option<&str>, error: impl Into<String>) -> Self {
+        ItemResult::Refused {
+            topic: topic.map(str::to_string),
+            error: error.into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 //! the topic's grammar, no `$` topics, `[limits] max_topics`, and (cluster
 //! mode, `[history] sync = "always"`) the wait for the update to be taken.
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::hub::{Hub, PublishError};
+use crate::protocol::ItemResult;
 use crate::topic;
 
 /// One item of a bulk publish, checked for shape.
@@ -19,31 +19,6 @@ use crate::topic;
 pub(crate) struct Item {
     pub(crate) topic: String,
     pub(crate) data: Value,
-}
-
-/// The outcome of one item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub(crate) enum ItemResult {
-    Published {
-        topic: String,
-        seq: u64,
-        ts: u64,
-    },
-    Refused {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        topic: Option<String>,
-        error: String,
-    },
-}
-
-impl ItemResult {
-    fn refused(topic: Option<&str>, error: impl Into<String>) -> Self {
-        ItemResult::Refused {
-            topic: topic.map(str::to_string),
-            error: error.into(),
-        }
-    }
 }
 
 /// The items of a bulk body: a non-empty array. Each element is an object
@@ -125,7 +100,7 @@ async fn publish_one(hub: &Hub, item: Item, may_publish: &impl Fn(&str) -> bool)
         Err(e @ (PublishError::TooManyTopics { .. } | PublishError::InvalidTopic(_))) => {
             ItemResult::refused(Some(name), e.to_string())
         }
-        Err(PublishError::Cluster(_)) => {
+        Err(PublishError::Cluster { .. }) => {
             ItemResult::refused(Some(name), "the cluster did not take the update")
         }
         Err(PublishError::NotStored(_)) => ItemResult::refused(

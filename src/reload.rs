@@ -1,8 +1,8 @@
 //! Hot reload: watch the config file, the feeds directory and the dashboards
 //! directory, and reload the ticker when they change.
 //!
-//! The watcher only signals; [`crate::Ticker::reload`] loads, validates, diffs
-//! and applies (an invalid config changes nothing and is reported on
+//! The watcher only signals: [`ConfigWatch::changed`] returns once per burst
+//! of changes, and its caller (the ticker) loads, validates, diffs and applies (an invalid config changes nothing and is reported on
 //! `$sys.config`). Directories are watched rather than files, because editors
 //! save by writing a temp file and renaming it over the original (which would
 //! orphan a watch on the file's inode). Only events about the config file, the
@@ -24,111 +24,141 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::sync::RwLockExt;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
-
-use crate::Ticker;
+use tracing::{info, warn};
 
 /// Quiet time after the last event before reloading.
-pub const DEBOUNCE: Duration = Duration::from_millis(250);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Longest a continuous burst of events may postpone a reload.
-pub const MAX_DELAY: Duration = Duration::from_secs(2);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// Watches `config`, `feeds_dir` and `dashboards_dir` and reloads `ticker` on
-/// changes, until the ticker shuts down. When a reload changes
-/// `server.feeds_dir`, the new directory is watched instead of the old one.
-pub async fn watch(ticker: Ticker, config: &Path, feeds_dir: &Path, dashboards_dir: &Path) {
-    let config = absolute(config);
-    // Read by the watcher's thread; swapped when a reload moves `feeds_dir`.
-    let feeds_dir = Arc::new(RwLock::new(absolute(feeds_dir)));
-    let dash_dir = absolute(dashboards_dir);
-    // A config that is a symlink (e.g. a Kubernetes ConfigMap, which swaps a
-    // `..data` link) changes through other names in its directory: there, any
-    // event in that directory counts.
-    let via_link = std::fs::symlink_metadata(&config).is_ok_and(|m| m.file_type().is_symlink());
-    let relevant = {
-        let (config, feeds_dir, dash_dir) = (config.clone(), feeds_dir.clone(), dash_dir.clone());
-        let config_dir = parent_dir(&config);
-        move |p: &Path| {
-            let feeds_dir = feeds_dir.read().unwrap_or_else(|e| e.into_inner());
-            p == config
-                || p == *feeds_dir
-                || p.parent() == Some(&**feeds_dir)
-                || p == dash_dir
-                || p.parent() == Some(&*dash_dir)
-                || (via_link && p.parent() == Some(&*config_dir))
-        }
-    };
-    let (tx, mut rx) = mpsc::channel::<()>(16);
-    let mut watcher =
-        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let Ok(ev) = res else {
-                // Overflow and the like: something may have changed, reload.
-                let _ = tx.try_send(());
-                return;
-            };
-            let interesting = !matches!(ev.kind, notify::EventKind::Access(_))
-                && (ev.need_rescan() || ev.paths.iter().any(|p| relevant(p)));
-            if interesting {
-                // A full channel already holds a pending reload.
-                let _ = tx.try_send(());
-            }
-        }) {
-            Ok(w) => w,
-            Err(e) => {
-                warn!(error = %e, "Cannot watch the config; hot reload is off.");
-                return;
+/// Watches of the config file, the feeds directory and the dashboards
+/// directory; [`ConfigWatch::changed`] waits for the next burst of changes.
+pub(crate) struct ConfigWatch {
+    watcher: RecommendedWatcher,
+    /// One message per relevant event (a full channel already holds one).
+    events: mpsc::Receiver<()>,
+    config: PathBuf,
+    /// Read by the watcher's thread; swapped when a reload moves `feeds_dir`.
+    feeds_dir: Arc<RwLock<PathBuf>>,
+    dash_dir: PathBuf,
+    /// The directories watched now.
+    dirs: Vec<PathBuf>,
+}
+
+impl ConfigWatch {
+    /// Starts watching `config`, `feeds_dir` and `dashboards_dir`; `None` (and
+    /// a warning logged) when the platform's watcher cannot be created.
+    pub(crate) fn new(config: &Path, feeds_dir: &Path, dashboards_dir: &Path) -> Option<Self> {
+        let config = absolute(config);
+        let feeds_dir = Arc::new(RwLock::new(absolute(feeds_dir)));
+        let dash_dir = absolute(dashboards_dir);
+        // A config that is a symlink (e.g. a Kubernetes ConfigMap, which swaps a
+        // `..data` link) changes through other names in its directory: there, any
+        // event in that directory counts.
+        let via_link = std::fs::symlink_metadata(&config).is_ok_and(|m| m.file_type().is_symlink());
+        let relevant = {
+            let (config, feeds_dir, dash_dir) =
+                (config.clone(), feeds_dir.clone(), dash_dir.clone());
+            let config_dir = parent_dir(&config);
+            move |p: &Path| {
+                let feeds_dir = feeds_dir.read_or_recover();
+                p == config
+                    || p == *feeds_dir
+                    || p.parent() == Some(&**feeds_dir)
+                    || p == dash_dir
+                    || p.parent() == Some(&*dash_dir)
+                    || (via_link && p.parent() == Some(&*config_dir))
             }
         };
-    let watched = |feeds_dir: &Path| {
-        [
-            parent_dir(&config),
-            parent_dir(feeds_dir),
-            feeds_dir.to_path_buf(),
-            parent_dir(&dash_dir),
-            dash_dir.clone(),
-        ]
-    };
-    let mut dirs = watched(&feeds_dir.read().unwrap_or_else(|e| e.into_inner()));
-    arm(&mut watcher, &dirs);
-    let cancel = ticker.shutdown_token();
-    loop {
-        tokio::select! {
-            got = rx.recv() => if got.is_none() { return },
-            _ = cancel.cancelled() => return,
-        }
-        // Debounce: wait until no event arrived for DEBOUNCE (at most MAX_DELAY).
+        let (tx, events) = mpsc::channel::<()>(16);
+        let watcher =
+            match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                let Ok(ev) = res else {
+                    // Overflow and the like: something may have changed, reload.
+                    let _ = tx.try_send(());
+                    return;
+                };
+                let interesting = !matches!(ev.kind, notify::EventKind::Access(_))
+                    && (ev.need_rescan() || ev.paths.iter().any(|p| relevant(p)));
+                if interesting {
+                    // A full channel already holds a pending reload.
+                    let _ = tx.try_send(());
+                }
+            }) {
+                Ok(w) => w,
+                Err(e) => {
+                    warn!(error = %e, "Cannot watch the config; hot reload is off.");
+                    return None;
+                }
+            };
+        let mut watch = ConfigWatch {
+            watcher,
+            events,
+            config,
+            feeds_dir,
+            dash_dir,
+            dirs: Vec::new(),
+        };
+        let feeds_dir = watch.feeds_dir();
+        watch.dirs = watch.watched(&feeds_dir);
+        arm(&mut watch.watcher, &watch.dirs);
+        Some(watch)
+    }
+
+    /// Waits for a change, then until no event arrived for [`DEBOUNCE`] (at
+    /// most [`MAX_DELAY`]), and renews the watches before returning, so that a
+    /// reload that follows misses nothing. `None` when the watcher stopped.
+    pub(crate) async fn changed(&mut self) -> Option<()> {
+        self.events.recv().await?;
         let give_up = Instant::now() + MAX_DELAY;
         loop {
             let quiet = (Instant::now() + DEBOUNCE).min(give_up);
             tokio::select! {
                 _ = tokio::time::sleep_until(quiet) => break,
-                got = rx.recv() => if got.is_none() { return },
-                _ = cancel.cancelled() => return,
+                got = self.events.recv() => got?,
             }
         }
-        arm(&mut watcher, &dirs);
-        debug!("Config files changed; reloading.");
-        let _ = ticker.reload().await;
-        let Some(now) = ticker.config().await.feeds_dir.map(|d| absolute(&d)) else {
-            continue;
-        };
-        if now != *feeds_dir.read().unwrap_or_else(|e| e.into_inner()) {
-            info!(feeds_dir = %now.display(), "feeds_dir changed; watching the new directory.");
-            let new_dirs = watched(&now);
-            *feeds_dir.write().unwrap_or_else(|e| e.into_inner()) = now;
-            for old in dirs.iter().filter(|d| !new_dirs.contains(d)) {
-                let _ = watcher.unwatch(old);
-            }
-            dirs = new_dirs;
-            // Anything written to the new directory before its watch was armed
-            // is picked up by one more reload.
-            arm(&mut watcher, &dirs);
-            let _ = ticker.reload().await;
+        arm(&mut self.watcher, &self.dirs);
+        Some(())
+    }
+
+    /// Moves the watch of the feeds directory to `dir` (the `feeds_dir` of the
+    /// config now in force). Returns whether it moved: then the caller reloads
+    /// once more, for anything written there before its watch was armed.
+    pub(crate) fn follow_feeds_dir(&mut self, dir: &Path) -> bool {
+        let now = absolute(dir);
+        if now == self.feeds_dir() {
+            return false;
         }
+        info!(feeds_dir = %now.display(), "feeds_dir changed; watching the new directory.");
+        let new_dirs = self.watched(&now);
+        *self.feeds_dir.write_or_recover() = now;
+        for old in self.dirs.iter().filter(|d| !new_dirs.contains(d)) {
+            let _ = self.watcher.unwatch(old);
+        }
+        self.dirs = new_dirs;
+        arm(&mut self.watcher, &self.dirs);
+        true
+    }
+
+    fn feeds_dir(&self) -> PathBuf {
+        self.feeds_dir.read_or_recover().clone()
+    }
+
+    /// The directories to watch for a feeds directory `feeds_dir`.
+    fn watched(&self, feeds_dir: &Path) -> Vec<PathBuf> {
+        vec![
+            parent_dir(&self.config),
+            parent_dir(feeds_dir),
+            feeds_dir.to_path_buf(),
+            parent_dir(&self.dash_dir),
+            self.dash_dir.clone(),
+        ]
     }
 }
 

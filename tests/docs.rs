@@ -70,7 +70,7 @@ fn markdown_toml_snippets_are_valid_configs() {
                 tickerd::config::dashboard::parse_dashboard("doc", &snippet, Path::new(&name))
                     .unwrap_or_else(|e| panic!("{name}: not a valid dashboard: {e:?}"));
             } else {
-                Config::from_toml(&snippet, Path::new(&name), None, &|_| false)
+                Config::from_toml(&snippet, Path::new(&name))
                     .unwrap_or_else(|e| panic!("{name}: the snippet is not a valid config:\n{e}"));
             }
             checked += 1;
@@ -101,12 +101,12 @@ fn shipped_config_and_every_feed_example_are_valid() {
         );
     }
     // One example per built-in kind, as the README promises.
-    for kind in tickerd::config::BUILTIN_KINDS {
+    for kind in tickerd::feeds::builtin_kinds() {
         assert!(
             config
                 .feeds
                 .iter()
-                .any(|f| f.kind.name() == kind && f.location.file.starts_with(root().join("feeds"))),
+                .any(|f| f.kind == kind && f.location.file.starts_with(root().join("feeds"))),
             "feeds/ has no `{kind}` example"
         );
     }
@@ -115,7 +115,7 @@ fn shipped_config_and_every_feed_example_are_valid() {
 /// The keys a section or a kind accepts, as its "unknown field" error lists
 /// them: what the validator takes, not what a doc says it takes.
 fn accepted_keys(snippet: &str) -> Vec<String> {
-    let err = Config::from_toml(snippet, Path::new("probe.toml"), None, &|_| false)
+    let err = Config::from_toml(snippet, Path::new("probe.toml"))
         .expect_err("an unknown key is an error")
         .to_string();
     // serde words it "expected `a`", "expected `a` or `b`", "expected one of ...".
@@ -148,7 +148,7 @@ fn config_reference_names_every_key() {
         "[[access]]\ntoken = \"t\"\npatterns = [\"a\"]\nzz_unknown = 1\n".into(),
     ));
     probes.push(("[auth.jwt]".into(), "[auth.jwt]\nzz_unknown = 1\n".into()));
-    for kind in tickerd::config::BUILTIN_KINDS {
+    for kind in tickerd::feeds::builtin_kinds() {
         probes.push((
             format!("kind = {kind:?}"),
             format!("[[feed]]\nname = \"probe\"\nkind = {kind:?}\ntopic = \"t\"\nzz_unknown = 1\n"),

@@ -283,7 +283,7 @@ async fn a_store_held_by_another_process_is_a_startup_error() {
 async fn history_path_with_cluster_is_rejected() {
     let text =
         "[history]\npath = \"data\"\n[cluster]\nnats = \"nats://127.0.0.1:4222\"\nnode = \"a\"\n";
-    let err = tickerd::Config::from_toml(text, std::path::Path::new("t.toml"), None, &|_| false)
+    let err = tickerd::Config::from_toml(text, std::path::Path::new("t.toml"))
         .unwrap_err()
         .to_string();
     assert!(

@@ -202,6 +202,13 @@ async fn refresh_extends_the_connection() {
 
 /// Each `[auth.jwt]` key is checked when the config is loaded, with the
 /// file:line style of every config error.
+/// Loads `text` as `dir/c.toml` (key files are relative to it).
+fn load_in(dir: &std::path::Path, text: &str) -> Result<tickerd::Config, tickerd::ConfigErrors> {
+    let path = dir.join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    tickerd::Config::load(&path)
+}
+
 #[test]
 fn bad_keys_are_config_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -211,17 +218,12 @@ fn bad_keys_are_config_errors() {
                 hs256_secrets = [\"env:TICKERD_TEST_UNSET_VARIABLE\", \"file:short.key\", \"plain\"]\n\
                 public_keys = [\"missing.pem\", \"junk.pem\"]\n\
                 leeway = \"soon\"\n";
-    let e: Vec<String> = tickerd::Config::from_toml(
-        text,
-        std::path::Path::new("c.toml"),
-        Some(dir.path()),
-        &|_| false,
-    )
-    .unwrap_err()
-    .0
-    .iter()
-    .map(|e| e.to_string())
-    .collect();
+    let e: Vec<String> = load_in(dir.path(), text)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     let has = |want: &str| {
         assert!(
             e.iter().any(|x| x.contains(want)),
@@ -230,17 +232,12 @@ fn bad_keys_are_config_errors() {
         );
     };
     has("c.toml:4: [auth.jwt] leeway: ");
-    let e2: Vec<String> = tickerd::Config::from_toml(
-        &text.replace("leeway = \"soon\"\n", ""),
-        std::path::Path::new("c.toml"),
-        Some(dir.path()),
-        &|_| false,
-    )
-    .unwrap_err()
-    .0
-    .iter()
-    .map(|e| e.to_string())
-    .collect();
+    let e2: Vec<String> = load_in(dir.path(), &text.replace("leeway = \"soon\"\n", ""))
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     let has2 = |want: &str| {
         assert!(
             e2.iter().any(|x| x.contains(want)),
@@ -253,13 +250,7 @@ fn bad_keys_are_config_errors() {
     has2("\"plain\" is neither \"env:NAME\" nor \"file:PATH\"");
     has2("c.toml:3: [auth.jwt] public_keys: cannot read \"missing.pem\"");
     has2("\"junk.pem\" is not an RSA or EC (P-256) public key in PEM");
-    let empty = tickerd::Config::from_toml(
-        "[auth.jwt]\n",
-        std::path::Path::new("c.toml"),
-        None,
-        &|_| false,
-    )
-    .unwrap_err();
+    let empty = load_in(dir.path(), "[auth.jwt]\n").unwrap_err();
     assert!(
         empty.0[0]
             .to_string()

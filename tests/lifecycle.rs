@@ -270,7 +270,7 @@ async fn whole_file_prune_deletes_topics_that_left_the_set() {
     .await;
 
     let bad = config(&feed.replace("mode = \"whole\"\n", ""));
-    let err = tickerd::Config::from_toml(&bad, std::path::Path::new("t.toml"), None, &|_| false)
+    let err = tickerd::Config::from_toml(&bad, std::path::Path::new("t.toml"))
         .unwrap_err()
         .to_string();
     assert!(

@@ -35,7 +35,7 @@ mod leases;
 mod relay;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,9 +48,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{ClusterConfig, FeedConfig};
-use crate::feeds::{Feeds, FEEDS_TOPIC};
+use crate::feeds::{FeedSupervisor, FEEDS_TOPIC};
 use crate::hub::Hub;
-use crate::metrics::render_rows;
+use crate::metrics::{render_rows, Counter};
+use crate::sync::MutexExt;
 
 /// The topic carrying this node's view of the cluster.
 pub const CLUSTER_TOPIC: &str = "$sys.cluster";
@@ -67,14 +68,14 @@ const NODES_BUCKET: &str = "tickerd_nodes";
 /// Cluster counters, rendered at `/metrics`.
 #[derive(Debug, Default)]
 struct ClusterMetrics {
-    connected: AtomicU64,
-    nodes: AtomicU64,
-    owned_feeds: AtomicU64,
-    acquired: AtomicU64,
-    originated: AtomicU64,
-    relayed: AtomicU64,
-    conflicts: AtomicU64,
-    publish_failures: AtomicU64,
+    connected: Counter,
+    nodes: Counter,
+    owned_feeds: Counter,
+    acquired: Counter,
+    originated: Counter,
+    relayed: Counter,
+    conflicts: Counter,
+    publish_failures: Counter,
 }
 
 /// This node's view, published on `$sys.cluster`.
@@ -97,7 +98,7 @@ pub(crate) struct Cluster {
     lease: Duration,
     client: async_nats::Client,
     hub: Hub,
-    feeds: Arc<Feeds>,
+    feeds: Arc<FeedSupervisor>,
     /// The feeds the config defines; the lease keeper runs the owned ones.
     desired: watch::Sender<Arc<Vec<FeedConfig>>>,
     /// `history.size`: the stream keeps this many messages per subject.
@@ -121,7 +122,7 @@ impl Cluster {
         config: &ClusterConfig,
         history: usize,
         hub: Hub,
-        feeds: Arc<Feeds>,
+        feeds: Arc<FeedSupervisor>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> std::io::Result<Arc<Cluster>> {
@@ -246,7 +247,7 @@ impl Cluster {
     /// Publishes `$sys.cluster` if this node's view changed.
     fn update_view(&self, f: impl FnOnce(&mut View)) {
         let changed = {
-            let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+            let mut view = self.view.lock_or_recover();
             let before = view.clone();
             f(&mut view);
             *view != before
@@ -257,7 +258,7 @@ impl Cluster {
     }
 
     fn publish_view(&self) {
-        let view = self.view.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let view = self.view.lock_or_recover().clone();
         if let Err(e) = self.hub.publish(CLUSTER_TOPIC, &view) {
             warn!(error = %e, "Could not publish the cluster view.");
         }
@@ -266,7 +267,7 @@ impl Cluster {
     /// Appends the `tickerd_cluster_*` families in Prometheus text format.
     pub(crate) fn render_metrics(&self, out: &mut String) {
         let m = &self.metrics;
-        let rows: [(&str, &str, &str, &AtomicU64); 8] = [
+        let rows: [(&str, &str, &str, &Counter); 8] = [
             (
                 "tickerd_cluster_connected",
                 "gauge",
@@ -391,7 +392,7 @@ impl LinkLog {
         let problem = match event {
             Event::Connected => {
                 self.up.send_replace(true);
-                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = (None, 0);
+                *self.last.lock_or_recover() = (None, 0);
                 info!(nats = %urls, "Connected to NATS.");
                 return;
             }
@@ -407,7 +408,7 @@ impl LinkLog {
             }
         };
         let repeated = {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self.last.lock_or_recover();
             match last.0 {
                 Some(at) if at.elapsed() < LINK_LOG_EVERY => {
                     last.1 += 1;

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use super::{until_connected, Cluster, STREAM, SUBJECT_PREFIX};
 use crate::hub::{Originated, PublishError, Published, Source};
 use crate::protocol;
+use crate::sync::MutexExt;
 
 const SEQ: &str = "Tickerd-Seq";
 const TS: &str = "Tickerd-Ts";
@@ -47,7 +48,7 @@ enum Attempt {
     /// Another node took the seq first: re-read the subject and try again.
     Conflict,
     /// NATS did not answer or has no stream yet: wait and try again.
-    Transient(String),
+    Transient(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Publisher {
@@ -61,7 +62,7 @@ impl Publisher {
 
     /// Queues `out` behind the topic's earlier updates (never blocks).
     pub(super) fn submit(self: &Arc<Self>, out: Originated) {
-        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let mut topics = self.topics.lock_or_recover();
         let tx = topics.entry(out.topic.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(BACKLOG);
             self.tasks
@@ -129,7 +130,7 @@ impl Publisher {
                 Err(Attempt::Transient(e)) => {
                     debug!(subject, error = %e, "Publish to NATS failed; retrying.");
                     if Instant::now() + pause > deadline || self.cluster.cancel.is_cancelled() {
-                        return Err(PublishError::Cluster(e));
+                        return Err(PublishError::Cluster { source: e });
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
@@ -152,7 +153,10 @@ impl Publisher {
                 if id.is_some_and(|id| self.is_ours(&id, out)) {
                     // An earlier attempt was stored; only its ack was lost.
                     *last = Some((seq, stream_seq));
-                    return Ok(Published { seq, ts: out.ts });
+                    return Ok(Published {
+                        seq: Some(seq),
+                        ts: out.ts,
+                    });
                 }
                 (seq, stream_seq)
             }
@@ -180,17 +184,20 @@ impl Publisher {
         let ack = js
             .publish_with_headers(subject.to_string(), headers, payload)
             .await
-            .map_err(|e| Attempt::Transient(e.to_string()))?
+            .map_err(|e| Attempt::Transient(e.into()))?
             .await;
         match ack {
             Ok(ack) => {
                 *last = Some((seq, ack.sequence));
-                Ok(Published { seq, ts: out.ts })
+                Ok(Published {
+                    seq: Some(seq),
+                    ts: out.ts,
+                })
             }
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(Attempt::Conflict),
             Err(e) => {
                 *last = None;
-                Err(Attempt::Transient(e.to_string()))
+                Err(Attempt::Transient(e.into()))
             }
         }
     }
@@ -213,7 +220,7 @@ async fn last_of(
     let stream = js
         .get_stream_no_info(STREAM)
         .await
-        .map_err(|e| Attempt::Transient(e.to_string()))?;
+        .map_err(|e| Attempt::Transient(e.into()))?;
     match stream.get_last_raw_message_by_subject(subject).await {
         Ok(m) => {
             let id = m
@@ -227,13 +234,13 @@ async fn last_of(
             ))
         }
         Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok((0, 0, None)),
-        Err(e) => Err(Attempt::Transient(e.to_string())),
+        Err(e) => Err(Attempt::Transient(e.into())),
     }
 }
 
 fn fail(out: Originated, why: &str) {
     if let Some(reply) = out.reply {
-        let _ = reply.send(Err(PublishError::Cluster(why.into())));
+        let _ = reply.send(Err(PublishError::Cluster { source: why.into() }));
     }
 }
 

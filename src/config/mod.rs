@@ -12,23 +12,26 @@
 
 mod auth;
 pub mod dashboard;
+mod error;
 mod feed;
+mod sections;
 
 pub use auth::{JwtAlgorithm, JwtConfig, JwtKey};
 pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
-
-pub use feed::{
-    CommandMode, CommandOptions, FeedConfig, FeedHistory, FeedKind, FileMode, FileOptions, Format,
-    HttpOptions, NumericAs, OnRemove, PostgresOptions, PrometheusOptions, SseOptions,
-    SyntheticOptions, SystemOptions, TimestampAs, WebSocketOptions, BUILTIN_KINDS,
+use error::{one_error, plain_error, toml_error};
+pub use error::{ConfigError, ConfigErrors, Location};
+use sections::{check_access, check_history, check_sections};
+pub use sections::{
+    parse_listen, AccessConfig, ClusterConfig, DashboardConfig, HistoryConfig, LimitsConfig,
+    OneOrMany, ServerConfig, SyncPolicy,
 };
-pub use feed::{MqttOptions, NatsOptions, RedisMode, RedisOptions, Secret};
+
+pub use crate::transform::Transform;
+pub(crate) use feed::{de, Blame, FeedKinds};
+pub use feed::{FeedConfig, FeedHistory, OnRemove};
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -43,316 +46,6 @@ pub const BUILTIN_DASHBOARDS: [(&str, &str); 2] = [
     ("host", include_str!("../../dashboards/host.toml")),
     ("markets", include_str!("../../dashboards/markets.toml")),
 ];
-
-/// Where something was written: file and 1-based line.
-#[derive(Debug, Clone, Eq)]
-pub struct Location {
-    /// The file, as given or found.
-    pub file: PathBuf,
-    /// 1-based line number.
-    pub line: usize,
-}
-
-impl Location {
-    fn new(file: &Path, text: &str, offset: usize) -> Self {
-        let upto = &text.as_bytes()[..offset.min(text.len())];
-        Location {
-            file: file.to_path_buf(),
-            line: upto.iter().filter(|b| **b == b'\n').count() + 1,
-        }
-    }
-}
-
-/// Locations never make two configs differ: moving a feed is not a change.
-impl PartialEq for Location {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
-    }
-}
-
-/// One thing wrong with a config.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    /// Where, when known.
-    pub location: Option<Location>,
-    /// The feed it is about, when it is about one.
-    pub feed: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(loc) = &self.location {
-            write!(f, "{loc}: ")?;
-        }
-        if let Some(feed) = &self.feed {
-            write!(f, "feed \"{feed}\": ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-/// Every error found in a config; it is never empty.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-/// `[server]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address to listen on: an IP address and a port (see [`parse_listen`]).
-    #[serde(deserialize_with = "listen_addr")]
-    pub listen: SocketAddr,
-    /// Directory of extra `*.toml` feed files, relative to the config file.
-    pub feeds_dir: PathBuf,
-    /// Directory of dashboards, one `NAME.toml` per dashboard, relative to the
-    /// config file; a missing directory holds none.
-    pub dashboards_dir: PathBuf,
-    /// When set, `/ws` and `/api` need it (`?token=` or `Authorization: Bearer`).
-    pub token: Option<String>,
-    /// When set, enables `POST /api/publish/{topic}` for this bearer token.
-    pub publish_token: Option<String>,
-    /// Browser origins allowed on `/ws`; absent allows any.
-    pub allowed_origins: Option<Vec<String>>,
-    /// WebSocket Ping period; a client silent for two periods is dropped.
-    #[serde(with = "humantime_serde")]
-    pub heartbeat: Duration,
-    /// Under a steady stream, a connection's frames gather for up to this long
-    /// and leave in one write: the latency added, traded for fewer syscalls
-    /// (README "Performance"). A connection that was quiet writes at once.
-    /// `"0s"` writes whenever something is ready. At most 1 s.
-    #[serde(with = "humantime_serde")]
-    pub flush_interval: Duration,
-    /// Serve `web/` from this directory instead of the embedded copy (development).
-    pub web_dir: Option<PathBuf>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            feeds_dir: PathBuf::from("feeds"),
-            dashboards_dir: PathBuf::from("dashboards"),
-            token: None,
-            publish_token: None,
-            allowed_origins: None,
-            heartbeat: Duration::from_secs(20),
-            flush_interval: Duration::from_millis(25),
-            web_dir: None,
-        }
-    }
-}
-
-/// `[limits]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    /// Most WebSocket connections at once; more are answered 503.
-    pub max_connections: usize,
-    /// Most patterns one connection may hold.
-    pub max_subscriptions: usize,
-    /// Largest client frame; a larger one closes the connection with 1009.
-    pub max_frame_bytes: usize,
-    /// Outbound frames buffered per connection before conflation.
-    pub queue: usize,
-    /// Most WebSocket connections from one IP address; more are answered 503,
-    /// so one host cannot take every slot of `max_connections`.
-    pub max_connections_per_ip: usize,
-    /// Time a client has to send a request's headers (slowloris guard).
-    #[serde(with = "humantime_serde")]
-    pub header_timeout: Duration,
-    /// Largest request head (request line plus headers); larger is answered 431.
-    /// At least 8192.
-    pub max_header_bytes: usize,
-    /// Most topics the server holds (`$sys.*` aside): a feed or publisher that
-    /// makes up new topic names without end gets an error past it.
-    pub max_topics: usize,
-    /// Bytes of replies (acks, errors, pongs, topic lists) one connection may
-    /// have waiting to be written; past it the connection is closed with 1008.
-    /// At least `max_frame_bytes`.
-    pub max_buffered_bytes: usize,
-    /// Time a client has to send a request's whole body, once its headers are in.
-    #[serde(with = "humantime_serde")]
-    pub body_timeout: Duration,
-    /// Largest item a feed reads from its source (an HTTP or SSE body, a
-    /// command's output or line, a file or line, a WebSocket message); larger
-    /// is an error of that feed. A feed may set its own `max_item_bytes`.
-    pub max_item_bytes: usize,
-    /// Most updates one topic keeps when its feed sets `history` (a count
-    /// above it is an error; a `history` by age keeps at most this many).
-    pub max_history: usize,
-    /// A topic published over HTTP or from code (no feed) that is not updated
-    /// for this long is deleted; `None` (the default) keeps it. Feeds set
-    /// their own `ttl`.
-    #[serde(with = "humantime_serde")]
-    pub topic_ttl: Option<Duration>,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_connections: 10_000,
-            max_subscriptions: 256,
-            max_frame_bytes: 65_536,
-            queue: 1024,
-            max_connections_per_ip: 1000,
-            header_timeout: Duration::from_secs(10),
-            max_header_bytes: 16 * 1024,
-            max_topics: 100_000,
-            max_buffered_bytes: 1024 * 1024,
-            body_timeout: Duration::from_secs(10),
-            max_item_bytes: 1024 * 1024,
-            max_history: 10_000,
-            topic_ttl: None,
-        }
-    }
-}
-
-/// One `[[access]]` table: a token that may read only what `patterns` match.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccessConfig {
-    /// The secret presented as `Authorization: Bearer` or `?token=`.
-    pub token: String,
-    /// Topic patterns this token may read; a subscription must fall within them.
-    pub patterns: Vec<String>,
-    /// Topic patterns this token may publish to with the WebSocket `publish`
-    /// op; empty (the default): none.
-    #[serde(default)]
-    pub publish: Vec<String>,
-}
-
-/// `[history]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HistoryConfig {
-    /// Updates kept per topic for resume; 0 keeps none.
-    pub size: usize,
-    /// Where topics, their latest values, history and the epoch are kept across
-    /// restarts (a directory, relative to the config file). `None`: in memory
-    /// only. Not allowed with `[cluster]`, which keeps history in JetStream.
-    pub path: Option<PathBuf>,
-    /// When updates reach the disk (`path` only).
-    pub sync: SyncPolicy,
-    /// With `sync = "interval"`: how often pending updates are committed; a
-    /// crash loses at most this much.
-    #[serde(with = "humantime_serde")]
-    pub sync_interval: Duration,
-}
-
-impl Default for HistoryConfig {
-    fn default() -> Self {
-        HistoryConfig {
-            size: 100,
-            path: None,
-            sync: SyncPolicy::Interval,
-            sync_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// `[history] sync`: when the durable store commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncPolicy {
-    /// One commit per `sync_interval` for everything published in it; publishing
-    /// never waits for the disk.
-    #[default]
-    Interval,
-    /// Commit as soon as anything is published (commits group what arrives
-    /// meanwhile); an HTTP publish is answered only once its update is on disk.
-    Always,
-}
-
-/// `[dashboard]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DashboardConfig {
-    /// Serve the dashboard at `/`.
-    pub enabled: bool,
-    /// The dashboard's title.
-    pub title: String,
-}
-
-impl Default for DashboardConfig {
-    fn default() -> Self {
-        DashboardConfig {
-            enabled: true,
-            title: "Live Ticker".to_string(),
-        }
-    }
-}
-
-/// One URL or a list of URLs.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    /// A single value.
-    One(String),
-    /// Several values.
-    Many(Vec<String>),
-}
-
-/// `[cluster]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// NATS server URL(s).
-    pub nats: OneOrMany,
-    /// This node's name, unique in the cluster: `[a-z0-9_-]+`.
-    pub node: String,
-    /// NATS token authentication.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// NATS user (with `password`).
-    #[serde(default)]
-    pub user: Option<String>,
-    /// NATS password (with `user`).
-    #[serde(default)]
-    pub password: Option<String>,
-    /// A NATS `.creds` file (JWT + NKey).
-    #[serde(default)]
-    pub credentials: Option<PathBuf>,
-    /// How long a feed's ownership lasts without renewal: the owner renews it
-    /// three times per lease; another node takes the feed over when it lapses.
-    #[serde(default = "ClusterConfig::default_lease", with = "humantime_serde")]
-    pub lease: Duration,
-}
-
-impl ClusterConfig {
-    fn default_lease() -> Duration {
-        Duration::from_secs(6)
-    }
-
-    /// The NATS URLs, as a list.
-    pub fn urls(&self) -> Vec<String> {
-        match &self.nats {
-            OneOrMany::One(u) => vec![u.clone()],
-            OneOrMany::Many(us) => us.clone(),
-        }
-    }
-}
 
 /// A table whose keys and values keep their positions in the text.
 type RawTable = feed::RawFeed;
@@ -389,27 +82,6 @@ const MAIN_SECTIONS: [&str; 8] = [
 struct RawFeedsFile {
     #[serde(default)]
     feed: Vec<feed::RawFeed>,
-}
-
-/// An IP address and a port, as `listen` and `--listen` take it.
-///
-/// A host name such as `localhost` is refused rather than resolved: a server
-/// binds one known address, and what a name resolves to depends on the host.
-///
-/// # Errors
-/// A message that echoes the value and shows a valid one.
-pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
-    text.trim().parse().map_err(|_| {
-        format!(
-            "{text:?} is not an IP address and port (a host name is not accepted); \
-             write e.g. \"127.0.0.1:8080\", or \"0.0.0.0:8080\" for every interface"
-        )
-    })
-}
-
-fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_listen(&text).map_err(serde::de::Error::custom)
 }
 
 /// One file being validated: where each key was written, and what is wrong.
@@ -540,6 +212,7 @@ impl<'a> Doc<'a> {
 
 /// A loaded, validated config.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Config {
     /// `[server]`
     pub server: ServerConfig,
@@ -570,13 +243,21 @@ pub struct Config {
     pub dashboards_dir: Option<PathBuf>,
 }
 
-/// Which kinds beyond the built-in ones a config may name.
-pub type KindFilter<'a> = &'a dyn Fn(&str) -> bool;
+/// A feed or cluster node name: `[a-z0-9_-]+` (it appears in topics such as
+/// `$sys.feeds.{name}`, in lease keys and in URLs).
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// The kinds a config may name: the feed registry (`feeds::Kinds`).
+pub(crate) type KindFilter<'a> = &'a dyn FeedKinds;
 
 impl Config {
-    /// The built-in default config.
-    pub fn builtin() -> Config {
-        let mut config = Config::from_toml(BUILTIN, Path::new("<built-in>"), None, &|_| false)
+    /// The built-in default config, with `kinds` for its feeds.
+    pub(crate) fn builtin_with(kinds: KindFilter<'_>) -> Config {
+        let mut config = Config::parse(BUILTIN, Path::new("<built-in>"), None, kinds)
             .expect("the built-in config is valid");
         for (name, text) in BUILTIN_DASHBOARDS {
             let file = PathBuf::from(format!("<built-in>/dashboards/{name}.toml"));
@@ -587,24 +268,16 @@ impl Config {
         config
     }
 
-    /// Loads `path` and every `*.toml` of its feeds directory.
+    /// Loads `path` and every `*.toml` of its feeds directory, with `kinds`.
     ///
     /// # Errors
     /// Every problem found, each with file, line and feed.
-    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        Config::load_with_kinds(path, &|_| false)
-    }
-
-    /// Like [`Config::load`], also accepting the custom kinds `custom` approves.
-    ///
-    /// # Errors
-    /// Every problem found, each with file, line and feed.
-    pub fn load_with_kinds(path: &Path, custom: KindFilter<'_>) -> Result<Config, ConfigErrors> {
+    pub(crate) fn load_with(path: &Path, kinds: KindFilter<'_>) -> Result<Config, ConfigErrors> {
         let text = read_main(path)?;
-        Config::parse_main(path, &text, custom)
+        Config::parse_main(path, &text, kinds)
     }
 
-    /// Like [`Config::load_with_kinds`], but `None` when the file is empty or
+    /// Like [`Config::load_with`], but `None` when the file is empty or
     /// only whitespace: an editor that truncates before writing leaves it so
     /// for a moment (it is read once, so the answer matches what was parsed).
     pub(crate) fn load_unless_blank(
@@ -628,17 +301,18 @@ impl Config {
         } else {
             base
         };
-        let mut config = Config::from_toml(text, path, Some(&base), custom)?;
+        let mut config = Config::parse(text, path, Some(&base), custom)?;
         config.path = Some(path.to_path_buf());
         Ok(config)
     }
 
-    /// Parses config text. With `base_dir`, `feeds_dir` and `dashboards_dir`
-    /// are read relative to it; without, neither directory is read.
+    /// Parses config text, with `custom` for its feeds' kinds. With `base_dir`,
+    /// `feeds_dir` and `dashboards_dir` are read relative to it; without,
+    /// neither directory is read.
     ///
     /// # Errors
     /// Every problem found, each with file, line and feed.
-    pub fn from_toml(
+    pub(crate) fn parse(
         text: &str,
         file: &Path,
         base_dir: Option<&Path>,
@@ -851,416 +525,10 @@ fn load_feeds_file(
     }
 }
 
-/// `[history]` checks beyond types: `path` and `[cluster]` exclude each other.
-fn check_history(history: &HistoryConfig, cluster: &Option<ClusterConfig>, doc: &mut Doc) {
-    if history.path.is_some() && cluster.is_some() {
-        doc.error(
-            "history.path",
-            "[history] path cannot be used with [cluster]: cluster mode keeps history in \
-             JetStream; remove one of them"
-                .into(),
-        );
-    }
-    if history.path.as_deref() == Some(Path::new("")) {
-        doc.error(
-            "history.path",
-            "[history] path must not be empty (e.g. path = \"data\")".into(),
-        );
-    }
-    if history.sync_interval.is_zero() || history.sync_interval > Duration::from_secs(60) {
-        doc.error(
-            "history.sync_interval",
-            "[history] sync_interval must be between 1ms and 60s (e.g. \"1s\")".into(),
-        );
-    }
-}
-
-/// Value checks of the sections beyond their types, each at its key's line.
-fn check_sections(
-    server: &ServerConfig,
-    limits: &LimitsConfig,
-    cluster: &Option<ClusterConfig>,
-    doc: &mut Doc<'_>,
-) {
-    if server.heartbeat.is_zero() {
-        doc.error(
-            "server.heartbeat",
-            "[server] heartbeat must be greater than zero, e.g. \"20s\"".into(),
-        );
-    }
-    if server.flush_interval > Duration::from_secs(1) {
-        doc.error(
-            "server.flush_interval",
-            "[server] flush_interval must be at most 1s, e.g. \"25ms\"".into(),
-        );
-    }
-    for (name, v) in [
-        ("max_connections", limits.max_connections),
-        ("max_subscriptions", limits.max_subscriptions),
-        ("max_frame_bytes", limits.max_frame_bytes),
-        ("queue", limits.queue),
-        ("max_connections_per_ip", limits.max_connections_per_ip),
-        ("max_item_bytes", limits.max_item_bytes),
-    ] {
-        if v == 0 {
-            doc.error(
-                &format!("limits.{name}"),
-                format!("[limits] {name} must be greater than zero"),
-            );
-        }
-    }
-    if limits.header_timeout.is_zero() {
-        doc.error(
-            "limits.header_timeout",
-            "[limits] header_timeout must be greater than zero, e.g. \"10s\"".into(),
-        );
-    }
-    if limits.body_timeout.is_zero() {
-        doc.error(
-            "limits.body_timeout",
-            "[limits] body_timeout must be greater than zero, e.g. \"10s\"".into(),
-        );
-    }
-    if limits.max_buffered_bytes < limits.max_frame_bytes {
-        doc.error(
-            "limits.max_buffered_bytes",
-            format!(
-                "[limits] max_buffered_bytes = {} must be at least max_frame_bytes = {}",
-                limits.max_buffered_bytes, limits.max_frame_bytes
-            ),
-        );
-    }
-    if limits.max_header_bytes < 8192 {
-        doc.error(
-            "limits.max_header_bytes",
-            "[limits] max_header_bytes must be at least 8192".into(),
-        );
-    }
-    for (key, t) in [
-        ("token", &server.token),
-        ("publish_token", &server.publish_token),
-    ] {
-        if t.as_deref() == Some("") {
-            doc.error(
-                &format!("server.{key}"),
-                format!(
-                    "[server] {key} must not be an empty string (remove the line to disable it)"
-                ),
-            );
-        }
-    }
-    if let Some(c) = cluster {
-        let name_ok = !c.node.is_empty()
-            && c.node
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !name_ok {
-            doc.error(
-                "cluster.node",
-                format!("[cluster] node {:?} must match [a-z0-9_-]+", c.node),
-            );
-        }
-        if c.urls().is_empty() {
-            doc.error(
-                "cluster.nats",
-                "[cluster] nats needs at least one URL, e.g. \"nats://127.0.0.1:4222\"".into(),
-            );
-        }
-        if c.lease < Duration::from_millis(300) {
-            doc.error(
-                "cluster.lease",
-                "[cluster] lease must be at least 300ms".into(),
-            );
-        }
-        if c.password.is_some() != c.user.is_some() {
-            doc.error("cluster", "[cluster] user and password go together".into());
-        }
-    }
-}
-
-/// Each `[[access]]` token is non-empty, unique (also against `server.token`)
-/// and has at least one valid pattern.
-fn check_access(server: &ServerConfig, access: &[AccessConfig], doc: &mut Doc<'_>) {
-    let mut seen: Vec<&str> = server.token.iter().map(String::as_str).collect();
-    for (i, a) in access.iter().enumerate() {
-        let mut bad = |key: &str, msg: String| {
-            doc.error(
-                &format!("access{i}.{key}"),
-                format!("[[access]] #{}: {msg}", i + 1),
-            );
-        };
-        if a.token.is_empty() {
-            bad("token", "token must not be empty".into());
-        } else if seen.contains(&a.token.as_str()) {
-            bad(
-                "token",
-                "token is used twice (each token has one grant)".into(),
-            );
-        }
-        seen.push(&a.token);
-        if a.patterns.is_empty() {
-            bad(
-                "patterns",
-                "patterns is empty (it would allow nothing)".into(),
-            );
-        }
-        for p in &a.patterns {
-            if let Err(e) = crate::topic::Pattern::parse(p) {
-                bad("patterns", format!("pattern {e}"));
-            }
-        }
-        for p in &a.publish {
-            match crate::topic::Pattern::parse(p) {
-                Err(e) => bad("publish", format!("publish pattern {e}")),
-                Ok(_) if crate::topic::is_system(p) => bad(
-                    "publish",
-                    format!(
-                        "publish pattern `{p}`: topics starting with `$` are the server's own \
-                         (publish patterns name your topics, e.g. \"orders.*\")"
-                    ),
-                ),
-                Ok(_) => {}
-            }
-        }
-    }
-}
-
 /// The main config file's text.
 fn read_main(path: &Path) -> Result<String, ConfigErrors> {
     std::fs::read_to_string(path).map_err(|e| one_error(path, format!("cannot read: {e}")))
 }
 
-fn plain_error(file: &Path, message: String) -> ConfigError {
-    ConfigError {
-        location: Some(Location {
-            file: file.to_path_buf(),
-            line: 1,
-        }),
-        feed: None,
-        message,
-    }
-}
-
-fn one_error(file: &Path, message: String) -> ConfigErrors {
-    ConfigErrors(vec![plain_error(file, message)])
-}
-
-fn toml_error(file: &Path, text: &str, e: &toml::de::Error) -> ConfigErrors {
-    let line = e
-        .span()
-        .map_or(1, |s| Location::new(file, text, s.start).line);
-    ConfigErrors(vec![ConfigError {
-        location: Some(Location {
-            file: file.to_path_buf(),
-            line,
-        }),
-        feed: None,
-        message: e.message().trim().to_string(),
-    }])
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigErrors> {
-        Config::from_toml(text, Path::new("c.toml"), None, &|_| false)
-    }
-
-    #[test]
-    fn builtin_config_is_valid() {
-        let c = Config::builtin();
-        assert!(c
-            .feeds
-            .iter()
-            .any(|f| matches!(f.kind, FeedKind::Synthetic(_))));
-        assert!(c
-            .feeds
-            .iter()
-            .any(|f| matches!(f.kind, FeedKind::System(_))));
-        let names: Vec<&str> = c.dashboards.keys().map(String::as_str).collect();
-        assert_eq!(names, ["host", "markets"]);
-    }
-
-    /// A feed's `max_item_bytes` overrides `[limits]`'s, which every other
-    /// feed takes; a bad value names its line, and a budget smaller than a
-    /// frame is refused.
-    #[test]
-    fn max_item_bytes_resolves_per_feed_and_is_checked() {
-        let text = r#"
-[limits]
-max_item_bytes = 4096
-
-[[feed]]
-name = "own"
-kind = "system"
-topic = "a"
-max_item_bytes = 100
-
-[[feed]]
-name = "default"
-kind = "system"
-topic = "b"
-"#;
-        let c = parse(text).unwrap();
-        assert_eq!(c.feed("own").unwrap().max_item_bytes, Some(100));
-        assert_eq!(c.feed("default").unwrap().max_item_bytes, Some(4096));
-        let bad =
-            "[[feed]]\nname = \"x\"\nkind = \"system\"\ntopic = \"a\"\nmax_item_bytes = \"1MB\"\n";
-        let errs = parse(bad).unwrap_err().to_string();
-        assert!(
-            errs.contains("c.toml:5:") && errs.contains("max_item_bytes"),
-            "{errs}"
-        );
-        let small = "[limits]\nmax_frame_bytes = 65536\nmax_buffered_bytes = 1000\n";
-        let errs = parse(small).unwrap_err().to_string();
-        assert!(
-            errs.contains("max_buffered_bytes = 1000 must be at least"),
-            "{errs}"
-        );
-    }
-
-    #[test]
-    fn every_error_is_collected_with_line_and_feed() {
-        let text = r#"
-[[feed]]
-name = "a"
-kind = "synthetic"
-topic = "s.{symbol}"
-symbols = ["X"]
-intervl = "1s"
-
-[[feed]]
-name = "b"
-kind = "nope"
-topic = "t"
-
-[[feed]]
-name = "a"
-kind = "system"
-topic = "bad..topic"
-"#;
-        let errs = parse(text).unwrap_err();
-        let text: Vec<String> = errs.0.iter().map(|e| e.to_string()).collect();
-        assert!(
-            text.iter()
-                .any(|e| e.starts_with("c.toml:7: feed \"a\": unknown field `intervl`")),
-            "{text:?}"
-        );
-        assert!(
-            text.iter()
-                .any(|e| e.starts_with("c.toml:11: feed \"b\": unknown kind")),
-            "{text:?}"
-        );
-        assert!(
-            text.iter()
-                .any(|e| e.starts_with("c.toml:17: feed \"a\":") && e.contains("empty segment")),
-            "{text:?}"
-        );
-        assert_eq!(errs.0.len(), 3, "{text:?}");
-    }
-
-    /// The broker kinds' value checks name the line of the key at fault, and a
-    /// password in a URL is never echoed back.
-    #[test]
-    fn broker_kinds_are_checked_with_lines() {
-        let text = r#"
-[[feed]]
-name = "m"
-kind = "mqtt"
-topic = "iot.{mqtt_topic}"
-url = "mqtt://u:pw@127.0.0.1:1883"
-subscribe = ["a/#/b"]
-qos = 2
-ca_file = "ca.pem"
-
-[[feed]]
-name = "r"
-kind = "redis"
-topic = "r.{redis_channel}"
-url = "https://u:hunter2@127.0.0.1"
-streams = ["s"]
-
-[[feed]]
-name = "n"
-kind = "nats"
-topic = "n.{nats_subject}"
-url = "nats://127.0.0.1:4222"
-subject = "a.>.b"
-password = "p"
-durable = "my.consumer"
-"#;
-        let errs = parse(text).unwrap_err();
-        let text: Vec<String> = errs.0.iter().map(|e| e.to_string()).collect();
-        for (line, needle) in [
-            (6, "not in `url`"),
-            (7, "topic filter \"a/#/b\" is not valid"),
-            (8, "qos 2 is not supported"),
-            (9, "`ca_file` is for mqtts:// URLs"),
-            (15, "url scheme `https`"),
-            (16, "`streams` is for mode = \"stream\""),
-            (23, "subject \"a.>.b\" is not valid"),
-            (24, "`user` and `password` go together"),
-            (25, "`durable` needs `stream`"),
-            (25, "durable \"my.consumer\" is not a valid JetStream name"),
-        ] {
-            let prefix = format!("c.toml:{line}: ");
-            assert!(
-                text.iter()
-                    .any(|e| e.starts_with(&prefix) && e.contains(needle)),
-                "{prefix}{needle} in {text:?}"
-            );
-        }
-        assert!(!text.iter().any(|e| e.contains("hunter2")), "{text:?}");
-        let ok = parse(
-            "[[feed]]\nname = \"r\"\nkind = \"redis\"\ntopic = \"r.{redis_stream}\"\n\
-             url = \"redis://127.0.0.1:6379\"\nmode = \"stream\"\nstreams = [\"s\"]\n",
-        )
-        .unwrap();
-        assert_eq!(ok.feeds[0].kind.name(), "redis");
-    }
-
-    #[test]
-    fn durations_and_unknown_sections_are_checked() {
-        assert!(parse("[server]\nheartbeat = \"soon\"\n").is_err());
-        assert!(parse("[sever]\n").is_err());
-        let c = parse("[server]\nheartbeat = \"250ms\"\n").unwrap();
-        assert_eq!(c.server.heartbeat, Duration::from_millis(250));
-        assert_eq!(c.server.flush_interval, Duration::from_millis(25));
-        assert!(parse("[server]\nflush_interval = \"2s\"\n").is_err());
-        let c = parse("[server]\nflush_interval = \"0s\"\n").unwrap();
-        assert!(c.server.flush_interval.is_zero());
-    }
-
-    #[test]
-    fn a_feeds_history_is_a_count_or_an_age_within_max_history() {
-        let feed = |h: &str| {
-            format!("[[feed]]\nname=\"s\"\nkind=\"system\"\ntopic=\"h.m\"\nhistory = {h}\n")
-        };
-        assert_eq!(
-            parse(&feed("500")).unwrap().feeds[0].history,
-            Some(FeedHistory::Count(500))
-        );
-        assert_eq!(
-            parse(&feed("\"15m\"")).unwrap().feeds[0].history,
-            Some(FeedHistory::Age(Duration::from_secs(900)))
-        );
-        let errs = parse(&feed("20000")).unwrap_err().to_string();
-        assert!(
-            errs.contains("history = 20000 is above [limits] max_history (10000)"),
-            "{errs}"
-        );
-        let errs = parse(&feed("\"soon\"")).unwrap_err().to_string();
-        assert!(errs.starts_with("c.toml:5: feed \"s\": history:"), "{errs}");
-        let errs = parse(&feed("true")).unwrap_err().to_string();
-        assert!(errs.contains("must be a count"), "{errs}");
-    }
-
-    #[test]
-    fn moving_a_feed_is_not_a_change() {
-        let a = parse("[[feed]]\nname=\"s\"\nkind=\"system\"\ntopic=\"h.m\"\n").unwrap();
-        let b = parse("\n\n[[feed]]\nname=\"s\"\nkind=\"system\"\ntopic=\"h.m\"\n").unwrap();
-        assert_eq!(a.feeds[0], b.feeds[0]);
-        assert_ne!(a.feeds[0].location.line, b.feeds[0].location.line);
-    }
-}
+mod tests;

@@ -13,8 +13,8 @@
 
 use serde_json::Value;
 
+use super::options::Format;
 use super::{FeedContext, Pipeline};
-use crate::config::Format;
 
 /// The name a message arrived on (an MQTT topic, a Redis channel or stream, a
 /// NATS subject), offered to the topic template as `{<var>}` (the whole name,
@@ -110,24 +110,6 @@ pub(crate) fn publish_message(
     }
 }
 
-/// `url` with any password replaced by `***`, for errors and logs.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) if u.has_host() => u.to_string(),
-        // Unparsable, or no host to hold credentials (`u:pw@host` reads as a
-        // path): drop whatever sits between the scheme and the last `@`.
-        _ => match (url.find("://"), url.rfind('@')) {
-            (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-            (None, Some(at)) => format!("***{}", &url[at..]),
-            _ => url.to_string(),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,11 +159,20 @@ mod tests {
     #[test]
     fn redacts_passwords() {
         assert_eq!(
-            redact_url("redis://u:hunter2@127.0.0.1:6379/0"),
+            crate::feeds::options::redact_url("redis://u:hunter2@127.0.0.1:6379/0"),
             "redis://u:***@127.0.0.1:6379/0"
         );
-        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
-        assert_eq!(redact_url("redis://u:hunter2@"), "redis://***@");
-        assert_eq!(redact_url("u:hunter2@host"), "***@host");
+        assert_eq!(
+            crate::feeds::options::redact_url("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
+        assert_eq!(
+            crate::feeds::options::redact_url("redis://u:hunter2@"),
+            "redis://***@"
+        );
+        assert_eq!(
+            crate::feeds::options::redact_url("u:hunter2@host"),
+            "***@host"
+        );
     }
 }

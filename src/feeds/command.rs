@@ -28,22 +28,26 @@ use tokio::io::{AsyncBufRead, BufReader};
 use tokio::process::{Child, Command};
 
 use super::limit::{read_capped, CappedLines};
+use super::options::{self, secs, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{poll::poll, Feed, FeedContext, Pipeline};
-use crate::config::{CommandMode, CommandOptions};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How long an exited stream's last lines may take to read.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
 
 /// A program run on a timer or kept running.
 #[derive(Debug, Clone)]
-pub struct CommandFeed {
+pub(super) struct CommandFeed {
     options: CommandOptions,
     pipeline: Pipeline,
 }
 
 impl CommandFeed {
     /// A command described by `options`.
-    pub fn new(options: CommandOptions) -> Self {
+    pub(super) fn new(options: CommandOptions) -> Self {
         CommandFeed {
             pipeline: Pipeline::new(options.extract.as_deref(), options.format),
             options,
@@ -214,5 +218,62 @@ async fn log_stderr(mut lines: CappedLines<impl AsyncBufRead + Unpin>, feed: Str
                 tracing::warn!(feed = %feed, error = %e, "Command wrote an overlong stderr line; skipped.")
             }
         }
+    }
+}
+
+/// `kind = "command"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "command",
+    check: registry::check::<CommandOptions>,
+    build: |c| Ok(Arc::new(CommandFeed::new(registry::options(c)?))),
+};
+
+/// How a `command` feed runs its program.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CommandMode {
+    /// Run it every `interval`; its whole stdout is one document.
+    #[default]
+    Interval,
+    /// Keep it running; each stdout line is one document.
+    Stream,
+}
+
+/// `command`: runs a program (argv, no shell).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommandOptions {
+    /// Program and arguments.
+    pub(crate) command: Vec<String>,
+    /// `interval` (default) or `stream`.
+    #[serde(default)]
+    pub(crate) mode: CommandMode,
+    /// Time between runs, in `interval` mode.
+    #[serde(default = "secs::<5>", with = "humantime_serde")]
+    pub(crate) interval: Duration,
+    /// Longest one run may take, in `interval` mode; it is killed after that.
+    #[serde(default = "secs::<10>", with = "humantime_serde")]
+    pub(crate) timeout: Duration,
+    /// JSON Pointer (RFC 6901) into the document.
+    pub(crate) extract: Option<String>,
+    /// How stdout is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+}
+
+impl KindOptions for CommandOptions {
+    fn check(&self, bad: Bad<'_>) {
+        if self.command.first().is_none_or(|p| p.is_empty()) {
+            bad(
+                "command",
+                "`command` must be a non-empty list: [program, args...]".into(),
+            );
+        }
+        options::interval(&self.interval, "interval", bad);
+        options::interval(&self.timeout, "timeout", bad);
+        options::extract(&self.extract, bad);
     }
 }

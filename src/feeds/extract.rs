@@ -5,18 +5,18 @@
 
 use serde_json::Value;
 
-use crate::config::Format;
+use super::options::Format;
 
 /// How a kind turns one document into items.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     extract: Option<String>,
     format: Format,
 }
 
 impl Pipeline {
     /// A pipeline with an optional JSON Pointer and a body format.
-    pub fn new(extract: Option<&str>, format: Format) -> Self {
+    pub(crate) fn new(extract: Option<&str>, format: Format) -> Self {
         Pipeline {
             extract: extract.filter(|p| !p.is_empty()).map(str::to_string),
             format,
@@ -27,7 +27,7 @@ impl Pipeline {
     ///
     /// # Errors
     /// The body is not JSON (with `format = "json"`), or the pointer finds nothing.
-    pub fn items(&self, body: &str) -> Result<Vec<Value>, String> {
+    pub(crate) fn items(&self, body: &str) -> Result<Vec<Value>, String> {
         let doc = match self.format {
             Format::Text => Value::String(body.to_string()),
             Format::Json => serde_json::from_str(body).map_err(|e| {
@@ -46,7 +46,7 @@ impl Pipeline {
     ///
     /// # Errors
     /// The pointer finds nothing.
-    pub fn items_from(&self, doc: Value) -> Result<Vec<Value>, String> {
+    pub(crate) fn items_from(&self, doc: Value) -> Result<Vec<Value>, String> {
         let value = match &self.extract {
             None => doc,
             Some(ptr) => match doc.pointer(ptr) {

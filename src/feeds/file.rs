@@ -25,7 +25,7 @@
 use std::ffi::OsString;
 use std::io::SeekFrom;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -35,22 +35,25 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use super::limit::read_capped;
+use super::options::{self, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext, ItemTooLarge, Pipeline};
-use crate::config::{FileMode, FileOptions};
+use serde::Deserialize;
+use std::sync::Arc;
 
 /// How often the file is re-checked without a notify event.
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// A watched file.
 #[derive(Debug, Clone)]
-pub struct FileFeed {
+pub(super) struct FileFeed {
     options: FileOptions,
     pipeline: Pipeline,
 }
 
 impl FileFeed {
     /// A watch described by `options`.
-    pub fn new(options: FileOptions) -> Self {
+    pub(super) fn new(options: FileOptions) -> Self {
         FileFeed {
             pipeline: Pipeline::new(options.extract.as_deref(), options.format),
             options,
@@ -352,6 +355,63 @@ impl Tail {
                     feed.document(ctx, line);
                 }
             }
+        }
+    }
+}
+
+/// `kind = "file"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "file",
+    check: registry::check::<FileOptions>,
+    build: |c| Ok(Arc::new(FileFeed::new(registry::options(c)?))),
+};
+
+/// How a `file` feed reads its file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FileMode {
+    /// Each appended line is one document.
+    #[default]
+    Tail,
+    /// The whole content is one document, read on every change.
+    Whole,
+}
+
+/// `file`: watches a file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileOptions {
+    /// The file; a relative path is relative to the config file's directory.
+    pub(crate) path: PathBuf,
+    /// `tail` (default) or `whole`.
+    #[serde(default)]
+    pub(crate) mode: FileMode,
+    /// JSON Pointer (RFC 6901) into each document.
+    pub(crate) extract: Option<String>,
+    /// How each document is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+    /// `whole` mode: after each read, delete this feed's topics that the
+    /// document no longer has.
+    #[serde(default)]
+    pub(crate) prune: bool,
+}
+
+impl KindOptions for FileOptions {
+    fn resolve(options: &mut toml::Table, base_dir: &Path) {
+        if matches!(options.get("path"), Some(toml::Value::String(p)) if Path::new(p).is_relative())
+        {
+            options::resolve_path(options, "path", base_dir);
+        }
+    }
+    fn check(&self, bad: Bad<'_>) {
+        options::extract(&self.extract, bad);
+        if self.prune && self.mode != FileMode::Whole {
+            bad(
+                "prune",
+                "`prune = true` needs `mode = \"whole\"` (a tailed file has no full set of topics)"
+                    .into(),
+            );
         }
     }
 }

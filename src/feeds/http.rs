@@ -7,12 +7,17 @@ use anyhow::Context as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::limit::collect_capped;
+use super::options::{self, secs, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{poll::poll, Feed, FeedContext, ItemTooLarge, Pipeline};
-use crate::config::HttpOptions;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A polled HTTP endpoint.
 #[derive(Debug, Clone)]
-pub struct HttpFeed {
+pub(super) struct HttpFeed {
     options: HttpOptions,
     pipeline: Pipeline,
     method: Method,
@@ -26,7 +31,7 @@ impl HttpFeed {
     ///
     /// # Errors
     /// The method or a header is invalid, or the HTTP client cannot be built.
-    pub fn new(options: HttpOptions) -> anyhow::Result<Self> {
+    pub(super) fn new(options: HttpOptions) -> anyhow::Result<Self> {
         let method = Method::from_bytes(options.method.as_bytes())
             .with_context(|| format!("method {:?}", options.method))?;
         let mut headers = HeaderMap::new();
@@ -92,4 +97,58 @@ impl Feed for HttpFeed {
         })
         .await
     }
+}
+
+/// `kind = "http"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "http",
+    check: registry::check::<HttpOptions>,
+    build: |c| Ok(Arc::new(HttpFeed::new(registry::options(c)?)?)),
+};
+
+/// `http`: polls a URL.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpOptions {
+    /// The URL to request (`http` or `https`).
+    pub(crate) url: String,
+    /// The request method.
+    #[serde(default = "default_method")]
+    pub(crate) method: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    /// The request body, if any.
+    pub(crate) body: Option<String>,
+    /// Longest a request may take.
+    #[serde(default = "secs::<10>", with = "humantime_serde")]
+    pub(crate) timeout: Duration,
+    /// Time between polls.
+    #[serde(default = "secs::<5>", with = "humantime_serde")]
+    pub(crate) interval: Duration,
+    /// JSON Pointer (RFC 6901) into the document.
+    pub(crate) extract: Option<String>,
+    /// How the body is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+}
+
+impl KindOptions for HttpOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::url(&self.url, &["http", "https"], bad);
+        options::interval(&self.interval, "interval", bad);
+        options::interval(&self.timeout, "timeout", bad);
+        options::extract(&self.extract, bad);
+        options::headers(&self.headers, bad);
+        if http::Method::from_bytes(self.method.as_bytes()).is_err() {
+            bad(
+                "method",
+                format!("method {:?} is not an HTTP method", self.method),
+            );
+        }
+    }
+}
+
+fn default_method() -> String {
+    "GET".to_string()
 }

@@ -5,8 +5,9 @@
 //! cancellation token). `run` returns `Err` when the source fails; the supervisor
 //! (see `supervisor`) then reports `backoff` on `$sys.feeds` and runs it again
 //! after an exponential, fully jittered delay. A panic is caught and treated as an
-//! error. Built-in kinds are one file each; a user's own kind is registered from
-//! Rust ([`Kinds`]) and configured like any other.
+//! error. Built-in kinds are one file each (options, their checks, constructor),
+//! listed once in `registry`; a user's own kind is registered from Rust
+//! ([`Kinds`]) and configured, and validated with the config, like any other.
 //!
 //! Built-in kinds: `synthetic`, `system`, `http` (on the shared `poll` loop),
 //! `command` (interval mode on `poll` too; stream mode; process groups),
@@ -14,8 +15,8 @@
 //! kinds `mqtt`, `redis` and `nats` (sharing `broker`: payload rule, the
 //! message's topic/channel/subject as template variables), `prometheus` (on
 //! `poll`) and `postgres` (LISTEN, or a query on `poll`). Every kind that
-//! reads documents runs them through the one [`Pipeline`] via
-//! [`FeedContext::publish_document`]. A connection-style kind makes one
+//! reads documents runs them through the one `Pipeline` via
+//! `FeedContext::publish_document`. A connection-style kind makes one
 //! connection per `run` and returns `Err` when it ends, so reconnect policy
 //! (backoff, jitter, the cap) lives in the supervisor alone. Every item then
 //! goes through the feed's `transform` steps (see `transform`) before it is
@@ -35,38 +36,27 @@ mod http;
 mod limit;
 mod mqtt;
 mod nats;
+mod options;
 mod poll;
 mod postgres;
 mod prometheus;
 mod redis;
+mod registry;
 mod sse;
+mod status;
 mod supervisor;
 mod synthetic;
 mod system;
-mod transform;
 mod websocket;
 
-pub use broker::redact_url;
-pub use command::CommandFeed;
-pub use extract::Pipeline;
-pub use file::FileFeed;
-pub use http::HttpFeed;
+pub(crate) use extract::Pipeline;
 pub use limit::ItemTooLarge;
-pub use mqtt::MqttFeed;
-pub use nats::NatsFeed;
-pub use postgres::PostgresFeed;
-pub use prometheus::PrometheusFeed;
-pub use redis::RedisFeed;
-pub use sse::SseFeed;
+pub use registry::{builtin_kinds, Kinds};
+pub(crate) use status::{feed_topic, publish_status, render_metrics, FEEDS_TOPIC};
+pub use status::{FeedState, FeedStatus};
 pub use supervisor::Diff;
-pub use supervisor::{backoff_window, FeedState, FeedStatus};
-pub(crate) use supervisor::{diff, feed_topic, publish_status, render_metrics, Feeds, FEEDS_TOPIC};
-pub use synthetic::Synthetic;
-pub use system::SystemFeed;
-pub use transform::Transform;
-pub use websocket::WebSocketFeed;
+pub(crate) use supervisor::{diff, FeedSupervisor};
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -74,7 +64,6 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::config::{FeedConfig, FeedKind};
 use crate::hub::{Hub, Published, Source};
 use crate::topic::TopicTemplate;
 
@@ -106,105 +95,6 @@ impl<F: Feed> DynFeed for F {
     }
 }
 
-type Factory = dyn Fn(&toml::Table) -> anyhow::Result<Arc<dyn DynFeed>> + Send + Sync;
-type Check = dyn Fn(&toml::Table) -> Result<(), String> + Send + Sync;
-
-/// Custom feed kinds registered from Rust, by kind name.
-#[derive(Clone, Default)]
-pub struct Kinds {
-    factories: HashMap<String, Arc<Factory>>,
-    /// Per kind: do a table's options deserialize into the kind's options type?
-    /// Run when a config is loaded, so bad options refuse the whole config.
-    checks: HashMap<String, Arc<Check>>,
-}
-
-impl std::fmt::Debug for Kinds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.factories.keys()).finish()
-    }
-}
-
-impl Kinds {
-    /// Registers `kind`: `make` builds a feed from the options of a `[[feed]]`
-    /// table (every key but `name`, `kind`, `topic`, `enabled`, `stale_after`,
-    /// `transform`, `max_item_bytes`, `history`, `ttl`, `on_remove`),
-    /// deserialized into `O` (use [`toml::Table`] to take them raw).
-    pub fn register<O, F, M>(&mut self, kind: &str, make: M)
-    where
-        O: serde::de::DeserializeOwned,
-        F: Feed,
-        M: Fn(O) -> anyhow::Result<F> + Send + Sync + 'static,
-    {
-        let factory = move |options: &toml::Table| -> anyhow::Result<Arc<dyn DynFeed>> {
-            let options = parse_options::<O>(options).map_err(anyhow::Error::msg)?;
-            Ok(Arc::new(make(options)?))
-        };
-        self.factories.insert(kind.to_string(), Arc::new(factory));
-        let check = |options: &toml::Table| parse_options::<O>(options).map(drop);
-        self.checks.insert(kind.to_string(), Arc::new(check));
-    }
-
-    /// Checks the options of every custom-kind feed in `feeds` against its
-    /// kind's options type, collecting every error with its file, line and feed.
-    pub(crate) fn check(&self, feeds: &[FeedConfig]) -> Result<(), crate::config::ConfigErrors> {
-        let errors: Vec<crate::config::ConfigError> = feeds
-            .iter()
-            .filter_map(|f| match &f.kind {
-                FeedKind::Custom { kind, options } => {
-                    let check = self.checks.get(kind)?;
-                    check(options)
-                        .err()
-                        .map(|message| crate::config::ConfigError {
-                            location: Some(f.location.clone()),
-                            feed: Some(f.name.clone()),
-                            message,
-                        })
-                }
-                _ => None,
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(crate::config::ConfigErrors(errors))
-        }
-    }
-
-    /// Is `kind` registered?
-    pub fn contains(&self, kind: &str) -> bool {
-        self.factories.contains_key(kind)
-    }
-
-    /// Builds the runnable feed for a config.
-    pub(crate) fn build(&self, config: &FeedConfig) -> anyhow::Result<Arc<dyn DynFeed>> {
-        Ok(match &config.kind {
-            FeedKind::Synthetic(o) => Arc::new(Synthetic::new(o.clone())),
-            FeedKind::System(o) => Arc::new(SystemFeed::new(o.clone())),
-            FeedKind::Http(o) => Arc::new(HttpFeed::new(o.clone())?),
-            FeedKind::Command(o) => Arc::new(CommandFeed::new(o.clone())),
-            FeedKind::Sse(o) => Arc::new(SseFeed::new(o.clone())?),
-            FeedKind::File(o) => Arc::new(FileFeed::new(o.clone())),
-            FeedKind::WebSocket(o) => Arc::new(WebSocketFeed::new(o.clone())),
-            FeedKind::Mqtt(o) => Arc::new(MqttFeed::new(o.clone(), &config.name)?),
-            FeedKind::Redis(o) => Arc::new(RedisFeed::new(o.clone())?),
-            FeedKind::Nats(o) => Arc::new(NatsFeed::new(o.clone())),
-            FeedKind::Prometheus(o) => Arc::new(PrometheusFeed::new(o.clone())?),
-            FeedKind::Postgres(o) => Arc::new(PostgresFeed::new(o.clone())?),
-            FeedKind::Custom { kind, options } => match self.factories.get(kind) {
-                Some(make) => make(options)?,
-                None => anyhow::bail!("kind {kind:?} is not registered in this program"),
-            },
-        })
-    }
-}
-
-/// Deserializes a custom kind's options table into `O`.
-fn parse_options<O: serde::de::DeserializeOwned>(options: &toml::Table) -> Result<O, String> {
-    toml::Value::Table(options.clone())
-        .try_into::<O>()
-        .map_err(|e| format!("invalid options: {}", e.message().trim()))
-}
-
 /// What a running feed uses to publish and to notice it must stop.
 #[derive(Clone)]
 pub struct FeedContext {
@@ -215,14 +105,14 @@ struct ContextInner {
     hub: Hub,
     template: TopicTemplate,
     source: Source,
-    status: Arc<supervisor::StatusCell>,
+    status: Arc<status::StatusCell>,
     cancel: CancellationToken,
     /// The feed's `transform` steps, applied to every item in order.
-    transforms: Vec<Transform>,
+    transforms: Vec<crate::transform::Transform>,
     /// Their per-topic state. A std `Mutex`: only this feed's own task
     /// publishes, so it is uncontended, and it is never held across an await;
     /// a feed without stateful steps never takes it.
-    memory: std::sync::Mutex<transform::Memory>,
+    memory: std::sync::Mutex<crate::transform::Memory>,
     handoff: Arc<supervisor::Handoff>,
     max_item_bytes: usize,
 }
@@ -321,15 +211,15 @@ impl FeedContext {
             return Ok(value);
         }
         let now = tokio::time::Instant::now();
-        let result = if steps.iter().any(Transform::is_stateful) {
+        let result = if steps.iter().any(crate::transform::Transform::is_stateful) {
             let mut memory = self
                 .inner
                 .memory
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            transform::apply(steps, memory.of(topic, steps.len()), value, now)
+            crate::transform::apply(steps, memory.of(topic, steps.len()), value, now)
         } else {
-            transform::apply(steps, &mut vec![None; steps.len()], value, now)
+            crate::transform::apply(steps, &mut vec![None; steps.len()], value, now)
         };
         result.map_err(|e| self.item_error(e))
     }
@@ -359,7 +249,11 @@ impl FeedContext {
     /// # Errors
     /// The document itself is unusable (not JSON, pointer finds nothing), or
     /// larger than [`FeedContext::max_item_bytes`].
-    pub fn publish_document(&self, pipeline: &Pipeline, body: &str) -> anyhow::Result<usize> {
+    pub(crate) fn publish_document(
+        &self,
+        pipeline: &Pipeline,
+        body: &str,
+    ) -> anyhow::Result<usize> {
         let max = self.max_item_bytes();
         if body.len() > max {
             let len = Some(body.len() as u64);

@@ -27,8 +27,11 @@ use rumqttc::{
 };
 
 use super::broker::{self, SourceName};
+use super::options::{self, secs, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext, Pipeline};
-use crate::config::MqttOptions;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 
 /// Longest a connect (TCP, TLS and CONNACK) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +44,7 @@ fn max_packet_bytes(max_item_bytes: usize) -> usize {
 
 /// An MQTT subscription.
 #[derive(Debug)]
-pub struct MqttFeed {
+pub(super) struct MqttFeed {
     options: MqttOptions,
     client_id: String,
     pipeline: Pipeline,
@@ -55,7 +58,7 @@ impl MqttFeed {
     ///
     /// # Errors
     /// The TLS configuration cannot be built (e.g. `ca_file` is unreadable).
-    pub fn new(options: MqttOptions, feed: &str) -> anyhow::Result<Self> {
+    pub(super) fn new(options: MqttOptions, feed: &str) -> anyhow::Result<Self> {
         let tls = if options.url.starts_with("mqtts:") {
             let mut roots = rustls::RootCertStore::empty();
             match &options.ca_file {
@@ -217,5 +220,118 @@ fn read_error(e: ConnectionError, url: &str) -> anyhow::Error {
 impl Feed for MqttFeed {
     async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
         self.connection(&ctx).await
+    }
+}
+
+/// `kind = "mqtt"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "mqtt",
+    check: registry::check::<MqttOptions>,
+    build: |c| Ok(Arc::new(MqttFeed::new(registry::options(c)?, &c.name)?)),
+};
+
+/// `mqtt`: subscribes to topic filters on an MQTT 3.1.1 broker.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MqttOptions {
+    /// The broker, `mqtt://host:port` (default port 1883) or `mqtts://host:port`
+    /// (TLS, default port 8883). Credentials go in `username`/`password`.
+    pub(crate) url: String,
+    /// Topic filters, e.g. `["sensors/+/temp", "plant/#"]`.
+    pub(crate) subscribe: Vec<String>,
+    /// Subscription QoS: 0 (at most once) or 1 (at least once; with the
+    /// persistent session, messages sent while tickerd was away arrive on
+    /// reconnect). Default 1.
+    #[serde(default = "MqttOptions::default_qos")]
+    pub(crate) qos: u8,
+    /// The MQTT client id; default `tickerd-<feed name>`. The broker keeps the
+    /// session under it, so it must be stable and unique per broker.
+    pub(crate) client_id: Option<String>,
+    /// `true` starts a fresh session on every connect (the broker forgets
+    /// subscriptions and queued messages). Default `false`: a persistent session.
+    #[serde(default)]
+    pub(crate) clean_session: bool,
+    /// User name, if the broker wants one.
+    pub(crate) username: Option<String>,
+    /// Password (with `username`); never logged.
+    pub(crate) password: Option<options::Secret>,
+    /// For `mqtts://`: a PEM file of CA certificates to trust instead of the
+    /// public web roots (a broker with a private CA); relative to the config
+    /// file's directory.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// MQTT keep-alive: the client pings when idle this long; the broker drops
+    /// a client silent for 1.5 times it. Default 30 s.
+    #[serde(default = "secs::<30>", with = "humantime_serde")]
+    pub(crate) keep_alive: Duration,
+    /// JSON Pointer (RFC 6901) into each payload.
+    pub(crate) extract: Option<String>,
+    /// How each payload is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+}
+
+impl MqttOptions {
+    fn default_qos() -> u8 {
+        1
+    }
+}
+
+impl KindOptions for MqttOptions {
+    fn resolve(options: &mut toml::Table, base_dir: &Path) {
+        options::resolve_path(options, "ca_file", base_dir);
+    }
+    fn check(&self, bad: Bad<'_>) {
+        options::extract(&self.extract, bad);
+        check_mqtt(self, bad);
+    }
+}
+
+fn check_mqtt(m: &MqttOptions, bad: Bad<'_>) {
+    options::broker_url(&m.url, &["mqtt", "mqtts"], bad);
+    if let Ok(url) = reqwest::Url::parse(&m.url) {
+        if !url.username().is_empty() || url.password().is_some() {
+            bad(
+                "url",
+                "put MQTT credentials in `username` and `password`, not in `url`".into(),
+            );
+        }
+    }
+    if m.ca_file.is_some() && !m.url.starts_with("mqtts:") {
+        bad("ca_file", "`ca_file` is for mqtts:// URLs".into());
+    }
+    if m.subscribe.is_empty() {
+        bad(
+            "subscribe",
+            "`subscribe` must list at least one topic filter, e.g. [\"sensors/#\"]".into(),
+        );
+    }
+    for f in &m.subscribe {
+        let levels: Vec<&str> = f.split('/').collect();
+        let ok = !f.is_empty()
+            && levels.iter().enumerate().all(|(i, l)| {
+                (*l == "#" && i == levels.len() - 1)
+                    || *l == "+"
+                    || !(l.contains('#') || l.contains('+'))
+            });
+        if !ok {
+            bad(
+                "subscribe",
+                format!(
+                    "topic filter {f:?} is not valid: `+` must be a whole level, `#` the whole last level"
+                ),
+            );
+        }
+    }
+    if m.qos > 1 {
+        bad("qos", format!("qos {} is not supported: use 0 or 1", m.qos));
+    }
+    if m.client_id.as_deref() == Some("") {
+        bad("client_id", "`client_id` must not be empty".into());
+    }
+    if m.password.is_some() && m.username.is_none() {
+        bad("password", "`password` needs `username`".into());
+    }
+    if m.keep_alive < Duration::from_secs(1) {
+        bad("keep_alive", "`keep_alive` must be at least 1s".into());
     }
 }

@@ -26,14 +26,17 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::broker::{self, SourceName};
+use super::options::{self, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext, Pipeline};
-use crate::config::NatsOptions;
+use serde::Deserialize;
+use std::sync::Arc;
 
 /// Longest a connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A NATS subscription.
-pub struct NatsFeed {
+pub(super) struct NatsFeed {
     options: NatsOptions,
     /// `url` with any password redacted, for errors and logs.
     shown_url: String,
@@ -54,9 +57,9 @@ impl std::fmt::Debug for NatsFeed {
 
 impl NatsFeed {
     /// A subscription described by `options`.
-    pub fn new(options: NatsOptions) -> Self {
+    pub(super) fn new(options: NatsOptions) -> Self {
         NatsFeed {
-            shown_url: broker::redact_url(&options.url),
+            shown_url: super::options::redact_url(&options.url),
             pipeline: Pipeline::new(options.extract.as_deref(), options.format),
             options,
             last_seq: AtomicU64::new(0),
@@ -227,5 +230,102 @@ impl Feed for NatsFeed {
             (Some(stream), Some(durable)) => self.durable(&ctx, stream, durable).await,
             _ => self.core(&ctx).await,
         }
+    }
+}
+
+/// `kind = "nats"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "nats",
+    check: registry::check::<NatsOptions>,
+    build: |c| Ok(Arc::new(NatsFeed::new(registry::options(c)?))),
+};
+
+/// `nats`: a NATS core subscription.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NatsOptions {
+    /// The server, `nats://host:port` (or `tls://host:port`).
+    pub(crate) url: String,
+    /// The subject, wildcards allowed: `prices.*`, `plant.>`.
+    pub(crate) subject: String,
+    /// User (with `password`).
+    pub(crate) user: Option<String>,
+    /// Password (with `user`); never logged.
+    pub(crate) password: Option<options::Secret>,
+    /// Token authentication; never logged.
+    pub(crate) token: Option<options::Secret>,
+    /// A JetStream stream that stores `subject` (with `durable`).
+    pub(crate) stream: Option<String>,
+    /// A durable JetStream consumer (with `stream`): tickerd acknowledges each
+    /// message once published, so messages stored while it was away or
+    /// disconnected arrive when it reconnects, once each. Created on first use
+    /// (delivering messages newer than that); an existing one is used as is.
+    pub(crate) durable: Option<String>,
+    /// JSON Pointer (RFC 6901) into each payload.
+    pub(crate) extract: Option<String>,
+    /// How each payload is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+}
+
+impl KindOptions for NatsOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::extract(&self.extract, bad);
+        check_nats(self, bad);
+    }
+}
+
+fn check_nats(n: &NatsOptions, bad: Bad<'_>) {
+    options::broker_url(&n.url, &["nats", "tls"], bad);
+    let tokens: Vec<&str> = n.subject.split('.').collect();
+    let ok = tokens.iter().enumerate().all(|(i, t)| {
+        !t.is_empty()
+            && !t.chars().any(char::is_whitespace)
+            && (*t != ">" || i == tokens.len() - 1)
+            && (t.len() == 1 || !(t.contains('*') || t.contains('>')))
+    });
+    if !ok {
+        bad(
+            "subject",
+            format!(
+                "subject {:?} is not valid: dot-separated tokens, `*` a whole token, `>` the whole last token",
+                n.subject
+            ),
+        );
+    }
+    match (&n.user, &n.password) {
+        (Some(_), None) => bad("user", "`user` and `password` go together".into()),
+        (None, Some(_)) => bad("password", "`user` and `password` go together".into()),
+        _ => {}
+    }
+    match (&n.stream, &n.durable) {
+        (Some(_), None) => bad(
+            "stream",
+            "`stream` needs `durable` (a consumer name)".into(),
+        ),
+        (None, Some(_)) => bad(
+            "durable",
+            "`durable` needs `stream` (the JetStream stream)".into(),
+        ),
+        _ => {}
+    }
+    for (key, name) in [("stream", &n.stream), ("durable", &n.durable)] {
+        if let Some(name) = name {
+            if name.is_empty()
+                || name.contains(['.', '*', '>', '/', '\\'])
+                || name.contains(char::is_whitespace)
+            {
+                bad(
+                    key,
+                    format!("{key} {name:?} is not a valid JetStream name (no spaces, `.`, `*`, `>`, `/`)"),
+                );
+            }
+        }
+    }
+    if n.token.is_some() && n.user.is_some() {
+        bad(
+            "token",
+            "use either `token` or `user`/`password`, not both".into(),
+        );
     }
 }

@@ -28,8 +28,11 @@ use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Row, Statement};
 use tokio_util::task::AbortOnDropHandle;
 
+use super::options::{self, secs, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{poll::poll_with, Feed, FeedContext, Pipeline};
-use crate::config::{NumericAs, PostgresOptions, TimestampAs};
+use serde::Deserialize;
+use std::sync::Arc;
 
 /// Notifications waiting between the connection task and the feed; past it
 /// the connection task waits, so memory stays bounded.
@@ -45,10 +48,10 @@ const MAX_ROWS: usize = 10_000;
 
 /// A PostgreSQL LISTEN or query feed.
 #[derive(Debug, Clone)]
-pub struct PostgresFeed {
+pub(super) struct PostgresFeed {
     options: PostgresOptions,
     pipeline: Pipeline,
-    /// The parsed `url` (no password: [`PostgresFeed::check`] refuses one).
+    /// The parsed `url` (no password: `config::check_postgres` refuses one).
     config: tokio_postgres::Config,
 }
 
@@ -57,7 +60,7 @@ impl PostgresFeed {
     ///
     /// # Errors
     /// `url` is not a PostgreSQL connection string.
-    pub fn new(options: PostgresOptions) -> anyhow::Result<Self> {
+    pub(super) fn new(options: PostgresOptions) -> anyhow::Result<Self> {
         let mut config = tokio_postgres::Config::from_str(&options.url)
             .map_err(|e| anyhow::anyhow!("url is not a PostgreSQL connection string: {e}"))?;
         config
@@ -70,67 +73,6 @@ impl PostgresFeed {
             options,
             config,
         })
-    }
-
-    /// Checks what the config types cannot: the URL parses and holds no
-    /// password, exactly one mode is chosen, channel names are identifiers.
-    /// Returns `(key, message)` pairs.
-    pub fn check(o: &PostgresOptions) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        match tokio_postgres::Config::from_str(&o.url) {
-            Err(e) => out.push((
-                "url",
-                format!(
-                    "url is not a PostgreSQL connection string ({e}); \
-                     write e.g. \"postgres://tickerd@127.0.0.1:5432/market\""
-                ),
-            )),
-            Ok(c) if c.get_password().is_some() => out.push((
-                "url",
-                "url must not hold a password: put it in an environment variable \
-                 and name that with `password_env = \"PGPASSWORD\"`"
-                    .into(),
-            )),
-            Ok(_) => {}
-        }
-        if o.password_env.as_deref() == Some("") {
-            out.push((
-                "password_env",
-                "`password_env` must name an environment variable".into(),
-            ));
-        }
-        match (o.listen.is_empty(), &o.query) {
-            (true, None) => out.push((
-                "listen",
-                "set `listen = [\"channel\"]` (LISTEN/NOTIFY) or `query = \"SELECT ..\"` (polling)"
-                    .into(),
-            )),
-            (false, Some(_)) => out.push((
-                "query",
-                "`listen` and `query` are two modes: use one feed for each".into(),
-            )),
-            (_, Some(q)) if q.trim().is_empty() => {
-                out.push(("query", "`query` must be a SELECT statement".into()))
-            }
-            _ => {}
-        }
-        for channel in &o.listen {
-            if channel.is_empty() || channel.len() > 63 || channel.contains('\0') {
-                out.push((
-                    "listen",
-                    format!("channel {channel:?} must be 1 to 63 bytes (a PostgreSQL identifier)"),
-                ));
-            }
-        }
-        if o.query.is_some() && (o.extract.is_some() || o.format != Default::default()) {
-            out.push((
-                "extract",
-                "`extract` and `format` read notification payloads; in `query` mode each row is \
-                 already an item"
-                    .into(),
-            ));
-        }
-        out
     }
 
     /// Connects, with the password read from `password_env` now.
@@ -491,79 +433,140 @@ fn numeric_to_string(raw: &[u8]) -> Option<String> {
     Some(s)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `kind = "postgres"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "postgres",
+    check: registry::check::<PostgresOptions>,
+    build: |c| Ok(Arc::new(PostgresFeed::new(registry::options(c)?)?)),
+};
 
-    /// Encodes a numeric the way PostgreSQL sends it.
-    fn raw(weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for w in [digits.len() as u16, weight as u16, sign, dscale] {
-            v.extend_from_slice(&w.to_be_bytes());
+/// How a `postgres` feed publishes a `numeric` column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NumericAs {
+    /// As a JSON number (may lose digits past f64's precision; the default).
+    #[default]
+    Float,
+    /// As the exact decimal string.
+    String,
+}
+
+/// How a `postgres` feed publishes `timestamp` / `timestamptz` columns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TimestampAs {
+    /// Milliseconds since the Unix epoch (the default).
+    #[default]
+    Ms,
+    /// An RFC 3339 string in UTC, e.g. `2024-05-01T12:00:00.000Z`.
+    Rfc3339,
+}
+
+/// `postgres`: LISTEN/NOTIFY channels, or a SELECT run every `interval`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PostgresOptions {
+    /// Connection string without a password: a URL such as
+    /// `postgres://tickerd@127.0.0.1:5432/market`, or `key=value` pairs such
+    /// as `host=/run/postgresql user=tickerd dbname=market`.
+    pub(crate) url: String,
+    /// Environment variable holding the password (e.g. `"PGPASSWORD"`).
+    pub(crate) password_env: Option<String>,
+    /// Channels to LISTEN on; each notification's payload is one document.
+    #[serde(default)]
+    pub(crate) listen: Vec<String>,
+    /// A query run every `interval`; each row is one item, columns as fields.
+    pub(crate) query: Option<String>,
+    /// Time between queries (`query` mode).
+    #[serde(default = "secs::<5>", with = "humantime_serde")]
+    pub(crate) interval: Duration,
+    /// Longest a connect or one query may take.
+    #[serde(default = "secs::<10>", with = "humantime_serde")]
+    pub(crate) timeout: Duration,
+    /// `numeric` columns as `"float"` (default) or `"string"`.
+    #[serde(default)]
+    pub(crate) numeric: NumericAs,
+    /// Timestamp columns as `"ms"` (default) or `"rfc3339"`.
+    #[serde(default)]
+    pub(crate) timestamps: TimestampAs,
+    /// JSON Pointer (RFC 6901) into each notification's payload.
+    pub(crate) extract: Option<String>,
+    /// How each notification's payload is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+}
+
+impl KindOptions for PostgresOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::interval(&self.interval, "interval", bad);
+        options::interval(&self.timeout, "timeout", bad);
+        options::extract(&self.extract, bad);
+        for (key, msg) in check_postgres(self) {
+            bad(key, msg);
         }
-        for d in digits {
-            v.extend_from_slice(&d.to_be_bytes());
-        }
-        v
-    }
-
-    /// Binary numerics decode to their exact decimal text: fractions, leading
-    /// zero groups, trailing zero groups, negatives, specials, garbage.
-    #[test]
-    fn numeric_decodes_exactly() {
-        let n = |w, s, d, digits: &[u16]| numeric_to_string(&raw(w, s, d, digits)).unwrap();
-        assert_eq!(n(0, 0, 2, &[123, 4500]), "123.45");
-        assert_eq!(n(-1, 0, 3, &[10]), "0.001");
-        assert_eq!(n(1, 0, 0, &[1]), "10000");
-        assert_eq!(n(1, 0x4000, 2, &[12, 3456, 7800]), "-123456.78");
-        assert_eq!(n(0, 0, 0, &[]), "0");
-        assert_eq!(n(-2, 0, 8, &[5]), "0.00000005");
-        assert_eq!(n(0, 0xC000, 0, &[]), "NaN");
-        assert_eq!(n(0, 0xD000, 0, &[]), "Infinity");
-        assert_eq!(numeric_to_string(&[0, 1]), None);
-        assert_eq!(numeric_to_string(&raw(0, 0x1234, 0, &[])), None);
-    }
-
-    fn options(toml_text: &str) -> PostgresOptions {
-        toml::from_str(toml_text).unwrap()
-    }
-
-    /// The checks `tickerd check` runs: a password in the URL, no mode or two
-    /// modes, a bad channel name, payload keys in query mode.
-    #[test]
-    fn checks_say_what_is_wrong() {
-        let keys = |o: &PostgresOptions| {
-            PostgresFeed::check(o)
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect::<Vec<_>>()
-        };
-        let ok = options("url = \"postgres://t@127.0.0.1/db\"\nlisten = [\"prices\"]");
-        assert!(PostgresFeed::check(&ok).is_empty());
-        let secret = options("url = \"postgres://t:hunter2@127.0.0.1/db\"\nquery = \"SELECT 1\"");
-        let msgs = PostgresFeed::check(&secret);
-        assert_eq!(msgs[0].0, "url");
-        assert!(msgs[0].1.contains("password_env") && !msgs[0].1.contains("hunter2"));
-        assert_eq!(keys(&options("url = \"postgres://t@h/db\"")), ["listen"]);
-        assert_eq!(
-            keys(&options(
-                "url = \"postgres://t@h/db\"\nlisten = [\"a\"]\nquery = \"SELECT 1\""
-            )),
-            ["query"]
-        );
-        assert_eq!(
-            keys(&options("url = \"postgres://t@h/db\"\nlisten = [\"\"]")),
-            ["listen"]
-        );
-        assert_eq!(
-            keys(&options(
-                "url = \"postgres://t@h/db\"\nquery = \"SELECT 1\"\nextract = \"/a\""
-            )),
-            ["extract"]
-        );
-        assert_eq!(
-            keys(&options("url = \"http://[::1\"\nlisten = [\"a\"]")),
-            ["url"]
-        );
     }
 }
+
+/// Checks what the config types cannot: the URL parses and holds no
+/// password, exactly one mode is chosen, channel names are identifiers.
+/// Returns `(key, message)` pairs.
+fn check_postgres(o: &PostgresOptions) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    match <tokio_postgres::Config as std::str::FromStr>::from_str(&o.url) {
+        Err(e) => out.push((
+            "url",
+            format!(
+                "url is not a PostgreSQL connection string ({e}); \
+                 write e.g. \"postgres://tickerd@127.0.0.1:5432/market\""
+            ),
+        )),
+        Ok(c) if c.get_password().is_some() => out.push((
+            "url",
+            "url must not hold a password: put it in an environment variable \
+             and name that with `password_env = \"PGPASSWORD\"`"
+                .into(),
+        )),
+        Ok(_) => {}
+    }
+    if o.password_env.as_deref() == Some("") {
+        out.push((
+            "password_env",
+            "`password_env` must name an environment variable".into(),
+        ));
+    }
+    match (o.listen.is_empty(), &o.query) {
+        (true, None) => out.push((
+            "listen",
+            "set `listen = [\"channel\"]` (LISTEN/NOTIFY) or `query = \"SELECT ..\"` (polling)"
+                .into(),
+        )),
+        (false, Some(_)) => out.push((
+            "query",
+            "`listen` and `query` are two modes: use one feed for each".into(),
+        )),
+        (_, Some(q)) if q.trim().is_empty() => {
+            out.push(("query", "`query` must be a SELECT statement".into()))
+        }
+        _ => {}
+    }
+    for channel in &o.listen {
+        if channel.is_empty() || channel.len() > 63 || channel.contains('\0') {
+            out.push((
+                "listen",
+                format!("channel {channel:?} must be 1 to 63 bytes (a PostgreSQL identifier)"),
+            ));
+        }
+    }
+    if o.query.is_some() && (o.extract.is_some() || o.format != Default::default()) {
+        out.push((
+            "extract",
+            "`extract` and `format` read notification payloads; in `query` mode each row is \
+             already an item"
+                .into(),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

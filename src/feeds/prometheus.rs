@@ -19,8 +19,14 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
-use super::{poll::poll_with, redact_url, Feed, FeedContext};
-use crate::config::PrometheusOptions;
+use super::options::redact_url;
+use super::{poll::poll_with, Feed, FeedContext};
+
+use super::options::{self, secs, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest API answer read, in bytes: past it the poll fails rather than
 /// buffer without end (each series is then checked against the item limit).
@@ -28,7 +34,7 @@ const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
 /// A polled PromQL query.
 #[derive(Debug, Clone)]
-pub struct PrometheusFeed {
+pub(super) struct PrometheusFeed {
     options: PrometheusOptions,
     /// `<url>/api/v1/query?query=..`, built once.
     endpoint: reqwest::Url,
@@ -42,7 +48,7 @@ impl PrometheusFeed {
     ///
     /// # Errors
     /// The URL or a header is invalid, or the HTTP client cannot be built.
-    pub fn new(options: PrometheusOptions) -> anyhow::Result<Self> {
+    pub(super) fn new(options: PrometheusOptions) -> anyhow::Result<Self> {
         let mut base = reqwest::Url::parse(&options.url)
             .map_err(|e| anyhow::anyhow!("url {}: {e}", redact_url(&options.url)))?;
         if !base.path().ends_with('/') {
@@ -225,6 +231,48 @@ fn items_of(status: u16, body: &[u8]) -> Result<Vec<Value>, String> {
         }
         None => return Err("answer has no data".into()),
     })
+}
+
+/// `kind = "prometheus"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "prometheus",
+    check: registry::check::<PrometheusOptions>,
+    build: |c| Ok(Arc::new(PrometheusFeed::new(registry::options(c)?)?)),
+};
+
+/// `prometheus`: evaluates a PromQL query through the HTTP API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PrometheusOptions {
+    /// The Prometheus server's base URL, e.g. `http://127.0.0.1:9090` (basic
+    /// auth in the URL is sent, and shown as `***` in logs and errors).
+    pub(crate) url: String,
+    /// The PromQL instant query, e.g. `rate(node_cpu_seconds_total[1m])`.
+    pub(crate) query: String,
+    /// Extra request headers (e.g. `Authorization`).
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    /// Longest one query may take.
+    #[serde(default = "secs::<10>", with = "humantime_serde")]
+    pub(crate) timeout: Duration,
+    /// Time between queries.
+    #[serde(default = "secs::<5>", with = "humantime_serde")]
+    pub(crate) interval: Duration,
+}
+
+impl KindOptions for PrometheusOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::url(&self.url, &["http", "https"], bad);
+        options::interval(&self.interval, "interval", bad);
+        options::interval(&self.timeout, "timeout", bad);
+        options::headers(&self.headers, bad);
+        if self.query.trim().is_empty() {
+            bad(
+                "query",
+                "`query` must be a PromQL expression, e.g. \"up\"".into(),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

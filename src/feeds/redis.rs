@@ -33,8 +33,12 @@ use redis::AsyncCommands;
 use serde_json::Value;
 
 use super::broker::{self, SourceName};
+use super::options::{self, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext, Pipeline};
-use crate::config::{RedisMode, RedisOptions};
+use crate::sync::MutexExt;
+use serde::Deserialize;
+use std::sync::Arc;
 
 /// Longest a connect, or an answer to a PING, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,7 +50,7 @@ const BLOCK: Duration = Duration::from_secs(5);
 const COUNT: usize = 100;
 
 /// A Redis pub/sub or stream reader.
-pub struct RedisFeed {
+pub(super) struct RedisFeed {
     options: RedisOptions,
     /// The client; holds the credentials, so never printed.
     client: redis::Client,
@@ -73,8 +77,8 @@ impl RedisFeed {
     ///
     /// # Errors
     /// The URL cannot be used.
-    pub fn new(options: RedisOptions) -> anyhow::Result<Self> {
-        let shown_url = broker::redact_url(&options.url);
+    pub(super) fn new(options: RedisOptions) -> anyhow::Result<Self> {
+        let shown_url = super::options::redact_url(&options.url);
         let mut url = reqwest::Url::parse(&options.url)
             .with_context(|| format!("invalid url {shown_url:?}"))?;
         if let Some(user) = &options.username {
@@ -97,7 +101,7 @@ impl RedisFeed {
     }
 
     fn last_ids(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.last_ids.lock().unwrap_or_else(|p| p.into_inner())
+        self.last_ids.lock_or_recover()
     }
 
     /// One pub/sub connection, until it fails or the feed is cancelled.
@@ -267,6 +271,109 @@ impl Feed for RedisFeed {
         match self.options.mode {
             RedisMode::Pubsub => self.pubsub(&ctx).await,
             RedisMode::Stream => self.streams(&ctx).await,
+        }
+    }
+}
+
+/// `kind = "redis"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "redis",
+    check: registry::check::<RedisOptions>,
+    build: |c| Ok(Arc::new(RedisFeed::new(registry::options(c)?)?)),
+};
+
+/// How a `redis` feed reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RedisMode {
+    /// SUBSCRIBE to `channels` and PSUBSCRIBE to `patterns`.
+    #[default]
+    Pubsub,
+    /// XREAD `streams`, resuming after the last entry delivered.
+    Stream,
+}
+
+/// `redis`: Redis pub/sub channels or streams.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedisOptions {
+    /// The server, `redis://[user:password@]host:port[/db]`.
+    pub(crate) url: String,
+    /// `pubsub` (default) or `stream`.
+    #[serde(default)]
+    pub(crate) mode: RedisMode,
+    /// Channels to SUBSCRIBE to (`pubsub` mode).
+    #[serde(default)]
+    pub(crate) channels: Vec<String>,
+    /// Glob patterns to PSUBSCRIBE to (`pubsub` mode), e.g. `prices:*`.
+    #[serde(default)]
+    pub(crate) patterns: Vec<String>,
+    /// Stream keys to XREAD (`stream` mode).
+    #[serde(default)]
+    pub(crate) streams: Vec<String>,
+    /// User name (Redis 6 ACL); overrides one in `url`.
+    pub(crate) username: Option<String>,
+    /// Password; overrides one in `url`; never logged.
+    pub(crate) password: Option<options::Secret>,
+    /// JSON Pointer (RFC 6901) into each payload.
+    pub(crate) extract: Option<String>,
+    /// How each payload is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+}
+
+impl KindOptions for RedisOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::extract(&self.extract, bad);
+        check_redis(self, bad);
+    }
+}
+
+fn check_redis(r: &RedisOptions, bad: Bad<'_>) {
+    options::broker_url(&r.url, &["redis"], bad);
+    match r.mode {
+        RedisMode::Pubsub => {
+            if r.channels.is_empty() && r.patterns.is_empty() {
+                bad(
+                    "mode",
+                    "mode \"pubsub\" needs `channels` and/or `patterns`".into(),
+                );
+            }
+            if !r.streams.is_empty() {
+                bad(
+                    "streams",
+                    "`streams` is for mode = \"stream\" (this feed is in mode \"pubsub\")".into(),
+                );
+            }
+        }
+        RedisMode::Stream => {
+            if r.streams.is_empty() {
+                bad("mode", "mode \"stream\" needs `streams`".into());
+            }
+            for key in ["channels", "patterns"] {
+                let set = if key == "channels" {
+                    &r.channels
+                } else {
+                    &r.patterns
+                };
+                if !set.is_empty() {
+                    bad(
+                        key,
+                        format!(
+                            "`{key}` is for mode = \"pubsub\" (this feed is in mode \"stream\")"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for (key, names) in [
+        ("channels", &r.channels),
+        ("patterns", &r.patterns),
+        ("streams", &r.streams),
+    ] {
+        if names.iter().any(String::is_empty) {
+            bad(key, format!("`{key}` must not hold an empty name"));
         }
     }
 }

@@ -17,15 +17,20 @@ use anyhow::Context as _;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 
+use super::options::{self, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext, ItemTooLarge, Pipeline};
-use crate::config::SseOptions;
+use crate::sync::MutexExt;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Longest a connect (TCP, TLS and the response head) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An upstream event stream.
 #[derive(Debug)]
-pub struct SseFeed {
+pub(super) struct SseFeed {
     options: SseOptions,
     pipeline: Pipeline,
     headers: HeaderMap,
@@ -48,7 +53,7 @@ impl SseFeed {
     ///
     /// # Errors
     /// A header is invalid, or the HTTP client cannot be built.
-    pub fn new(options: SseOptions) -> anyhow::Result<Self> {
+    pub(super) fn new(options: SseOptions) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         for (k, v) in &options.headers {
             headers.insert(
@@ -76,7 +81,7 @@ impl SseFeed {
     }
 
     fn resume(&self) -> std::sync::MutexGuard<'_, Resume> {
-        self.resume.lock().unwrap_or_else(|p| p.into_inner())
+        self.resume.lock_or_recover()
     }
 
     /// One connection, until it ends (always `Err`) or the feed is cancelled.
@@ -163,5 +168,47 @@ impl Feed for SseFeed {
         let outcome = self.connection(&ctx).await;
         self.resume().disconnected = Some(Instant::now());
         outcome
+    }
+}
+
+/// `kind = "sse"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "sse",
+    check: registry::check::<SseOptions>,
+    build: |c| Ok(Arc::new(SseFeed::new(registry::options(c)?)?)),
+};
+
+/// `sse`: subscribes to an upstream `text/event-stream`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SseOptions {
+    /// The URL (`http` or `https`).
+    pub(crate) url: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    /// JSON Pointer (RFC 6901) into each event's data.
+    pub(crate) extract: Option<String>,
+    /// How each event's data is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+    /// Longest silence (not a byte, keep-alive comments included) before the
+    /// stream counts as dead and is reconnected: a half-open TCP connection
+    /// otherwise hangs the feed for good. Default 60 s.
+    #[serde(default = "SseOptions::default_timeout", with = "humantime_serde")]
+    pub(crate) timeout: Duration,
+}
+
+impl SseOptions {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+impl KindOptions for SseOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::url(&self.url, &["http", "https"], bad);
+        options::extract(&self.extract, bad);
+        options::headers(&self.headers, bad);
     }
 }

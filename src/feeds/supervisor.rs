@@ -9,7 +9,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,94 +20,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
+use super::status::{feed_topic, FeedState, FeedStatus, StatusCell};
 use super::{ContextInner, DynFeed, FeedContext, Kinds};
 use crate::config::FeedConfig;
-use crate::hub::{now_ms, Hub, Source};
-use crate::metrics::{family, label};
+use crate::hub::{Hub, Source};
+use crate::sync::MutexExt;
 
-/// The topic carrying feed states.
-pub(crate) const FEEDS_TOPIC: &str = "$sys.feeds";
-
-/// The topic holding one feed's latest status: `$sys.feeds.{name}`. Feed names
-/// are `[a-z0-9_-]+`, so it is always a valid topic.
-pub(crate) fn feed_topic(name: &str) -> String {
-    format!("{FEEDS_TOPIC}.{name}")
-}
-
-/// Publishes a feed's status on `$sys.feeds` (one update per change, every
-/// feed on one topic) and on its own `$sys.feeds.{name}` (its latest status,
-/// so `$sys.feeds.*` gives a newcomer every feed's status as snapshots).
-pub(crate) fn publish_status(hub: &Hub, feed: &str, status: &impl Serialize) {
-    let json = match serde_json::to_string(status) {
-        Ok(j) => j,
-        Err(e) => return warn!(error = %e, "Cannot serialize a feed status."),
-    };
-    for topic in [FEEDS_TOPIC, &feed_topic(feed)] {
-        if let Err(e) = hub.publish_json(&Source::default(), topic, &json) {
-            warn!(feed = %feed, error = %e, "Cannot publish feed status.");
-        }
-    }
-}
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// How long a stopping feed may take to return by itself before it is dropped.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 const REPORT_EVERY: Duration = Duration::from_secs(30);
 
-/// A feed's lifecycle state, as published on `$sys.feeds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FeedState {
-    /// Started, not yet connected or published.
-    Starting,
-    /// Publishing.
-    Running,
-    /// Failed; waiting before the next attempt, or retrying until that
-    /// attempt connects or publishes. The error says what failed.
-    Backoff,
-    /// Could not be built; will not run until its config changes.
-    Failed,
-    /// Not running (disabled, removed or shut down).
-    Stopped,
-}
-
-impl FeedState {
-    /// The state's name, as on `$sys.feeds`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeedState::Starting => "starting",
-            FeedState::Running => "running",
-            FeedState::Backoff => "backoff",
-            FeedState::Failed => "failed",
-            FeedState::Stopped => "stopped",
-        }
-    }
-}
-
-/// One `$sys.feeds` update.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FeedStatus {
-    /// The feed's name.
-    pub feed: String,
-    /// Its kind.
-    pub kind: String,
-    /// Its state.
-    pub state: FeedState,
-    /// Its last error, if any.
-    pub error: Option<String>,
-    /// When it last published, ms since the Unix epoch.
-    pub last_ok: Option<u64>,
-    /// True when `stale_after` has passed without an update.
-    pub stale: bool,
-    /// Updates published since start.
-    pub updates: u64,
-    /// Errors since start (failed runs and dropped items).
-    pub errors: u64,
-}
-
 /// The window of the `failures`-th backoff: `min(cap, base * 2^failures)`; the
 /// delay is drawn uniformly below it (full jitter).
-pub fn backoff_window(failures: u32) -> Duration {
+pub(crate) fn backoff_window(failures: u32) -> Duration {
     BACKOFF_BASE
         .saturating_mul(2u32.saturating_pow(failures.min(16)))
         .min(BACKOFF_CAP)
@@ -116,155 +43,6 @@ pub fn backoff_window(failures: u32) -> Duration {
 fn backoff_delay(failures: u32) -> Duration {
     let window = backoff_window(failures).as_millis() as u64;
     Duration::from_millis(rand::rng().random_range(window / 20..=window))
-}
-
-/// A feed's live status, shared by its task, its context and the reporter.
-pub(crate) struct StatusCell {
-    status: Mutex<FeedStatus>,
-    stale_after: Option<Duration>,
-    started: Instant,
-    updates: AtomicU64,
-    errors: AtomicU64,
-    last_ok: AtomicU64,
-    /// `updates + errors` as of the last published status: the reporter
-    /// republishes when they moved, so counters on `$sys.feeds` lag at most 1 s.
-    reported: AtomicU64,
-    /// The error shown is a note from [`StatusCell::waiting`], cleared once
-    /// the feed runs (a real error stays as the last error).
-    waiting: AtomicBool,
-}
-
-impl StatusCell {
-    fn new(config: &FeedConfig) -> Self {
-        StatusCell {
-            status: Mutex::new(FeedStatus {
-                feed: config.name.clone(),
-                kind: config.kind.name().to_string(),
-                state: FeedState::Starting,
-                error: None,
-                last_ok: None,
-                stale: false,
-                updates: 0,
-                errors: 0,
-            }),
-            stale_after: config.stale_after,
-            started: Instant::now(),
-            updates: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            last_ok: AtomicU64::new(0),
-            reported: AtomicU64::new(0),
-            waiting: AtomicBool::new(false),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FeedStatus> {
-        self.status.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The current status with fresh counters.
-    pub(crate) fn snapshot(&self) -> FeedStatus {
-        let mut s = self.lock().clone();
-        s.updates = self.updates.load(Ordering::Relaxed);
-        s.errors = self.errors.load(Ordering::Relaxed);
-        s.last_ok = Some(self.last_ok.load(Ordering::Relaxed)).filter(|t| *t > 0);
-        s
-    }
-
-    fn publish(&self, hub: &Hub) {
-        self.reported.store(self.activity(), Ordering::Relaxed);
-        let status = self.snapshot();
-        publish_status(hub, &status.feed, &status);
-    }
-
-    fn set(&self, hub: &Hub, state: FeedState, error: Option<String>) {
-        {
-            let mut s = self.lock();
-            s.state = state;
-            if error.is_some() {
-                s.error = error;
-            }
-        }
-        self.publish(hub);
-    }
-
-    pub(crate) fn record_ok(&self, hub: &Hub) {
-        self.updates.fetch_add(1, Ordering::Relaxed);
-        self.last_ok.store(now_ms(), Ordering::Relaxed);
-        let changed = {
-            let mut s = self.lock();
-            let mut changed = s.state != FeedState::Running || s.stale;
-            if self.waiting.swap(false, Ordering::Relaxed) {
-                s.error = None;
-                changed = true;
-            }
-            s.state = FeedState::Running;
-            s.stale = false;
-            changed
-        };
-        if changed {
-            self.publish(hub);
-        }
-    }
-
-    pub(crate) fn mark_running(&self, hub: &Hub) {
-        let changed = {
-            let mut s = self.lock();
-            let waited = self.waiting.swap(false, Ordering::Relaxed);
-            if waited {
-                s.error = None;
-            }
-            std::mem::replace(&mut s.state, FeedState::Running) != FeedState::Running || waited
-        };
-        if changed {
-            self.publish(hub);
-        }
-    }
-
-    /// Shows why the feed has nothing yet, at once, without counting an error.
-    pub(crate) fn waiting(&self, hub: &Hub, why: String) {
-        let changed = {
-            let mut s = self.lock();
-            self.waiting.store(true, Ordering::Relaxed);
-            s.error.as_deref() != Some(why.as_str()) && {
-                s.error = Some(why);
-                true
-            }
-        };
-        if changed {
-            self.publish(hub);
-        }
-    }
-
-    pub(crate) fn record_error(&self, message: &str) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        self.waiting.store(false, Ordering::Relaxed);
-        self.lock().error = Some(message.to_string());
-    }
-
-    /// Updates plus errors so far: changes whenever the counters do.
-    fn activity(&self) -> u64 {
-        self.updates.load(Ordering::Relaxed) + self.errors.load(Ordering::Relaxed)
-    }
-
-    /// Recomputes staleness; true when it changed.
-    fn refresh_stale(&self) -> bool {
-        let Some(after) = self.stale_after else {
-            return false;
-        };
-        let last = self.last_ok.load(Ordering::Relaxed);
-        let stale = if last == 0 {
-            self.started.elapsed() > after
-        } else {
-            now_ms().saturating_sub(last) > after.as_millis() as u64
-        };
-        let mut s = self.lock();
-        let active = matches!(
-            s.state,
-            FeedState::Running | FeedState::Backoff | FeedState::Starting
-        );
-        let stale = stale && active;
-        std::mem::replace(&mut s.stale, stale) != stale
-    }
 }
 
 struct Running {
@@ -286,12 +64,12 @@ pub(crate) struct Handoff(Mutex<Option<Box<dyn Any + Send>>>);
 impl Handoff {
     /// Leaves `state` for the next run (replacing what was there).
     pub(crate) fn put<T: Any + Send>(&self, state: T) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(state));
+        *self.0.lock_or_recover() = Some(Box::new(state));
     }
 
     /// Takes what a previous run left, if it is a `T`.
     pub(crate) fn take<T: Any + Send>(&self) -> Option<T> {
-        let left = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let left = self.0.lock_or_recover().take()?;
         left.downcast().ok().map(|b| *b)
     }
 }
@@ -326,7 +104,7 @@ pub(crate) fn diff(old: &[FeedConfig], new: &[FeedConfig]) -> Diff {
 }
 
 /// The set of running feeds.
-pub(crate) struct Feeds {
+pub(crate) struct FeedSupervisor {
     hub: Hub,
     kinds: Kinds,
     running: tokio::sync::Mutex<HashMap<String, Running>>,
@@ -334,7 +112,7 @@ pub(crate) struct Feeds {
     cancel: CancellationToken,
 }
 
-impl Feeds {
+impl FeedSupervisor {
     /// An empty set whose feeds stop when `cancel` is cancelled; starts the
     /// status reporter.
     pub(crate) fn new(
@@ -343,7 +121,7 @@ impl Feeds {
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) -> Arc<Self> {
-        let feeds = Arc::new(Feeds {
+        let feeds = Arc::new(FeedSupervisor {
             hub,
             kinds,
             running: tokio::sync::Mutex::default(),
@@ -495,12 +273,12 @@ impl Feeds {
                     .unwrap_or(crate::config::LimitsConfig::default().max_item_bytes),
             }),
         };
-        let span = tracing::info_span!("feed", feed = %config.name, kind = %config.kind.name());
+        let span = tracing::info_span!("feed", feed = %config.name, kind = %config.kind);
         running.task = Some(
             self.tracker
                 .spawn(supervise(feed, ctx, self.hub.clone()).instrument(span)),
         );
-        info!(feed = %config.name, kind = %config.kind.name(), "Feed started.");
+        info!(feed = %config.name, kind = %config.kind, "Feed started.");
         running
     }
 }
@@ -560,167 +338,5 @@ async fn supervise(feed: Arc<dyn DynFeed>, ctx: FeedContext, hub: Hub) {
     status.set(&hub, FeedState::Stopped, None);
 }
 
-/// Appends per-feed figures in Prometheus text format.
-pub(crate) fn render_metrics(statuses: &[FeedStatus], out: &mut String) {
-    use std::fmt::Write as _;
-    type Figure = fn(&FeedStatus) -> u64;
-    let counters: [(&str, &str, Figure); 2] = [
-        (
-            "tickerd_feed_updates_total",
-            "Updates published by a feed.",
-            |s| s.updates,
-        ),
-        (
-            "tickerd_feed_errors_total",
-            "Errors of a feed (failed runs and dropped items).",
-            |s| s.errors,
-        ),
-    ];
-    for (name, help, value) in counters {
-        family(out, name, "counter", help);
-        for s in statuses {
-            let _ = writeln!(
-                out,
-                "{name}{{feed=\"{}\",kind=\"{}\"}} {}",
-                label(&s.feed),
-                label(&s.kind),
-                value(s)
-            );
-        }
-    }
-    let name = "tickerd_feed_state";
-    family(
-        out,
-        name,
-        "gauge",
-        "A feed's state (1 for the current one).",
-    );
-    for s in statuses {
-        let _ = writeln!(
-            out,
-            "{name}{{feed=\"{}\",state=\"{}\"}} 1",
-            label(&s.feed),
-            s.state.as_str()
-        );
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use crate::feeds::Feed;
-    use crate::metrics::Metrics;
-    use tokio::time::Instant as TokioInstant;
-
-    fn feeds(text: &str) -> Vec<FeedConfig> {
-        crate::Config::from_toml(text, std::path::Path::new("t.toml"), None, &|_| false)
-            .unwrap()
-            .feeds
-    }
-
-    #[test]
-    fn diff_compares_by_value_and_ignores_position() {
-        let old = feeds(
-            "[[feed]]\nname=\"a\"\nkind=\"system\"\ntopic=\"h.a\"\n[[feed]]\nname=\"b\"\nkind=\"system\"\ntopic=\"h.b\"\n[[feed]]\nname=\"c\"\nkind=\"system\"\ntopic=\"h.c\"\n",
-        );
-        let new = feeds(
-            "\n[[feed]]\nname=\"b\"\nkind=\"system\"\ntopic=\"h.b\"\ninterval=\"5s\"\n[[feed]]\nname=\"a\"\nkind=\"system\"\ntopic=\"h.a\"\n[[feed]]\nname=\"d\"\nkind=\"system\"\ntopic=\"h.d\"\n",
-        );
-        let d = diff(&old, &new);
-        assert_eq!(d.added, ["d"]);
-        assert_eq!(d.changed, ["b"]);
-        assert_eq!(d.removed, ["c"]);
-        assert_eq!(diff(&new, &new), Diff::default());
-    }
-
-    /// A feed that records when each run starts, optionally publishes, then fails.
-    struct Failing {
-        runs: Arc<Mutex<Vec<TokioInstant>>>,
-        publish: bool,
-    }
-
-    impl Feed for Failing {
-        async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
-            self.runs.lock().unwrap().push(TokioInstant::now());
-            if self.publish {
-                ctx.publish(&serde_json::json!({"ok": true}))?;
-            }
-            anyhow::bail!("upstream down")
-        }
-    }
-
-    /// The start times of the first `n` runs of a `Failing` feed.
-    async fn runs_of(publish: bool, n: usize) -> Vec<TokioInstant> {
-        let runs: Arc<Mutex<Vec<TokioInstant>>> = Arc::default();
-        let mut kinds = Kinds::default();
-        let r = runs.clone();
-        kinds.register("failing", move |_: toml::Table| {
-            Ok(Failing {
-                runs: r.clone(),
-                publish,
-            })
-        });
-        let text = "[[feed]]\nname = \"f\"\nkind = \"failing\"\ntopic = \"t\"\n";
-        let config = Config::from_toml(text, std::path::Path::new("t.toml"), None, &|k| {
-            k == "failing"
-        })
-        .unwrap();
-        let hub = Hub::new(0, Arc::new(Metrics::default()));
-        let cancel = CancellationToken::new();
-        let feeds = Feeds::new(hub, kinds, cancel.clone(), TaskTracker::new());
-        feeds.apply(&config.feeds).await;
-        while runs.lock().unwrap().len() < n {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        cancel.cancel();
-        feeds.stop_all().await;
-        let runs = runs.lock().unwrap().clone();
-        runs
-    }
-
-    /// On tokio's paused clock: a feed that keeps failing is retried after a
-    /// fully jittered delay inside a window that doubles from 1 s and stops at
-    /// 30 s; a feed whose runs publish before failing stays in the 1 s window.
-    #[tokio::test(start_paused = true)]
-    async fn retries_back_off_exponentially_with_jitter_and_reset() {
-        let runs = runs_of(false, 9).await;
-        for (n, pair) in runs.windows(2).enumerate() {
-            let gap = pair[1] - pair[0];
-            let window = backoff_window(n as u32);
-            assert!(gap <= window, "retry {n}: {gap:?} > {window:?}");
-            assert!(gap >= window / 20, "retry {n}: {gap:?} < {:?}", window / 20);
-        }
-        let last = runs[8] - runs[7];
-        assert!(last <= BACKOFF_CAP && last >= BACKOFF_CAP / 20, "{last:?}");
-
-        let runs = runs_of(true, 6).await;
-        for pair in runs.windows(2) {
-            assert!(
-                pair[1] - pair[0] <= BACKOFF_BASE,
-                "publishing resets the backoff"
-            );
-        }
-    }
-
-    /// The window doubles from 1 s to the 30 s cap; delays stay inside it.
-    #[test]
-    fn state_names_match_their_wire_form() {
-        use FeedState::*;
-        for state in [Starting, Running, Backoff, Failed, Stopped] {
-            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_from_one_second_to_a_cap() {
-        assert_eq!(backoff_window(0), Duration::from_secs(1));
-        assert_eq!(backoff_window(1), Duration::from_secs(2));
-        assert_eq!(backoff_window(4), Duration::from_secs(16));
-        assert_eq!(backoff_window(5), Duration::from_secs(30));
-        assert_eq!(backoff_window(u32::MAX), Duration::from_secs(30));
-        for n in 0..8 {
-            assert!(backoff_delay(n) <= backoff_window(n));
-        }
-    }
-}
+mod tests;

@@ -5,20 +5,23 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 
+use super::options::{self, secs, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext};
-use crate::config::SyntheticOptions;
+use serde::Deserialize;
+use std::sync::Arc;
 
 /// Random-walk prices: each tick every symbol moves by a normal draw of
 /// `volatility` (relative), and `{"symbol","price","change","change_pct"}` is
 /// published per symbol; change is measured from the opening price `start`.
 #[derive(Debug, Clone)]
-pub struct Synthetic {
+pub(super) struct Synthetic {
     options: SyntheticOptions,
 }
 
 impl Synthetic {
     /// A market described by `options`.
-    pub fn new(options: SyntheticOptions) -> Self {
+    pub(super) fn new(options: SyntheticOptions) -> Self {
         Synthetic { options }
     }
 }
@@ -61,4 +64,51 @@ impl Feed for Synthetic {
             }
         }
     }
+}
+
+/// `kind = "synthetic"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "synthetic",
+    check: registry::check::<SyntheticOptions>,
+    build: |c| Ok(Arc::new(Synthetic::new(registry::options(c)?))),
+};
+
+/// `synthetic`: random-walk prices, one update per symbol each tick.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SyntheticOptions {
+    /// Symbols to simulate, e.g. `["AAPL", "MSFT"]`.
+    pub(crate) symbols: Vec<String>,
+    /// Opening price of every symbol.
+    #[serde(default = "default_start")]
+    pub(crate) start: f64,
+    /// Standard deviation of each tick's relative move.
+    #[serde(default = "default_volatility")]
+    pub(crate) volatility: f64,
+    /// Time between ticks.
+    #[serde(default = "secs::<1>", with = "humantime_serde")]
+    pub(crate) interval: Duration,
+}
+
+impl KindOptions for SyntheticOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::interval(&self.interval, "interval", bad);
+        if self.symbols.is_empty() {
+            bad("symbols", "`symbols` must list at least one symbol".into());
+        }
+        if !(self.start.is_finite() && self.start > 0.0) {
+            bad("start", "`start` must be a positive number".into());
+        }
+        if !(self.volatility.is_finite() && self.volatility >= 0.0) {
+            bad("volatility", "`volatility` must be zero or more".into());
+        }
+    }
+}
+
+fn default_start() -> f64 {
+    100.0
+}
+
+fn default_volatility() -> f64 {
+    0.01
 }

@@ -3,19 +3,23 @@
 use serde_json::json;
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
+use super::options::{self, secs, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext};
-use crate::config::SystemOptions;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Publishes `{"cpu_pct","mem_used_bytes","mem_total_bytes","load1","load5",
 /// "load15","uptime_s"}` every `interval`.
 #[derive(Debug, Clone)]
-pub struct SystemFeed {
+pub(super) struct SystemFeed {
     options: SystemOptions,
 }
 
 impl SystemFeed {
     /// A sampler described by `options`.
-    pub fn new(options: SystemOptions) -> Self {
+    pub(super) fn new(options: SystemOptions) -> Self {
         SystemFeed { options }
     }
 }
@@ -53,5 +57,27 @@ impl Feed for SystemFeed {
                 _ = ctx.cancelled() => return Ok(()),
             }
         }
+    }
+}
+
+/// `kind = "system"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "system",
+    check: registry::check::<SystemOptions>,
+    build: |c| Ok(Arc::new(SystemFeed::new(registry::options(c)?))),
+};
+
+/// `system`: this host's CPU, memory, load and uptime.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SystemOptions {
+    /// Time between samples.
+    #[serde(default = "secs::<2>", with = "humantime_serde")]
+    pub(crate) interval: Duration,
+}
+
+impl KindOptions for SystemOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::interval(&self.interval, "interval", bad);
     }
 }

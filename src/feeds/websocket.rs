@@ -21,8 +21,12 @@ use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::options::{self, Bad, KindOptions};
+use super::registry::{self, BuiltinKind};
 use super::{Feed, FeedContext, ItemTooLarge, Pipeline};
-use crate::config::WebSocketOptions;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Longest a connect (TCP, TLS and handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,7 +37,7 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 
 /// An upstream WebSocket subscription.
 #[derive(Debug, Clone)]
-pub struct WebSocketFeed {
+pub(super) struct WebSocketFeed {
     options: WebSocketOptions,
     pipeline: Pipeline,
     /// [`PING_EVERY`] and [`SILENCE_LIMIT`]; shorter in tests.
@@ -43,7 +47,7 @@ pub struct WebSocketFeed {
 
 impl WebSocketFeed {
     /// A subscription described by `options`.
-    pub fn new(options: WebSocketOptions) -> Self {
+    pub(super) fn new(options: WebSocketOptions) -> Self {
         let pipeline = Pipeline::new(options.extract.as_deref(), options.format);
         WebSocketFeed {
             options,
@@ -148,6 +152,40 @@ impl Feed for WebSocketFeed {
     }
 }
 
+/// `kind = "websocket"`.
+pub(crate) const KIND: BuiltinKind = BuiltinKind {
+    name: "websocket",
+    check: registry::check::<WebSocketOptions>,
+    build: |c| Ok(Arc::new(WebSocketFeed::new(registry::options(c)?))),
+};
+
+/// `websocket`: subscribes to an upstream WebSocket.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebSocketOptions {
+    /// The URL (`ws` or `wss`).
+    pub(crate) url: String,
+    /// Text messages sent after each connect (e.g. a subscribe request).
+    #[serde(default)]
+    pub(crate) send: Vec<String>,
+    /// Extra handshake headers.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    /// JSON Pointer (RFC 6901) into each message.
+    pub(crate) extract: Option<String>,
+    /// How each message is read.
+    #[serde(default)]
+    pub(crate) format: options::Format,
+}
+
+impl KindOptions for WebSocketOptions {
+    fn check(&self, bad: Bad<'_>) {
+        options::url(&self.url, &["ws", "wss"], bad);
+        options::extract(&self.extract, bad);
+        options::headers(&self.headers, bad);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -157,7 +195,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::feeds::{FeedState, Feeds, Kinds};
+    use crate::feeds::{FeedState, FeedSupervisor, Kinds};
     use crate::hub::Hub;
     use crate::metrics::Metrics;
 
@@ -192,13 +230,10 @@ mod tests {
             Ok(feed)
         });
         let text = "[[feed]]\nname = \"q\"\nkind = \"quiet-ws\"\ntopic = \"t\"\n";
-        let config = Config::from_toml(text, std::path::Path::new("t.toml"), None, &|k| {
-            k == "quiet-ws"
-        })
-        .unwrap();
+        let config = Config::parse(text, std::path::Path::new("t.toml"), None, &kinds).unwrap();
         let hub = Hub::new(0, Arc::new(Metrics::default()));
         let cancel = CancellationToken::new();
-        let feeds = Feeds::new(hub, kinds, cancel.clone(), TaskTracker::new());
+        let feeds = FeedSupervisor::new(hub, kinds, cancel.clone(), TaskTracker::new());
         feeds.apply(&config.feeds).await;
         let deadline = Duration::from_secs(10);
         tokio::time::timeout(deadline, accepted.recv())

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::{Frame, Hub, Topic, TopicState};
 use crate::protocol::{self, TopicInfo};
+use crate::sync::RwLockExt;
 use crate::topic;
 
 impl Hub {
@@ -55,17 +56,12 @@ impl Hub {
     /// is listed with `"feed_removed": true`.
     pub(crate) fn set_feeds(&self, names: impl IntoIterator<Item = String>) {
         let names: HashSet<String> = names.into_iter().collect();
-        *self.inner.feeds.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(names));
+        *self.inner.feeds.write_or_recover() = Some(Arc::new(names));
     }
 
     /// Marks the rows whose feed the config no longer names.
     pub(super) fn mark_removed_feeds(&self, rows: &mut [TopicInfo]) {
-        let feeds = self
-            .inner
-            .feeds
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let feeds = self.inner.feeds.read_or_recover().clone();
         let Some(feeds) = feeds else { return };
         for row in rows {
             row.feed_removed = row.feed.as_ref().is_some_and(|f| !feeds.contains(f));
@@ -76,7 +72,7 @@ impl Hub {
     fn delete_if(&self, name: &str, check: impl Fn(&TopicState) -> bool) -> bool {
         let mut reg = self.registry();
         let topic = {
-            let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
+            let mut topics = self.inner.topics.write_or_recover();
             let Some(topic) = topics.get(name).cloned() else {
                 return false;
             };

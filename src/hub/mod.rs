@@ -18,13 +18,20 @@
 //! updates' `ts`), capped by `[limits] max_history`; it serves resume (`since`)
 //! and [`Hub::history`] (dashboard charts).
 
+mod cluster;
 mod lifecycle;
 mod outbox;
+mod publish;
+mod read;
+mod registry;
 mod store;
 mod subscription;
 
+pub(crate) use cluster::{Originated, Relay};
 use outbox::Subscriber;
 pub(crate) use outbox::{Closing, Frame, Outbox};
+use registry::Registry;
+pub(crate) use registry::Resume;
 pub use store::StoreError;
 pub use subscription::{Subscription, Update};
 
@@ -33,12 +40,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::FeedHistory;
 use crate::metrics::Metrics;
-use crate::protocol::{self, TopicInfo};
+use crate::protocol::TopicInfo;
+use crate::sync::{MutexExt, RwLockExt};
 use crate::topic::{self, Pattern, TopicError};
 use rand::distr::{Alphanumeric, SampleString};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
@@ -55,22 +61,23 @@ pub(crate) fn now_ms() -> u64 {
 
 /// Who publishes an update: used for the `feed` column and staleness.
 #[derive(Debug, Clone, Default)]
-pub struct Source {
+pub(crate) struct Source {
     /// The feed's name; `None` for HTTP and in-process publishes.
-    pub feed: Option<Arc<str>>,
+    pub(crate) feed: Option<Arc<str>>,
     /// The feed's `stale_after`.
-    pub stale_after: Option<Duration>,
+    pub(crate) stale_after: Option<Duration>,
     /// The feed's `history`: what its topics keep instead of `[history] size`.
-    pub history: Option<crate::config::FeedHistory>,
+    pub(crate) history: Option<crate::config::FeedHistory>,
 }
 
 /// What [`Hub::publish`] assigned to an update. In cluster mode the cluster
-/// assigns the seq after `publish` returns, which then reports seq 0; use
-/// [`Hub::publish_and_wait`] for the real one.
+/// assigns the seq after `publish` returns, which then reports `seq: None`;
+/// [`Hub::publish_and_wait`] waits for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Published {
-    /// The update's seq within its topic.
-    pub seq: u64,
+    /// The update's seq within its topic; `None` when the cluster has not
+    /// assigned it yet (cluster mode, [`Hub::publish`]).
+    pub seq: Option<u64>,
     /// Its publish time, ms since the Unix epoch.
     pub ts: u64,
 }
@@ -95,8 +102,12 @@ pub enum PublishError {
         max: usize,
     },
     /// Cluster mode: NATS did not take the update.
-    #[error("the cluster did not take the update: {0}")]
-    Cluster(String),
+    #[error("the cluster did not take the update: {source}")]
+    Cluster {
+        /// NATS's own error, or why the cluster link could not try.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// `[history] sync = "always"`: the update was published but could not be
     /// committed to the history store.
     #[error("the update was published but not stored: {0}")]
@@ -130,7 +141,7 @@ pub(crate) struct Topic {
 
 impl Topic {
     fn lock(&self) -> MutexGuard<'_, TopicState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock_or_recover()
     }
 
     fn info(&self, now: u64) -> TopicInfo {
@@ -150,44 +161,6 @@ impl Topic {
         }
     }
 }
-
-/// How a subscriber joins a topic it matches.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Resume {
-    /// Last seq seen per topic, honoured only when the client's epoch is ours.
-    pub(crate) since: HashMap<String, u64>,
-}
-
-struct SubscriberEntry {
-    outbox: Arc<Outbox>,
-    patterns: Vec<Pattern>,
-    /// The topics it receives, sorted by id. A sorted `Vec`, not a map: every
-    /// connection holds one (16 topics: 128 bytes instead of ~560).
-    topics: Vec<Arc<Topic>>,
-}
-
-#[derive(Default)]
-struct Registry {
-    /// Distinct patterns and who holds them: what a new topic is matched against.
-    patterns: HashMap<Pattern, HashMap<SubscriberId, Arc<Outbox>>>,
-    subscribers: HashMap<SubscriberId, SubscriberEntry>,
-}
-
-/// An update this node originates in cluster mode, handed to the cluster to be
-/// sequenced; it reaches local subscribers when it comes back from NATS.
-pub(crate) struct Originated {
-    pub(crate) topic: Arc<str>,
-    /// The value, serialized once.
-    pub(crate) json: String,
-    /// Publish time, assigned here at the origin.
-    pub(crate) ts: u64,
-    pub(crate) source: Source,
-    /// Told the outcome, for callers that wait ([`Hub::publish_and_wait`]).
-    pub(crate) reply: Option<tokio::sync::oneshot::Sender<Result<Published, PublishError>>>,
-}
-
-/// Where a clustered hub sends the updates it originates.
-pub(crate) type Relay = Box<dyn Fn(Originated) + Send + Sync>;
 
 struct Inner {
     /// Swapped when a cluster tells its epoch (see [`Hub::set_epoch`]).
@@ -231,7 +204,8 @@ impl std::fmt::Debug for Hub {
 
 impl Hub {
     /// A hub keeping `history_size` updates per topic, with a fresh random epoch.
-    pub fn new(history_size: usize, metrics: Arc<Metrics>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(history_size: usize, metrics: Arc<Metrics>) -> Self {
         Hub::with_shutdown(history_size, metrics, CancellationToken::new())
     }
 
@@ -265,18 +239,14 @@ impl Hub {
     /// The epoch: seqs are comparable only within one epoch. A random one per
     /// process; in cluster mode, the cluster's (the same on every node).
     pub fn epoch(&self) -> Arc<str> {
-        self.inner
-            .epoch
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.epoch.read_or_recover().clone()
     }
 
     /// Adopts a cluster's epoch. When it differs from the one in force, every
     /// relayed topic starts over (its seqs belong to the old epoch); `$` topics
     /// are this node's own and keep theirs. Returns whether it changed.
     pub(crate) fn set_epoch(&self, epoch: &str) -> bool {
-        let mut current = self.inner.epoch.write().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.inner.epoch.write_or_recover();
         if &**current == epoch {
             return false;
         }
@@ -301,331 +271,32 @@ impl Hub {
         }
     }
 
-    /// Routes this hub's non-`$` publishes through `relay` (cluster mode). Set
-    /// once, before anything publishes.
-    pub(crate) fn set_relay(&self, relay: Relay) {
-        if self.inner.relay.set(relay).is_err() {
-            tracing::warn!("A hub's relay can be set only once.");
-        }
-    }
-
     /// The counters this hub reports into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
     }
 
     /// Caps how many topics this hub holds (`$` topics are always allowed).
-    pub fn set_max_topics(&self, max: usize) {
+    pub(crate) fn set_max_topics(&self, max: usize) {
         self.inner.max_topics.store(max, Ordering::Relaxed);
     }
 
     /// Caps what a feed's own `history` keeps per topic (`[limits] max_history`).
-    pub fn set_max_history(&self, max: usize) {
+    pub(crate) fn set_max_history(&self, max: usize) {
         self.inner.max_history.store(max, Ordering::Relaxed);
     }
 
     /// Changes how many updates each topic keeps (applies from the next publish).
-    pub fn set_history_size(&self, size: usize) {
+    pub(crate) fn set_history_size(&self, size: usize) {
         self.inner.history_size.store(size, Ordering::Relaxed);
     }
 
-    /// Publishes `data` to `topic` with no feed attached.
-    ///
-    /// # Errors
-    /// The topic is invalid or the data does not serialize.
-    pub fn publish<T: Serialize + ?Sized>(
-        &self,
-        topic: &str,
-        data: &T,
-    ) -> Result<Published, PublishError> {
-        self.publish_from(&Source::default(), topic, data)
-    }
-
-    /// Publishes `data` to `topic` on behalf of `source`.
-    ///
-    /// # Errors
-    /// The topic is invalid or the data does not serialize.
-    pub fn publish_from<T: Serialize + ?Sized>(
-        &self,
-        source: &Source,
-        topic: &str,
-        data: &T,
-    ) -> Result<Published, PublishError> {
-        let json = serde_json::to_string(data)?;
-        self.publish_json(source, topic, &json)
-    }
-
-    /// Publishes `data` and, in cluster mode, waits until the cluster has
-    /// sequenced it: the returned seq is the one every node delivers. Without a
-    /// cluster it is [`Hub::publish`].
-    ///
-    /// # Errors
-    /// The topic is invalid, the data does not serialize, or (cluster mode) NATS
-    /// did not take the update in time.
-    pub async fn publish_and_wait<T: Serialize + ?Sized>(
-        &self,
-        topic: &str,
-        data: &T,
-    ) -> Result<Published, PublishError> {
-        let json = serde_json::to_string(data)?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.relay_out(&Source::default(), topic, &json, Some(tx))? {
-            None => {
-                let published = self.publish_json(&Source::default(), topic, &json)?;
-                match self.inner.persist.get().filter(|p| p.always()) {
-                    Some(p) if !p.flushed().await => Err(PublishError::NotStored(
-                        "the history store could not commit it (see the server log)".into(),
-                    )),
-                    _ => Ok(published),
-                }
-            }
-            Some(_) => rx
-                .await
-                .unwrap_or_else(|_| Err(PublishError::Cluster("the cluster link stopped".into()))),
-        }
-    }
-
-    /// Cluster mode: hands a non-`$` update to the cluster, stamped with its ts,
-    /// and returns that ts; `None` when the update is this hub's to deliver.
-    fn relay_out(
-        &self,
-        source: &Source,
-        name: &str,
-        json: &str,
-        reply: Option<tokio::sync::oneshot::Sender<Result<Published, PublishError>>>,
-    ) -> Result<Option<u64>, TopicError> {
-        let Some(relay) = self.inner.relay.get().filter(|_| !topic::is_system(name)) else {
-            return Ok(None);
-        };
-        topic::validate_topic(name)?;
-        let ts = now_ms();
-        relay(Originated {
-            topic: name.into(),
-            json: json.to_string(),
-            ts,
-            source: source.clone(),
-            reply,
-        });
-        Ok(Some(ts))
-    }
-
-    /// Publishes already-serialized JSON. `json` must be one valid JSON value.
-    ///
-    /// In cluster mode a non-`$` update is handed to the cluster, which assigns
-    /// its seq; the returned seq is then 0 (see [`Hub::publish_and_wait`]).
-    pub(crate) fn publish_json(
-        &self,
-        source: &Source,
-        name: &str,
-        json: &str,
-    ) -> Result<Published, PublishError> {
-        if let Some(ts) = self.relay_out(source, name, json, None)? {
-            return Ok(Published { seq: 0, ts });
-        }
-        let topic = self.topic(name)?;
-        let mut st = topic.lock();
-        st.seq += 1;
-        st.ts = now_ms();
-        let frame = protocol::encode_update(&topic.name, st.seq, st.ts, json);
-        self.deliver(&topic, &mut st, frame, source);
-        if let Some(persist) = self.inner.persist.get() {
-            persist.mark(&topic);
-        }
-        Ok(Published {
-            seq: st.seq,
-            ts: st.ts,
-        })
-    }
-
-    /// Takes an update sequenced elsewhere (cluster mode): its seq, ts and wire
-    /// frame are the origin's and are kept as they are. An update at or below the
-    /// topic's seq was seen already and is skipped. Returns whether it was new.
-    pub(crate) fn insert_relayed(
-        &self,
-        name: &str,
-        seq: u64,
-        ts: u64,
-        frame: Utf8Bytes,
-        source: &Source,
-    ) -> Result<bool, PublishError> {
-        let topic = self.topic(name)?;
-        let mut st = topic.lock();
-        if seq <= st.seq {
-            return Ok(false);
-        }
-        st.seq = seq;
-        st.ts = ts;
-        self.deliver(&topic, &mut st, frame, source);
-        Ok(true)
-    }
-
-    /// The second half of a publish, once seq and ts are set: keeps the frame as
-    /// the snapshot and in history, and pushes it to every subscriber.
-    fn deliver(&self, topic: &Topic, st: &mut TopicState, frame: Utf8Bytes, source: &Source) {
-        let max = self.inner.max_history.load(Ordering::Relaxed);
-        let (count, age) = match source.history {
-            None => (self.inner.history_size.load(Ordering::Relaxed), None),
-            Some(FeedHistory::Count(n)) => (n.min(max), None),
-            Some(FeedHistory::Age(d)) => (max, Some(d.as_millis() as u64)),
-        };
-        if count > 0 {
-            while st.history.len() >= count {
-                st.history.pop_front();
-            }
-            let (seq, ts) = (st.seq, st.ts);
-            st.history.push_back((seq, ts, frame.clone()));
-            if let Some(age) = age {
-                let cutoff = ts.saturating_sub(age);
-                while st.history.front().is_some_and(|(_, t, _)| *t < cutoff) {
-                    st.history.pop_front();
-                }
-            }
-        } else {
-            st.history.clear();
-        }
-        for outbox in &st.subscribers {
-            outbox.push(Frame {
-                topic: topic.id,
-                text: frame.clone(),
-            });
-        }
-        st.latest = Some(frame);
-        if source.feed.is_some() || st.source.feed.is_none() {
-            st.source = source.clone();
-        }
-        self.inner
-            .metrics
-            .updates_published
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The topic named `name`, created (and matched against every pattern) if new.
-    fn topic(&self, name: &str) -> Result<Arc<Topic>, PublishError> {
-        if let Some(t) = self.read_topics().get(name) {
-            return Ok(t.clone());
-        }
-        topic::validate_topic(name)?;
-        let mut reg = self.registry();
-        let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = topics.get(name) {
-            return Ok(t.clone());
-        }
-        if !topic::is_system(name) {
-            let max = self.inner.max_topics.load(Ordering::Relaxed);
-            if self.inner.user_topics.load(Ordering::Relaxed) >= max {
-                return Err(PublishError::TooManyTopics {
-                    topic: name.to_string(),
-                    max,
-                });
-            }
-            // Under the topic map's write lock: no other creation races this.
-            self.inner.user_topics.fetch_add(1, Ordering::Relaxed);
-        }
-        let name: Arc<str> = name.into();
-        let topic = Arc::new(Topic {
-            id: self.inner.next_topic.fetch_add(1, Ordering::Relaxed),
-            name: name.clone(),
-            state: Mutex::new(TopicState {
-                seq: 0,
-                ts: 0,
-                latest: None,
-                history: VecDeque::new(),
-                subscribers: HashSet::new(),
-                source: Source::default(),
-            }),
-            dirty: AtomicBool::new(false),
-            persisted: AtomicU64::new(0),
-            deleted: AtomicBool::new(false),
-        });
-        topics.insert(name, topic.clone());
-        drop(topics);
-        let reg = &mut *reg;
-        let mut st = topic.lock();
-        for (pattern, holders) in &reg.patterns {
-            if pattern.matches(&topic.name) {
-                for (id, outbox) in holders {
-                    st.subscribers.insert(Subscriber(outbox.clone()));
-                    if let Some(entry) = reg.subscribers.get_mut(id) {
-                        // The newest topic has the highest id: pushing keeps
-                        // the order; a second matching pattern finds it last.
-                        if entry.topics.last().map(|t| t.id) != Some(topic.id) {
-                            entry.topics.push(topic.clone());
-                        }
-                    }
-                }
-            }
-        }
-        drop(st);
-        Ok(topic)
-    }
-
     fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
-        self.inner.topics.read().unwrap_or_else(|p| p.into_inner())
+        self.inner.topics.read_or_recover()
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.inner
-            .registry
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The latest update of `topic` as its wire frame (the JSON text a client
-    /// receives), if it has one. See [`Hub::latest`] for a typed value.
-    pub fn snapshot(&self, topic: &str) -> Option<String> {
-        self.latest_frame(topic).map(|f| f.as_str().to_string())
-    }
-
-    /// The seq of `topic`'s latest update, if it has one.
-    pub(crate) fn seq_of(&self, topic: &str) -> Option<u64> {
-        let t = self.read_topics().get(topic)?.clone();
-        let seq = t.lock().seq;
-        (seq > 0).then_some(seq)
-    }
-
-    /// The latest frame of `topic` (a cheap handle clone), if it has one.
-    fn latest_frame(&self, topic: &str) -> Option<Utf8Bytes> {
-        let t = self.read_topics().get(topic)?.clone();
-        let latest = t.lock().latest.clone();
-        latest
-    }
-
-    /// The last `limit` updates of `topic` kept in its history ring (at most
-    /// `[history] size`), oldest first, as wire frames; just the latest when no
-    /// history is kept. `None` when the topic has no update.
-    pub fn history(&self, topic: &str, limit: usize) -> Option<Vec<String>> {
-        let t = self.read_topics().get(topic)?.clone();
-        let st = t.lock();
-        let latest = st.latest.as_ref()?;
-        if st.history.is_empty() {
-            return Some(vec![latest.as_str().to_string()]);
-        }
-        let skip = st.history.len().saturating_sub(limit);
-        Some(
-            st.history
-                .iter()
-                .skip(skip)
-                .map(|(_, _, f)| f.as_str().to_string())
-                .collect(),
-        )
-    }
-
-    /// The latest update of `topic`, if it has one.
-    pub fn latest(&self, topic: &str) -> Option<Update> {
-        self.latest_frame(topic)
-            .and_then(|f| Update::from_frame(f.as_str()))
-    }
-
-    /// The latest value of `topic` as your own type; `Ok(None)` when the topic
-    /// has no update yet.
-    ///
-    /// # Errors
-    /// The value does not have `T`'s shape.
-    pub fn latest_as<T: DeserializeOwned>(
-        &self,
-        topic: &str,
-    ) -> Result<Option<T>, serde_json::Error> {
-        self.latest(topic).map(|u| u.data_as()).transpose()
+        self.inner.registry.lock_or_recover()
     }
 
     /// Subscribes from your own code: a [`Stream`](futures_util::Stream) of the
@@ -659,442 +330,7 @@ impl Hub {
     pub(crate) fn closed_token(&self) -> CancellationToken {
         self.inner.closed.clone()
     }
-
-    /// Every topic with its seq, ts, feed and staleness, sorted by name.
-    pub fn topics(&self) -> Vec<TopicInfo> {
-        self.topics_where(|_| true)
-    }
-
-    /// The topics whose name passes `keep` (e.g. a grant), as [`Hub::topics`].
-    /// The topic map's read lock is held only to copy the handles that pass;
-    /// each row is built and the list sorted after it is released.
-    pub(crate) fn topics_where(&self, keep: impl Fn(&str) -> bool) -> Vec<TopicInfo> {
-        let topics: Vec<Arc<Topic>> = self
-            .read_topics()
-            .iter()
-            .filter(|(name, _)| keep(name))
-            .map(|(_, t)| t.clone())
-            .collect();
-        let now = now_ms();
-        let mut out: Vec<TopicInfo> = topics.iter().map(|t| t.info(now)).collect();
-        out.sort_by(|a, b| a.topic.cmp(&b.topic));
-        self.mark_removed_feeds(&mut out);
-        out
-    }
-
-    /// Registers a subscriber with its outbox; it holds no pattern yet.
-    pub(crate) fn add_subscriber(&self, outbox: Arc<Outbox>) -> SubscriberId {
-        let id = self.inner.next_subscriber.fetch_add(1, Ordering::Relaxed);
-        self.registry().subscribers.insert(
-            id,
-            SubscriberEntry {
-                outbox,
-                patterns: Vec::new(),
-                topics: Vec::new(),
-            },
-        );
-        id
-    }
-
-    /// The patterns `id` holds.
-    pub(crate) fn patterns_of(&self, id: SubscriberId) -> Vec<Pattern> {
-        let reg = self.registry();
-        reg.subscribers
-            .get(&id)
-            .map_or_else(Vec::new, |e| e.patterns.clone())
-    }
-
-    /// How many distinct patterns `id` holds, and how many of `patterns`
-    /// (distinct) it does not hold yet.
-    pub(crate) fn pattern_counts(&self, id: SubscriberId, patterns: &[Pattern]) -> (usize, usize) {
-        let reg = self.registry();
-        let held: &[Pattern] = reg.subscribers.get(&id).map_or(&[], |e| &e.patterns);
-        let fresh: std::collections::HashSet<&Pattern> =
-            patterns.iter().filter(|p| !held.contains(p)).collect();
-        (held.len(), fresh.len())
-    }
-
-    /// Adds patterns to a subscriber. For every existing topic that a new pattern
-    /// matches and the subscriber did not already receive, queues its snapshot (or,
-    /// with a valid resume point, the retained updates after it), then delivers
-    /// live updates from there on. Returns how many patterns were new.
-    pub(crate) fn add_patterns(
-        &self,
-        id: SubscriberId,
-        patterns: &[Pattern],
-        resume: &Resume,
-    ) -> usize {
-        // Matching a wildcard against every topic is the costly part: it runs
-        // on the topic map alone (its read lock, which publishing to existing
-        // topics shares), before the registry lock is taken. Under that lock
-        // only the topics created meanwhile (ids from `seen_below` on) are
-        // matched; a topic created after it finds the pattern registered.
-        let wildcards: Vec<&Pattern> = patterns.iter().filter(|p| !p.is_literal()).collect();
-        let (early, seen_below) = if wildcards.is_empty() {
-            (Vec::new(), 0)
-        } else {
-            let topics = self.read_topics();
-            let seen_below = self.inner.next_topic.load(Ordering::Relaxed);
-            let early: Vec<Arc<Topic>> = topics
-                .values()
-                .filter(|t| wildcards.iter().any(|p| p.matches(&t.name)))
-                .cloned()
-                .collect();
-            (early, seen_below)
-        };
-        let mut reg = self.registry();
-        let reg = &mut *reg;
-        let Some(entry) = reg.subscribers.get_mut(&id) else {
-            return 0;
-        };
-        let fresh: Vec<Pattern> = patterns
-            .iter()
-            .filter(|p| !entry.patterns.contains(p))
-            .cloned()
-            .fold(Vec::new(), |mut acc, p| {
-                if !acc.contains(&p) {
-                    acc.push(p);
-                }
-                acc
-            });
-        for p in &fresh {
-            entry.patterns.push(p.clone());
-            reg.patterns
-                .entry(p.clone())
-                .or_default()
-                .insert(id, entry.outbox.clone());
-        }
-        let matching: Vec<Arc<Topic>> = {
-            let topics = self.read_topics();
-            let mut found = Vec::new();
-            for p in fresh.iter().filter(|p| p.is_literal()) {
-                found.extend(topics.get(p.as_str()).cloned());
-            }
-            let wild: Vec<&Pattern> = fresh.iter().filter(|p| !p.is_literal()).collect();
-            if !wild.is_empty() {
-                let matches = |t: &Arc<Topic>| wild.iter().any(|p| p.matches(&t.name));
-                found.extend(early.into_iter().filter(|t| matches(t)));
-                // Integer comparisons only, but for the topics created since.
-                found.extend(
-                    topics
-                        .values()
-                        .filter(|t| t.id >= seen_below && matches(t))
-                        .cloned(),
-                );
-            }
-            found
-        };
-        let held = entry.topics.len();
-        let mut joined = HashSet::new();
-        for t in matching {
-            let known = entry.topics[..held]
-                .binary_search_by_key(&t.id, |x| x.id)
-                .is_ok();
-            if known || !joined.insert(t.id) {
-                continue;
-            }
-            let mut st = t.lock();
-            join(
-                &t,
-                &mut st,
-                &entry.outbox,
-                resume.since.get(&*t.name).copied(),
-                self.inner.relay.get().is_none(),
-            );
-            drop(st);
-            entry.topics.push(t);
-        }
-        if entry.topics.len() > held {
-            entry.topics.sort_unstable_by_key(|t| t.id);
-            entry.topics.shrink_to_fit();
-        }
-        self.inner
-            .metrics
-            .subscriptions
-            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
-        fresh.len()
-    }
-
-    /// Removes patterns from a subscriber; it leaves every topic that no pattern it
-    /// still holds matches. Returns the patterns it did not hold (a topic that
-    /// only a wildcard covers is not a held pattern: nothing changes for it).
-    pub(crate) fn unsubscribe(&self, id: SubscriberId, patterns: &[Pattern]) -> Vec<Pattern> {
-        let mut reg = self.registry();
-        let reg = &mut *reg;
-        let Some(entry) = reg.subscribers.get_mut(&id) else {
-            return patterns.to_vec();
-        };
-        let not_held: Vec<Pattern> = patterns
-            .iter()
-            .filter(|p| !entry.patterns.contains(p))
-            .cloned()
-            .collect();
-        let before = entry.patterns.len();
-        entry.patterns.retain(|p| !patterns.contains(p));
-        let removed = before - entry.patterns.len();
-        for p in patterns {
-            forget_pattern(&mut reg.patterns, p, id);
-        }
-        let remaining = &entry.patterns;
-        let me = Subscriber(entry.outbox.clone());
-        entry.topics.retain(|t| {
-            let keep = remaining.iter().any(|p| p.matches(&t.name));
-            if !keep {
-                t.lock().subscribers.remove(&me);
-            }
-            keep
-        });
-        self.inner
-            .metrics
-            .subscriptions
-            .fetch_sub(removed as u64, Ordering::Relaxed);
-        not_held
-    }
-
-    /// Forgets a subscriber entirely (its connection ended).
-    pub(crate) fn remove_subscriber(&self, id: SubscriberId) {
-        let mut reg = self.registry();
-        let Some(entry) = reg.subscribers.remove(&id) else {
-            return;
-        };
-        for p in &entry.patterns {
-            forget_pattern(&mut reg.patterns, p, id);
-        }
-        let me = Subscriber(entry.outbox);
-        for t in &entry.topics {
-            t.lock().subscribers.remove(&me);
-        }
-        self.inner
-            .metrics
-            .subscriptions
-            .fetch_sub(entry.patterns.len() as u64, Ordering::Relaxed);
-    }
-}
-
-fn forget_pattern(
-    patterns: &mut HashMap<Pattern, HashMap<SubscriberId, Arc<Outbox>>>,
-    p: &Pattern,
-    id: SubscriberId,
-) {
-    if let Some(holders) = patterns.get_mut(p) {
-        holders.remove(&id);
-        if holders.is_empty() {
-            patterns.remove(p);
-        }
-    }
-}
-
-/// Adds a subscriber to a locked topic and queues what it must see first.
-///
-/// `ahead_restarts`: a `since` past the topic's seq means the topic started
-/// over (it was deleted and published again, or a crash lost the tail of a
-/// durable store's last interval), so the client gets the snapshot. Not in
-/// cluster mode, where a node may simply lag behind the one the client left.
-fn join(
-    t: &Topic,
-    st: &mut TopicState,
-    outbox: &Arc<Outbox>,
-    since: Option<u64>,
-    ahead_restarts: bool,
-) {
-    st.subscribers.insert(Subscriber(outbox.clone()));
-    let Some(latest) = &st.latest else {
-        return; // no update yet: the first one arrives live
-    };
-    match since {
-        Some(since) if since == st.seq || (since > st.seq && !ahead_restarts) => {} // up to date
-        Some(since)
-            if since < st.seq
-                && st
-                    .history
-                    .front()
-                    .is_some_and(|(first, _, _)| *first <= since + 1) =>
-        {
-            for (seq, _, frame) in &st.history {
-                if *seq > since {
-                    outbox.push(Frame {
-                        topic: t.id,
-                        text: frame.clone(),
-                    });
-                }
-            }
-        }
-        _ => outbox.push(Frame {
-            topic: t.id,
-            text: protocol::snapshot_of(latest.as_str()),
-        }),
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::{json, Value};
-
-    fn drain(outbox: &Outbox) -> Vec<Value> {
-        let mut out = Vec::new();
-        outbox.take(&mut out);
-        out.iter()
-            .map(|t| serde_json::from_str(t.as_str()).unwrap())
-            .collect()
-    }
-
-    fn hub_with_sub(history: usize) -> (Hub, Arc<Outbox>, SubscriberId) {
-        let hub = Hub::new(history, Arc::default());
-        let outbox = Arc::new(Outbox::new(1024, hub.metrics().clone()));
-        let id = hub.add_subscriber(outbox.clone());
-        (hub, outbox, id)
-    }
-
-    #[test]
-    fn snapshot_then_live_and_no_duplicates_across_patterns() {
-        let (hub, outbox, id) = hub_with_sub(10);
-        hub.publish("stocks.AAPL", &json!({"p": 1})).unwrap();
-        let pats = [
-            Pattern::parse("stocks.*").unwrap(),
-            Pattern::parse("stocks.AAPL").unwrap(),
-        ];
-        assert_eq!(hub.add_patterns(id, &pats, &Resume::default()), 2);
-        hub.publish("stocks.AAPL", &json!({"p": 2})).unwrap();
-        let got = drain(&outbox);
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0]["snapshot"], json!(true));
-        assert_eq!(got[0]["seq"], json!(1));
-        assert_eq!(got[1]["seq"], json!(2));
-        assert!(got[1].get("snapshot").is_none());
-    }
-
-    /// Relayed frames keep the origin's seq, ts and bytes; one at or below the
-    /// topic's seq is skipped; a new epoch starts relayed topics over.
-    #[test]
-    fn relayed_updates_keep_origin_seq_and_skip_repeats() {
-        let (hub, outbox, id) = hub_with_sub(10);
-        hub.add_patterns(id, &[Pattern::parse("a.*").unwrap()], &Resume::default());
-        let frame = protocol::encode_update("a.b", 7, 1234, "{\"v\":1}");
-        let src = Source::default();
-        assert!(hub
-            .insert_relayed("a.b", 7, 1234, frame.clone(), &src)
-            .unwrap());
-        assert!(!hub
-            .insert_relayed("a.b", 7, 1234, frame.clone(), &src)
-            .unwrap());
-        assert!(!hub
-            .insert_relayed("a.b", 6, 1, frame.clone(), &src)
-            .unwrap());
-        let got = drain(&outbox);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0]["seq"], json!(7));
-        assert_eq!(got[0]["ts"], json!(1234));
-        assert_eq!(hub.snapshot("a.b").unwrap(), frame.as_str());
-
-        hub.publish("$sys.x", &json!(1)).unwrap();
-        assert!(hub.set_epoch("cluster-1"));
-        assert!(!hub.set_epoch("cluster-1"));
-        assert_eq!(&*hub.epoch(), "cluster-1");
-        assert!(hub.snapshot("a.b").is_none(), "relayed topics start over");
-        assert!(
-            hub.snapshot("$sys.x").is_some(),
-            "$ topics are this node's own"
-        );
-        assert!(hub.insert_relayed("a.b", 1, 5, frame, &src).unwrap());
-    }
-
-    #[test]
-    fn new_topics_reach_matching_wildcards_from_their_first_update() {
-        let (hub, outbox, id) = hub_with_sub(10);
-        hub.add_patterns(id, &[Pattern::parse("host.>").unwrap()], &Resume::default());
-        hub.publish("host.cpu", &json!(1)).unwrap();
-        hub.publish("other.cpu", &json!(1)).unwrap();
-        let got = drain(&outbox);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0]["topic"], json!("host.cpu"));
-        assert_eq!(got[0]["seq"], json!(1));
-    }
-
-    #[test]
-    fn a_feeds_history_by_count_or_age_replaces_the_global_size() {
-        let hub = Hub::new(2, Arc::default());
-        hub.set_max_history(50);
-        let count = Source {
-            history: Some(FeedHistory::Count(10)),
-            ..Source::default()
-        };
-        for i in 0..20 {
-            hub.publish_from(&count, "c.x", &json!(i)).unwrap();
-        }
-        assert_eq!(hub.history("c.x", 1000).unwrap().len(), 10);
-        let capped = Source {
-            history: Some(FeedHistory::Count(500)),
-            ..Source::default()
-        };
-        for i in 0..80 {
-            hub.publish_from(&capped, "m.x", &json!(i)).unwrap();
-        }
-        assert_eq!(
-            hub.history("m.x", 1000).unwrap().len(),
-            50,
-            "max_history caps it"
-        );
-        let age = Source {
-            history: Some(FeedHistory::Age(Duration::from_secs(10))),
-            ..Source::default()
-        };
-        // One update per second of publish time: 10 s keep 11 (the bounds included).
-        for i in 1..=30u64 {
-            let frame = Utf8Bytes::from(format!(
-                r#"{{"type":"update","topic":"a.x","seq":{i},"ts":{},"data":{i}}}"#,
-                i * 1000
-            ));
-            hub.insert_relayed("a.x", i, i * 1000, frame, &age).unwrap();
-        }
-        let kept = hub.history("a.x", 1000).unwrap();
-        assert_eq!(kept.len(), 11, "{kept:?}");
-        assert!(kept[0].contains(r#""seq":20"#), "{}", kept[0]);
-        for i in 0..5 {
-            hub.publish("g.x", &json!(i)).unwrap();
-        }
-        assert_eq!(hub.history("g.x", 1000).unwrap().len(), 2, "[history] size");
-    }
-
-    #[test]
-    fn resume_replays_history_or_falls_back_to_snapshot() {
-        let (hub, outbox, id) = hub_with_sub(3);
-        for i in 1..=5 {
-            hub.publish("a.b", &json!(i)).unwrap();
-        }
-        let p = [Pattern::parse("a.b").unwrap()];
-        let resume = Resume {
-            since: HashMap::from([("a.b".to_string(), 3)]),
-        };
-        hub.add_patterns(id, &p, &resume);
-        let seqs: Vec<Value> = drain(&outbox).iter().map(|v| v["seq"].clone()).collect();
-        assert_eq!(seqs, [json!(4), json!(5)]);
-        hub.unsubscribe(id, &p);
-        let resume = Resume {
-            since: HashMap::from([("a.b".to_string(), 1)]),
-        };
-        hub.add_patterns(id, &p, &resume);
-        let got = drain(&outbox);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0]["snapshot"], json!(true));
-        assert_eq!(got[0]["seq"], json!(5));
-    }
-
-    #[test]
-    fn unsubscribe_keeps_topics_other_patterns_match() {
-        let (hub, outbox, id) = hub_with_sub(0);
-        hub.publish("a.b", &json!(0)).unwrap();
-        let star = Pattern::parse("a.*").unwrap();
-        let lit = Pattern::parse("a.b").unwrap();
-        hub.add_patterns(id, &[star.clone(), lit.clone()], &Resume::default());
-        drain(&outbox);
-        hub.unsubscribe(id, &[star]);
-        hub.publish("a.b", &json!(1)).unwrap();
-        assert_eq!(drain(&outbox).len(), 1);
-        hub.unsubscribe(id, &[lit]);
-        hub.publish("a.b", &json!(2)).unwrap();
-        assert!(drain(&outbox).is_empty());
-        assert_eq!(hub.metrics().subscriptions.load(Ordering::Relaxed), 0);
-        assert_eq!(hub.latest("a.b").map(Update::into_data), Some(json!(2)));
-    }
-}
+mod tests;

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::metrics::Metrics;
+use crate::sync::MutexExt;
 
 /// Replies (acks, errors, pongs) buffered before the reader stops reading.
 pub(crate) const CONTROL_CAP: usize = 64;
@@ -162,7 +163,7 @@ impl Outbox {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the queues inconsistent
         // (every operation is a single push or take), so poisoning is ignored.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock_or_recover()
     }
 
     /// Queues an update; never blocks. Conflates by topic past `cap` frames.

@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::Topic;
+use crate::sync::MutexExt;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 /// name -> (seq, ts, latest frame, feed name or "").
@@ -268,7 +269,7 @@ impl Persist {
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        self.pending.lock_or_recover()
     }
 
     /// A publish changed `topic`: queue it for the next commit (once).
@@ -430,7 +431,7 @@ impl super::Hub {
         let stored = store.load(history_size)?;
         let count = stored.len();
         for s in stored {
-            let topic = match self.topic(&s.name) {
+            let topic = match self.topic_or_insert(&s.name) {
                 Ok(t) => t,
                 Err(e) => {
                     warn!(topic = %s.name, error = %e, "A stored topic is not restored.");
@@ -476,56 +477,4 @@ fn frame_ts(frame: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hub::Hub;
-    use redb::ReadableTableMetadata;
-    use serde_json::json;
-
-    /// Commits what `persist` holds, as the writer does.
-    fn commit(store: &Store, persist: &Persist) {
-        let (changes, _, _) = persist.take();
-        store.commit(&changes).unwrap();
-    }
-
-    /// What is stored is trimmed to the history ring (the first commit and
-    /// the ones after it), a deletion removes a topic and its history, and the
-    /// epoch is kept: a reopened store gives back exactly the ring.
-    #[test]
-    fn commits_keep_the_ring_and_deletions_and_the_epoch() {
-        let dir = tempfile::tempdir().unwrap();
-        let hub = Hub::new(3, Arc::default());
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.epoch_or("e1").unwrap(), "e1");
-        let persist = Arc::new(Persist::new(false));
-        assert!(hub.inner.persist.set(persist.clone()).is_ok());
-        for i in 1..=5 {
-            hub.publish("a.b", &json!(i)).unwrap();
-        }
-        hub.publish("a.gone", &json!(0)).unwrap();
-        commit(&store, &persist);
-        for i in 6..=8 {
-            hub.publish("a.b", &json!(i)).unwrap();
-        }
-        assert!(hub.delete_topic("a.gone"));
-        commit(&store, &persist);
-        drop(store);
-
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.epoch_or("e2").unwrap(), "e1", "the first epoch stays");
-        let topics = store.load(3).unwrap();
-        assert_eq!(topics.len(), 1, "{topics:?}");
-        let t = &topics[0];
-        assert_eq!((t.name.as_str(), t.seq), ("a.b", 8));
-        let seqs: Vec<u64> = t.history.iter().map(|(s, _)| *s).collect();
-        assert_eq!(seqs, [6, 7, 8]);
-        assert_eq!(t.latest, t.history[2].1);
-        let txn = store.db.begin_read().unwrap();
-        let history = txn.open_table(HISTORY).unwrap();
-        assert_eq!(
-            history.len().unwrap(),
-            3,
-            "older entries are deleted, not only skipped"
-        );
-    }
-}
+mod tests;

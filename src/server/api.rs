@@ -9,16 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use super::ApiError;
 use crate::auth::{self, Grant};
 use crate::hub::PublishError;
-use crate::ticker::{Settings, Shared};
+use crate::state::{ApiError, AppState, Settings};
 use crate::topic;
 
 /// `GET /api/topics[?pattern=P]`: the topics this request's token may read
 /// (only those `P` matches, when given; 400 for a bad pattern).
 pub(super) async fn list_topics(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
     Query(query): Query<TopicsQuery>,
 ) -> Response {
@@ -45,7 +44,7 @@ pub(super) struct TopicsQuery {
 /// exists, so the answer says nothing about it), 404 when it has no update, 400
 /// for a pattern (`stocks.*`), with a pointer to `?pattern=`.
 pub(super) async fn get_topic(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
     Path(name): Path<String>,
 ) -> Response {
@@ -59,7 +58,7 @@ pub(super) async fn get_topic(
     if !grant.may_read(&name) {
         return ApiError::Forbidden("this token may not read that topic").into_response();
     }
-    match shared.hub.snapshot(&name) {
+    match shared.hub.latest_frame(&name) {
         Some(frame) => ([(header::CONTENT_TYPE, "application/json")], frame).into_response(),
         None => ApiError::NotFound("no such topic").into_response(),
     }
@@ -79,7 +78,7 @@ const MAX_HISTORY_LIMIT: usize = 10_000;
 /// each as on the wire (with `seq` and `ts`). 403 outside the grant, 404 when
 /// the topic has no update.
 pub(super) async fn topic_history(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
     Path(name): Path<String>,
     Query(q): Query<HistoryQuery>,
@@ -108,10 +107,10 @@ pub(super) async fn topic_history(
 
 /// `GET /api/feeds`: needs read access to `$sys.feeds`, which carries the same.
 pub(super) async fn list_feeds(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
 ) -> Response {
-    if !grant.may_read("$sys.feeds") {
+    if !grant.may_read(crate::feeds::FEEDS_TOPIC) {
         return ApiError::Forbidden("this token may not read $sys.feeds").into_response();
     }
     Json(shared.feeds.statuses().await).into_response()
@@ -128,13 +127,9 @@ pub(super) fn check_publish_token(
             "publishing is not enabled (set server.publish_token)",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(auth::bearer)
-        .ok_or(ApiError::Unauthorized(
-            "Authorization: Bearer <publish_token> is required",
-        ))?;
+    let presented = auth::bearer_of(headers).ok_or(ApiError::Unauthorized(
+        "Authorization: Bearer <publish_token> is required",
+    ))?;
     if !auth::token_matches(presented, expected) {
         return Err(ApiError::Forbidden("wrong publish token"));
     }
@@ -145,7 +140,7 @@ pub(super) fn check_publish_token(
 /// topic was deleted (its subscribers get `gone`), 404 when there is none, 400
 /// in cluster mode (topics there live in the cluster's stream).
 pub(super) async fn delete_topic(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -172,7 +167,7 @@ pub(super) async fn delete_topic(
 /// refused at once, a body that grows past it when it is reached) and a
 /// deadline.
 pub(super) async fn publish(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -194,7 +189,7 @@ pub(super) async fn publish(
         .publish_and_wait(&name, &value)
         .await
         .map_err(|e| match e {
-            PublishError::Cluster(_) => {
+            PublishError::Cluster { .. } => {
                 ApiError::Unavailable("the cluster did not take the update")
             }
             e @ PublishError::TooManyTopics { .. } => ApiError::Full(e.to_string()),
@@ -234,7 +229,7 @@ pub(super) async fn read_body(
     }
 }
 
-pub(super) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+pub(super) async fn metrics(State(shared): State<Arc<AppState>>) -> Response {
     let mut out = String::with_capacity(4096);
     shared.metrics.render(&mut out);
     crate::feeds::render_metrics(&shared.feeds.statuses().await, &mut out);

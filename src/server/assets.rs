@@ -17,15 +17,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
-use super::ApiError;
-use crate::ticker::Shared;
+use crate::state::{ApiError, AppState};
 
 #[derive(RustEmbed)]
 #[folder = "web/"]
 struct Assets;
 
 /// `GET /`: the list of dashboards when any is defined, else the automatic page.
-pub(super) async fn home(State(shared): State<Arc<Shared>>) -> Response {
+pub(super) async fn home(State(shared): State<Arc<AppState>>) -> Response {
     let settings = shared.settings();
     if settings.dashboards.is_empty() {
         return index(State(shared)).await;
@@ -52,13 +51,16 @@ pub(super) async fn home(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// `GET /auto` (and `/` without dashboards): the automatic page of every topic.
-pub(super) async fn index(State(shared): State<Arc<Shared>>) -> Response {
+pub(super) async fn index(State(shared): State<Arc<AppState>>) -> Response {
     let title = shared.settings().dashboard.title.clone();
     page(&shared, "index.html", &[("title", &title)], &[]).await
 }
 
 /// `GET /d/{name}`: one dashboard; 404 for a name no file defines.
-pub(super) async fn board(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+pub(super) async fn board(
+    State(shared): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Response {
     let settings = shared.settings();
     let Some(d) = settings.dashboards.get(&name) else {
         if !settings.dashboard.enabled {
@@ -78,7 +80,7 @@ pub(super) async fn board(State(shared): State<Arc<Shared>>, Path(name): Path<St
 /// An HTML template of `web/` with `{{key}}`s replaced (HTML-escaped, except
 /// the keys in `raw`, which the caller escaped); 404 while the dashboard is
 /// disabled.
-async fn page(shared: &Shared, file: &str, vars: &[(&str, &str)], raw: &[&str]) -> Response {
+async fn page(shared: &AppState, file: &str, vars: &[(&str, &str)], raw: &[&str]) -> Response {
     if !shared.settings().dashboard.enabled {
         return ApiError::NotFound("the dashboard is disabled").into_response();
     }
@@ -105,7 +107,7 @@ async fn page(shared: &Shared, file: &str, vars: &[(&str, &str)], raw: &[&str]) 
 }
 
 pub(super) async fn file(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -147,7 +149,7 @@ pub(super) async fn file(
 }
 
 /// The asset's bytes and ETag, from `web_dir` when set, else embedded.
-async fn load(shared: &Shared, path: &str) -> Option<(Cow<'static, [u8]>, String)> {
+async fn load(shared: &AppState, path: &str) -> Option<(Cow<'static, [u8]>, String)> {
     if path.split('/').any(|seg| seg == ".." || seg.is_empty()) {
         return None;
     }

@@ -14,10 +14,10 @@ use axum::Json;
 use super::api::{check_publish_token, read_body};
 use super::ApiError;
 use crate::publish;
-use crate::ticker::Shared;
+use crate::state::AppState;
 
 pub(super) async fn publish_many(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();

@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 use tracing::{debug, warn};
 
-use crate::ticker::Shared;
+use crate::state::AppState;
 
 /// How long open HTTP connections get to finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(3);
@@ -48,7 +48,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Never at present: accept errors are logged and retried. The `Result` keeps
 /// room for failures that must end serving.
 pub(crate) async fn serve(
-    shared: Arc<Shared>,
+    shared: Arc<AppState>,
     app: Router,
     listener: TcpListener,
 ) -> std::io::Result<()> {
@@ -124,12 +124,12 @@ fn refuse(stream: tokio::net::TcpStream) {
 
 /// One HTTP connection counted against its address's cap while it lives.
 struct HttpSlot {
-    shared: Arc<Shared>,
+    shared: Arc<AppState>,
     ip: std::net::IpAddr,
 }
 
 impl HttpSlot {
-    fn acquire(shared: &Arc<Shared>, peer: SocketAddr, max: usize) -> Option<Self> {
+    fn acquire(shared: &Arc<AppState>, peer: SocketAddr, max: usize) -> Option<Self> {
         if !shared.http_peers.try_add(peer.ip(), max) {
             shared
                 .metrics

@@ -9,12 +9,8 @@ mod assets;
 mod bulk;
 mod listener;
 mod sse;
-mod upgrade;
-mod ws;
 
 pub(crate) use listener::serve;
-pub(crate) use upgrade::{Outgoing, Socket, BATCH_LIMIT};
-pub(crate) use ws::PeerCounts;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,10 +25,11 @@ use serde_json::json;
 use tower_http::compression::CompressionLayer;
 
 use crate::auth;
-use crate::ticker::Shared;
+use crate::state::{ApiError, AppState};
+use crate::ws;
 
 /// Builds the router over `shared`, usable inside any host `Router<S>`.
-pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S> {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<AppState>) -> Router<S> {
     let guarded = Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/sse", get(sse::stream))
@@ -66,7 +63,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
 
 /// `200 ok` when ready; a cluster node that does not know the cluster's epoch
 /// yet (it hands out no WebSocket until then) answers 503 with the reason.
-async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+async fn healthz(State(shared): State<Arc<AppState>>) -> Response {
     match &shared.cluster {
         Some(cluster) if !cluster.epoch_known() => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -80,12 +77,7 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 /// The token a request presents: `Authorization: Bearer`, else `?token=`
 /// (browsers cannot set headers on a WebSocket).
 pub(crate) fn presented_token(req: &Request) -> Option<String> {
-    let bearer = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(auth::bearer);
-    if let Some(t) = bearer {
+    if let Some(t) = auth::bearer_of(req.headers()) {
         return Some(t.to_string());
     }
     let query = req.uri().query()?;
@@ -98,7 +90,7 @@ pub(crate) fn presented_token(req: &Request) -> Option<String> {
 /// which has its own token): 401 without a known token, before any upgrade.
 /// The request carries the token's [`auth::Grant`] on to the handler.
 async fn require_token(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -119,7 +111,7 @@ async fn require_token(
 /// `server.allowed_origins` admits (any, when unset) is echoed in
 /// `Access-Control-Allow-Origin`. The token still guards every answer; no
 /// cookies are involved, so no credentials are allowed.
-async fn allow_origin(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn allow_origin(State(shared): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut resp = next.run(req).await;
     if let Some(origin) = origin {
@@ -139,39 +131,4 @@ async fn allow_origin(State(shared): State<Arc<Shared>>, req: Request, next: Nex
         }
     }
     resp
-}
-
-/// An error answered to an HTTP client.
-#[derive(Debug)]
-pub(crate) enum ApiError {
-    BadRequest(String),
-    Unauthorized(&'static str),
-    Forbidden(&'static str),
-    NotFound(&'static str),
-    TooLarge(usize),
-    Unavailable(&'static str),
-    /// The server holds as much as it may (`[limits] max_topics`): 507.
-    Full(String),
-    /// The request (its body) did not arrive in time (408).
-    Timeout(&'static str),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_string()),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_string()),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.to_string()),
-            ApiError::TooLarge(max) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body larger than {max} bytes"),
-            ),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.to_string()),
-            ApiError::Full(m) => (StatusCode::INSUFFICIENT_STORAGE, m),
-            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m.to_string()),
-        };
-        tracing::debug!(%status, %message, "Request refused.");
-        (status, Json(json!({"error": message}))).into_response()
-    }
 }

@@ -36,16 +36,14 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::ws::{self, ConnectionGuard, DisplayPeer};
-use super::{ApiError, BATCH_LIMIT};
 use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::rate::{update_key, Frames, Rule, Shaping};
-use crate::session::Session;
-use crate::ticker::Shared;
+use crate::state::{ApiError, AppState};
 use crate::topic::Pattern;
+use crate::ws::{self, ConnectionGuard, DisplayPeer, Session, BATCH_LIMIT};
 
 /// The heartbeat comment.
 const PING: &[u8] = b": ping\n\n";
@@ -168,7 +166,7 @@ fn refuse(status: StatusCode, message: String) -> Response {
 
 /// `GET /sse?topics=...`.
 pub(super) async fn stream(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
     req: Request,
 ) -> Response {

@@ -1,13 +1,12 @@
 //! `GET /ws`: checks the handshake, origin and limits (total and per IP; 503
-//! before the upgrade), then upgrades (see [`super::upgrade`]) and hands the
+//! before the upgrade), then upgrades (see `super::handshake`) and hands the
 //! socket's halves to a [`Session`]. A cluster node first waits (a bounded
 //! time, else 503 with `Retry-After`) until it knows the cluster's epoch, so its
 //! `hello` never carries the node's own.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -17,25 +16,24 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{FutureExt, StreamExt};
 
-use super::upgrade::Handshake;
-use super::ApiError;
+use super::handshake::Handshake;
+use super::session::Session;
 use crate::auth::Grant;
 use crate::config::LimitsConfig;
-use crate::session::Session;
-use crate::ticker::Shared;
+use crate::state::{ApiError, AppState};
 
 /// How long a cluster node's upgrade waits for the cluster epoch (at start,
 /// or while NATS is unreachable at start) before answering 503.
-pub(super) const EPOCH_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const EPOCH_WAIT: Duration = Duration::from_secs(5);
 
 /// `Retry-After` (seconds) of that 503.
-pub(super) const RETRY_AFTER_SECS: &str = "2";
+pub(crate) const RETRY_AFTER_SECS: &str = "2";
 
 /// Why a cluster node is not ready, on `/healthz` and on a refused upgrade.
-pub(super) const NOT_READY: &str = "waiting for the cluster epoch from NATS";
+pub(crate) const NOT_READY: &str = "waiting for the cluster epoch from NATS";
 
-pub(super) async fn upgrade(
-    State(shared): State<Arc<Shared>>,
+pub(crate) async fn upgrade(
+    State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
     req: Request,
 ) -> Response {
@@ -118,7 +116,7 @@ pub(super) async fn upgrade(
 
 /// Is `origin` in the allow-list? Both sides are compared as
 /// [`normalize_origin`] leaves them; `"*"` allows any.
-pub(super) fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
+pub(crate) fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
     let Ok(origin) = std::str::from_utf8(origin) else {
         return false;
     };
@@ -142,7 +140,7 @@ fn normalize_origin(origin: &str) -> String {
 }
 
 /// A peer address for logs, `-` when the host did not provide one.
-pub(super) struct DisplayPeer(pub(super) Option<SocketAddr>);
+pub(crate) struct DisplayPeer(pub(crate) Option<SocketAddr>);
 
 impl std::fmt::Display for DisplayPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,53 +151,18 @@ impl std::fmt::Display for DisplayPeer {
     }
 }
 
-/// Open connections per peer IP, for `limits.max_connections_per_ip` (one
-/// count for WebSockets, one for HTTP connections not upgraded). A std
-/// `Mutex`: held for one map operation, never across `.await`, and only at
-/// connect and disconnect.
-#[derive(Debug, Default)]
-pub(crate) struct PeerCounts(Mutex<HashMap<IpAddr, usize>>);
-
-impl PeerCounts {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Counts one more connection from `ip` unless it already has `max`.
-    pub(crate) fn try_add(&self, ip: IpAddr, max: usize) -> bool {
-        let mut peers = self.lock();
-        let n = peers.entry(ip).or_insert(0);
-        if *n >= max {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    /// Counts one connection from `ip` fewer.
-    pub(crate) fn remove(&self, ip: IpAddr) {
-        let mut peers = self.lock();
-        if let Some(n) = peers.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                peers.remove(&ip);
-            }
-        }
-    }
-}
-
 /// Counts one open connection (in total and for its IP) while it lives.
-pub(super) struct ConnectionGuard {
-    shared: Arc<Shared>,
+pub(crate) struct ConnectionGuard {
+    shared: Arc<AppState>,
     ip: Option<IpAddr>,
     /// This connection's number since start, for logs.
-    pub(super) id: u64,
+    pub(crate) id: u64,
 }
 
 impl ConnectionGuard {
     /// Takes a slot, or says why none is left (503 either way).
-    pub(super) fn acquire(
-        shared: &Arc<Shared>,
+    pub(crate) fn acquire(
+        shared: &Arc<AppState>,
         peer: Option<SocketAddr>,
         limits: &LimitsConfig,
     ) -> Result<Self, ApiError> {

@@ -1,6 +1,6 @@
-//! The WebSocket handshake of `GET /ws`, done here rather than by axum's
-//! `WebSocketUpgrade`, so that the socket under tungstenite is a
-//! [`BatchIo`]: what an idle connection holds is what decides how many a
+//! The socket under an upgraded `/ws` connection: tungstenite over a
+//! [`BatchIo`] (the handshake is done by `super::handshake` rather than by
+//! axum's `WebSocketUpgrade`, for this): what an idle connection holds is what decides how many a
 //! server can keep (README "Performance", "Where the bytes go").
 //!
 //! tungstenite keeps its write buffer's capacity for the life of the
@@ -23,20 +23,16 @@
 //! the latest Pong (a peer that sends Pings and never reads gets one answer,
 //! not one per Ping); the [`BatchIo`] at [`BATCH_LIMIT`] plus the frame being
 //! written; the session's replies at `limits.max_buffered_bytes`.
-//!
-//! Only HTTP/1.1 upgrades are accepted (the listener speaks only HTTP/1.1).
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use hyper::upgrade::{OnUpgrade, Upgraded};
+use crate::sync::MutexExt;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
@@ -56,108 +52,19 @@ const CONTROL_WRITE_LIMIT: usize = 4096;
 /// bounds a connection's buffered output while its writer feeds a long batch.
 pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
 
-/// Why a request to `/ws` is not a WebSocket handshake (axum's statuses).
-#[derive(Debug)]
-pub(crate) enum NotUpgrade {
-    /// A header of the handshake is missing or wrong (400).
-    Header(&'static str),
-    /// The connection cannot be upgraded, e.g. HTTP/2 (426).
-    NotUpgradable,
-}
-
-impl IntoResponse for NotUpgrade {
-    fn into_response(self) -> Response {
-        match self {
-            NotUpgrade::Header(m) => (StatusCode::BAD_REQUEST, m).into_response(),
-            NotUpgrade::NotUpgradable => (
-                StatusCode::UPGRADE_REQUIRED,
-                "WebSocket request couldn't be upgraded since no upgrade state was present",
-            )
-                .into_response(),
-        }
-    }
-}
-
-/// A checked handshake: answer it with [`Handshake::accept`], then await the
-/// socket with [`Handshake::socket`].
-pub(crate) struct Handshake {
-    key: HeaderValue,
-    on_upgrade: OnUpgrade,
-}
-
-impl Handshake {
-    /// Checks the request's handshake headers (RFC 6455 §4.2.1) and takes the
-    /// connection's upgrade handle.
-    ///
-    /// # Errors
-    /// The request is not a WebSocket handshake that can be upgraded.
-    pub(crate) fn check(
-        headers: &HeaderMap,
-        extensions: &mut axum::http::Extensions,
-    ) -> Result<Self, NotUpgrade> {
-        let has = |name, value: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(value)))
-        };
-        if !has(header::CONNECTION, "upgrade") {
-            return Err(NotUpgrade::Header(
-                "Connection header did not include 'upgrade'",
-            ));
-        }
-        if !has(header::UPGRADE, "websocket") {
-            return Err(NotUpgrade::Header(
-                "`Upgrade` header did not include 'websocket'",
-            ));
-        }
-        if !has(header::SEC_WEBSOCKET_VERSION, "13") {
-            return Err(NotUpgrade::Header(
-                "`Sec-WebSocket-Version` header did not include '13'",
-            ));
-        }
-        let key = headers
-            .get(header::SEC_WEBSOCKET_KEY)
-            .ok_or(NotUpgrade::Header("`Sec-WebSocket-Key` header missing"))?
-            .clone();
-        let on_upgrade = extensions
-            .remove::<OnUpgrade>()
-            .ok_or(NotUpgrade::NotUpgradable)?;
-        Ok(Handshake { key, on_upgrade })
-    }
-
-    /// The `101 Switching Protocols` answer.
-    pub(crate) fn accept(&self) -> Response {
-        let accept = derive_accept_key(self.key.as_bytes());
-        (
-            StatusCode::SWITCHING_PROTOCOLS,
-            [
-                (header::CONNECTION, HeaderValue::from_static("upgrade")),
-                (header::UPGRADE, HeaderValue::from_static("websocket")),
-                (
-                    header::SEC_WEBSOCKET_ACCEPT,
-                    HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
-                ),
-            ],
-        )
-            .into_response()
-    }
-
-    /// Waits for the upgrade (after the 101 went out) and wraps the socket;
-    /// `None` when the client went away first.
-    pub(crate) async fn socket(self, max_frame_bytes: usize) -> Option<(Socket, Outgoing)> {
-        let upgraded = self.on_upgrade.await.ok()?;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(0)
-            .max_write_buffer_size(CONTROL_WRITE_LIMIT)
-            .max_message_size(Some(max_frame_bytes))
-            .max_frame_size(Some(max_frame_bytes));
-        let io = BatchIo::new(TokioIo::new(upgraded));
-        let outgoing = io.outgoing();
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        Some((socket, outgoing))
-    }
+/// Wraps an upgraded connection: tungstenite over a [`BatchIo`], with the
+/// [`Outgoing`] handle through which the session's writer appends frames.
+pub(crate) async fn wrap(upgraded: Upgraded, max_frame_bytes: usize) -> (Socket, Outgoing) {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(CONTROL_WRITE_LIMIT)
+        .max_message_size(Some(max_frame_bytes))
+        .max_frame_size(Some(max_frame_bytes));
+    let io = BatchIo::new(TokioIo::new(upgraded));
+    let outgoing = io.outgoing();
+    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    (socket, outgoing)
 }
 
 /// The writer's handle on a [`BatchIo`]'s buffer: it appends whole text
@@ -168,7 +75,7 @@ pub(crate) struct Outgoing(Arc<Mutex<Vec<u8>>>);
 impl Outgoing {
     fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
         // Every operation on the buffer is one append or one take.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.lock_or_recover()
     }
 
     /// Appends text frames; returns how many bytes are now buffered.
@@ -191,7 +98,7 @@ impl Outgoing {
 }
 
 /// Appends one unfragmented, unmasked text frame (RFC 6455 §5.2).
-fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
+pub(crate) fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.push(0x81); // FIN, opcode 1 (text)
     match payload.len() {
         n if n < 126 => buf.push(n as u8),

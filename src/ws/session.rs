@@ -30,13 +30,13 @@ use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8By
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
 
+use super::transport::{Outgoing, Socket, BATCH_LIMIT};
 use crate::auth::Grant;
 use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request, ResumeNote};
 use crate::rate::{Frames, Rule, Shaping};
-use crate::server::{Outgoing, Socket, BATCH_LIMIT};
-use crate::ticker::Settings;
+use crate::state::Settings;
 use crate::topic::Pattern;
 
 /// When the writer sends: a Ping every `heartbeat`, and at most one flush per

@@ -1,0 +1,448 @@
+//! The main file's sections (`[server]`, `[limits]`, `[history]`,
+//! `[dashboard]`, `[cluster]`, `[[access]]`) and their checks beyond types.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Doc;
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Address to listen on: an IP address and a port (see [`parse_listen`]).
+    #[serde(deserialize_with = "listen_addr")]
+    pub listen: SocketAddr,
+    /// Directory of extra `*.toml` feed files, relative to the config file.
+    pub feeds_dir: PathBuf,
+    /// Directory of dashboards, one `NAME.toml` per dashboard, relative to the
+    /// config file; a missing directory holds none.
+    pub dashboards_dir: PathBuf,
+    /// When set, `/ws` and `/api` need it (`?token=` or `Authorization: Bearer`).
+    pub token: Option<String>,
+    /// When set, enables `POST /api/publish/{topic}` for this bearer token.
+    pub publish_token: Option<String>,
+    /// Browser origins allowed on `/ws`; absent allows any.
+    pub allowed_origins: Option<Vec<String>>,
+    /// WebSocket Ping period; a client silent for two periods is dropped.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Under a steady stream, a connection's frames gather for up to this long
+    /// and leave in one write: the latency added, traded for fewer syscalls
+    /// (README "Performance"). A connection that was quiet writes at once.
+    /// `"0s"` writes whenever something is ready. At most 1 s.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Serve `web/` from this directory instead of the embedded copy (development).
+    pub web_dir: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            feeds_dir: PathBuf::from("feeds"),
+            dashboards_dir: PathBuf::from("dashboards"),
+            token: None,
+            publish_token: None,
+            allowed_origins: None,
+            heartbeat: Duration::from_secs(20),
+            flush_interval: Duration::from_millis(25),
+            web_dir: None,
+        }
+    }
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct LimitsConfig {
+    /// Most WebSocket connections at once; more are answered 503.
+    pub max_connections: usize,
+    /// Most patterns one connection may hold.
+    pub max_subscriptions: usize,
+    /// Largest client frame; a larger one closes the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Outbound frames buffered per connection before conflation.
+    pub queue: usize,
+    /// Most WebSocket connections from one IP address; more are answered 503,
+    /// so one host cannot take every slot of `max_connections`.
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a request's headers (slowloris guard).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Largest request head (request line plus headers); larger is answered 431.
+    /// At least 8192.
+    pub max_header_bytes: usize,
+    /// Most topics the server holds (`$sys.*` aside): a feed or publisher that
+    /// makes up new topic names without end gets an error past it.
+    pub max_topics: usize,
+    /// Bytes of replies (acks, errors, pongs, topic lists) one connection may
+    /// have waiting to be written; past it the connection is closed with 1008.
+    /// At least `max_frame_bytes`.
+    pub max_buffered_bytes: usize,
+    /// Time a client has to send a request's whole body, once its headers are in.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Largest item a feed reads from its source (an HTTP or SSE body, a
+    /// command's output or line, a file or line, a WebSocket message); larger
+    /// is an error of that feed. A feed may set its own `max_item_bytes`.
+    pub max_item_bytes: usize,
+    /// Most updates one topic keeps when its feed sets `history` (a count
+    /// above it is an error; a `history` by age keeps at most this many).
+    pub max_history: usize,
+    /// A topic published over HTTP or from code (no feed) that is not updated
+    /// for this long is deleted; `None` (the default) keeps it. Feeds set
+    /// their own `ttl`.
+    #[serde(with = "humantime_serde")]
+    pub topic_ttl: Option<Duration>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 10_000,
+            max_subscriptions: 256,
+            max_frame_bytes: 65_536,
+            queue: 1024,
+            max_connections_per_ip: 1000,
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_topics: 100_000,
+            max_buffered_bytes: 1024 * 1024,
+            body_timeout: Duration::from_secs(10),
+            max_item_bytes: 1024 * 1024,
+            max_history: 10_000,
+            topic_ttl: None,
+        }
+    }
+}
+
+/// One `[[access]]` table: a token that may read only what `patterns` match.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AccessConfig {
+    /// The secret presented as `Authorization: Bearer` or `?token=`.
+    pub token: String,
+    /// Topic patterns this token may read; a subscription must fall within them.
+    pub patterns: Vec<String>,
+    /// Topic patterns this token may publish to with the WebSocket `publish`
+    /// op; empty (the default): none.
+    #[serde(default)]
+    pub publish: Vec<String>,
+}
+
+/// `[history]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct HistoryConfig {
+    /// Updates kept per topic for resume; 0 keeps none.
+    pub size: usize,
+    /// Where topics, their latest values, history and the epoch are kept across
+    /// restarts (a directory, relative to the config file). `None`: in memory
+    /// only. Not allowed with `[cluster]`, which keeps history in JetStream.
+    pub path: Option<PathBuf>,
+    /// When updates reach the disk (`path` only).
+    pub sync: SyncPolicy,
+    /// With `sync = "interval"`: how often pending updates are committed; a
+    /// crash loses at most this much.
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            size: 100,
+            path: None,
+            sync: SyncPolicy::Interval,
+            sync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[history] sync`: when the durable store commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// One commit per `sync_interval` for everything published in it; publishing
+    /// never waits for the disk.
+    #[default]
+    Interval,
+    /// Commit as soon as anything is published (commits group what arrives
+    /// meanwhile); an HTTP publish is answered only once its update is on disk.
+    Always,
+}
+
+/// `[dashboard]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct DashboardConfig {
+    /// Serve the dashboard at `/`.
+    pub enabled: bool,
+    /// The dashboard's title.
+    pub title: String,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            enabled: true,
+            title: "Live Ticker".to_string(),
+        }
+    }
+}
+
+/// One URL or a list of URLs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single value.
+    One(String),
+    /// Several values.
+    Many(Vec<String>),
+}
+
+/// `[cluster]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// NATS server URL(s).
+    pub nats: OneOrMany,
+    /// This node's name, unique in the cluster: `[a-z0-9_-]+`.
+    pub node: String,
+    /// NATS token authentication.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// NATS user (with `password`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// NATS password (with `user`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A NATS `.creds` file (JWT + NKey).
+    #[serde(default)]
+    pub credentials: Option<PathBuf>,
+    /// How long a feed's ownership lasts without renewal: the owner renews it
+    /// three times per lease; another node takes the feed over when it lapses.
+    #[serde(default = "ClusterConfig::default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl ClusterConfig {
+    fn default_lease() -> Duration {
+        Duration::from_secs(6)
+    }
+
+    /// The NATS URLs, as a list.
+    pub fn urls(&self) -> Vec<String> {
+        match &self.nats {
+            OneOrMany::One(u) => vec![u.clone()],
+            OneOrMany::Many(us) => us.clone(),
+        }
+    }
+}
+
+/// An IP address and a port, as `listen` and `--listen` take it.
+///
+/// A host name such as `localhost` is refused rather than resolved: a server
+/// binds one known address, and what a name resolves to depends on the host.
+///
+/// # Errors
+/// A message that echoes the value and shows a valid one.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "{text:?} is not an IP address and port (a host name is not accepted); \
+             write e.g. \"127.0.0.1:8080\", or \"0.0.0.0:8080\" for every interface"
+        )
+    })
+}
+
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// `[history]` checks beyond types: `path` and `[cluster]` exclude each other.
+pub(super) fn check_history(
+    history: &HistoryConfig,
+    cluster: &Option<ClusterConfig>,
+    doc: &mut Doc,
+) {
+    if history.path.is_some() && cluster.is_some() {
+        doc.error(
+            "history.path",
+            "[history] path cannot be used with [cluster]: cluster mode keeps history in \
+             JetStream; remove one of them"
+                .into(),
+        );
+    }
+    if history.path.as_deref() == Some(Path::new("")) {
+        doc.error(
+            "history.path",
+            "[history] path must not be empty (e.g. path = \"data\")".into(),
+        );
+    }
+    if history.sync_interval.is_zero() || history.sync_interval > Duration::from_secs(60) {
+        doc.error(
+            "history.sync_interval",
+            "[history] sync_interval must be between 1ms and 60s (e.g. \"1s\")".into(),
+        );
+    }
+}
+
+/// Value checks of the sections beyond their types, each at its key's line.
+pub(super) fn check_sections(
+    server: &ServerConfig,
+    limits: &LimitsConfig,
+    cluster: &Option<ClusterConfig>,
+    doc: &mut Doc<'_>,
+) {
+    if server.heartbeat.is_zero() {
+        doc.error(
+            "server.heartbeat",
+            "[server] heartbeat must be greater than zero, e.g. \"20s\"".into(),
+        );
+    }
+    if server.flush_interval > Duration::from_secs(1) {
+        doc.error(
+            "server.flush_interval",
+            "[server] flush_interval must be at most 1s, e.g. \"25ms\"".into(),
+        );
+    }
+    for (name, v) in [
+        ("max_connections", limits.max_connections),
+        ("max_subscriptions", limits.max_subscriptions),
+        ("max_frame_bytes", limits.max_frame_bytes),
+        ("queue", limits.queue),
+        ("max_connections_per_ip", limits.max_connections_per_ip),
+        ("max_item_bytes", limits.max_item_bytes),
+    ] {
+        if v == 0 {
+            doc.error(
+                &format!("limits.{name}"),
+                format!("[limits] {name} must be greater than zero"),
+            );
+        }
+    }
+    if limits.header_timeout.is_zero() {
+        doc.error(
+            "limits.header_timeout",
+            "[limits] header_timeout must be greater than zero, e.g. \"10s\"".into(),
+        );
+    }
+    if limits.body_timeout.is_zero() {
+        doc.error(
+            "limits.body_timeout",
+            "[limits] body_timeout must be greater than zero, e.g. \"10s\"".into(),
+        );
+    }
+    if limits.max_buffered_bytes < limits.max_frame_bytes {
+        doc.error(
+            "limits.max_buffered_bytes",
+            format!(
+                "[limits] max_buffered_bytes = {} must be at least max_frame_bytes = {}",
+                limits.max_buffered_bytes, limits.max_frame_bytes
+            ),
+        );
+    }
+    if limits.max_header_bytes < 8192 {
+        doc.error(
+            "limits.max_header_bytes",
+            "[limits] max_header_bytes must be at least 8192".into(),
+        );
+    }
+    for (key, t) in [
+        ("token", &server.token),
+        ("publish_token", &server.publish_token),
+    ] {
+        if t.as_deref() == Some("") {
+            doc.error(
+                &format!("server.{key}"),
+                format!(
+                    "[server] {key} must not be an empty string (remove the line to disable it)"
+                ),
+            );
+        }
+    }
+    if let Some(c) = cluster {
+        if !super::is_name(&c.node) {
+            doc.error(
+                "cluster.node",
+                format!("[cluster] node {:?} must match [a-z0-9_-]+", c.node),
+            );
+        }
+        if c.urls().is_empty() {
+            doc.error(
+                "cluster.nats",
+                "[cluster] nats needs at least one URL, e.g. \"nats://127.0.0.1:4222\"".into(),
+            );
+        }
+        if c.lease < Duration::from_millis(300) {
+            doc.error(
+                "cluster.lease",
+                "[cluster] lease must be at least 300ms".into(),
+            );
+        }
+        if c.password.is_some() != c.user.is_some() {
+            doc.error("cluster", "[cluster] user and password go together".into());
+        }
+    }
+}
+
+/// Each `[[access]]` token is non-empty, unique (also against `server.token`)
+/// and has at least one valid pattern.
+pub(super) fn check_access(server: &ServerConfig, access: &[AccessConfig], doc: &mut Doc<'_>) {
+    let mut seen: Vec<&str> = server.token.iter().map(String::as_str).collect();
+    for (i, a) in access.iter().enumerate() {
+        let mut bad = |key: &str, msg: String| {
+            doc.error(
+                &format!("access{i}.{key}"),
+                format!("[[access]] #{}: {msg}", i + 1),
+            );
+        };
+        if a.token.is_empty() {
+            bad("token", "token must not be empty".into());
+        } else if seen.contains(&a.token.as_str()) {
+            bad(
+                "token",
+                "token is used twice (each token has one grant)".into(),
+            );
+        }
+        seen.push(&a.token);
+        if a.patterns.is_empty() {
+            bad(
+                "patterns",
+                "patterns is empty (it would allow nothing)".into(),
+            );
+        }
+        for p in &a.patterns {
+            if let Err(e) = crate::topic::Pattern::parse(p) {
+                bad("patterns", format!("pattern {e}"));
+            }
+        }
+        for p in &a.publish {
+            match crate::topic::Pattern::parse(p) {
+                Err(e) => bad("publish", format!("publish pattern {e}")),
+                Ok(_) if crate::topic::is_system(p) => bad(
+                    "publish",
+                    format!(
+                        "publish pattern `{p}`: topics starting with `$` are the server's own \
+                         (publish patterns name your topics, e.g. \"orders.*\")"
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
+    }
+}

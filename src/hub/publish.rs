@@ -1,0 +1,212 @@
+//! Publishing: an update gets its topic's next seq and ts, becomes one wire
+//! frame, and is delivered to every subscriber of the topic (or, in cluster
+//! mode, handed to the cluster first).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::outbox::Subscriber;
+use super::{now_ms, Frame, Hub, PublishError, Published, Source, Topic, TopicState};
+use crate::config::FeedHistory;
+use crate::protocol;
+use crate::sync::RwLockExt;
+use crate::topic;
+
+impl Hub {
+    /// Publishes `data` to `topic` with no feed attached.
+    ///
+    /// # Errors
+    /// The topic is invalid or the data does not serialize.
+    pub fn publish<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        data: &T,
+    ) -> Result<Published, PublishError> {
+        self.publish_from(&Source::default(), topic, data)
+    }
+
+    /// Publishes `data` to `topic` on behalf of `source`.
+    ///
+    /// # Errors
+    /// The topic is invalid or the data does not serialize.
+    pub(crate) fn publish_from<T: Serialize + ?Sized>(
+        &self,
+        source: &Source,
+        topic: &str,
+        data: &T,
+    ) -> Result<Published, PublishError> {
+        let json = serde_json::to_string(data)?;
+        self.publish_json(source, topic, &json)
+    }
+
+    /// Publishes `data` and, in cluster mode, waits until the cluster has
+    /// sequenced it: the returned seq is the one every node delivers. Without a
+    /// cluster it is [`Hub::publish`].
+    ///
+    /// # Errors
+    /// The topic is invalid, the data does not serialize, or (cluster mode) NATS
+    /// did not take the update in time.
+    pub async fn publish_and_wait<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        data: &T,
+    ) -> Result<Published, PublishError> {
+        let json = serde_json::to_string(data)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match self.relay_out(&Source::default(), topic, &json, Some(tx))? {
+            None => {
+                let published = self.publish_json(&Source::default(), topic, &json)?;
+                match self.inner.persist.get().filter(|p| p.always()) {
+                    Some(p) if !p.flushed().await => Err(PublishError::NotStored(
+                        "the history store could not commit it (see the server log)".into(),
+                    )),
+                    _ => Ok(published),
+                }
+            }
+            Some(_) => rx.await.unwrap_or_else(|_| {
+                Err(PublishError::Cluster {
+                    source: "the cluster link stopped".into(),
+                })
+            }),
+        }
+    }
+
+    /// Publishes already-serialized JSON. `json` must be one valid JSON value.
+    ///
+    /// In cluster mode a non-`$` update is handed to the cluster, which assigns
+    /// its seq; the returned seq is then `None` (see [`Hub::publish_and_wait`]).
+    pub(crate) fn publish_json(
+        &self,
+        source: &Source,
+        name: &str,
+        json: &str,
+    ) -> Result<Published, PublishError> {
+        if let Some(ts) = self.relay_out(source, name, json, None)? {
+            return Ok(Published { seq: None, ts });
+        }
+        let topic = self.topic_or_insert(name)?;
+        let mut st = topic.lock();
+        st.seq += 1;
+        st.ts = now_ms();
+        let frame = protocol::encode_update(&topic.name, st.seq, st.ts, json);
+        self.deliver(&topic, &mut st, frame, source);
+        if let Some(persist) = self.inner.persist.get() {
+            persist.mark(&topic);
+        }
+        Ok(Published {
+            seq: Some(st.seq),
+            ts: st.ts,
+        })
+    }
+
+    /// The second half of a publish, once seq and ts are set: keeps the frame as
+    /// the snapshot and in history, and pushes it to every subscriber.
+    pub(super) fn deliver(
+        &self,
+        topic: &Topic,
+        st: &mut TopicState,
+        frame: Utf8Bytes,
+        source: &Source,
+    ) {
+        let max = self.inner.max_history.load(Ordering::Relaxed);
+        let (count, age) = match source.history {
+            None => (self.inner.history_size.load(Ordering::Relaxed), None),
+            Some(FeedHistory::Count(n)) => (n.min(max), None),
+            Some(FeedHistory::Age(d)) => (max, Some(d.as_millis() as u64)),
+        };
+        if count > 0 {
+            while st.history.len() >= count {
+                st.history.pop_front();
+            }
+            let (seq, ts) = (st.seq, st.ts);
+            st.history.push_back((seq, ts, frame.clone()));
+            if let Some(age) = age {
+                let cutoff = ts.saturating_sub(age);
+                while st.history.front().is_some_and(|(_, t, _)| *t < cutoff) {
+                    st.history.pop_front();
+                }
+            }
+        } else {
+            st.history.clear();
+        }
+        for outbox in &st.subscribers {
+            outbox.push(Frame {
+                topic: topic.id,
+                text: frame.clone(),
+            });
+        }
+        st.latest = Some(frame);
+        if source.feed.is_some() || st.source.feed.is_none() {
+            st.source = source.clone();
+        }
+        self.inner
+            .metrics
+            .updates_published
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The topic named `name`, created (and matched against every pattern) if new.
+    pub(super) fn topic_or_insert(&self, name: &str) -> Result<Arc<Topic>, PublishError> {
+        if let Some(t) = self.read_topics().get(name) {
+            return Ok(t.clone());
+        }
+        topic::validate_topic(name)?;
+        let mut reg = self.registry();
+        let mut topics = self.inner.topics.write_or_recover();
+        if let Some(t) = topics.get(name) {
+            return Ok(t.clone());
+        }
+        if !topic::is_system(name) {
+            let max = self.inner.max_topics.load(Ordering::Relaxed);
+            if self.inner.user_topics.load(Ordering::Relaxed) >= max {
+                return Err(PublishError::TooManyTopics {
+                    topic: name.to_string(),
+                    max,
+                });
+            }
+            // Under the topic map's write lock: no other creation races this.
+            self.inner.user_topics.fetch_add(1, Ordering::Relaxed);
+        }
+        let name: Arc<str> = name.into();
+        let topic = Arc::new(Topic {
+            id: self.inner.next_topic.fetch_add(1, Ordering::Relaxed),
+            name: name.clone(),
+            state: Mutex::new(TopicState {
+                seq: 0,
+                ts: 0,
+                latest: None,
+                history: VecDeque::new(),
+                subscribers: HashSet::new(),
+                source: Source::default(),
+            }),
+            dirty: AtomicBool::new(false),
+            persisted: AtomicU64::new(0),
+            deleted: AtomicBool::new(false),
+        });
+        topics.insert(name, topic.clone());
+        drop(topics);
+        let reg = &mut *reg;
+        let mut st = topic.lock();
+        for (pattern, holders) in &reg.patterns {
+            if pattern.matches(&topic.name) {
+                for (id, outbox) in holders {
+                    st.subscribers.insert(Subscriber(outbox.clone()));
+                    if let Some(entry) = reg.subscribers.get_mut(id) {
+                        // The newest topic has the highest id: pushing keeps
+                        // the order; a second matching pattern finds it last.
+                        if entry.topics.last().map(|t| t.id) != Some(topic.id) {
+                            entry.topics.push(topic.clone());
+                        }
+                    }
+                }
+            }
+        }
+        drop(st);
+        Ok(topic)
+    }
+}

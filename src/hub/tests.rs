@@ -1,0 +1,176 @@
+//! Unit tests of the hub: delivery, relayed updates, history and resume.
+
+use super::*;
+use crate::config::FeedHistory;
+use crate::protocol;
+use serde_json::{json, Value};
+
+fn drain(outbox: &Outbox) -> Vec<Value> {
+    let mut out = Vec::new();
+    outbox.take(&mut out);
+    out.iter()
+        .map(|t| serde_json::from_str(t.as_str()).unwrap())
+        .collect()
+}
+
+fn hub_with_sub(history: usize) -> (Hub, Arc<Outbox>, SubscriberId) {
+    let hub = Hub::new(history, Arc::default());
+    let outbox = Arc::new(Outbox::new(1024, hub.metrics().clone()));
+    let id = hub.add_subscriber(outbox.clone());
+    (hub, outbox, id)
+}
+
+#[test]
+fn snapshot_then_live_and_no_duplicates_across_patterns() {
+    let (hub, outbox, id) = hub_with_sub(10);
+    hub.publish("stocks.AAPL", &json!({"p": 1})).unwrap();
+    let pats = [
+        Pattern::parse("stocks.*").unwrap(),
+        Pattern::parse("stocks.AAPL").unwrap(),
+    ];
+    assert_eq!(hub.add_patterns(id, &pats, &Resume::default()), 2);
+    hub.publish("stocks.AAPL", &json!({"p": 2})).unwrap();
+    let got = drain(&outbox);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["snapshot"], json!(true));
+    assert_eq!(got[0]["seq"], json!(1));
+    assert_eq!(got[1]["seq"], json!(2));
+    assert!(got[1].get("snapshot").is_none());
+}
+
+/// Relayed frames keep the origin's seq, ts and bytes; one at or below the
+/// topic's seq is skipped; a new epoch starts relayed topics over.
+#[test]
+fn relayed_updates_keep_origin_seq_and_skip_repeats() {
+    let (hub, outbox, id) = hub_with_sub(10);
+    hub.add_patterns(id, &[Pattern::parse("a.*").unwrap()], &Resume::default());
+    let frame = protocol::encode_update("a.b", 7, 1234, "{\"v\":1}");
+    let src = Source::default();
+    assert!(hub
+        .insert_relayed("a.b", 7, 1234, frame.clone(), &src)
+        .unwrap());
+    assert!(!hub
+        .insert_relayed("a.b", 7, 1234, frame.clone(), &src)
+        .unwrap());
+    assert!(!hub
+        .insert_relayed("a.b", 6, 1, frame.clone(), &src)
+        .unwrap());
+    let got = drain(&outbox);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["seq"], json!(7));
+    assert_eq!(got[0]["ts"], json!(1234));
+    assert_eq!(hub.latest_frame("a.b").unwrap(), frame.as_str());
+
+    hub.publish("$sys.x", &json!(1)).unwrap();
+    assert!(hub.set_epoch("cluster-1"));
+    assert!(!hub.set_epoch("cluster-1"));
+    assert_eq!(&*hub.epoch(), "cluster-1");
+    assert!(
+        hub.latest_frame("a.b").is_none(),
+        "relayed topics start over"
+    );
+    assert!(
+        hub.latest_frame("$sys.x").is_some(),
+        "$ topics are this node's own"
+    );
+    assert!(hub.insert_relayed("a.b", 1, 5, frame, &src).unwrap());
+}
+
+#[test]
+fn new_topics_reach_matching_wildcards_from_their_first_update() {
+    let (hub, outbox, id) = hub_with_sub(10);
+    hub.add_patterns(id, &[Pattern::parse("host.>").unwrap()], &Resume::default());
+    hub.publish("host.cpu", &json!(1)).unwrap();
+    hub.publish("other.cpu", &json!(1)).unwrap();
+    let got = drain(&outbox);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["topic"], json!("host.cpu"));
+    assert_eq!(got[0]["seq"], json!(1));
+}
+
+#[test]
+fn a_feeds_history_by_count_or_age_replaces_the_global_size() {
+    let hub = Hub::new(2, Arc::default());
+    hub.set_max_history(50);
+    let count = Source {
+        history: Some(FeedHistory::Count(10)),
+        ..Source::default()
+    };
+    for i in 0..20 {
+        hub.publish_from(&count, "c.x", &json!(i)).unwrap();
+    }
+    assert_eq!(hub.history("c.x", 1000).unwrap().len(), 10);
+    let capped = Source {
+        history: Some(FeedHistory::Count(500)),
+        ..Source::default()
+    };
+    for i in 0..80 {
+        hub.publish_from(&capped, "m.x", &json!(i)).unwrap();
+    }
+    assert_eq!(
+        hub.history("m.x", 1000).unwrap().len(),
+        50,
+        "max_history caps it"
+    );
+    let age = Source {
+        history: Some(FeedHistory::Age(Duration::from_secs(10))),
+        ..Source::default()
+    };
+    // One update per second of publish time: 10 s keep 11 (the bounds included).
+    for i in 1..=30u64 {
+        let frame = Utf8Bytes::from(format!(
+            r#"{{"type":"update","topic":"a.x","seq":{i},"ts":{},"data":{i}}}"#,
+            i * 1000
+        ));
+        hub.insert_relayed("a.x", i, i * 1000, frame, &age).unwrap();
+    }
+    let kept = hub.history("a.x", 1000).unwrap();
+    assert_eq!(kept.len(), 11, "{kept:?}");
+    assert!(kept[0].contains(r#""seq":20"#), "{}", kept[0]);
+    for i in 0..5 {
+        hub.publish("g.x", &json!(i)).unwrap();
+    }
+    assert_eq!(hub.history("g.x", 1000).unwrap().len(), 2, "[history] size");
+}
+
+#[test]
+fn resume_replays_history_or_falls_back_to_snapshot() {
+    let (hub, outbox, id) = hub_with_sub(3);
+    for i in 1..=5 {
+        hub.publish("a.b", &json!(i)).unwrap();
+    }
+    let p = [Pattern::parse("a.b").unwrap()];
+    let resume = Resume {
+        since: HashMap::from([("a.b".to_string(), 3)]),
+    };
+    hub.add_patterns(id, &p, &resume);
+    let seqs: Vec<Value> = drain(&outbox).iter().map(|v| v["seq"].clone()).collect();
+    assert_eq!(seqs, [json!(4), json!(5)]);
+    hub.unsubscribe(id, &p);
+    let resume = Resume {
+        since: HashMap::from([("a.b".to_string(), 1)]),
+    };
+    hub.add_patterns(id, &p, &resume);
+    let got = drain(&outbox);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["snapshot"], json!(true));
+    assert_eq!(got[0]["seq"], json!(5));
+}
+
+#[test]
+fn unsubscribe_keeps_topics_other_patterns_match() {
+    let (hub, outbox, id) = hub_with_sub(0);
+    hub.publish("a.b", &json!(0)).unwrap();
+    let star = Pattern::parse("a.*").unwrap();
+    let lit = Pattern::parse("a.b").unwrap();
+    hub.add_patterns(id, &[star.clone(), lit.clone()], &Resume::default());
+    drain(&outbox);
+    hub.unsubscribe(id, &[star]);
+    hub.publish("a.b", &json!(1)).unwrap();
+    assert_eq!(drain(&outbox).len(), 1);
+    hub.unsubscribe(id, &[lit]);
+    hub.publish("a.b", &json!(2)).unwrap();
+    assert!(drain(&outbox).is_empty());
+    assert_eq!(hub.metrics().subscriptions.load(Ordering::Relaxed), 0);
+    assert_eq!(hub.latest("a.b").map(Update::into_data), Some(json!(2)));
+}

@@ -1,0 +1,14 @@
+//! The WebSocket side of `GET /ws`: the upgrade handler (origin, limits,
+//! cluster readiness), the handshake, the socket's write batching, and the
+//! [`Session`](session::Session) that serves one connection.
+
+mod handshake;
+mod session;
+mod transport;
+mod upgrade;
+
+pub(crate) use session::Session;
+pub(crate) use transport::BATCH_LIMIT;
+pub(crate) use upgrade::{
+    origin_allowed, upgrade, ConnectionGuard, DisplayPeer, EPOCH_WAIT, NOT_READY, RETRY_AFTER_SECS,
+};
