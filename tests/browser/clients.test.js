@@ -4,6 +4,9 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as h from './harness.js';
 
 let browser;
@@ -89,3 +92,67 @@ test('a page without WebSockets falls back to Server-Sent Events', async (t) => 
     page.evaluate((s) => window.seen['stocks.AAPL'].seq > s, seqBefore));
   assert.deepEqual(page.errors.filter((e) => !/EventSource|sse/.test(e)), []);
 });
+
+const JWT_SECRET = 'a-browser-test-secret-of-at-least-32-bytes';
+
+/** An HS256 JWT for `claims`, minted here as an issuer would. */
+function hs256(claims) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  const sig = crypto.createHmac('sha256', JWT_SECRET).update(body).digest('base64url');
+  return `${body}.${sig}`;
+}
+
+/**
+ * Proves: with `getToken`, a short-lived JWT is replaced before its `exp`
+ * (the `refresh` op on a WebSocket, a reopened stream on SSE), so the
+ * connection outlives the first token: no 4001, no reconnect, updates flow.
+ */
+for (const transport of ['websocket', 'sse']) {
+  test(`getToken keeps a ${transport} connection past its JWT's expiry`, async (t) => {
+    const dir = h.tempDir();
+    fs.writeFileSync(path.join(dir, 'jwt.secret'), `${JWT_SECRET}\n`);
+    const config = `${CONFIG}
+[auth.jwt]
+hs256_secrets = ["file:jwt.secret"]
+leeway = "0s"
+`;
+    const server = await h.Tickerd.start({ config, dir });
+    t.after(async () => { await server.stop(); server.cleanup(); });
+    // /healthz is a blank page of this origin; its favicon.ico is a 404.
+    const page = await h.newPage(browser, { allow: [/status of 404/] });
+    const minted = [];
+    await page.exposeFunction('mintToken', () => {
+      const exp = Math.floor(Date.now() / 1000) + 4;
+      minted.push(exp);
+      return hs256({ sub: 'browser', exp, topics: ['stocks.*'] });
+    });
+    await page.goto(`${server.origin}/healthz`);
+    await page.evaluate(async ([origin, transport]) => {
+      const { TickerClient } = await import(`${origin}/tickerd.js`);
+      const c = new TickerClient({ server: origin, transport, getToken: () => window.mintToken() });
+      window.client = c;
+      window.states = [];
+      window.refreshes = [];
+      c.addEventListener('state', (e) => window.states.push(e.detail.state));
+      c.addEventListener('tokenrefresh', (e) => window.refreshes.push(e.detail));
+      c.subscribe('stocks.AAPL', (u) => { window.last = { seq: u.seq, at: Date.now() }; });
+    }, [server.origin, transport]);
+    await h.eventually('live with AAPL', () =>
+      page.evaluate(() => window.client.state === 'live' && !!window.last));
+    const firstExp = minted[0];
+    // Past the first token's expiry (leeway 0) by well over a second.
+    await h.eventually('the first token has expired', () => Date.now() > firstExp * 1000 + 1500);
+    const seq = await page.evaluate(() => window.last.seq);
+    await h.eventually('AAPL keeps updating', () =>
+      page.evaluate((s) => window.last.seq > s && Date.now() - window.last.at < 1000, seq));
+    const { states, refreshes, lastError } = await page.evaluate(() => ({
+      states: window.states, refreshes: window.refreshes, lastError: window.client.lastError,
+    }));
+    assert.ok(minted.length >= 2, `getToken called ${minted.length} times`);
+    assert.ok(refreshes.length >= 1 && refreshes.every((r) => r.ok), JSON.stringify(refreshes));
+    assert.deepEqual(states.filter((s) => s === 'reconnecting'), [], `states ${states}, error ${lastError}`);
+    if (transport === 'websocket') assert.deepEqual(states, ['connecting', 'live']);
+    assert.deepEqual(page.errors, []);
+  });
+}
