@@ -168,6 +168,7 @@ export class TickerClient extends EventTarget {
     this._nextId = 1;
     this._timers = { retry: 0, tick: 0, refresh: 0 };
     this._connectGen = 0; // bumped by each connect and close(): a late getToken is dropped
+    this._tokenPending = false; // a connect waits for getToken
     this._lastRx = 0;
     this._pingSentAt = 0;
     this._openedAt = 0;
@@ -238,6 +239,7 @@ export class TickerClient extends EventTarget {
   close() {
     this._closed = true;
     this._connectGen++;
+    this._tokenPending = false;
     clearTimeout(this._timers.retry);
     clearTimeout(this._timers.refresh);
     clearInterval(this._timers.tick);
@@ -325,16 +327,20 @@ export class TickerClient extends EventTarget {
     if (this._closed) return;
     this._setState('connecting');
     if (!this.getToken) return this._connectNow();
-    // A fresh token first; a connect or close() meanwhile wins.
+    // A fresh token first; a connect or close() meanwhile wins. Until it
+    // comes no SSE stream opens (it would open with the old token).
     const gen = ++this._connectGen;
+    this._tokenPending = true;
     Promise.resolve()
       .then(() => this.getToken())
       .then((token) => {
         if (gen !== this._connectGen || this._closed) return;
+        this._tokenPending = false;
         this.token = token;
         this._connectNow();
       }, (e) => {
         if (gen !== this._connectGen || this._closed) return;
+        this._tokenPending = false;
         this.lastError = `getToken failed: ${e?.message ?? e}`;
         this._scheduleRetry();
       });
@@ -587,7 +593,7 @@ export class TickerClient extends EventTarget {
   _sync(since) {
     this._syncQueued = false;
     if (this._es || (this.usingSse && !this._ws)) {
-      if (!this._closed) this._syncSse();
+      if (!this._closed && !this._tokenPending) this._syncSse();
       return;
     }
     if (!this._ws || this._ws.readyState !== 1 || !this.epoch) return;

@@ -130,7 +130,12 @@ leeway = "0s"
     await page.goto(`${server.origin}/healthz`);
     await page.evaluate(async ([origin, transport]) => {
       const { TickerClient } = await import(`${origin}/tickerd.js`);
-      const c = new TickerClient({ server: origin, transport, getToken: () => window.mintToken() });
+      // A token takes a while to come, as from an issuer over the network.
+      const getToken = async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        return window.mintToken();
+      };
+      const c = new TickerClient({ server: origin, transport, getToken });
       window.client = c;
       window.states = [];
       window.refreshes = [];
@@ -156,3 +161,57 @@ leeway = "0s"
     assert.deepEqual(page.errors, []);
   });
 }
+
+/**
+ * Proves: when a refresh is refused (here getToken hands over a forged
+ * token), the server closes at `exp` with 4001 and the client reconnects at
+ * once with a fresh token from getToken, and goes live again.
+ */
+test('a refused refresh ends in 4001 and a reconnect with a fresh token', async (t) => {
+  const dir = h.tempDir();
+  fs.writeFileSync(path.join(dir, 'jwt.secret'), `${JWT_SECRET}\n`);
+  const config = `${CONFIG}
+[auth.jwt]
+hs256_secrets = ["file:jwt.secret"]
+leeway = "0s"
+`;
+  const server = await h.Tickerd.start({ config, dir });
+  t.after(async () => { await server.stop(); server.cleanup(); });
+  const page = await h.newPage(browser, { allow: [/status of 404/] });
+  let calls = 0;
+  await page.exposeFunction('mintToken', () => {
+    calls++;
+    const claims = { sub: 'browser', exp: Math.floor(Date.now() / 1000) + 4, topics: ['stocks.*'] };
+    const token = hs256(claims);
+    // The second token (the refresh) is forged: a bad signature.
+    return calls === 2 ? `${token.slice(0, -4)}AAAA` : token;
+  });
+  await page.goto(`${server.origin}/healthz`);
+  await page.evaluate(async (origin) => {
+    const { TickerClient } = await import(`${origin}/tickerd.js`);
+    const c = new TickerClient({ server: origin, transport: 'websocket', getToken: () => window.mintToken() });
+    window.client = c;
+    window.states = [];
+    window.refreshes = [];
+    window.serverErrors = [];
+    c.addEventListener('state', (e) => window.states.push([e.detail.state, e.detail.error]));
+    c.addEventListener('tokenrefresh', (e) => window.refreshes.push(e.detail));
+    c.addEventListener('servererror', (e) => window.serverErrors.push(e.detail.code));
+    c.subscribe('stocks.AAPL', (u) => { window.last = { seq: u.seq, at: Date.now() }; });
+  }, server.origin);
+  await h.eventually('live, then dropped with 4001 and live again', () => page.evaluate(() => {
+    const s = window.states;
+    const dropped = s.findIndex(([st, err]) => st === 'reconnecting' && err === 'token expired (4001)');
+    return dropped > 0 && s.slice(dropped).some(([st]) => st === 'live') && window.client.state === 'live';
+  }));
+  const seq = await page.evaluate(() => window.last.seq);
+  await h.eventually('AAPL keeps updating', () => page.evaluate((s) => window.last.seq > s, seq));
+  const { refreshes, serverErrors } = await page.evaluate(() => ({
+    refreshes: window.refreshes, serverErrors: window.serverErrors,
+  }));
+  assert.equal(refreshes[0]?.ok, false, JSON.stringify(refreshes));
+  assert.match(refreshes[0].error, /^unauthorized/);
+  assert.deepEqual(serverErrors.slice(0, 1), ['unauthorized']);
+  assert.ok(calls >= 3, `getToken called ${calls} times`);
+  assert.deepEqual(page.errors, []);
+});
