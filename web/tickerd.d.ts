@@ -30,6 +30,10 @@ export interface AckFrame {
   id?: Json;
   op: 'subscribe' | 'unsubscribe' | 'refresh';
   topics: string[];
+  /** A subscribe with `since`: whether the replay asked for was possible. */
+  resume?: { ok: boolean; reason?: string };
+  /** An unsubscribe: patterns this connection did not hold. */
+  not_subscribed?: string[];
 }
 
 /** An update as the server sends it (with `delta: true`, `data` may be a merge patch). */
@@ -66,6 +70,8 @@ export interface TopicsFrame {
   type: 'topics';
   id?: Json;
   topics: TopicInfo[];
+  /** Some rows were left out (the reply's size limit). */
+  truncated?: boolean;
 }
 
 export interface PongFrame {

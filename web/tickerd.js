@@ -748,8 +748,8 @@ let defaultClient = null;
 /**
  * The shared, opened client. Without `opts.server` it is the default client
  * (the server tickerd.js came from), which the custom elements use too; the
- * options of the first call create it (a page that wants a token or backfill
- * calls `connect({...})` before adding elements). With `opts.server` it is
+ * options of the first call create it (a page that wants a token, `getToken`
+ * or backfill calls `connect({...})` before adding elements). With `opts.server` it is
  * that server's shared client.
  */
 export function connect(opts = {}) {
