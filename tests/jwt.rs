@@ -287,3 +287,125 @@ async fn a_key_file_gone_on_reload_keeps_the_old_keys() {
     .await;
     assert_eq!(status_of(&s, &token).await, 200, "the old keys are kept");
 }
+
+fn kid_token(alg: Algorithm, file: &str, kid: Option<&str>, claims: &Value) -> String {
+    let pem = std::fs::read(format!("{DATA}/{file}")).unwrap();
+    let key = match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem).unwrap(),
+        _ => EncodingKey::from_ec_pem(&pem).unwrap(),
+    };
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// A `.json` entry of `public_keys` is a JWKS: its RSA and EC P-256 keys
+/// verify RS256 and ES256 tokens; a token's `kid` picks the key (a `kid` of
+/// another key, or one no key has, is 401).
+#[tokio::test]
+async fn a_jwks_file_verifies_tokens_by_kid() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(format!("{DATA}/jwks.json"), dir.path().join("jwks.json")).unwrap();
+    let s = Server::start_in(
+        dir,
+        "[server]\ntoken = \"static-root\"\n\n[auth.jwt]\npublic_keys = [\"jwks.json\"]\n",
+    )
+    .await;
+    let good = claims(&["a.>"], now() + 300);
+    let rsa = |kid| kid_token(Algorithm::RS256, "rsa-private.pem", kid, &good);
+    let ec = |kid| kid_token(Algorithm::ES256, "ec-private.pem", kid, &good);
+    for (what, token, want) in [
+        ("RS256, kid rsa-1", rsa(Some("rsa-1")), 200),
+        ("ES256, kid ec-1", ec(Some("ec-1")), 200),
+        ("RS256, no kid", rsa(None), 200),
+        ("ES256, no kid", ec(None), 200),
+        ("RS256, the EC key's kid", rsa(Some("ec-1")), 401),
+        ("RS256, an unknown kid", rsa(Some("rsa-2")), 401),
+        ("ES256, an unknown kid", ec(Some("nope")), 401),
+        ("HS256", hs256(&good, SECRET), 401),
+    ] {
+        assert_eq!(status_of(&s, &token).await, want, "{what}");
+    }
+    let token = rsa(Some("rsa-1"));
+    let mut c = Client::connect(&format!("{}?token={token}", s.ws_url())).await;
+    c.subscribe(&["a.*"]).await;
+}
+
+/// A malformed JWKS is a config error at the `public_keys` line, naming the
+/// file and the key at fault.
+#[test]
+fn bad_jwks_files_are_config_errors() {
+    let good: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DATA}/jwks.json")).unwrap())
+            .unwrap();
+    let mut p384 = good.clone();
+    p384["keys"][1]["crv"] = json!("P-384");
+    let mut no_y = good.clone();
+    no_y["keys"][1].as_object_mut().unwrap().remove("y");
+    let mut enc = good.clone();
+    enc["keys"][0]["use"] = json!("enc");
+    let mut wrong_alg = good.clone();
+    wrong_alg["keys"][0]["alg"] = json!("ES256");
+    let mut twice = good.clone();
+    twice["keys"][1]["kid"] = json!("rsa-1");
+    let mut short_x = good.clone();
+    short_x["keys"][1]["x"] = json!("AAAA");
+    let cases = [
+        ("not JSON", "{keys".to_string(), "is not a JWKS"),
+        ("no keys", "{\"k\": []}".to_string(), "no \"keys\" list"),
+        ("empty", "{\"keys\": []}".to_string(), "has no keys"),
+        (
+            "a secret",
+            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}).to_string(),
+            "key 0 is neither an RSA nor an EC (P-256) public key",
+        ),
+        (
+            "P-384",
+            p384.to_string(),
+            "key 1 (kid \"ec-1\") is on curve",
+        ),
+        (
+            "no y",
+            no_y.to_string(),
+            "key 1 (kid \"ec-1\") is not a JWK",
+        ),
+        (
+            "use enc",
+            enc.to_string(),
+            "key 0 (kid \"rsa-1\") is not for signatures",
+        ),
+        (
+            "alg",
+            wrong_alg.to_string(),
+            "key 0 (kid \"rsa-1\") has alg ES256",
+        ),
+        ("kid twice", twice.to_string(), "the kid is used twice"),
+        (
+            "short x",
+            short_x.to_string(),
+            "x and y must each be 32 bytes",
+        ),
+    ];
+    for (what, text, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keys.json"), text).unwrap();
+        let errors: Vec<String> = tickerd::Config::from_toml(
+            "[auth.jwt]\nleeway = \"5s\"\npublic_keys = [\"keys.json\"]\n",
+            std::path::Path::new("c.toml"),
+            Some(dir.path()),
+            &|_| false,
+        )
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+        assert!(
+            errors.iter().any(|e| e
+                .starts_with("c.toml:3: [auth.jwt] public_keys: \"keys.json\" ")
+                && e.contains(want)),
+            "{what}: no `{want}` in:\n{}",
+            errors.join("\n")
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The embedded web assets over real HTTP: the dashboard's title and its
-//! `enabled` switch, `tickerd.js` for cross-origin embedding, gzip and ETags.
+//! `enabled` switch, `tickerd.js` (and its typings) for cross-origin
+//! embedding, gzip and ETags.
 
 mod support;
 
@@ -58,6 +59,29 @@ async fn tickerd_js_is_embeddable_from_any_origin() {
         .unwrap()
         .contains("javascript"));
     assert!(r.text().await.unwrap().contains("customElements.define"));
+}
+
+/// `tickerd.d.ts`, the typings of `tickerd.js`, is served next to it as
+/// TypeScript (not the MPEG stream `.ts` would guess), for any origin.
+#[tokio::test]
+async fn tickerd_typings_are_served() {
+    let server = Server::start(support::EMPTY).await;
+    let r = get(
+        &server.http("/tickerd.d.ts"),
+        &[("origin", "http://example.test")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/typescript; charset=utf-8"
+    );
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("export declare class TickerClient"));
 }
 
 /// Assets are gzipped when the client accepts it (with `Vary`), not otherwise,

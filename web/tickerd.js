@@ -25,7 +25,11 @@
 // changed fields (merged back here: callers always see whole values); where a
 // WebSocket cannot be opened (twice in a row while the server answers HTTP), it
 // falls back to Server-Sent Events (`/sse`), or uses them from the start with
-// `transport: 'sse'`.
+// `transport: 'sse'`. With `getToken` (a function returning a token, or a
+// promise of one) the client asks for a fresh token before every connection
+// and, when the token is a JWT, shortly before its `exp`: a WebSocket gets it
+// with the `refresh` op (the connection stays open), an SSE stream is reopened
+// with it.
 
 const SCRIPT_URL = new URL(import.meta.url);
 
@@ -65,6 +69,20 @@ export function covers(a, b) {
   return p.length === q.length;
 }
 
+/** The `exp` claim (seconds) of a JWT, read without verifying; null if none. */
+export function jwtExpiry(token) {
+  if (typeof token !== 'string') return null;
+  const parts = token.split('.');
+  if (parts.length !== 3) return null;
+  try {
+    const b64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)));
+    return typeof claims.exp === 'number' ? claims.exp : null;
+  } catch {
+    return null;
+  }
+}
+
 const isPattern = (s) => s.split('.').some((seg) => seg === '*' || seg === '>');
 
 // ---------------------------------------------------------------------------
@@ -84,6 +102,7 @@ const SSE_SINCE_BYTES = 6 * 1024; // `/sse?since=` rides in the URL: under max_h
  *   or `offline` (the browser is offline, or `close()` was called).
  * - `hello`: `detail` = the server's hello (epoch, server, heartbeat_ms).
  * - `servererror`: `detail` = an `{"type":"error"}` reply.
+ * - `tokenrefresh`: `detail = {ok, error}` after each token refresh (`getToken`).
  */
 export class TickerClient extends EventTarget {
   /**
@@ -102,6 +121,10 @@ export class TickerClient extends EventTarget {
    * @param {boolean} [opts.delta=false] ask for field-level deltas (merged here)
    * @param {string} [opts.transport='auto'] 'websocket', 'sse', or 'auto' (a
    *   WebSocket, falling back to `/sse` after two that never opened)
+   * @param {() => (string|Promise<string>)} [opts.getToken] called for a fresh
+   *   token before each connection and, for a JWT, before its `exp` (a quarter
+   *   of its remaining life before, at most 30 s): sent as `refresh` on a
+   *   WebSocket, or the SSE stream is reopened with it
    */
   constructor(opts = {}) {
     super();
@@ -118,6 +141,7 @@ export class TickerClient extends EventTarget {
     this.maxRate = opts.maxRate;
     this.delta = opts.delta ?? false;
     this.transport = opts.transport ?? 'auto';
+    this.getToken = opts.getToken ?? null;
 
     this.state = 'offline';
     this.epoch = null;
@@ -142,7 +166,9 @@ export class TickerClient extends EventTarget {
     this._syncQueued = false;
     this._pending = new Map(); // request id -> resolve
     this._nextId = 1;
-    this._timers = { retry: 0, tick: 0 };
+    this._timers = { retry: 0, tick: 0, refresh: 0 };
+    this._connectGen = 0; // bumped by each connect and close(): a late getToken is dropped
+    this._tokenPending = false; // a connect waits for getToken
     this._lastRx = 0;
     this._pingSentAt = 0;
     this._openedAt = 0;
@@ -212,7 +238,10 @@ export class TickerClient extends EventTarget {
   /** Closes for good (until `open()`); state becomes `offline`. */
   close() {
     this._closed = true;
+    this._connectGen++;
+    this._tokenPending = false;
     clearTimeout(this._timers.retry);
+    clearTimeout(this._timers.refresh);
     clearInterval(this._timers.tick);
     if (this._ws) {
       const ws = this._ws;
@@ -297,6 +326,27 @@ export class TickerClient extends EventTarget {
   _connect() {
     if (this._closed) return;
     this._setState('connecting');
+    if (!this.getToken) return this._connectNow();
+    // A fresh token first; a connect or close() meanwhile wins. Until it
+    // comes no SSE stream opens (it would open with the old token).
+    const gen = ++this._connectGen;
+    this._tokenPending = true;
+    Promise.resolve()
+      .then(() => this.getToken())
+      .then((token) => {
+        if (gen !== this._connectGen || this._closed) return;
+        this._tokenPending = false;
+        this.token = token;
+        this._connectNow();
+      }, (e) => {
+        if (gen !== this._connectGen || this._closed) return;
+        this._tokenPending = false;
+        this.lastError = `getToken failed: ${e?.message ?? e}`;
+        this._scheduleRetry();
+      });
+  }
+
+  _connectNow() {
     if (this.usingSse) {
       this._server.clear();
       this._syncSse();
@@ -321,7 +371,10 @@ export class TickerClient extends EventTarget {
       this._ws = null;
       if (!opened) this._wsNeverOpened();
       this.lastError = ev.code === 1000 || ev.code === 1001
-        ? `server closed (${ev.code})` : `connection lost (${ev.code})`;
+        ? `server closed (${ev.code})`
+        : ev.code === 4001 ? 'token expired (4001)' : `connection lost (${ev.code})`;
+      // An expired token is no reason to wait: reconnect soon with a new one.
+      if (ev.code === 4001 && this.getToken) this.attempt = 0;
       this._dropped();
     };
     ws.onerror = () => { /* onclose follows */ };
@@ -352,6 +405,7 @@ export class TickerClient extends EventTarget {
 
   _dropped() {
     clearInterval(this._timers.tick);
+    clearTimeout(this._timers.refresh);
     this._server.clear();
     for (const resolve of this._pending.values()) resolve(null);
     this._pending.clear();
@@ -444,6 +498,59 @@ export class TickerClient extends EventTarget {
     }
     this._sync(since);
     this._setState('live');
+    this._scheduleRefresh();
+  }
+
+  /**
+   * With `getToken` and a JWT: a new token a quarter of the token's remaining
+   * life before its `exp` (at most 30 s before), sent as `refresh` on the
+   * WebSocket, or the SSE stream reopened with it. A refused refresh leaves
+   * the connection to close at `exp` (4001); the reconnect gets a new token.
+   */
+  _scheduleRefresh() {
+    clearTimeout(this._timers.refresh);
+    if (!this.getToken || this._closed) return;
+    const exp = jwtExpiry(this.token);
+    if (exp === null) return;
+    const left = exp * 1000 - Date.now();
+    const delay = Math.max(250, left - Math.min(30_000, left / 4));
+    this._timers.refresh = setTimeout(() => this._refresh(), delay);
+  }
+
+  async _refresh() {
+    const ws = this._ws;
+    const es = this._es;
+    if (!ws && !es) return;
+    let token;
+    try {
+      token = await this.getToken();
+    } catch (e) {
+      this._refreshed(false, `getToken failed: ${e?.message ?? e}`);
+      return;
+    }
+    if (this._closed) return;
+    if (ws) {
+      if (this._ws !== ws) return; // dropped meanwhile; the reconnect gets its own
+      const reply = await this._request({ op: 'refresh', token });
+      if (this._ws !== ws) return;
+      if (reply?.type !== 'ack') {
+        this._refreshed(false, reply ? `${reply.code}: ${reply.message}` : 'no answer');
+        return;
+      }
+      this.token = token;
+    } else {
+      if (this._es !== es) return;
+      this.token = token;
+      this._closeSse(); // reopened with the new token, resuming from the seqs seen
+      this._server.clear();
+      this._syncSse();
+    }
+    this._refreshed(true, null);
+    this._scheduleRefresh();
+  }
+
+  _refreshed(ok, error) {
+    this.dispatchEvent(new CustomEvent('tokenrefresh', { detail: { ok, error } }));
   }
 
   /**
@@ -463,6 +570,7 @@ export class TickerClient extends EventTarget {
     this._es = es;
     this._openedAt = Date.now();
     patterns.forEach((p) => this._server.add(p));
+    this._scheduleRefresh();
     es.onmessage = (ev) => this._onMessage(ev.data);
     es.onerror = () => {
       // EventSource would retry on its own; the client's backoff and resume do it.
@@ -485,7 +593,7 @@ export class TickerClient extends EventTarget {
   _sync(since) {
     this._syncQueued = false;
     if (this._es || (this.usingSse && !this._ws)) {
-      if (!this._closed) this._syncSse();
+      if (!this._closed && !this._tokenPending) this._syncSse();
       return;
     }
     if (!this._ws || this._ws.readyState !== 1 || !this.epoch) return;
@@ -640,8 +748,8 @@ let defaultClient = null;
 /**
  * The shared, opened client. Without `opts.server` it is the default client
  * (the server tickerd.js came from), which the custom elements use too; the
- * options of the first call create it (a page that wants a token or backfill
- * calls `connect({...})` before adding elements). With `opts.server` it is
+ * options of the first call create it (a page that wants a token, `getToken`
+ * or backfill calls `connect({...})` before adding elements). With `opts.server` it is
  * that server's shared client.
  */
 export function connect(opts = {}) {

@@ -7,8 +7,11 @@
 //! the connection's grant: `topics` the patterns it may read (as an
 //! `[[access]]` table's `patterns`), `publish` the patterns it may publish to
 //! with the WebSocket `publish` op; `sub` names it in logs. A token with a
-//! pattern that does not parse is refused whole.
+//! pattern that does not parse is refused whole. A token whose header names
+//! a `kid` is checked against the JWKS keys with that `kid` only; a `kid` no
+//! key carries, against the keys without one (PEM files, HS256 secrets).
 
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
@@ -28,9 +31,16 @@ struct Claims {
     publish: Vec<String>,
 }
 
+/// One key in force: what it verifies, its `kid` (JWKS keys), the key.
+struct Key {
+    alg: Algorithm,
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
 /// The keys in force and the leeway; built from the config, swapped on reload.
 pub(crate) struct Verifier {
-    keys: Vec<(Algorithm, DecodingKey)>,
+    keys: Vec<Key>,
     leeway: u64,
 }
 
@@ -52,6 +62,9 @@ impl Verifier {
             .iter()
             .filter_map(|k| {
                 let key = match k.algorithm {
+                    _ if k.jwk => serde_json::from_slice::<Jwk>(&k.material)
+                        .map_err(jsonwebtoken::errors::Error::from)
+                        .and_then(|jwk| DecodingKey::from_jwk(&jwk)),
                     JwtAlgorithm::Hs256 => Ok(DecodingKey::from_secret(&k.material)),
                     JwtAlgorithm::Rs256 => DecodingKey::from_rsa_pem(&k.material),
                     JwtAlgorithm::Es256 => DecodingKey::from_ec_pem(&k.material),
@@ -61,7 +74,11 @@ impl Verifier {
                     JwtAlgorithm::Rs256 => Algorithm::RS256,
                     JwtAlgorithm::Es256 => Algorithm::ES256,
                 };
-                key.ok().map(|key| (alg, key))
+                key.ok().map(|key| Key {
+                    alg,
+                    kid: k.kid.clone(),
+                    key,
+                })
             })
             .collect();
         Verifier {
@@ -77,11 +94,20 @@ impl Verifier {
         validation.leeway = self.leeway;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
+        // A `kid` some key carries picks those keys only; a `kid` none carries
+        // only the keys without one (PEM files, secrets); no `kid`, any key.
+        let kid = header.kid.as_deref();
+        let known = kid.is_some_and(|kid| self.keys.iter().any(|k| k.kid.as_deref() == Some(kid)));
         let claims = self
             .keys
             .iter()
-            .filter(|(alg, _)| *alg == header.alg)
-            .find_map(|(_, key)| jsonwebtoken::decode::<Claims>(token, key, &validation).ok())?
+            .filter(|k| k.alg == header.alg)
+            .filter(|k| match kid {
+                None => true,
+                Some(_) if known => k.kid.as_deref() == kid,
+                Some(_) => k.kid.is_none(),
+            })
+            .find_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &validation).ok())?
             .claims;
         let parse = |ps: &[String]| -> Option<Vec<Pattern>> {
             ps.iter().map(|p| Pattern::parse(p).ok()).collect()

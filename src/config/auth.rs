@@ -3,7 +3,7 @@
 //!
 //! The keys are read when the config is loaded (at start and on every
 //! reload): HS256 secrets from an environment variable or a file, RS256 and
-//! ES256 public keys from PEM files. A key that cannot be read is a config
+//! ES256 public keys from PEM files or JWKS files (RFC 7517, `.json`). A key that cannot be read is a config
 //! error like any other, at the key's line; on reload the whole new config is
 //! then refused and the keys in force stay.
 
@@ -27,7 +27,8 @@ pub struct JwtConfig {
     /// `"file:PATH"` (relative to the config file); several during a rotation.
     #[serde(default)]
     pub hs256_secrets: Vec<String>,
-    /// RS256 or ES256 (P-256) public keys, PEM files (relative to the config file).
+    /// RS256 or ES256 (P-256) public keys, PEM files, or JWKS files (a name
+    /// ending in `.json`), relative to the config file.
     #[serde(default)]
     pub public_keys: Vec<PathBuf>,
     /// Clock skew allowed on `exp` (default 30s).
@@ -73,8 +74,14 @@ pub struct JwtKey {
     pub algorithm: JwtAlgorithm,
     /// Where it came from (`env:NAME`, a path), for messages.
     pub source: String,
-    /// The secret, or the public key's PEM text.
+    /// The secret, the public key's PEM text, or (from a JWKS) the key's JWK
+    /// as JSON.
     pub material: Vec<u8>,
+    /// True when `material` is a JWK (from a JWKS file).
+    pub jwk: bool,
+    /// The key's `kid` (JWKS keys only): a token whose header names a `kid`
+    /// is checked against the keys with that `kid`.
+    pub kid: Option<String>,
 }
 
 impl std::fmt::Debug for JwtKey {
@@ -83,6 +90,7 @@ impl std::fmt::Debug for JwtKey {
         f.debug_struct("JwtKey")
             .field("algorithm", &self.algorithm)
             .field("source", &self.source)
+            .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
 }
@@ -132,6 +140,8 @@ pub(super) fn load_keys(jwt: &mut JwtConfig, base: &Path, error: &mut dyn FnMut(
                 algorithm: JwtAlgorithm::Hs256,
                 source: source.clone(),
                 material: secret.into_bytes(),
+                jwk: false,
+                kid: None,
             }),
         }
     }
@@ -146,11 +156,22 @@ pub(super) fn load_keys(jwt: &mut JwtConfig, base: &Path, error: &mut dyn FnMut(
                     full.display()
                 ),
             ),
+            Ok(json) if full.extension().is_some_and(|e| e == "json") => {
+                match jwks_keys(&json, &shown.to_string()) {
+                    Ok(read) => keys.extend(read),
+                    Err(why) => error(
+                        "auth.jwt.public_keys",
+                        format!("[auth.jwt] public_keys: {shown:?} {why}"),
+                    ),
+                }
+            }
             Ok(pem) => match pem_algorithm(&pem) {
                 Some(algorithm) => keys.push(JwtKey {
                     algorithm,
                     source: shown.to_string(),
                     material: pem,
+                    jwk: false,
+                    kid: None,
                 }),
                 None => error(
                     "auth.jwt.public_keys",
@@ -175,5 +196,95 @@ fn pem_algorithm(pem: &[u8]) -> Option<JwtAlgorithm> {
         Some(JwtAlgorithm::Es256)
     } else {
         None
+    }
+}
+
+/// The keys of a JWKS file (RFC 7517: `{"keys": [...]}`): RSA keys verify
+/// RS256, EC P-256 keys ES256. Any key that is not one of those, or that
+/// cannot be read, refuses the whole file (the error names the key).
+fn jwks_keys(bytes: &[u8], source: &str) -> Result<Vec<JwtKey>, String> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+    use jsonwebtoken::DecodingKey;
+    let not_jwks = "is not a JWKS (expected JSON {\"keys\": [{\"kty\": \"RSA\", ...}]}, RFC 7517)";
+    let set: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("{not_jwks}: {e}"))?;
+    let Some(list) = set.get("keys").and_then(|k| k.as_array()) else {
+        return Err(format!("{not_jwks}: no \"keys\" list"));
+    };
+    if list.is_empty() {
+        return Err("has no keys (an empty \"keys\" list)".into());
+    }
+    let mut keys: Vec<JwtKey> = Vec::new();
+    for (i, raw) in list.iter().enumerate() {
+        let kid = raw.get("kid").and_then(|k| k.as_str()).map(str::to_string);
+        let name = match &kid {
+            Some(kid) => format!("key {i} (kid {kid:?})"),
+            None => format!("key {i}"),
+        };
+        let jwk: Jwk = serde_json::from_value(raw.clone()).map_err(|e| {
+            format!("{name} is not a JWK tickerd reads ({e}); expected kty RSA (n, e) or EC (crv P-256, x, y)")
+        })?;
+        if let Some(u) = &jwk.common.public_key_use {
+            if *u != PublicKeyUse::Signature {
+                return Err(format!(
+                    "{name} is not for signatures (\"use\" must be \"sig\" or absent)"
+                ));
+            }
+        }
+        let (algorithm, wanted) = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => (JwtAlgorithm::Rs256, KeyAlgorithm::RS256),
+            AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                let point_ok = [&ec.x, &ec.y].iter().all(|c| base64_len(c) == Some(32));
+                if !point_ok {
+                    return Err(format!(
+                        "{name}: x and y must each be 32 bytes, base64url (a P-256 point)"
+                    ));
+                }
+                (JwtAlgorithm::Es256, KeyAlgorithm::ES256)
+            }
+            AlgorithmParameters::EllipticCurve(ec) => {
+                return Err(format!(
+                    "{name} is on curve {:?}; tickerd verifies ES256, P-256 only",
+                    ec.curve
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{name} is neither an RSA nor an EC (P-256) public key"
+                ));
+            }
+        };
+        if let Some(alg) = jwk.common.key_algorithm {
+            if alg != wanted {
+                return Err(format!(
+                    "{name} has alg {alg:?}; its key type verifies {wanted:?}"
+                ));
+            }
+        }
+        if let Err(e) = DecodingKey::from_jwk(&jwk) {
+            return Err(format!("{name} cannot be read: {e}"));
+        }
+        if kid.is_some() && keys.iter().any(|k| k.kid == kid) {
+            return Err(format!("{name}: the kid is used twice"));
+        }
+        keys.push(JwtKey {
+            algorithm,
+            source: format!("{source} {name}"),
+            material: raw.to_string().into_bytes(),
+            jwk: true,
+            kid,
+        });
+    }
+    Ok(keys)
+}
+
+/// The decoded length of base64url text (no padding), or `None` when it is not.
+fn base64_len(text: &str) -> Option<usize> {
+    let ok = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match (ok, text.len() % 4) {
+        (false, _) | (_, 1) => None,
+        (true, r) => Some(text.len() / 4 * 3 + r.saturating_sub(1)),
     }
 }

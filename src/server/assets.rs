@@ -127,10 +127,18 @@ pub(super) async fn file(
     {
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    let mime = mime_guess::from_path(&path).first_or_octet_stream();
+    // `.ts` would guess MPEG transport streams; `tickerd.d.ts` is TypeScript.
+    let mime = if path.ends_with(".ts") {
+        "application/typescript; charset=utf-8".to_string()
+    } else {
+        mime_guess::from_path(&path)
+            .first_or_octet_stream()
+            .as_ref()
+            .to_string()
+    };
     let mut resp = (
         [
-            (header::CONTENT_TYPE, mime.as_ref().to_string()),
+            (header::CONTENT_TYPE, mime),
             (header::CACHE_CONTROL, "no-cache".to_string()),
         ],
         bytes.into_owned(),
@@ -139,7 +147,7 @@ pub(super) async fn file(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
-    if path.ends_with(".js") {
+    if path.ends_with(".js") || path.ends_with(".d.ts") {
         resp.headers_mut().insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             HeaderValue::from_static("*"),
