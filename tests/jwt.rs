@@ -389,11 +389,9 @@ fn bad_jwks_files_are_config_errors() {
     for (what, text, want) in cases {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keys.json"), text).unwrap();
-        let errors: Vec<String> = tickerd::Config::from_toml(
+        let errors: Vec<String> = load_in(
+            dir.path(),
             "[auth.jwt]\nleeway = \"5s\"\npublic_keys = [\"keys.json\"]\n",
-            std::path::Path::new("c.toml"),
-            Some(dir.path()),
-            &|_| false,
         )
         .unwrap_err()
         .0
@@ -401,9 +399,10 @@ fn bad_jwks_files_are_config_errors() {
         .map(|e| e.to_string())
         .collect();
         assert!(
-            errors.iter().any(|e| e
-                .starts_with("c.toml:3: [auth.jwt] public_keys: \"keys.json\" ")
-                && e.contains(want)),
+            errors.iter().any(
+                |e| e.contains("/c.toml:3: [auth.jwt] public_keys: \"keys.json\" ")
+                    && e.contains(want)
+            ),
             "{what}: no `{want}` in:\n{}",
             errors.join("\n")
         );
