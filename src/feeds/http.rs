@@ -4,7 +4,7 @@
 //! So is a body past the feed's `max_item_bytes`.
 
 use anyhow::Context as _;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, Method};
 
 use super::limit::collect_capped;
 use super::options::{self, secs, Bad, KindOptions};
@@ -34,17 +34,8 @@ impl HttpFeed {
     pub(super) fn new(options: HttpOptions) -> anyhow::Result<Self> {
         let method = Method::from_bytes(options.method.as_bytes())
             .with_context(|| format!("method {:?}", options.method))?;
-        let mut headers = HeaderMap::new();
-        for (k, v) in &options.headers {
-            headers.insert(
-                HeaderName::from_bytes(k.as_bytes())?,
-                HeaderValue::from_str(v)?,
-            );
-        }
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("tickerd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let headers = super::options::header_map(&options.headers)?;
+        let client = super::options::http_client(None)?;
         Ok(HttpFeed {
             pipeline: Pipeline::new(options.extract.as_deref(), options.format),
             options,

@@ -108,6 +108,35 @@ pub(crate) fn headers(h: &BTreeMap<String, String>, bad: Bad<'_>) {
     }
 }
 
+/// The `headers` option as a header map (checked at load by [`headers`]).
+///
+/// # Errors
+/// A name or value that is not a valid HTTP header.
+pub(crate) fn header_map(h: &BTreeMap<String, String>) -> anyhow::Result<http::HeaderMap> {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in h {
+        map.insert(
+            http::HeaderName::from_bytes(k.as_bytes())?,
+            http::HeaderValue::from_str(v)?,
+        );
+    }
+    Ok(map)
+}
+
+/// The HTTP client of the HTTP-based kinds: tickerd's `User-Agent`, and a
+/// connect timeout when given.
+///
+/// # Errors
+/// The client cannot be built (e.g. no TLS backend).
+pub(crate) fn http_client(connect_timeout: Option<Duration>) -> anyhow::Result<reqwest::Client> {
+    let mut builder =
+        reqwest::Client::builder().user_agent(concat!("tickerd/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = connect_timeout {
+        builder = builder.connect_timeout(t);
+    }
+    anyhow::Context::context(builder.build(), "cannot build the HTTP client")
+}
+
 /// Checks a broker URL: parses, has one of `schemes` and a host. The URL is
 /// shown with its password redacted.
 pub(crate) fn broker_url(u: &str, schemes: &[&str], bad: Bad<'_>) {

@@ -15,7 +15,7 @@
 //! shown as `***` wherever the URL is.
 
 use anyhow::Context as _;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
@@ -61,17 +61,8 @@ impl PrometheusFeed {
         endpoint
             .query_pairs_mut()
             .append_pair("query", &options.query);
-        let mut headers = HeaderMap::new();
-        for (k, v) in &options.headers {
-            headers.insert(
-                HeaderName::from_bytes(k.as_bytes())?,
-                HeaderValue::from_str(v)?,
-            );
-        }
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("tickerd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let headers = super::options::header_map(&options.headers)?;
+        let client = super::options::http_client(None)?;
         Ok(PrometheusFeed {
             options,
             endpoint,

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http::{header, HeaderMap, HeaderName, HeaderValue};
+use http::{header, HeaderMap, HeaderValue};
 use tokio::time::Instant;
 
 use super::options::{self, Bad, KindOptions};
@@ -54,23 +54,13 @@ impl SseFeed {
     /// # Errors
     /// A header is invalid, or the HTTP client cannot be built.
     pub(super) fn new(options: SseOptions) -> anyhow::Result<Self> {
-        let mut headers = HeaderMap::new();
-        for (k, v) in &options.headers {
-            headers.insert(
-                HeaderName::from_bytes(k.as_bytes())?,
-                HeaderValue::from_str(v)?,
-            );
-        }
+        let mut headers = super::options::header_map(&options.headers)?;
         headers.insert(
             header::ACCEPT,
             HeaderValue::from_static("text/event-stream"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("tickerd/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .context("cannot build the HTTP client")?;
+        let client = super::options::http_client(Some(CONNECT_TIMEOUT))?;
         Ok(SseFeed {
             pipeline: Pipeline::new(options.extract.as_deref(), options.format),
             options,

@@ -73,12 +73,9 @@ impl Feed for WebSocketFeed {
             .as_str()
             .into_client_request()
             .context("invalid websocket request")?;
-        for (k, v) in &self.options.headers {
-            request.headers_mut().insert(
-                http::HeaderName::from_bytes(k.as_bytes())?,
-                http::HeaderValue::from_str(v)?,
-            );
-        }
+        request
+            .headers_mut()
+            .extend(super::options::header_map(&self.options.headers)?);
         // One message (and one frame) of at most `max_item_bytes`; a larger
         // one fails the connection, which is then made afresh.
         let max = ctx.max_item_bytes();

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -41,7 +41,7 @@ use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::rate::{update_key, Frames, Rule, Shaping};
-use crate::state::{ApiError, AppState};
+use crate::state::AppState;
 use crate::topic::Pattern;
 use crate::ws::{self, ConnectionGuard, DisplayPeer, Session, BATCH_LIMIT};
 
@@ -195,36 +195,14 @@ pub(super) async fn stream(
         let msg = format!("`{p}` is outside what this connection's token allows");
         return refuse(StatusCode::FORBIDDEN, msg);
     }
-    let reject = |e: ApiError| {
-        shared
-            .metrics
-            .connections_rejected
-            .fetch_add(1, Ordering::Relaxed);
-        e.into_response()
-    };
-    if let Some(allowed) = &settings.allowed_origins {
-        if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
-            if !ws::origin_allowed(allowed, origin.as_bytes()) {
-                return reject(ApiError::Forbidden("origin not allowed"));
-            }
-        }
-    }
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a);
-    let guard = match ConnectionGuard::acquire(&shared, peer, &settings.limits) {
+    let guard = match ws::admit(&shared, &settings, headers, peer).await {
         Ok(g) => g,
-        Err(e) => return reject(e),
+        Err(refused) => return refused,
     };
-    if let Some(cluster) = &shared.cluster {
-        if !cluster.wait_for_epoch(ws::EPOCH_WAIT).await {
-            let mut r = reject(ApiError::Unavailable(ws::NOT_READY));
-            r.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static(ws::RETRY_AFTER_SECS));
-            return r;
-        }
-    }
     tracing::debug!(id = guard.id, peer = %DisplayPeer(peer), "SSE client connected.");
 
     let hub = shared.hub.clone();

@@ -9,6 +9,4 @@ mod upgrade;
 
 pub(crate) use session::Session;
 pub(crate) use transport::BATCH_LIMIT;
-pub(crate) use upgrade::{
-    origin_allowed, upgrade, ConnectionGuard, DisplayPeer, EPOCH_WAIT, NOT_READY, RETRY_AFTER_SECS,
-};
+pub(crate) use upgrade::{admit, origin_allowed, upgrade, ConnectionGuard, DisplayPeer, NOT_READY};

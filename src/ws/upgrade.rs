@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::RETRY_AFTER;
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::{FutureExt, StreamExt};
@@ -20,7 +20,7 @@ use super::handshake::Handshake;
 use super::session::Session;
 use crate::auth::Grant;
 use crate::config::LimitsConfig;
-use crate::state::{ApiError, AppState};
+use crate::state::{ApiError, AppState, Settings};
 
 /// How long a cluster node's upgrade waits for the cluster epoch (at start,
 /// or while NATS is unreachable at start) before answering 503.
@@ -44,38 +44,13 @@ pub(crate) async fn upgrade(
         Err(e) => return e.into_response(),
     };
     let settings = shared.settings();
-    let refuse = |e: ApiError| {
-        shared
-            .metrics
-            .connections_rejected
-            .fetch_add(1, Ordering::Relaxed);
-        e.into_response()
-    };
-    if let Some(allowed) = &settings.allowed_origins {
-        // A request without Origin is not from a browser page: allowed.
-        if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
-            if !origin_allowed(allowed, origin.as_bytes()) {
-                return refuse(ApiError::Forbidden("origin not allowed"));
-            }
-        }
-    }
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a);
-    let guard = match ConnectionGuard::acquire(&shared, peer, &settings.limits) {
+    let guard = match admit(&shared, &settings, headers, peer).await {
         Ok(g) => g,
-        Err(e) => return refuse(e),
+        Err(refused) => return refused,
     };
-    // A cluster node hands out only the cluster's epoch: the upgrade waits
-    // (holding its connection slot, so the wait is bounded in number too).
-    if let Some(cluster) = &shared.cluster {
-        if !cluster.wait_for_epoch(EPOCH_WAIT).await {
-            let mut r = refuse(ApiError::Unavailable(NOT_READY));
-            r.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-            return r;
-        }
-    }
     let session = Session {
         hub: shared.hub.clone(),
         settings: settings.clone(),
@@ -112,6 +87,44 @@ pub(crate) async fn upgrade(
             .track_future(tracing::Instrument::instrument(upgrade, span)),
     );
     response
+}
+
+/// Admits a streaming client (`/ws`, `/sse`): its `Origin` is allowed, a
+/// connection slot is free (in total and for its address), and a cluster node
+/// knows the cluster's epoch (waiting up to [`EPOCH_WAIT`], holding the slot
+/// so that the waits are bounded in number too). A refusal is counted in
+/// `tickerd_connections_rejected_total` and is the answer to send.
+pub(crate) async fn admit(
+    shared: &Arc<AppState>,
+    settings: &Settings,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<ConnectionGuard, Response> {
+    let refuse = |e: ApiError| {
+        shared
+            .metrics
+            .connections_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        e.into_response()
+    };
+    if let Some(allowed) = &settings.allowed_origins {
+        // A request without Origin is not from a browser page: allowed.
+        if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
+            if !origin_allowed(allowed, origin.as_bytes()) {
+                return Err(refuse(ApiError::Forbidden("origin not allowed")));
+            }
+        }
+    }
+    let guard = ConnectionGuard::acquire(shared, peer, &settings.limits).map_err(refuse)?;
+    if let Some(cluster) = &shared.cluster {
+        if !cluster.wait_for_epoch(EPOCH_WAIT).await {
+            let mut r = refuse(ApiError::Unavailable(NOT_READY));
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            return Err(r);
+        }
+    }
+    Ok(guard)
 }
 
 /// Is `origin` in the allow-list? Both sides are compared as
