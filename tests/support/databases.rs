@@ -242,15 +242,8 @@ impl Postgres {
     /// Starts the stopped server again on the same port.
     pub async fn restart(&mut self) {
         self.stop();
-        let start = tokio::time::Instant::now();
-        while !self.launch().await {
-            assert!(
-                start.elapsed() < START_DEADLINE,
-                "port {} stays taken",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let port = self.port;
+        launch_again(port, async || self.launch().await).await;
     }
 }
 
@@ -369,14 +362,17 @@ impl Prometheus {
     /// Starts the stopped server again on the same port and data directory.
     pub async fn restart(&mut self) {
         self.stop();
-        let start = tokio::time::Instant::now();
-        while !self.launch().await {
-            assert!(
-                start.elapsed() < START_DEADLINE,
-                "port {} stays taken",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let port = self.port;
+        launch_again(port, async || self.launch().await).await;
+    }
+}
+
+/// Calls `launch` until it succeeds: a restarted server may find its port
+/// still held for a moment by the one that just stopped.
+async fn launch_again(port: u16, mut launch: impl AsyncFnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    while !launch().await {
+        assert!(start.elapsed() < START_DEADLINE, "port {port} stays taken");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
