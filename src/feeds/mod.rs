@@ -29,25 +29,31 @@
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
 mod broker;
-mod command;
 mod extract;
-mod file;
-mod http;
 mod limit;
-mod mqtt;
-mod nats;
 mod options;
 mod poll;
-mod postgres;
-mod prometheus;
-mod redis;
 mod registry;
-mod sse;
 mod status;
 mod supervisor;
-mod synthetic;
-mod system;
-mod websocket;
+
+/// Declares each built-in kind's module (`feeds/<kind>.rs`, defining its
+/// `KIND`) and lists it in [`BUILTIN`]: adding a kind is its file plus its
+/// name here.
+macro_rules! builtin_kinds {
+    ($($kind:ident),* $(,)?) => {
+        $(mod $kind;)*
+
+        /// Every built-in kind, in the order the "unknown kind" message lists
+        /// them.
+        pub(crate) const BUILTIN: &[registry::BuiltinKind] = &[$($kind::KIND),*];
+    };
+}
+
+builtin_kinds!(
+    synthetic, system, http, command, websocket, sse, file, mqtt, redis, nats, prometheus,
+    postgres,
+);
 
 pub(crate) use extract::Pipeline;
 pub use limit::ItemTooLarge;

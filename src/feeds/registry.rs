@@ -1,11 +1,12 @@
-//! The feed kinds: [`BUILTIN`], one table of the built-in kinds, each defined
+//! The feed kinds: [`BUILTIN`], the table of the built-in kinds, each defined
 //! whole in its own file (its options, their checks and its constructor), and
 //! [`Kinds`], the registry that adds an embedder's custom kinds. The config
 //! loader asks the registry about every `[[feed]]` (built-in or custom) in one
 //! pass, and the supervisor builds feeds through it.
 //!
 //! Adding a built-in kind: a new file in `feeds/` with its options type
-//! (implementing [`KindOptions`]), its [`Feed`] and its `KIND`, plus one line
+//! (implementing [`KindOptions`]), its [`Feed`] and its `KIND`, plus its name
+//! in `builtin_kinds!` (`feeds/mod.rs`), which declares the module and lists it
 //! in [`BUILTIN`].
 
 use std::collections::HashMap;
@@ -13,27 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::options::KindOptions;
-use super::{
-    command, file, http, mqtt, nats, postgres, prometheus, redis, sse, synthetic, system,
-    websocket, DynFeed, Feed,
-};
+use super::{DynFeed, Feed, BUILTIN};
 use crate::config::{Blame, Config, ConfigErrors, FeedConfig, FeedKinds};
-
-/// Every built-in kind, in the order the "unknown kind" message lists them.
-pub(crate) const BUILTIN: [BuiltinKind; 12] = [
-    synthetic::KIND,
-    system::KIND,
-    http::KIND,
-    command::KIND,
-    websocket::KIND,
-    sse::KIND,
-    file::KIND,
-    mqtt::KIND,
-    redis::KIND,
-    nats::KIND,
-    prometheus::KIND,
-    postgres::KIND,
-];
 
 /// The names of the built-in kinds, as accepted in `kind = ".."`.
 pub fn builtin_kinds() -> impl Iterator<Item = &'static str> {
