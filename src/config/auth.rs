@@ -21,6 +21,7 @@ pub(super) struct RawAuth {
 
 /// `[auth.jwt]`
 #[derive(Clone, PartialEq, Deserialize)]
+#[non_exhaustive]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
     /// HS256 secrets, each `"env:NAME"` (an environment variable) or
@@ -58,6 +59,7 @@ impl std::fmt::Debug for JwtConfig {
 
 /// The algorithm a key verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum JwtAlgorithm {
     /// HMAC with SHA-256 (a shared secret).
     Hs256,
@@ -69,6 +71,7 @@ pub enum JwtAlgorithm {
 
 /// One verification key, as read.
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct JwtKey {
     /// What it verifies.
     pub algorithm: JwtAlgorithm,
