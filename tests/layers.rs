@@ -4,7 +4,12 @@
 //! import cycle cannot come back unnoticed. `docs/architecture.md` draws the
 //! same order.
 
-use std::path::{Path, PathBuf};
+#[path = "support/sources.rs"]
+mod sources;
+
+use std::path::Path;
+
+use sources::sources;
 
 /// The crate's top-level modules, top (uses the most) to bottom (uses none).
 /// `lib.rs` and `main.rs` stand above all of them.
@@ -13,18 +18,6 @@ const LAYERS: &[&str] = &[
     "ticker", "server", "ws", "state", "cluster", "feeds", "auth", "publish", "hub", "config",
     "transform", "reload", "rate", "delta", "protocol", "metrics", "topic", "sync",
 ];
-
-/// Every `.rs` file under `dir`.
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// The names that follow `crate::` on a line of code (comments skipped).
 fn crate_paths(line: &str) -> Vec<String> {

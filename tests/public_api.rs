@@ -6,19 +6,12 @@
 //! embedder sees. After an intended change, regenerate the list with
 //! `UPDATE_PUBLIC_API=1 cargo test --test public_api` and review its diff.
 
-use std::path::{Path, PathBuf};
+#[path = "support/sources.rs"]
+mod sources;
 
-/// Every `.rs` file under `dir`.
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use std::path::Path;
+
+use sources::sources;
 
 /// `file: declaration` for each `pub` line outside test modules; the
 /// declaration is cut before its body or default.

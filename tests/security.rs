@@ -65,21 +65,6 @@ async fn raw_exchange(server: &Server, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One metric's value (the first sample whose line starts with `prefix`).
-async fn metric(server: &Server, prefix: &str) -> f64 {
-    let text = reqwest::get(server.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(prefix) && !l.starts_with('#'))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("metric {prefix} missing in:\n{text}"))
-}
-
 /// `server.token` guards `/ws` and `/api` by header or query, answering 401
 /// before any upgrade, and leaves `/healthz` open.
 #[tokio::test]
@@ -109,7 +94,7 @@ async fn token_guards_ws_and_api() {
     assert_eq!(status_of(&format!("{api}?token=s3cret"), None).await, 200);
     assert_eq!(status_of(&format!("{api}?token=s3cre"), None).await, 401);
     assert_eq!(status_of(&s.http("/healthz"), None).await, 200);
-    assert!(metric(&s, "tickerd_auth_failures_total").await >= 6.0);
+    assert!(s.metric("tickerd_auth_failures_total").await >= 6.0);
 }
 
 const ACCESS: &str = r#"
@@ -217,7 +202,7 @@ async fn origin_allow_list_is_enforced() {
         .await
         .is_ok());
     assert!(ws_connect(&ws, &[]).await.is_ok());
-    assert!(metric(&s, "tickerd_connections_rejected_total").await >= 2.0);
+    assert!(s.metric("tickerd_connections_rejected_total").await >= 2.0);
 }
 
 /// `/metrics` names every figure ops needs, and they move with traffic,
@@ -239,28 +224,28 @@ async fn metrics_are_present_and_moving() {
         "tickerd_feed_errors_total{feed=\"stocks\"",
         "tickerd_feed_state{feed=\"stocks\"",
     ] {
-        metric(&s, name).await;
+        s.metric(name).await;
     }
-    let sent0 = metric(&s, "tickerd_frames_sent_total ").await;
+    let sent0 = s.metric("tickerd_frames_sent_total ").await;
     let mut c = s.client().await;
     c.subscribe(&["stocks.*", "x.y"]).await;
     c.update_of("stocks.A").await;
-    assert_eq!(metric(&s, "tickerd_connections ").await, 1.0);
-    assert_eq!(metric(&s, "tickerd_subscriptions ").await, 2.0);
-    assert!(metric(&s, "tickerd_frames_sent_total ").await > sent0);
-    assert!(metric(&s, "tickerd_bytes_out_total ").await > 0.0);
-    let feed0 = metric(&s, "tickerd_feed_updates_total{feed=\"stocks\"").await;
+    assert_eq!(s.metric("tickerd_connections ").await, 1.0);
+    assert_eq!(s.metric("tickerd_subscriptions ").await, 2.0);
+    assert!(s.metric("tickerd_frames_sent_total ").await > sent0);
+    assert!(s.metric("tickerd_bytes_out_total ").await > 0.0);
+    let feed0 = s.metric("tickerd_feed_updates_total{feed=\"stocks\"").await;
     support::eventually("the feed's update counter moves", || async {
-        metric(&s, "tickerd_feed_updates_total{feed=\"stocks\"").await > feed0
+        s.metric("tickerd_feed_updates_total{feed=\"stocks\"").await > feed0
     })
     .await;
 
     // Publishing in a loop without yielding overflows the 2-frame queue.
-    let conflated0 = metric(&s, "tickerd_frames_conflated_total ").await;
+    let conflated0 = s.metric("tickerd_frames_conflated_total ").await;
     for i in 0..50 {
         s.ticker.hub().publish("x.y", &json!(i)).unwrap();
     }
-    assert!(metric(&s, "tickerd_frames_conflated_total ").await > conflated0);
+    assert!(s.metric("tickerd_frames_conflated_total ").await > conflated0);
     let last = c
         .recv_until(|v| v["topic"] == "x.y" && v["data"] == 49)
         .await;
@@ -270,11 +255,11 @@ async fn metrics_are_present_and_moving() {
     s.ticker.reload().await.unwrap();
     support::write_atomic(&s.config_path, "[limits]\nqueue = 0\n");
     assert!(s.ticker.reload().await.is_err());
-    assert!(metric(&s, "tickerd_reloads_total ").await >= 1.0);
-    assert!(metric(&s, "tickerd_reload_failures_total ").await >= 1.0);
+    assert!(s.metric("tickerd_reloads_total ").await >= 1.0);
+    assert!(s.metric("tickerd_reload_failures_total ").await >= 1.0);
     drop(c);
     support::eventually("the connection gauge falls", || async {
-        metric(&s, "tickerd_connections ").await == 0.0
+        s.metric("tickerd_connections ").await == 0.0
     })
     .await;
 }

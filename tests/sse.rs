@@ -78,19 +78,6 @@ impl Sse {
     }
 }
 
-async fn metric(s: &Server, name: &str) -> f64 {
-    let text = reqwest::get(s.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 /// hello, the ack, the snapshot, then live updates (a topic created later
 /// too), each update with its `epoch/topic/seq` id; heartbeat comments; the
 /// headers proxies need.
@@ -247,7 +234,7 @@ async fn streams_count_against_the_connection_caps() {
     assert!(body.contains("too many connections"), "{body}");
     drop(sse);
     eventually("the stream's slot is given back", || async {
-        metric(&s, "tickerd_connections ").await == 1.0
+        s.metric("tickerd_connections ").await == 1.0
     })
     .await;
     let mut again = Sse::open(&s.http("/sse?topics=a"), &[]).await.unwrap();
@@ -266,7 +253,7 @@ async fn a_client_that_never_reads_is_dropped() {
     let head = format!("GET /sse?topics=big.* HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr);
     tcp.write_all(head.as_bytes()).await.unwrap();
     eventually("the stream is subscribed", || async {
-        metric(&s, "tickerd_subscriptions ").await == 1.0
+        s.metric("tickerd_subscriptions ").await == 1.0
     })
     .await;
     let hub = s.ticker.hub().clone();
@@ -280,20 +267,17 @@ async fn a_client_that_never_reads_is_dropped() {
         }
     });
     eventually("the silent stream is dropped", || async {
-        metric(
-            &s,
-            "tickerd_connections_closed_total{reason=\"write_timeout\"}",
-        )
-        .await
+        s.metric("tickerd_connections_closed_total{reason=\"write_timeout\"}")
+            .await
             >= 1.0
     })
     .await;
     eventually("its slot and subscription are given back", || async {
-        metric(&s, "tickerd_connections ").await == 0.0
-            && metric(&s, "tickerd_subscriptions ").await == 0.0
+        s.metric("tickerd_connections ").await == 0.0
+            && s.metric("tickerd_subscriptions ").await == 0.0
     })
     .await;
-    assert!(metric(&s, "tickerd_frames_conflated_total ").await > 0.0);
+    assert!(s.metric("tickerd_frames_conflated_total ").await > 0.0);
     publishing.abort();
     drop(tcp);
 }

@@ -91,6 +91,22 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// One metric's value from `/metrics`: the first sample whose line starts
+    /// with `prefix` (end it with a space to name a metric without labels).
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let text = reqwest::get(self.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(prefix) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("metric {prefix} missing in:\n{text}"))
+    }
+
     /// Connects a client and reads its `hello`.
     pub async fn client(&self) -> Client {
         Client::connect(&self.ws_url()).await
