@@ -103,6 +103,20 @@ function hs256(claims) {
   return `${body}.${sig}`;
 }
 
+/** tickerd with `[auth.jwt]` taking JWT_SECRET and no leeway, stopped after `t`. */
+async function startWithJwt(t) {
+  const dir = h.tempDir();
+  fs.writeFileSync(path.join(dir, 'jwt.secret'), `${JWT_SECRET}\n`);
+  const config = `${CONFIG}
+[auth.jwt]
+hs256_secrets = ["file:jwt.secret"]
+leeway = "0s"
+`;
+  const server = await h.Tickerd.start({ config, dir });
+  t.after(async () => { await server.stop(); server.cleanup(); });
+  return server;
+}
+
 /**
  * Proves: with `getToken`, a short-lived JWT is replaced before its `exp`
  * (the `refresh` op on a WebSocket, a reopened stream on SSE), so the
@@ -110,15 +124,7 @@ function hs256(claims) {
  */
 for (const transport of ['websocket', 'sse']) {
   test(`getToken keeps a ${transport} connection past its JWT's expiry`, async (t) => {
-    const dir = h.tempDir();
-    fs.writeFileSync(path.join(dir, 'jwt.secret'), `${JWT_SECRET}\n`);
-    const config = `${CONFIG}
-[auth.jwt]
-hs256_secrets = ["file:jwt.secret"]
-leeway = "0s"
-`;
-    const server = await h.Tickerd.start({ config, dir });
-    t.after(async () => { await server.stop(); server.cleanup(); });
+    const server = await startWithJwt(t);
     // /healthz is a blank page of this origin; its favicon.ico is a 404.
     const page = await h.newPage(browser, { allow: [/status of 404/] });
     const minted = [];
@@ -168,15 +174,7 @@ leeway = "0s"
  * once with a fresh token from getToken, and goes live again.
  */
 test('a refused refresh ends in 4001 and a reconnect with a fresh token', async (t) => {
-  const dir = h.tempDir();
-  fs.writeFileSync(path.join(dir, 'jwt.secret'), `${JWT_SECRET}\n`);
-  const config = `${CONFIG}
-[auth.jwt]
-hs256_secrets = ["file:jwt.secret"]
-leeway = "0s"
-`;
-  const server = await h.Tickerd.start({ config, dir });
-  t.after(async () => { await server.stop(); server.cleanup(); });
+  const server = await startWithJwt(t);
   const page = await h.newPage(browser, { allow: [/status of 404/] });
   let calls = 0;
   await page.exposeFunction('mintToken', () => {
