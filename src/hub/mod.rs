@@ -31,7 +31,7 @@ pub(crate) use cluster::{Originated, Relay};
 use outbox::Subscriber;
 pub(crate) use outbox::{Closing, Frame, Outbox};
 use registry::Registry;
-pub(crate) use registry::Resume;
+pub(crate) use registry::{Leave, Resume};
 pub use store::StoreError;
 pub use subscription::{Subscription, Update};
 

@@ -48,6 +48,15 @@ impl Hub {
         id
     }
 
+    /// A guard that removes subscriber `id` when dropped: its connection
+    /// (a `/ws` session, an `/sse` stream) holds it for as long as it lives.
+    pub(crate) fn leave_on_drop(&self, id: SubscriberId) -> Leave {
+        Leave {
+            hub: self.clone(),
+            id,
+        }
+    }
+
     /// The patterns `id` holds.
     pub(crate) fn patterns_of(&self, id: SubscriberId) -> Vec<Pattern> {
         let reg = self.registry();
@@ -275,5 +284,17 @@ fn join(
             topic: t.id,
             text: protocol::snapshot_of(latest.as_str()),
         }),
+    }
+}
+
+/// Removes its subscriber from the hub when dropped ([`Hub::leave_on_drop`]).
+pub(crate) struct Leave {
+    hub: Hub,
+    id: SubscriberId,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.hub.remove_subscriber(self.id);
     }
 }

@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::Grant;
-use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
+use crate::hub::{Closing, Hub, Leave, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::rate::{update_key, Frames, Rule, Shaping};
@@ -211,10 +211,7 @@ pub(super) async fn stream(
     let outbox =
         Arc::new(Outbox::new(limits.queue, metrics.clone()).with_budget(limits.max_buffered_bytes));
     let id = hub.add_subscriber(outbox.clone());
-    let leave = Leave {
-        hub: hub.clone(),
-        id,
-    };
+    let leave = hub.leave_on_drop(id);
     let heartbeat = settings.heartbeat;
     // A JWT's stream ends at its `exp` (plus leeway): reconnect with a new one.
     let expires = grant.expires().map(crate::auth::jwt::deadline);
@@ -288,18 +285,6 @@ pub(super) async fn stream(
         Body::from_stream(body),
     )
         .into_response()
-}
-
-/// Removes the subscriber from the hub when the stream is dropped.
-struct Leave {
-    hub: Hub,
-    id: SubscriberId,
-}
-
-impl Drop for Leave {
-    fn drop(&mut self) {
-        self.hub.remove_subscriber(self.id);
-    }
 }
 
 /// When the stream last handed a chunk to hyper, and whether it holds frames

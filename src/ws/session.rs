@@ -127,10 +127,7 @@ impl Session {
             Outbox::new(limits.queue, metrics.clone()).with_budget(limits.max_buffered_bytes),
         );
         let id = self.hub.add_subscriber(outbox.clone());
-        let leave = Leave {
-            hub: self.hub.clone(),
-            id,
-        };
+        let leave = self.hub.leave_on_drop(id);
         let heartbeat = self.settings.heartbeat;
         let hello = protocol::hello(&self.hub.epoch(), heartbeat.as_millis() as u64);
         // A new outbox has room: this never hands the reply back.
@@ -389,19 +386,6 @@ impl Session {
             },
         };
         (since, Some(note))
-    }
-}
-
-/// Removes the subscriber from the hub when the connection's future ends or
-/// is dropped.
-struct Leave {
-    hub: Hub,
-    id: SubscriberId,
-}
-
-impl Drop for Leave {
-    fn drop(&mut self) {
-        self.hub.remove_subscriber(self.id);
     }
 }
 
