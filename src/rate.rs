@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::protocol;
+use crate::sync::MutexExt;
 use crate::topic::Pattern;
 
 /// The longest interval a `max_rate` may ask for (a day): keeps instants far
@@ -258,7 +259,7 @@ pub(crate) struct Shaping {
 impl Shaping {
     fn lock(&self) -> MutexGuard<'_, Shaper> {
         // Every operation leaves the maps consistent.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock_or_recover()
     }
 
     /// Does the writer need to pass frames through [`Shaping::apply`]?

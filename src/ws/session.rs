@@ -37,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request, ResumeNote};
 use crate::rate::{Frames, Rule, Shaping};
 use crate::state::Settings;
+use crate::sync::MutexExt;
 use crate::topic::Pattern;
 
 /// When the writer sends: a Ping every `heartbeat`, and at most one flush per
@@ -310,7 +311,7 @@ impl Session {
 
     /// The grant in force: the last refreshed one, else the one connected with.
     fn grant(&self) -> Grant {
-        let refreshed = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+        let refreshed = self.refreshed.lock_or_recover();
         refreshed.clone().unwrap_or_else(|| self.grant.clone())
     }
 
@@ -329,7 +330,7 @@ impl Session {
             );
             return protocol::error(id, ErrorCode::Forbidden, &msg);
         }
-        *self.refreshed.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
+        *self.refreshed.lock_or_recover() = Some(new);
         protocol::ack(id, "refresh", &[], None, &[])
     }
 
