@@ -80,13 +80,29 @@ pub(crate) async fn publish_all(
     results
 }
 
+/// Why a cluster node could not publish: NATS did not take the update.
+pub(crate) const NOT_TAKEN: &str = "the cluster did not take the update";
+
+/// Why a durable publish failed after the fact: the store did not commit it.
+pub(crate) const NOT_COMMITTED: &str =
+    "the update was published but the history store could not commit it";
+
+/// A topic a client may publish to: valid, and not one of the server's own.
+///
+/// # Errors
+/// What is wrong with the name.
+pub(crate) fn check_topic(name: &str) -> Result<(), String> {
+    topic::validate_topic(name).map_err(|e| e.to_string())?;
+    if topic::is_system(name) {
+        return Err("topics starting with `$` are the server's own".into());
+    }
+    Ok(())
+}
+
 async fn publish_one(hub: &Hub, item: Item, may_publish: &impl Fn(&str) -> bool) -> ItemResult {
     let name = item.topic.as_str();
-    if let Err(e) = topic::validate_topic(name) {
-        return ItemResult::refused(Some(name), e.to_string());
-    }
-    if topic::is_system(name) {
-        return ItemResult::refused(Some(name), "topics starting with `$` are the server's own");
+    if let Err(e) = check_topic(name) {
+        return ItemResult::refused(Some(name), e);
     }
     if !may_publish(name) {
         return ItemResult::refused(Some(name), "forbidden: this token may not publish there");
@@ -100,13 +116,8 @@ async fn publish_one(hub: &Hub, item: Item, may_publish: &impl Fn(&str) -> bool)
         Err(e @ (PublishError::TooManyTopics { .. } | PublishError::InvalidTopic(_))) => {
             ItemResult::refused(Some(name), e.to_string())
         }
-        Err(PublishError::Cluster { .. }) => {
-            ItemResult::refused(Some(name), "the cluster did not take the update")
-        }
-        Err(PublishError::NotStored(_)) => ItemResult::refused(
-            Some(name),
-            "the update was published but the history store could not commit it",
-        ),
+        Err(PublishError::Cluster { .. }) => ItemResult::refused(Some(name), NOT_TAKEN),
+        Err(PublishError::NotStored(_)) => ItemResult::refused(Some(name), NOT_COMMITTED),
         Err(e) => ItemResult::refused(Some(name), e.to_string()),
     }
 }

@@ -11,6 +11,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use crate::auth::{self, Grant};
 use crate::hub::PublishError;
+use crate::publish;
 use crate::state::{ApiError, AppState, Settings};
 use crate::topic;
 
@@ -175,12 +176,7 @@ pub(super) async fn publish(
     let headers = &parts.headers;
     let settings = shared.settings();
     check_publish_token(&settings, headers)?;
-    topic::validate_topic(&name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if topic::is_system(&name) {
-        return Err(ApiError::BadRequest(
-            "topics starting with `$` are the server's own".into(),
-        ));
-    }
+    publish::check_topic(&name).map_err(ApiError::BadRequest)?;
     let body = read_body(headers, body, &settings.limits).await?;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
@@ -189,13 +185,9 @@ pub(super) async fn publish(
         .publish_and_wait(&name, &value)
         .await
         .map_err(|e| match e {
-            PublishError::Cluster { .. } => {
-                ApiError::Unavailable("the cluster did not take the update")
-            }
+            PublishError::Cluster { .. } => ApiError::Unavailable(publish::NOT_TAKEN),
             e @ PublishError::TooManyTopics { .. } => ApiError::Full(e.to_string()),
-            PublishError::NotStored(_) => ApiError::Unavailable(
-                "the update was published but the history store could not commit it",
-            ),
+            PublishError::NotStored(_) => ApiError::Unavailable(publish::NOT_COMMITTED),
             e => ApiError::BadRequest(e.to_string()),
         })?;
     Ok((
