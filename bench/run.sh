@@ -7,6 +7,7 @@
 #   SERVERS="tickerd" SCENARIOS="load saturation" bench/run.sh --quick   a subset
 #   SERVERS="tickerd tickerd-cluster" ...   also one node of a cluster (needs nats-server)
 #   SERVERS="tickerd tickerd-durable" ...   also with [history] path (a fresh store per run)
+#   SERVERS="tickerd tickerd-base" TICKERD_BASE=/tmp/tickerd-old ...   this build against another one
 #
 # Each server is pinned to core 0 (taskset -c 0), the generator to core 1.
 set -euo pipefail
@@ -17,7 +18,7 @@ ROOT=$(cd .. && pwd)
 REPS=3 WARMUP=3 DURATION=8
 if [[ "${1:-}" == "--quick" ]]; then REPS=1 WARMUP=2 DURATION=4; fi
 SERVERS=${SERVERS:-"tickerd node-ws tutorial"}
-SCENARIOS=${SCENARIOS:-"load saturation idle"}
+SCENARIOS=${SCENARIOS:-"light load saturation idle"}
 
 echo "Building release binaries and installing the Node peer..." >&2
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
@@ -29,6 +30,7 @@ server_cmd() {
     tickerd) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd.toml" ;;
     tickerd-cluster) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd-cluster.toml" ;;
     tickerd-durable) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd-durable.toml" ;;
+    tickerd-base) echo "env RUST_LOG=warn taskset -c 0 ${TICKERD_BASE:?set TICKERD_BASE to the tickerd binary to compare with} --config $BENCH/tickerd.toml" ;;
     node-ws) echo "taskset -c 0 node $BENCH/peers/node/server.js" ;;
     tutorial) echo "taskset -c 0 $BENCH/target/release/tickerd-bench tutorial" ;;
   esac
@@ -36,6 +38,7 @@ server_cmd() {
 
 scenario_args() {
   case "$1" in
+    light) echo "--clients 500 --rate 20" ;;              # 10k deliveries/s offered: a typical board
     load) echo "--clients 1000 --rate 200" ;;             # 200k deliveries/s offered
     saturation) echo "--clients 1000 --rate 1000" ;;      # 1M deliveries/s offered
     idle) echo "--clients 10000 --rate 0 --idle" ;;       # RSS per subscribed connection

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::cluster::Cluster;
 use crate::config::{Config, Dashboard, DashboardConfig, LimitsConfig};
 use crate::feeds::FeedSupervisor;
-use crate::hub::Hub;
+use crate::hub::{Hub, Pacer};
 use crate::metrics::Metrics;
 use crate::sync::{MutexExt, RwLockExt};
 
@@ -66,6 +66,8 @@ impl Settings {
 /// State shared by the router, sessions, feeds and reload.
 pub(crate) struct AppState {
     pub(crate) hub: Hub,
+    /// Writes `/ws` connections' paced frames (see `crate::hub::Pacer`).
+    pub(crate) pacer: Pacer,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) settings: RwLock<Arc<Settings>>,
     pub(crate) config: tokio::sync::Mutex<Config>,

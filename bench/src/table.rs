@@ -11,8 +11,11 @@ pub struct Args {
     file: std::path::PathBuf,
 }
 
-const SERVERS: [&str; 5] = [
+/// The order servers are printed in; any other name (e.g. `tickerd-base`)
+/// follows them.
+const SERVERS: [&str; 6] = [
     "tickerd",
+    "tickerd-base",
     "tickerd-durable",
     "tickerd-cluster",
     "node-ws",
@@ -46,6 +49,12 @@ pub fn run(args: Args) {
     };
     let reps = runs.values().map(Vec::len).max().unwrap_or(0);
     let f = |v: Option<f64>, digits: usize| v.map_or("–".into(), |x| format!("{x:.digits$}"));
+    let mut servers: Vec<String> = SERVERS.iter().map(|s| s.to_string()).collect();
+    for (_, sv) in runs.keys() {
+        if !servers.contains(sv) {
+            servers.push(sv.clone());
+        }
+    }
     let scenarios: Vec<String> = {
         let mut s: Vec<String> = runs.keys().map(|(s, _)| s.clone()).collect();
         s.dedup();
@@ -55,7 +64,7 @@ pub fn run(args: Args) {
     println!("| scenario | server | clients | msgs/s in | delivered/s | delivered % | p50 ms | p99 ms | max ms | CPU ms / 1k deliveries | server CPU % | RSS MiB | gen CPU % |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for sc in scenarios.iter().filter(|s| s.as_str() != "idle") {
-        for sv in SERVERS {
+        for sv in &servers {
             if !runs.contains_key(&(sc.clone(), sv.to_string())) {
                 continue;
             }
@@ -79,7 +88,7 @@ pub fn run(args: Args) {
     if scenarios.iter().any(|s| s == "idle") {
         println!("\n| idle | server | subscribed connections | RSS before MiB | RSS after MiB | KiB per idle connection |");
         println!("|---|---|---:|---:|---:|---:|");
-        for sv in SERVERS {
+        for sv in &servers {
             let g = |field| get("idle", sv, field);
             if g("subscribed").is_none() {
                 continue;
@@ -93,7 +102,7 @@ pub fn run(args: Args) {
             );
         }
     }
-    println!("\nRatios tickerd / peer (CPU and p99 and RSS: lower is better; delivered/s: higher is better):\n");
+    println!("\nRatios tickerd / peer (CPU, latency and RSS: lower is better; delivered/s: higher is better):\n");
     println!("| scenario | figure | tickerd / node-ws | tickerd / tutorial |");
     println!("|---|---|---:|---:|");
     let ratio = |sc: &str, field: &str, peer: &str| -> String {
@@ -109,6 +118,7 @@ pub fn run(args: Args) {
             &[
                 ("delivered_per_s", "delivered/s"),
                 ("cpu_ms_per_1k", "CPU per delivery"),
+                ("p50_ms", "p50 latency"),
                 ("p99_ms", "p99 latency"),
             ]
         };

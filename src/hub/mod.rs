@@ -21,6 +21,7 @@
 mod cluster;
 mod lifecycle;
 mod outbox;
+mod pacer;
 mod publish;
 mod read;
 mod registry;
@@ -29,7 +30,8 @@ mod subscription;
 
 pub(crate) use cluster::{Originated, Relay};
 use outbox::Subscriber;
-pub(crate) use outbox::{Closing, Frame, Outbox};
+pub(crate) use outbox::{Closing, Direct, Frame, Outbox, Wrote};
+pub(crate) use pacer::{Pacer, Shard};
 use registry::Registry;
 pub(crate) use registry::{Leave, Resume};
 pub use store::StoreError;

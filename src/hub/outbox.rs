@@ -13,6 +13,21 @@
 //! behind, so an idle subscriber holds no queue capacity (the next push
 //! allocates afresh: a few allocations per flush under load, none while idle).
 //!
+//! An outbox may have a [`Direct`] way to its socket (a WebSocket over TCP).
+//! While the connection's writer is parked ([`Outbox::park`]: waiting, with
+//! nothing taken), the writer is not woken for updates at all:
+//! - a connection that wrote nothing for its pacing interval (`pace`,
+//!   `[server] flush_interval`) gets the frame written into its socket by
+//!   [`Outbox::push`] itself, one non-blocking write;
+//! - within the interval, frames queue as above and the outbox is scheduled
+//!   with a [`Shard`] of the pacer, which writes all of them in one write
+//!   when the interval ends ([`Outbox::write_paced`]).
+//!
+//! What neither can do (a reply, a close, a socket that did not take a whole
+//! write) wakes the writer, which takes everything and writes it in order. A
+//! frame is written directly only when nothing is queued or taken ahead of
+//! it, so order is kept. README "Performance" has the figures.
+//!
 //! It must never await, allocate per subscriber on publish beyond the frame handle
 //! and its queue's growth, or call back into the hub.
 
@@ -20,14 +35,22 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::Duration;
+
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::pacer::Shard;
 use crate::metrics::Metrics;
 use crate::sync::MutexExt;
 
 /// Replies (acks, errors, pongs) buffered before the reader stops reading.
 pub(crate) const CONTROL_CAP: usize = 64;
+
+/// Most bytes of frames the pacer writes for one connection at once; a
+/// larger backlog wakes the connection's writer.
+const PACED_LIMIT: usize = 64 * 1024;
 
 /// An update's wire frame, as shared by every subscriber of its topic.
 #[derive(Clone, Debug)]
@@ -55,6 +78,43 @@ impl Closing {
     pub(crate) const OVER_BUDGET: (u16, &'static str) = (1008, "reply buffer over budget");
 }
 
+/// What a [`Direct`] write did with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wrote {
+    /// The socket took all of it.
+    All,
+    /// The socket took part of it; the rest is the frame in flight, which
+    /// the writer's next flush finishes before anything else.
+    Part,
+    /// Nothing: something is ahead of it, or the socket is full.
+    Nothing,
+}
+
+/// A subscriber's socket, written by the publishing side (see the module
+/// docs).
+pub(crate) trait Direct: Send + Sync {
+    /// Writes one text frame now, without blocking, if nothing is ahead of
+    /// it in the socket's own buffers.
+    fn write_now(&self, text: &[u8]) -> Wrote;
+
+    /// Writes text frames in one write, as [`Direct::write_now`], encoding
+    /// them into `scratch` first.
+    fn write_all_now(
+        &self,
+        frames: &mut dyn Iterator<Item = &[u8]>,
+        scratch: &mut Vec<u8>,
+    ) -> Wrote;
+}
+
+/// The publishing side's way into a subscriber's socket.
+struct Route {
+    to: Box<dyn Direct>,
+    /// Least time between two writes of a steady stream (`flush_interval`).
+    pace: Duration,
+    /// Writes what queued within `pace` once it has passed.
+    shard: Arc<Shard>,
+}
+
 #[derive(Default)]
 struct State {
     control: VecDeque<Utf8Bytes>,
@@ -63,6 +123,15 @@ struct State {
     closing: Option<Closing>,
     /// Bytes of replies queued or taken and not yet handed to the socket.
     control_bytes: usize,
+    /// The writer waits with nothing taken ([`Outbox::park`]): a frame
+    /// written directly cannot overtake one the writer holds.
+    parked: bool,
+    /// No direct write before this: the pacing interval after the last one.
+    quiet_until: Option<Instant>,
+    /// A direct write left part of a frame for the writer to finish.
+    unflushed: bool,
+    /// The queued frames are due with the pacer: the writer is not woken.
+    scheduled: bool,
 }
 
 impl State {
@@ -88,6 +157,13 @@ impl Eq for Subscriber {}
 impl std::hash::Hash for Subscriber {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         Arc::as_ptr(&self.0).hash(state)
+    }
+}
+
+impl Subscriber {
+    /// [`Outbox::push`] to this subscriber.
+    pub(crate) fn push(&self, frame: Frame) {
+        self.0.push(frame);
     }
 }
 
@@ -137,6 +213,8 @@ pub(crate) struct Outbox {
     cap: usize,
     /// Most bytes of replies not yet handed to the socket.
     budget: usize,
+    /// The socket, written directly while the writer is parked.
+    direct: Option<Route>,
     metrics: Arc<Metrics>,
 }
 
@@ -149,8 +227,26 @@ impl Outbox {
             over_budget: Notify::new(),
             cap: cap.max(1),
             budget: usize::MAX,
+            direct: None,
             metrics,
         }
+    }
+
+    /// Lets the publishing side write to the subscriber's socket while its
+    /// writer is parked: at once when quiet, else through `shard` once `pace`
+    /// has passed since the last write (see the module docs).
+    pub(crate) fn with_direct(
+        mut self,
+        direct: Box<dyn Direct>,
+        pace: Duration,
+        shard: Arc<Shard>,
+    ) -> Self {
+        self.direct = Some(Route {
+            to: direct,
+            pace,
+            shard,
+        });
+        self
     }
 
     /// Sets the most bytes of replies that may wait to be written (see the
@@ -166,13 +262,38 @@ impl Outbox {
         self.state.lock_or_recover()
     }
 
-    /// Queues an update; never blocks. Conflates by topic past `cap` frames.
-    pub(crate) fn push(&self, frame: Frame) {
+    /// Queues an update, or writes it into the socket when the connection is
+    /// quiet (see the module docs); never blocks. Conflates by topic past
+    /// `cap` frames.
+    pub(crate) fn push(self: &Arc<Self>, frame: Frame) {
         let mut st = self.lock();
         if st.closing.is_some() {
             return;
         }
         let was_empty = st.is_empty();
+        if let Some(route) = self.direct.as_ref().filter(|_| st.parked && !st.unflushed) {
+            if was_empty {
+                let now = Instant::now();
+                match st.quiet_until.filter(|&t| t > now) {
+                    None => {
+                        let wrote = route.to.write_now(frame.text.as_bytes());
+                        if wrote != Wrote::Nothing {
+                            st.quiet_until = Some(now + route.pace);
+                            self.wrote(st, wrote, 1, frame.text.len());
+                            return;
+                        }
+                        // The socket is full: the writer waits for room.
+                    }
+                    Some(due) => {
+                        st.queue.push_back(frame);
+                        st.scheduled = true;
+                        drop(st);
+                        route.shard.schedule(due, self.clone());
+                        return;
+                    }
+                }
+            }
+        }
         if let Some(slot) = st.conflated.get_mut(&frame.topic) {
             *slot = frame;
             self.metrics
@@ -186,10 +307,66 @@ impl Outbox {
                 .frames_conflated
                 .fetch_add(1, Ordering::Relaxed);
         }
+        let wake = was_empty && !st.scheduled;
         drop(st);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
+    }
+
+    /// Counts what a direct write wrote; wakes the writer to finish a frame
+    /// the socket took only part of.
+    fn wrote(&self, mut st: MutexGuard<'_, State>, wrote: Wrote, frames: u64, bytes: usize) {
+        st.unflushed = wrote == Wrote::Part;
+        drop(st);
+        self.metrics
+            .frames_sent
+            .fetch_add(frames, Ordering::Relaxed);
+        self.metrics
+            .bytes_out
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        if wrote == Wrote::Part {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The pacer's turn, due `at` (see the module docs): writes the frames
+    /// queued since the last write in one write, or, when it cannot, wakes
+    /// the writer to. The next write is due a pace after `at`, not after
+    /// now: a pacer running late does not stretch the interval.
+    pub(crate) fn write_paced(&self, at: Instant, scratch: &mut Vec<u8>) {
+        let mut st = self.lock();
+        st.scheduled = false;
+        let Some(route) = &self.direct else {
+            return;
+        };
+        if !st.parked || (st.queue.is_empty() && st.conflated.is_empty()) {
+            return; // the writer took them
+        }
+        let bytes = (st.queue.iter().map(|f| f.text.len()).sum::<usize>())
+            + st.conflated.values().map(|f| f.text.len()).sum::<usize>();
+        let writable = st.closing.is_none() && !st.unflushed && st.control.is_empty();
+        // A backlog this large is the writer's: it writes in steps, waiting
+        // for the socket, instead of copying it all at once.
+        let wrote = match writable && bytes <= PACED_LIMIT {
+            true => {
+                let mut frames = (st.queue.iter())
+                    .chain(st.conflated.values())
+                    .map(|f| f.text.as_bytes());
+                route.to.write_all_now(&mut frames, scratch)
+            }
+            false => Wrote::Nothing,
+        };
+        if wrote == Wrote::Nothing {
+            drop(st);
+            self.wake.notify_one();
+            return;
+        }
+        let queue = std::mem::take(&mut st.queue);
+        let conflated = std::mem::take(&mut st.conflated);
+        st.quiet_until = Some(at + route.pace);
+        let frames = (queue.len() + conflated.len()) as u64;
+        self.wrote(st, wrote, frames, bytes);
     }
 
     /// Queues a reply to the client, waiting while `CONTROL_CAP` replies are
@@ -226,11 +403,11 @@ impl Outbox {
         if st.control.len() >= CONTROL_CAP {
             return Err(text);
         }
-        let was_empty = st.is_empty();
+        let wake = st.is_empty() || st.scheduled;
         st.control_bytes += text.len();
         st.control.push_back(text);
         drop(st);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
         Ok(())
@@ -280,10 +457,27 @@ impl Outbox {
         self.over_budget.notified().await;
     }
 
+    /// Marks the writer as waiting with nothing taken: from now until its
+    /// next [`Outbox::take_all`], a quiet connection's frames may be written
+    /// directly.
+    pub(crate) fn park(&self) {
+        self.lock().parked = true;
+    }
+
+    /// Until when the writer lets frames gather after a direct write (the
+    /// pacing interval); `None` when it need not wait, e.g. to close.
+    /// (Frames the pacer has are due then too.)
+    pub(crate) fn paced_until(&self) -> Option<Instant> {
+        let st = self.lock();
+        st.quiet_until.filter(|_| st.closing.is_none())
+    }
+
     /// Takes everything ready, leaving empty queues (without capacity) behind.
     /// [`Taken::frames`] yields it in the order it must be written.
     pub(crate) fn take_all(&self) -> Taken {
         let mut st = self.lock();
+        st.parked = false;
+        st.unflushed = false;
         let taken = Taken {
             control: std::mem::take(&mut st.control),
             queue: std::mem::take(&mut st.queue),
@@ -312,7 +506,7 @@ impl Outbox {
     /// Whether [`Outbox::take`] has something (or a close request) to return.
     pub(crate) fn has_work(&self) -> bool {
         let st = self.lock();
-        !st.is_empty() || st.closing.is_some()
+        !st.is_empty() || st.closing.is_some() || st.unflushed
     }
 
     /// Waits until [`Outbox::has_work`].
@@ -330,6 +524,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     fn frame(topic: u32, seq: u64) -> Frame {
         Frame {
@@ -340,7 +535,7 @@ mod tests {
 
     #[test]
     fn conflates_past_cap_and_keeps_per_topic_order() {
-        let ob = Outbox::new(2, Arc::default());
+        let ob = Arc::new(Outbox::new(2, Arc::default()));
         ob.push(frame(1, 1));
         ob.push(frame(2, 1));
         ob.push(frame(1, 2)); // over cap: conflated
@@ -357,7 +552,7 @@ mod tests {
 
     #[test]
     fn a_conflated_topic_stays_conflated_until_drained() {
-        let ob = Outbox::new(1, Arc::default());
+        let ob = Arc::new(Outbox::new(1, Arc::default()));
         ob.push(frame(1, 1));
         ob.push(frame(1, 2)); // conflated
         let mut out = Vec::new();
@@ -374,7 +569,7 @@ mod tests {
     #[test]
     fn replies_past_the_budget_close_the_outbox_and_free_it() {
         let metrics = Arc::new(Metrics::default());
-        let ob = Outbox::new(4, metrics.clone()).with_budget(10);
+        let ob = Arc::new(Outbox::new(4, metrics.clone()).with_budget(10));
         ob.try_push_control(Utf8Bytes::from("123456")).unwrap();
         ob.push(frame(1, 1));
         let taken = ob.take_all();
@@ -392,5 +587,143 @@ mod tests {
         let after = ob.take_all();
         assert_eq!(after.closing, Some(Closing::OverBudget));
         assert_eq!(after.frames().count(), 0, "queues freed at close");
+    }
+
+    /// A socket stand-in: records the frames it is given and answers
+    /// `answer` (all of it, part, or nothing).
+    struct Recorder {
+        frames: Arc<Mutex<Vec<String>>>,
+        answer: Arc<Mutex<Wrote>>,
+    }
+
+    impl Direct for Recorder {
+        fn write_now(&self, text: &[u8]) -> Wrote {
+            self.write_all_now(&mut std::iter::once(text), &mut Vec::new())
+        }
+
+        fn write_all_now(
+            &self,
+            frames: &mut dyn Iterator<Item = &[u8]>,
+            _scratch: &mut Vec<u8>,
+        ) -> Wrote {
+            let answer = *self.answer.lock().unwrap();
+            if answer != Wrote::Nothing {
+                let batch: Vec<&str> = frames.map(|f| std::str::from_utf8(f).unwrap()).collect();
+                self.frames.lock().unwrap().push(batch.join(" "));
+            }
+            answer
+        }
+    }
+
+    struct Direct1 {
+        ob: Arc<Outbox>,
+        shard: Arc<Shard>,
+        frames: Arc<Mutex<Vec<String>>>,
+        answer: Arc<Mutex<Wrote>>,
+    }
+
+    fn direct(pace: Duration) -> Direct1 {
+        let (frames, answer) = (Arc::default(), Arc::new(Mutex::new(Wrote::All)));
+        let shard = Arc::new(Shard::default());
+        let rec = Recorder {
+            frames: Arc::clone(&frames),
+            answer: Arc::clone(&answer),
+        };
+        let ob = Outbox::new(8, Arc::default()).with_direct(Box::new(rec), pace, shard.clone());
+        Direct1 {
+            ob: Arc::new(ob),
+            shard,
+            frames,
+            answer,
+        }
+    }
+
+    fn woken(ob: &Outbox) -> bool {
+        use futures_util::FutureExt;
+        ob.wake.notified().now_or_never().is_some()
+    }
+
+    /// A parked, quiet connection's frame is written by the publisher; one
+    /// within the pace is queued for the pacer, which writes what gathered
+    /// in one write; the writer is woken for neither. While the writer is
+    /// not parked, frames queue for it.
+    #[test]
+    fn quiet_frames_go_direct_and_paced_ones_to_the_pacer() {
+        let d = direct(Duration::from_secs(60));
+        d.ob.push(frame(1, 1));
+        assert!(d.frames.lock().unwrap().is_empty(), "not parked: queued");
+        assert!(woken(&d.ob));
+        assert_eq!(d.ob.take_all().frames().count(), 1);
+
+        d.ob.park();
+        d.ob.push(frame(1, 2));
+        assert_eq!(*d.frames.lock().unwrap(), ["1:2"]);
+        assert!(!d.ob.has_work());
+        d.ob.push(frame(1, 3));
+        d.ob.push(frame(2, 1));
+        assert_eq!(d.frames.lock().unwrap().len(), 1, "within the pace: queued");
+        assert_eq!(d.shard.scheduled(), 1, "scheduled once");
+        assert!(!woken(&d.ob), "the writer sleeps on");
+        d.ob.write_paced(Instant::now(), &mut Vec::new());
+        assert_eq!(*d.frames.lock().unwrap(), ["1:2", "1:3 2:1"]);
+        assert!(!d.ob.has_work());
+        assert!(!woken(&d.ob));
+    }
+
+    /// A frame due for the pacer is not overtaken by a later one written
+    /// directly, however late the pacer is.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_pacer_is_not_overtaken() {
+        let d = direct(Duration::from_millis(25));
+        d.ob.park();
+        d.ob.push(frame(1, 1));
+        d.ob.push(frame(1, 2));
+        tokio::time::advance(Duration::from_millis(60)).await;
+        d.ob.push(frame(1, 3));
+        assert_eq!(*d.frames.lock().unwrap(), ["1:1"]);
+        d.ob.write_paced(Instant::now(), &mut Vec::new());
+        assert_eq!(*d.frames.lock().unwrap(), ["1:1", "1:2 1:3"]);
+    }
+
+    /// A reply, a full socket or a partial write wake the writer, which
+    /// then takes over; the pacer leaves frames the writer took to it.
+    #[test]
+    fn what_the_direct_path_cannot_write_wakes_the_writer() {
+        let d = direct(Duration::from_secs(60));
+        d.ob.park();
+        d.ob.push(frame(1, 1));
+        d.ob.push(frame(1, 2)); // scheduled
+        d.ob.try_push_control(Utf8Bytes::from("ack")).unwrap();
+        assert!(woken(&d.ob), "a reply wakes the writer");
+        let taken = d.ob.take_all();
+        let got: Vec<String> = taken.frames().map(|t| t.to_string()).collect();
+        assert_eq!(got, ["ack", "1:2"]);
+        d.ob.push(frame(1, 3)); // behind what the writer took
+        d.ob.write_paced(Instant::now(), &mut Vec::new());
+        assert_eq!(*d.frames.lock().unwrap(), ["1:1"], "the writer's turn");
+        assert_eq!(d.ob.take_all().frames().count(), 1);
+
+        let d = direct(Duration::ZERO);
+        *d.answer.lock().unwrap() = Wrote::Nothing;
+        d.ob.park();
+        d.ob.push(frame(1, 1));
+        assert!(woken(&d.ob), "a full socket: the writer waits for room");
+        assert_eq!(d.ob.take_all().frames().count(), 1);
+
+        *d.answer.lock().unwrap() = Wrote::Part;
+        d.ob.park();
+        d.ob.push(frame(1, 2));
+        assert!(
+            woken(&d.ob) && d.ob.has_work(),
+            "the writer finishes the frame"
+        );
+        d.ob.push(frame(1, 3));
+        assert_eq!(
+            d.frames.lock().unwrap().len(),
+            1,
+            "nothing direct meanwhile"
+        );
+        assert_eq!(d.ob.take_all().frames().count(), 1);
+        assert!(!d.ob.has_work());
     }
 }

@@ -222,6 +222,7 @@ pub(super) async fn stream(
         shutdown: shared.cancel.clone(),
         shaping: Default::default(),
         refreshed: Default::default(),
+        pacer: None,
     };
     let (since, note) = session.resumable(query.since, query.epoch.as_deref());
     let shaping = session.shaping.clone();

@@ -15,7 +15,7 @@ use super::{
 use crate::cluster::Cluster;
 use crate::config::{Config, ConfigErrors};
 use crate::feeds::{Feed, FeedSupervisor, Kinds};
-use crate::hub::Hub;
+use crate::hub::{Hub, Pacer};
 use crate::metrics::Metrics;
 use crate::state::{Adjust, AppState, Settings};
 
@@ -188,8 +188,10 @@ impl TickerBuilder {
             ),
             None => None,
         };
+        let pacer = Pacer::start(&tasks, &cancel);
         let shared = Arc::new(AppState {
             hub,
+            pacer,
             metrics,
             settings: RwLock::new(Arc::new(Settings::from_config(&config))),
             config: tokio::sync::Mutex::new(config.clone()),

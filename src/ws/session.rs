@@ -5,9 +5,13 @@
 //! queue (acks always precede the snapshots they announce), and watches for a
 //! peer silent for two heartbeat periods. The writer waits for the outbox, takes
 //! everything ready, `feed`s each frame and `flush`es once: one syscall for many
-//! frames under load. It also sends protocol Pings and, on server shutdown, a
-//! Close frame with 1001. Neither half ever blocks the publisher: a slow peer
-//! only fills its own outbox, which conflates.
+//! frames under load. While it waits with nothing taken (parked), updates skip
+//! it: the publisher writes a quiet connection's update into the socket, and
+//! the pacer (`crate::hub::Pacer`) writes what gathers within `flush_interval`
+//! after that, so a connection's task is not woken per update at all
+//! (`crate::hub::Outbox` has the rules). The writer also sends protocol Pings
+//! and, on server shutdown, a Close frame with 1001. Neither half ever blocks
+//! the publisher: a slow peer only fills its own outbox, which conflates.
 //!
 //! Neither half waits without bound on a peer that does not read: a write
 //! (a flush of frames, a Ping) that has not completed within two heartbeats
@@ -32,7 +36,7 @@ use tracing::debug;
 
 use super::transport::{Outgoing, Socket, BATCH_LIMIT};
 use crate::auth::Grant;
-use crate::hub::{Closing, Hub, Outbox, Resume, SubscriberId};
+use crate::hub::{Closing, Direct, Hub, Outbox, Resume, Shard, SubscriberId, Wrote};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request, ResumeNote};
 use crate::rate::{Frames, Rule, Shaping};
@@ -41,9 +45,10 @@ use crate::sync::MutexExt;
 use crate::topic::Pattern;
 
 /// When the writer sends: a Ping every `heartbeat`, and at most one flush per
-/// `flush` (`[server] flush_interval`, default 25 ms). A connection that was
-/// quiet for `flush` writes at once; under a steady stream its frames gather
-/// for up to `flush` and go out in one write. Loopback and NIC writes cost
+/// `flush` (`[server] flush_interval`, default 25 ms); the publisher's and
+/// the pacer's writes keep the same pace. A connection that was quiet for
+/// `flush` writes at once; under a steady stream its frames gather for up to
+/// `flush` and go out in one write. Loopback and NIC writes cost
 /// microseconds each, so frames per write is what bounds fan-out: this trades
 /// at most `flush` of added latency for several times fewer syscalls (measured
 /// in `bench/`, see README "Performance").
@@ -51,6 +56,34 @@ use crate::topic::Pattern;
 struct Pacing {
     heartbeat: Duration,
     flush: Duration,
+}
+
+/// The publisher's way into a connection's socket while its writer is parked
+/// (see `crate::hub::Outbox::with_direct`): not while a subscription asked
+/// for `max_rate` or deltas, which only the writer applies.
+struct DirectTo {
+    outgoing: Outgoing,
+    shaping: Arc<Shaping>,
+}
+
+impl Direct for DirectTo {
+    fn write_now(&self, text: &[u8]) -> Wrote {
+        match self.shaping.is_active() {
+            true => Wrote::Nothing,
+            false => self.outgoing.write_now(text),
+        }
+    }
+
+    fn write_all_now(
+        &self,
+        frames: &mut dyn Iterator<Item = &[u8]>,
+        scratch: &mut Vec<u8>,
+    ) -> Wrote {
+        match self.shaping.is_active() {
+            true => Wrote::Nothing,
+            false => self.outgoing.write_all_now(frames, scratch),
+        }
+    }
 }
 
 /// The Close code for a connection whose token (a JWT) expired.
@@ -107,6 +140,9 @@ pub(crate) struct Session {
     pub(crate) shaping: Arc<Shaping>,
     /// The grant of the last accepted `refresh`, which replaces `grant`.
     pub(crate) refreshed: std::sync::Mutex<Option<Grant>>,
+    /// Writes this connection's paced frames while its writer is parked
+    /// (`/ws`; `/sse` writes through its stream).
+    pub(crate) pacer: Option<Arc<Shard>>,
 }
 
 impl Session {
@@ -124,9 +160,17 @@ impl Session {
     ) -> impl Future<Output = ()> + Send + 'static {
         let metrics = self.hub.metrics().clone();
         let limits = &self.settings.limits;
-        let outbox = Arc::new(
-            Outbox::new(limits.queue, metrics.clone()).with_budget(limits.max_buffered_bytes),
-        );
+        let mut outbox =
+            Outbox::new(limits.queue, metrics.clone()).with_budget(limits.max_buffered_bytes);
+        if let Some(shard) = self.pacer.clone().filter(|_| outgoing.is_direct()) {
+            let direct = DirectTo {
+                outgoing: outgoing.clone(),
+                shaping: self.shaping.clone(),
+            };
+            let pace = self.settings.flush_interval;
+            outbox = outbox.with_direct(Box::new(direct), pace, shard);
+        }
+        let outbox = Arc::new(outbox);
         let id = self.hub.add_subscriber(outbox.clone());
         let leave = self.hub.leave_on_drop(id);
         let heartbeat = self.settings.heartbeat;
@@ -538,11 +582,29 @@ fn write_loop(
                 timer
                     .as_mut()
                     .reset(due.map_or(next_ping, |d| d.min(next_ping)));
+                // Parked: meanwhile updates are written by the publisher (a
+                // quiet connection) or the pacer (within `flush` of the last
+                // write); only what they cannot write (a reply, a close, a
+                // full socket) wakes this task. Shaped frames are this
+                // task's to write.
+                if !shaping.is_active() {
+                    outbox.park();
+                }
                 tokio::select! {
                     biased;
                     _ = &mut cancelled => break,
                     _ = &mut timer => continue,
                     _ = outbox.ready() => {}
+                }
+                // Frames that came within `flush` of a direct write gather
+                // for the rest of it.
+                if let Some(until) = outbox.paced_until().filter(|&t| t > Instant::now()) {
+                    timer.as_mut().reset(until);
+                    tokio::select! {
+                        biased;
+                        _ = &mut cancelled => break,
+                        _ = &mut timer => {}
+                    }
                 }
             }
             let flushed = Box::pin(flush_ready(

@@ -1,7 +1,9 @@
 //! The socket under an upgraded `/ws` connection: tungstenite over a
 //! [`BatchIo`] (the handshake is done by `super::handshake` rather than by
-//! axum's `WebSocketUpgrade`, for this): what an idle connection holds is what decides how many a
-//! server can keep (README "Performance", "Where the bytes go").
+//! axum's `WebSocketUpgrade`, for this): what an idle connection holds is what
+//! decides how many a server can keep (README "Performance", "Where the bytes
+//! go"), and how a frame reaches the socket is what decides the CPU per
+//! delivery ("Where the CPU goes").
 //!
 //! tungstenite keeps its write buffer's capacity for the life of the
 //! connection (4 KiB per idle connection with a 4 KiB buffer, 128 KiB with the
@@ -14,9 +16,14 @@
 //! The session's update and reply frames skip tungstenite's `Sink` altogether:
 //! the writer encodes them (a server's frames are unmasked: a 2-10 byte header
 //! and the payload) straight into the [`BatchIo`]'s buffer through an
-//! [`Outgoing`] handle, then flushes. tungstenite still reads, answers Pings
-//! and writes Pings and Close frames, through the same buffer; every write into
-//! it is a whole frame, so frames never interleave.
+//! [`Outgoing`] handle, then flushes. And while a connection's writer is idle,
+//! the publisher writes an update straight into the TCP socket
+//! ([`Outgoing::write_now`], one non-blocking `writev`), without waking the
+//! writer at all. tungstenite still reads, answers Pings and writes Pings and
+//! Close frames, through the same buffer. Every write to the socket, from
+//! whichever side, happens under the [`Outgoing`]'s lock and only when nothing
+//! is ahead of it, so frames never interleave and leave in order; nothing is
+//! written after a Close frame.
 //!
 //! What a connection can hold for writing is bounded: tungstenite's own buffer
 //! (Pongs, Pings, Close) at [`CONTROL_WRITE_LIMIT`], past which it keeps only
@@ -24,20 +31,29 @@
 //! not one per Ping); the [`BatchIo`] at [`BATCH_LIMIT`] plus the frame being
 //! written; the session's replies at `limits.max_buffered_bytes`.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
+use crate::hub::Wrote;
 use crate::sync::MutexExt;
+use bytes::{Buf, Bytes};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::either::Either;
 
 /// An upgraded `/ws` connection.
-pub(crate) type Socket = WebSocketStream<BatchIo<TokioIo<Upgraded>>>;
+pub(crate) type Socket = WebSocketStream<BatchIo<Io>>;
+
+/// What is under the [`BatchIo`]: the TCP socket itself, shared with the
+/// direct path, or (a host serving the router over another transport, e.g.
+/// TLS) the upgraded connection as hyper hands it over.
+pub(crate) type Io = Either<SharedTcp, TokioIo<Upgraded>>;
 
 /// tungstenite's read buffer. Client frames are small requests; a larger one
 /// is read in several steps. Held for the life of the connection.
@@ -53,7 +69,8 @@ const CONTROL_WRITE_LIMIT: usize = 4096;
 pub(crate) const BATCH_LIMIT: usize = 64 * 1024;
 
 /// Wraps an upgraded connection: tungstenite over a [`BatchIo`], with the
-/// [`Outgoing`] handle through which the session's writer appends frames.
+/// [`Outgoing`] handle through which the session's writer (and, on a TCP
+/// connection, the publisher) writes frames.
 pub(crate) async fn wrap(upgraded: Upgraded, max_frame_bytes: usize) -> (Socket, Outgoing) {
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
@@ -61,57 +78,220 @@ pub(crate) async fn wrap(upgraded: Upgraded, max_frame_bytes: usize) -> (Socket,
         .max_write_buffer_size(CONTROL_WRITE_LIMIT)
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes));
-    let io = BatchIo::new(TokioIo::new(upgraded));
-    let outgoing = io.outgoing();
+    let (io, outgoing) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let outgoing = Outgoing::new(Some(parts.io.into_inner()));
+            // An empty `Bytes` split off hyper's read buffer would still
+            // keep all of that buffer alive.
+            let read_buf = match parts.read_buf.is_empty() {
+                true => Bytes::new(),
+                false => parts.read_buf,
+            };
+            let tcp = SharedTcp {
+                wire: outgoing.clone(),
+                read_buf,
+            };
+            (Either::Left(tcp), outgoing)
+        }
+        Err(upgraded) => (Either::Right(TokioIo::new(upgraded)), Outgoing::new(None)),
+    };
+    let io = BatchIo::with_outgoing(io, outgoing.clone());
     let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     (socket, outgoing)
 }
 
-/// The writer's handle on a [`BatchIo`]'s buffer: it appends whole text
-/// frames there, which go out with the socket's next flush.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Outgoing(Arc<Mutex<Vec<u8>>>);
+/// The write side shared by a connection's tungstenite (through its
+/// [`BatchIo`]), its session's writer, and the publisher's direct writes.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing(Arc<Wire>);
+
+#[derive(Debug)]
+struct Wire {
+    out: Mutex<Out>,
+    /// The socket, on a TCP connection: what direct writes go to.
+    tcp: Option<TcpStream>,
+}
+
+#[derive(Debug, Default)]
+struct Out {
+    /// Whole frames gathered for the next flush.
+    pending: Vec<u8>,
+    /// Taken from `pending` (or the rest of a direct write), being written.
+    sending: Vec<u8>,
+    /// How much of `sending` has been written.
+    sent: usize,
+    /// A Close frame went in: nothing may follow it.
+    closed: bool,
+}
+
+impl Out {
+    /// Nothing gathered or in flight: a frame written now goes out next.
+    fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.sent == self.sending.len()
+    }
+}
 
 impl Outgoing {
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        // Every operation on the buffer is one append or one take.
-        self.0.lock_or_recover()
+    fn new(tcp: Option<TcpStream>) -> Self {
+        Outgoing(Arc::new(Wire {
+            out: Mutex::default(),
+            tcp,
+        }))
     }
 
-    /// Appends text frames; returns how many bytes are now buffered.
+    fn lock(&self) -> MutexGuard<'_, Out> {
+        // Every operation on the buffers is one append, one take or one
+        // write's bookkeeping.
+        self.0.out.lock_or_recover()
+    }
+
+    /// Whether [`Outgoing::write_now`] can write at all (a TCP connection).
+    pub(crate) fn is_direct(&self) -> bool {
+        self.0.tcp.is_some()
+    }
+
+    /// Appends text frames; returns how many bytes are now buffered. Nothing
+    /// is appended after a Close frame.
     pub(crate) fn push_text<'a>(&self, payloads: impl IntoIterator<Item = &'a [u8]>) -> usize {
-        let mut buf = self.lock();
+        let mut out = self.lock();
+        if out.closed {
+            return out.pending.len();
+        }
+        let buf = &mut out.pending;
         for payload in payloads {
             if buf.is_empty() {
                 buf.reserve((payload.len() + 10).max(4096));
             }
-            encode_text(&mut buf, payload);
+            encode_text(buf, payload);
         }
         buf.len()
+    }
+
+    /// Writes one text frame into the socket now, without blocking, when
+    /// nothing is gathered or in flight ahead of it: one `writev` of header
+    /// and payload, no copy. What the socket does not take is kept as the
+    /// frame in flight, for the next flush.
+    pub(crate) fn write_now(&self, payload: &[u8]) -> Wrote {
+        let Some(tcp) = &self.0.tcp else {
+            return Wrote::Nothing;
+        };
+        let mut out = self.lock();
+        if out.closed || !out.is_idle() {
+            return Wrote::Nothing;
+        }
+        let mut head = [0u8; 10];
+        let h = encode_header(&mut head, payload.len());
+        let total = h + payload.len();
+        match tcp.try_write_vectored(&[IoSlice::new(&head[..h]), IoSlice::new(payload)]) {
+            Ok(n) if n >= total => Wrote::All,
+            Ok(n) => {
+                let mut rest = Vec::with_capacity(total - n);
+                if n < h {
+                    rest.extend_from_slice(&head[n..h]);
+                    rest.extend_from_slice(payload);
+                } else {
+                    rest.extend_from_slice(&payload[n - h..]);
+                }
+                out.sending = rest;
+                out.sent = 0;
+                Wrote::Part
+            }
+            // Full (`WouldBlock`): the writer waits for room. Failed: the
+            // writer's next write finds out and ends the connection.
+            Err(_) => Wrote::Nothing,
+        }
+    }
+
+    /// Writes text frames into the socket now in one write, encoded into
+    /// `scratch`, as [`Outgoing::write_now`] does one.
+    pub(crate) fn write_all_now(
+        &self,
+        frames: &mut dyn Iterator<Item = &[u8]>,
+        scratch: &mut Vec<u8>,
+    ) -> Wrote {
+        let Some(tcp) = &self.0.tcp else {
+            return Wrote::Nothing;
+        };
+        let mut out = self.lock();
+        if out.closed || !out.is_idle() {
+            return Wrote::Nothing;
+        }
+        scratch.clear();
+        for payload in frames {
+            encode_text(scratch, payload);
+        }
+        match tcp.try_write(scratch) {
+            Ok(n) if n >= scratch.len() => Wrote::All,
+            Ok(n) => {
+                out.sending = scratch[n..].to_vec();
+                out.sent = 0;
+                Wrote::Part
+            }
+            Err(_) => Wrote::Nothing,
+        }
     }
 
     /// Drops the whole frames waiting for the next flush (the frame being
     /// written, if any, is not here and still goes out whole).
     pub(crate) fn discard(&self) {
-        *self.lock() = Vec::new();
+        self.lock().pending = Vec::new();
+    }
+}
+
+/// Writes the header of an unfragmented, unmasked text frame (RFC 6455 §5.2)
+/// of `len` payload bytes into `head`; returns its length.
+fn encode_header(head: &mut [u8; 10], len: usize) -> usize {
+    head[0] = 0x81; // FIN, opcode 1 (text)
+    match len {
+        n if n < 126 => {
+            head[1] = n as u8;
+            2
+        }
+        n if n <= usize::from(u16::MAX) => {
+            head[1] = 126;
+            head[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+            4
+        }
+        n => {
+            head[1] = 127;
+            head[2..10].copy_from_slice(&(n as u64).to_be_bytes());
+            10
+        }
     }
 }
 
 /// Appends one unfragmented, unmasked text frame (RFC 6455 §5.2).
 pub(crate) fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
-    buf.push(0x81); // FIN, opcode 1 (text)
-    match payload.len() {
-        n if n < 126 => buf.push(n as u8),
-        n if n <= usize::from(u16::MAX) => {
-            buf.push(126);
-            buf.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            buf.push(127);
-            buf.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
+    let mut head = [0u8; 10];
+    let h = encode_header(&mut head, payload.len());
+    buf.extend_from_slice(&head[..h]);
     buf.extend_from_slice(payload);
+}
+
+/// Whether `data`, whole frames as tungstenite writes them, holds a Close
+/// frame (opcode 8).
+fn holds_close(mut data: &[u8]) -> bool {
+    while data.len() >= 2 {
+        if data[0] & 0x0F == 0x8 {
+            return true;
+        }
+        let (len, head) = match data[1] & 0x7F {
+            126 if data.len() >= 4 => (usize::from(u16::from_be_bytes([data[2], data[3]])), 4),
+            127 if data.len() >= 10 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&data[2..10]);
+                (
+                    usize::try_from(u64::from_be_bytes(n)).unwrap_or(usize::MAX),
+                    10,
+                )
+            }
+            126 | 127 => return false,
+            n => (usize::from(n), 2),
+        };
+        let mask = if data[1] & 0x80 != 0 { 4 } else { 0 };
+        data = data.get(head + mask + len..).unwrap_or_default();
+    }
+    false
 }
 
 /// A write-gathering wrapper: writes land in a buffer (shared with the
@@ -121,43 +301,40 @@ pub(crate) fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
 #[derive(Debug)]
 pub(crate) struct BatchIo<T> {
     inner: T,
-    /// Where writes gather.
-    pending: Outgoing,
-    /// Taken from `pending`, being written.
-    sending: Vec<u8>,
-    /// How much of `sending` has been written.
-    sent: usize,
+    /// Where writes gather, and the frame in flight.
+    outgoing: Outgoing,
 }
 
 impl<T: AsyncWrite + Unpin> BatchIo<T> {
-    pub(crate) fn new(inner: T) -> Self {
-        BatchIo {
-            inner,
-            pending: Outgoing::default(),
-            sending: Vec::new(),
-            sent: 0,
-        }
+    /// Wraps `inner`, gathering writes in `outgoing`'s buffer.
+    fn with_outgoing(inner: T, outgoing: Outgoing) -> Self {
+        BatchIo { inner, outgoing }
     }
 
-    fn outgoing(&self) -> Outgoing {
-        self.pending.clone()
+    #[cfg(test)]
+    fn new(inner: T) -> Self {
+        Self::with_outgoing(inner, Outgoing::new(None))
     }
 
-    /// Writes out everything buffered, then frees the buffers.
+    /// Writes out everything in flight and buffered, then frees the buffers.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let BatchIo { inner, outgoing } = self;
+        // Held while writing: a direct write waits its turn.
+        let mut out = outgoing.lock();
         loop {
-            if self.sent == self.sending.len() {
-                self.sending = std::mem::take(&mut *self.pending.lock());
-                self.sent = 0;
-                if self.sending.is_empty() {
+            if out.sent == out.sending.len() {
+                out.sending = std::mem::take(&mut out.pending);
+                out.sent = 0;
+                if out.sending.is_empty() {
                     return Poll::Ready(Ok(()));
                 }
             }
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.sending[self.sent..]))?;
+            let Out { sending, sent, .. } = &mut *out;
+            let n = ready!(Pin::new(&mut *inner).poll_write(cx, &sending[*sent..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.sent += n;
+            *sent += n;
         }
     }
 }
@@ -178,10 +355,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchIo<T> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.pending.lock().len() >= BATCH_LIMIT {
+        if self.outgoing.lock().pending.len() >= BATCH_LIMIT {
             ready!(self.poll_drain(cx))?;
         }
-        let mut buf = self.pending.lock();
+        let mut out = self.outgoing.lock();
+        // Only tungstenite writes here (Pings, Pongs, Close), whole frames.
+        out.closed |= holds_close(data);
+        let buf = &mut out.pending;
         if buf.is_empty() {
             // One allocation for a typical flush instead of a doubling series.
             buf.reserve(data.len().max(4096));
@@ -201,10 +381,88 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchIo<T> {
     }
 }
 
+/// The TCP socket of a connection, read by tungstenite and written by
+/// whoever holds the [`Outgoing`]'s lock (the socket is shared, not split: a
+/// direct write needs only `&TcpStream`).
+#[derive(Debug)]
+pub(crate) struct SharedTcp {
+    wire: Outgoing,
+    /// What hyper read past the upgrade request: read first, then freed.
+    read_buf: Bytes,
+}
+
+impl SharedTcp {
+    fn tcp(&self) -> &TcpStream {
+        self.wire
+            .0
+            .tcp
+            .as_ref()
+            .expect("a SharedTcp is made only with its socket")
+    }
+}
+
+impl AsyncRead for SharedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read_buf.is_empty() {
+            let n = this.read_buf.len().min(buf.remaining());
+            buf.put_slice(&this.read_buf[..n]);
+            this.read_buf.advance(n);
+            if this.read_buf.is_empty() {
+                this.read_buf = Bytes::new(); // frees hyper's buffer
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let tcp = this.tcp();
+        loop {
+            ready!(tcp.poll_read_ready(cx))?;
+            match tcp.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let tcp = self.tcp();
+        loop {
+            ready!(tcp.poll_write_ready(cx))?;
+            match tcp.try_write(data) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let sock = socket2::SockRef::from(self.tcp());
+        Poll::Ready(sock.shutdown(std::net::Shutdown::Write))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     /// Writes gather until flush, go out in order, and leave no buffer behind.
     #[tokio::test]
@@ -213,10 +471,17 @@ mod tests {
         let mut io = BatchIo::new(a);
         io.write_all(b"hello ").await.unwrap();
         io.write_all(b"world").await.unwrap();
-        assert_eq!(io.pending.lock().len(), 11, "nothing written before flush");
+        assert_eq!(
+            io.outgoing.lock().pending.len(),
+            11,
+            "nothing written before flush"
+        );
         io.flush().await.unwrap();
-        assert_eq!(io.pending.lock().capacity(), 0, "buffer freed after flush");
-        assert_eq!(io.sending.capacity(), 0, "buffer freed after flush");
+        {
+            let out = io.outgoing.lock();
+            assert_eq!(out.pending.capacity(), 0, "buffer freed after flush");
+            assert_eq!(out.sending.capacity(), 0, "buffer freed after flush");
+        }
         let mut got = [0u8; 11];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hello world");
@@ -231,7 +496,7 @@ mod tests {
         io.write_all(&chunk).await.unwrap();
         io.write_all(b"x").await.unwrap();
         assert_eq!(
-            io.pending.lock().len(),
+            io.outgoing.lock().pending.len(),
             1,
             "the full buffer went out before the next write"
         );
@@ -258,5 +523,118 @@ mod tests {
             assert_eq!(n, len as u64);
             assert_eq!(&buf[cursor.position() as usize..], &payload[..]);
         }
+    }
+
+    /// A connected pair on 127.0.0.1: (the server's side, the client's).
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (accepted.unwrap().0, client.unwrap())
+    }
+
+    /// The server side's [`BatchIo`] over a [`SharedTcp`], and its handle.
+    fn shared(tcp: TcpStream) -> (BatchIo<SharedTcp>, Outgoing) {
+        let outgoing = Outgoing::new(Some(tcp));
+        let io = SharedTcp {
+            wire: outgoing.clone(),
+            read_buf: Bytes::new(),
+        };
+        (BatchIo::with_outgoing(io, outgoing.clone()), outgoing)
+    }
+
+    /// Reads one unmasked frame; returns its first byte and payload.
+    async fn read_frame(c: &mut TcpStream) -> (u8, Vec<u8>) {
+        let mut head = [0u8; 2];
+        c.read_exact(&mut head).await.unwrap();
+        let len = match head[1] {
+            126 => usize::from(c.read_u16().await.unwrap()),
+            127 => c.read_u64().await.unwrap() as usize,
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
+        c.read_exact(&mut payload).await.unwrap();
+        (head[0], payload)
+    }
+
+    /// Direct writes go out whole and in order: once the peer stops
+    /// reading and the socket fills, what it took part of is finished by
+    /// the next flush, ahead of the frames gathered meanwhile, and no direct
+    /// write overtakes them.
+    #[tokio::test]
+    async fn direct_writes_stay_whole_and_in_order_when_the_socket_fills() {
+        let (server, mut client) = tcp_pair().await;
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(8192)
+            .unwrap();
+        let (mut io, outgoing) = shared(server);
+        assert_eq!(outgoing.write_now(b"first"), Wrote::All);
+        let big = vec![b'x'; 50_000];
+        let mut taken = 0;
+        let last = loop {
+            match outgoing.write_now(&big) {
+                Wrote::All if taken < 10_000 => taken += 1,
+                other => break other,
+            }
+        };
+        assert_ne!(
+            last,
+            Wrote::All,
+            "a peer that does not read fills the socket"
+        );
+        if last == Wrote::Part {
+            taken += 1;
+        }
+        assert_eq!(outgoing.write_now(b"late"), Wrote::Nothing);
+        outgoing.push_text([&b"gathered"[..]]);
+        let reader = tokio::spawn(async move {
+            let mut got = vec![read_frame(&mut client).await];
+            for _ in 0..taken + 1 {
+                got.push(read_frame(&mut client).await);
+            }
+            got
+        });
+        io.flush().await.unwrap();
+        let got = reader.await.unwrap();
+        assert!(got.iter().all(|(b0, _)| *b0 == 0x81), "whole text frames");
+        assert_eq!(got[0].1, b"first");
+        assert!(got[1..=taken].iter().all(|(_, p)| *p == big));
+        assert_eq!(got[taken + 1].1, b"gathered");
+        assert_eq!(outgoing.write_now(b"now"), Wrote::All, "idle again");
+    }
+
+    /// Once tungstenite wrote a Close frame, neither a direct write nor the
+    /// writer's frames follow it.
+    #[tokio::test]
+    async fn nothing_follows_a_close_frame() {
+        let (server, mut client) = tcp_pair().await;
+        let (mut io, outgoing) = shared(server);
+        // A Pong, then a Close (1000) in one write, as tungstenite may.
+        io.write_all(&[0x8A, 0x00, 0x88, 0x02, 0x03, 0xE8])
+            .await
+            .unwrap();
+        io.flush().await.unwrap();
+        assert_eq!(outgoing.write_now(b"late"), Wrote::Nothing);
+        assert_eq!(outgoing.push_text([&b"late"[..]]), 0);
+        io.flush().await.unwrap();
+        drop((io, outgoing));
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, [0x8A, 0x00, 0x88, 0x02, 0x03, 0xE8]);
+    }
+
+    #[test]
+    fn close_frames_are_found_among_the_frames_of_a_write() {
+        assert!(holds_close(&[0x88, 0x00]));
+        assert!(holds_close(&[0x89, 0x01, b'p', 0x88, 0x00]));
+        assert!(
+            !holds_close(&[0x8A, 0x02, 0x88, 0x88]),
+            "payload bytes are skipped"
+        );
+        let mut long = vec![0x81, 126, 0x01, 0x00];
+        long.extend(vec![0x88; 256]);
+        assert!(!holds_close(&long));
+        long.extend([0x88, 0x00]);
+        assert!(holds_close(&long));
     }
 }

@@ -58,6 +58,7 @@ pub(crate) async fn upgrade(
         shutdown: shared.cancel.clone(),
         shaping: Default::default(),
         refreshed: Default::default(),
+        pacer: Some(shared.pacer.shard()),
     };
     // Debug level: at info, a span per connection would cost ~0.8 KiB each.
     let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
