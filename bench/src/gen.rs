@@ -2,16 +2,16 @@
 //!
 //! The upstream runs on its own thread (its own single-threaded runtime) so its
 //! pacing does not depend on how busy the clients are; the clients share the main
-//! thread's single-threaded runtime. Latency is measured end to end: each upstream
+//! thread's single-threaded runtime, or, with `--threads N`, are dealt over N
+//! threads with one such runtime each (to receive more than one core can).
+//! Latency is measured end to end: each upstream
 //! message carries its send time in µs (`"t"`), and a client subtracts it from the
 //! receive time (same process, same clock). Every wait is bounded.
 
-use std::cell::{Cell, RefCell};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::sys;
 
 /// What one scenario does.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// The server's label in the results (tickerd, node-ws, tutorial).
     #[arg(long)]
@@ -61,6 +61,9 @@ pub struct Args {
     /// Idle mode: no load; measure RSS per subscribed connection.
     #[arg(long)]
     idle: bool,
+    /// Threads the clients are dealt over.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// The server command, run as a child (e.g. `taskset -c 0 node server.js`).
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -75,14 +78,21 @@ struct Upstream {
     sent: AtomicU64,
 }
 
-/// Shared by the client tasks (one thread).
+/// Shared by the client tasks, on every client thread.
 struct Clients {
-    measuring: Cell<bool>,
-    delivered: Cell<u64>,
-    connected: Cell<usize>,
-    subscribed: Cell<usize>,
-    failed: Cell<usize>,
-    hist: RefCell<Histogram<u64>>,
+    measuring: AtomicBool,
+    connected: AtomicUsize,
+    subscribed: AtomicUsize,
+    failed: AtomicUsize,
+    /// Ends the client threads.
+    stop: AtomicBool,
+    /// One per client thread: what its clients received while measuring.
+    tallies: Vec<Tally>,
+}
+
+struct Tally {
+    delivered: AtomicU64,
+    hist: Mutex<Histogram<u64>>,
 }
 
 fn now_us() -> u64 {
@@ -142,37 +152,85 @@ async fn scenario(args: &Args, up: &Upstream, pid: &str) -> serde_json::Value {
     // Let the server settle (its feed publishes the first message per symbol).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_base = sys::rss_kib(pid).unwrap_or(0);
-    let shared = Rc::new(Clients {
-        measuring: Cell::new(false),
-        delivered: Cell::new(0),
-        connected: Cell::new(0),
-        subscribed: Cell::new(0),
-        failed: Cell::new(0),
-        hist: RefCell::new(Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram")),
+    let threads = args.threads.max(1);
+    let shared = Arc::new(Clients {
+        measuring: AtomicBool::new(false),
+        connected: AtomicUsize::new(0),
+        subscribed: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        tallies: (0..threads)
+            .map(|_| Tally {
+                delivered: AtomicU64::new(0),
+                hist: Mutex::new(
+                    Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram"),
+                ),
+            })
+            .collect(),
     });
+    spawn_clients(args, 0, &shared);
+    let others: Vec<_> = (1..threads)
+        .map(|t| {
+            let (args, shared) = (args.clone(), shared.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, async {
+                    spawn_clients(&args, t, &shared);
+                    while !shared.stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                });
+            })
+        })
+        .collect();
+    let result = measure(args, up, pid, &shared, rss_base).await;
+    shared.stop.store(true, Ordering::Relaxed);
+    for t in others {
+        let _ = t.join();
+    }
+    result
+}
+
+/// Starts client thread `t`'s share of the clients on this thread.
+fn spawn_clients(args: &Args, t: usize, shared: &Arc<Clients>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(256));
-    for i in 0..args.clients {
+    for i in (t..args.clients).step_by(args.threads.max(1)) {
         let (shared, gate) = (shared.clone(), gate.clone());
         let url = format!("ws://{}{}", args.target, args.path);
         let target = args.target;
         tokio::task::spawn_local(async move {
             let permit = gate.acquire_owned().await.expect("semaphore");
-            client(i, target, url, shared, permit).await;
+            client(i, t, target, url, shared, permit).await;
         });
     }
+}
+
+/// Waits for the clients to subscribe, then measures (or, idle, weighs) them.
+async fn measure(
+    args: &Args,
+    up: &Upstream,
+    pid: &str,
+    shared: &Clients,
+    rss_base: u64,
+) -> serde_json::Value {
     let connect_limit = Duration::from_secs(20 + args.clients as u64 / 200);
     let deadline = Instant::now() + connect_limit;
-    while shared.subscribed.get() + shared.failed.get() < args.clients && Instant::now() < deadline
-    {
+    let done = || shared.subscribed.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed);
+    while done() < args.clients && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let subscribed = shared.subscribed.get();
+    let subscribed = shared.subscribed.load(Ordering::Relaxed);
     let mut out = serde_json::json!({
         "server": args.server,
         "scenario": args.scenario,
         "clients": args.clients,
         "subscribed": subscribed,
-        "failed": shared.failed.get(),
+        "failed": shared.failed.load(Ordering::Relaxed),
+        "gen_threads": args.threads.max(1),
         "rate": args.rate,
         "symbols": args.symbols,
         "payload": args.payload,
@@ -194,18 +252,23 @@ async fn scenario(args: &Args, up: &Upstream, pid: &str) -> serde_json::Value {
         up.sent.load(Ordering::Relaxed),
         Instant::now(),
     );
-    shared.measuring.set(true);
+    shared.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
-    shared.measuring.set(false);
+    shared.measuring.store(false, Ordering::Relaxed);
     let (cpu1, gen1, sent1, wall) = (
         sys::cpu_secs(pid).unwrap_or(0.0),
         sys::cpu_secs("self").unwrap_or(0.0),
         up.sent.load(Ordering::Relaxed),
         t0.elapsed().as_secs_f64(),
     );
-    let delivered = shared.delivered.get();
+    let delivered: u64 = (shared.tallies.iter())
+        .map(|t| t.delivered.load(Ordering::Relaxed))
+        .sum();
     let expected = (sent1 - sent0) * subscribed as u64;
-    let h = shared.hist.borrow();
+    let mut h = Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram");
+    for t in &shared.tallies {
+        h.add(&*t.hist.lock().unwrap()).expect("same bounds");
+    }
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     out["wall_s"] = wall.into();
     out["sent_per_s"] = ((sent1 - sent0) as f64 / wall).into();
@@ -226,9 +289,10 @@ async fn scenario(args: &Args, up: &Upstream, pid: &str) -> serde_json::Value {
 /// addresses), subscribe to `bench.*`, then count and time every update.
 async fn client(
     i: usize,
+    t: usize,
     target: SocketAddr,
     url: String,
-    shared: Rc<Clients>,
+    shared: Arc<Clients>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let source = Ipv4Addr::new(127, 0, 0, 1 + (i / 25_000) as u8);
@@ -256,13 +320,13 @@ async fn client(
         }
     }
     let Some(mut ws) = ws else {
-        shared.failed.set(shared.failed.get() + 1);
+        shared.failed.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    shared.connected.set(shared.connected.get() + 1);
+    shared.connected.fetch_add(1, Ordering::Relaxed);
     let sub = r#"{"op":"subscribe","topics":["bench.*"],"id":1}"#;
     if ws.send(Message::text(sub)).await.is_err() {
-        shared.failed.set(shared.failed.get() + 1);
+        shared.failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
     let acked = tokio::time::timeout(Duration::from_secs(30), async {
@@ -277,26 +341,24 @@ async fn client(
     })
     .await;
     if acked != Ok(true) {
-        shared.failed.set(shared.failed.get() + 1);
+        shared.failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
-    shared.subscribed.set(shared.subscribed.get() + 1);
+    shared.subscribed.fetch_add(1, Ordering::Relaxed);
     drop(permit);
+    let tally = &shared.tallies[t];
     while let Some(Ok(m)) = ws.next().await {
         let Message::Text(t) = m else { continue };
-        if !shared.measuring.get() {
+        if !shared.measuring.load(Ordering::Relaxed) {
             continue;
         }
         let t = t.as_str();
         if !t.starts_with(r#"{"type":"update""#) {
             continue;
         }
-        shared.delivered.set(shared.delivered.get() + 1);
+        tally.delivered.fetch_add(1, Ordering::Relaxed);
         if let Some(sent) = sent_us(t) {
-            let _ = shared
-                .hist
-                .borrow_mut()
-                .record(now_us().saturating_sub(sent).max(1));
+            let _ = (tally.hist.lock().unwrap()).record(now_us().saturating_sub(sent).max(1));
         }
     }
 }

@@ -102,6 +102,17 @@ pub fn run(args: Args) {
             );
         }
     }
+    let (one, two) = (
+        get("saturation", "tickerd-1core", "delivered_per_s"),
+        get("saturation", "tickerd-2cores", "delivered_per_s"),
+    );
+    if let (Some(one), Some(two)) = (one, two) {
+        println!(
+            "\nTwo cores / one core (bench/scale.sh), deliveries per second: {:.2}",
+            two / one.max(1.0)
+        );
+        return;
+    }
     println!("\nRatios tickerd / peer (CPU, latency and RSS: lower is better; delivered/s: higher is better):\n");
     println!("| scenario | figure | tickerd / node-ws | tickerd / tutorial |");
     println!("|---|---|---:|---:|");

@@ -126,12 +126,16 @@ struct State {
     /// The writer waits with nothing taken ([`Outbox::park`]): a frame
     /// written directly cannot overtake one the writer holds.
     parked: bool,
-    /// No direct write before this: the pacing interval after the last one.
+    /// No direct write before this: a pace after the last write.
     quiet_until: Option<Instant>,
+    /// When the pacer's next write is due: a pace after the last one was
+    /// due, so that a pacer running late does not stretch the interval.
+    next_due: Option<Instant>,
     /// A direct write left part of a frame for the writer to finish.
     unflushed: bool,
-    /// The queued frames are due with the pacer: the writer is not woken.
-    scheduled: bool,
+    /// When the queued frames are due with the pacer (the writer is not
+    /// woken for them); an entry of the pacer's due at another time is stale.
+    scheduled: Option<Instant>,
 }
 
 impl State {
@@ -279,14 +283,16 @@ impl Outbox {
                         let wrote = route.to.write_now(frame.text.as_bytes());
                         if wrote != Wrote::Nothing {
                             st.quiet_until = Some(now + route.pace);
+                            st.next_due = st.quiet_until;
                             self.wrote(st, wrote, 1, frame.text.len());
                             return;
                         }
                         // The socket is full: the writer waits for room.
                     }
-                    Some(due) => {
+                    Some(quiet) => {
+                        let due = st.next_due.unwrap_or(quiet).max(now);
                         st.queue.push_back(frame);
-                        st.scheduled = true;
+                        st.scheduled = Some(due);
                         drop(st);
                         route.shard.schedule(due, self.clone());
                         return;
@@ -307,7 +313,7 @@ impl Outbox {
                 .frames_conflated
                 .fetch_add(1, Ordering::Relaxed);
         }
-        let wake = was_empty && !st.scheduled;
+        let wake = was_empty && st.scheduled.is_none();
         drop(st);
         if wake {
             self.wake.notify_one();
@@ -330,13 +336,19 @@ impl Outbox {
         }
     }
 
-    /// The pacer's turn, due `at` (see the module docs): writes the frames
-    /// queued since the last write in one write, or, when it cannot, wakes
-    /// the writer to. The next write is due a pace after `at`, not after
-    /// now: a pacer running late does not stretch the interval.
+    /// The pacer's turn, for the write due `at` (see the module docs):
+    /// writes the frames queued since the last write in one write, or, when
+    /// it cannot, wakes the writer to. The next paced write is due a pace
+    /// after `at`, so a late pacer does not stretch the interval; but the
+    /// connection is quiet (direct writes) only a pace after this write,
+    /// else an overloaded, late pacer would leave every connection looking
+    /// quiet and each update would cost the publisher a write of its own.
     pub(crate) fn write_paced(&self, at: Instant, scratch: &mut Vec<u8>) {
         let mut st = self.lock();
-        st.scheduled = false;
+        if st.scheduled != Some(at) {
+            return; // stale: the writer took them, and they were due again
+        }
+        st.scheduled = None;
         let Some(route) = &self.direct else {
             return;
         };
@@ -364,7 +376,8 @@ impl Outbox {
         }
         let queue = std::mem::take(&mut st.queue);
         let conflated = std::mem::take(&mut st.conflated);
-        st.quiet_until = Some(at + route.pace);
+        st.quiet_until = Some(Instant::now() + route.pace);
+        st.next_due = Some(at + route.pace);
         let frames = (queue.len() + conflated.len()) as u64;
         self.wrote(st, wrote, frames, bytes);
     }
@@ -403,7 +416,7 @@ impl Outbox {
         if st.control.len() >= CONTROL_CAP {
             return Err(text);
         }
-        let wake = st.is_empty() || st.scheduled;
+        let wake = st.is_empty() || st.scheduled.is_some();
         st.control_bytes += text.len();
         st.control.push_back(text);
         drop(st);
@@ -478,6 +491,7 @@ impl Outbox {
         let mut st = self.lock();
         st.parked = false;
         st.unflushed = false;
+        st.scheduled = None;
         let taken = Taken {
             control: std::mem::take(&mut st.control),
             queue: std::mem::take(&mut st.queue),
@@ -638,6 +652,13 @@ mod tests {
         }
     }
 
+    impl Direct1 {
+        /// When the pacer would write this outbox.
+        fn due(&self) -> Instant {
+            self.ob.lock().scheduled.unwrap_or_else(Instant::now)
+        }
+    }
+
     fn woken(ob: &Outbox) -> bool {
         use futures_util::FutureExt;
         ob.wake.notified().now_or_never().is_some()
@@ -664,7 +685,7 @@ mod tests {
         assert_eq!(d.frames.lock().unwrap().len(), 1, "within the pace: queued");
         assert_eq!(d.shard.scheduled(), 1, "scheduled once");
         assert!(!woken(&d.ob), "the writer sleeps on");
-        d.ob.write_paced(Instant::now(), &mut Vec::new());
+        d.ob.write_paced(d.due(), &mut Vec::new());
         assert_eq!(*d.frames.lock().unwrap(), ["1:2", "1:3 2:1"]);
         assert!(!d.ob.has_work());
         assert!(!woken(&d.ob));
@@ -681,7 +702,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(60)).await;
         d.ob.push(frame(1, 3));
         assert_eq!(*d.frames.lock().unwrap(), ["1:1"]);
-        d.ob.write_paced(Instant::now(), &mut Vec::new());
+        d.ob.write_paced(d.due(), &mut Vec::new());
         assert_eq!(*d.frames.lock().unwrap(), ["1:1", "1:2 1:3"]);
     }
 
@@ -699,7 +720,7 @@ mod tests {
         let got: Vec<String> = taken.frames().map(|t| t.to_string()).collect();
         assert_eq!(got, ["ack", "1:2"]);
         d.ob.push(frame(1, 3)); // behind what the writer took
-        d.ob.write_paced(Instant::now(), &mut Vec::new());
+        d.ob.write_paced(d.due(), &mut Vec::new());
         assert_eq!(*d.frames.lock().unwrap(), ["1:1"], "the writer's turn");
         assert_eq!(d.ob.take_all().frames().count(), 1);
 

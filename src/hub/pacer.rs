@@ -22,10 +22,6 @@ use tokio_util::task::TaskTracker;
 use super::outbox::Outbox;
 use crate::sync::MutexExt;
 
-/// Most outboxes one shard writes before it lets other tasks run (a feed
-/// publishing the next update, say) and looks at its heap again.
-const BATCH: usize = 64;
-
 /// A scratch buffer larger than this is freed after a batch.
 const SCRATCH_KEEP: usize = 64 * 1024;
 
@@ -119,7 +115,7 @@ impl Shard {
 
     async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let mut scratch = Vec::new();
-        let mut ready = Vec::with_capacity(BATCH);
+        let mut ready = Vec::new();
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
@@ -127,7 +123,12 @@ impl Shard {
             let next = {
                 let mut due = self.lock();
                 let now = Instant::now();
-                while ready.len() < BATCH && due.peek().is_some_and(|d| d.at <= now) {
+                // Everything due, at most one live entry per connection: each
+                // turn of the shard serves all of them, as each connection's
+                // own task would get a turn. (Fewer per turn starve the
+                // connections when a busy feed holds the thread between
+                // turns.)
+                while due.peek().is_some_and(|d| d.at <= now) {
                     ready.extend(due.pop());
                 }
                 due.peek().map(|d| d.at)
@@ -139,6 +140,10 @@ impl Shard {
                 if scratch.capacity() > SCRATCH_KEEP {
                     scratch = Vec::new();
                 }
+                if ready.capacity() > 4096 {
+                    ready = Vec::new();
+                }
+                // Let a feed publish before the next turn.
                 tokio::task::yield_now().await;
                 continue;
             }
