@@ -213,3 +213,76 @@ async fn a_slow_subscription_is_conflated() {
         "{got} updates delivered"
     );
 }
+
+/// Reads the next text frame of a WebSocket over a Unix socket as JSON.
+async fn recv_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,
+) -> serde_json::Value {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match within(ws.next()).await {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// A host serving the router over something other than TCP (a Unix socket
+/// here) gets every frame from the connection's own writer (writes from the
+/// publishing side need the TCP socket): updates still arrive once and in
+/// order, through bursts, quiet spells and a reply in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_serving_over_a_unix_socket_gets_every_update_in_order() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let ticker = Ticker::builder().config_toml("").start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let app = axum::Router::new().nest("/live", ticker.router());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let (mut ws, _) = within(tokio_tungstenite::client_async(
+        "ws://localhost/live/ws",
+        stream,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(recv_json(&mut ws).await["type"], "hello");
+    let subscribe = |id: &str, topic: &str| {
+        Message::text(json!({"op": "subscribe", "topics": [topic], "id": id}).to_string())
+    };
+    ws.send(subscribe("a", "u.*")).await.unwrap();
+    assert_eq!(recv_json(&mut ws).await["id"], "a");
+    let hub = ticker.hub().clone();
+    let publisher = tokio::spawn(async move {
+        for round in 0..6 {
+            for i in 0..10 {
+                hub.publish(["u.x", "u.y"][i % 2], &json!({"round": round, "i": i}))
+                    .unwrap();
+            }
+            // A quiet spell between bursts (the shape of the stream).
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    });
+    let mut last = std::collections::HashMap::new();
+    let (mut updates, mut acked) = (0, false);
+    while updates < 60 || !acked {
+        let v = recv_json(&mut ws).await;
+        if v["type"] == "ack" {
+            assert_eq!(v["id"], "b");
+            acked = true;
+            continue;
+        }
+        let seq = v["seq"].as_u64().unwrap();
+        let prev = last.insert(v["topic"].to_string(), seq).unwrap_or(0);
+        assert_eq!(seq, prev + 1, "once and in order: {v}");
+        updates += 1;
+        if updates == 25 {
+            ws.send(subscribe("b", "none.*")).await.unwrap();
+        }
+    }
+    within(publisher).await.unwrap();
+    ticker.shutdown();
+}
