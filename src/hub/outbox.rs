@@ -352,8 +352,10 @@ impl Outbox {
         let Some(route) = &self.direct else {
             return;
         };
-        if !st.parked || (st.queue.is_empty() && st.conflated.is_empty()) {
-            return; // the writer took them
+        // Scheduled (and not stale) means parked: only `take_all` unparks,
+        // and it unschedules too.
+        if st.queue.is_empty() && st.conflated.is_empty() {
+            return; // an over-budget close dropped them
         }
         let bytes = (st.queue.iter().map(|f| f.text.len()).sum::<usize>())
             + st.conflated.values().map(|f| f.text.len()).sum::<usize>();

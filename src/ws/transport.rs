@@ -176,45 +176,31 @@ impl Outgoing {
     /// and payload, no copy. What the socket does not take is kept as the
     /// frame in flight, for the next flush.
     pub(crate) fn write_now(&self, payload: &[u8]) -> Wrote {
-        let Some(tcp) = &self.0.tcp else {
-            return Wrote::Nothing;
-        };
-        let mut out = self.lock();
-        if out.closed || !out.is_idle() {
-            return Wrote::Nothing;
-        }
         let mut head = [0u8; 10];
         let h = encode_header(&mut head, payload.len());
         let total = h + payload.len();
-        // A small frame is copied whole onto the stack: one plain `send`
-        // costs the kernel less than a two-part `writev`.
-        let mut small = [0u8; SMALL_FRAME];
-        let written = match total <= SMALL_FRAME {
+        let send = |tcp: &TcpStream| match total <= SMALL_FRAME {
+            // A small frame is copied whole onto the stack: one plain
+            // `send` costs the kernel less than a two-part `writev`.
             true => {
+                let mut small = [0u8; SMALL_FRAME];
                 small[..h].copy_from_slice(&head[..h]);
                 small[h..total].copy_from_slice(payload);
                 tcp.try_write(&small[..total])
             }
             false => tcp.try_write_vectored(&[IoSlice::new(&head[..h]), IoSlice::new(payload)]),
         };
-        match written {
-            Ok(n) if n >= total => Wrote::All,
-            Ok(n) => {
-                let mut rest = Vec::with_capacity(total - n);
-                if n < h {
-                    rest.extend_from_slice(&head[n..h]);
-                    rest.extend_from_slice(payload);
-                } else {
-                    rest.extend_from_slice(&payload[n - h..]);
-                }
-                out.sending = rest;
-                out.sent = 0;
-                Wrote::Part
+        let rest = |n: usize| {
+            let mut rest = Vec::with_capacity(total - n);
+            if n < h {
+                rest.extend_from_slice(&head[n..h]);
+                rest.extend_from_slice(payload);
+            } else {
+                rest.extend_from_slice(&payload[n - h..]);
             }
-            // Full (`WouldBlock`): the writer waits for room. Failed: the
-            // writer's next write finds out and ends the connection.
-            Err(_) => Wrote::Nothing,
-        }
+            rest
+        };
+        self.send_now(total, send, rest)
     }
 
     /// Writes text frames into the socket now in one write, encoded into
@@ -224,6 +210,25 @@ impl Outgoing {
         frames: &mut dyn Iterator<Item = &[u8]>,
         scratch: &mut Vec<u8>,
     ) -> Wrote {
+        scratch.clear();
+        for payload in frames {
+            encode_text(scratch, payload);
+        }
+        let scratch = &*scratch;
+        let send = |tcp: &TcpStream| tcp.try_write(scratch);
+        self.send_now(scratch.len(), send, |n| scratch[n..].to_vec())
+    }
+
+    /// The one way into the socket from outside the writer: under the lock,
+    /// and only when nothing is gathered or in flight ahead and no Close went
+    /// out. `send` writes `total` bytes without blocking; what the socket did
+    /// not take (`rest` of what was written) becomes the frame in flight.
+    fn send_now(
+        &self,
+        total: usize,
+        send: impl FnOnce(&TcpStream) -> io::Result<usize>,
+        rest: impl FnOnce(usize) -> Vec<u8>,
+    ) -> Wrote {
         let Some(tcp) = &self.0.tcp else {
             return Wrote::Nothing;
         };
@@ -231,17 +236,15 @@ impl Outgoing {
         if out.closed || !out.is_idle() {
             return Wrote::Nothing;
         }
-        scratch.clear();
-        for payload in frames {
-            encode_text(scratch, payload);
-        }
-        match tcp.try_write(scratch) {
-            Ok(n) if n >= scratch.len() => Wrote::All,
+        match send(tcp) {
+            Ok(n) if n >= total => Wrote::All,
             Ok(n) => {
-                out.sending = scratch[n..].to_vec();
+                out.sending = rest(n);
                 out.sent = 0;
                 Wrote::Part
             }
+            // Full (`WouldBlock`): the writer waits for room. Failed: the
+            // writer's next write finds out and ends the connection.
             Err(_) => Wrote::Nothing,
         }
     }
