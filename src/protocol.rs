@@ -322,13 +322,36 @@ pub(crate) fn ack(
 }
 
 /// The `resume` field of a subscribe `ack` that carried `since`:
-/// `{"ok":true}`, or `{"ok":false,"reason":"..."}` when some or all topics get
-/// a snapshot instead of the replay asked for.
+/// `{"ok":true}` when every retained backlog asked for is delivered whole, or
+/// `{"ok":false,"reason":"...","partial":[topics]}` naming the topics that get
+/// their snapshot instead (a gap the client must not paper over).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct ResumeNote {
     pub(crate) ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) partial: Vec<String>,
+}
+
+impl ResumeNote {
+    /// Every backlog asked for is delivered whole.
+    pub(crate) fn whole() -> Self {
+        ResumeNote {
+            ok: true,
+            reason: None,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Not every backlog is: why, and the topics that get snapshots.
+    pub(crate) fn refused(reason: String, partial: Vec<String>) -> Self {
+        ResumeNote {
+            ok: false,
+            reason: Some(reason),
+            partial,
+        }
+    }
 }
 
 /// The `topics` reply: the first rows (in the order given) that fit in

@@ -308,3 +308,27 @@ async fn max_rate_and_delta_on_a_stream() {
         assert_eq!(status, 400, "{bad}: {body}");
     }
 }
+
+/// `/sse` keeps the resume rule of `/ws`: 19 busy topics with 100 retained
+/// updates each (past the 1,024 frames queued before conflation) resumed by
+/// `?since=` arrive whole and in order, and the ack says `ok`.
+#[tokio::test]
+async fn a_large_resume_is_delivered_whole() {
+    let s = Server::start("[history]\nsize = 100\n").await;
+    let hub = s.ticker.hub();
+    let topics = support::resume::publish_busy(hub, 19, 150);
+    let since: std::collections::HashMap<String, u64> =
+        topics.iter().map(|t| (t.clone(), 50)).collect();
+    let list: Vec<String> = topics.iter().map(|t| format!("{t}:50")).collect();
+    let url = s.http(&format!(
+        "/sse?topics=%3E&since={}&epoch={}",
+        list.join(","),
+        hub.epoch()
+    ));
+    let mut sse = Sse::open(&url, &[]).await.unwrap();
+    sse.frame().await; // hello
+    let (_, ack) = sse.frame().await;
+    assert_eq!(ack["resume"], json!({"ok": true}), "{ack}");
+    let got = support::resume::collect_until_last(&since, 150, async || sse.frame().await.1).await;
+    support::resume::assert_whole(&got, &since, 150);
+}

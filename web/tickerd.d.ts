@@ -31,7 +31,9 @@ export interface AckFrame {
   op: 'subscribe' | 'unsubscribe' | 'refresh';
   topics: string[];
   /** A subscribe with `since`: whether the replay asked for was possible. */
-  resume?: { ok: boolean; reason?: string };
+  /** With `since`: `ok` when every retained backlog asked for arrives whole;
+   * `partial` names the topics that get their snapshot instead. */
+  resume?: { ok: boolean; reason?: string; partial?: string[] };
   /** An unsubscribe: patterns this connection did not hold. */
   not_subscribed?: string[];
 }
@@ -146,6 +148,8 @@ export interface TickerClientEventMap {
   servererror: CustomEvent<ErrorFrame>;
   gone: CustomEvent<{ topic: string }>;
   tokenrefresh: CustomEvent<TokenRefreshDetail>;
+  /** A resume could not deliver these topics' backlogs whole; snapshots follow. */
+  resync: CustomEvent<{ topics: string[] }>;
 }
 
 export interface TickerClientOptions {

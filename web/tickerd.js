@@ -103,6 +103,9 @@ const SSE_SINCE_BYTES = 6 * 1024; // `/sse?since=` rides in the URL: under max_h
  * - `hello`: `detail` = the server's hello (epoch, server, heartbeat_ms).
  * - `servererror`: `detail` = an `{"type":"error"}` reply.
  * - `tokenrefresh`: `detail = {ok, error}` after each token refresh (`getToken`).
+ * - `resync`: `detail = {topics}`: a resume could not deliver these topics'
+ *   backlogs whole (the ack's `resume.partial`); their snapshots follow and
+ *   their history was dropped (and, with `backfill`, is fetched anew).
  */
 export class TickerClient extends EventTarget {
   /**
@@ -462,6 +465,9 @@ export class TickerClient extends EventTarget {
       case 'update': return this._onUpdate(m);
       case 'gone': return this._onGone(m);
       case 'hello': return this._onHello(m);
+      case 'ack':
+        if (m.resume?.partial?.length) this._onPartial(m.resume.partial);
+        break;
       case 'error':
         this.dispatchEvent(new CustomEvent('servererror', { detail: m }));
         break;
@@ -473,6 +479,40 @@ export class TickerClient extends EventTarget {
       this._pending.delete(m.id);
       resolve(m);
     }
+  }
+
+  /**
+   * A resume's ack named topics whose backlog does not arrive whole: their
+   * snapshots follow, so what is held of their history has a gap. It is
+   * dropped and, with `backfill`, fetched anew from what the server retains;
+   * a `resync` event names the topics.
+   */
+  _onPartial(topics) {
+    for (const t of topics) this._history.delete(t);
+    if (this.backfill > 0 && this.keep > 0) for (const t of topics) this._refill(t);
+    this.dispatchEvent(new CustomEvent('resync', { detail: { topics } }));
+  }
+
+  /** Puts the server's retained updates of `topic` before those held. */
+  async _refill(topic) {
+    const limit = Math.min(this.backfill, this.keep);
+    let list;
+    try {
+      const r = await fetch(this.url(`api/topics/${encodeURIComponent(topic)}/history?limit=${limit}`), { cache: 'no-store' });
+      if (!r.ok) return;
+      list = await r.json();
+    } catch {
+      return; // the live updates still come; only the backfill is missing
+    }
+    const h = this._history.get(topic) ?? [];
+    const first = h.length ? h[0].seq : Infinity;
+    const older = list.filter((u) => u.seq < first).map((u) => ({ ...u, type: 'update', topic }));
+    const merged = [...older, ...h];
+    if (merged.length > this.keep) merged.splice(0, merged.length - this.keep);
+    this._history.set(topic, merged);
+    if (!this._latest.has(topic)) return;
+    this._dirty.add(topic); // its subscribers redraw with the history filled
+    this._queueFlush();
   }
 
   async _onHello(hello) {

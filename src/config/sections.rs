@@ -96,6 +96,10 @@ pub struct LimitsConfig {
     /// Most updates one topic keeps when its feed sets `history` (a count
     /// above it is an error; a `history` by age keeps at most this many).
     pub max_history: usize,
+    /// Most retained updates one `subscribe` with `since` replays, over all
+    /// its topics; the topics past it get their snapshot and are named in the
+    /// ack's `resume.partial`.
+    pub max_resume: usize,
     /// A topic published over HTTP or from code (no feed) that is not updated
     /// for this long is deleted; `None` (the default) keeps it. Feeds set
     /// their own `ttl`.
@@ -118,6 +122,7 @@ impl Default for LimitsConfig {
             body_timeout: Duration::from_secs(10),
             max_item_bytes: 1024 * 1024,
             max_history: 10_000,
+            max_resume: 10_000,
             topic_ttl: None,
         }
     }
@@ -327,6 +332,7 @@ pub(super) fn check_sections(
         ("queue", limits.queue),
         ("max_connections_per_ip", limits.max_connections_per_ip),
         ("max_item_bytes", limits.max_item_bytes),
+        ("max_resume", limits.max_resume),
     ] {
         if v == 0 {
             doc.error(

@@ -25,6 +25,7 @@ mod pacer;
 mod publish;
 mod read;
 mod registry;
+mod resume;
 mod store;
 mod subscription;
 

@@ -320,6 +320,24 @@ impl Outbox {
         }
     }
 
+    /// Queues a topic's resumed backlog whole, past `cap`, for the writer
+    /// (never written directly: it may be large). Only for a topic the
+    /// subscriber has just joined, so nothing of it is queued yet and order
+    /// holds; the resume plan bounds how much this queues in all.
+    pub(crate) fn push_backlog(&self, frames: impl Iterator<Item = Frame>) {
+        let mut st = self.lock();
+        if st.closing.is_some() {
+            return;
+        }
+        let was_empty = st.is_empty();
+        st.queue.extend(frames);
+        let wake = was_empty && !st.is_empty() && st.scheduled.is_none();
+        drop(st);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+
     /// Counts what a direct write wrote; wakes the writer to finish a frame
     /// the socket took only part of.
     fn wrote(&self, mut st: MutexGuard<'_, State>, wrote: Wrote, frames: u64, bytes: usize) {

@@ -271,14 +271,13 @@ fn join(
                     .front()
                     .is_some_and(|(first, _, _)| *first <= since + 1) =>
         {
-            for (seq, _, frame) in &st.history {
-                if *seq > since {
-                    outbox.push(Frame {
-                        topic: t.id,
-                        text: frame.clone(),
-                    });
-                }
-            }
+            // Whole, past the conflation bound: the resume plan (see
+            // `resume`) bounded what every joined topic replays in total.
+            let backlog = st.history.iter().filter(|(seq, _, _)| *seq > since);
+            outbox.push_backlog(backlog.map(|(_, _, frame)| Frame {
+                topic: t.id,
+                text: frame.clone(),
+            }));
         }
         _ => outbox.push(Frame {
             topic: t.id,

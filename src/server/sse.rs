@@ -224,7 +224,9 @@ pub(super) async fn stream(
         refreshed: Default::default(),
         pacer: None,
     };
-    let (since, note) = session.resumable(query.since, query.epoch.as_deref());
+    let max_resume = limits.max_resume;
+    let plan = hub.plan_resume(&patterns, query.since, query.epoch.as_deref(), max_resume);
+    let (since, note) = (plan.since, plan.note);
     let shaping = session.shaping.clone();
     if query.max_rate.is_some() || query.delta {
         let replays = since

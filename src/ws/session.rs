@@ -38,7 +38,7 @@ use super::transport::{Outgoing, Socket, BATCH_LIMIT};
 use crate::auth::Grant;
 use crate::hub::{Closing, Direct, Hub, Outbox, Resume, Shard, SubscriberId, Wrote};
 use crate::metrics::Metrics;
-use crate::protocol::{self, ErrorCode, Request, ResumeNote};
+use crate::protocol::{self, ErrorCode, Request};
 use crate::rate::{Frames, Rule, Shaping};
 use crate::state::Settings;
 use crate::sync::MutexExt;
@@ -311,7 +311,11 @@ impl Session {
                         .push_control(protocol::error(id, ErrorCode::TooManySubscriptions, &msg))
                         .await;
                 }
-                let (since, note) = self.resumable(since, epoch.as_deref());
+                let max_resume = self.settings.limits.max_resume;
+                let plan = self
+                    .hub
+                    .plan_resume(&patterns, since, epoch.as_deref(), max_resume);
+                let (since, note) = (plan.since, plan.note);
                 // Recorded before the hub queues snapshots, which the writer
                 // then shapes by it.
                 let shaped = max_rate.is_some() || delta || self.shaping.is_active();
@@ -376,61 +380,6 @@ impl Session {
         }
         *self.refreshed.lock_or_recover() = Some(new);
         protocol::ack(id, "refresh", &[], None, &[])
-    }
-
-    /// The `since` entries that can be honoured, and what the ack says about
-    /// it (nothing when the request had no `since`). A missing or foreign
-    /// epoch drops them all; a `since` above the topic's seq drops that one
-    /// (the client gets the snapshot rather than nothing).
-    pub(crate) fn resumable(
-        &self,
-        mut since: HashMap<String, u64>,
-        epoch: Option<&str>,
-    ) -> (HashMap<String, u64>, Option<ResumeNote>) {
-        if since.is_empty() {
-            return (since, None);
-        }
-        let refused = |reason: String| {
-            Some(ResumeNote {
-                ok: false,
-                reason: Some(reason),
-            })
-        };
-        match epoch {
-            None => {
-                let why = "no epoch given (send the epoch from hello with since): snapshots sent";
-                return (HashMap::new(), refused(why.into()));
-            }
-            Some(e) if e != &*self.hub.epoch() => {
-                let why = format!(
-                    "epoch mismatch ({e:?} is not this server's; it restarted): snapshots sent"
-                );
-                return (HashMap::new(), refused(why));
-            }
-            Some(_) => {}
-        }
-        let mut ahead: Vec<String> = Vec::new();
-        since.retain(|topic, seq| match self.hub.seq_of(topic) {
-            Some(current) if *seq > current => {
-                ahead.push(format!(
-                    "since {seq} for {topic} is above its seq {current}: snapshot sent"
-                ));
-                false
-            }
-            _ => true,
-        });
-        ahead.sort();
-        let note = match ahead.is_empty() {
-            true => ResumeNote {
-                ok: true,
-                reason: None,
-            },
-            false => ResumeNote {
-                ok: false,
-                reason: Some(ahead.join("; ")),
-            },
-        };
-        (since, Some(note))
     }
 }
 

@@ -101,3 +101,30 @@ test('a durable server killed and restarted is resumed without a snapshot', asyn
   assert.deepEqual(rest, Array.from({ length: 10 }, (_, k) => [6 + k, false]), JSON.stringify(got));
   assert.deepEqual(page.errors, []);
 });
+
+/** Proves: when a resume's ack names `partial` topics (here past `[limits] max_resume`), `/auto`'s client (`backfill: 100`) drops their gapped history and refetches it, so every topic's history is full on first paint. */
+test('topics a resume could not deliver whole are backfilled from history', async (t) => {
+  const server = await h.Tickerd.start({ config: config('[history]\nsize = 100\n[limits]\nmax_resume = 150\n') });
+  t.after(async () => { await server.stop(); server.cleanup(); });
+  const topics = Array.from({ length: 12 }, (_, i) => `busy.t${i}`);
+  for (let n = 1; n <= 120; n++) {
+    const r = await fetch(`${server.origin}/api/publish`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer pub' },
+      body: JSON.stringify(topics.map((topic) => ({ topic, data: { n } }))),
+    });
+    assert.equal(r.status, 200);
+  }
+  const page = await h.newPage(browser);
+  const received = [];
+  page.on('websocket', (ws) => ws.on('framereceived', (f) => received.push(String(f.payload))));
+  await page.goto(`${server.origin}/auto`);
+  const lengths = () => page.evaluate((ts) => ts.map((t) => window.tickerd.history(t).length), topics);
+  await h.eventually('every topic holds its 100 retained updates', async () =>
+    (await lengths()).every((n) => n === 100));
+  const seqs = await page.evaluate((t) => window.tickerd.history(t).map((u) => u.seq), topics[11]);
+  assert.deepEqual(seqs, Array.from({ length: 100 }, (_, i) => 21 + i), 'in order, no gap');
+  const ack = received.map((f) => JSON.parse(f)).find((m) => m.type === 'ack' && m.resume);
+  assert.equal(ack?.resume?.partial?.length, 11, `one backlog of 100 fits max_resume = 150: ${JSON.stringify(ack)}`);
+  assert.deepEqual(page.errors, []);
+});
