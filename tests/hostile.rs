@@ -952,3 +952,183 @@ command = ["sh", "-c", "head -c 300000 /dev/zero | tr '\\000' q; echo; echo '{\"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// How many polite clients a crowd attack runs (`HOSTILE_CROWD`, default 200).
+fn crowd() -> usize {
+    std::env::var("HOSTILE_CROWD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+/// What one crowd member does on its connection, within its own allowance.
+#[derive(Clone, Copy)]
+enum Politely {
+    /// Subscribes to `t.*`, reads every snapshot, unsubscribes: `rounds` times.
+    SubscribeUnsubscribe { rounds: usize, topics: usize },
+    /// Asks for the topic list and reads the reply: `times` times.
+    ListTopics { times: usize },
+}
+
+impl Politely {
+    /// Runs it on a fresh connection; every reply is read (a polite client).
+    async fn run(self, url: String) {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let _hello = ws.next().await;
+        // Frames are told apart by their start: the client must keep up
+        // cheaply with thousands of snapshots.
+        async fn until(ws: &mut support::Ws, mut done: impl FnMut(&str) -> bool) {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) if done(t.as_str()) => return,
+                    Some(Ok(_)) => continue,
+                    other => panic!("the crowd's connection ended: {other:?}"),
+                }
+            }
+        }
+        match self {
+            Politely::SubscribeUnsubscribe { rounds, topics } => {
+                for _ in 0..rounds {
+                    let ask = json!({"op": "subscribe", "topics": ["t.*"]}).to_string();
+                    ws.send(Message::text(ask)).await.unwrap();
+                    let (mut acked, mut snapshots) = (false, 0);
+                    until(&mut ws, |t| {
+                        acked |= t.starts_with(r#"{"type":"ack""#);
+                        snapshots += usize::from(t.starts_with(r#"{"type":"update","topic":"t."#));
+                        acked && snapshots == topics
+                    })
+                    .await;
+                    let ask = json!({"op": "unsubscribe", "topics": ["t.*"]}).to_string();
+                    ws.send(Message::text(ask)).await.unwrap();
+                    until(&mut ws, |t| t.starts_with(r#"{"type":"ack""#)).await;
+                }
+            }
+            Politely::ListTopics { times } => {
+                for _ in 0..times {
+                    let ask = json!({"op": "topics"}).to_string();
+                    ws.send(Message::text(ask)).await.unwrap();
+                    until(&mut ws, |t| t.starts_with(r#"{"type":"topics""#)).await;
+                }
+            }
+        }
+        let _ = ws.close(None).await;
+    }
+}
+
+/// Runs `crowd()` clients doing `what` at once against a server holding
+/// `topics` topics `t.*`, while measuring the worst `/healthz` answer and the
+/// longest gap in the bystander's updates (its feed publishes every 100 ms);
+/// both must stay within [`SERVICE`], every client must finish, and the
+/// memory taken must be given back once they are gone. Prints the row.
+async fn crowd_attack(row: &str, topics: usize, what: Politely) {
+    let symbols: Vec<String> = (0..topics).map(|i| format!("\"S{i}\"")).collect();
+    let config = format!(
+        "[limits]\nmax_frame_bytes = 16384\n\
+         [[feed]]\nname = \"t\"\nkind = \"synthetic\"\ntopic = \"t.{{symbol}}\"\n\
+         interval = \"1h\"\nsymbols = [{}]\n",
+        symbols.join(",")
+    );
+    let t = Tickerd::start(&config).await;
+    eventually("the topics exist", || async {
+        t.metric("tickerd_updates_published_total").await >= topics as f64
+    })
+    .await;
+    let mut bystander = t.bystander().await;
+    let before = t.rss_kib();
+    let peak = t.rss_sampler();
+    let started = tokio::time::Instant::now();
+    let clients: Vec<_> = (0..crowd())
+        .map(|_| tokio::spawn(what.run(t.ws_url())))
+        .collect();
+    let (mut worst_health, mut worst_gap) = (Duration::ZERO, Duration::ZERO);
+    let mut last_update = tokio::time::Instant::now();
+    let probe = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let budget = DEADLINE * 6;
+    while clients.iter().any(|c| !c.is_finished()) {
+        assert!(
+            started.elapsed() < budget,
+            "the crowd finished within {budget:?}"
+        );
+        let asked = tokio::time::Instant::now();
+        let health = tokio::time::timeout(SERVICE, probe.get(t.url("/healthz")).send()).await;
+        assert!(
+            matches!(health, Ok(Ok(ref r)) if r.status() == 200),
+            "/healthz answered within {SERVICE:?}"
+        );
+        worst_health = worst_health.max(asked.elapsed());
+        // Drain the bystander's updates for a while, timing the gaps.
+        let window = tokio::time::Instant::now() + Duration::from_millis(200);
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(window, bystander.ws.next()).await {
+            if let Message::Text(_) = m {
+                worst_gap = worst_gap.max(last_update.elapsed());
+                last_update = tokio::time::Instant::now();
+            }
+        }
+        worst_gap = worst_gap.max(last_update.elapsed());
+        assert!(
+            worst_gap < SERVICE,
+            "the bystander went {worst_gap:?} without an update"
+        );
+    }
+    for c in clients {
+        c.await.expect("every polite client finished");
+    }
+    let took = started.elapsed();
+    let peak = peak.finish().await;
+    // Given back: once the crowd is gone, RSS returns near its level before
+    // (within a quarter of what the attack took, or 16 MiB of allocator and
+    // thread-pool slack when it took little).
+    let mut after = t.rss_kib();
+    let bound = before + ((peak - before) / 4).max(16 * MIB / 1024);
+    let settle = tokio::time::Instant::now();
+    while after > bound && settle.elapsed() < DEADLINE {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = t.rss_kib();
+    }
+    t.assert_serving(&mut bystander).await;
+    report(
+        row,
+        &format!("{} clients, {topics} topics", crowd()),
+        before,
+        peak,
+        &format!(
+            "served: /healthz worst {} ms, bystander gap worst {} ms; done in {:.1} s; RSS after {:.1} MB",
+            worst_health.as_millis(),
+            worst_gap.as_millis(),
+            took.as_secs_f64(),
+            after as f64 / 1024.0
+        ),
+    );
+    assert!(
+        after <= bound,
+        "memory given back: RSS {after} KiB after, {before} KiB before, peak {peak} KiB"
+    );
+}
+
+/// Crowd row 1: a crowd of connections, each subscribing to and
+/// unsubscribing from `t.*` within its rate limit and reading every
+/// snapshot. Heavy work shares one server-wide budget off the async workers,
+/// so `/healthz` and the bystander are served throughout, and snapshots are
+/// shared frames, so memory is given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_wildcard_subscribers_does_not_freeze_the_server() {
+    let topics = 1000 * scale();
+    let what = Politely::SubscribeUnsubscribe { rounds: 5, topics };
+    crowd_attack("crowd 1 subscribe/unsubscribe t.*", topics, what).await;
+}
+
+/// Crowd row 2: a crowd of connections each asking for the topic list its
+/// burst allows. Listings share the same budget: the server stays responsive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_topic_listings_does_not_freeze_the_server() {
+    let topics = 1000 * scale();
+    crowd_attack(
+        "crowd 2 topics x 20",
+        topics,
+        Politely::ListTopics { times: 20 },
+    )
+    .await;
+}

@@ -89,7 +89,7 @@ impl Hub {
                     text: gone.clone(),
                 });
             }
-            st.latest = None;
+            st.set_latest(None);
             st.history.clear();
             drop(st);
             topic

@@ -19,6 +19,7 @@
 //! and [`Hub::history`] (dashboard charts).
 
 mod cluster;
+mod heavy;
 mod lifecycle;
 mod outbox;
 mod pacer;
@@ -44,7 +45,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::metrics::Metrics;
-use crate::protocol::TopicInfo;
+use crate::protocol::{self, TopicInfo};
 use crate::sync::{MutexExt, RwLockExt};
 use crate::topic::{self, Pattern, TopicError};
 use rand::distr::{Alphanumeric, SampleString};
@@ -120,7 +121,13 @@ pub enum PublishError {
 struct TopicState {
     seq: u64,
     ts: u64,
+    /// The latest update's frame. Set only with [`TopicState::set_latest`],
+    /// which keeps `snapshot` in step.
     latest: Option<Utf8Bytes>,
+    /// `latest` as a snapshot frame (`"snapshot":true`), made by the first
+    /// subscriber to join after an update and shared by every later one: a
+    /// subscriber never holds a private copy of a topic's value.
+    snapshot: Option<Utf8Bytes>,
     /// `(seq, ts, frame)` of the retained updates (`history.size`, or the
     /// feed's own `history`), oldest first.
     history: VecDeque<(u64, u64, Utf8Bytes)>,
@@ -140,6 +147,21 @@ pub(crate) struct Topic {
     persisted: AtomicU64,
     /// Deleted from the hub ([`Hub::delete_topic`]): no longer stored.
     deleted: AtomicBool,
+}
+
+impl TopicState {
+    /// Replaces the latest update (and drops the snapshot made of the old one).
+    fn set_latest(&mut self, latest: Option<Utf8Bytes>) {
+        self.latest = latest;
+        self.snapshot = None;
+    }
+
+    /// The latest update as a snapshot frame, shared (see `snapshot`).
+    fn snapshot(&mut self) -> Option<Utf8Bytes> {
+        let latest = self.latest.as_ref()?;
+        let snap = (self.snapshot).get_or_insert_with(|| protocol::snapshot_of(latest.as_str()));
+        Some(snap.clone())
+    }
 }
 
 impl Topic {
@@ -189,6 +211,8 @@ struct Inner {
     persist: OnceLock<Arc<store::Persist>>,
     /// The feeds the config names (see [`Hub::set_feeds`]); `None`: not told.
     feeds: RwLock<Option<Arc<HashSet<String>>>>,
+    /// The server-wide budget for heavy work (see `heavy`).
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 /// The topic registry and fan-out. Cheap to clone; all clones share state.
@@ -235,6 +259,7 @@ impl Hub {
                 closed,
                 persist: OnceLock::new(),
                 feeds: RwLock::new(None),
+                heavy: heavy::heavy_permits(),
             }),
         }
     }
@@ -259,7 +284,7 @@ impl Hub {
             if !topic::is_system(&t.name) {
                 let mut st = t.lock();
                 st.seq = 0;
-                st.latest = None;
+                st.set_latest(None);
                 st.history.clear();
             }
         }

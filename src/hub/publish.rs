@@ -140,7 +140,7 @@ impl Hub {
                 text: frame.clone(),
             });
         }
-        st.latest = Some(frame);
+        st.set_latest(Some(frame));
         if source.feed.is_some() || st.source.feed.is_none() {
             st.source = source.clone();
         }
@@ -180,6 +180,7 @@ impl Hub {
                 seq: 0,
                 ts: 0,
                 latest: None,
+                snapshot: None,
                 history: VecDeque::new(),
                 subscribers: HashSet::new(),
                 source: Source::default(),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::outbox::Subscriber;
 use super::{Frame, Hub, Outbox, SubscriberId, Topic, TopicState};
-use crate::protocol;
 use crate::topic::Pattern;
 
 /// How a subscriber joins a topic it matches.
@@ -55,6 +54,12 @@ impl Hub {
             hub: self.clone(),
             id,
         }
+    }
+
+    /// How many topics `id` receives.
+    pub(crate) fn topic_count_of(&self, id: SubscriberId) -> usize {
+        let reg = self.registry();
+        reg.subscribers.get(&id).map_or(0, |e| e.topics.len())
     }
 
     /// The patterns `id` holds.
@@ -259,9 +264,9 @@ fn join(
     ahead_restarts: bool,
 ) {
     st.subscribers.insert(Subscriber(outbox.clone()));
-    let Some(latest) = &st.latest else {
+    if st.latest.is_none() {
         return; // no update yet: the first one arrives live
-    };
+    }
     match since {
         Some(since) if since == st.seq || (since > st.seq && !ahead_restarts) => {} // up to date
         Some(since)
@@ -279,10 +284,11 @@ fn join(
                 text: frame.clone(),
             }));
         }
-        _ => outbox.push(Frame {
-            topic: t.id,
-            text: protocol::snapshot_of(latest.as_str()),
-        }),
+        _ => {
+            if let Some(text) = st.snapshot() {
+                outbox.push(Frame { topic: t.id, text });
+            }
+        }
     }
 }
 

@@ -441,7 +441,7 @@ impl super::Hub {
             let mut st = topic.lock();
             st.seq = s.seq;
             st.ts = s.ts;
-            st.latest = Some(s.latest.into());
+            st.set_latest(Some(s.latest.into()));
             st.history = s
                 .history
                 .into_iter()

@@ -174,3 +174,36 @@ fn unsubscribe_keeps_topics_other_patterns_match() {
     assert_eq!(hub.metrics().subscriptions.load(Ordering::Relaxed), 0);
     assert_eq!(hub.latest("a.b").map(Update::into_data), Some(json!(2)));
 }
+
+/// Snapshots are shared like updates: every subscriber that joins a topic
+/// between two of its updates gets the same snapshot frame (one allocation),
+/// so a subscriber that never reads holds handles, not copies; the next
+/// update makes a new one.
+#[test]
+fn snapshot_frames_are_shared_by_every_subscriber() {
+    let hub = Hub::new(10, Arc::default());
+    hub.publish("a.x", &json!({"p": 1})).unwrap();
+    let join = || {
+        let outbox = Arc::new(Outbox::new(1024, hub.metrics().clone()));
+        let id = hub.add_subscriber(outbox.clone());
+        hub.add_patterns(id, &[Pattern::parse("a.*").unwrap()], &Resume::default());
+        let mut frames = Vec::new();
+        outbox.take(&mut frames);
+        assert_eq!(frames.len(), 1);
+        frames.remove(0)
+    };
+    let (one, two) = (join(), join());
+    assert!(
+        one.as_str().contains(r#""snapshot":true"#),
+        "{}",
+        one.as_str()
+    );
+    assert_eq!(
+        one.as_str().as_ptr(),
+        two.as_str().as_ptr(),
+        "one shared frame"
+    );
+    hub.publish("a.x", &json!({"p": 2})).unwrap();
+    let three = join();
+    assert!(three.as_str().contains(r#""p":2"#), "{}", three.as_str());
+}

@@ -27,12 +27,13 @@ pub(super) async fn list_topics(
         Some(Ok(p)) => Some(p),
         Some(Err(e)) => return ApiError::BadRequest(format!("pattern {e}")).into_response(),
     };
-    Json(
-        shared
-            .hub
-            .topics_where(|t| grant.may_read(t) && pattern.as_ref().is_none_or(|p| p.matches(t))),
-    )
-    .into_response()
+    let topics = shared
+        .hub
+        .offload(move |hub| {
+            hub.topics_where(|t| grant.may_read(t) && pattern.as_ref().is_none_or(|p| p.matches(t)))
+        })
+        .await;
+    Json(topics).into_response()
 }
 
 /// The query of `GET /api/topics`.

@@ -240,7 +240,7 @@ pub(super) async fn stream(
     let _ = outbox.try_push_control(hello);
     let ack = protocol::ack(None, "subscribe", &query.topics, note.as_ref(), &[]);
     let _ = outbox.try_push_control(ack);
-    hub.add_patterns(id, &patterns, &Resume { since });
+    hub.join_patterns(id, patterns, Resume { since }).await;
 
     let done = shared.cancel.child_token();
     let progress = Arc::new(Progress::new());

@@ -255,7 +255,8 @@ impl Session {
             Ok(Request::Publish { items }) => self.publish(id, &grant, items).await,
             Ok(Request::Refresh { token }) => self.refresh(sub, id, &token),
             Ok(Request::Topics) => {
-                let topics = self.hub.topics_where(|t| grant.may_read(t));
+                let read = move |hub: &Hub| hub.topics_where(|t| grant.may_read(t));
+                let topics = self.hub.offload(read).await;
                 protocol::topics(id, &topics, self.settings.limits.max_frame_bytes)
             }
             Ok(Request::Unsubscribe { topics }) => match parse_patterns(&topics) {
@@ -263,7 +264,8 @@ impl Session {
                 Ok(patterns) => {
                     let not_held: Vec<String> = self
                         .hub
-                        .unsubscribe(sub, &patterns)
+                        .leave_patterns(sub, patterns.clone())
+                        .await
                         .iter()
                         .map(|p| p.as_str().to_string())
                         .collect();
@@ -331,7 +333,9 @@ impl Session {
                 outbox
                     .push_control(protocol::ack(id, "subscribe", &topics, note.as_ref(), &[]))
                     .await;
-                self.hub.add_patterns(sub, &patterns, &Resume { since });
+                self.hub
+                    .join_patterns(sub, patterns, Resume { since })
+                    .await;
                 return;
             }
         };
