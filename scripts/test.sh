@@ -28,6 +28,8 @@ need nats-server nats-server
 need chromium chromium
 need npm npm
 need node nodejs
+# tests/readme_curl.rs runs the docs' curl examples with the real curl.
+need curl curl
 
 # Broker feed tests (tests/feeds_mqtt.rs, tests/feeds_redis.rs) run a real
 # mosquitto (with mosquitto_passwd; openssl makes its test certificates) and

@@ -5,7 +5,9 @@
 //! `[A-Za-z0-9_-]`; the server's own topics start with `$` (`$sys.feeds`). A
 //! pattern may use `*` for exactly one segment and `>` as its last segment for one
 //! or more (NATS semantics); a wildcard in the first segment never matches a `$`
-//! topic. A [`TopicTemplate`] (`stocks.{symbol}`) is filled from a feed's item.
+//! topic. A [`TopicTemplate`] (`stocks.{symbol}`) is filled from a feed's item;
+//! [`TopicTemplate::can_produce`] says whether it can ever make a topic that a
+//! pattern matches.
 //!
 //! This module is pure: no I/O, no locks. Matching happens at subscribe time and
 //! at topic creation, never per update (see `hub`).
@@ -426,6 +428,9 @@ impl TopicTemplate {
         Ok(out)
     }
 }
+
+mod produce;
+pub use produce::Fill;
 
 #[cfg(test)]
 mod tests;

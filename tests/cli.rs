@@ -353,3 +353,91 @@ async fn a_port_in_use_exits_before_any_feed_starts() {
     assert!(!marker.exists(), "the command feed ran");
     drop(taken);
 }
+
+/// A dashboard whose panels 1 and 2 (lines 5 and 10) name topics that a
+/// synthetic feed of AAPL and MSFT cannot make; panels 3 and 4 are fed.
+const UNFED: &str = r#"title = "Wall"
+
+[[panel]]
+kind = "value"
+topic = "stocks.APPL"
+field = "price"
+
+[[panel]]
+kind = "tape"
+pattern = "stock.*"
+
+[[panel]]
+kind = "tile"
+pattern = "stocks.*"
+
+[[panel]]
+kind = "tile"
+topic = "$sys.config"
+"#;
+
+/// One synthetic feed: `stocks.{symbol}` for AAPL and MSFT.
+const SYNTHETIC: &str = "[[feed]]\nname = \"stocks\"\nkind = \"synthetic\"\ntopic = \"stocks.{symbol}\"\nsymbols = [\"AAPL\", \"MSFT\"]\ninterval = \"1s\"\n";
+
+/// `tickerd check` warns (exit 0, `warning: FILE:LINE: ...`) for each
+/// dashboard panel whose `topic` or `pattern` no enabled feed can make
+/// (`stocks.APPL` against the symbols AAPL, MSFT; `stock.*`), not for one a
+/// feed makes or a `$sys` topic, and not at all when the config has no feed
+/// (its topics then come from publishers).
+#[tokio::test]
+async fn check_warns_about_panels_no_feed_can_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("dashboards")).unwrap();
+    let board = dir.path().join("dashboards/wall.toml");
+    std::fs::write(&board, UNFED).unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, SYNTHETIC).unwrap();
+    let (code, text) = check(&path).await;
+    assert_eq!(code, Some(0), "{text}");
+    let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{text}");
+    let first = format!(
+        "warning: {}:5: dashboard \"wall\": panel #1: topic \"stocks.APPL\"",
+        board.display()
+    );
+    assert!(warnings[0].starts_with(&first), "{text}");
+    assert!(
+        warnings[0].contains("stocks.{symbol} for AAPL, MSFT"),
+        "{text}"
+    );
+    let second = format!(
+        "warning: {}:10: dashboard \"wall\": panel #2: pattern \"stock.*\"",
+        board.display()
+    );
+    assert!(warnings[1].starts_with(&second), "{text}");
+
+    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    let (code, text) = check(&path).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("warning:"), "no feed, no warning: {text}");
+}
+
+/// A reload that brings such a panel logs the same warning at WARN (SIGHUP,
+/// so the reload does not wait on the file watcher being armed).
+#[tokio::test]
+async fn reload_logs_panels_no_feed_can_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("dashboards")).unwrap();
+    let board = dir.path().join("dashboards/wall.toml");
+    std::fs::write(
+        &board,
+        "title = \"Wall\"\n\n[[panel]]\nkind = \"tile\"\npattern = \"stocks.*\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("config.toml"), SYNTHETIC).unwrap();
+    let (child, _addr, mut log) = spawn_logging(dir.path(), &["--listen", "127.0.0.1:0"]).await;
+    support::write_atomic(&board, UNFED);
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGHUP).unwrap();
+    let lines = log_until(&mut log, "topic \"stocks.APPL\"").await;
+    let line = lines.last().unwrap();
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("wall.toml:5: dashboard \"wall\": panel #1"),
+        "{line}"
+    );
+}

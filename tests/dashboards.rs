@@ -1,5 +1,5 @@
 //! Dashboards as config over real HTTP, WebSocket and child processes: the
-//! routes (`/`, `/auto`, `/d/{name}`), `tickerd check` on dashboard files,
+//! routes (`/`, `/auto`, `/d/{name}` and its 404 page), `tickerd check` on dashboard files,
 //! `$sys.dashboards` after start and after each reload, an invalid edit that
 //! keeps the old dashboards, and the history route charts backfill from.
 
@@ -78,6 +78,82 @@ async fn routes_list_show_and_refuse_unknown_dashboards() {
     assert!(auto.contains("dashboard.js"), "{auto}");
     // The page templates are not served raw.
     assert_eq!(get_text(&server.http("/board.html")).await.0, 404);
+}
+
+/// GET `url` with `Accept: accept`: status, content type and body.
+async fn get_accepting(url: &str, accept: &str) -> (u16, String, String) {
+    within(async {
+        let r = reqwest::Client::new()
+            .get(url)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+        (r.status().as_u16(), kind, r.text().await.unwrap())
+    })
+    .await
+}
+
+/// The text a reader sees of `html`: tags dropped, whitespace collapsed.
+fn visible_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An unknown dashboard (`/d/nope`) opened in a browser is a 404 HTML page in
+/// the site's style that says "no dashboard nope", links to the start page and
+/// lists the dashboards there are (title, link to /d/NAME), the name escaped;
+/// a client that asks for JSON still gets the JSON error.
+#[tokio::test]
+async fn an_unknown_dashboard_is_a_page_that_lists_the_others() {
+    let server = with_ops().await;
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let (status, kind, page) = get_accepting(&server.http("/d/nope"), browser).await;
+    assert_eq!(status, 404, "{page}");
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(
+        visible_text(&page).contains("There is no dashboard nope"),
+        "{page}"
+    );
+    assert!(page.contains(r#"href="../style.css""#), "{page}");
+    assert!(
+        page.contains(r#"href="../""#),
+        "no link to the start page: {page}"
+    );
+    assert!(
+        page.contains(r#"href="ops""#) && page.contains("Ops wall"),
+        "the dashboards there are are listed: {page}"
+    );
+    let (_, _, page) = get_accepting(&server.http("/d/%3Cb%3E"), browser).await;
+    assert!(
+        page.contains("&lt;b&gt;") && !page.contains("<b>"),
+        "{page}"
+    );
+    // `curl` (Accept: */*) reads the page too; JSON only when asked for.
+    let (status, kind, _) = get_accepting(&server.http("/d/nope"), "*/*").await;
+    assert_eq!((status, kind.starts_with("text/html")), (404, true));
+    let (status, kind, body) = get_accepting(&server.http("/d/nope"), "application/json").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(kind.starts_with("application/json"), "{kind}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(body["error"].is_string(), "{body}");
+    // The template itself is not served raw.
+    assert_eq!(
+        get_accepting(&server.http("/missing.html"), browser)
+            .await
+            .0,
+        404
+    );
 }
 
 /// Without a dashboards directory, `/` stays the automatic page and the

@@ -305,3 +305,22 @@ async fn every_route_the_readme_names_exists() {
         );
     }
 }
+
+/// docs/config.md's opening says how `tickerd` picks its main file, in the
+/// CLI's order: `--config PATH`, else `./config.toml` when that file exists,
+/// else the built-in default (it once said only `--config` was read).
+#[test]
+fn config_reference_says_how_the_main_file_is_found() {
+    let text = std::fs::read_to_string(root().join("docs/config.md")).unwrap();
+    let intro = text.split("\n\n").nth(1).expect("an opening paragraph");
+    let at = |needle: &str| {
+        intro.find(needle).unwrap_or_else(|| {
+            panic!("docs/config.md's opening does not name {needle:?}:\n{intro}")
+        })
+    };
+    let order = [at("--config"), at("./config.toml"), at("built-in default")];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "docs/config.md's opening names --config, ./config.toml and the built-in default out of order:\n{intro}"
+    );
+}

@@ -25,6 +25,8 @@ const CSS = `
 .banner strong { color: var(--tk-down, #dc2626); }
 .banner pre { margin: 6px 0 0; white-space: pre-wrap; word-break: break-word; font: .82rem/1.4 ui-monospace, Menlo, Consolas, monospace; }
 .missing { padding: 32px; text-align: center; color: var(--tk-muted, #6b7280); }
+.note { margin: 0; font-size: .82rem; color: var(--tk-muted, #6b7280); overflow-wrap: anywhere; }
+.note[hidden] { display: none; }
 .grid { display: grid; gap: 12px; grid-template-columns: repeat(var(--cols, 4), minmax(0, 1fr)); }
 .panel { grid-column: span min(var(--span, 1), var(--cols, 4)); min-width: 0; position: relative; contain: layout paint;
   background: var(--tk-surface, transparent); border-radius: var(--tk-radius, 10px);
@@ -305,10 +307,66 @@ class View {
     this.root.style.setProperty('--span', def.span ?? (wide ? 99 : 1));
     this.$label.textContent = def.label ?? '';
     this.root.setAttribute('aria-label', def.label ?? def.topic ?? def.pattern ?? def.kind);
+    this.seen = false;
     this.apply();
+    this.probe();
   }
 
   apply() {}
+
+  /**
+   * Says under the panel's content why it shows nothing: `kind` 'topic' ("no
+   * topic stocks.APPL yet") or 'field' ("no field pirce in stocks.AAPL"); a
+   * typo would otherwise show "—" forever. `null` hides it.
+   */
+  note(text, kind = null) {
+    if (!text && !this.$note) return;
+    if (!this.$note) {
+      this.$note = el('p', 'note');
+      this.$note.setAttribute('part', 'note');
+      this.root.append(this.$note);
+    }
+    if (this.$note.textContent !== (text ?? '')) this.$note.textContent = text ?? '';
+    this.$note.hidden = !text;
+    this.noteKind = text ? kind : null;
+  }
+
+  /**
+   * Asks the server once whether the panel's topic (or a topic of its
+   * pattern) exists; when none does and no update came meanwhile, says so.
+   * The first update takes the note away (`saw`).
+   */
+  async probe() {
+    const d = this.def;
+    const gen = (this.probes = (this.probes ?? 0) + 1);
+    if (this.noteKind === 'topic') this.note(null);
+    if (d.kind === 'feeds' || d.kind === 'text' || (!d.topic && !d.pattern)) return;
+    // The list route, also for one topic (a pattern without wildcards): an
+    // empty list is not an error, where a 404 would be one in the console.
+    const path = `api/topics?pattern=${encodeURIComponent(d.topic ?? d.pattern)}`;
+    let missing;
+    try {
+      const r = await fetch(this.client.url(path), { cache: 'no-store' });
+      missing = r.ok && (await r.json()).length === 0;
+    } catch {
+      return; // offline: the connection state says so already
+    }
+    if (!missing || this.seen || gen !== this.probes) return;
+    this.note(d.topic ? `no topic ${d.topic} yet` : `no topic matches ${d.pattern} yet`, 'topic');
+  }
+
+  /** An update of the panel's topic came: a "no topic" note is over. */
+  saw() {
+    this.seen = true;
+    if (this.noteKind === 'topic') this.note(null);
+  }
+
+  /** Notes each of `fields` that update `u` lacks (a value of `null` is there). */
+  checkFields(u, fields = [this.def.field]) {
+    const missing = fields.filter((f) => f && this.api.pick(u.data, f) === undefined);
+    if (missing.length) this.note(`no field ${missing.join(', ')} in ${u.topic}`, 'field');
+    else if (this.noteKind === 'field') this.note(null);
+  }
 
   /**
    * Subscribes `cb`. While the panel is scrolled out of view, conflated
@@ -317,12 +375,13 @@ class View {
    */
   sub(what, cb, opts) {
     if (opts?.every) {
-      this.offs.push(this.client.subscribe(what, cb, opts));
+      this.offs.push(this.client.subscribe(what, (u) => { this.saw(); cb(u); }, opts));
       return;
     }
     const held = new Map(); // topic -> latest update while hidden
     this.held.push([cb, held]);
     this.offs.push(this.client.subscribe(what, (u) => {
+      this.saw();
       if (this.visible) cb(u);
       else held.set(u.topic, u);
     }));
@@ -389,6 +448,7 @@ class ValueView extends View {
 
   render(u) {
     const v = this.api.pick(u.data, this.def.field);
+    this.checkFields(u);
     const text = this.fmt(v);
     if (this.$num.textContent !== text) this.$num.textContent = text;
     if (typeof v === 'number' && typeof this.last === 'number' && v !== this.last) {
@@ -414,8 +474,13 @@ class TileView extends View {
     this.tiles = new Map();
     const d = this.def;
     if (d.topic) this.add(d.topic);
-    else this.sub(d.pattern, (u) => { if (!this.tiles.has(u.topic)) this.add(u.topic); this.levelOf(u); });
-    if (d.topic && d.thresholds?.length) this.sub(d.topic, (u) => this.levelOf(u));
+    // Subscribed here too (the tile element has its own subscription): the
+    // panel's level, its "no topic yet" note and a missing `field`.
+    this.sub(d.topic ?? d.pattern, (u) => {
+      if (!d.topic && !this.tiles.has(u.topic)) this.add(u.topic);
+      this.levelOf(u);
+      this.checkFields(u);
+    });
   }
 
   levelOf(u) {
@@ -581,6 +646,7 @@ class TapeView extends View {
       this.$track.style.setProperty('--tape-s', `${Math.max(15, this.items.size * 4)}s`);
     }
     const field = this.def.field;
+    this.checkFields(u);
     const v = field ? this.api.pick(u.data, field) : this.api.chartValue(u.data);
     const change = typeof u.data?.change === 'number' ? u.data.change
       : typeof v === 'number' && typeof it.last === 'number' ? v - it.last : 0;
@@ -616,6 +682,7 @@ class ChartView extends View {
     this.series = this.board.seriesOf(this.def.topic);
     this.listener = () => this.queue();
     this.series.listeners.add(this.listener);
+    if (this.series.points.length) this.saw();
     this.fields = this.def.fields ?? [this.def.field];
     this.$legend.textContent = '';
     if (this.fields.length > 1) {
@@ -656,6 +723,11 @@ class ChartView extends View {
     const from = now - this.def.window_ms;
     const pts = this.series.points.filter((p) => p.ts >= from);
     this.root.dataset.points = String(pts.length);
+    const latest = this.series.points[this.series.points.length - 1];
+    if (latest) {
+      this.saw();
+      this.checkFields({ topic: this.def.topic, data: latest.data }, this.fields);
+    }
     const lines = this.fields.map((f) => pts.map((p) => [p.ts, this.api.pick(p.data, f)]).filter(([, v]) => typeof v === 'number' && Number.isFinite(v)));
     let lo = this.def.min ?? Infinity;
     let hi = this.def.max ?? -Infinity;
@@ -742,6 +814,7 @@ class GaugeView extends View {
     const lo = this.def.min ?? 0;
     const hi = this.def.max ?? 100;
     const frac = typeof v === 'number' ? Math.max(0, Math.min(1, (v - lo) / (hi - lo))) : 0;
+    this.checkFields(u);
     this.$value.textContent = this.fmt(v);
     if (this.def.unit) this.$value.append(el('span', 'unit', this.def.unit));
     if (this.$arc) this.$arc.setAttribute('stroke-dashoffset', String(100 - frac * 100));

@@ -158,6 +158,10 @@ pub struct Panel {
     /// A text panel's note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Where its `topic` (or `pattern`, else the panel) is written, for
+    /// warnings about it (not part of equality, not sent to browsers).
+    #[serde(skip)]
+    pub(crate) location: Option<Location>,
 }
 
 /// The formats a panel may name (the base name, before any `:arg`).
@@ -396,6 +400,12 @@ fn parse_panel(
         };
         problems.push((loc, msg));
     });
+    let key = if panel.topic.is_some() {
+        "topic"
+    } else {
+        "pattern"
+    };
+    panel.location = Some(line_of(key));
     if problems.is_empty() {
         Ok(panel)
     } else {
@@ -592,6 +602,9 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     }
     std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))
 }
+
+mod reach;
+pub(super) use reach::unreachable_panels;
 
 #[cfg(test)]
 mod tests;

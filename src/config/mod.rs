@@ -265,6 +265,8 @@ impl Config {
                 .expect("the built-in dashboards are valid");
             config.dashboards.insert(name.to_string(), d);
         }
+        let unfed = dashboard::unreachable_panels(&config.dashboards, &config.feeds);
+        config.warnings.extend(unfed);
         config
     }
 
@@ -439,6 +441,7 @@ impl Config {
         for f in &mut feeds {
             f.max_item_bytes.get_or_insert(limits.max_item_bytes);
         }
+        warnings.extend(dashboard::unreachable_panels(&dashboards, &feeds));
         let mut history = history;
         if let (Some(path), Some(base)) = (&history.path, base_dir) {
             history.path = Some(base.join(path));

@@ -51,9 +51,12 @@ pub(super) async fn get_topic(
     Path(name): Path<String>,
 ) -> Response {
     if name.contains(['*', '>']) {
+        // The hint is a URL to copy: a raw `>` in it is refused by curl and
+        // HTTP servers (400 before tickerd sees it), so it is written `%3E`.
+        let query = name.replace('>', "%3E");
         return ApiError::BadRequest(format!(
             "`{name}` is a pattern; /api/topics/{{topic}} takes one topic name. \
-             List the topics a pattern matches with GET /api/topics?pattern={name}"
+             List the topics a pattern matches with GET /api/topics?pattern={query}"
         ))
         .into_response();
     }

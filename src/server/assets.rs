@@ -1,7 +1,7 @@
 //! The web assets of `web/`, embedded in the binary (or read from `web_dir`
 //! during development), with content types and ETags; and the HTML pages: `/`
 //! (the list of dashboards, or the automatic page when none is defined),
-//! `/auto` and `/d/{name}`.
+//! `/auto`, `/d/{name}` and its 404 page for a name no file defines.
 //!
 //! Caching: every asset is `Cache-Control: no-cache` with an ETag, so a browser
 //! revalidates (a 304 costs one round trip) and never runs a stale `tickerd.js`
@@ -10,6 +10,7 @@
 //! both the identity and the gzip body, which only a weak validator may do.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -17,6 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
+use crate::config::Dashboard;
 use crate::state::{ApiError, AppState};
 
 #[derive(RustEmbed)]
@@ -32,15 +34,7 @@ pub(super) async fn home(State(shared): State<Arc<AppState>>) -> Response {
     if !settings.dashboard.enabled {
         return ApiError::NotFound("the dashboard is disabled").into_response();
     }
-    let mut items = String::new();
-    for (name, d) in settings.dashboards.iter() {
-        items.push_str(&format!(
-            "<li><a href=\"d/{name}\" data-dashboard=\"{name}\"><strong>{title}</strong><span class=\"muted\">/d/{name} · {n} panels</span></a></li>\n",
-            name = escape_html(name),
-            title = escape_html(&d.title),
-            n = d.panels.len(),
-        ));
-    }
+    let items = dashboard_items(&settings.dashboards, "d/");
     page(
         &shared,
         "list.html",
@@ -50,23 +44,62 @@ pub(super) async fn home(State(shared): State<Arc<AppState>>) -> Response {
     .await
 }
 
+/// The `<li>` of each dashboard for a page's list (HTML-escaped): its title
+/// and path, linked by `href` `{prefix}NAME` (relative, so the links also work
+/// when the router is nested under a path); "none" when there are none.
+fn dashboard_items(dashboards: &BTreeMap<String, Dashboard>, prefix: &str) -> String {
+    if dashboards.is_empty() {
+        return "<li class=\"muted\">No dashboard is defined.</li>\n".to_string();
+    }
+    let mut items = String::new();
+    for (name, d) in dashboards {
+        items.push_str(&format!(
+            "<li><a href=\"{prefix}{name}\" data-dashboard=\"{name}\"><strong>{title}</strong><span class=\"muted\">/d/{name} · {n} panels</span></a></li>\n",
+            name = escape_html(name),
+            title = escape_html(&d.title),
+            n = d.panels.len(),
+        ));
+    }
+    items
+}
+
 /// `GET /auto` (and `/` without dashboards): the automatic page of every topic.
 pub(super) async fn index(State(shared): State<Arc<AppState>>) -> Response {
     let title = shared.settings().dashboard.title.clone();
     page(&shared, "index.html", &[("title", &title)], &[]).await
 }
 
-/// `GET /d/{name}`: one dashboard; 404 for a name no file defines.
+/// `GET /d/{name}`: one dashboard; for a name no file defines, a 404 page that
+/// says so and lists the dashboards there are (JSON only for a client that
+/// asks for it with `Accept: application/json`).
 pub(super) async fn board(
     State(shared): State<Arc<AppState>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
     let settings = shared.settings();
     let Some(d) = settings.dashboards.get(&name) else {
         if !settings.dashboard.enabled {
             return ApiError::NotFound("the dashboard is disabled").into_response();
         }
-        return ApiError::NotFound("no such dashboard").into_response();
+        if wants_json(&headers) {
+            return ApiError::NotFound("no such dashboard").into_response();
+        }
+        // Links relative to `/d/`: `NAME` is a sibling, `../` the start page.
+        let items = dashboard_items(&settings.dashboards, "");
+        let mut resp = page(
+            &shared,
+            "missing.html",
+            &[
+                ("title", &settings.dashboard.title),
+                ("name", &name),
+                ("items", &items),
+            ],
+            &["items"],
+        )
+        .await;
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        return resp;
     };
     page(
         &shared,
@@ -75,6 +108,15 @@ pub(super) async fn board(
         &[],
     )
     .await
+}
+
+/// True when the client asks for JSON (`Accept: application/json`) and not for
+/// HTML: a browser's `Accept` names `text/html` first and gets the page.
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
 }
 
 /// An HTML template of `web/` with `{{key}}`s replaced (HTML-escaped, except
@@ -114,7 +156,7 @@ pub(super) async fn file(
     if path == "index.html" {
         return index(State(shared)).await;
     }
-    if path == "board.html" || path == "list.html" {
+    if ["board.html", "list.html", "missing.html"].contains(&path.as_str()) {
         return ApiError::NotFound("not found").into_response();
     }
     let Some((bytes, etag)) = load(&shared, &path).await else {

@@ -121,7 +121,7 @@ pub(crate) fn parse_query(
     }
     if q.topics.is_empty() {
         return Err("`topics` is required: a comma-separated list of patterns, \
-                    e.g. /sse?topics=stocks.*,host.>"
+                    e.g. /sse?topics=stocks.*,host.%3E (`>` percent-encoded)"
             .into());
     }
     if let Some((epoch, topic, seq)) = last_event_id.and_then(parse_event_id) {

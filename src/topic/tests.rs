@@ -116,3 +116,66 @@ fn templates_reach_nested_fields() {
     assert!(t.fill(&json!({"labels": "web-1"})).is_err());
     assert_eq!(field(&json!({"a": [1]}), "a.0"), None);
 }
+
+/// `can_produce(template, pattern)` with every placeholder any one segment.
+fn produces(template: &str, pattern: &str) -> bool {
+    let t = TopicTemplate::parse(template).unwrap();
+    t.can_produce(&Pattern::parse(pattern).unwrap(), &|_| Fill::Segment)
+}
+
+/// A template can produce a topic a pattern matches when each segment fits:
+/// fixed text only its own word, a placeholder any one segment (a word that
+/// fits the text around it), `>` one or more segments; never a `$` topic.
+#[test]
+fn templates_produce_what_a_pattern_matches() {
+    assert!(produces("stocks.{symbol}", "stocks.*"));
+    assert!(produces("stocks.{symbol}", "stocks.APPL"));
+    assert!(produces("stocks.{symbol}", "stocks.>"));
+    assert!(produces("stocks.{symbol}", ">"));
+    assert!(produces("stocks.{symbol}", "*.*"));
+    assert!(!produces("stocks.{symbol}", "stock.*"));
+    assert!(!produces("stocks.{symbol}", "stocks"));
+    assert!(!produces("stocks.{symbol}", "stocks.*.price"));
+    assert!(!produces("stocks.{symbol}", "stocks.AAPL.>"));
+    assert!(produces("host.metrics", "host.metrics"));
+    assert!(produces("host.metrics", "host.*"));
+    assert!(!produces("host.metrics", "host.metric"));
+    assert!(!produces("host.metrics", "$sys.>"));
+    assert!(produces("q.{id}_x", "q.7_x"));
+    assert!(!produces("q.{id}_x", "q._x"));
+    assert!(!produces("q.{id}_x", "q.7_y"));
+    assert!(produces("host.{labels.instance}.cpu", "host.web-1.cpu"));
+}
+
+/// A placeholder whose values the feed knows (`Fill::OneOf`) fits only those;
+/// one that spans segments (`Fill::Segments`, `{mqtt_topic}`) fits one or more.
+#[test]
+fn known_values_and_several_segments_sharpen_the_answer() {
+    let symbols = ["AAPL".to_string(), "MSFT".to_string()];
+    let t = TopicTemplate::parse("stocks.{symbol}").unwrap();
+    let known = |_: &str| Fill::OneOf(&symbols);
+    let can = |p: &str| t.can_produce(&Pattern::parse(p).unwrap(), &known);
+    assert!(can("stocks.AAPL") && can("stocks.*") && can("stocks.>"));
+    assert!(!can("stocks.APPL"));
+    let none: [String; 0] = [];
+    assert!(
+        !t.can_produce(&Pattern::parse("stocks.*").unwrap(), &|_| Fill::OneOf(
+            &none
+        ))
+    );
+
+    let t = TopicTemplate::parse("iot.{mqtt_topic}").unwrap();
+    let spans = |name: &str| {
+        if name == "mqtt_topic" {
+            Fill::Segments
+        } else {
+            Fill::Segment
+        }
+    };
+    let can = |p: &str| t.can_produce(&Pattern::parse(p).unwrap(), &spans);
+    assert!(can("iot.sensors.kitchen.temp") && can("iot.*") && can("iot.*.*.temp"));
+    assert!(!can("iot") && !can("sensors.kitchen"));
+    let t = TopicTemplate::parse("{nats_subject}.last").unwrap();
+    let can = |p: &str| t.can_produce(&Pattern::parse(p).unwrap(), &|_| Fill::Segments);
+    assert!(can("a.b.c.last") && can("x.last") && !can("last") && !can("a.b.first"));
+}

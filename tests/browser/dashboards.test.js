@@ -1,7 +1,8 @@
 // Dashboards defined in TOML (dashboards/NAME.toml) in a real headless
 // Chromium against the real tickerd binary: every panel kind live, edits
 // applied in place on the same WebSocket, an invalid edit shown in the banner,
-// charts backfilled from history, a dashboard embedded on another origin.
+// charts backfilled from history, a dashboard embedded on another origin, and
+// panels that say why they show nothing (no topic yet, a missing field).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -262,4 +263,61 @@ test('a dashboard embedded on another origin', async (t) => {
   assert.notEqual(new URL(page.url()).origin, server.origin);
   await h.screenshot(page, 'dashboards-embedded');
   assert.deepEqual(page.errors, []);
+});
+
+/** Panels that cannot show a value: a topic no feed makes (yet), misspelt fields, a pattern that matches nothing; and one that works. */
+const NOTES = `title = "Notes"
+
+[[panel]]
+kind = "value"
+topic = "stocks.APPL"
+field = "price"
+
+[[panel]]
+kind = "value"
+topic = "stocks.AAPL"
+field = "pirce"
+
+[[panel]]
+kind = "chart"
+topic = "stocks.MSFT"
+fields = ["price", "chnage"]
+
+[[panel]]
+kind = "tile"
+pattern = "stock.*"
+
+[[panel]]
+kind = "gauge"
+topic = "stocks.MSFT"
+field = "price"
+max = 1000
+`;
+
+/** Proves: instead of "—" forever, a panel whose topic has no data says "no topic T yet" (a pattern: "no topic matches P yet") until the topic appears, and a panel whose field is missing from the latest value says "no field F in T"; a panel that has its value shows no note. */
+test('a panel without data or without its field says why', async (t) => {
+  const server = await start(t, { notes: NOTES }, 'publish_token = "pub"');
+  const page = await h.newPage(browser);
+  await page.goto(`${server.origin}/d/notes`);
+  const note = async (kind, n = 0) => {
+    const l = P(page, kind, n).locator('.note');
+    return (await l.count()) && (await l.isVisible()) ? l.textContent() : null;
+  };
+  await h.eventually('the missing topic is named', async () => (await note('value', 0)) === 'no topic stocks.APPL yet');
+  await h.eventually('the missing field is named', async () => (await note('value', 1)) === 'no field pirce in stocks.AAPL');
+  await h.eventually('the chart names its missing field', async () => (await note('chart')) === 'no field chnage in stocks.MSFT');
+  await h.eventually('the empty pattern is named', async () => (await note('tile')) === 'no topic matches stock.* yet');
+  await h.eventually('the gauge shows its value', async () => /\d/.test(await P(page, 'gauge').locator('.gauge-value').textContent()));
+  assert.equal(await note('gauge'), null);
+  // The topic appears: its value replaces the note.
+  const r = await fetch(`${server.origin}/api/publish/stocks.APPL`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer pub', 'content-type': 'application/json' },
+    body: JSON.stringify({ price: 12.5 }),
+  });
+  assert.equal(r.status, 200);
+  await h.eventually('the value shows', async () => /12\.5/.test(await P(page, 'value', 0).locator('.big').textContent()));
+  assert.equal(await note('value', 0), null);
+  assert.deepEqual(page.errors, []);
+  await page.close();
 });
