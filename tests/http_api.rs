@@ -309,3 +309,75 @@ async fn every_route_refuses_unknown_query_parameters() {
     let c = support::Client::connect(&ws).await;
     assert_eq!(c.hello["type"], "hello");
 }
+
+/// `GET /api/topics?pattern=P` gives each matching topic's row with its
+/// latest value: `topic`, `feed`, `seq`, `ts`, `stale`, `subscribers` and
+/// `data`, the `seq`, `ts` and `data` of one update.
+#[tokio::test]
+async fn listing_by_pattern_carries_values() {
+    let s = Server::start(EMPTY).await;
+    let hub = s.ticker.hub();
+    hub.publish("stocks.AAPL", &json!({"price": 1})).unwrap();
+    hub.publish("stocks.AAPL", &json!({"price": 2})).unwrap();
+    hub.publish("stocks.MSFT", &json!([3])).unwrap();
+    hub.publish("host.cpu", &json!(0.5)).unwrap();
+    let (status, list) = get_json(&s.http("/api/topics?pattern=stocks.*")).await;
+    assert_eq!(status, 200, "{list}");
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{list}");
+    for (row, (topic, seq, data)) in rows.iter().zip([
+        ("stocks.AAPL", 2, json!({"price": 2})),
+        ("stocks.MSFT", 1, json!([3])),
+    ]) {
+        for key in ["topic", "feed", "seq", "ts", "stale", "subscribers", "data"] {
+            assert!(row.get(key).is_some(), "no `{key}` in {row}");
+        }
+        assert_eq!(row["topic"], topic, "{row}");
+        assert_eq!(row["seq"], seq, "{row}");
+        assert_eq!(row["data"], data, "{row}");
+        let latest = hub.latest(topic).unwrap();
+        assert_eq!(row["ts"], latest.ts(), "{row}");
+    }
+}
+
+/// `GET /api/topics/{topic}/history?limit=N` keeps the last N; a `limit` that
+/// is not a whole number, a repeated one, and a `{topic}` that does not decode
+/// (on every route that takes one) are answered 400 as JSON `{"error"}`
+/// saying what is wrong, never axum's plain text.
+#[tokio::test]
+async fn history_limit_and_path_errors_are_json() {
+    let s = Server::start("[server]\npublish_token = \"pt\"\n[history]\nsize = 10\n").await;
+    for i in 0..5 {
+        s.ticker.hub().publish("h.t", &json!(i)).unwrap();
+    }
+    let (status, list) = get_json(&s.http("/api/topics/h.t/history?limit=2")).await;
+    assert_eq!(status, 200, "{list}");
+    let seqs: Vec<&serde_json::Value> =
+        list.as_array().unwrap().iter().map(|u| &u["seq"]).collect();
+    assert_eq!(seqs, [4, 5]);
+    for (query, says) in [
+        ("limit=abc", "`limit` must be a whole number"),
+        ("limit=-1", "`limit` must be a whole number"),
+        ("limit=1&limit=2", "limit"),
+    ] {
+        let (status, body) = get_json(&s.http(&format!("/api/topics/h.t/history?{query}"))).await;
+        assert_eq!(status, 400, "?{query}: {body}");
+        let msg = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("?{query} is not a JSON error: {body}"));
+        assert!(msg.contains(says), "?{query}: {msg}");
+    }
+    let routes = ROUTES.iter().filter(|(_, p, ..)| p.contains("{topic}"));
+    for &(method, path, auth, _) in routes {
+        let path = path.replace("{topic}", "%FF");
+        let r = within(request(&s, method, &path, auth).send())
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        let error: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|_| panic!("{method} {path} is not JSON: {body}"));
+        assert!(error["error"].is_string(), "{method} {path}: {body}");
+    }
+}

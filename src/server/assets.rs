@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
+use super::extract::Api;
 use crate::state::{ApiError, AppState};
 
 #[derive(RustEmbed)]
@@ -59,7 +60,7 @@ pub(super) async fn index(State(shared): State<Arc<AppState>>) -> Response {
 /// `GET /d/{name}`: one dashboard; 404 for a name no file defines.
 pub(super) async fn board(
     State(shared): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
 ) -> Response {
     let settings = shared.settings();
     let Some(d) = settings.dashboards.get(&name) else {
@@ -108,7 +109,7 @@ async fn page(shared: &AppState, file: &str, vars: &[(&str, &str)], raw: &[&str]
 
 pub(super) async fn file(
     State(shared): State<Arc<AppState>>,
-    Path(path): Path<String>,
+    Api(Path(path)): Api<Path<String>>,
     headers: HeaderMap,
 ) -> Response {
     if path == "index.html" {

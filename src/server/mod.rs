@@ -7,6 +7,7 @@
 mod api;
 mod assets;
 mod bulk;
+mod extract;
 mod listener;
 mod params;
 mod sse;
