@@ -88,8 +88,65 @@ fn bad(message: impl Into<String>) -> RequestError {
     }
 }
 
-const MAX_RATE: &str =
+/// What `max_rate` takes, on a WebSocket `subscribe` and in `/sse?max_rate=`.
+pub(crate) const MAX_RATE: &str =
     "`max_rate` must be a positive number of updates per second per topic, e.g. 2 or 0.5";
+
+/// What `delta` takes, on a WebSocket `subscribe` and in `/sse?delta=`.
+pub(crate) const DELTA: &str = "`delta` must be true or false";
+
+/// A `max_rate` as given (`None`: not a number): a positive, finite rate, or
+/// [`MAX_RATE`].
+pub(crate) fn max_rate(rate: Option<f64>) -> Result<f64, String> {
+    match rate {
+        Some(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(MAX_RATE.to_string()),
+    }
+}
+
+/// The fields of a `subscribe` besides `op` and `id`; `/sse` takes the same
+/// names from its query.
+pub(crate) const SUBSCRIBE_FIELDS: &[&str] = &["topics", "since", "epoch", "max_rate", "delta"];
+
+/// Every op and the fields it takes besides `op` and `id`: a request with any
+/// other field is refused, whatever its op, before the op's own parsing.
+pub(crate) const OPS: &[(&str, &[&str])] = &[
+    ("subscribe", SUBSCRIBE_FIELDS),
+    ("unsubscribe", &["topics"]),
+    ("topics", &[]),
+    ("ping", &[]),
+    ("publish", &["topic", "data", "items"]),
+    ("refresh", &["token"]),
+];
+
+/// The one text for a name nobody knows (a request field, an op, a query
+/// parameter): what it is and where, the nearest known name when it is close
+/// enough to be a typo, and every known name.
+pub(crate) fn unknown_name(what: &str, name: &str, place: &str, known: &[&str]) -> String {
+    let hint = match nearest(name, known) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None => String::new(),
+    };
+    let expected = match known {
+        [] => "it takes none".to_string(),
+        [one] => format!("expected `{one}`"),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(|n| format!("`{n}`")).collect();
+            format!("expected {} or `{last}`", init.join(", "))
+        }
+    };
+    format!("unknown {what} `{name}`{place}{hint} ({expected})")
+}
+
+/// The candidate closest to `name`, when it is close enough to be a typo.
+pub(crate) fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(name, c), *c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
 
 /// Parses one text frame into its `id` (echoed in the reply) and request.
 pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError>) {
@@ -101,12 +158,24 @@ pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError
         return (None, Err(bad("a request is a JSON object")));
     };
     let id = obj.remove("id");
-    let op = match obj.get("op") {
-        Some(Value::String(op)) => op.clone(),
+    let op = match obj.remove("op") {
+        Some(Value::String(op)) => op,
         Some(_) => return (id, Err(bad("`op` must be a string"))),
         None => return (id, Err(bad("missing `op`"))),
     };
-    let req = match op.as_str() {
+    let Some((op, fields)) = OPS.iter().find(|(name, _)| *name == op) else {
+        let ops: Vec<&str> = OPS.iter().map(|(name, _)| *name).collect();
+        let message = unknown_name("op", &op, "", &ops);
+        let code = ErrorCode::UnknownOp;
+        return (id, Err(RequestError { code, message }));
+    };
+    if let Some(field) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
+        // `op` and `id` are fields too: `ide` is a typo of `id`.
+        let known: Vec<&str> = ["op", "id"].iter().chain(fields.iter()).copied().collect();
+        let message = unknown_name("field", field, &format!(" in {op}"), &known);
+        return (id, Err(bad(message)));
+    }
+    let req = match *op {
         "subscribe" => topics_field(&obj).and_then(|topics| {
             let since = match obj.get("since") {
                 None | Some(Value::Null) => HashMap::new(),
@@ -121,16 +190,12 @@ pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError
             };
             let max_rate = match obj.get("max_rate") {
                 None | Some(Value::Null) => None,
-                Some(Value::Number(n)) => match n.as_f64() {
-                    Some(r) if r > 0.0 && r.is_finite() => Some(r),
-                    _ => return Err(bad(MAX_RATE)),
-                },
-                Some(_) => return Err(bad(MAX_RATE)),
+                Some(v) => Some(max_rate(v.as_f64()).map_err(bad)?),
             };
             let delta = match obj.get("delta") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
-                Some(_) => return Err(bad("`delta` must be true or false")),
+                Some(_) => return Err(bad(DELTA)),
             };
             Ok(Request::Subscribe {
                 topics,
@@ -145,29 +210,14 @@ pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError
         "ping" => Ok(Request::Ping),
         "publish" => publish_request(obj),
         "refresh" => refresh_request(obj),
-        other => Err(RequestError {
-            code: ErrorCode::UnknownOp,
-            message: format!(
-                "unknown op `{other}` \
-                 (expected subscribe, unsubscribe, topics, ping, publish or refresh)"
-            ),
-        }),
+        other => unreachable!("`{other}` is in OPS without a parser"),
     };
     (id, req)
 }
 
-/// The fields of `publish`: `topic` and `data`, or `items`; any other field
-/// is named in the error.
+/// The fields of `publish` (only `topic`, `data` and `items`, checked with
+/// every op's): `topic` and `data`, or `items`.
 fn publish_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, RequestError> {
-    obj.remove("op");
-    if let Some(field) = obj
-        .keys()
-        .find(|k| !["topic", "data", "items"].contains(&k.as_str()))
-    {
-        return Err(bad(format!(
-            "unknown field `{field}` in publish (expected `topic` and `data`, or `items`)"
-        )));
-    }
     match obj.remove("items") {
         Some(_) if !obj.is_empty() => Err(bad(
             "publish takes `topic` and `data`, or `items`, not both",
@@ -190,14 +240,8 @@ fn publish_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, R
     }
 }
 
-/// The fields of `refresh`: `token` only.
+/// The field of `refresh` (only `token`, checked with every op's).
 fn refresh_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, RequestError> {
-    obj.remove("op");
-    if let Some(field) = obj.keys().find(|k| *k != "token") {
-        return Err(bad(format!(
-            "unknown field `{field}` in refresh (expected `token`)"
-        )));
-    }
     match obj.remove("token") {
         Some(Value::String(token)) => Ok(Request::Refresh { token }),
         _ => Err(bad("`token` must be a string (the new token)")),
@@ -524,6 +568,36 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Every op of `OPS` has a parser, and refuses a field it does not take
+    /// with the field's name and the op's list; `op` and `id` are taken by all.
+    #[test]
+    fn every_op_refuses_unknown_fields() {
+        for (op, fields) in OPS {
+            let (_, req) = parse_request(&json!({"op": op, "id": 1}).to_string());
+            if let Err(e) = req {
+                assert_eq!(e.code, ErrorCode::BadRequest, "{op}: {e:?}");
+            }
+            let (id, req) = parse_request(&json!({"op": op, "id": 1, "bogus": 1}).to_string());
+            assert_eq!(id, Some(json!(1)));
+            let e = req.unwrap_err();
+            assert_eq!(e.code, ErrorCode::BadRequest, "{op}");
+            assert!(e.message.contains("`bogus`"), "{op}: {}", e.message);
+            for field in *fields {
+                assert!(
+                    e.message.contains(&format!("`{field}`")),
+                    "{op}: {}",
+                    e.message
+                );
+            }
+        }
+        let (_, req) = parse_request(r#"{"op":"subscribe","topics":["a"],"maxrate":2}"#);
+        assert_eq!(
+            req.unwrap_err().message,
+            "unknown field `maxrate` in subscribe; did you mean `max_rate`? \
+             (expected `op`, `id`, `topics`, `since`, `epoch`, `max_rate` or `delta`)"
+        );
     }
 
     #[test]

@@ -170,6 +170,9 @@ pub(crate) enum ApiError {
     Full(String),
     /// The request (its body) did not arrive in time (408).
     Timeout(&'static str),
+    /// An extractor refused the request (a path that does not decode, a
+    /// query that does not parse): its status and text, answered as JSON.
+    Rejected(StatusCode, String),
 }
 
 impl IntoResponse for ApiError {
@@ -186,6 +189,7 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m.to_string()),
             ApiError::Full(m) => (StatusCode::INSUFFICIENT_STORAGE, m),
             ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m.to_string()),
+            ApiError::Rejected(status, m) => (status, m),
         };
         tracing::debug!(%status, %message, "Request refused.");
         (status, Json(json!({"error": message}))).into_response()

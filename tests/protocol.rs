@@ -373,3 +373,84 @@ async fn max_connections_is_enforced() {
     })
     .await;
 }
+
+/// One valid request of each op, a field it does not take, and the known
+/// field the reply should suggest (`None`: nothing is close).
+fn requests_with_an_unknown_field() -> Vec<(&'static str, Value, &'static str, Option<&'static str>)>
+{
+    vec![
+        (
+            "subscribe",
+            json!({"topics": ["a"]}),
+            "maxrate",
+            Some("max_rate"),
+        ),
+        (
+            "unsubscribe",
+            json!({"topics": ["a"]}),
+            "topic",
+            Some("topics"),
+        ),
+        ("topics", json!({}), "pattern", None),
+        ("ping", json!({}), "payload", None),
+        (
+            "publish",
+            json!({"topic": "a", "data": 1}),
+            "dta",
+            Some("data"),
+        ),
+        ("refresh", json!({"token": "t"}), "tokn", Some("token")),
+    ]
+}
+
+/// The ops the server knows, read from its `unknown_op` reply ("expected
+/// subscribe, ... or refresh"), so that a new op cannot skip the rule below.
+async fn ops_of(c: &mut support::Client) -> Vec<String> {
+    c.send(json!({"op": "no-such-op", "id": "ops"})).await;
+    let e = c.recv().await;
+    assert_eq!(e["code"], "unknown_op", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    let list = msg.rsplit_once("expected ").expect("the ops are listed").1;
+    list.trim_end_matches(')')
+        .replace(" or ", ", ")
+        .split(", ")
+        .map(|op| op.trim_matches('`').to_string())
+        .collect()
+}
+
+/// Every op refuses a field it does not take: an `error` reply
+/// (`bad_request`) that echoes the `id`, names the field and, where a known
+/// field is close, suggests it (`maxrate` -> `max_rate`); the connection stays
+/// open and answers the next request. The table covers every op the server
+/// lists.
+#[tokio::test]
+async fn every_op_refuses_unknown_fields() {
+    let s = Server::start(EMPTY).await;
+    let mut c = s.client().await;
+    let table = requests_with_an_unknown_field();
+    let mut ops = ops_of(&mut c).await;
+    ops.sort();
+    let mut covered: Vec<String> = table.iter().map(|(op, ..)| op.to_string()).collect();
+    covered.sort();
+    assert_eq!(ops, covered, "every op the server knows is in the table");
+    for (i, (op, mut request, field, near)) in table.into_iter().enumerate() {
+        request["op"] = json!(op);
+        request["id"] = json!(i);
+        request[field] = json!(2);
+        c.send(request.clone()).await;
+        let e = c.recv_until(|v| v["type"] != "update").await;
+        assert_eq!(e["type"], "error", "{request} -> {e}");
+        assert_eq!(e["code"], "bad_request", "{request} -> {e}");
+        assert_eq!(e["id"], i, "{request} -> {e}");
+        let msg = e["message"].as_str().unwrap();
+        assert!(msg.contains(&format!("`{field}`")), "{request} -> {msg}");
+        if let Some(near) = near {
+            assert!(
+                msg.contains(&format!("did you mean `{near}`?")),
+                "{request} -> {msg}"
+            );
+        }
+        c.send(json!({"op": "ping", "id": "after"})).await;
+        assert_eq!(c.recv().await, json!({"type": "pong", "id": "after"}));
+    }
+}

@@ -332,3 +332,69 @@ async fn a_large_resume_is_delivered_whole() {
     let got = support::resume::collect_until_last(&since, 150, async || sse.frame().await.1).await;
     support::resume::assert_whole(&got, &since, 150);
 }
+
+/// `/sse` takes a WebSocket `subscribe`'s fields under the same names (the
+/// list read from the WebSocket's own error, so a new field cannot be left
+/// out), and refuses them with the same texts: an unknown name with the same
+/// did-you-mean, a bad `max_rate` or `delta` with the subscribe's words.
+#[tokio::test]
+async fn the_same_names_and_texts_as_a_subscribe() {
+    let s = Server::start(EMPTY).await;
+    let mut c = s.client().await;
+    c.send(json!({"op": "subscribe", "topics": ["a"], "maxrate": 2, "id": 1}))
+        .await;
+    let e = c.recv().await;
+    let ws_msg = e["message"].as_str().unwrap().to_string();
+    assert!(ws_msg.contains("did you mean `max_rate`?"), "{e}");
+    let fields: Vec<String> = ws_msg
+        .rsplit_once("expected ")
+        .unwrap()
+        .1
+        .trim_end_matches(')')
+        .replace(" or ", ", ")
+        .split(", ")
+        .map(|f| f.trim_matches('`').to_string())
+        .filter(|f| f != "op" && f != "id")
+        .collect();
+    assert!(fields.contains(&"max_rate".to_string()), "{fields:?}");
+    for field in &fields {
+        let value = match field.as_str() {
+            "topics" => "a.b",
+            "since" => "a.b:1",
+            "epoch" => "E",
+            "max_rate" => "2",
+            "delta" => "true",
+            other => panic!("subscribe takes `{other}`: give it a value here"),
+        };
+        let url = s.http(&format!("/sse?topics=a.b&{field}={value}"));
+        let mut ok = Sse::open(&url, &[])
+            .await
+            .unwrap_or_else(|e| panic!("/sse refused `{field}`: {e:?}"));
+        assert_eq!(ok.frame().await.1["type"], "hello");
+    }
+    let refused = |r: Result<Sse, (u16, String)>| r.err().expect("refused");
+    let (status, body) = refused(Sse::open(&s.http("/sse?topics=a&maxrate=2"), &[]).await);
+    assert_eq!(status, 400, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    let msg = error["error"].as_str().unwrap();
+    assert!(
+        msg.contains("`maxrate`") && msg.contains("did you mean `max_rate`?"),
+        "{msg}"
+    );
+    for (query, ws_value) in [("max_rate=-1", json!(-1)), ("delta=yes", json!("yes"))] {
+        let name = query.split('=').next().unwrap();
+        let mut request = json!({"op": "subscribe", "topics": ["a"], "id": 2});
+        request[name] = ws_value;
+        c.send(request).await;
+        let ws_msg = c.recv().await["message"].as_str().unwrap().to_string();
+        let url = s.http(&format!("/sse?topics=a&{query}"));
+        let (status, body) = refused(Sse::open(&url, &[]).await);
+        assert_eq!(status, 400, "{body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        let msg = error["error"].as_str().unwrap();
+        assert!(
+            msg.starts_with(&ws_msg),
+            "/sse says `{msg}`, a subscribe `{ws_msg}`"
+        );
+    }
+}

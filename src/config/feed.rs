@@ -384,15 +384,9 @@ pub(super) fn explain(msg: &str, key: Option<&str>, value: Option<&toml::Value>)
     msg.to_string()
 }
 
-/// The candidate closest to `name`, when it is close enough to be a typo.
-pub(super) fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::levenshtein(name, c), *c))
-        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
+/// The candidate closest to `name`, when it is close enough to be a typo: the
+/// same rule as for a request field or a query parameter.
+pub(super) use crate::protocol::nearest;
 
 /// The key a serde message is about: serde quotes key names in backticks
 /// (`unknown field `intervl``) and values in quotes or backticks (`invalid value:

@@ -9,31 +9,57 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
+use super::extract::Api;
 use crate::auth::{self, Grant};
 use crate::hub::PublishError;
+use crate::protocol::TopicInfo;
 use crate::publish;
 use crate::state::{ApiError, AppState, Settings};
 use crate::topic;
 
 /// `GET /api/topics[?pattern=P]`: the topics this request's token may read
-/// (only those `P` matches, when given; 400 for a bad pattern).
+/// (only those `P` matches, when given; 400 for a bad pattern). With a
+/// pattern each row also carries the topic's latest value as `data`, so a
+/// script reads what it asked for in one request; the plain listing (every
+/// topic, possibly many and large) stays rows only.
 pub(super) async fn list_topics(
     State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
-    Query(query): Query<TopicsQuery>,
+    Api(Query(query)): Api<Query<TopicsQuery>>,
 ) -> Response {
     let pattern = match query.pattern.as_deref().map(topic::Pattern::parse) {
         None => None,
         Some(Ok(p)) => Some(p),
         Some(Err(e)) => return ApiError::BadRequest(format!("pattern {e}")).into_response(),
     };
-    let topics = shared
-        .hub
-        .offload(move |hub| {
-            hub.topics_where(|t| grant.may_read(t) && pattern.as_ref().is_none_or(|p| p.matches(t)))
-        })
-        .await;
-    Json(topics).into_response()
+    // Listing every topic grows with the topic count: within the server's
+    // budget for heavy work (see `hub::heavy`).
+    let hub = shared.hub.clone();
+    hub.offload(move |hub| {
+        let rows = hub
+            .topics_where(|t| grant.may_read(t) && pattern.as_ref().is_none_or(|p| p.matches(t)));
+        if pattern.is_none() {
+            return Json(rows).into_response();
+        }
+        let rows: Vec<ValueRow> = rows
+            .into_iter()
+            .map(|mut info| {
+                // `seq`, `ts` and `data` of one update, even if another came
+                // since the row was read.
+                let data = match hub.latest(&info.topic) {
+                    Some(update) => {
+                        info.seq = update.seq();
+                        info.ts = update.ts();
+                        update.data().clone()
+                    }
+                    None => serde_json::Value::Null,
+                };
+                ValueRow { info, data }
+            })
+            .collect();
+        Json(rows).into_response()
+    })
+    .await
 }
 
 /// The query of `GET /api/topics`.
@@ -42,13 +68,22 @@ pub(super) struct TopicsQuery {
     pattern: Option<String>,
 }
 
+/// A row of `GET /api/topics?pattern=P`: the topic's row and its latest value
+/// (`null` before its first update).
+#[derive(serde::Serialize)]
+struct ValueRow {
+    #[serde(flatten)]
+    info: TopicInfo,
+    data: serde_json::Value,
+}
+
 /// `GET /api/topics/{topic}`: 403 outside the grant (whether or not the topic
 /// exists, so the answer says nothing about it), 404 when it has no update, 400
 /// for a pattern (`stocks.*`), with a pointer to `?pattern=`.
 pub(super) async fn get_topic(
     State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
 ) -> Response {
     if name.contains(['*', '>']) {
         // The hint is a URL to copy: a raw `>` in it is refused by curl and
@@ -69,29 +104,47 @@ pub(super) async fn get_topic(
     }
 }
 
-/// `?limit=` of the history route.
+/// `?limit=` of the history route, as given (parsed by [`history_limit`]).
 #[derive(Debug, serde::Deserialize)]
 pub(super) struct HistoryQuery {
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
-/// Most updates one history answer holds.
+/// Most updates one history answer holds, and the default `limit`.
 const MAX_HISTORY_LIMIT: usize = 10_000;
 
+/// `?limit=`: a whole number, capped at [`MAX_HISTORY_LIMIT`] (the default).
+fn history_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    let Some(limit) = limit else {
+        return Ok(MAX_HISTORY_LIMIT);
+    };
+    match limit.parse::<usize>() {
+        Ok(n) => Ok(n.min(MAX_HISTORY_LIMIT)),
+        Err(_) => Err(ApiError::BadRequest(format!(
+            "`limit` must be a whole number of updates, e.g. limit=100 \
+             (default and most: {MAX_HISTORY_LIMIT}), not `{limit}`"
+        ))),
+    }
+}
+
 /// `GET /api/topics/{topic}/history?limit=N`: the topic's last `N` retained
-/// updates (default and most: all that `[history] size` keeps), oldest first,
-/// each as on the wire (with `seq` and `ts`). 403 outside the grant, 404 when
-/// the topic has no update.
+/// updates (default and most: [`MAX_HISTORY_LIMIT`], within what
+/// `[history] size` keeps), oldest first, each as on the wire (with `seq` and
+/// `ts`). 400 for a `limit` that is not a whole number, 403 outside the
+/// grant, 404 when the topic has no update.
 pub(super) async fn topic_history(
     State(shared): State<Arc<AppState>>,
     Extension(grant): Extension<Grant>,
-    Path(name): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    Api(Path(name)): Api<Path<String>>,
+    Api(Query(q)): Api<Query<HistoryQuery>>,
 ) -> Response {
+    let limit = match history_limit(q.limit.as_deref()) {
+        Ok(n) => n,
+        Err(e) => return e.into_response(),
+    };
     if !grant.may_read(&name) {
         return ApiError::Forbidden("this token may not read that topic").into_response();
     }
-    let limit = q.limit.unwrap_or(MAX_HISTORY_LIMIT).min(MAX_HISTORY_LIMIT);
     match shared.hub.history(&name, limit) {
         Some(frames) => {
             let mut body =
@@ -146,7 +199,7 @@ pub(super) fn check_publish_token(
 /// in cluster mode (topics there live in the cluster's stream).
 pub(super) async fn delete_topic(
     State(shared): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_publish_token(&shared.settings(), &headers)?;
@@ -173,7 +226,7 @@ pub(super) async fn delete_topic(
 /// deadline.
 pub(super) async fn publish(
     State(shared): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();

@@ -18,6 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
 
+use super::extract::Api;
 use crate::config::Dashboard;
 use crate::state::{ApiError, AppState};
 
@@ -74,7 +75,7 @@ pub(super) async fn index(State(shared): State<Arc<AppState>>) -> Response {
 /// asks for it with `Accept: application/json`).
 pub(super) async fn board(
     State(shared): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
     headers: HeaderMap,
 ) -> Response {
     let settings = shared.settings();
@@ -150,7 +151,7 @@ async fn page(shared: &AppState, file: &str, vars: &[(&str, &str)], raw: &[&str]
 
 pub(super) async fn file(
     State(shared): State<Arc<AppState>>,
-    Path(path): Path<String>,
+    Api(Path(path)): Api<Path<String>>,
     headers: HeaderMap,
 ) -> Response {
     if path == "index.html" {

@@ -7,7 +7,9 @@
 mod api;
 mod assets;
 mod bulk;
+mod extract;
 mod listener;
+mod params;
 mod sse;
 
 pub(crate) use listener::serve;
@@ -25,25 +27,46 @@ use serde_json::json;
 use tower_http::compression::CompressionLayer;
 
 use crate::auth;
+use crate::protocol;
 use crate::state::{ApiError, AppState};
 use crate::ws;
+use params::Params;
 
 /// Builds the router over `shared`, usable inside any host `Router<S>`.
+///
+/// Every route but the web pages names the query parameters it takes
+/// ([`Params`]); any other is a 400 before its handler runs.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<AppState>) -> Router<S> {
     let guarded = Router::new()
-        .route("/ws", get(ws::upgrade))
-        .route("/sse", get(sse::stream))
-        .route("/api/topics", get(api::list_topics))
-        .route("/api/topics/{topic}", get(api::get_topic))
-        .route("/api/topics/{topic}/history", get(api::topic_history))
-        .route("/api/feeds", get(api::list_feeds))
+        .route("/ws", Params::guarded("GET /ws", &[]).on(get(ws::upgrade)))
+        .route(
+            "/sse",
+            Params::guarded("GET /sse", protocol::SUBSCRIBE_FIELDS).on(get(sse::stream)),
+        )
+        .route(
+            "/api/topics",
+            Params::guarded("GET /api/topics", &["pattern"]).on(get(api::list_topics)),
+        )
+        .route(
+            "/api/topics/{topic}",
+            Params::guarded("GET /api/topics/{topic}", &[]).on(get(api::get_topic)),
+        )
+        .route(
+            "/api/topics/{topic}/history",
+            Params::guarded("GET /api/topics/{topic}/history", &["limit"])
+                .on(get(api::topic_history)),
+        )
+        .route(
+            "/api/feeds",
+            Params::guarded("GET /api/feeds", &[]).on(get(api::list_feeds)),
+        )
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
         ))
         .layer(middleware::from_fn_with_state(shared.clone(), allow_origin));
     // Only the web assets are compressed: `/ws` must stay an untouched upgrade,
-    // and API answers are small.
+    // and API answers are small. Pages and assets take any query (see `params`).
     let web = Router::new()
         .route("/", get(assets::home))
         .route("/auto", get(assets::index))
@@ -52,11 +75,26 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<AppState>) ->
         .layer(CompressionLayer::new().gzip(true));
     Router::new()
         .merge(guarded)
-        .route("/api/publish", post(bulk::publish_many))
-        .route("/api/publish/{topic}", post(api::publish))
-        .route("/api/topics/{topic}", delete(api::delete_topic))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(api::metrics))
+        .route(
+            "/api/publish",
+            Params::publishing("POST /api/publish").on(post(bulk::publish_many)),
+        )
+        .route(
+            "/api/publish/{topic}",
+            Params::publishing("POST /api/publish/{topic}").on(post(api::publish)),
+        )
+        .route(
+            "/api/topics/{topic}",
+            Params::publishing("DELETE /api/topics/{topic}").on(delete(api::delete_topic)),
+        )
+        .route(
+            "/healthz",
+            Params::open("GET /healthz", &[]).on(get(healthz)),
+        )
+        .route(
+            "/metrics",
+            Params::open("GET /metrics", &[]).on(get(api::metrics)),
+        )
         .merge(web)
         .with_state(shared)
 }
