@@ -144,16 +144,17 @@ impl Access {
         Access { tokens, jwt }
     }
 
-    /// The grant of a request presenting `presented`; `None` means 401.
-    pub(crate) fn grant_for(&self, presented: Option<&str>) -> Option<Grant> {
+    /// The grant of a request presenting `presented`, or why it is refused
+    /// (401 on `/ws`, `/sse` and `/api`, `unauthorized` to a `refresh`).
+    pub(crate) fn grant_for(&self, presented: Option<&str>) -> Result<Grant, Refusal> {
         if self.tokens.is_empty() && self.jwt.is_none() {
-            return Some(Grant::default());
+            return Ok(Grant::default());
         }
-        let presented = presented?;
+        let presented = presented.ok_or(Refusal::Missing)?;
         if let Some(g) = self.static_grant(presented) {
-            return Some(g);
+            return Ok(g);
         }
-        self.jwt.as_ref()?.verify(presented)
+        self.jwt.as_ref().ok_or(Refusal::Unknown)?.verify(presented)
     }
 
     /// The grant of one of the static tokens (`server.token`, `[[access]]`).
@@ -167,6 +168,59 @@ impl Access {
             found |= hit;
         }
         bool::from(found).then(|| self.tokens[index as usize].1.clone())
+    }
+}
+
+/// Why a presented token grants nothing: the one text every path answers
+/// with (`/ws`, `/sse` and `/api` as a 401, a WebSocket `refresh` as
+/// `unauthorized`). Only a token that verified (a JWT signed by a configured
+/// key) is told what is wrong with it; an unknown or forged one learns
+/// nothing about which check failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No token was presented.
+    Missing,
+    /// Not a configured token, nor a JWT that a configured key verifies.
+    Unknown,
+    /// A verified JWT whose `exp`, plus `leeway` seconds, is before `now`
+    /// (both in seconds since the Unix epoch).
+    Expired { exp: u64, now: u64, leeway: u64 },
+    /// A verified JWT without an `exp` claim, which `[auth.jwt]` requires.
+    NoExp,
+    /// A verified JWT whose `topics` or `publish` claim holds something that
+    /// is not a pattern.
+    BadPattern { claim: &'static str, error: String },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let time = |secs: u64| {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            humantime::format_rfc3339_seconds(at)
+        };
+        match self {
+            Refusal::Missing => f.write_str(
+                "a token is required: send it as `Authorization: Bearer <token>` \
+                 or `?token=<token>`",
+            ),
+            Refusal::Unknown => f.write_str(
+                "the token is not valid: it is neither a configured token nor a JWT \
+                 that a configured [auth.jwt] key verifies",
+            ),
+            Refusal::Expired { exp, now, leeway } => write!(
+                f,
+                "the token expired at {} (now {}, leeway {leeway}s); get a fresh one",
+                time(*exp),
+                time(*now)
+            ),
+            Refusal::NoExp => f.write_str(
+                "the token has no exp claim; an [auth.jwt] token must carry `exp` \
+                 (when it expires, in seconds since the Unix epoch)",
+            ),
+            Refusal::BadPattern { claim, error } => {
+                write!(f, "the token's `{claim}` claim: {error}")
+            }
+        }
     }
 }
 
@@ -220,11 +274,14 @@ mod tests {
         )
         .unwrap();
         let access = Access::from_config(&c);
-        assert!(access.grant_for(None).is_none());
-        assert!(access.grant_for(Some("nope")).is_none());
+        assert_eq!(access.grant_for(None).unwrap_err(), Refusal::Missing);
+        assert_eq!(
+            access.grant_for(Some("nope")).unwrap_err(),
+            Refusal::Unknown
+        );
         assert!(access.grant_for(Some("root")).unwrap().may_read("b"));
         let ro = access.grant_for(Some("ro")).unwrap();
         assert!(ro.may_read("a.x") && !ro.may_read("b"));
-        assert!(Access::default().grant_for(None).is_some());
+        assert!(Access::default().grant_for(None).is_ok());
     }
 }

@@ -138,6 +138,7 @@ pub mod topic;
 mod auth;
 mod cluster;
 mod delta;
+mod nearest;
 mod publish;
 mod rate;
 mod reload;

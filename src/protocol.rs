@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::nearest::nearest;
+
 /// Error codes of `{"type":"error"}` replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -138,15 +140,6 @@ pub(crate) fn unknown_name(what: &str, name: &str, place: &str, known: &[&str]) 
     format!("unknown {what} `{name}`{place}{hint} ({expected})")
 }
 
-/// The candidate closest to `name`, when it is close enough to be a typo.
-pub(crate) fn nearest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::levenshtein(name, c), *c))
-        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
 
 /// Parses one text frame into its `id` (echoed in the reply) and request.
 pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError>) {

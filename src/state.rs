@@ -161,7 +161,7 @@ impl PeerCounts {
 #[derive(Debug)]
 pub(crate) enum ApiError {
     BadRequest(String),
-    Unauthorized(&'static str),
+    Unauthorized(String),
     Forbidden(&'static str),
     NotFound(&'static str),
     TooLarge(usize),
@@ -179,7 +179,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_string()),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_string()),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.to_string()),
             ApiError::TooLarge(max) => (

@@ -19,6 +19,8 @@ use tokio::time::Instant;
 
 use crate::topic::field;
 
+pub(crate) use crate::nearest::{did_you_mean, nearest};
+
 /// The operation keys a transform table may name (exactly one per table).
 const OPERATIONS: [&str; 6] = ["rate", "change", "change_pct", "round", "rename", "select"];
 
@@ -114,10 +116,20 @@ impl Transform {
         let op = match ops.as_slice() {
             [op] => *op,
             [] => {
-                return Err(format!(
-                    "names no operation (expected one of {})",
-                    OPERATIONS.join(", ")
-                ))
+                // A key that is no operation's option is a misspelt operation.
+                let options = ["as", "against", "digits"];
+                let unknown = t.keys().find(|k| !options.contains(&k.as_str()));
+                return Err(match unknown {
+                    Some(k) => format!(
+                        "unknown operation `{k}`{} (expected one of {})",
+                        did_you_mean(k, &OPERATIONS),
+                        OPERATIONS.join(", ")
+                    ),
+                    None => format!(
+                        "names no operation (expected one of {})",
+                        OPERATIONS.join(", ")
+                    ),
+                });
             }
             many => {
                 return Err(format!(
@@ -139,7 +151,8 @@ impl Transform {
             return Err(if allowed.is_empty() {
                 format!("`{op}` takes no other key, not `{k}`")
             } else {
-                format!("`{op}` takes {}, not `{k}`", quoted(allowed))
+                let hint = did_you_mean(k, allowed);
+                format!("`{op}` takes {}, not `{k}`{hint}", quoted(allowed))
             });
         }
         let name = |key: &str| -> Result<Option<String>, String> {

@@ -59,7 +59,7 @@ async fn check_reports_every_error() {
         "{text}"
     );
     assert!(
-        text.contains("bad.toml:11: feed \"h\": invalid value: string \"often\""),
+        text.contains("bad.toml:11: feed \"h\": interval: expected a duration like \"500ms\", \"5s\" or \"1m\", not \"often\""),
         "{text}"
     );
     assert!(
@@ -110,6 +110,59 @@ querry = "up"
         assert!(text.contains(needle), "{needle:?} in:\n{text}");
     }
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// `tickerd check` words each mistake as what is wrong, where and what is
+/// right: a type error in plain words, a misspelt transform operation, panel
+/// kind, threshold level or `[[panel]]` with the nearest valid name, a
+/// `history` that is no count or duration, and one above `max_history` at its
+/// own line.
+#[tokio::test]
+async fn check_says_what_is_wrong_and_what_is_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        r#"[limits]
+max_history = 1000
+
+[[feed]]
+name = "s"
+kind = "synthetic"
+topic = "s.{symbol}"
+symbols = ["A"]
+volatility = "0.1"
+history = "lots"
+transform = [{ chnage = "price" }]
+
+[[feed]]
+name = "t"
+kind = "system"
+topic = "h.m"
+history = 50000
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("dashboards")).unwrap();
+    std::fs::write(
+        dir.path().join("dashboards/d.toml"),
+        "title = \"D\"\n\n[[panel]]\nkind = \"valu\"\ntopic = \"a.b\"\n\n[[panel]]\nkind = \"value\"\ntopic = \"a.b\"\nthresholds = [{ above = 1, level = \"warning\" }]\n\n[[panels]]\nkind = \"value\"\n",
+    )
+    .unwrap();
+    let (code, text) = check(&path).await;
+    assert_eq!(code, Some(1), "{text}");
+    for needle in [
+        "c.toml:9: feed \"s\": volatility: expected a number, e.g. 0.1, not the string \"0.1\"",
+        "c.toml:10: feed \"s\": `history` must be a count of updates (e.g. 500, at most [limits] max_history = 1000) or a duration (e.g. \"15m\"), not \"lots\"",
+        "c.toml:11: feed \"s\": transform[0]: unknown operation `chnage`; did you mean `change`?",
+        "c.toml:17: feed \"t\": history = 50000 is above [limits] max_history (1000)",
+        "d.toml:4: dashboard \"d\": panel #1: unknown kind \"valu\"; did you mean `value`?",
+        "d.toml:10: dashboard \"d\": panel #2: thresholds.level: unknown value `warning`; did you mean `warn`?",
+        "d.toml:12: dashboard \"d\": unknown section [[panels]]; did you mean [[panel]]?",
+        "7 error(s)",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
 }
 
 /// A bad `[cluster]` section is refused with one error per problem, like any

@@ -37,7 +37,7 @@ fn one_pass_reports_every_section_and_feed_error() {
         "{e:#?}"
     );
     assert!(
-        e[2].starts_with("c.toml:8: [history] size: invalid type: string \"big\""),
+        e[2].starts_with("c.toml:8: [history] size: expected a whole number"),
         "{e:#?}"
     );
     assert!(e[3].starts_with("c.toml:13: feed \"x\": "), "{e:#?}");
@@ -49,11 +49,11 @@ fn durations_show_valid_examples() {
     let e = errors("[server]\nflush_interval = 5\n\n[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"h.m\"\ninterval = \"5 seconds please\"\n");
     has(
         &e,
-        "c.toml:2: [server] flush_interval: invalid type: integer `5`, expected a duration; use a string like \"5s\", \"250ms\", \"1m\"",
+        "c.toml:2: [server] flush_interval: expected a duration like \"500ms\", \"5s\" or \"1m\", not the number 5",
     );
     has(
         &e,
-        "c.toml:8: feed \"s\": invalid value: string \"5 seconds please\", expected a duration; use a string like \"5s\", \"250ms\", \"1m\"",
+        "c.toml:8: feed \"s\": interval: expected a duration like \"500ms\", \"5s\" or \"1m\", not \"5 seconds please\"",
     );
 }
 
@@ -204,6 +204,101 @@ fn access_publish_patterns_are_checked() {
     );
     assert!(
         e[1].contains("topics starting with `$` are the server's own"),
+        "{e:#?}"
+    );
+}
+
+/// A value of the wrong type is said in plain words, naming the key, what was
+/// written and what would be right with an example (the value itself when it
+/// is one), never serde's `invalid type: string "0.1", expected f64`.
+#[test]
+fn type_errors_are_said_in_plain_words() {
+    let e = errors(concat!(
+        "[server]\ntoken = 123\nallowed_origins = { a = 1 }\n\n",
+        "[limits]\nqueue = -1\nmax_connections = 1.5\n\n",
+        "[dashboard]\nenabled = \"yes\"\n\n",
+        "[[feed]]\nname = \"s\"\nkind = \"synthetic\"\ntopic = \"s.{symbol}\"\n",
+        "symbols = [\"A\"]\nvolatility = \"0.1\"\n",
+    ));
+    assert_eq!(
+        e,
+        [
+            "c.toml:2: [server] token: expected a string, e.g. \"123\", not the number 123",
+            "c.toml:3: [server] allowed_origins: expected a list, e.g. [\"a\", \"b\"], not a table",
+            "c.toml:6: [limits] queue: expected a whole number (0 or more), e.g. 100, not -1",
+            "c.toml:7: [limits] max_connections: expected a whole number (0 or more), e.g. 100, not the number 1.5",
+            "c.toml:10: [dashboard] enabled: expected true or false, not the string \"yes\"",
+            "c.toml:17: feed \"s\": volatility: expected a number, e.g. 0.1, not the string \"0.1\"",
+        ],
+        "{e:#?}"
+    );
+}
+
+/// A misspelt transform operation is named with the nearest one (and a
+/// misspelt option of a step likewise), at the `transform` line.
+#[test]
+fn an_unknown_transform_operation_suggests_the_nearest() {
+    let e = errors(concat!(
+        "[[feed]]\nname = \"s\"\nkind = \"system\"\ntopic = \"h.m\"\n",
+        "transform = [{ chnage = \"price\" }, { round = \"p\", digit = 2 }]\n",
+    ));
+    assert_eq!(
+        e,
+        [
+            "c.toml:5: feed \"s\": transform[0]: unknown operation `chnage`; did you mean `change`? (expected one of rate, change, change_pct, round, rename, select)",
+            "c.toml:5: feed \"s\": transform[1]: `round` takes `as` or `digits`, not `digit`; did you mean `digits`?",
+        ],
+        "{e:#?}"
+    );
+}
+
+/// A feed's `history` that is neither a count nor a duration says which are
+/// accepted; a count above `[limits] max_history` is refused at the
+/// `history` line itself (not the `[[feed]]` line), with the maximum.
+#[test]
+fn a_feeds_history_says_what_is_accepted_and_where() {
+    let e = errors(concat!(
+        "[limits]\nmax_history = 1000\n\n",
+        "[[feed]]\nname = \"a\"\nkind = \"system\"\ntopic = \"h.a\"\nhistory = \"lots\"\n\n",
+        "[[feed]]\nname = \"b\"\nkind = \"system\"\n\n\ntopic = \"h.b\"\nhistory = 50000\n",
+    ));
+    assert_eq!(
+        e,
+        [
+            "c.toml:8: feed \"a\": `history` must be a count of updates (e.g. 500, at most [limits] max_history = 1000) or a duration (e.g. \"15m\"), not \"lots\"",
+            "c.toml:16: feed \"b\": history = 50000 is above [limits] max_history (1000): keep at most 1000 updates, or raise [limits] max_history",
+        ],
+        "{e:#?}"
+    );
+}
+
+/// The errors of a dashboard file `d.toml`, one string each.
+fn dashboard_errors(text: &str) -> Vec<String> {
+    match tickerd::config::dashboard::parse_dashboard("d", text, Path::new("d.toml")) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+/// In a dashboard file, `[[panels]]`, a misspelt panel `kind` and a misspelt
+/// threshold `level` each name the nearest valid one, like `[sever]` does,
+/// and one does not hide the others.
+#[test]
+fn dashboard_names_suggest_the_nearest() {
+    let e = dashboard_errors(concat!(
+        "title = \"D\"\n\n",
+        "[[panel]]\nkind = \"valu\"\ntopic = \"a.b\"\n\n",
+        "[[panel]]\nkind = \"value\"\ntopic = \"a.b\"\n",
+        "thresholds = [{ above = 1, level = \"warning\" }]\n\n",
+        "[[panels]]\nkind = \"value\"\n",
+    ));
+    assert_eq!(
+        e,
+        [
+            "d.toml:4: dashboard \"d\": panel #1: unknown kind \"valu\"; did you mean `value`? (expected one of value, tile, table, tape, chart, gauge, bar, feeds, text)",
+            "d.toml:10: dashboard \"d\": panel #2: thresholds.level: unknown value `warning`; did you mean `warn`? (expected one of `ok`, `info`, `warn`, `crit`)",
+            "d.toml:12: dashboard \"d\": unknown section [[panels]]; did you mean [[panel]]? (expected one of [[panel]], `title`, `columns`)",
+        ],
         "{e:#?}"
     );
 }

@@ -200,6 +200,61 @@ async fn refresh_extends_the_connection() {
     assert_eq!(c.recv().await["type"], "pong");
 }
 
+/// The body of the 401 that `GET path` with `token` as bearer gets.
+async fn refusal_of(s: &Server, path: &str, token: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(s.http(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "{path}");
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    body["error"].as_str().unwrap().to_string()
+}
+
+/// A JWT our key signed but that has expired, or has no `exp`, is told so in
+/// the same words on `/ws`, `/sse` and `/api` (and by `refresh`): when it
+/// expired and the server's time, or that `exp` is missing. A forged token,
+/// expired or not, learns nothing about its claims.
+#[tokio::test]
+async fn refusals_say_why_a_signed_token_is_refused() {
+    let s = server("leeway = \"5s\"\n").await;
+    let exp = now() - 120;
+    let expired = hs256(&claims(&["a.>"], exp), SECRET);
+    let at = |secs: u64| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+    for path in ["/api/topics", "/sse?topics=a.*", "/ws"] {
+        let msg = refusal_of(&s, path, &expired).await;
+        let want = format!("the token expired at {} (now ", at(exp));
+        assert!(msg.starts_with(&want), "{path}: {msg}");
+        assert!(
+            msg.contains(", leeway 5s); get a fresh one"),
+            "{path}: {msg}"
+        );
+        let no_exp = hs256(&json!({"topics": [">"]}), SECRET);
+        let msg = refusal_of(&s, path, &no_exp).await;
+        assert!(
+            msg.starts_with("the token has no exp claim"),
+            "{path}: {msg}"
+        );
+        let forged = hs256(
+            &claims(&["a.>"], exp),
+            "another-secret-of-at-least-thirty-two-bytes",
+        );
+        let msg = refusal_of(&s, path, &forged).await;
+        assert!(msg.starts_with("the token is not valid"), "{path}: {msg}");
+        assert!(!msg.contains("expire"), "{path}: {msg}");
+    }
+    let fresh = hs256(&claims(&["a.>"], now() + 300), SECRET);
+    let mut c = Client::connect(&format!("{}?token={fresh}", s.ws_url())).await;
+    c.send(json!({"op": "refresh", "token": expired, "id": 1}))
+        .await;
+    let e = c.recv_until(|v| v["type"] == "error").await;
+    assert_eq!(e["code"], "unauthorized", "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.starts_with("the token expired at "), "{e}");
+}
+
 /// Each `[auth.jwt]` key is checked when the config is loaded, with the
 /// file:line style of every config error.
 /// Loads `text` as `dir/c.toml` (key files are relative to it).

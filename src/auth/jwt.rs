@@ -15,7 +15,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::Grant;
+use super::{Grant, Refusal};
 use crate::config::{JwtAlgorithm, JwtConfig};
 use crate::topic::Pattern;
 
@@ -24,7 +24,10 @@ use crate::topic::Pattern;
 struct Claims {
     #[serde(default)]
     sub: Option<String>,
-    exp: u64,
+    /// Required, but checked here rather than by `jsonwebtoken`, so that a
+    /// verified token without one is told so.
+    #[serde(default)]
+    exp: Option<u64>,
     #[serde(default)]
     topics: Vec<String>,
     #[serde(default)]
@@ -87,13 +90,16 @@ impl Verifier {
         }
     }
 
-    /// The grant of `token`, or `None` (401) when it is not one of ours.
-    pub(crate) fn verify(&self, token: &str) -> Option<Grant> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
+    /// The grant of `token`, or why it is refused. The signature is checked
+    /// before any claim, so only a token one of our keys signed is told more
+    /// than [`Refusal::Unknown`].
+    pub(crate) fn verify(&self, token: &str) -> Result<Grant, Refusal> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Unknown)?;
         let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway;
         validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
+        // `exp` is checked below, after the signature, with what was wrong.
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
         // A `kid` some key carries picks those keys only; a `kid` none carries
         // only the keys without one (PEM files, secrets); no `kid`, any key.
         let kid = header.kid.as_deref();
@@ -107,19 +113,35 @@ impl Verifier {
                 Some(_) if known => k.kid.as_deref() == kid,
                 Some(_) => k.kid.is_none(),
             })
-            .find_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &validation).ok())?
+            .find_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &validation).ok())
+            .ok_or(Refusal::Unknown)?
             .claims;
-        let parse = |ps: &[String]| -> Option<Vec<Pattern>> {
-            ps.iter().map(|p| Pattern::parse(p).ok()).collect()
+        let exp = claims.exp.ok_or(Refusal::NoExp)?;
+        let now = crate::hub::now_ms() / 1000;
+        // Valid through `exp + leeway` inclusive, as `jsonwebtoken` counts it.
+        if exp.saturating_add(self.leeway) < now {
+            return Err(Refusal::Expired {
+                exp,
+                now,
+                leeway: self.leeway,
+            });
+        }
+        let parse = |claim: &'static str, ps: &[String]| -> Result<Vec<Pattern>, Refusal> {
+            ps.iter()
+                .map(|p| {
+                    Pattern::parse(p).map_err(|e| Refusal::BadPattern {
+                        claim,
+                        error: e.to_string(),
+                    })
+                })
+                .collect()
         };
-        let topics = parse(&claims.topics)?;
-        let publish = parse(&claims.publish)?;
+        let topics = parse("topics", &claims.topics)?;
+        let publish = parse("publish", &claims.publish)?;
         tracing::debug!(sub = claims.sub.as_deref().unwrap_or("-"), "JWT accepted.");
-        Some(
-            Grant::limited(topics)
-                .with_publish(publish)
-                .expiring(claims.exp.saturating_add(self.leeway)),
-        )
+        Ok(Grant::limited(topics)
+            .with_publish(publish)
+            .expiring(exp.saturating_add(self.leeway)))
     }
 }
 

@@ -217,11 +217,13 @@ impl Panel {
 /// A raw `[[panel]]` table whose keys keep their positions.
 type RawPanel = Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>;
 
+/// A dashboard file; an unknown top-level name is refused by
+/// `Doc::check_top_level` (with the nearest name), not by serde, so it hides
+/// no other error.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawDashboard {
-    title: String,
-    columns: Option<Spanned<u32>>,
+    title: Option<Spanned<toml::Value>>,
+    columns: Option<Spanned<toml::Value>>,
     #[serde(default)]
     panel: Vec<RawPanel>,
 }
@@ -248,27 +250,49 @@ pub fn parse_dashboard(name: &str, text: &str, file: &Path) -> Result<Dashboard,
         feed: None,
         message: format!("dashboard \"{name}\": {msg}"),
     };
-    let raw: RawDashboard = toml::from_str(text).map_err(|e| {
-        let loc = at(e.span().map_or(0, |s| s.start));
-        vec![error(loc, e.message().trim().to_string())]
-    })?;
-    let mut errors = Vec::new();
+    let mut top = super::Doc::new(file, text);
+    top.check_top_level(&["panel"], &["title", "columns"]);
+    let mut errors: Vec<ConfigError> = (top.errors.into_iter())
+        .map(|e| error(e.location.unwrap_or_else(|| at(0)), e.message))
+        .collect();
+    let raw: RawDashboard = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let loc = at(e.span().map_or(0, |s| s.start));
+            let msg = super::explain::in_words(e.message().trim())
+                .unwrap_or_else(|| e.message().trim().to_string());
+            errors.push(error(loc, msg));
+            return Err(errors);
+        }
+    };
     if !valid_name(name) {
         errors.push(error(
             at(0),
             "the file name must be [A-Za-z0-9_-]+.toml (it becomes the URL /d/NAME)".into(),
         ));
     }
-    if raw.title.trim().is_empty() {
-        errors.push(error(at(0), "`title` must not be empty".into()));
-    }
-    let columns = match &raw.columns {
+    let title = match &raw.title {
+        Some(t) => match t.get_ref() {
+            toml::Value::String(s) if !s.trim().is_empty() => s.clone(),
+            v => {
+                let msg = format!("`title` must be a non-empty string, e.g. \"Markets\", not {v}");
+                errors.push(error(at(t.span().start), msg));
+                String::new()
+            }
+        },
+        None => {
+            let msg = "missing `title` (a string, e.g. title = \"Markets\")".to_string();
+            errors.push(error(at(0), msg));
+            String::new()
+        }
+    };
+    let columns = match raw.columns.as_ref().map(|c| (c.get_ref(), c.span())) {
         None => 4,
-        Some(c) if (1..=MAX_COLUMNS).contains(c.get_ref()) => *c.get_ref(),
-        Some(c) => {
+        Some((toml::Value::Integer(n), _)) if (1..=i64::from(MAX_COLUMNS)).contains(n) => *n as u32,
+        Some((v, span)) => {
             errors.push(error(
-                at(c.span().start),
-                format!("`columns` must be 1 to {MAX_COLUMNS}"),
+                at(span.start),
+                format!("`columns` must be a whole number from 1 to {MAX_COLUMNS}, not {v}"),
             ));
             4
         }
@@ -293,10 +317,12 @@ pub fn parse_dashboard(name: &str, text: &str, file: &Path) -> Result<Dashboard,
         }
     }
     if !errors.is_empty() {
+        // In line order, as a main file's are.
+        errors.sort_by_key(|e| e.location.as_ref().map_or(0, |l| l.line));
         return Err(errors);
     }
     Ok(Dashboard {
-        title: raw.title,
+        title,
         columns,
         panels,
         location: at(0),
@@ -334,7 +360,8 @@ fn parse_panel(
                 return Err(vec![(
                     line_of("kind"),
                     format!(
-                        "unknown kind {k:?} (expected one of {})",
+                        "unknown kind {k:?}{} (expected one of {})",
+                        crate::transform::did_you_mean(k, &PanelKind::NAMES),
                         PanelKind::NAMES.join(", ")
                     ),
                 )])
@@ -366,7 +393,7 @@ fn parse_panel(
         }
     }
     let mut bad = Vec::new();
-    let parsed = super::feed::de::<Panel>(usable, &mut bad);
+    let parsed = super::de::<Panel>(usable, &mut bad);
     for (key, msg) in bad {
         // A nested value (a threshold's level) is not blamed by name: find the
         // key whose value holds the quoted word.

@@ -112,13 +112,15 @@ pub(crate) trait FeedKinds {
 /// A raw `[[feed]]` table whose keys and values keep their positions.
 pub(super) type RawFeed = Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>;
 
-/// Turns one raw table into a [`FeedConfig`], collecting every error.
+/// Turns one raw table into a [`FeedConfig`], collecting every error. A
+/// `history` count above `max_history` (`[limits]`) is refused at its line.
 pub(super) fn parse_feed(
     raw: RawFeed,
     file: &Path,
     text: &str,
     base_dir: &Path,
     kinds: &dyn FeedKinds,
+    max_history: usize,
 ) -> Result<FeedConfig, Vec<ConfigError>> {
     let at = |span: std::ops::Range<usize>| Location::new(file, text, span.start);
     let feed_loc = at(raw.span());
@@ -215,18 +217,35 @@ pub(super) fn parse_feed(
     };
     let history = match table.get("history").map(|v| v.get_ref()) {
         None => None,
-        Some(toml::Value::Integer(n)) if *n >= 0 => Some(FeedHistory::Count(*n as usize)),
-        Some(toml::Value::String(s)) => match parse_duration(s) {
-            Ok(d) => Some(FeedHistory::Age(d)),
-            Err(e) => {
-                error(line_of("history"), format!("history: {e}"));
-                None
-            }
-        },
-        Some(_) => {
+        Some(toml::Value::Integer(n)) if (0..=max_history as i64).contains(n) => {
+            Some(FeedHistory::Count(*n as usize))
+        }
+        Some(toml::Value::Integer(n)) if *n > 0 => {
             error(
                 line_of("history"),
-                "`history` must be a count (e.g. 500) or a duration string (e.g. \"15m\")".into(),
+                format!(
+                    "history = {n} is above [limits] max_history ({max_history}): \
+                     keep at most {max_history} updates, or raise [limits] max_history"
+                ),
+            );
+            None
+        }
+        Some(toml::Value::String(s)) if humantime::parse_duration(s).is_ok() => {
+            match parse_duration(s) {
+                Ok(d) => Some(FeedHistory::Age(d)),
+                Err(e) => {
+                    error(line_of("history"), format!("history: {e}"));
+                    None
+                }
+            }
+        }
+        Some(v) => {
+            error(
+                line_of("history"),
+                format!(
+                    "`history` must be a count of updates (e.g. 500, at most [limits] \
+                     max_history = {max_history}) or a duration (e.g. \"15m\"), not {v}"
+                ),
             );
             None
         }
@@ -274,9 +293,12 @@ pub(super) fn parse_feed(
             let kind_loc = line_of("kind");
             match kinds.check(k, &mut options, base_dir) {
                 None => {
+                    let expected = kinds.expected();
+                    let names: Vec<&str> = expected.split(", ").collect();
+                    let hint = crate::transform::did_you_mean(k, &names);
                     error(
                         kind_loc,
-                        format!("unknown kind {k:?} (expected one of {})", kinds.expected()),
+                        format!("unknown kind {k:?}{hint} (expected one of {expected})"),
                     );
                     None
                 }
@@ -320,92 +342,6 @@ pub(super) fn parse_feed(
         }),
         _ => Err(errors),
     }
-}
-
-/// Deserializes a table's keys into `T` (a kind's options, a `[server]`
-/// section). On an error it names the key the error is about, drops that key
-/// and tries again, so one pass reports every bad key; the value built without
-/// the bad keys (if any) still gets its value checks. Each message carries a
-/// hint from [`explain`]; a "missing field" for a key that was there but bad is
-/// not reported twice.
-pub(crate) fn de<T: serde::de::DeserializeOwned>(
-    mut options: toml::Table,
-    problems: &mut Vec<(Option<String>, String)>,
-) -> Option<T> {
-    let mut dropped: Vec<String> = Vec::new();
-    for _ in 0..=options.len() {
-        match toml::Value::Table(options.clone()).try_into::<T>() {
-            Ok(v) => return Some(v),
-            Err(e) => {
-                let msg = e.message().trim().to_string();
-                if dropped
-                    .iter()
-                    .any(|k| msg == format!("missing field `{k}`"))
-                {
-                    return None;
-                }
-                let key = blamed_key(&msg, &options);
-                let value = key.as_ref().and_then(|k| options.get(k));
-                problems.push((key.clone(), explain(&msg, key.as_deref(), value)));
-                match key {
-                    Some(k) if options.remove(&k).is_some() => dropped.push(k),
-                    _ => return None,
-                }
-            }
-        }
-    }
-    None
-}
-
-/// A serde message made actionable: what a duration looks like, a list written
-/// as a string shown as the list it should be, the nearest valid name for an
-/// unknown one.
-pub(super) fn explain(msg: &str, key: Option<&str>, value: Option<&toml::Value>) -> String {
-    if msg.contains("expected a duration") {
-        return format!("{msg}; use a string like \"5s\", \"250ms\", \"1m\"");
-    }
-    if msg.contains("expected a sequence") {
-        if let (Some(k), Some(toml::Value::String(s))) = (key, value) {
-            let list: Vec<String> = s.split_whitespace().map(|w| format!("{w:?}")).collect();
-            return format!(
-                "`{k}` must be a list, not a string: write {k} = [{}]",
-                list.join(", ")
-            );
-        }
-    }
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        if let Some(near) = nearest(name, &candidates) {
-            let expected = expected.trim_start_matches(", ");
-            return format!("unknown field `{name}`; did you mean `{near}`? ({expected})");
-        }
-    }
-    msg.to_string()
-}
-
-/// The candidate closest to `name`, when it is close enough to be a typo: the
-/// same rule as for a request field or a query parameter.
-pub(super) use crate::protocol::nearest;
-
-/// The key a serde message is about: serde quotes key names in backticks
-/// (`unknown field `intervl``) and values in quotes or backticks (`invalid value:
-/// string "often"`), so try names first, then values.
-fn blamed_key(msg: &str, options: &toml::Table) -> Option<String> {
-    let quoted: Vec<&str> = msg.split(['`', '"']).skip(1).step_by(2).collect();
-    if let Some(k) = quoted.iter().find(|q| options.contains_key(**q)) {
-        return Some(k.to_string());
-    }
-    options
-        .iter()
-        .find(|(_, v)| {
-            let shown = match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            quoted.contains(&shown.as_str())
-        })
-        .map(|(k, _)| k.clone())
 }
 
 /// Parses a humantime duration and refuses zero.

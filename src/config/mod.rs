@@ -13,6 +13,7 @@
 mod auth;
 pub mod dashboard;
 mod error;
+mod explain;
 mod feed;
 mod sections;
 
@@ -27,7 +28,8 @@ pub use sections::{
 };
 
 pub use crate::transform::Transform;
-pub(crate) use feed::{de, Blame, FeedKinds};
+pub(crate) use explain::de;
+pub(crate) use feed::{Blame, FeedKinds};
 pub use feed::{FeedConfig, FeedHistory, OnRemove};
 
 use std::collections::{BTreeMap, HashMap};
@@ -132,32 +134,41 @@ impl<'a> Doc<'a> {
         });
     }
 
-    /// Refuses top-level names that are not sections, suggesting the nearest.
-    fn check_top_level(&mut self, sections: &[&str]) {
+    /// Refuses top-level names that are neither `sections` nor plain `keys`
+    /// (a dashboard's `title`), suggesting the nearest. A section is shown as
+    /// the unknown name was written (`[sever]` → `[server]`, `[[panels]]` →
+    /// `[[panel]]`), a key as `` `title` ``.
+    fn check_top_level(&mut self, sections: &[&str], keys: &[&str]) {
         let Ok(top) = toml::from_str::<BTreeMap<Spanned<String>, toml::Value>>(self.text) else {
             return; // the typed parse reports the syntax error
         };
+        let known: Vec<&str> = sections.iter().chain(keys).copied().collect();
         for (name, value) in &top {
             let name_str = name.get_ref().as_str();
-            if sections.contains(&name_str) {
+            if known.contains(&name_str) {
                 continue;
             }
             let shown = |n: &str| match value {
+                _ if keys.contains(&n) => format!("`{n}`"),
                 toml::Value::Table(_) => format!("[{n}]"),
                 toml::Value::Array(a) if a.iter().all(toml::Value::is_table) => format!("[[{n}]]"),
                 _ => format!("`{n}`"),
             };
-            let hint = match feed::nearest(name_str, sections) {
+            let what = match shown(name_str).starts_with('[') {
+                true => "section",
+                false => "key",
+            };
+            let hint = match crate::transform::nearest(name_str, &known) {
                 Some(near) => format!("; did you mean {}?", shown(near)),
                 None => String::new(),
             };
-            let all: Vec<String> = sections.iter().map(|s| shown(s)).collect();
+            let all: Vec<String> = known.iter().map(|s| shown(s)).collect();
             let location = Some(Location::new(self.file, self.text, name.span().start));
             self.errors.push(ConfigError {
                 location,
                 feed: None,
                 message: format!(
-                    "unknown section {}{hint} (expected one of {})",
+                    "unknown {what} {}{hint} (expected one of {})",
                     shown(name_str),
                     all.join(", ")
                 ),
@@ -196,12 +207,10 @@ impl<'a> Doc<'a> {
             })
             .collect();
         let mut problems = Vec::new();
-        let value = feed::de::<T>(table, &mut problems);
+        let value = de::<T>(table, &mut problems);
         for (k, msg) in problems {
+            // The message names its key (`de`); the key picks the line.
             match k {
-                Some(k) if !msg.starts_with("unknown field") => {
-                    self.error(&format!("{key}.{k}"), format!("{label} {k}: {msg}"))
-                }
                 Some(k) => self.error(&format!("{key}.{k}"), format!("{label} {msg}")),
                 None => self.error(key, format!("{label} {msg}")),
             }
@@ -322,7 +331,7 @@ impl Config {
     ) -> Result<Config, ConfigErrors> {
         let raw: RawMain = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
         let mut doc = Doc::new(file, text);
-        doc.check_top_level(&MAIN_SECTIONS);
+        doc.check_top_level(&MAIN_SECTIONS, &[]);
         let server: ServerConfig = doc.named("server", raw.server).unwrap_or_default();
         let limits: LimitsConfig = doc.named("limits", raw.limits).unwrap_or_default();
         let history: HistoryConfig = doc.named("history", raw.history).unwrap_or_default();
@@ -347,15 +356,12 @@ impl Config {
         let here = Path::new(".");
         let mut feeds = Vec::new();
         let mut warnings = Vec::new();
-        collect_feeds(
-            raw.feed,
-            file,
-            text,
-            base_dir.unwrap_or(here),
-            custom,
-            &mut feeds,
-            &mut doc.errors,
-        );
+        let in_file = FeedsIn {
+            base: base_dir.unwrap_or(here),
+            kinds: custom,
+            max_history: limits.max_history,
+        };
+        in_file.collect(raw.feed, file, text, &mut feeds, &mut doc.errors);
         let feeds_dir = base_dir.map(|b| b.join(&server.feeds_dir));
         if let Some(dir) = &feeds_dir {
             match feed_files(dir) {
@@ -375,7 +381,7 @@ impl Config {
                 Ok(None) => {}
                 Ok(Some(files)) => {
                     for path in files {
-                        load_feeds_file(&path, base_dir.unwrap_or(here), custom, &mut feeds)
+                        load_feeds_file(&path, &in_file, &mut feeds)
                             .unwrap_or_else(|e| doc.errors.extend(e));
                     }
                 }
@@ -400,20 +406,6 @@ impl Config {
             Some(dir) => dashboard::load_dir(dir, &mut doc.errors),
             None => BTreeMap::new(),
         };
-        for f in &feeds {
-            if let Some(FeedHistory::Count(n)) = f.history {
-                if n > limits.max_history {
-                    doc.errors.push(ConfigError {
-                        location: Some(f.location.clone()),
-                        feed: Some(f.name.clone()),
-                        message: format!(
-                            "history = {n} is above [limits] max_history ({})",
-                            limits.max_history
-                        ),
-                    });
-                }
-            }
-        }
         check_sections(&server, &limits, &cluster, &mut doc);
         check_history(&history, &cluster, &mut doc);
         check_access(&server, &access, &mut doc);
@@ -469,19 +461,32 @@ impl Config {
     }
 }
 
-fn collect_feeds(
-    raw: Vec<feed::RawFeed>,
-    file: &Path,
-    text: &str,
-    base: &Path,
-    custom: KindFilter<'_>,
-    feeds: &mut Vec<FeedConfig>,
-    errors: &mut Vec<ConfigError>,
-) {
-    for r in raw {
-        match feed::parse_feed(r, file, text, base, custom) {
-            Ok(f) => feeds.push(f),
-            Err(e) => errors.extend(e),
+/// What every `[[feed]]` of a config is checked against, whichever file it is in.
+struct FeedsIn<'a> {
+    /// The main file's directory (relative paths in options).
+    base: &'a Path,
+    /// The kinds a feed may name.
+    kinds: KindFilter<'a>,
+    /// `[limits] max_history`: the largest `history` count.
+    max_history: usize,
+}
+
+impl FeedsIn<'_> {
+    /// Checks each raw `[[feed]]` of `file`, adding it to `feeds` or its
+    /// problems to `errors`.
+    fn collect(
+        &self,
+        raw: Vec<feed::RawFeed>,
+        file: &Path,
+        text: &str,
+        feeds: &mut Vec<FeedConfig>,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        for r in raw {
+            match feed::parse_feed(r, file, text, self.base, self.kinds, self.max_history) {
+                Ok(f) => feeds.push(f),
+                Err(e) => errors.extend(e),
+            }
         }
     }
 }
@@ -512,16 +517,15 @@ fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// Every problem of that file.
 fn load_feeds_file(
     path: &Path,
-    base: &Path,
-    custom: KindFilter<'_>,
+    in_file: &FeedsIn<'_>,
     feeds: &mut Vec<FeedConfig>,
 ) -> Result<(), Vec<ConfigError>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| vec![plain_error(path, format!("cannot read: {e}"))])?;
     let raw: RawFeedsFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e).0)?;
     let mut doc = Doc::new(path, &text);
-    doc.check_top_level(&["feed"]);
-    collect_feeds(raw.feed, path, &text, base, custom, feeds, &mut doc.errors);
+    doc.check_top_level(&["feed"], &[]);
+    in_file.collect(raw.feed, path, &text, feeds, &mut doc.errors);
     match doc.errors.is_empty() {
         true => Ok(()),
         false => Err(doc.errors),

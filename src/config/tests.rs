@@ -181,11 +181,16 @@ fn a_feeds_history_is_a_count_or_an_age_within_max_history() {
     );
     let errs = parse(&feed("20000")).unwrap_err().to_string();
     assert!(
-        errs.contains("history = 20000 is above [limits] max_history (10000)"),
+        errs.starts_with(
+            "c.toml:5: feed \"s\": history = 20000 is above [limits] max_history (10000)"
+        ),
         "{errs}"
     );
     let errs = parse(&feed("\"soon\"")).unwrap_err().to_string();
-    assert!(errs.starts_with("c.toml:5: feed \"s\": history:"), "{errs}");
+    assert!(
+        errs.starts_with("c.toml:5: feed \"s\": `history` must be a count"),
+        "{errs}"
+    );
     let errs = parse(&feed("true")).unwrap_err().to_string();
     assert!(errs.contains("must be a count"), "{errs}");
 }

@@ -185,9 +185,9 @@ pub(super) fn check_publish_token(
             "publishing is not enabled (set server.publish_token)",
         ));
     };
-    let presented = auth::bearer_of(headers).ok_or(ApiError::Unauthorized(
-        "Authorization: Bearer <publish_token> is required",
-    ))?;
+    let presented = auth::bearer_of(headers).ok_or_else(|| {
+        ApiError::Unauthorized("Authorization: Bearer <publish_token> is required".into())
+    })?;
     if !auth::token_matches(presented, expected) {
         return Err(ApiError::Forbidden("wrong publish token"));
     }

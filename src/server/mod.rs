@@ -133,12 +133,12 @@ async fn require_token(
     next: Next,
 ) -> Response {
     let presented = presented_token(&req);
-    let Some(grant) = shared.settings().access.grant_for(presented.as_deref()) else {
-        shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return ApiError::Unauthorized(
-            "a valid token is required (Authorization: Bearer or ?token=)",
-        )
-        .into_response();
+    let grant = match shared.settings().access.grant_for(presented.as_deref()) {
+        Ok(grant) => grant,
+        Err(refusal) => {
+            shared.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            return ApiError::Unauthorized(refusal.to_string()).into_response();
+        }
     };
     req.extensions_mut().insert(grant);
     next.run(req).await

@@ -94,7 +94,7 @@ fn rejects_bad_steps_with_clear_messages() {
     .unwrap_err();
     let expect = [
         "transform[0]: `round` takes `as` or `digits`, not `digit`",
-        "transform[1]: names no operation (expected one of rate, change, change_pct, round, rename, select)",
+        "transform[1]: unknown operation `frobnicate` (expected one of rate, change, change_pct, round, rename, select)",
         "transform[2]: names rate and change operations; write one step per table",
         "transform[3]: `digits` must be a whole number from 0 to 12",
         "transform[4]: `select` must be a non-empty list",

@@ -370,9 +370,11 @@ impl Session {
     /// `refresh`: a new token replaces the connection's grant (and its
     /// expiry), if it is valid and allows every pattern the connection holds.
     fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Utf8Bytes {
-        let Some(new) = self.settings.access.grant_for(Some(token)) else {
-            let msg = "the token is not valid (unknown, forged or expired)";
-            return protocol::error(id, ErrorCode::Unauthorized, msg);
+        let new = match self.settings.access.grant_for(Some(token)) {
+            Ok(new) => new,
+            Err(refusal) => {
+                return protocol::error(id, ErrorCode::Unauthorized, &refusal.to_string())
+            }
         };
         let held = self.hub.patterns_of(sub);
         if let Some(p) = held.iter().find(|p| !new.may_subscribe(p)) {
