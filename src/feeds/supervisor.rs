@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
-use super::status::{feed_topic, FeedState, FeedStatus, StatusCell};
+use super::status::{error_chain, feed_topic, FeedState, FeedStatus, StatusCell};
 use super::{ContextInner, DynFeed, FeedContext, Kinds};
 use crate::config::FeedConfig;
 use crate::hub::{Hub, Source};
@@ -248,8 +248,9 @@ impl FeedSupervisor {
         let feed = match self.kinds.build(&config) {
             Ok(f) => f,
             Err(e) => {
-                warn!(feed = %config.name, error = %format!("{e:#}"), "Feed cannot start.");
-                status.record_error(&format!("{e:#}"));
+                let error = error_chain(&*e);
+                warn!(feed = %config.name, error = %error, "Feed cannot start.");
+                status.record_error(&error);
                 status.set(&self.hub, FeedState::Failed, None);
                 return running;
             }
@@ -319,7 +320,7 @@ async fn supervise(feed: Arc<dyn DynFeed>, ctx: FeedContext, hub: Hub) {
         let error = match outcome {
             Ok(Ok(())) if ctx.is_cancelled() => break,
             Ok(Ok(())) => "the feed ended".to_string(),
-            Ok(Err(e)) => format!("{e:#}"),
+            Ok(Err(e)) => error_chain(&*e),
             Err(panic) => format!("panicked: {}", panic_message(&*panic)),
         };
         if status.updates.load(Ordering::Relaxed) > before {
