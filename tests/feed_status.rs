@@ -70,3 +70,19 @@ async fn a_command_past_its_timeout_stays_in_backoff() {
     .await;
     assert_eq!(later["error"], "timed out after 200ms", "{later}");
 }
+
+/// The `system` feed publishes its first sample once: the second update comes
+/// an interval later, not at once with the same data.
+#[tokio::test]
+async fn the_first_system_sample_is_published_once() {
+    let s = Server::start(
+        "[[feed]]\nname = \"host\"\nkind = \"system\"\ntopic = \"host\"\ninterval = \"1s\"\n",
+    )
+    .await;
+    let mut c = s.client().await;
+    c.subscribe(&["host"]).await;
+    let first = c.update_of("host").await;
+    let second = c.update_of("host").await;
+    let gap = second["ts"].as_u64().unwrap() - first["ts"].as_u64().unwrap();
+    assert!(gap >= 500, "{gap} ms apart: {first} then {second}");
+}

@@ -42,7 +42,7 @@ async fn assert_gone(child: i32, grandchild: i32) {
 }
 
 /// Interval mode publishes stdout per run: JSON fanned out by `{s}` with `env`
-/// passed, and `format = "text"` as a string.
+/// passed, and `format = "text"` as `{"value": "<stdout>"}`.
 #[tokio::test]
 async fn interval_mode_publishes_stdout() {
     let server = Server::start(&config(
@@ -69,7 +69,10 @@ interval = "200ms"
     c.subscribe(&["c.*"]).await;
     assert_eq!(c.update_of("c.A").await["data"]["v"], "x1");
     assert_eq!(c.update_of("c.B").await["data"]["s"], "B");
-    assert_eq!(c.update_of("c.text").await["data"], "hello");
+    assert_eq!(
+        c.update_of("c.text").await["data"],
+        serde_json::json!({"value": "hello"})
+    );
 }
 
 /// A run that outlives `timeout` is an error (`backoff`, "timed out"), and its

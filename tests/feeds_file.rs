@@ -141,7 +141,10 @@ path = "{}"
         serde_json::json!({"w.X": 1, "w.Y": 2})
     );
     c.subscribe(&["note"]).await;
-    assert_eq!(c.update_of("note").await["data"], "hello");
+    assert_eq!(
+        c.update_of("note").await["data"],
+        serde_json::json!({"value": "hello"})
+    );
     c.subscribe(&["later", "$sys.feeds"]).await;
 
     // Waiting is not an error, but the status says what it waits for.
@@ -165,7 +168,7 @@ path = "{}"
     replace(&doc, r#"{"rows":[{"s":"X","v":3}]}"#);
     assert_eq!(c.update_of("w.X").await["data"]["v"], 3);
     std::fs::write(&note, "bye").unwrap();
-    assert_eq!(c.update_of("note").await["data"], "bye");
+    assert_eq!(c.update_of("note").await["data"]["value"], "bye");
 
     append(&later, "{\"first\":true}\n");
     status_until(&mut c, "later", |s| s["state"] == "running").await;

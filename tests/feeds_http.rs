@@ -132,7 +132,7 @@ extract = "/data"
 }
 
 /// A refused connection is an error of the poll, shown on `$sys.feeds`; with
-/// `format = "text"` the body is published as a string.
+/// `format = "text"` the body is published as `{"value": "<body>"}`.
 #[tokio::test]
 async fn refused_connection_and_text_format() {
     let (base, _up) = upstream().await;
@@ -161,7 +161,10 @@ interval = "100ms"
     .await;
     let mut c = server.client().await;
     c.subscribe(&["t.words", "$sys.feeds"]).await;
-    assert_eq!(c.update_of("t.words").await["data"], "hello world");
+    assert_eq!(
+        c.update_of("t.words").await["data"],
+        serde_json::json!({"value": "hello world"})
+    );
     let s = status_until(&mut c, "gone", |s| s["state"] == "backoff").await;
     assert!(
         s["error"]

@@ -147,3 +147,34 @@ async fn recovers_when_prometheus_restarts() {
     c.recv_until(|v| v["topic"] == "host.web-1.cpu" && v["data"]["value"] == 0.25)
         .await;
 }
+
+/// A feed whose first queries are refused shows why, with the cause
+/// ("Connection refused", not only "error sending request"); once Prometheus
+/// answers with no series, that replaces the stale error: the feed is
+/// `starting` and says "no series for query ..." instead of staying silent.
+#[tokio::test]
+async fn refused_then_no_series_says_so() {
+    let nothing = support::feeds::refused_addr();
+    let mut prom = Prometheus::start(nothing.addr).await;
+    prom.stop();
+    let server = Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[feed]]\nname = \"none\"\nkind = \"prometheus\"\n\
+         topic = \"none\"\nurl = \"{}\"\nquery = \"no_such_metric_anywhere\"\ninterval = \"200ms\"\n",
+        prom.url()
+    ))
+    .await;
+    let mut c = server.client().await;
+    c.subscribe(&["$sys.feeds"]).await;
+    let refused = status_until(&mut c, "none", |s| s["state"] == "backoff").await;
+    let error = refused["error"].as_str().unwrap().to_lowercase();
+    assert!(error.contains("connection refused"), "{refused}");
+
+    prom.restart().await;
+    let empty = status_until(&mut c, "none", |s| {
+        s["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("no series for query \"no_such_metric_anywhere\""))
+    })
+    .await;
+    assert_eq!(empty["state"], "starting", "{empty}");
+}

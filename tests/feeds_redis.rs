@@ -197,3 +197,47 @@ async fn wrong_password_is_a_clear_error() {
     let _: i64 = con.publish("auth", "1").await.unwrap();
     assert_eq!(next_value(&mut c, "a.auth").await, json!({"value": 1}));
 }
+
+/// The pub/sub example of `feeds/redis.toml`, run as written against a real
+/// server: its own "try it" commands each publish exactly one update (no
+/// channel is also matched by one of its patterns, which would deliver every
+/// message twice).
+#[tokio::test]
+async fn the_example_publishes_each_message_once() {
+    let broker = Broker::redis(&[]).await;
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/feeds/redis.toml")).unwrap();
+    let pubsub = example
+        .split("[[feed]]")
+        .find(|f| f.contains("name = \"redis-prices\""))
+        .expect("the example has its pub/sub feed")
+        .replace("enabled = false", "enabled = true")
+        .replace("redis://127.0.0.1:6379", &broker.url());
+    let server = Server::start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[feed]]{pubsub}"
+    ))
+    .await;
+    let mut c = server.client().await;
+    c.subscribe(&["quotes.*", "$sys.feeds"]).await;
+    status_until(&mut c, "redis-prices", |s| s["state"] == "running").await;
+    let mut con = connect(&broker).await;
+    // The example's "try it" lines, then a marker on each name: the update
+    // after each message is the marker, never the message again.
+    for (channel, first, marker) in [
+        ("prices:AAPL", r#"{"price":187.5}"#, r#"{"price":1}"#),
+        ("fx:EURUSD", "1.0842", "2"),
+    ] {
+        let topic = format!("quotes.{}", channel.split(':').nth(1).unwrap());
+        for payload in [first, marker] {
+            let _: i64 = con.publish(channel, payload).await.unwrap();
+            let got = next_value(&mut c, &topic).await;
+            let want: Value = serde_json::from_str(payload).unwrap();
+            let want = if want.is_object() {
+                want
+            } else {
+                json!({"value": want})
+            };
+            assert_eq!(got, want, "{channel}: each message once, in order");
+        }
+    }
+}

@@ -103,7 +103,7 @@ async fn streams_events_and_resumes_with_last_event_id() {
     assert_eq!(c.update_of("s.A").await["data"]["v"], 4);
 }
 
-/// `format = "text"` publishes each event's data as a string; an upstream that
+/// `format = "text"` publishes each event's data as `{"value": ..}`; an upstream that
 /// answers 500 is a failed connect, shown as `backoff`.
 #[tokio::test]
 async fn text_format_and_server_error() {
@@ -133,7 +133,7 @@ url = "http://{addr}/broken"
     .await;
     let mut c = server.client().await;
     c.subscribe(&["w.last", "$sys.feeds"]).await;
-    c.recv_until(|v| v["topic"] == "w.last" && v["data"] == "world")
+    c.recv_until(|v| v["topic"] == "w.last" && v["data"]["value"] == "world")
         .await;
     let s = status_until(&mut c, "broken", |s| s["state"] == "backoff").await;
     assert!(s["error"].as_str().unwrap().contains("500"), "{s}");

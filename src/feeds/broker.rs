@@ -7,7 +7,8 @@
 //! as one (`21.5`, `true`, `"on"`), else plain text. `extract` and array fan-out
 //! apply as for every kind ([`Pipeline`]); an item that is not an object is
 //! wrapped as `{"value": item}`, so `21.5` publishes `{"value":21.5}`. With
-//! `format = "text"` the whole payload is `{"value": "<text>"}`.
+//! `format = "text"` the whole payload is `{"value": "<text>"}`, its line
+//! ending trimmed, as for every kind (`extract::text_document`).
 //!
 //! This module never opens a connection: each kind owns its client in its file.
 
@@ -58,7 +59,7 @@ pub(crate) fn payload_items(
     super::limit::check_len(payload.len(), max_item_bytes).map_err(|e| e.to_string())?;
     let text = std::str::from_utf8(payload).map_err(|_| "payload is not UTF-8".to_string())?;
     let doc = match format {
-        Format::Text => Value::String(text.to_string()),
+        Format::Text => super::extract::text_document(text),
         Format::Json => {
             let trimmed = text.trim();
             if trimmed.starts_with(['{', '[']) {
@@ -135,7 +136,7 @@ mod tests {
         assert!(items(&big)
             .unwrap_err()
             .contains("exceeds max_item_bytes = 1048576"));
-        let text = payload_items(&p, Format::Text, b"{x", MAX).unwrap();
+        let text = payload_items(&p, Format::Text, b"{x\r\n", MAX).unwrap();
         assert_eq!(text, vec![json!({"value":"{x"})]);
     }
 

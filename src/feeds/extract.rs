@@ -1,6 +1,7 @@
-//! The item pipeline every document-reading kind shares: read the body (`format`),
-//! point into it (`extract`, an RFC 6901 JSON Pointer), and fan an array out into
-//! one item per element. Filling the topic template is the context's job
+//! The item pipeline every document-reading kind shares: read the body (`format`:
+//! JSON, or text as `{"value": "<text>"}` via [`text_document`]), point into it
+//! (`extract`, an RFC 6901 JSON Pointer), and fan an array out into one item per
+//! element. Filling the topic template is the context's job
 //! ([`super::FeedContext::publish`]).
 
 use serde_json::Value;
@@ -29,7 +30,7 @@ impl Pipeline {
     /// The body is not JSON (with `format = "json"`), or the pointer finds nothing.
     pub(crate) fn items(&self, body: &str) -> Result<Vec<Value>, String> {
         let doc = match self.format {
-            Format::Text => Value::String(body.to_string()),
+            Format::Text => text_document(body),
             Format::Json => serde_json::from_str(body).map_err(|e| {
                 let mut shown: String = body.chars().take(80).collect();
                 if shown.len() < body.len() {
@@ -61,6 +62,17 @@ impl Pipeline {
     }
 }
 
+/// The document of a `format = "text"` body, for every kind that takes
+/// `format`: `{"value": "<text>"}`, with one line ending (`\n` or `\r\n`)
+/// trimmed, since a line-oriented source (a command's stdout, a file, a
+/// message typed into a broker's CLI) ends its text with one.
+pub(crate) fn text_document(text: &str) -> Value {
+    let text = text
+        .strip_suffix('\n')
+        .map_or(text, |t| t.strip_suffix('\r').unwrap_or(t));
+    serde_json::json!({ "value": text })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +90,21 @@ mod tests {
         let whole = Pipeline::new(None, Format::Json);
         assert_eq!(whole.items("{\"a\":1}").unwrap(), vec![json!({"a":1})]);
         let text = Pipeline::new(Some(""), Format::Text);
-        assert_eq!(text.items("hello").unwrap(), vec![json!("hello")]);
+        assert_eq!(text.items("hello").unwrap(), vec![json!({"value":"hello"})]);
+    }
+
+    /// Text is `{"value": ..}` with one line ending trimmed, `\n` or `\r\n`.
+    #[test]
+    fn text_trims_one_line_ending() {
+        for (body, want) in [
+            ("hello\n", "hello"),
+            ("hello\r\n", "hello"),
+            ("a\nb\n\n", "a\nb\n"),
+            (" x ", " x "),
+            ("\r", "\r"),
+            ("", ""),
+        ] {
+            assert_eq!(text_document(body), json!({"value": want}), "{body:?}");
+        }
     }
 }

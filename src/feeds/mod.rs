@@ -63,11 +63,13 @@ pub use status::{FeedState, FeedStatus};
 pub use supervisor::Diff;
 pub(crate) use supervisor::{diff, FeedSupervisor};
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::hub::{Hub, Published, Source};
@@ -174,15 +176,9 @@ impl FeedContext {
     /// # Errors
     /// The item lacks a placeholder field, fails a step, or does not serialize.
     pub fn publish<T: Serialize + ?Sized>(&self, item: &T) -> Result<Published, ItemError> {
-        let value = serde_json::to_value(item)
-            .map_err(|e| self.item_error(format!("item does not serialize: {e}")))?;
-        let topic = self
-            .inner
-            .template
-            .fill(&value)
-            .map_err(|e| self.item_error(e.to_string()))?;
-        let value = self.transform(&topic, value)?;
-        self.publish_to(&topic, &value)
+        let value = self.to_value(item)?;
+        let topic = self.fill(&value, &|_| None)?;
+        self.publish_item(&topic, Cow::Owned(value))
     }
 
     /// Like [`FeedContext::publish`], with template placeholders that `vars`
@@ -194,28 +190,75 @@ impl FeedContext {
     /// As [`FeedContext::publish`].
     pub fn publish_with(
         &self,
-        item: &serde_json::Value,
+        item: &Value,
         vars: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Published, ItemError> {
-        let topic = self
-            .inner
-            .template
-            .fill_with(item, vars)
-            .map_err(|e| self.item_error(e.to_string()))?;
-        self.publish_to(&topic, item)
+        let topic = self.fill(item, vars)?;
+        self.publish_item(&topic, Cow::Borrowed(item))
     }
 
-    /// Publishes to an explicit topic, bypassing the template.
-    /// Runs the feed's `transform` steps over one item of `topic`.
-    fn transform(
+    /// Publishes to an explicit topic instead of the template's, after the
+    /// feed's `transform` steps like every other item.
+    ///
+    /// # Errors
+    /// The topic is invalid, the data fails a step or does not serialize.
+    pub fn publish_to<T: Serialize + ?Sized>(
         &self,
         topic: &str,
-        value: serde_json::Value,
-    ) -> Result<serde_json::Value, ItemError> {
+        data: &T,
+    ) -> Result<Published, ItemError> {
+        let value = self.to_value(data)?;
+        self.publish_item(topic, Cow::Owned(value))
+    }
+
+    /// The one way into the hub for every item of every kind: the feed's
+    /// `transform` steps, then the publish, counted and shown on the feed's
+    /// status. The public `publish*` methods only differ in how they name the
+    /// topic, so no path can skip a step.
+    fn publish_item(&self, topic: &str, value: Cow<'_, Value>) -> Result<Published, ItemError> {
+        let value = self.transform(topic, value)?;
+        match self
+            .inner
+            .hub
+            .publish_from(&self.inner.source, topic, &*value)
+        {
+            Ok(p) => {
+                self.inner.status.record_ok(&self.inner.hub);
+                Ok(p)
+            }
+            Err(e) => Err(self.item_error(e.to_string())),
+        }
+    }
+
+    /// An item as JSON; one that does not serialize is that item's error.
+    fn to_value<T: Serialize + ?Sized>(&self, item: &T) -> Result<Value, ItemError> {
+        serde_json::to_value(item)
+            .map_err(|e| self.item_error(format!("item does not serialize: {e}")))
+    }
+
+    /// The feed's topic for `item`, filled from its fields and `vars`.
+    fn fill(
+        &self,
+        item: &Value,
+        vars: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, ItemError> {
+        self.inner
+            .template
+            .fill_with(item, vars)
+            .map_err(|e| self.item_error(e.to_string()))
+    }
+
+    /// Runs the feed's `transform` steps over one item of `topic`.
+    fn transform<'a>(
+        &self,
+        topic: &str,
+        value: Cow<'a, Value>,
+    ) -> Result<Cow<'a, Value>, ItemError> {
         let steps = &self.inner.transforms;
         if steps.is_empty() {
             return Ok(value);
         }
+        let value = value.into_owned();
         let now = tokio::time::Instant::now();
         let result = if steps.iter().any(crate::transform::Transform::is_stateful) {
             let mut memory = self
@@ -227,26 +270,7 @@ impl FeedContext {
         } else {
             crate::transform::apply(steps, &mut vec![None; steps.len()], value, now)
         };
-        result.map_err(|e| self.item_error(e))
-    }
-
-    /// Publishes to an explicit topic, bypassing the template and the
-    /// `transform` steps.
-    ///
-    /// # Errors
-    /// The topic is invalid or the data does not serialize.
-    pub fn publish_to<T: Serialize + ?Sized>(
-        &self,
-        topic: &str,
-        data: &T,
-    ) -> Result<Published, ItemError> {
-        match self.inner.hub.publish_from(&self.inner.source, topic, data) {
-            Ok(p) => {
-                self.inner.status.record_ok(&self.inner.hub);
-                Ok(p)
-            }
-            Err(e) => Err(self.item_error(e.to_string())),
-        }
+        result.map(Cow::Owned).map_err(|e| self.item_error(e))
     }
 
     /// Runs `body` through `pipeline` and publishes every item. Items that fail

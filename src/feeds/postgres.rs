@@ -232,15 +232,7 @@ impl Feed for PostgresFeed {
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => {
-            let mut s = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                let _ = write!(s, ": {cause}");
-                source = cause.source();
-            }
-            s
-        }
+        None => super::status::error_chain(e),
     }
 }
 

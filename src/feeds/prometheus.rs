@@ -76,19 +76,23 @@ impl PrometheusFeed {
     async fn fetch(&self) -> anyhow::Result<(reqwest::StatusCode, Vec<u8>)> {
         let shown = redact_url(&self.options.url);
         // reqwest's errors name the URL, password included: show ours instead.
+        // The error stays the source (not its text), so the status shows its
+        // causes ("Connection refused"), not only "error sending request".
         let mut response = self
             .client
             .get(self.endpoint.clone())
             .headers(self.headers.clone())
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("query to {shown} failed: {:#}", e.without_url()))?;
+            .map_err(|e| anyhow::Error::new(e.without_url()))
+            .with_context(|| format!("query to {shown} failed"))?;
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| anyhow::anyhow!("reading the answer of {shown}: {:#}", e.without_url()))?
+            .map_err(|e| anyhow::Error::new(e.without_url()))
+            .with_context(|| format!("reading the answer of {shown}"))?
         {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
                 anyhow::bail!("the answer of {shown} is larger than {MAX_RESPONSE_BYTES} bytes");
@@ -107,6 +111,14 @@ impl PrometheusFeed {
         let (status, body) = answer;
         let items = items_of(status.as_u16(), &body)
             .map_err(|e| anyhow::anyhow!("{} from {}", e, redact_url(&self.options.url)))?;
+        if items.is_empty() {
+            // A query that matches nothing is no error, but say why nothing
+            // comes rather than stay `starting` with no word.
+            ctx.waiting(format!(
+                "no series for query {:?} (yet)",
+                self.options.query
+            ));
+        }
         for item in items {
             let len = serde_json::to_string(&item).map_or(0, |s| s.len());
             if ctx.check_item_bytes(len).is_ok() {
@@ -352,8 +364,9 @@ mod tests {
             interval: std::time::Duration::from_secs(1),
         })
         .unwrap();
-        let error = format!("{:#}", feed.fetch().await.unwrap_err());
+        let error = crate::feeds::status::error_chain(&*feed.fetch().await.unwrap_err());
         assert!(error.contains(&format!("http://u:***@{addr}")), "{error}");
+        assert!(error.to_lowercase().contains("refused"), "{error}");
         assert!(!error.contains("secret"), "{error}");
     }
 }

@@ -39,6 +39,25 @@ pub(crate) fn publish_status(hub: &Hub, feed: &str, status: &impl Serialize) {
     }
 }
 
+/// How a feed's error is shown on `$sys.feeds` and in the log: its message and
+/// every cause below it (`source()`), joined by `: `, so "error sending
+/// request" comes with the "Connection refused" that explains it. A cause
+/// whose text the message already holds (many errors print their source) is
+/// not repeated.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = e.source();
+    }
+    out
+}
+
 /// A feed's lifecycle state, as published on `$sys.feeds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -193,14 +212,21 @@ impl StatusCell {
     }
 
     /// Shows why the feed has nothing yet, at once, without counting an error.
+    /// The note replaces whatever error an earlier attempt left; a feed in
+    /// `backoff` whose retry got this far no longer fails, so it is `starting`.
     pub(crate) fn waiting(&self, hub: &Hub, why: String) {
         let changed = {
             let mut s = self.lock();
             self.waiting.store(true, Ordering::Relaxed);
-            s.error.as_deref() != Some(why.as_str()) && {
-                s.error = Some(why);
-                true
+            let retried = s.state == FeedState::Backoff;
+            if retried {
+                s.state = FeedState::Starting;
             }
+            let new_note = s.error.as_deref() != Some(why.as_str());
+            if new_note {
+                s.error = Some(why);
+            }
+            retried || new_note
         };
         if changed {
             self.publish(hub);

@@ -4,14 +4,17 @@
 //! Each feed's task runs `Feed::run`; on `Err` or panic it reports `backoff` and
 //! sleeps a full-jitter delay (uniform in `[0, min(30 s, 1 s * 2^n)]`, with `n`
 //! reset once a run has published), then runs it again. A reporter task publishes
-//! every feed's status periodically and when a feed turns stale or fresh.
+//! a feed's status when its counters moved (at most once a second), when it
+//! turns stale or fresh, and every 30 s while it is not stopped: in a cluster
+//! that re-sends the statuses other nodes missed (see `cluster`); a stopped
+//! feed's status does not change, so it is not re-sent.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use rand::Rng;
@@ -20,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
-use super::status::{feed_topic, FeedState, FeedStatus, StatusCell};
+use super::status::{error_chain, feed_topic, FeedState, FeedStatus, StatusCell};
 use super::{ContextInner, DynFeed, FeedContext, Kinds};
 use crate::config::FeedConfig;
 use crate::hub::{Hub, Source};
@@ -30,6 +33,8 @@ const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// How long a stopping feed may take to return by itself before it is dropped.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How often the status of a feed that is not stopped is published again,
+/// changed or not (other cluster nodes learn what they missed).
 const REPORT_EVERY: Duration = Duration::from_secs(30);
 
 /// The window of the `failures`-th backoff: `min(cap, base * 2^failures)`; the
@@ -132,7 +137,7 @@ impl FeedSupervisor {
         let cancel = feeds.cancel.clone();
         feeds.tracker.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
-            let mut last_full = Instant::now();
+            let mut last_full = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -141,7 +146,7 @@ impl FeedSupervisor {
                 let Some(feeds) = weak.upgrade() else { return };
                 let full = last_full.elapsed() >= REPORT_EVERY;
                 if full {
-                    last_full = Instant::now();
+                    last_full = tokio::time::Instant::now();
                 }
                 let cells: Vec<Arc<StatusCell>> = feeds
                     .running
@@ -152,7 +157,8 @@ impl FeedSupervisor {
                     .collect();
                 for cell in cells {
                     let moved = cell.activity() != cell.reported.load(Ordering::Relaxed);
-                    if cell.refresh_stale() || full || moved {
+                    let resend = full && cell.lock().state != FeedState::Stopped;
+                    if cell.refresh_stale() || resend || moved {
                         cell.publish(&feeds.hub);
                     }
                 }
@@ -248,8 +254,9 @@ impl FeedSupervisor {
         let feed = match self.kinds.build(&config) {
             Ok(f) => f,
             Err(e) => {
-                warn!(feed = %config.name, error = %format!("{e:#}"), "Feed cannot start.");
-                status.record_error(&format!("{e:#}"));
+                let error = error_chain(&*e);
+                warn!(feed = %config.name, error = %error, "Feed cannot start.");
+                status.record_error(&error);
                 status.set(&self.hub, FeedState::Failed, None);
                 return running;
             }
@@ -319,7 +326,7 @@ async fn supervise(feed: Arc<dyn DynFeed>, ctx: FeedContext, hub: Hub) {
         let error = match outcome {
             Ok(Ok(())) if ctx.is_cancelled() => break,
             Ok(Ok(())) => "the feed ended".to_string(),
-            Ok(Err(e)) => format!("{e:#}"),
+            Ok(Err(e)) => error_chain(&*e),
             Err(panic) => format!("panicked: {}", panic_message(&*panic)),
         };
         if status.updates.load(Ordering::Relaxed) > before {

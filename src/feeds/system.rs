@@ -30,14 +30,17 @@ impl Feed for SystemFeed {
             .with_cpu(CpuRefreshKind::nothing().with_cpu_usage())
             .with_memory(MemoryRefreshKind::nothing().with_ram());
         let mut sys = System::new_with_specifics(what);
-        let mut tick = tokio::time::interval(self.options.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // CPU usage is a difference between two samples: take the first now.
         sys.refresh_specifics(what);
         tokio::select! {
             _ = tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL) => {}
             _ = ctx.cancelled() => return Ok(()),
         }
+        // The first tick is one interval away: `interval`'s own first tick
+        // completes at once, which published the first sample twice.
+        let period = self.options.interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             sys.refresh_specifics(what);
             let load = System::load_average();

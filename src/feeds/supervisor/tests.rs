@@ -113,3 +113,47 @@ fn backoff_doubles_from_one_second_to_a_cap() {
         assert!(backoff_delay(n) <= backoff_window(n));
     }
 }
+
+/// A feed that says it is running, then idles until stopped.
+struct Idle;
+
+impl Feed for Idle {
+    async fn run(&self, ctx: FeedContext) -> anyhow::Result<()> {
+        ctx.mark_running();
+        ctx.cancelled().await;
+        Ok(())
+    }
+}
+
+/// Over 95 s with nothing happening, a stopped feed's status is published
+/// once (one update per state change), while an idle running feed's status is
+/// re-sent every 30 s (what other cluster nodes that missed it rely on).
+#[tokio::test(start_paused = true)]
+async fn an_unchanged_stopped_status_is_not_re_sent() {
+    let mut kinds = Kinds::default();
+    kinds.register("idle", |_: toml::Table| Ok(Idle));
+    let text = "[[feed]]\nname = \"off\"\nkind = \"system\"\ntopic = \"off\"\nenabled = false\n\
+                [[feed]]\nname = \"idle\"\nkind = \"idle\"\ntopic = \"idle\"\n";
+    let config = Config::parse(text, std::path::Path::new("t.toml"), None, &kinds).unwrap();
+    let hub = Hub::new(0, Arc::new(Metrics::default()));
+    let mut statuses = hub.subscribe([crate::feeds::FEEDS_TOPIC]).unwrap();
+    let cancel = CancellationToken::new();
+    let feeds = FeedSupervisor::new(hub, kinds, cancel.clone(), TaskTracker::new());
+    feeds.apply(&config.feeds).await;
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    let end = TokioInstant::now() + Duration::from_secs(95);
+    while let Ok(Some(u)) = tokio::time::timeout_at(end, statuses.recv()).await {
+        let feed = u.data()["feed"].as_str().unwrap().to_string();
+        let state = u.data()["state"].as_str().unwrap().to_string();
+        seen.entry(feed).or_default().push(state);
+    }
+    cancel.cancel();
+    feeds.stop_all().await;
+    assert_eq!(seen["off"], ["stopped"], "{seen:?}");
+    let idle = &seen["idle"];
+    let running = idle.iter().filter(|s| *s == "running").count();
+    assert!(
+        running >= 4,
+        "running once, then again at 30, 60, 90 s: {seen:?}"
+    );
+}
