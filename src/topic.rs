@@ -366,6 +366,48 @@ impl TopicTemplate {
         self.pieces.iter().all(|p| matches!(p, Piece::Text(_)))
     }
 
+    /// True when some fill of this template yields `topic`: the one rule for
+    /// "a feed with this template can still publish that topic" (a reload
+    /// that changes a feed's template leaves the topics it no longer
+    /// produces). A placeholder stands for one or more segment characters
+    /// and may span segments (`a.b`): a broker variable such as
+    /// `{mqtt_topic}` does (see [`TopicTemplate::fill_with`]), and the
+    /// template cannot tell which placeholders are variables, so the answer
+    /// errs towards "can".
+    pub fn can_produce(&self, topic: &str) -> bool {
+        let bytes = topic.as_bytes();
+        // Positions of `topic` the pieces so far can end at.
+        let mut at = vec![false; bytes.len() + 1];
+        at[0] = true;
+        for piece in &self.pieces {
+            let mut next = vec![false; bytes.len() + 1];
+            for start in (0..=bytes.len()).filter(|&i| at[i]) {
+                match piece {
+                    Piece::Text(t) => {
+                        if topic[start..].starts_with(t.as_str()) {
+                            next[start + t.len()] = true;
+                        }
+                    }
+                    Piece::Field(_) => {
+                        // Segments joined by single dots, neither end a dot.
+                        for end in start + 1..=bytes.len() {
+                            let c = bytes[end - 1];
+                            let dot = c == b'.';
+                            let ok = is_segment_char(c as char)
+                                || (dot && end - 1 > start && bytes[end - 2] != b'.');
+                            if !ok {
+                                break;
+                            }
+                            next[end] |= !dot;
+                        }
+                    }
+                }
+            }
+            at = next;
+        }
+        at[bytes.len()]
+    }
+
     /// Fills the placeholders from `item`'s fields (dotted paths reach nested
     /// objects).
     ///

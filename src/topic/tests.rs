@@ -116,3 +116,32 @@ fn templates_reach_nested_fields() {
     assert!(t.fill(&json!({"labels": "web-1"})).is_err());
     assert_eq!(field(&json!({"a": [1]}), "a.0"), None);
 }
+
+#[test]
+fn templates_know_which_topics_they_can_produce() {
+    let t = TopicTemplate::parse("idx2.{symbol}").unwrap();
+    assert!(t.can_produce("idx2.AAPL"));
+    // A placeholder may be a broker variable spanning segments.
+    assert!(t.can_produce("idx2.fx.EURUSD"));
+    for other in [
+        "index.AAPL",
+        "idx2",
+        "idx2.",
+        "idx2..A",
+        "idx2.A.",
+        "xidx2.A",
+        "$sys.feeds",
+    ] {
+        assert!(!t.can_produce(other), "{other}");
+    }
+    let mid = TopicTemplate::parse("h.{host}.cpu").unwrap();
+    assert!(mid.can_produce("h.web-1.cpu"));
+    assert!(!mid.can_produce("h.web-1.mem") && !mid.can_produce("h.cpu"));
+    let glued = TopicTemplate::parse("p.{a}_{b}").unwrap();
+    assert!(glued.can_produce("p.x_y_z") && !glued.can_produce("p.xy"));
+    let fixed = TopicTemplate::parse("weather.now").unwrap();
+    assert!(fixed.can_produce("weather.now") && !fixed.can_produce("weather.now.x"));
+    assert!(TopicTemplate::parse("{nats_subject}")
+        .unwrap()
+        .can_produce("a.b.c"));
+}
