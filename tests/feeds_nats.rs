@@ -1,12 +1,15 @@
 //! The `nats` feed against a real nats-server (started per test on 127.0.0.1):
 //! a wildcard subject mirrored into topics, the payload rule, bad payloads, a
 //! server restart, a durable JetStream consumer resuming across a stop and a
-//! restart with nothing lost or repeated, and wrong credentials.
+//! restart with nothing lost or repeated (no pull request left pending by a
+//! stopped feed; a redelivered message it never published is published), and
+//! wrong credentials.
 //!
 //! Needs `nats-server` (`scripts/test.sh` installs it).
 
 mod support;
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use support::brokers::Broker;
 use support::feeds::{states_until, status_until};
@@ -150,10 +153,76 @@ async fn js_publish(js: &async_nats::jetstream::Context, subject: &str, payload:
     }
 }
 
+/// The durable consumer the `jp` feed uses, created by the test with a short
+/// `ack_wait` (the feed uses an existing consumer as is), so a message handed
+/// to a pull request that nobody reads comes back within the test's deadline.
+async fn create_consumer(
+    js: &async_nats::jetstream::Context,
+    ack_wait: std::time::Duration,
+) -> async_nats::jetstream::consumer::PullConsumer {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    let stream = within(js.create_stream(async_nats::jetstream::stream::Config {
+        name: "PRICES".into(),
+        subjects: vec!["jp.>".into()],
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    within(stream.create_consumer(pull::Config {
+        durable_name: Some("tickerd-jp".into()),
+        filter_subject: "jp.>".into(),
+        ack_policy: AckPolicy::Explicit,
+        deliver_policy: DeliverPolicy::New,
+        ack_wait,
+        ..Default::default()
+    }))
+    .await
+    .unwrap()
+}
+
+/// The config of the `jp` feed on `url`: `topic = "j.{nats_level2}"`.
+fn jp_config(url: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[feed]]\nname = \"jp\"\nkind = \"nats\"\ntopic = \"j.{{nats_level2}}\"\n\
+         url = \"{url}\"\nsubject = \"jp.>\"\nstream = \"PRICES\"\ndurable = \"tickerd-jp\"\n"
+    )
+}
+
+/// `text` with the feed disabled.
+fn disabled(text: &str) -> String {
+    text.replace("nats\"\n", "nats\"\nenabled = false\n")
+}
+
+/// Waits until the consumer has no pull request pending: a stopped feed left
+/// none behind, so nothing is delivered to a reader that is gone.
+async fn no_pull_pending(consumer: &mut async_nats::jetstream::consumer::PullConsumer) {
+    let start = tokio::time::Instant::now();
+    loop {
+        let waiting = within(consumer.info()).await.unwrap().num_waiting;
+        if waiting == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < support::DEADLINE,
+            "the stopped feed left {waiting} pull request(s) pending on its consumer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The next value published on `j.AAPL`.
+async fn next_jp(c: &mut Client) -> i64 {
+    next_value(c, "j.AAPL").await["value"].as_i64().unwrap()
+}
+
 /// With `stream` and `durable`, the feed reads through a durable JetStream
 /// consumer: messages stored while the feed was stopped (disabled by a config
 /// reload) and while the server restarted arrive once it runs again, and every
-/// message arrives exactly once, in order.
+/// message arrives exactly once, in order. The stopped feed leaves no pull
+/// request pending (message 4, published right after the stop, once went to
+/// such a request and was lost); `ack_wait` is short, so a message handed to a
+/// reader that is gone would still come back before the deadline.
 #[tokio::test]
 async fn jetstream_durable_consumer_resumes_without_loss_or_repeats() {
     let store = tempfile::tempdir().unwrap();
@@ -161,18 +230,8 @@ async fn jetstream_durable_consumer_resumes_without_loss_or_repeats() {
     let mut broker = Broker::nats(&["-js", "-sd", store_arg]).await;
     let url = broker.url();
     let js = async_nats::jetstream::new(connect(&url).await);
-    within(js.create_stream(async_nats::jetstream::stream::Config {
-        name: "PRICES".into(),
-        subjects: vec!["jp.>".into()],
-        ..Default::default()
-    }))
-    .await
-    .unwrap();
-    let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n\
-         [[feed]]\nname = \"jp\"\nkind = \"nats\"\ntopic = \"j.{{nats_level2}}\"\n\
-         url = \"{url}\"\nsubject = \"jp.>\"\nstream = \"PRICES\"\ndurable = \"tickerd-jp\"\n"
-    );
+    let mut consumer = create_consumer(&js, std::time::Duration::from_secs(2)).await;
+    let text = jp_config(&url);
     let server = Server::start(&text).await;
     let mut c = server.client().await;
     c.subscribe(&["j.*", "$sys.feeds"]).await;
@@ -182,39 +241,77 @@ async fn jetstream_durable_consumer_resumes_without_loss_or_repeats() {
     }
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        seen.push(
-            next_value(&mut c, "j.AAPL").await["value"]
-                .as_i64()
-                .unwrap(),
-        );
+        seen.push(next_jp(&mut c).await);
     }
 
-    std::fs::write(
-        &server.config_path,
-        text.replace("nats\"\n", "nats\"\nenabled = false\n"),
-    )
-    .unwrap();
+    support::write_atomic(&server.config_path, disabled(&text));
     status_until(&mut c, "jp", |s| s["state"] == "stopped").await;
+    no_pull_pending(&mut consumer).await;
     for n in 4..=5 {
         js_publish(&js, "jp.AAPL", n.to_string()).await;
     }
-    drop(js);
+    drop((js, consumer));
     broker.restart().await;
     let js = async_nats::jetstream::new(connect(&url).await);
     js_publish(&js, "jp.AAPL", "6".to_string()).await;
-    std::fs::write(&server.config_path, &text).unwrap();
+    support::write_atomic(&server.config_path, &text);
     status_until(&mut c, "jp", |s| s["state"] == "running").await;
     js_publish(&js, "jp.AAPL", "7".to_string()).await;
-    while seen.last() != Some(&7) {
-        seen.push(
-            next_value(&mut c, "j.AAPL").await["value"]
-                .as_i64()
-                .unwrap(),
-        );
+    while !(seen.contains(&4) && seen.contains(&7)) {
+        seen.push(next_jp(&mut c).await);
     }
     assert_eq!(
         seen,
         [1, 2, 3, 4, 5, 6, 7],
         "nothing lost, nothing repeated"
     );
+}
+
+/// A message the feed never published is published when JetStream delivers
+/// it again, even after newer ones: "already published" is what this feed
+/// published, not "older than the last one seen". Message 2 goes to a pull
+/// request of another reader while the feed is stopped (as it did to a stopped
+/// feed's pending request), the restarted feed publishes 3, then message 2 is
+/// handed back unacknowledged (a nak, so its redelivery comes after 3 without
+/// waiting out `ack_wait`) and must arrive, once.
+#[tokio::test]
+async fn jetstream_redelivery_of_a_message_never_published_is_published() {
+    let store = tempfile::tempdir().unwrap();
+    let broker = Broker::nats(&["-js", "-sd", store.path().to_str().unwrap()]).await;
+    let url = broker.url();
+    let js = async_nats::jetstream::new(connect(&url).await);
+    let mut consumer = create_consumer(&js, std::time::Duration::from_secs(30)).await;
+    let text = jp_config(&url);
+    let server = Server::start(&text).await;
+    let mut c = server.client().await;
+    c.subscribe(&["j.*", "$sys.feeds"]).await;
+    status_until(&mut c, "jp", |s| s["state"] == "running").await;
+    js_publish(&js, "jp.AAPL", "1".to_string()).await;
+    assert_eq!(next_jp(&mut c).await, 1);
+
+    support::write_atomic(&server.config_path, disabled(&text));
+    status_until(&mut c, "jp", |s| s["state"] == "stopped").await;
+    no_pull_pending(&mut consumer).await;
+    let mut other = within(
+        consumer
+            .batch()
+            .max_messages(1)
+            .expires(support::DEADLINE)
+            .messages(),
+    )
+    .await
+    .unwrap();
+    js_publish(&js, "jp.AAPL", "2".to_string()).await;
+    let taken = within(other.next()).await.unwrap().unwrap();
+    assert_eq!(&taken.payload[..], b"2");
+
+    js_publish(&js, "jp.AAPL", "3".to_string()).await;
+    support::write_atomic(&server.config_path, &text);
+    assert_eq!(next_jp(&mut c).await, 3);
+    within(taken.ack_with(async_nats::jetstream::AckKind::Nak(None)))
+        .await
+        .unwrap();
+    assert_eq!(next_jp(&mut c).await, 2, "the redelivered message arrives");
+    js_publish(&js, "jp.AAPL", "4".to_string()).await;
+    assert_eq!(next_jp(&mut c).await, 4, "and only once");
 }

@@ -809,3 +809,73 @@ async fn a_changed_tail_feed_continues_where_it_stopped() {
         "one update per line, none conflated"
     );
 }
+
+/// The topic rows of `/api/topics`, by name.
+async fn topic_rows(s: &Server) -> HashMap<String, Value> {
+    let (_, list) = get_json(&s.http("/api/topics")).await;
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["topic"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+/// Two synthetic feeds whose topic templates are `t1` and `t2`: `idx` keeps
+/// its topics on removal (the default), `dix` deletes them.
+fn templated(t1: &str, t2: &str) -> String {
+    format!(
+        "{HEADER}{}\
+         [[feed]]\nname = \"idx\"\nkind = \"synthetic\"\ntopic = \"{t1}\"\nsymbols = [\"A\", \"B\"]\ninterval = \"50ms\"\n\n\
+         [[feed]]\nname = \"dix\"\nkind = \"synthetic\"\ntopic = \"{t2}\"\nsymbols = [\"D\"]\ninterval = \"50ms\"\non_remove = \"delete\"\n",
+        probe("tt_steady", "1")
+    )
+}
+
+/// A reload that changes a feed's topic template treats the topics the new
+/// template cannot produce as a removed feed's, by its `on_remove`: `idx`
+/// (`index.{symbol}` to `idx2.{symbol}`) keeps `index.A`/`index.B` listed
+/// with `"feed_removed": true`, `dix` (`on_remove = "delete"`) deletes
+/// `dix.D` (its subscriber gets `gone`); the new topics are live and not
+/// marked, and an unchanged feed is neither restarted nor marked.
+#[tokio::test]
+async fn topics_a_changed_template_no_longer_produces_get_on_remove() {
+    let s = start(&templated("index.{symbol}", "dix.{symbol}")).await;
+    let mut c = s.client().await;
+    c.subscribe(&["dix.D"]).await;
+    c.update_of("dix.D").await;
+    eventually("the first topics are published", || async {
+        let r = topic_rows(&s).await;
+        ["index.A", "index.B", "probe.tt_steady"]
+            .iter()
+            .all(|t| r.contains_key(*t))
+    })
+    .await;
+
+    let seq = config_seq(&s);
+    write_atomic(&s.config_path, templated("idx2.{symbol}", "dix2.{symbol}"));
+    let d = config_where(&s, seq, |d| d["ok"] == true).await;
+    assert_eq!(d["changed"], json!(["idx", "dix"]), "{d}");
+    let gone = c.recv_until(|v| v["type"] != "update").await;
+    assert_eq!(gone, json!({"type": "gone", "topic": "dix.D"}));
+    eventually("the new topics are published", || async {
+        let r = topic_rows(&s).await;
+        ["idx2.A", "idx2.B", "dix2.D"]
+            .iter()
+            .all(|t| r.contains_key(*t))
+    })
+    .await;
+    let r = topic_rows(&s).await;
+    for old in ["index.A", "index.B"] {
+        assert_eq!(r[old]["feed_removed"], true, "{old}: {:?}", r[old]);
+        assert_eq!(r[old]["feed"], "idx");
+    }
+    assert!(!r.contains_key("dix.D"), "{r:?}");
+    for live in ["idx2.A", "idx2.B", "dix2.D", "probe.tt_steady"] {
+        assert!(
+            r[live].get("feed_removed").is_none(),
+            "{live}: {:?}",
+            r[live]
+        );
+    }
+    assert_eq!(runs("tt_steady").started, 1, "the unchanged feed runs on");
+}

@@ -7,9 +7,13 @@
 //! With `stream` and `durable`, messages come through a durable JetStream pull
 //! consumer instead: each is acknowledged once published, so what the stream
 //! stored while tickerd was away or disconnected arrives on reconnect. A
-//! redelivery after a lost ack is recognised by its stream sequence and not
-//! published again while this feed instance lives; across a restart of tickerd
-//! (or a config change of the feed) delivery is at least once.
+//! stopping feed leaves no pull request pending (a message delivered to one
+//! nobody reads would come back only after `ack_wait`, out of order). "Already
+//! published" is decided by the stream sequences this feed published and whose
+//! ack was not confirmed, handed from run to run (retries and config changes),
+//! never by "older than the last one": a redelivery of one of those is only
+//! acknowledged, any other message is published. Across a restart of tickerd
+//! delivery is at least once.
 //!
 //! One call of `run` is one connection. async-nats would reconnect by itself;
 //! we end the run instead on its first `Disconnected` event, so the supervisor
@@ -20,7 +24,7 @@
 //! Reads are bounded by the server's `max_payload` (1 MiB by default) and each
 //! payload by the item limit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -41,9 +45,6 @@ pub(super) struct NatsFeed {
     /// `url` with any password redacted, for errors and logs.
     shown_url: String,
     pipeline: Pipeline,
-    /// The stream sequence of the last JetStream message published, kept
-    /// across runs so a redelivery after a lost ack is not published twice.
-    last_seq: AtomicU64,
 }
 
 impl std::fmt::Debug for NatsFeed {
@@ -62,7 +63,6 @@ impl NatsFeed {
             shown_url: super::options::redact_url(&options.url),
             pipeline: Pipeline::new(options.extract.as_deref(), options.format),
             options,
-            last_seq: AtomicU64::new(0),
         }
     }
 }
@@ -159,8 +159,12 @@ impl NatsFeed {
     }
 
     /// A durable JetStream consumer, until the connection ends or the feed is
-    /// cancelled. Each message is acknowledged once published; a redelivered
-    /// one (its ack was lost) that was already published is only acknowledged.
+    /// cancelled. Messages come in pull requests of at most [`PULL_EXPIRES`];
+    /// a cancelled feed reads its request to the end, handing back (nak) what
+    /// still arrives, so it stops with no request pending that could take a
+    /// message nobody reads. Each message is published, then acknowledged; one
+    /// whose ack was not confirmed is remembered in [`Unacked`] (handed to the
+    /// next run) and, if delivered again, only acknowledged.
     async fn durable(&self, ctx: &FeedContext, stream: &str, durable: &str) -> anyhow::Result<()> {
         use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
         let url = &self.shown_url;
@@ -174,53 +178,151 @@ impl NatsFeed {
                 .get_stream(stream)
                 .await
                 .map_err(|e| anyhow::anyhow!("{url}: JetStream stream {stream:?}: {e}"))?;
-            let consumer: async_nats::jetstream::consumer::PullConsumer = s
-                .get_or_create_consumer(
-                    durable,
-                    pull::Config {
-                        durable_name: Some(durable.to_string()),
-                        filter_subject: self.options.subject.clone(),
-                        ack_policy: AckPolicy::Explicit,
-                        deliver_policy: DeliverPolicy::New,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("{url}: consumer {durable:?} on {stream:?}: {e}"))?;
-            consumer
-                .messages()
-                .await
-                .map_err(|e| anyhow::anyhow!("{url}: consumer {durable:?}: {e}"))
+            s.get_or_create_consumer(
+                durable,
+                pull::Config {
+                    durable_name: Some(durable.to_string()),
+                    filter_subject: self.options.subject.clone(),
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: DeliverPolicy::New,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: consumer {durable:?} on {stream:?}: {e}"))
         };
-        let mut messages = tokio::select! {
+        let consumer: async_nats::jetstream::consumer::PullConsumer = tokio::select! {
             m = tokio::time::timeout(CONNECT_TIMEOUT, setup) => m
                 .map_err(|_| anyhow::anyhow!("{url}: JetStream did not answer within {CONNECT_TIMEOUT:?}"))??,
             _ = ctx.cancelled() => return Ok(()),
         };
+        let mut left = LeaveUnacked {
+            ctx,
+            unacked: Unacked::take(ctx, stream, durable),
+        };
+        let unacked = &mut left.unacked;
+        unacked.acked_up_to(consumer.cached_info().ack_floor.stream_sequence);
         ctx.mark_running();
         tracing::info!(feed = %ctx.name(), url = %url, stream, durable, "NATS JetStream consumer connected.");
-        loop {
-            tokio::select! {
-                msg = messages.next() => {
-                    let msg = msg
-                        .ok_or_else(|| anyhow::anyhow!("consumer {durable:?} on {url} ended"))?
-                        .map_err(|e| anyhow::anyhow!("consumer {durable:?} on {url}: {e}"))?;
-                    let (seq, redelivered) = match msg.info() {
-                        Ok(info) => (info.stream_sequence, info.delivered > 1),
-                        Err(e) => anyhow::bail!("{url}: a JetStream message without metadata: {e}"),
-                    };
-                    if !(redelivered && seq <= self.last_seq.load(Ordering::Relaxed)) {
-                        self.publish(ctx, msg.subject.as_str(), &msg.payload);
-                        self.last_seq.store(seq, Ordering::Relaxed);
+        let mut stopping = false;
+        while !stopping && !ctx.is_cancelled() {
+            // Not raced with cancel: a request sent but not read would be left pending.
+            let mut batch = consumer
+                .batch()
+                .max_messages(PULL_BATCH)
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await
+                .map_err(|e| anyhow::anyhow!("consumer {durable:?} on {url}: {e}"))?;
+            loop {
+                let msg = tokio::select! {
+                    msg = batch.next() => msg,
+                    event = events.recv() => {
+                        self.on_event(ctx, event)?;
+                        continue;
                     }
-                    msg.ack()
+                    _ = ctx.cancelled(), if !stopping => {
+                        stopping = true;
+                        continue;
+                    }
+                };
+                let Some(msg) = msg else { break };
+                let msg = msg.map_err(|e| anyhow::anyhow!("consumer {durable:?} on {url}: {e}"))?;
+                if stopping {
+                    // The successor (or the next start) gets it at once.
+                    msg.ack_with(async_nats::jetstream::AckKind::Nak(None))
                         .await
-                        .map_err(|e| anyhow::anyhow!("{url}: cannot acknowledge: {e}"))?;
+                        .map_err(|e| anyhow::anyhow!("{url}: cannot hand a message back: {e}"))?;
+                    continue;
                 }
-                event = events.recv() => self.on_event(ctx, event)?,
-                _ = ctx.cancelled() => return Ok(()),
+                let seq = match msg.info() {
+                    Ok(info) => info.stream_sequence,
+                    Err(e) => anyhow::bail!("{url}: a JetStream message without metadata: {e}"),
+                };
+                if unacked.insert(seq) {
+                    self.publish(ctx, msg.subject.as_str(), &msg.payload);
+                }
+                msg.double_ack()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{url}: cannot acknowledge: {e}"))?;
+                unacked.remove(seq);
             }
         }
+        Ok(())
+    }
+}
+
+/// Most messages one pull request asks for.
+const PULL_BATCH: usize = 256;
+
+/// How long one pull request waits for messages; a stopping feed reads its
+/// request to the end, so this bounds the stop (below the supervisor's grace).
+const PULL_EXPIRES: Duration = Duration::from_millis(500);
+
+/// Most sequences [`Unacked`] remembers; past it the oldest are forgotten
+/// (their redelivery, if any, is published again: at least once).
+const MAX_UNACKED: usize = 1024;
+
+/// The stream sequences a durable consumer's feed published whose ack the
+/// server did not confirm: a redelivery of one of them was already published
+/// and is only acknowledged; every other message is published, however old
+/// (one delivered to a request nobody read comes back after `ack_wait` and was
+/// never published). Handed from one run to the next through the feed's
+/// handoff (a retry, or the successor after a config change), for the same
+/// stream and consumer only.
+#[derive(Debug, Default)]
+struct Unacked {
+    stream: String,
+    durable: String,
+    seqs: BTreeSet<u64>,
+}
+
+impl Unacked {
+    /// What the previous run on `stream`/`durable` left, or an empty set.
+    fn take(ctx: &FeedContext, stream: &str, durable: &str) -> Self {
+        ctx.handoff()
+            .take::<Unacked>()
+            .filter(|u| u.stream == stream && u.durable == durable)
+            .unwrap_or_else(|| Unacked {
+                stream: stream.to_string(),
+                durable: durable.to_string(),
+                seqs: BTreeSet::new(),
+            })
+    }
+
+    /// Forgets sequences the consumer's ack floor shows acknowledged.
+    fn acked_up_to(&mut self, floor: u64) {
+        self.seqs = self.seqs.split_off(&floor.saturating_add(1));
+    }
+
+    /// Remembers `seq` as published and unconfirmed; false when it already was
+    /// (a redelivery of a message published before).
+    fn insert(&mut self, seq: u64) -> bool {
+        if self.seqs.contains(&seq) {
+            return false;
+        }
+        if self.seqs.len() >= MAX_UNACKED {
+            self.seqs.pop_first();
+        }
+        self.seqs.insert(seq)
+    }
+
+    /// `seq`'s ack is confirmed.
+    fn remove(&mut self, seq: u64) {
+        self.seqs.remove(&seq);
+    }
+}
+
+/// A run's [`Unacked`], left in the feed's handoff when the run ends, however
+/// it ends (returned, failed, or dropped by the supervisor past its grace).
+struct LeaveUnacked<'a> {
+    ctx: &'a FeedContext,
+    unacked: Unacked,
+}
+
+impl Drop for LeaveUnacked<'_> {
+    fn drop(&mut self) {
+        self.ctx.handoff().put(std::mem::take(&mut self.unacked));
     }
 }
 

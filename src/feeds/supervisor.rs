@@ -25,9 +25,10 @@ use tracing::{info, warn, Instrument};
 
 use super::status::{error_chain, feed_topic, FeedState, FeedStatus, StatusCell};
 use super::{ContextInner, DynFeed, FeedContext, Kinds};
-use crate::config::FeedConfig;
-use crate::hub::{Hub, Source};
+use crate::config::{FeedConfig, OnRemove};
+use crate::hub::{Hub, Produced, Source};
 use crate::sync::MutexExt;
+use crate::topic::{Fill, Pattern};
 
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -106,6 +107,75 @@ pub(crate) fn diff(old: &[FeedConfig], new: &[FeedConfig]) -> Diff {
         .map(|o| o.name.clone())
         .collect();
     d
+}
+
+/// Whether feed `name` still produces `topic` (a topic it published) now that
+/// a reload took its config from `old` to `new` (`None`: absent). The one rule
+/// for "topics a feed no longer produces": a removed feed produces none; an
+/// added one (back again) produces every topic under its name; a changed one
+/// whose template changed no longer produces a topic its old template could
+/// fill and its new one cannot ([`crate::topic::TopicTemplate::can_produce`]).
+/// A topic neither template can fill was published by name
+/// ([`FeedContext::publish_to`]) and is not judged, nor is any topic of a feed
+/// whose template stayed: the config does not say which items a kind will
+/// produce (e.g. a `synthetic` feed's `symbols`), only its template does.
+pub(crate) fn still_produces(
+    old: Option<&FeedConfig>,
+    new: Option<&FeedConfig>,
+    topic: &str,
+) -> Produced {
+    match (old, new) {
+        (_, None) => Produced::No,
+        (None, Some(_)) => Produced::Yes,
+        (Some(old), Some(new)) if old.topic == new.topic => Produced::Unknown,
+        (Some(old), Some(new)) => {
+            // Every placeholder may span segments: a broker variable such as
+            // `{mqtt_topic}` does, and the config cannot tell which
+            // placeholders are variables, so the answer errs towards "can".
+            let Ok(topic) = Pattern::parse(topic) else {
+                return Produced::Unknown;
+            };
+            let can = |t: &crate::topic::TopicTemplate| t.can_produce(&topic, &|_| Fill::Segments);
+            if can(&new.topic) {
+                Produced::Yes
+            } else if can(&old.topic) {
+                Produced::No
+            } else {
+                Produced::Unknown
+            }
+        }
+    }
+}
+
+/// After a reload from `old` to `new` feeds (`diff` between them): gives the
+/// topics each added, changed or removed feed no longer produces
+/// ([`still_produces`]) the feed's `on_remove` treatment (the new config's,
+/// or the removed feed's last), in the hub. Single node and cluster alike.
+pub(crate) fn settle_topics(hub: &Hub, old: &[FeedConfig], new: &[FeedConfig], diff: &Diff) {
+    let find = |list: &'_ [FeedConfig], name: &str| list.iter().find(|f| f.name == name).cloned();
+    for name in diff.added.iter().chain(&diff.changed).chain(&diff.removed) {
+        let (was, now) = (find(old, name), find(new, name));
+        if matches!((&was, &now), (Some(w), Some(n)) if w.topic == n.topic) {
+            continue;
+        }
+        let Some(policy) = now.as_ref().or(was.as_ref()).map(|f| f.on_remove) else {
+            continue;
+        };
+        let delete = policy == OnRemove::Delete;
+        let n = hub.retire_feed_topics(
+            name,
+            |topic| still_produces(was.as_ref(), now.as_ref(), topic),
+            delete,
+        );
+        if n > 0 {
+            let what = if delete {
+                "deleted"
+            } else {
+                "marked feed_removed"
+            };
+            info!(feed = %name, topics = n, on_remove = ?policy, "Topics the feed no longer produces {what}.");
+        }
+    }
 }
 
 /// The set of running feeds.

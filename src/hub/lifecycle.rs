@@ -1,6 +1,8 @@
 //! Topics that end: [`Hub::delete_topic`] removes a topic, tells its
 //! subscribers it is `gone`, frees its `max_topics` slot and drops it from the
-//! durable store.
+//! durable store; the topics a feed leaves behind when a reload removes or
+//! changes it are deleted or marked `feed_removed` here
+//! ([`Hub::retire_feed_topics`]).
 //!
 //! A topic published again after its deletion starts over at seq 1 under the
 //! same epoch. That is safe for resuming clients because (1) a subscriber of
@@ -14,6 +16,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Frame, Hub, Topic, TopicState};
+
+/// Whether a feed still produces one of the topics it published, after a
+/// reload changed its config (decided by `feeds::still_produces`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Produced {
+    /// It does (again): the topic is the feed's.
+    Yes,
+    /// It no longer does: the topic gets the feed's `on_remove` treatment.
+    No,
+    /// The config cannot tell (e.g. a topic the feed published to by name).
+    Unknown,
+}
 use crate::protocol::{self, TopicInfo};
 use crate::sync::RwLockExt;
 use crate::topic;
@@ -59,13 +73,54 @@ impl Hub {
         *self.inner.feeds.write_or_recover() = Some(Arc::new(names));
     }
 
-    /// Marks the rows whose feed the config no longer names.
+    /// Marks the rows whose feed the config no longer names (rows a reload
+    /// retired are marked already).
     pub(super) fn mark_removed_feeds(&self, rows: &mut [TopicInfo]) {
         let feeds = self.inner.feeds.read_or_recover().clone();
         let Some(feeds) = feeds else { return };
         for row in rows {
-            row.feed_removed = row.feed.as_ref().is_some_and(|f| !feeds.contains(f));
+            row.feed_removed |= row.feed.as_ref().is_some_and(|f| !feeds.contains(f));
         }
+    }
+
+    /// After a reload added, changed or removed feed `feed`: each topic it
+    /// last published that `produced` judges [`Produced::No`] gets the
+    /// feed's `on_remove` treatment, deleted (`delete`) or listed with
+    /// `"feed_removed": true` until a feed publishes it again; one judged
+    /// [`Produced::Yes`] loses that mark. Returns how many were deleted or
+    /// marked.
+    pub(crate) fn retire_feed_topics(
+        &self,
+        feed: &str,
+        produced: impl Fn(&str) -> Produced,
+        delete: bool,
+    ) -> usize {
+        if delete {
+            return self
+                .delete_where(|name, f, _| f == Some(feed) && produced(name) == Produced::No);
+        }
+        let topics: Vec<Arc<Topic>> = self
+            .read_topics()
+            .values()
+            .filter(|t| !topic::is_system(&t.name))
+            .cloned()
+            .collect();
+        let mut marked = 0;
+        for t in topics {
+            let mut st = t.lock();
+            if st.source.feed.as_deref() != Some(feed) {
+                continue;
+            }
+            match produced(&t.name) {
+                Produced::No => {
+                    marked += usize::from(!st.left_feed);
+                    st.left_feed = true;
+                }
+                Produced::Yes => st.left_feed = false,
+                Produced::Unknown => {}
+            }
+        }
+        marked
     }
 
     /// Deletes `name` when `check` holds for its state (under its lock).

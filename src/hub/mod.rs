@@ -31,6 +31,7 @@ mod store;
 mod subscription;
 
 pub(crate) use cluster::{Originated, Relay};
+pub(crate) use lifecycle::Produced;
 use outbox::Subscriber;
 pub(crate) use outbox::{Closing, Direct, Frame, Outbox, Wrote};
 pub(crate) use pacer::{Pacer, Shard};
@@ -135,6 +136,10 @@ struct TopicState {
     /// subscriber, so its entry size is paid 16 times by a client of 16 topics.
     subscribers: HashSet<Subscriber>,
     source: Source,
+    /// A reload changed the topic's feed so that it no longer produces the
+    /// topic (see [`Hub::retire_feed_topics`]): listed with `"feed_removed":
+    /// true` until a feed publishes it again.
+    left_feed: bool,
 }
 
 pub(crate) struct Topic {
@@ -182,7 +187,7 @@ impl Topic {
             ts: st.ts,
             stale,
             subscribers: st.subscribers.len(),
-            feed_removed: false,
+            feed_removed: st.left_feed,
         }
     }
 }

@@ -143,6 +143,7 @@ impl Hub {
         st.set_latest(Some(frame));
         if source.feed.is_some() || st.source.feed.is_none() {
             st.source = source.clone();
+            st.left_feed = false;
         }
         self.inner
             .metrics
@@ -184,6 +185,7 @@ impl Hub {
                 history: VecDeque::new(),
                 subscribers: HashSet::new(),
                 source: Source::default(),
+                left_feed: false,
             }),
             dirty: AtomicBool::new(false),
             persisted: AtomicU64::new(0),

@@ -209,18 +209,8 @@ impl Ticker {
             info!(dashboards = config.dashboards.len(), "Dashboards changed.");
             publish_dashboards(&self.shared, &config.dashboards);
         }
-        for name in &diff.removed {
-            let delete = current
-                .feed(name)
-                .is_some_and(|f| f.on_remove == crate::config::OnRemove::Delete);
-            if delete {
-                let n = self
-                    .shared
-                    .hub
-                    .delete_where(|_, feed, _| feed == Some(name.as_str()));
-                info!(feed = %name, topics = n, "Removed feed's topics deleted (on_remove = \"delete\").");
-            }
-        }
+        // Removed feeds' topics, and those a changed template no longer fills.
+        crate::feeds::settle_topics(&self.shared.hub, &current.feeds, &config.feeds, &diff);
         self.shared
             .metrics
             .reloads

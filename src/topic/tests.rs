@@ -179,3 +179,24 @@ fn known_values_and_several_segments_sharpen_the_answer() {
     let can = |p: &str| t.can_produce(&Pattern::parse(p).unwrap(), &|_| Fill::Segments);
     assert!(can("a.b.c.last") && can("x.last") && !can("last") && !can("a.b.first"));
 }
+
+/// What a reload asks of a changed feed's templates (every placeholder may
+/// span segments, as a broker variable does): which of its topics the
+/// template can still produce.
+#[test]
+fn templates_know_which_topics_they_can_produce() {
+    let can = |template: &str, topic: &str| {
+        let t = TopicTemplate::parse(template).unwrap();
+        t.can_produce(&Pattern::parse(topic).unwrap(), &|_| Fill::Segments)
+    };
+    assert!(can("idx2.{symbol}", "idx2.AAPL"));
+    assert!(can("idx2.{symbol}", "idx2.fx.EURUSD"));
+    for other in ["index.AAPL", "idx2", "xidx2.A", "$sys.feeds"] {
+        assert!(!can("idx2.{symbol}", other), "{other}");
+    }
+    assert!(can("h.{host}.cpu", "h.web-1.cpu"));
+    assert!(!can("h.{host}.cpu", "h.web-1.mem") && !can("h.{host}.cpu", "h.cpu"));
+    assert!(can("p.{a}_{b}", "p.x_y_z"));
+    assert!(can("weather.now", "weather.now") && !can("weather.now", "weather.now.x"));
+    assert!(can("{nats_subject}", "a.b.c"));
+}

@@ -157,3 +157,24 @@ async fn an_unchanged_stopped_status_is_not_re_sent() {
         "running once, then again at 30, 60, 90 s: {seen:?}"
     );
 }
+
+/// A removed feed produces none of its topics, an added one all; a changed
+/// template gives up what only the old one could fill, while a topic neither
+/// can fill (published by name) and a feed whose template stayed are not judged.
+#[test]
+fn still_produces_compares_old_and_new_templates() {
+    let old = feeds("[[feed]]\nname=\"a\"\nkind=\"system\"\ntopic=\"index.{host}\"\n");
+    let new = feeds("[[feed]]\nname=\"a\"\nkind=\"system\"\ntopic=\"idx2.{host}\"\n");
+    let other =
+        feeds("[[feed]]\nname=\"a\"\nkind=\"system\"\ntopic=\"index.{host}\"\ninterval=\"5s\"\n");
+    let (o, n) = (Some(&old[0]), Some(&new[0]));
+    assert_eq!(still_produces(o, None, "index.x"), Produced::No);
+    assert_eq!(still_produces(None, n, "index.x"), Produced::Yes);
+    assert_eq!(still_produces(o, n, "index.x"), Produced::No);
+    assert_eq!(still_produces(o, n, "idx2.x"), Produced::Yes);
+    assert_eq!(still_produces(o, n, "by.name"), Produced::Unknown);
+    assert_eq!(
+        still_produces(o, Some(&other[0]), "index.x"),
+        Produced::Unknown
+    );
+}
