@@ -319,3 +319,210 @@ async fn a_corrupt_store_is_a_clear_startup_error() {
         "{err}"
     );
 }
+
+/// A tmpfs of `size` mounted on `dir` (tests run as root), unmounted when
+/// dropped; `None`, with the reason printed, where mounting is not allowed.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            Ok(o) => {
+                let why = String::from_utf8_lossy(&o.stderr);
+                eprintln!("SKIPPED: cannot mount a tmpfs on {} ({why}); this test needs root and mount(8)", dir.display());
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: cannot run mount(8) ({e}); this test needs root and mount(8)");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system of `path` with a file there: writes until ENOSPC.
+fn fill(path: &std::path::Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = vec![7u8; 4096];
+    while f.write_all(&chunk).and_then(|()| f.sync_all()).is_ok() {}
+}
+
+/// POSTs one bulk publish of every topic in `topics` with `data`; the HTTP
+/// status and the per-item results.
+async fn publish_bulk(addr: &str, topics: &[String], data: &Value) -> (u16, Value) {
+    let items: Vec<Value> = topics
+        .iter()
+        .map(|t| json!({"topic": t, "data": data}))
+        .collect();
+    within(async {
+        let r = reqwest::Client::new()
+            .post(format!("http://{addr}/api/publish"))
+            .bearer_auth(TOKEN)
+            .body(Value::from(items).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+        )
+    })
+    .await
+}
+
+/// Every line of the child's stderr (its log), gathered as it comes.
+fn gather_log(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    use tokio::io::AsyncBufReadExt;
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut reader = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let out = lines.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = reader.next_line().await {
+            out.lock().unwrap().push(l);
+        }
+    });
+    lines
+}
+
+/// The disk fills while the server runs, then space returns (issue 31, row 3),
+/// with `sync`: the store on a 1 MiB tmpfs, 450 topics published until the
+/// store reports `degraded` on `$sys.store` and `/healthz` (still 200), with
+/// one WARN line; with `always` a publish is answered 503 meanwhile. Deleting
+/// the filler brings `$sys.store` back to `ok` with no restart (and `always`
+/// answers 200 again), and after a SIGKILL every topic comes back with the
+/// seq it had in memory: nothing pending was lost to the failed commits.
+async fn full_disk_then_space_returns(sync: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("data"), "1m") else {
+        return;
+    };
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"{TOKEN}\"\n\
+         [limits]\nmax_frame_bytes = 1048576\n\
+         [history]\nsize = 2\npath = \"data\"\nsync = \"{sync}\"\nsync_interval = \"100ms\"\n"
+    );
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    let cfg = dir.path().join("config.toml");
+    let args = ["-c".as_ref(), cfg.as_os_str()];
+    let (mut child, addr) =
+        support::spawn_tickerd_logging(dir.path(), &args, std::process::Stdio::piped()).await;
+    let log = gather_log(&mut child);
+    let mut watcher = Client::connect(&format!("ws://{addr}/ws")).await;
+    watcher.subscribe(&["$sys.store"]).await;
+    let first = watcher.update_of("$sys.store").await;
+    assert_eq!(first["data"]["ok"], json!(true), "{first}");
+
+    let topics: Vec<String> = (0..450).map(|i| format!("disk.t{i}")).collect();
+    let filler = dir.path().join("data/filler");
+    fill(&filler);
+    let health = format!("http://{addr}/healthz");
+    let mut round = 0;
+    loop {
+        round += 1;
+        assert!(round < 500, "the store never reported the full disk");
+        let data = json!({"round": round, "pad": "x".repeat(50)});
+        let (status, _) = publish_bulk(&addr, &topics, &data).await;
+        assert_eq!(status, 200);
+        let (status, body) = get_json(&health).await;
+        assert_eq!(status, 200, "a full disk does not fail /healthz: {body}");
+        if body
+            .as_str()
+            .is_some_and(|b| b.starts_with("degraded: history store: "))
+        {
+            break;
+        }
+    }
+    let degraded = watcher.update_of("$sys.store").await;
+    assert_eq!(degraded["data"]["ok"], json!(false), "{degraded}");
+    assert_eq!(degraded["data"]["state"], json!("degraded"), "{degraded}");
+    assert!(
+        degraded["data"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
+        "{degraded}"
+    );
+    // More publishes while degraded: kept too.
+    let (_, results) = publish_bulk(&addr, &topics, &json!({"while": "full"})).await;
+    let refused = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("error").is_some());
+    if sync == "always" {
+        assert_eq!(
+            refused.count(),
+            topics.len(),
+            "always: not stored, not acknowledged"
+        );
+    } else {
+        assert_eq!(
+            refused.count(),
+            0,
+            "interval: publishing never waits for the disk"
+        );
+    }
+
+    std::fs::remove_file(&filler).unwrap();
+    let ok = watcher.update_of("$sys.store").await;
+    assert_eq!(ok["data"]["ok"], json!(true), "space returned: {ok}");
+    assert_eq!(get_json(&health).await.1, json!("ok"));
+    if sync == "always" {
+        let (_, results) = publish_bulk(&addr, &topics[..1], &json!({"after": "free"})).await;
+        assert!(results[0].get("seq").is_some(), "stored again: {results}");
+    }
+    let before = seqs(&addr).await;
+    let warns = |what: &str| {
+        let l = log.lock().unwrap();
+        l.iter()
+            .filter(|l| l.contains("WARN") && l.contains(what))
+            .count()
+    };
+    assert_eq!(
+        warns("Cannot commit to the history store"),
+        1,
+        "one WARN per state change"
+    );
+    assert_eq!(warns("commits again"), 1, "one WARN per state change");
+    kill(&mut child).await;
+
+    let (mut child, addr) = start(dir.path()).await;
+    let after = seqs(&addr).await;
+    for t in &topics {
+        assert_eq!(
+            after.get(t),
+            before.get(t),
+            "{t} is stored as it was in memory"
+        );
+    }
+    kill(&mut child).await;
+}
+
+/// Row 3 with `sync = "interval"` (see [`full_disk_then_space_returns`]).
+#[tokio::test]
+async fn a_full_disk_degrades_then_commits_everything_when_space_returns() {
+    full_disk_then_space_returns("interval").await;
+}
+
+/// Row 3 with `sync = "always"`: 503 while degraded, 200 once space returns.
+#[tokio::test]
+async fn a_full_disk_refuses_always_publishes_until_space_returns() {
+    full_disk_then_space_returns("always").await;
+}
