@@ -526,3 +526,180 @@ async fn a_full_disk_degrades_then_commits_everything_when_space_returns() {
 async fn a_full_disk_refuses_always_publishes_until_space_returns() {
     full_disk_then_space_returns("always").await;
 }
+
+/// Slack on top of the documented bound for what `sync = "interval"` loses
+/// in a crash: the writer's wake-up and the kill's delivery on a loaded
+/// machine.
+const LOSS_SLACK: Duration = Duration::from_millis(400);
+
+/// Milliseconds since the Unix epoch, the clock of the server's `ts`.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `(seq, ts)` of every acknowledged publish, per topic.
+type Acks = Arc<Mutex<HashMap<String, HashMap<u64, u64>>>>;
+
+/// Publishers posting bulk requests of every topic in `topics` until one
+/// fails (the server was killed), recording each item's seq and ts.
+fn bulk_flood(addr: &str, topics: &[String], acks: &Acks) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..4)
+        .map(|p| {
+            let (addr, topics, acks) = (addr.to_string(), topics.to_vec(), acks.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let start = tokio::time::Instant::now();
+                for i in 0u64.. {
+                    if start.elapsed() > MAX_FLOOD {
+                        break;
+                    }
+                    let items: Vec<Value> = topics
+                        .iter()
+                        .map(|t| json!({"topic": t, "data": {"p": p, "i": i}}))
+                        .collect();
+                    let sent = http
+                        .post(format!("http://{addr}/api/publish"))
+                        .bearer_auth(TOKEN)
+                        .body(Value::from(items).to_string())
+                        .send()
+                        .await;
+                    let Ok(r) = sent else { break };
+                    let Ok(text) = r.text().await else { break };
+                    let Ok(results) = serde_json::from_str::<Vec<Value>>(&text) else {
+                        break;
+                    };
+                    let mut acks = acks.lock().unwrap();
+                    for r in results {
+                        if let (Some(t), Some(seq), Some(ts)) =
+                            (r["topic"].as_str(), r["seq"].as_u64(), r["ts"].as_u64())
+                        {
+                            acks.entry(t.to_string()).or_default().insert(seq, ts);
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// The server with its store's commit log (`took_ms` of each commit, as the
+/// test saw it arrive), for [`sigkill_under_load_loses_what_the_docs_state`].
+async fn start_logging_commits(dir: &std::path::Path) -> (Child, String, CommitLog) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(support::BIN)
+        .arg("-c")
+        .arg(dir.join("config.toml"))
+        .current_dir(dir)
+        .env("RUST_LOG", "info,tickerd::hub::store=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = within(out.next_line())
+        .await
+        .unwrap()
+        .expect("tickerd prints its URL");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .expect("a URL")
+        .trim_end_matches('/');
+    let commits: CommitLog = Arc::default();
+    let mut err = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let seen = commits.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = err.next_line().await {
+            if !l.contains("History store commit.") {
+                continue;
+            }
+            let took = l.split("took_ms=").nth(1).and_then(|r| r.split(' ').next());
+            if let Some(took) = took.and_then(|t| t.parse().ok()) {
+                seen.lock()
+                    .unwrap()
+                    .push((tokio::time::Instant::now(), took));
+            }
+        }
+    });
+    (child, addr.to_string(), commits)
+}
+
+/// `(when the test saw it, took_ms)` of each commit.
+type CommitLog = Arc<Mutex<Vec<(tokio::time::Instant, u64)>>>;
+
+/// SIGKILL under heavy publishing with `sync = "interval"` (issue 31, row 4),
+/// three times on the same store: 200 topics published by four bulk
+/// publishers, killed at three phases of the commit cycle after a commit the
+/// store logged (one of them where a writer that slept a whole interval after
+/// each commit would lose most: 0.8 of a commit into the next one). What is
+/// lost is the time from the first lost acknowledged update of any topic to
+/// the kill, and must stay
+/// within the bound docs/config.md states: the interval plus one commit, or
+/// two commits when a commit takes longer than the interval (the longest
+/// commit of the run, from the store's debug log), plus [`LOSS_SLACK`].
+#[tokio::test]
+async fn sigkill_under_load_loses_what_the_docs_state() {
+    const INTERVAL: Duration = Duration::from_secs(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"{TOKEN}\"\n\
+         [limits]\nmax_frame_bytes = 1048576\n\
+         [history]\nsize = 20\npath = \"data\"\nsync = \"interval\"\nsync_interval = \"1s\"\n"
+    );
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    let topics: Vec<String> = (0..200).map(|i| format!("load.t{i}")).collect();
+    for round in 0..3 {
+        let (mut child, addr, commits) = start_logging_commits(dir.path()).await;
+        let acks: Acks = Arc::default();
+        let publishers = bulk_flood(&addr, &topics, &acks);
+        // Two commits under the flood, then a kill at this round's phase
+        // after the last one seen (a chosen moment, not a wait for a condition).
+        let base = commits.lock().unwrap().len();
+        eventually("two commits under the flood", || async {
+            commits.lock().unwrap().len() >= base + 2
+        })
+        .await;
+        let (seen, took) = *commits.lock().unwrap().last().unwrap();
+        let took = Duration::from_millis(took);
+        let at = match round {
+            0 => seen + INTERVAL + took.mul_f64(0.8),
+            1 => seen + INTERVAL / 2,
+            _ => seen + INTERVAL.saturating_sub(took / 2),
+        };
+        tokio::time::sleep_until(at).await;
+        let killed_at = now_ms();
+        kill(&mut child).await;
+        for p in publishers {
+            within(p).await.unwrap();
+        }
+        let longest = commits.lock().unwrap().iter().map(|c| c.1).max().unwrap();
+        let (mut child, addr) = start(dir.path()).await;
+        let stored = seqs(&addr).await;
+        kill(&mut child).await;
+        let acks = acks.lock().unwrap();
+        let lost = topics
+            .iter()
+            .filter_map(|t| {
+                let first_lost = stored.get(t).copied().unwrap_or(0) + 1;
+                acks.get(t)?.get(&first_lost).copied()
+            })
+            .map(|ts| killed_at.saturating_sub(ts))
+            .max()
+            .unwrap_or(0);
+        let published: usize = acks.values().map(HashMap::len).sum();
+        let interval = INTERVAL.as_millis() as u64;
+        let bound = (interval + longest).max(2 * longest) + LOSS_SLACK.as_millis() as u64;
+        eprintln!(
+            "round {round}: {published} updates acknowledged, longest commit {longest} ms, \
+             lost the last {lost} ms (bound {bound} ms)"
+        );
+        assert!(
+            lost <= bound,
+            "round {round}: lost {lost} ms, over {bound} ms"
+        );
+    }
+}

@@ -114,6 +114,9 @@ pub(in crate::hub) async fn run_writer(
         next = started + interval.saturating_sub(started.elapsed());
         persist.done.send_replace((requested, ok));
         if stopping {
+            if !ok {
+                warn!(path = %shown, pending = persist.pending_count(), "Stopping with changes the history store could not commit: they are lost; the store keeps its last commit.");
+            }
             // Later flush requests are answered at once: not stored.
             persist.done.send_replace((u64::MAX, false));
             return;
