@@ -101,6 +101,10 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<AppState>) ->
 
 /// `200 ok` when ready; a cluster node that does not know the cluster's epoch
 /// yet (it hands out no WebSocket until then) answers 503 with the reason.
+/// A history store that cannot commit (a full disk) answers
+/// `200 degraded: history store: <reason>`: still 200, because the node serves
+/// every client and keeps every update in memory, and pulling it from a load
+/// balancer would only move its clients; the text is for monitoring.
 async fn healthz(State(shared): State<Arc<AppState>>) -> Response {
     match &shared.cluster {
         Some(cluster) if !cluster.epoch_known() => (
@@ -108,7 +112,10 @@ async fn healthz(State(shared): State<Arc<AppState>>) -> Response {
             Json(json!({"status": "starting", "reason": ws::NOT_READY})),
         )
             .into_response(),
-        _ => "ok".into_response(),
+        _ => match shared.hub.store_problem() {
+            Some(reason) => format!("degraded: history store: {reason}").into_response(),
+            None => "ok".into_response(),
+        },
     }
 }
 
