@@ -140,7 +140,6 @@ pub(crate) fn unknown_name(what: &str, name: &str, place: &str, known: &[&str]) 
     format!("unknown {what} `{name}`{place}{hint} ({expected})")
 }
 
-
 /// Parses one text frame into its `id` (echoed in the reply) and request.
 pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError>) {
     let value: Value = match serde_json::from_str(text) {

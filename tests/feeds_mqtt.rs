@@ -168,7 +168,7 @@ async fn wrong_credentials_are_a_clear_error() {
     ));
     let server = Server::start(&text).await;
     let mut c = server.client().await;
-    c.subscribe(&["auth.*", "$sys.feeds"]).await;
+    c.subscribe(&["auth.*", "$sys.feeds.*"]).await;
     let s = states_until(&mut c, &[("bad", "backoff"), ("good", "running")])
         .await
         .remove(0);
@@ -266,7 +266,7 @@ async fn tls_with_a_private_ca() {
     ))
     .await;
     let mut c = server.client().await;
-    c.subscribe(&["tls.*", "$sys.feeds"]).await;
+    c.subscribe(&["tls.*", "$sys.feeds.*"]).await;
     let s = states_until(&mut c, &[("public", "backoff"), ("private", "running")])
         .await
         .remove(0);

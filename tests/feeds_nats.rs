@@ -51,7 +51,7 @@ async fn subjects_payloads_bad_messages_and_restart() {
     ))
     .await;
     let mut c = server.client().await;
-    c.subscribe(&["n.>", "$sys.feeds"]).await;
+    c.subscribe(&["n.>", "$sys.feeds.*"]).await;
     let mut by_symbol = server.client().await;
     by_symbol.subscribe(&["sym.*"]).await;
     states_until(&mut c, &[("px", "running"), ("sym", "running")]).await;
@@ -110,7 +110,7 @@ async fn wrong_credentials_are_a_clear_error() {
     ))
     .await;
     let mut c = server.client().await;
-    c.subscribe(&["a.*", "$sys.feeds"]).await;
+    c.subscribe(&["a.*", "$sys.feeds.*"]).await;
     let s = states_until(&mut c, &[("bad", "backoff"), ("good", "running")])
         .await
         .remove(0);

@@ -180,7 +180,7 @@ async fn wrong_password_is_a_clear_error() {
     ));
     let server = Server::start(&text).await;
     let mut c = server.client().await;
-    c.subscribe(&["a.*", "$sys.feeds"]).await;
+    c.subscribe(&["a.*", "$sys.feeds.*"]).await;
     let s = states_until(&mut c, &[("bad", "backoff"), ("good", "running")])
         .await
         .remove(0);

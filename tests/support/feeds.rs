@@ -36,6 +36,17 @@ pub fn refused_addr() -> Refused {
 
 /// Reads `$sys.feeds` updates (the client must be subscribed to it) until one
 /// about `feed` satisfies `pred`; returns its data.
+/// A feed status update: on `$sys.feeds` (every feed, one topic) or on a
+/// feed's own `$sys.feeds.{name}`. Subscribe to `$sys.feeds.*` to wait for
+/// several feeds' states: it gives each feed's latest status as a snapshot,
+/// where `$sys.feeds` gives only the last feed's (a feed that reached its
+/// state before the subscribe would never be seen).
+fn is_status(v: &Value) -> bool {
+    v["topic"]
+        .as_str()
+        .is_some_and(|t| t == "$sys.feeds" || t.starts_with("$sys.feeds."))
+}
+
 pub async fn status_until(
     client: &mut Client,
     feed: &str,
@@ -43,10 +54,7 @@ pub async fn status_until(
 ) -> Value {
     let v = client
         .recv_until(|v| {
-            v["type"] == "update"
-                && v["topic"] == "$sys.feeds"
-                && v["data"]["feed"] == feed
-                && pred(&v["data"])
+            v["type"] == "update" && is_status(v) && v["data"]["feed"] == feed && pred(&v["data"])
         })
         .await;
     v["data"].clone()
@@ -69,7 +77,7 @@ pub async fn states_until(client: &mut Client, wanted: &[(&str, &str)]) -> Vec<V
     let mut found: Vec<Option<Value>> = vec![None; wanted.len()];
     while found.iter().any(Option::is_none) {
         let v = client
-            .recv_until(|v| v["type"] == "update" && v["topic"] == "$sys.feeds")
+            .recv_until(|v| v["type"] == "update" && is_status(v))
             .await;
         let data = &v["data"];
         for (slot, (feed, state)) in found.iter_mut().zip(wanted) {
