@@ -352,8 +352,10 @@ impl Session {
                        (an [[access]] table's `publish` patterns grant it)";
             return protocol::error(id, ErrorCode::Forbidden, msg);
         }
-        let items = items.into_iter().map(crate::publish::parse_item).collect();
-        let results = crate::publish::publish_all(&self.hub, items, |t| grant.may_publish(t)).await;
+        let items = items.into_iter().map(crate::publish::parse_item);
+        let mut results = Vec::new();
+        let may_publish = |t: &str| grant.may_publish(t);
+        crate::publish::publish_all(&self.hub, items, may_publish, |r| results.push(r)).await;
         protocol::published(id, &results)
     }
 
