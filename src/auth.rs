@@ -153,6 +153,13 @@ impl Access {
         if let Some(g) = self.static_grant(presented) {
             return Some(g);
         }
+        self.jwt_grant(presented)
+    }
+
+    /// The grant of a JWT signed by a key of `[auth.jwt]`, and only of one:
+    /// what `refresh` takes (a static token never expires, so a connection
+    /// refreshed with one would never end). `None` without `[auth.jwt]`.
+    pub(crate) fn jwt_grant(&self, presented: &str) -> Option<Grant> {
         self.jwt.as_ref()?.verify(presented)
     }
 

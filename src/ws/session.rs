@@ -365,11 +365,15 @@ impl Session {
         refreshed.clone().unwrap_or_else(|| self.grant.clone())
     }
 
-    /// `refresh`: a new token replaces the connection's grant (and its
+    /// `refresh`: a new JWT replaces the connection's grant (and its
     /// expiry), if it is valid and allows every pattern the connection holds.
+    /// Only a JWT: a static token (`server.token`, `[[access]]`) has no `exp`,
+    /// and a connection refreshed with one would never expire. The answer
+    /// does not say whether a refused token is a static one.
     fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Utf8Bytes {
-        let Some(new) = self.settings.access.grant_for(Some(token)) else {
-            let msg = "the token is not valid (unknown, forged or expired)";
+        let Some(new) = self.settings.access.jwt_grant(token) else {
+            let msg = "refresh takes a JWT signed by a key of [auth.jwt]; this token is not \
+                       one that is valid (unknown, forged, expired, or not a JWT)";
             return protocol::error(id, ErrorCode::Unauthorized, msg);
         };
         let held = self.hub.patterns_of(sub);
