@@ -16,7 +16,7 @@ use sources::sources;
 #[rustfmt::skip]
 const LAYERS: &[&str] = &[
     "ticker", "server", "ws", "state", "cluster", "feeds", "auth", "publish", "hub", "config",
-    "transform", "reload", "rate", "delta", "protocol", "metrics", "topic", "sync",
+    "transform", "reload", "rate", "delta", "protocol", "metrics", "topic", "closes", "sync",
 ];
 
 /// The names that follow `crate::` on a line of code (comments skipped).
