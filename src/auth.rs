@@ -154,6 +154,16 @@ impl Access {
         if let Some(g) = self.static_grant(presented) {
             return Ok(g);
         }
+        self.jwt_grant(presented)
+    }
+
+    /// The grant of a JWT signed by a key of `[auth.jwt]`, and only of one:
+    /// what `refresh` takes (a static token never expires, so a connection
+    /// refreshed with one would never end).
+    ///
+    /// # Errors
+    /// Why the token is refused (no `[auth.jwt]`: unknown).
+    pub(crate) fn jwt_grant(&self, presented: &str) -> Result<Grant, Refusal> {
         self.jwt.as_ref().ok_or(Refusal::Unknown)?.verify(presented)
     }
 

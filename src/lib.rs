@@ -99,7 +99,7 @@
 //! ```text
 //! ticker → server → ws → state → cluster → feeds → auth → publish → hub
 //!        → config → transform → reload → rate → delta → protocol → metrics
-//!        → topic → sync
+//!        → topic → closes → sync
 //! ```
 //!
 //! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
@@ -124,6 +124,7 @@
 //! - [`protocol`]: the wire format.
 //! - [`metrics`]: the process's counters.
 //! - [`topic`]: topic names, patterns and templates.
+//! - `closes`: the rate-limited log line of a client stopped by a limit.
 //! - `sync`: the one rule for poisoned locks.
 
 #![deny(missing_docs)]
@@ -136,6 +137,7 @@ pub mod protocol;
 pub mod topic;
 
 mod auth;
+mod closes;
 mod cluster;
 mod delta;
 mod nearest;

@@ -255,6 +255,40 @@ async fn refusals_say_why_a_signed_token_is_refused() {
     assert!(msg.starts_with("the token expired at "), "{e}");
 }
 
+/// `refresh` takes only a JWT: a static token (`server.token` or an
+/// `[[access]]` token), which has no `exp`, is refused `unauthorized` with a
+/// message saying refresh takes a JWT, and the connection still closes with
+/// 4001 at its JWT's `exp` (before, the static token replaced the grant and
+/// the connection never expired).
+#[tokio::test]
+async fn refresh_refuses_static_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jwt.secret"), SECRET).unwrap();
+    let config = "[server]\ntoken = \"static-root\"\n\n\
+                  [[access]]\ntoken = \"static-viewer\"\npatterns = [\"a.>\"]\n\n\
+                  [auth.jwt]\nhs256_secrets = [\"file:jwt.secret\"]\nleeway = \"0s\"\n";
+    let s = Server::start_in(dir, config).await;
+    let token = hs256(&claims(&["a.>"], now() + 3), SECRET);
+    let mut c = Client::connect(&format!("{}?token={token}", s.ws_url())).await;
+    c.subscribe(&["a.*"]).await;
+    for (id, static_token) in [(1, "static-root"), (2, "static-viewer")] {
+        c.send(json!({"op": "refresh", "token": static_token, "id": id}))
+            .await;
+        let e = c.recv().await;
+        assert_eq!(
+            (e["code"].as_str(), e["id"].as_i64()),
+            (Some("unauthorized"), Some(id)),
+            "{e}"
+        );
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains("JWT") && message.contains("[auth.jwt]"),
+            "{e}"
+        );
+    }
+    assert_eq!(c.closed().await, Some(4001), "the JWT's exp still ends it");
+}
+
 /// Each `[auth.jwt]` key is checked when the config is loaded, with the
 /// file:line style of every config error.
 /// Loads `text` as `dir/c.toml` (key files are relative to it).

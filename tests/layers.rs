@@ -16,7 +16,8 @@ use sources::sources;
 #[rustfmt::skip]
 const LAYERS: &[&str] = &[
     "ticker", "server", "ws", "state", "cluster", "feeds", "auth", "publish", "hub", "config",
-    "transform", "reload", "rate", "delta", "protocol", "metrics", "topic", "sync", "nearest",
+    "transform", "reload", "rate", "delta", "protocol", "metrics", "topic", "closes", "sync",
+    "nearest",
 ];
 
 /// The names that follow `crate::` on a line of code (comments skipped).

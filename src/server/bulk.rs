@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::api::{check_publish_token, read_body};
 use super::ApiError;
@@ -24,9 +24,24 @@ pub(super) async fn publish_many(
     let settings = shared.settings();
     check_publish_token(&settings, &parts.headers)?;
     let body = read_body(&parts.headers, body, &settings.limits).await?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
-    let items = publish::parse_items(value).map_err(ApiError::BadRequest)?;
-    let results = publish::publish_all(&shared.hub, items, |_| true).await;
-    Ok(Json(results).into_response())
+    let items = publish::parse_items(&body).map_err(ApiError::BadRequest)?;
+    // Each result is written into the answer as it comes: what a large body
+    // costs is its own bytes, one item, and the answer's text.
+    let mut answer = Vec::with_capacity(64);
+    answer.push(b'[');
+    publish::publish_all(
+        &shared.hub,
+        items,
+        |_| true,
+        |result| {
+            if answer.len() > 1 {
+                answer.push(b',');
+            }
+            // Writing a plain struct into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut answer, &result);
+        },
+    )
+    .await;
+    answer.push(b']');
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }

@@ -71,7 +71,7 @@ pub(crate) async fn serve(
         };
         let limits = shared.settings().limits.clone();
         let Some(slot) = HttpSlot::acquire(&shared, peer, limits.max_connections_per_ip) else {
-            refuse(stream);
+            refuse(stream, peer);
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -117,8 +117,9 @@ content-length: 40\r\nconnection: close\r\n\r\ntoo many connections from this ad
 /// Answers a connection past the per-address cap without reading it: one
 /// non-blocking write of [`REFUSED`] (a full socket buffer just loses it),
 /// then close.
-fn refuse(stream: tokio::net::TcpStream) {
-    debug!("HTTP connection refused: too many from this address.");
+fn refuse(stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let why = "too many HTTP connections from this address (max_connections_per_ip)";
+    crate::closes::log(Some(peer), crate::closes::Limit::Refused(why));
     let _ = stream.try_write(REFUSED);
 }
 

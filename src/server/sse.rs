@@ -37,13 +37,14 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::Grant;
+use crate::closes::{self, DisplayPeer, Limit};
 use crate::hub::{Closing, Hub, Leave, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol;
 use crate::rate::{update_key, Frames, Rule, Shaping};
 use crate::state::AppState;
 use crate::topic::Pattern;
-use crate::ws::{self, ConnectionGuard, DisplayPeer, Session, BATCH_LIMIT};
+use crate::ws::{self, ConnectionGuard, Session, BATCH_LIMIT};
 
 /// The heartbeat comment.
 const PING: &[u8] = b": ping\n\n";
@@ -216,6 +217,7 @@ pub(super) async fn stream(
         shaping: Default::default(),
         refreshed: Default::default(),
         pacer: None,
+        peer,
     };
     let max_resume = limits.max_resume;
     let plan = hub.plan_resume(&patterns, query.since, query.epoch.as_deref(), max_resume);
@@ -456,10 +458,7 @@ async fn watchdog(w: Watch) {
             w.metrics
                 .closed_write_timeout
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(
-                id = w.guard.id,
-                "An SSE client took nothing for two heartbeats; dropping it."
-            );
+            closes::log(w.guard.peer, Limit::SseStuck);
             w.outbox.close(Closing::OverBudget);
             w.hub.remove_subscriber(w.id);
             w.done.cancel();

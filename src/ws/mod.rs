@@ -9,4 +9,4 @@ mod upgrade;
 
 pub(crate) use session::Session;
 pub(crate) use transport::BATCH_LIMIT;
-pub(crate) use upgrade::{admit, origin_allowed, upgrade, ConnectionGuard, DisplayPeer, NOT_READY};
+pub(crate) use upgrade::{admit, origin_allowed, upgrade, ConnectionGuard, NOT_READY};

@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -35,7 +36,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
 
 use super::transport::{Outgoing, Socket, BATCH_LIMIT};
-use crate::auth::Grant;
+use crate::auth::{Grant, Refusal};
+use crate::closes::{self, Limit};
 use crate::hub::{Closing, Direct, Hub, Outbox, Resume, Shard, SubscriberId, Wrote};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, Request};
@@ -143,6 +145,8 @@ pub(crate) struct Session {
     /// Writes this connection's paced frames while its writer is parked
     /// (`/ws`; `/sse` writes through its stream).
     pub(crate) pacer: Option<Arc<Shard>>,
+    /// The peer's address, for the line logged when a limit stops it.
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 impl Session {
@@ -193,13 +197,18 @@ impl Session {
             metrics,
             self.shaping.clone(),
         ));
+        let peer = self.peer;
         let reader = Box::pin(read_loop(self, stream, id, outbox, done));
         // When the writer ends, the connection is over: the reader is dropped.
         // When the reader ends, it has closed the outbox: the writer finishes
         // (writes what is queued, then the Close frame) and ends.
         async move {
-            if let Either::Right(((), writer)) = future::select(writer, reader).await {
-                writer.await;
+            let stopped_by = match future::select(writer, reader).await {
+                Either::Left((stopped_by, _reader)) => stopped_by,
+                Either::Right(((), writer)) => writer.await,
+            };
+            if let Some(limit) = stopped_by {
+                closes::log(peer, limit);
             }
             drop(leave);
         }
@@ -242,6 +251,7 @@ impl Session {
                 .metrics()
                 .rate_limited
                 .fetch_add(1, Ordering::Relaxed);
+            closes::log(self.peer, Limit::RateLimited);
             let msg = format!(
                 "at most {EXPENSIVE_PER_SEC} `topics` or wildcard requests per second \
                  (bursts of {EXPENSIVE_BURST}): send it again later"
@@ -356,8 +366,10 @@ impl Session {
                        (an [[access]] table's `publish` patterns grant it)";
             return protocol::error(id, ErrorCode::Forbidden, msg);
         }
-        let items = items.into_iter().map(crate::publish::parse_item).collect();
-        let results = crate::publish::publish_all(&self.hub, items, |t| grant.may_publish(t)).await;
+        let items = items.into_iter().map(crate::publish::parse_item);
+        let mut results = Vec::new();
+        let may_publish = |t: &str| grant.may_publish(t);
+        crate::publish::publish_all(&self.hub, items, may_publish, |r| results.push(r)).await;
         protocol::published(id, &results)
     }
 
@@ -367,11 +379,19 @@ impl Session {
         refreshed.clone().unwrap_or_else(|| self.grant.clone())
     }
 
-    /// `refresh`: a new token replaces the connection's grant (and its
+    /// `refresh`: a new JWT replaces the connection's grant (and its
     /// expiry), if it is valid and allows every pattern the connection holds.
+    /// Only a JWT: a static token (`server.token`, `[[access]]`) has no `exp`,
+    /// and a connection refreshed with one would never expire. The answer
+    /// does not say whether a refused token is a static one.
     fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Utf8Bytes {
-        let new = match self.settings.access.grant_for(Some(token)) {
+        let new = match self.settings.access.jwt_grant(token) {
             Ok(new) => new,
+            Err(Refusal::Unknown) => {
+                let msg = "refresh takes a JWT signed by a key of [auth.jwt]; this token is \
+                           not one (unknown, forged, or not a JWT)";
+                return protocol::error(id, ErrorCode::Unauthorized, msg);
+            }
             Err(refusal) => {
                 return protocol::error(id, ErrorCode::Unauthorized, &refusal.to_string())
             }
@@ -421,7 +441,7 @@ fn read_loop(
             };
             let msg = match next {
                 Err(_) => {
-                    debug!("Client silent for two heartbeats; dropping it.");
+                    closes::log(session.peer, Limit::Silent);
                     outbox.close(Closing::Quiet);
                     return;
                 }
@@ -432,6 +452,9 @@ fn read_loop(
                 Ok(Some(Err(e))) => {
                     let how = classify(e);
                     debug!(?how, "Client read failed.");
+                    if how == FRAME_TOO_LARGE {
+                        closes::log(session.peer, Limit::FrameTooLarge);
+                    }
                     outbox.close(how);
                     return;
                 }
@@ -473,10 +496,13 @@ fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
         .collect()
 }
 
+/// How a connection that sent a frame past `max_frame_bytes` is closed.
+const FRAME_TOO_LARGE: Closing = Closing::Code(1009, "frame too large");
+
 /// Maps a read error to how the connection is closed (1009 for too large, 1007 for invalid UTF-8).
 fn classify(e: tungstenite::Error) -> Closing {
     match e {
-        tungstenite::Error::Capacity(_) => Closing::Code(1009, "frame too large"),
+        tungstenite::Error::Capacity(_) => FRAME_TOO_LARGE,
         tungstenite::Error::Utf8(_) => Closing::Code(1007, "invalid UTF-8"),
         tungstenite::Error::Protocol(_) => Closing::Code(1002, "protocol error"),
         _ => Closing::Quiet,
@@ -487,6 +513,8 @@ fn classify(e: tungstenite::Error) -> Closing {
 /// for up to `pacing.flush` under a steady stream, then writes them in one
 /// flush. The rarely-entered, large states (a write in flight, a Ping, a Close)
 /// are boxed, so that what an idle connection's future holds stays small.
+/// Returns the limit that ended the connection, if one did (the reply budget,
+/// a write not taken within two heartbeats).
 // Not an `async fn`: as `read_loop`. Each part is held for the connection's
 // life; a struct of them would only move the same fields one level down.
 #[allow(clippy::manual_async_fn, clippy::too_many_arguments)]
@@ -499,9 +527,10 @@ fn write_loop(
     pacing: Pacing,
     metrics: Arc<Metrics>,
     shaping: Arc<Shaping>,
-) -> impl Future<Output = ()> + Send {
+) -> impl Future<Output = Option<Limit>> + Send {
     async move {
         let Pacing { heartbeat, flush } = pacing;
+        let mut stopped_by = None;
         // A write the peer does not let finish within two heartbeats ends the
         // connection: the peer is as good as silent.
         let stuck = heartbeat * 2;
@@ -526,7 +555,7 @@ fn write_loop(
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(_) => {
-                        write_timed_out(&metrics);
+                        stopped_by = Some(write_timed_out(&metrics));
                         break;
                     }
                 }
@@ -572,7 +601,7 @@ fn write_loop(
             ));
             match tokio::time::timeout(stuck, flushed).await {
                 Err(_) => {
-                    write_timed_out(&metrics);
+                    stopped_by = Some(write_timed_out(&metrics));
                     break;
                 }
                 Ok(Err(Ended)) => break,
@@ -589,6 +618,9 @@ fn write_loop(
                     tokio::select! {
                         _ = Box::pin(close(&mut sink, how, limit)) => {}
                         _ = &mut cancelled => {}
+                    }
+                    if how == Closing::OverBudget {
+                        stopped_by = Some(Limit::Budget);
                     }
                     if how == Closing::OverBudget && !done.is_cancelled() {
                         // The reader drains until the peer answers the Close.
@@ -618,13 +650,15 @@ fn write_loop(
             ))
             .await;
         }
+        stopped_by
     }
 }
 
-/// Counts and logs a connection dropped for a write that did not complete.
-fn write_timed_out(metrics: &Metrics) {
+/// Counts a connection dropped for a write that did not complete; the limit
+/// to log.
+fn write_timed_out(metrics: &Metrics) -> Limit {
     metrics.closed_write_timeout.fetch_add(1, Ordering::Relaxed);
-    debug!("A write did not complete within two heartbeats; dropping the client.");
+    Limit::WriteTimeout
 }
 
 /// The socket failed or the connection is ending: the writer stops.

@@ -19,6 +19,7 @@ use futures_util::{FutureExt, StreamExt};
 use super::handshake::Handshake;
 use super::session::Session;
 use crate::auth::Grant;
+use crate::closes::{self, DisplayPeer, Limit};
 use crate::config::LimitsConfig;
 use crate::state::{ApiError, AppState, Settings};
 
@@ -59,6 +60,7 @@ pub(crate) async fn upgrade(
         shaping: Default::default(),
         refreshed: Default::default(),
         pacer: Some(shared.pacer.shard()),
+        peer,
     };
     // Debug level: at info, a span per connection would cost ~0.8 KiB each.
     let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
@@ -153,24 +155,14 @@ fn normalize_origin(origin: &str) -> String {
     o
 }
 
-/// A peer address for logs, `-` when the host did not provide one.
-pub(crate) struct DisplayPeer(pub(crate) Option<SocketAddr>);
-
-impl std::fmt::Display for DisplayPeer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(a) => write!(f, "{a}"),
-            None => f.write_str("-"),
-        }
-    }
-}
-
 /// Counts one open connection (in total and for its IP) while it lives.
 pub(crate) struct ConnectionGuard {
     shared: Arc<AppState>,
     ip: Option<IpAddr>,
     /// This connection's number since start, for logs.
     pub(crate) id: u64,
+    /// The peer's address, for logs (`None` where the host gave none).
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 impl ConnectionGuard {
@@ -184,15 +176,17 @@ impl ConnectionGuard {
         let prev = m.connections.fetch_add(1, Ordering::AcqRel);
         if prev as usize >= limits.max_connections {
             m.connections.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::Unavailable("too many connections"));
+            let why = "too many connections (max_connections)";
+            closes::log(peer, Limit::Refused(why));
+            return Err(ApiError::Unavailable(why));
         }
         let ip = peer.map(|p| p.ip());
         if let Some(ip) = ip {
             if !shared.peers.try_add(ip, limits.max_connections_per_ip) {
                 m.connections.fetch_sub(1, Ordering::AcqRel);
-                return Err(ApiError::Unavailable(
-                    "too many connections from this address",
-                ));
+                let why = "too many connections from this address (max_connections_per_ip)";
+                closes::log(peer, Limit::Refused(why));
+                return Err(ApiError::Unavailable(why));
             }
         }
         let id = m.connections_total.fetch_add(1, Ordering::Relaxed) + 1;
@@ -200,6 +194,7 @@ impl ConnectionGuard {
             shared: shared.clone(),
             ip,
             id,
+            peer,
         })
     }
 }
