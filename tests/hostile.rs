@@ -1049,10 +1049,12 @@ impl Politely {
 /// memory taken must be given back once they are gone. Prints the row.
 async fn crowd_attack(row: &str, topics: usize, what: Politely) {
     let symbols: Vec<String> = (0..topics).map(|i| format!("\"S{i}\"")).collect();
+    // The crowd comes from one address: its cap must not be what stops it.
     let config = format!(
-        "[limits]\nmax_frame_bytes = 16384\n\
+        "[limits]\nmax_frame_bytes = 16384\nmax_connections_per_ip = {}\n\
          [[feed]]\nname = \"t\"\nkind = \"synthetic\"\ntopic = \"t.{{symbol}}\"\n\
          interval = \"1h\"\nsymbols = [{}]\n",
+        crowd() + 100,
         symbols.join(",")
     );
     let t = Tickerd::start(&config).await;
