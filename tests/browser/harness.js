@@ -11,7 +11,9 @@ import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, '../..');
-export const BIN = process.env.TICKERD_BIN ?? path.join(ROOT, 'target/debug/tickerd');
+// The binary `cargo build` made: in CARGO_TARGET_DIR when that is set, as cargo does.
+const TARGET = process.env.CARGO_TARGET_DIR ? path.resolve(ROOT, process.env.CARGO_TARGET_DIR) : path.join(ROOT, 'target');
+export const BIN = process.env.TICKERD_BIN ?? path.join(TARGET, 'debug/tickerd');
 export const ARTIFACTS = path.join(ROOT, 'artifacts');
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const DEADLINE = 15_000;
