@@ -206,7 +206,7 @@ impl Hub {
         entry.topics.retain(|t| {
             let keep = remaining.iter().any(|p| p.matches(&t.name));
             if !keep {
-                t.lock().subscribers.remove(&me);
+                t.lock().leave(&me);
             }
             keep
         });
@@ -228,7 +228,7 @@ impl Hub {
         }
         let me = Subscriber(entry.outbox);
         for t in &entry.topics {
-            t.lock().subscribers.remove(&me);
+            t.lock().leave(&me);
         }
         self.inner
             .metrics
