@@ -12,27 +12,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
+use support::markdown::{markdown_files, root};
 use support::{Server, BIN};
 use tickerd::Config;
-
-/// The repository root.
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// README.md, SECURITY.md and docs/*.md (when there is a docs/ folder).
-fn markdown_files() -> Vec<PathBuf> {
-    let mut files = vec![root().join("README.md"), root().join("SECURITY.md")];
-    if let Ok(entries) = std::fs::read_dir(root().join("docs")) {
-        let mut docs: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "md"))
-            .collect();
-        docs.sort();
-        files.extend(docs);
-    }
-    files
-}
 
 /// Every ```toml block of `text`: (1-based line of its first line, its text).
 fn toml_blocks(text: &str) -> Vec<(usize, String)> {

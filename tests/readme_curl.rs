@@ -8,8 +8,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use support::markdown::{markdown_files, root};
 use support::{eventually, get_json, within, Server};
 use tickerd::{Config, Ticker};
 
@@ -22,24 +23,6 @@ const STREAM_SECS: u32 = 3;
 
 /// curl's exit code when `--max-time` ran out (expected for streams).
 const CURL_TIMED_OUT: i32 = 28;
-
-/// The repository root.
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// README.md, SECURITY.md and docs/*.md.
-fn markdown_files() -> Vec<PathBuf> {
-    let mut files = vec![root().join("README.md"), root().join("SECURITY.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    docs.sort();
-    files.extend(docs);
-    files
-}
 
 /// Every `curl` command of `text`: lines of ```sh/```bash/```shell blocks that
 /// start with `curl `, and inline code spans that do. Each with its 1-based line.

@@ -5,6 +5,7 @@
 pub mod brokers;
 pub mod databases;
 pub mod feeds;
+pub mod markdown;
 pub mod resume;
 
 use std::future::Future;
