@@ -57,9 +57,16 @@ impl Hub {
         epoch: Option<&str>,
         budget: usize,
     ) -> ResumePlan {
+        if since.is_empty() {
+            return ResumePlan::default(); // no `since`: no `resume` in the ack
+        }
+        // Only the topics these patterns match are joined now.
         since.retain(|topic, _| patterns.iter().any(|p| p.matches(topic)));
         if since.is_empty() {
-            return ResumePlan::default();
+            return ResumePlan {
+                since,
+                note: Some(ResumeNote::whole()),
+            };
         }
         let refuse_all = |reason: String, since: HashMap<String, u64>| {
             let mut partial: Vec<String> = since.into_keys().collect();
