@@ -112,8 +112,7 @@ async fn a_large_resume_is_delivered_whole() {
     let s = Server::start("[history]\nsize = 100\n").await;
     let hub = s.ticker.hub();
     let topics = support::resume::publish_busy(hub, 19, 150);
-    let since: std::collections::HashMap<String, u64> =
-        topics.iter().map(|t| (t.clone(), 50)).collect();
+    let since = support::resume::since_each(&topics, 50);
     let mut c = s.client().await;
     let epoch = c.hello["epoch"].clone();
     c.send(json!({"op": "subscribe", "topics": [">"], "since": since, "epoch": epoch, "id": 1}))

@@ -7,7 +7,7 @@ mod support;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use support::{eventually, get_json, within, write_atomic, Server};
+use support::{eventually, get_json, topic_rows, within, write_atomic, Server};
 
 const TOKEN: &str = "pt";
 
@@ -150,16 +150,6 @@ async fn a_deleted_topic_stays_deleted_across_a_restart() {
     );
 }
 
-/// The names in `/api/topics`, with each row.
-async fn rows(s: &Server) -> HashMap<String, Value> {
-    let (_, list) = get_json(&s.http("/api/topics")).await;
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["topic"].as_str().unwrap().to_string(), r.clone()))
-        .collect()
-}
-
 const TWO_FEEDS: &str = r#"
 [[feed]]
 name = "kept"
@@ -187,16 +177,16 @@ async fn removed_feeds_keep_marked_or_delete_their_topics() {
     c.subscribe(&["d.*"]).await;
     c.update_of("d.D").await;
     eventually("k.K is published", || async {
-        rows(&s).await.contains_key("k.K")
+        topic_rows(&s).await.contains_key("k.K")
     })
     .await;
-    assert!(rows(&s).await["k.K"].get("feed_removed").is_none());
+    assert!(topic_rows(&s).await["k.K"].get("feed_removed").is_none());
 
     write_atomic(&s.config_path, config(""));
     s.ticker.reload().await.expect("valid config");
     let gone = c.recv_until(|v| v["type"] != "update").await;
     assert_eq!(gone, json!({"type": "gone", "topic": "d.D"}));
-    let after = rows(&s).await;
+    let after = topic_rows(&s).await;
     assert!(!after.contains_key("d.D"), "{after:?}");
     assert_eq!(after["k.K"]["feed_removed"], true, "{after:?}");
     assert_eq!(after["k.K"]["feed"], "kept");
@@ -236,7 +226,7 @@ async fn topics_expire_after_their_ttl() {
     }
     assert_eq!(seen["p.once"], ["update", "gone"], "{seen:?}");
     assert_eq!(seen["f.X"], ["update", "gone"], "{seen:?}");
-    let r = rows(&s).await;
+    let r = topic_rows(&s).await;
     assert!(!r.contains_key("f.X") && !r.contains_key("p.once"), "{r:?}");
 }
 
@@ -256,7 +246,7 @@ async fn whole_file_prune_deletes_topics_that_left_the_set() {
     let mut c = s.client().await;
     c.subscribe(&["w.*"]).await;
     eventually("both topics exist", || async {
-        let r = rows(&s).await;
+        let r = topic_rows(&s).await;
         r.contains_key("w.X") && r.contains_key("w.Y")
     })
     .await;
@@ -264,7 +254,7 @@ async fn whole_file_prune_deletes_topics_that_left_the_set() {
     let gone = c.recv_until(|v| v["type"] == "gone").await;
     assert_eq!(gone["topic"], "w.Y");
     eventually("w.X is updated and w.Y is gone", || async {
-        let r = rows(&s).await;
+        let r = topic_rows(&s).await;
         !r.contains_key("w.Y") && r.get("w.X").is_some_and(|x| x["seq"] == 2)
     })
     .await;

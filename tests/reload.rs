@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use support::{eventually, get_json, within, write_atomic, Client, Server};
+use support::{eventually, get_json, topic_rows, within, write_atomic, Client, Server};
 use tickerd::{Feed, FeedContext, TickerBuilder};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -808,16 +808,6 @@ async fn a_changed_tail_feed_continues_where_it_stopped() {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "one update per line, none conflated"
     );
-}
-
-/// The topic rows of `/api/topics`, by name.
-async fn topic_rows(s: &Server) -> HashMap<String, Value> {
-    let (_, list) = get_json(&s.http("/api/topics")).await;
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["topic"].as_str().unwrap().to_string(), r.clone()))
-        .collect()
 }
 
 /// Two synthetic feeds whose topic templates are `t1` and `t2`: `idx` keeps

@@ -317,8 +317,7 @@ async fn a_large_resume_is_delivered_whole() {
     let s = Server::start("[history]\nsize = 100\n").await;
     let hub = s.ticker.hub();
     let topics = support::resume::publish_busy(hub, 19, 150);
-    let since: std::collections::HashMap<String, u64> =
-        topics.iter().map(|t| (t.clone(), 50)).collect();
+    let since = support::resume::since_each(&topics, 50);
     let list: Vec<String> = topics.iter().map(|t| format!("{t}:50")).collect();
     let url = s.http(&format!(
         "/sse?topics=%3E&since={}&epoch={}",

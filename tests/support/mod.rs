@@ -262,6 +262,16 @@ pub async fn get_json(url: &str) -> (u16, Value) {
     )
 }
 
+/// The rows of `GET /api/topics`, by topic name.
+pub async fn topic_rows(s: &Server) -> std::collections::HashMap<String, Value> {
+    let (_, list) = get_json(&s.http("/api/topics")).await;
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["topic"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
 /// The `tickerd` binary of this build.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tickerd");
 

@@ -18,6 +18,11 @@ pub fn publish_busy(hub: &Hub, topics: usize, updates: u64) -> Vec<String> {
     names
 }
 
+/// `since` for each of `topics`: the seq the client last saw.
+pub fn since_each(topics: &[String], seq: u64) -> HashMap<String, u64> {
+    topics.iter().map(|t| (t.clone(), seq)).collect()
+}
+
 /// Collects update frames until every topic of `since` has reached `last`;
 /// `next` reads the transport's next frame (JSON).
 pub async fn collect_until_last(
