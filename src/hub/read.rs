@@ -16,13 +16,6 @@ impl Hub {
         self.latest_bytes(topic).map(|f| f.as_str().to_string())
     }
 
-    /// The seq of `topic`'s latest update, if it has one.
-    pub(crate) fn seq_of(&self, topic: &str) -> Option<u64> {
-        let t = self.read_topics().get(topic)?.clone();
-        let seq = t.lock().seq;
-        (seq > 0).then_some(seq)
-    }
-
     /// The latest frame of `topic` (a cheap handle clone), if it has one.
     pub(super) fn latest_bytes(&self, topic: &str) -> Option<Utf8Bytes> {
         let t = self.read_topics().get(topic)?.clone();

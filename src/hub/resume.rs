@@ -32,14 +32,18 @@ pub(crate) struct ResumePlan {
     pub(crate) since: HashMap<String, u64>,
     /// The ack's `resume` field; `None` when the request had no `since`.
     pub(crate) note: Option<ResumeNote>,
+    /// Topic → its seq when planned, for the resumed topics that have one:
+    /// what `max_rate`/`delta` shaping passes whole as the replay.
+    pub(crate) replays: HashMap<String, u64>,
 }
 
 /// How one topic of `since` stands against its retained history.
 enum Backlog {
-    /// Nothing to replay: the client has the latest (or the topic has no update).
-    None,
-    /// This many retained updates follow `since`.
-    Whole(u64),
+    /// Nothing to replay: the client has the latest (its seq), or the topic
+    /// has no update.
+    None(Option<u64>),
+    /// This many retained updates follow `since`, up to the topic's seq.
+    Whole(u64, u64),
     /// The history no longer reaches back to `since`.
     Gone,
     /// `since` is above the topic's seq: the topic started over.
@@ -64,16 +68,16 @@ impl Hub {
         since.retain(|topic, _| patterns.iter().any(|p| p.matches(topic)));
         if since.is_empty() {
             return ResumePlan {
-                since,
                 note: Some(ResumeNote::whole()),
+                ..ResumePlan::default()
             };
         }
         let refuse_all = |reason: String, since: HashMap<String, u64>| {
             let mut partial: Vec<String> = since.into_keys().collect();
             partial.sort();
             ResumePlan {
-                since: HashMap::new(),
                 note: Some(ResumeNote::refused(reason, partial)),
+                ..ResumePlan::default()
             }
         };
         match epoch {
@@ -95,8 +99,8 @@ impl Hub {
         let mut wanted = Vec::new();
         for (topic, seq) in since {
             match self.backlog(&topic, seq) {
-                Backlog::None => wanted.push((0, topic, seq)),
-                Backlog::Whole(n) => wanted.push((n, topic, seq)),
+                Backlog::None(current) => wanted.push((0, topic, seq, current)),
+                Backlog::Whole(n, current) => wanted.push((n, topic, seq, Some(current))),
                 Backlog::Gone => {
                     gone += 1;
                     partial.push(topic);
@@ -121,9 +125,13 @@ impl Hub {
         let mut left = budget as u64;
         let mut over = 0;
         let mut resumed = HashMap::with_capacity(wanted.len());
-        for (n, topic, seq) in wanted {
+        let mut replays = HashMap::new();
+        for (n, topic, seq, current) in wanted {
             if n <= left {
                 left -= n;
+                if let Some(current) = current {
+                    replays.insert(topic.clone(), current);
+                }
                 resumed.insert(topic, seq);
             } else {
                 over += 1;
@@ -144,23 +152,24 @@ impl Hub {
         ResumePlan {
             since: resumed,
             note: Some(note),
+            replays,
         }
     }
 
     /// Where `since` stands in `topic`'s retained history.
     fn backlog(&self, topic: &str, since: u64) -> Backlog {
         let Some(t) = self.read_topics().get(topic).cloned() else {
-            return Backlog::None; // no such topic: it arrives live from its first update
+            return Backlog::None(None); // no such topic: it arrives live from its first update
         };
         let st = t.lock();
         if st.latest.is_none() || since == st.seq {
-            return Backlog::None;
+            return Backlog::None((st.seq > 0).then_some(st.seq));
         }
         if since > st.seq {
             return Backlog::Ahead(st.seq);
         }
         match st.history.front() {
-            Some((first, _, _)) if *first <= since + 1 => Backlog::Whole(st.seq - since),
+            Some((first, _, _)) if *first <= since + 1 => Backlog::Whole(st.seq - since, st.seq),
             _ => Backlog::Gone,
         }
     }

@@ -224,11 +224,11 @@ pub(super) async fn stream(
     let (since, note) = (plan.since, plan.note);
     let shaping = session.shaping.clone();
     if query.max_rate.is_some() || query.delta {
-        let replays = since
-            .keys()
-            .filter_map(|t| Some((t.clone(), hub.seq_of(t)?)))
-            .collect();
-        shaping.subscribe(&patterns, Rule::new(query.max_rate, query.delta), replays);
+        shaping.subscribe(
+            &patterns,
+            Rule::new(query.max_rate, query.delta),
+            plan.replays,
+        );
     }
     // A new outbox has room for both.
     let hello = protocol::hello(&hub.epoch(), heartbeat.as_millis() as u64);

@@ -332,10 +332,7 @@ impl Session {
                 // then shapes by it.
                 let shaped = max_rate.is_some() || delta || self.shaping.is_active();
                 let replays = match shaped {
-                    true => since
-                        .keys()
-                        .filter_map(|t| Some((t.clone(), self.hub.seq_of(t)?)))
-                        .collect(),
+                    true => plan.replays,
                     false => HashMap::new(),
                 };
                 self.shaping
