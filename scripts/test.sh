@@ -41,6 +41,9 @@ need redis-server redis-server
 # (tests/feeds_prometheus.rs).
 need /usr/lib/postgresql/15/bin/postgres postgresql
 need prometheus prometheus
+# Tests that drive real Python clients run them from .venv (scripts/pyenv.sh).
+need python3 python3
+./scripts/pyenv.sh || echo "scripts/pyenv.sh failed: the Python client tests will fail"
 
 # --- stages ------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ pub mod brokers;
 pub mod databases;
 pub mod feeds;
 pub mod markdown;
+pub mod python;
 pub mod resume;
 
 use std::future::Future;
