@@ -24,15 +24,18 @@ echo "Building release binaries and installing the Node peer..." >&2
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
 cargo build --release --quiet --manifest-path "$BENCH/Cargo.toml"
 (cd peers/node && npm ci --no-audit --no-fund --silent)
+# Where cargo put them (CARGO_TARGET_DIR, when set, holds both).
+TICKERD=${CARGO_TARGET_DIR:-$ROOT/target}/release/tickerd
+GEN=${CARGO_TARGET_DIR:-$BENCH/target}/release/tickerd-bench
 
 server_cmd() {
   case "$1" in
-    tickerd) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd.toml" ;;
-    tickerd-cluster) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd-cluster.toml" ;;
-    tickerd-durable) echo "env RUST_LOG=warn taskset -c 0 $ROOT/target/release/tickerd --config $BENCH/tickerd-durable.toml" ;;
+    tickerd) echo "env RUST_LOG=warn taskset -c 0 $TICKERD --config $BENCH/tickerd.toml" ;;
+    tickerd-cluster) echo "env RUST_LOG=warn taskset -c 0 $TICKERD --config $BENCH/tickerd-cluster.toml" ;;
+    tickerd-durable) echo "env RUST_LOG=warn taskset -c 0 $TICKERD --config $BENCH/tickerd-durable.toml" ;;
     tickerd-base) echo "env RUST_LOG=warn taskset -c 0 ${TICKERD_BASE:?set TICKERD_BASE to the tickerd binary to compare with} --config $BENCH/tickerd.toml" ;;
     node-ws) echo "taskset -c 0 node $BENCH/peers/node/server.js" ;;
-    tutorial) echo "taskset -c 0 $BENCH/target/release/tickerd-bench tutorial" ;;
+    tutorial) echo "taskset -c 0 $GEN tutorial" ;;
   esac
 }
 
@@ -63,13 +66,13 @@ for rep in $(seq 1 "$REPS"); do
       echo "[$rep/$REPS] $scenario: $server" >&2
       rm -rf "$BENCH/results/durable-data"   # tickerd-durable starts on an empty store
       # shellcheck disable=SC2046
-      timeout 240 taskset -c 1 "$BENCH/target/release/tickerd-bench" gen \
+      timeout 240 taskset -c 1 "$GEN" gen \
         --server "$server" --scenario "$scenario" $(scenario_args "$scenario") \
         --symbols 16 --payload 64 --warmup "$WARMUP" --duration "$DURATION" \
         -- $(server_cmd "$server") >>"$OUT" || echo "  (failed: exit $?)" >&2
     done
   done
 done
-"$BENCH/target/release/tickerd-bench" table "$OUT" | tee results/latest.md
+"$GEN" table "$OUT" | tee results/latest.md
 echo >&2
 echo "Raw results: bench/$OUT" >&2

@@ -25,8 +25,8 @@ if [[ -z "${TICKERD_BIN:-}" || -z "${BENCH_BIN:-}" ]]; then
   cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
   cargo build --release --quiet --manifest-path "$BENCH/Cargo.toml"
 fi
-TICKERD=${TICKERD_BIN:-$ROOT/target/release/tickerd}
-GEN=${BENCH_BIN:-$BENCH/target/release/tickerd-bench}
+TICKERD=${TICKERD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tickerd}
+GEN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$BENCH/target}/release/tickerd-bench}
 THREADS=$(( CORES - 3 ))   # cores 2.. hold the generator: its upstream thread and clients
 
 mkdir -p results
