@@ -83,13 +83,17 @@
 //!
 //! # Layout
 //!
-//! One update flows **feeds → hub → session → socket**:
+//! One update flows **feeds → hub → connection → socket**:
 //!
 //! - [`feeds`] turn sources into items and publish them into the [`hub`]
 //!   (topics, seq, history, fan-out); in `[cluster]` mode `cluster` relays
 //!   every update through NATS first.
-//! - `ws` holds one session per WebSocket connection: it subscribes to the
-//!   hub by pattern and writes what it gets to its socket, batched.
+//! - `connection` is what a subscriber is, for `/ws` and `/sse` alike: its
+//!   grant, its subscribe checks and their error texts, resume, and its
+//!   requests; it joins the hub by pattern.
+//! - `ws` holds one session per WebSocket connection: its connection's
+//!   requests come off the socket, and it writes what the hub hands the
+//!   connection to its socket, batched.
 //! - `server` is the HTTP surface (`/ws`, `/api/*`, `/metrics`, web pages);
 //!   [`Ticker`] (`ticker`) ties the pieces together and applies reloads.
 //!
@@ -97,7 +101,7 @@
 //! `tests/layers.rs`; `docs/architecture.md` says where each rule lives):
 //!
 //! ```text
-//! ticker → server → ws → state → cluster → feeds → auth → publish → hub
+//! ticker → server → ws → connection → state → cluster → feeds → auth → publish → hub
 //!        → config → transform → reload → rate → delta → protocol → metrics
 //!        → topic → closes → sync
 //! ```
@@ -106,6 +110,9 @@
 //! - `server`: the axum router (`/ws`, `/sse`, `/api/*`, `/metrics`, web
 //!   pages) and the hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
 //! - `ws`: the `/ws` upgrade, handshake, write batching and the session.
+//! - `connection`: a subscriber's request side (grants, subscribe checks,
+//!   resume, `refresh`, `publish`, the request rate limit), serving `/ws`
+//!   and `/sse`.
 //! - `state`: what the layers above share (`AppState`, `Settings`).
 //! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
 //!   stream, feed ownership by KV leases, `$sys.cluster`.
@@ -139,6 +146,7 @@ pub mod topic;
 mod auth;
 mod closes;
 mod cluster;
+mod connection;
 mod delta;
 mod nearest;
 mod publish;
