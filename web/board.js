@@ -51,8 +51,8 @@ h2:empty { display: none; }
 [data-tone="warn"] { color: var(--lv-warn); } [data-tone="info"] { color: var(--lv-info); }
 .sub { font-size: .78rem; color: var(--tk-muted, #6b7280); }
 .sub:empty { display: none; }
-/* A row as tall as its tallest panel: a one-number panel centres its number in it. */
-.panel[data-kind="value"] .big, .panel[data-kind="bar"] .big { margin-top: auto; margin-bottom: auto; }
+/* A row as tall as its tallest panel: a value panel's sparkline takes what is left. */
+.spark { display: block; width: 100%; flex: 1 1 36px; min-height: 36px; margin-top: 6px; color: var(--tk-accent, #2563eb); }
 .tiles { display: grid; gap: 12px; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); }
 .tape { overflow: hidden; border-radius: var(--tk-radius, 10px); white-space: nowrap;
   border: 1px solid var(--tk-border, color-mix(in srgb, currentColor 18%, transparent));
@@ -276,14 +276,7 @@ export class Board {
     if (s) return s;
     s = { points: [], listeners: new Set(), off: null, loaded: false };
     this.series.set(topic, s);
-    const add = (u) => {
-      const last = s.points[s.points.length - 1];
-      if (last && u.seq <= last.seq && u.ts <= last.ts) return;
-      s.points.push({ ts: u.ts, seq: u.seq, data: u.data });
-      if (s.points.length > 20000) s.points.splice(0, s.points.length - 20000);
-      for (const l of s.listeners) l();
-    };
-    fetch(this.client.url(`api/topics/${encodeURIComponent(topic)}/history?limit=10000`), { cache: 'no-store' })
+    const load = () => fetch(this.client.url(`api/topics/${encodeURIComponent(topic)}/history?limit=10000`), { cache: 'no-store' })
       .then((r) => (r.ok ? r.json() : []))
       .catch(() => [])
       .then((list) => {
@@ -293,6 +286,16 @@ export class Board {
         s.loaded = true;
         for (const l of s.listeners) l();
       });
+    const add = (u) => {
+      // The history is asked for once the topic is known to exist (its
+      // snapshot came): a topic that is not there yet would be a 404.
+      if (!s.asked) { s.asked = true; load(); }
+      const last = s.points[s.points.length - 1];
+      if (last && u.seq <= last.seq && u.ts <= last.ts) return;
+      s.points.push({ ts: u.ts, seq: u.seq, data: u.data });
+      if (s.points.length > 20000) s.points.splice(0, s.points.length - 20000);
+      for (const l of s.listeners) l();
+    };
     s.off = this.client.subscribe(topic, add, { every: true });
     return s;
   }
@@ -457,7 +460,10 @@ class ValueView extends View {
     this.$unit = el('span', 'unit');
     this.$big.append(this.$num, this.$unit);
     this.$sub = el('div', 'sub');
-    this.root.append(this.$big, this.$sub);
+    // As a stat panel's: the value's recent history under it, filling what a
+    // taller row leaves (a number alone in a tall panel is mostly empty).
+    this.$spark = svg('svg', { class: 'spark', 'aria-hidden': 'true' });
+    this.root.append(this.$big, this.$sub, this.$spark);
   }
 
   apply() {
@@ -467,6 +473,40 @@ class ValueView extends View {
     this.$unit.textContent = this.def.unit ?? '';
     this.$unit.hidden = !this.def.unit;
     this.sub(this.def.topic, (u) => this.render(u));
+    if (this.series?.listeners) this.series.listeners.delete(this.listener);
+    this.series = this.board.seriesOf(this.def.topic);
+    this.listener = () => this.queue();
+    this.series.listeners.add(this.listener);
+    this.draw();
+  }
+
+  /** Redraws the sparkline at most four times a second. */
+  queue() {
+    if (this.queued) return;
+    this.queued = true;
+    setTimeout(() => { this.queued = false; this.draw(); }, 250);
+  }
+
+  shown() {
+    this.draw();
+  }
+
+  destroy() {
+    super.destroy();
+    this.series?.listeners.delete(this.listener);
+  }
+
+  /** The last 240 charted values (none for a timestamp or text): the shared series, backfilled from history. */
+  draw() {
+    if (!this.series || !this.visible) return;
+    const values = [];
+    for (const p of this.series.points.slice(-240)) {
+      const v = this.api.chartValue(p.data, this.def.field);
+      if (v !== undefined) values.push(v);
+    }
+    this.api.sparkline(this.$spark, values);
+    this.$spark.style.display = values.length > 1 ? '' : 'none';
+    this.root.dataset.points = String(values.length);
   }
 
   render(u) {

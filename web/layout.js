@@ -26,7 +26,12 @@ export function keepEven(grid, { min: minOf, gap, maxWidth = Infinity }) {
   const apply = () => {
     const min = typeof minOf === 'function' ? minOf() : minOf;
     const width = grid.clientWidth;
-    const n = [...grid.children].filter((c) => !c.hidden).length;
+    // Columns, not children: a child may span two (a wide tile of /auto).
+    const n = [...grid.children].filter((c) => !c.hidden)
+      .reduce((sum, c) => {
+        const s = getComputedStyle(c);
+        return sum + (Number(/span (\d+)/.exec(`${s.gridColumnStart} ${s.gridColumnEnd}`)?.[1]) || 1);
+      }, 0);
     if (!width || !n) return;
     const cols = evenColumns(n, width, min, gap);
     const max = Number.isFinite(maxWidth) && n < Math.floor((width + gap) / (min + gap)) ? `${maxWidth}px` : '1fr';

@@ -96,10 +96,14 @@ export function changeOf(data, key, points) {
 /** Health groups of feeds, in the order they are listed (a `feeds` panel's `show`). */
 export const FEED_HEALTH = ['failing', 'running', 'stopped'];
 
-/** A feed status's health group: `failing` (failed, backing off, or stale), `running`, or `stopped`. */
+/**
+ * A feed status's health group: `failing` (failed, backing off, stale, or
+ * starting with an error, e.g. waiting for its file), `running`, or `stopped`.
+ */
 export function feedHealth(f) {
   if (f.state === 'stopped') return 'stopped';
   if (f.state === 'failed' || f.state === 'backoff' || f.stale) return 'failing';
+  if (f.state !== 'running' && f.error) return 'failing';
   return 'running';
 }
 

@@ -311,7 +311,7 @@ export declare function describe(
 export declare function chartValue(data: Json, field?: string | null): number | undefined;
 /** Draws `values` into `svg` as a sparkline. */
 export declare function sparkline(svg: SVGSVGElement, values: number[]): void;
-/** Briefly and faintly tints `el`'s background when its value moved (`dir` not 0): a neutral tint, never green or red (colour is the value's `data-tone`). */
+/** Briefly and faintly tints `el`'s background when its value moved (`dir` not 0): a neutral tint, never green or red (colour is the value's `data-tone`); none with `prefers-reduced-motion: reduce`. */
 export declare function flash(el: HTMLElement, dir: number): void;
 
 // ---------------------------------------------------------------------------

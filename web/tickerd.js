@@ -1058,30 +1058,32 @@ const UP = '#16a34a';
 const DOWN = '#dc2626';
 
 const flashing = new Set();
+const calm = typeof matchMedia === 'function' ? matchMedia('(prefers-reduced-motion: reduce)') : null;
 let flashTimer = 0;
 
 /**
  * Briefly and faintly tints `el`'s background when its value moved (`dir` not
- * 0), for about 0.4 s. The tint is neutral, not green or red: a value's colour
+ * 0), for about 0.3 s. The tint is neutral, not green or red: a value's colour
  * is its meaning (its sign or threshold level, meaning.js's `tone`), and a
  * red tick on a green change would contradict it. A tint set and later
  * cleared by one shared timer, not an animation: an animated background
  * repaints its element on every frame, and hundreds of values flashing at
  * once then take the whole frame budget (bench/browser.mjs: 5 fps against 46
- * for 300 values at 3,000 updates/s).
+ * for 300 values at 3,000 updates/s). With `prefers-reduced-motion: reduce`
+ * there is no flash at all.
  */
 export function flash(el, dir) {
-  if (!dir || !el.style) return;
-  el.style.backgroundColor = 'color-mix(in srgb, currentColor 12%, transparent)';
+  if (!dir || !el.style || calm?.matches) return;
+  el.style.backgroundColor = 'color-mix(in srgb, currentColor 9%, transparent)';
   el._flashAt = Date.now();
   flashing.add(el);
   flashTimer ||= setInterval(() => {
-    const old = Date.now() - 400;
+    const old = Date.now() - 250;
     for (const e of flashing) {
       if (e._flashAt < old) { e.style.backgroundColor = ''; flashing.delete(e); }
     }
     if (!flashing.size) { clearInterval(flashTimer); flashTimer = 0; }
-  }, 150);
+  }, 100);
 }
 
 // What each `data-tone` (meaning.js's `tone`) is painted in, for every element.
@@ -1466,7 +1468,7 @@ class TickerTable extends LiveElement {
 // shares this module (and its clients) even when this file came with `?token=`.
 const BOARD_API = {
   clientFor, pick, format, formatAgo, formatTime, flash, label, chartValue, matches,
-  tone, paintTone, levelOf, changeOf, formatChange, timestampMs, feedsByHealth, describe,
+  tone, paintTone, levelOf, changeOf, formatChange, timestampMs, feedsByHealth, describe, sparkline,
 };
 let boardModule = null;
 

@@ -169,7 +169,7 @@ test("a tile's change is the value's change field", async (t) => {
   await page.close();
 });
 
-/** The first-paint dashboard: tiles over a pattern and a chart of quiet topics (no updates while the page is open). */
+/** The first-paint dashboard: tiles over a pattern, a chart and a value (its sparkline) of quiet topics (no updates while the page is open). */
 const FIRST = `title = "First paint"
 [[panel]]
 kind = "tile"
@@ -180,9 +180,13 @@ kind = "chart"
 topic = "quiet.a"
 field = "price"
 window = "10m"
+[[panel]]
+kind = "value"
+topic = "quiet.b"
+field = "price"
 `;
 
-/** Proves: tiles (dashboard and /auto) and charts are drawn full on first paint, from the topic's retained history: their point counts equal the updates the server retains, with no live update after the page opened. */
+/** Proves: tiles (dashboard and /auto), charts and value sparklines are drawn full on first paint, from the topic's retained history: their point counts equal the updates the server retains, with no live update after the page opened. */
 test('first paint is full from the retained history', async (t) => {
   const s = await start(t, { server: 'publish_token = "pub"', more: { first: FIRST } });
   for (let i = 0; i < 30; i++) {
@@ -193,9 +197,10 @@ test('first paint is full from the retained history', async (t) => {
   await page.goto(`${s.origin}/d/first`);
   const points = () => page.evaluate(() => {
     const root = document.querySelector('ticker-dashboard').shadowRoot;
-    return [...root.querySelectorAll('ticker-tile'), root.querySelector('.panel[data-kind="chart"]')].map((e) => e?.dataset.points);
+    const panels = ['chart', 'value'].map((k) => root.querySelector(`.panel[data-kind="${k}"]`));
+    return [...root.querySelectorAll('ticker-tile'), ...panels].map((e) => e?.dataset.points);
   });
-  await h.eventually('30 points in both tiles and the chart', async () => JSON.stringify(await points()) === '["30","30","30"]');
+  await h.eventually('30 points in both tiles, the chart and the value', async () => JSON.stringify(await points()) === '["30","30","30","30"]');
   const auto = await h.newPage(browser, { viewport: { width: 1400, height: 900 } });
   await auto.goto(`${s.origin}/auto`);
   await h.eventually('/auto: 30 points in both quiet tiles', async () =>
@@ -219,9 +224,11 @@ function boxes(page) {
   });
 }
 
-/** Proves: at 1400 px the eight stock tiles of /d/markets make two rows of four (not seven and one), and at 1400, 1920 and 400 px in both themes every row of panels of /d/markets and /d/host reaches the grid's right edge: no panel alone beside a hole. */
+/** Proves: at 1400 px the eight stock tiles of /d/markets make two rows of four (not seven and one), and at 1400, 1920 and 400 px in both themes every row of panels of /d/markets and /d/host reaches the grid's right edge (no panel alone beside a hole), and no group of /auto leaves a tile alone on a row (a wide tile counts two columns). */
 test('rows have no holes and no tile alone', async (t) => {
-  const s = await start(t);
+  const s = await start(t, { server: 'publish_token = "pub"' });
+  await publish(s, 'host.clock', { epoch: Math.floor(Date.now() / 1000) });
+  await publish(s, 'host.uptime', { value: 'up 3 days' });
   for (const width of [1400, 1920, 400]) {
     for (const scheme of ['light', 'dark']) {
       const page = await h.newPage(browser, { viewport: { width, height: 900 }, colorScheme: scheme });
@@ -243,6 +250,19 @@ test('rows have no holes and no tile alone', async (t) => {
           const right = Math.max(...row.map((p) => p.right));
           assert.ok(Math.abs(right - b.right) <= 2, `${name} at ${width}px ${scheme}: the row at ${top} (${row.map((p) => p.kind)}) ends at ${right}, the grid at ${b.right}`);
         }
+      }
+      await page.goto(`${s.origin}/auto`);
+      const groups = () => page.evaluate(() => [...document.querySelectorAll('section.group')].map((g) => {
+        const rows = new Map();
+        for (const l of g.querySelectorAll('.tile-link')) {
+          const top = Math.round(l.getBoundingClientRect().top);
+          rows.set(top, (rows.get(top) ?? 0) + (l.classList.contains('wide') ? 2 : 1));
+        }
+        return [g.dataset.group, g.querySelectorAll('.tile-link').length, [...rows.values()]];
+      }));
+      await h.eventually('/auto has its groups', async () => (await groups()).some(([name, n]) => name === 'host' && n === 3));
+      for (const [name, n, rows] of await groups()) {
+        if (n > 1) assert.ok(rows.every((cols) => cols > 1), `/auto at ${width}px: group ${name} has a tile alone (columns per row ${rows})`);
       }
       assert.deepEqual(page.errors, []);
       await page.close();
