@@ -87,3 +87,44 @@ def test_refreshes_the_token_before_it_expires(server):
             assert c.connections == 1, c.last_error
 
     asyncio.run(main())
+
+
+def test_a_partial_resume_is_backfilled_or_taken_as_a_snapshot(server):
+    """Past `[limits] max_resume` the server resumes with the snapshot
+    (`resume.partial`): a client with `backfill` yields the missed updates
+    from the history route instead, in order; one without yields the
+    snapshot, flagged, its seq jumping."""
+    s = server(DURABLE + "\n[limits]\nmax_resume = 2\n")
+    s.publish("m.a", 1)
+    gate = asyncio.Event()
+
+    async def get_token():
+        await gate.wait()
+        return None
+
+    async def main():
+        gate.set()
+        filled = await tickerd.connect(s.url, get_token=get_token, backfill=100, backoff_base=0.05)
+        plain = await tickerd.connect(s.url, get_token=get_token, backoff_base=0.05)
+        async with filled, plain:
+            subs = [filled.subscribe("m.*"), plain.subscribe("m.*")]
+            for sub in subs:
+                assert [u.seq for u in await take(sub, 1)] == [1]
+            gate.clear()
+            s.kill()
+            await eventually(
+                lambda: filled.state == plain.state == "reconnecting", "both see the drop"
+            )
+            s.start()
+            for i in range(2, 7):
+                s.publish("m.a", i)
+            gate.set()
+            got = await take(subs[0], 5)
+            assert [(u.seq, u.data, u.snapshot) for u in got] == [(i, i, False) for i in range(2, 7)]
+            (u,) = await take(subs[1], 1)
+            assert (u.seq, u.data, u.snapshot) == (6, 6, True)
+            s.publish("m.a", 7)
+            for sub in subs:
+                assert [u.seq for u in await take(sub, 1)] == [7], "the snapshot is not repeated"
+
+    asyncio.run(main())

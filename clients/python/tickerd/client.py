@@ -19,7 +19,7 @@ import time
 import urllib.parse
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Union
 
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed
 
 from .delta import apply_merge_patch
 from .errors import ConnectError, PublishError, TickerdError
@@ -120,7 +120,10 @@ class Client:
     async def publish(self, topic: str, data: Any, *, timeout: float = 30.0) -> Dict[str, Any]:
         """Publishes `data` to `topic` (the WebSocket `publish` op; the token
         needs a `publish` grant). Returns `{"topic", "seq", "ts"}`; a refusal
-        raises `PublishError` with the server's reason."""
+        raises `PublishError` with the server's reason. While reconnecting it
+        waits for the connection (at most `timeout` s in all); a connection
+        lost before the answer raises `TickerdError` (it may have been
+        published)."""
 
         async def go() -> Dict[str, Any]:
             await self._live.wait()
@@ -140,12 +143,14 @@ class Client:
             return
         self._closed = True
         self.state = "closed"
-        for task in (self._run_task, self._refresh_task):
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
+        tasks = [t for t in (self._run_task, self._refresh_task) if t is not None]
+        tasks = [t for t in tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._fail_pending("the client was closed")
         for sub in self._subs:
             sub.end()
@@ -165,7 +170,11 @@ class Client:
         ws = await self._open()
         ready: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
         self._run_task = asyncio.get_running_loop().create_task(self._run(ws, ready))
-        await ready
+        try:
+            await ready
+        except BaseException:
+            await self.close()  # no client is handed out: nothing may keep reconnecting
+            raise
 
     async def _open(self) -> Any:
         if self._get_token is not None:
@@ -218,8 +227,16 @@ class Client:
             self.epoch = hello.get("epoch")
             self._ws = ws
             reader = asyncio.get_running_loop().create_task(self._read(ws))
-            for sub in list(self._subs):
-                await self._join(ws, sub)
+            # Subscriptions made while these are sent are sent too: none is
+            # left out between the last check and `live`.
+            joined: Set[int] = set()
+            while True:
+                todo = [sub for sub in self._subs if id(sub) not in joined]
+                if not todo:
+                    break
+                for sub in todo:
+                    joined.add(id(sub))
+                    await self._join(ws, sub)
             self.state = "live"
             self.last_error = None
             self._live.set()
@@ -227,8 +244,10 @@ class Client:
             if not ready.done():
                 ready.set_result(None)
             await reader
-        except (ConnectionClosed, WebSocketException, OSError, asyncio.TimeoutError, TickerdError) as e:
-            self.last_error = str(e) or type(e).__name__
+        except Exception as e:
+            # Closed, timed out, or a frame it could not read: whatever it
+            # was, the run loop lives on and a new connection starts clean.
+            self.last_error = str(e) or repr(e)
             if not ready.done():
                 ready.set_exception(ConnectError(f"{self.server}ws: {self.last_error}"))
         finally:
