@@ -254,7 +254,8 @@ class Client:
             if reader is not None:
                 reader.cancel()
             self._dropped()
-        return ws.close_code
+        code = ws.close_code
+        return int(code) if code is not None else None
 
     def _dropped(self) -> None:
         self._ws = None
@@ -377,7 +378,7 @@ class Client:
             self._seq.pop(m.get("topic", ""), None)
             self._latest.pop(m.get("topic", ""), None)
             return
-        rid = m.get("id")
+        rid: Any = m.get("id")
         if kind == "ack" and m.get("op") == "subscribe":
             self._sub_requests.pop(rid, None)
             partial = (m.get("resume") or {}).get("partial") or []

@@ -81,6 +81,7 @@ class Subscription:
             raise StopAsyncIteration
         if isinstance(item, BaseException):
             raise item
+        assert isinstance(item, Update)
         return item
 
     async def close(self) -> None:

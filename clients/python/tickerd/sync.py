@@ -12,7 +12,7 @@ since the client's loop is its own.
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Awaitable, Dict, Iterator, Optional, TypeVar, Union
+from typing import Any, Coroutine, Dict, Iterator, Optional, TypeVar, Union
 
 from .client import Client, TokenSource
 from .subscription import Subscription
@@ -29,10 +29,10 @@ class _Loop:
         self._thread = threading.Thread(target=self.loop.run_forever, name="tickerd", daemon=True)
         self._thread.start()
 
-    def run(self, coro: Awaitable[T], timeout: Optional[float] = None) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], timeout: Optional[float] = None) -> T:
         """Runs `coro` on the loop and waits for its result (a timeout
         cancels it and raises `TimeoutError`)."""
-        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        fut: "concurrent.futures.Future[T]" = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return fut.result(timeout)
         except (concurrent.futures.TimeoutError, KeyboardInterrupt):
