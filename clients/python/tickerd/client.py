@@ -16,7 +16,6 @@ import inspect
 import json
 import random
 import time
-import urllib.parse
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Union
 
 from websockets.exceptions import ConnectionClosed
@@ -24,9 +23,10 @@ from websockets.exceptions import ConnectionClosed
 from .delta import apply_merge_patch
 from .errors import ConnectError, PublishError, TickerdError
 from .jwt import jwt_expiry
+from .resume import missed_updates, since_for
 from .subscription import Subscription
 from .topics import any_matches, is_pattern
-from .transport import base_url, get_json, open_ws
+from .transport import base_url, open_ws
 from .update import Update
 
 #: A function giving a fresh token (or an awaitable of one).
@@ -34,8 +34,6 @@ TokenSource = Callable[[], Union[Optional[str], Awaitable[Optional[str]]]]
 
 # A link that lived this long resets the backoff; one that dies at once does not.
 _STABLE_S = 5.0
-# Keep `since` well under the server's max_frame_bytes (64 KiB by default).
-_MAX_SINCE_BYTES = 32 * 1024
 
 
 class Client:
@@ -83,6 +81,7 @@ class Client:
         self._closed = False
         self._run_task: Optional["asyncio.Task[None]"] = None
         self._refresh_task: Optional["asyncio.Task[None]"] = None
+        self._joins: Set["asyncio.Task[None]"] = set()
 
     # -- public -------------------------------------------------------------
 
@@ -114,7 +113,10 @@ class Client:
             if sub.wants(topic) and any_matches(self._server_patterns, topic):
                 sub.put(Update(u.topic, u.seq, u.ts, u.data, True))
         if self._live.is_set():
-            asyncio.get_running_loop().create_task(self._join_logged(self._ws, sub))
+            # Held here: the loop keeps only a weak reference to a task.
+            task = asyncio.get_running_loop().create_task(self._join_logged(self._ws, sub))
+            self._joins.add(task)
+            task.add_done_callback(self._joins.discard)
         return sub
 
     async def publish(self, topic: str, data: Any, *, timeout: float = 30.0) -> Dict[str, Any]:
@@ -318,14 +320,7 @@ class Client:
             msg["max_rate"] = sub.max_rate
         if sub.delta:
             msg["delta"] = True
-        since: Dict[str, int] = {}
-        size = 0
-        for topic, seq in self._seq.items():
-            if any_matches(sub.patterns, topic):
-                size += len(topic) + 16
-                if size > _MAX_SINCE_BYTES:
-                    break  # the rest get snapshots
-                since[topic] = seq
+        since = since_for(self._seq, sub.patterns)
         if since:
             msg["since"] = since
             msg["epoch"] = self.epoch
@@ -428,17 +423,17 @@ class Client:
             last = self._seq.get(topic)
             if last is None:
                 continue
-            path = f"api/topics/{urllib.parse.quote(topic, safe='')}/history?limit={self._backfill}"
             try:
-                rows = await get_json(self.server, path, self._token, self._open_timeout)
+                missed = await missed_updates(
+                    self.server, self._token, topic, last, self._backfill, self._open_timeout
+                )
             except Exception as e:  # the snapshot still comes: only the fill is missing
                 self.last_error = f"backfill of {topic}: {e}"
                 continue
-            if not rows or rows[0]["seq"] > last + 1 or rows[-1]["seq"] < last:
-                continue  # history does not reach back (or the topic started over)
-            for row in rows:
-                if row["seq"] > last:
-                    self._deliver(Update(topic, row["seq"], row.get("ts", 0), row.get("data"), False))
+            if missed is None:
+                continue  # history does not reach back: the snapshot is taken
+            for u in missed:
+                self._deliver(u)
             self._refilled.add(topic)
 
     # -- token refresh ------------------------------------------------------
