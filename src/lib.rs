@@ -129,6 +129,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod config;
 pub mod feeds;
 pub mod hub;

@@ -15,7 +15,7 @@ use sources::sources;
 /// `lib.rs` and `main.rs` stand above all of them.
 #[rustfmt::skip]
 const LAYERS: &[&str] = &[
-    "ticker", "server", "ws", "state", "cluster", "feeds", "auth", "publish", "hub", "config",
+    "cli", "client", "ticker", "server", "ws", "state", "cluster", "feeds", "auth", "publish", "hub", "config",
     "transform", "reload", "rate", "delta", "protocol", "metrics", "topic", "closes", "sync",
     "nearest",
 ];
