@@ -50,7 +50,7 @@ async fn wildcards_give_snapshots_then_updates() {
         .subscribe(["w.*"], SubscribeOptions::default())
         .await
         .unwrap();
-    let mut snaps = vec![next_update(&mut sub).await, next_update(&mut sub).await];
+    let mut snaps = [next_update(&mut sub).await, next_update(&mut sub).await];
     snaps.sort_by(|a, b| a.topic.cmp(&b.topic));
     assert_eq!(
         snaps
