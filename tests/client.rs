@@ -66,12 +66,15 @@ async fn wildcards_give_snapshots_then_updates() {
     assert_eq!((u.topic.as_str(), u.seq, u.snapshot), ("w.a", 2, false));
     assert_eq!(u.data_as::<Value>().unwrap()["p"], 5);
     assert!(hub.delete_topic("w.b"));
+    let gone = within(sub.recv()).await.unwrap();
     assert_eq!(
-        within(sub.recv()).await,
-        Some(Event::Gone {
+        gone,
+        Event::Gone {
             topic: "w.b".into()
-        })
+        }
     );
+    // The frame as the server sends it, byte for byte (what `sub --json` prints).
+    assert_eq!(gone.frame(), r#"{"type":"gone","topic":"w.b"}"#);
     assert!(matches!(*client.state().borrow(), State::Live { .. }));
 }
 

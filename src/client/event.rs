@@ -58,9 +58,8 @@ impl Event {
     pub fn frame(&self) -> String {
         match self {
             Event::Update(u) => u.frame.clone(),
-            Event::Gone { topic } => {
-                serde_json::json!({"type": "gone", "topic": topic}).to_string()
-            }
+            // Encoded as the server encodes it (one place: `protocol::gone`).
+            Event::Gone { topic } => crate::protocol::gone(topic).to_string(),
         }
     }
 }
