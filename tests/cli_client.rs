@@ -207,3 +207,46 @@ async fn pub_one_value_and_a_refusal() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("refused (403): wrong publish token"), "{err}");
 }
+
+/// `--since SEQ` starts after that seq in every matching topic: the retained
+/// updates after it, no snapshot.
+#[tokio::test]
+async fn sub_since_replays_what_came_after() {
+    let s = Server::start(support::EMPTY).await;
+    for n in 1..=5 {
+        s.ticker.hub().publish("h.a", &json!(n)).unwrap();
+    }
+    let server = s.http("");
+    let child = start(&[
+        "sub", "h.*", "--server", &server, "--since", "2", "--count", "3",
+    ]);
+    let out = within(child.wait_with_output()).await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<(u64, bool)> = frames
+        .iter()
+        .map(|f| (f["seq"].as_u64().unwrap(), f.get("snapshot").is_some()))
+        .collect();
+    assert_eq!(seqs, [(3, false), (4, false), (5, false)], "{frames:?}");
+}
+
+/// A server that refuses the token: `tickerd sub` exits 1 at once with the
+/// status and the server's reason.
+#[tokio::test]
+async fn sub_with_a_refused_token_says_why() {
+    let s = Server::start("[server]\ntoken = \"right\"\n").await;
+    let server = s.http("");
+    let child = start(&["sub", "x.*", "--server", &server, "--token", "wrong"]);
+    let out = within(child.wait_with_output()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused (401)"), "{err}");
+}

@@ -6,7 +6,7 @@ use crate::topic::TopicError;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server URL cannot be used.
-    #[error("invalid server URL `{url}`: {reason} (expected e.g. http://127.0.0.1:8080 or ws://127.0.0.1:8080/ws)")]
+    #[error("invalid server URL `{url}`: {reason} (expected e.g. http://127.0.0.1:8080, 127.0.0.1:8080 or ws://127.0.0.1:8080/ws)")]
     InvalidUrl {
         /// The URL as given.
         url: String,

@@ -80,7 +80,7 @@ pub struct Client {
 
 impl Client {
     /// Connects to `url` (`http://host:port`, the server's base, or its
-    /// `ws://host:port/ws`) and waits for the server's `hello`. Only this
+    /// `ws://host:port/ws`, or `host:port`) and waits for the server's `hello`. Only this
     /// first connection's failure is an error; later ones are retried.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
         let server = url::Server::parse(url)?;

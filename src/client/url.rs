@@ -13,13 +13,19 @@ pub(super) struct Server {
 }
 
 impl Server {
-    /// From `http(s)://host:port[/prefix]` or `ws(s)://host:port[/prefix]/ws`.
+    /// From `http(s)://host:port[/prefix]`, `ws(s)://host:port[/prefix]/ws`
+    /// or `host:port`.
     pub(super) fn parse(given: &str) -> Result<Server, ClientError> {
         let bad = |reason: &str| ClientError::InvalidUrl {
             url: given.to_string(),
             reason: reason.to_string(),
         };
-        let mut url = Url::parse(given).map_err(|e| bad(&e.to_string()))?;
+        // `host:port` alone is the server's HTTP address (as `--listen` prints it).
+        let full = match given.contains("://") {
+            true => given.to_string(),
+            false => format!("http://{given}"),
+        };
+        let mut url = Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
         if url.host_str().is_none() {
             return Err(bad("it names no host"));
         }
@@ -74,6 +80,8 @@ mod tests {
             "https://h.example/live/api/topics"
         );
         assert!(Server::parse("ftp://h").is_err());
-        assert!(Server::parse("nope").is_err());
+        let s = Server::parse("127.0.0.1:8080").unwrap();
+        assert_eq!(s.ws.as_str(), "ws://127.0.0.1:8080/ws");
+        assert!(Server::parse("http://").is_err());
     }
 }
