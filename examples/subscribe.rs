@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let client = Client::connect(&url, options).await?;
     let mut state = client.state();
+    eprintln!("connection: {}", *state.borrow());
     tokio::spawn(async move {
         while state.changed().await.is_ok() {
             eprintln!("connection: {}", *state.borrow_and_update());

@@ -188,19 +188,39 @@ fn jwt(secs: u64) -> String {
     .unwrap()
 }
 
-/// Tokens live 3 s (no leeway); the callback hands out fresh ones. Updates
-/// published over three such lifetimes all arrive, in order, once each: the
-/// client refreshed before each `exp` (or reconnected and resumed), and asked
-/// the callback each time.
-#[tokio::test]
-async fn refreshes_the_token_past_its_expiry() {
+/// A server with `[auth.jwt]` (the HS256 [`SECRET`], no leeway).
+async fn jwt_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("jwt.secret"), SECRET).unwrap();
-    let s = Server::start_in(
+    Server::start_in(
         dir,
         "[server]\ntoken = \"static\"\n[auth.jwt]\nhs256_secrets = [\"file:jwt.secret\"]\nleeway = \"0s\"\n",
     )
-    .await;
+    .await
+}
+
+/// Publishes to `a.x` every 100 ms for `secs` seconds, reading each update
+/// back: the seqs the subscription saw.
+async fn follow(s: &Server, sub: &mut Subscription, secs: u64) -> (u64, Vec<u64>) {
+    let hub = s.ticker.hub();
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    let mut seen = Vec::new();
+    while start.elapsed() < Duration::from_secs(secs) {
+        n += 1;
+        hub.publish("a.x", &json!(n)).unwrap();
+        seen.push(next_update(sub).await.seq);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (n, seen)
+}
+
+/// Tokens live 3 s (no leeway); the callback hands out fresh ones. Updates
+/// published over three such lifetimes all arrive, in order, once each: the
+/// client sent `refresh` before each `exp` and asked the callback each time.
+#[tokio::test]
+async fn refreshes_the_token_past_its_expiry() {
+    let s = jwt_server().await;
     let calls = Arc::new(AtomicU32::new(0));
     let counted = calls.clone();
     let options = quick().refresh(move || {
@@ -208,31 +228,57 @@ async fn refreshes_the_token_past_its_expiry() {
         async { Ok::<_, std::convert::Infallible>(jwt(3)) }
     });
     let client = Client::connect(&s.http(""), options).await.unwrap();
+    let mut states = client.state();
     let mut sub = client
         .subscribe(["a.*"], SubscribeOptions::default())
         .await
         .unwrap();
-    let hub = s.ticker.hub();
-    let start = std::time::Instant::now();
-    let mut n = 0u64;
-    let mut seen = Vec::new();
-    while start.elapsed() < Duration::from_secs(8) {
-        n += 1;
-        hub.publish("a.x", &json!(n)).unwrap();
-        let u = next_update(&mut sub).await;
-        seen.push(u.seq);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (n, seen) = follow(&s, &mut sub, 8).await;
+    assert_eq!(seen, (1..=n).collect::<Vec<_>>());
+    let asked = calls.load(Ordering::SeqCst);
+    assert!(asked >= 3, "{asked} tokens asked for");
+    assert!(
+        !states.has_changed().unwrap(),
+        "refreshed in place, never reconnected: {:?}",
+        *states.borrow_and_update()
+    );
+}
+
+/// When a refresh in place is refused (the callback's token is no good then)
+/// the server closes the connection at `exp` (4001): the client asks the
+/// callback again at once, reconnects and resumes, so nothing is missed.
+#[tokio::test]
+async fn reconnects_with_a_fresh_token_when_the_server_says_it_expired() {
+    let s = jwt_server().await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    // Odd calls (each connection's) are good, even ones (the refreshes) not.
+    let options =
+        quick().refresh(move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok::<_, std::convert::Infallible>(if n % 2 == 0 { jwt(2) } else { "bad".into() })
+            }
+        });
+    let client = Client::connect(&s.http(""), options).await.unwrap();
+    let mut states = client.state();
+    let expired = tokio::spawn(async move {
+        states
+            .wait_for(|s| matches!(s, State::Reconnecting { error, .. } if error.contains("4001")))
+            .await
+            .is_ok()
+    });
+    let mut sub = client
+        .subscribe(["a.*"], SubscribeOptions::default())
+        .await
+        .unwrap();
+    let (n, seen) = follow(&s, &mut sub, 6).await;
     assert_eq!(seen, (1..=n).collect::<Vec<_>>());
     assert!(
-        calls.load(Ordering::SeqCst) >= 3,
-        "{} tokens asked for",
-        calls.load(Ordering::SeqCst)
+        within(expired).await.unwrap(),
+        "the server closed it with 4001"
     );
-    eventually("the client is live", || async {
-        matches!(*client.state().borrow(), State::Live { .. })
-    })
-    .await;
+    assert!(calls.load(Ordering::SeqCst) >= 3);
 }
 
 /// A refused publish says why, in the server's words: the whole request (a

@@ -141,9 +141,12 @@ impl Client {
         Ok(Subscription { rx })
     }
 
-    /// The connection's state, now and as it changes.
+    /// The connection's state: `borrow()` is the current one, `changed()`
+    /// waits for the next change after this call.
     pub fn state(&self) -> watch::Receiver<State> {
-        self.state.clone()
+        let mut rx = self.state.clone();
+        rx.mark_unchanged();
+        rx
     }
 
     /// Closes the connection; every subscription ends.
