@@ -319,3 +319,28 @@ async fn a_refused_publish_carries_the_servers_reason() {
         "{bad:?}"
     );
 }
+
+/// More wildcard subscriptions at once than the server's burst of expensive
+/// requests: the ones it answers `rate_limited` are sent again later, so every
+/// subscribe succeeds and every subscription gets the topic.
+#[tokio::test]
+async fn rate_limited_subscribes_are_sent_again() {
+    let s = Server::start(EMPTY).await;
+    let client = Client::connect(&s.http(""), ClientOptions::default())
+        .await
+        .unwrap();
+    let mut subs = Vec::new();
+    for i in 0..30 {
+        let pattern = if i % 2 == 0 { "many.*" } else { "many.>" };
+        subs.push(
+            client
+                .subscribe([pattern], SubscribeOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("subscribe {i}: {e}")),
+        );
+    }
+    s.ticker.hub().publish("many.a", &json!(1)).unwrap();
+    for sub in &mut subs {
+        assert_eq!(next_update(sub).await.topic, "many.a");
+    }
+}

@@ -34,6 +34,9 @@ type Sink = SplitSink<Ws, Message>;
 
 /// A link that lived this long resets the backoff; one that dies at once does not.
 const STEADY: Duration = Duration::from_secs(5);
+/// How long a request the server answered `rate_limited` waits to be sent
+/// again (the server refills its budget of expensive requests at 5 a second).
+const RATE_LIMITED_RETRY: Duration = Duration::from_secs(1);
 
 /// What the handle asks of its task.
 pub(super) enum Command {
@@ -72,6 +75,9 @@ pub(super) struct Driver {
     pub(super) tracker: Tracker,
     /// Subscribe requests waiting for their ack, by subscription id.
     pub(super) pending: HashMap<u64, oneshot::Sender<Result<(), ClientError>>>,
+    /// Subscriptions to send again, and when: the server answered them
+    /// `rate_limited` (nothing was done; "send it again later").
+    pub(super) retries: Vec<(Instant, u64)>,
 }
 
 impl Driver {
@@ -203,6 +209,8 @@ impl Driver {
         let (mut sink, mut stream): (Sink, SplitStream<Ws>) = ws.split();
         self.tracker.hello(&epoch);
         self.state.send_replace(State::Live { epoch });
+        // Every subscription is sent below: earlier retries are moot.
+        self.retries.clear();
         for i in 0..self.subs.len() {
             self.begin(i, &mut sink).await;
         }
@@ -214,6 +222,7 @@ impl Driver {
         let silent = heartbeat * 2 + Duration::from_secs(5);
         let far = || Instant::now() + Duration::from_secs(86_400);
         loop {
+            let retry_at = self.next_retry();
             tokio::select! {
                 msg = stream.next() => {
                     last_rx = Instant::now();
@@ -251,6 +260,16 @@ impl Driver {
                         return lost(format!("no frame from the server in {silent:?}"));
                     }
                 }
+                _ = sleep_until(retry_at.unwrap_or_else(far)), if retry_at.is_some() => {
+                    let now = Instant::now();
+                    let (due, later) = self.retries.drain(..).partition(|(at, _)| *at <= now);
+                    self.retries = later;
+                    for (_, id) in due {
+                        if let Some(i) = self.subs.iter().position(|s| s.id == id) {
+                            self.begin(i, &mut sink).await;
+                        }
+                    }
+                }
                 _ = sleep_until(refresh_at.unwrap_or_else(far)), if refresh_at.is_some() => {
                     refresh_at = None;
                     if let Some(source) = self.options.refresh.clone() {
@@ -269,6 +288,11 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// When the first retry is due.
+    fn next_retry(&self) -> Option<Instant> {
+        self.retries.iter().map(|(at, _)| *at).min()
     }
 
     /// When to refresh the current token: with a callback and a JWT only.
@@ -356,10 +380,15 @@ impl Driver {
             }
             "error" if id == "refresh" => *new_token = None,
             "error" => {
-                // A refused subscription ends: its stream closes.
+                // A refused subscription ends (its stream closes), unless it
+                // was only rate-limited: then it is sent again later.
                 let Some(n) = sub_id('s').or_else(|| sub_id('t')) else {
                     return;
                 };
+                if v["code"] == "rate_limited" {
+                    self.retries.push((Instant::now() + RATE_LIMITED_RETRY, n));
+                    return;
+                }
                 self.subs.retain(|s| s.id != n);
                 if let Some(reply) = self.pending.remove(&n) {
                     let _ = reply.send(Err(ClientError::Server {

@@ -95,6 +95,7 @@ impl Client {
             subs: Vec::new(),
             tracker: track::Tracker::default(),
             pending: HashMap::new(),
+            retries: Vec::new(),
         };
         let (first_tx, first) = oneshot::channel();
         tokio::spawn(driver.run(first_tx));
@@ -109,7 +110,8 @@ impl Client {
     /// Subscribes to `patterns` (`*` one segment, `>` the rest): the snapshot
     /// of each topic they match, then every update, across reconnects.
     /// Answered once the server acknowledged it (an `error` reply, e.g.
-    /// `forbidden`, is the error); while the client is reconnecting it is
+    /// `forbidden`, is the error; one answered `rate_limited` is sent again a
+    /// second later, as the server asks); while the client is reconnecting it is
     /// sent with the next connection. A subscription the server refuses on a
     /// later connection ends (its stream returns `None`).
     pub async fn subscribe<I, S>(
