@@ -69,9 +69,10 @@ pub(crate) async fn run(args: SubArgs) -> ExitCode {
     if let Some(v) = &mut view {
         v.state(&state.borrow_and_update());
     }
+    let mut redraw = tokio::time::interval(View::EVERY);
     loop {
         if args.count.is_some_and(|n| got >= n) {
-            return ExitCode::SUCCESS;
+            return done(&mut view, ExitCode::SUCCESS);
         }
         let far = Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
@@ -100,8 +101,14 @@ pub(crate) async fn run(args: SubArgs) -> ExitCode {
                     None => {}
                 }
             }
+            _ = redraw.tick(), if view.is_some() => {
+                if let Some(v) = &mut view {
+                    v.flush();
+                }
+            }
             _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
-                let Some(n) = args.count else { return ExitCode::SUCCESS };
+                let Some(n) = args.count else { return done(&mut view, ExitCode::SUCCESS) };
+                done(&mut view, ExitCode::FAILURE);
                 eprintln!(
                     "tickerd sub: got {got} of the {n} updates asked for (--count) within {} (--timeout)",
                     humantime::format_duration(args.timeout.unwrap_or_default())
@@ -110,6 +117,14 @@ pub(crate) async fn run(args: SubArgs) -> ExitCode {
             }
         }
     }
+}
+
+/// Ends with the view showing the last of what came.
+fn done(view: &mut Option<View>, code: ExitCode) -> ExitCode {
+    if let Some(v) = view {
+        v.flush();
+    }
+    code
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {

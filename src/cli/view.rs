@@ -1,6 +1,7 @@
 //! The live terminal view of `tickerd sub`: a status line (the connection's
 //! state) and one line per topic (its value, its last move coloured and its
-//! seq), redrawn in place with ANSI escapes.
+//! seq), redrawn in place with ANSI escapes, at most every [`View::EVERY`]:
+//! a topic with thousands of updates a second costs a few redraws.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -32,14 +33,27 @@ pub(super) struct View {
     state: String,
     rows: BTreeMap<String, Row>,
     drawn: usize,
+    /// Something changed since the last drawing.
+    dirty: bool,
 }
 
 impl View {
+    /// How often the view is redrawn at most.
+    pub(super) const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
     pub(super) fn new() -> View {
         View {
             state: String::new(),
             rows: BTreeMap::new(),
             drawn: 0,
+            dirty: false,
+        }
+    }
+
+    /// Draws what changed since the last drawing, if anything did.
+    pub(super) fn flush(&mut self) {
+        if self.dirty {
+            self.draw();
         }
     }
 
@@ -51,7 +65,7 @@ impl View {
             State::Closed => RED,
         };
         self.state = format!("{colour}● {state}{RESET}");
-        self.draw();
+        self.dirty = true;
     }
 
     /// An update or a deleted topic.
@@ -82,11 +96,12 @@ impl View {
                 }
             }
         }
-        self.draw();
+        self.dirty = true;
     }
 
     /// Moves up over the last drawing and writes every line again.
     fn draw(&mut self) {
+        self.dirty = false;
         let width = self.rows.keys().map(String::len).max().unwrap_or(0);
         let mut text = String::new();
         if self.drawn > 0 {
