@@ -67,7 +67,9 @@ pub(crate) async fn run(args: SubArgs) -> ExitCode {
     let deadline = args.timeout.map(|d| Instant::now() + d);
     let mut got = 0u64;
     if let Some(v) = &mut view {
+        // The status line at once, before the first update is in.
         v.state(&state.borrow_and_update());
+        v.flush();
     }
     let mut redraw = tokio::time::interval(View::EVERY);
     loop {
