@@ -252,3 +252,33 @@ async fn sub_with_a_refused_token_says_why() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused (401)"), "{err}");
 }
+
+/// In a terminal too short for every topic, the view shows what fits and
+/// says how many more there are (cursor-up cannot climb past the screen's top).
+#[tokio::test]
+async fn sub_view_fits_a_short_terminal() {
+    let s = Server::start(support::EMPTY).await;
+    for t in ["a", "b", "c", "d", "e", "f"] {
+        s.ticker
+            .hub()
+            .publish(&format!("f.{t}"), &json!(1))
+            .unwrap();
+    }
+    let cmd = format!(
+        "stty rows 5 cols 80; {BIN} sub 'f.*' --server {} --count 6",
+        s.http("")
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = within(out).await.expect("script (util-linux) runs");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(
+        screen.contains("f.b") && !screen.contains("f.c "),
+        "{screen:?}"
+    );
+    assert!(screen.contains("… 4 more"), "{screen:?}");
+}

@@ -108,12 +108,15 @@ impl View {
             text.push_str(&format!("\x1b[{}A", self.drawn));
         }
         let topics = self.rows.len();
+        // Cursor-up cannot climb past the top of the screen: show what fits.
+        let room = screen_rows().saturating_sub(2).max(1);
+        let shown = if topics > room { room - 1 } else { topics };
         let s = if topics == 1 { "" } else { "s" };
         text.push_str(&format!(
             "\r\x1b[2K{}  {DIM}{topics} topic{s}{RESET}\n",
             self.state
         ));
-        for (topic, row) in &self.rows {
+        for (topic, row) in self.rows.iter().take(shown) {
             let line = if row.gone {
                 format!("{topic:<width$}  {DIM}gone{RESET}")
             } else {
@@ -129,10 +132,31 @@ impl View {
             };
             text.push_str(&format!("\r\x1b[2K{line}\n"));
         }
-        self.drawn = topics + 1;
+        let mut drawn = shown + 1;
+        if shown < topics {
+            let more = topics - shown;
+            text.push_str(&format!(
+                "\r\x1b[2K{DIM}… {more} more (a larger terminal shows them){RESET}\n"
+            ));
+            drawn += 1;
+        }
+        // Lines of an earlier, taller drawing below this one are cleared.
+        for _ in drawn..self.drawn {
+            text.push_str("\r\x1b[2K\n");
+        }
+        self.drawn = drawn.max(self.drawn);
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
+}
+
+/// The terminal's height in lines (24 when it cannot be told).
+fn screen_rows() -> usize {
+    rustix::termios::tcgetwinsize(std::io::stdout())
+        .ok()
+        .map(|w| usize::from(w.ws_row))
+        .filter(|&rows| rows > 0)
+        .unwrap_or(24)
 }
 
 /// The number a value moves by: the value itself, else its `price`, `value`
