@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use support::{eventually, spawn_tickerd, within, Server, EMPTY};
+use support::{spawn_tickerd, within, Server, EMPTY};
 use tickerd::client::{
     Client, ClientError, ClientOptions, Event, Publisher, State, SubscribeOptions, Subscription,
     Update,
