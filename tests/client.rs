@@ -215,8 +215,8 @@ async fn follow(s: &Server, sub: &mut Subscription, secs: u64) -> (u64, Vec<u64>
     (n, seen)
 }
 
-/// Tokens live 3 s (no leeway); the callback hands out fresh ones. Updates
-/// published over three such lifetimes all arrive, in order, once each: the
+/// Tokens live 4 s (no leeway); the callback hands out fresh ones. Updates
+/// published over two such lifetimes all arrive, in order, once each: the
 /// client sent `refresh` before each `exp` and asked the callback each time.
 #[tokio::test]
 async fn refreshes_the_token_past_its_expiry() {
@@ -225,7 +225,7 @@ async fn refreshes_the_token_past_its_expiry() {
     let counted = calls.clone();
     let options = quick().refresh(move || {
         counted.fetch_add(1, Ordering::SeqCst);
-        async { Ok::<_, std::convert::Infallible>(jwt(3)) }
+        async { Ok::<_, std::convert::Infallible>(jwt(4)) }
     });
     let client = Client::connect(&s.http(""), options).await.unwrap();
     let mut states = client.state();
