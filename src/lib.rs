@@ -75,7 +75,7 @@
 //! the [`Hub`] handle and its [`Subscription`]/[`Update`], [`Feed`] and
 //! [`FeedContext`] for kinds of your own, [`Config`] and its errors, and the
 //! `$sys` topic names. The public modules add the config's sections and
-//! dashboards ([`config`]), feed statuses ([`feeds`]), the hub's errors
+//! dashboards ([`config`]), a client of a running server ([`client`]), feed statuses ([`feeds`]), the hub's errors
 //! ([`hub`]), read-only counters ([`metrics`]), and the wire format and topic
 //! rules ([`protocol`], [`topic`]). Everything else is crate-private;
 //! `docs/public-api.txt` lists every public declaration and
@@ -101,11 +101,15 @@
 //! `tests/layers.rs`; `docs/architecture.md` says where each rule lives):
 //!
 //! ```text
-//! ticker → server → ws → connection → state → cluster → feeds → auth → publish → hub
+//! client, ticker → server → ws → connection → state → cluster → feeds → auth → publish → hub
 //!        → config → transform → reload → rate → delta → protocol → metrics
 //!        → topic → closes → sync
 //! ```
 //!
+//! - [`client`] (cargo feature `client`, on by default): a client of a
+//!   tickerd server over its WebSocket and HTTP routes, with reconnect,
+//!   resume, token refresh and deltas merged back; `tickerd sub` and
+//!   `tickerd pub` are built on it. It stands beside `ticker`, at the top.
 //! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
 //! - `server`: the axum router (`/ws`, `/sse`, `/api/*`, `/metrics`, web
 //!   pages) and the hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
@@ -136,6 +140,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod config;
 pub mod feeds;
 pub mod hub;
