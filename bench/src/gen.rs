@@ -289,6 +289,7 @@ async fn window(
         t.delivered.store(0, Ordering::Relaxed);
         *t.hist.lock().unwrap() = clients::histogram();
     }
+    let (wait0, gen_wait0) = (sys::wait_secs(pid), sys::wait_secs("self"));
     let (cpu0, gen0, sent0, t0) = (
         sys::cpu_secs(pid).unwrap_or(0.0),
         sys::cpu_secs("self").unwrap_or(0.0),
@@ -304,6 +305,7 @@ async fn window(
         up.sent.load(Ordering::Relaxed),
         t0.elapsed().as_secs_f64(),
     );
+    let (wait1, gen_wait1) = (sys::wait_secs(pid), sys::wait_secs("self"));
     let subscribed = out["subscribed"].as_u64().unwrap_or(0);
     let delivered: u64 = (shared.tallies.iter())
         .map(|t| t.delivered.load(Ordering::Relaxed))
@@ -327,6 +329,10 @@ async fn window(
     out["cpu_ms_per_1k"] = (1e6 * (cpu1 - cpu0) / delivered.max(1) as f64).into();
     out["server_cpu_pct"] = (100.0 * (cpu1 - cpu0) / wall).into();
     out["gen_cpu_pct"] = (100.0 * (gen1 - gen0) / wall).into();
+    if let (Some(a), Some(b), Some(c), Some(d)) = (wait0, wait1, gen_wait0, gen_wait1) {
+        out["server_wait_pct"] = (100.0 * (b - a) / wall).into();
+        out["gen_wait_pct"] = (100.0 * (d - c) / wall).into();
+    }
     out["rss_kib"] = sys::rss_kib(pid).unwrap_or(0).into();
     out
 }

@@ -78,3 +78,24 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
         });
     }
 }
+
+/// Seconds the threads of a process spent runnable but waiting for a CPU
+/// (second field of `/proc/<pid>/task/*/schedstat`, in ns): on a shared
+/// machine, how much of a window the process was held off its core by
+/// others, i.e. how far its figures are the machine's rather than its own.
+/// `None` when gone.
+pub fn wait_secs(pid: &str) -> Option<f64> {
+    let mut ns: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue; // a thread that just exited
+        };
+        ns += (s.split_whitespace().nth(1))
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(ns as f64 / 1e9)
+}
