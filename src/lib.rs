@@ -104,7 +104,8 @@
 //!
 //! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
 //! - `server`: the axum router (`/ws`, `/sse`, `/api/*`, `/metrics`, web
-//!   pages) and the hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
+//!   pages), the client's address behind trusted proxies, and the hardened
+//!   HTTP/1.1 accept loop (plain or `[server.tls]`) behind [`Ticker::serve`].
 //! - `ws`: the `/ws` upgrade, handshake, write batching and the session.
 //! - `state`: what the layers above share (`AppState`, `Settings`).
 //! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
