@@ -8,6 +8,7 @@ pub mod feeds;
 pub mod markdown;
 pub mod python;
 pub mod resume;
+pub mod sse;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -247,6 +248,27 @@ where
     }
 }
 
+/// The watcher is spawned by the harness: rewrites `path` (a file the config
+/// reads, or the config itself) unchanged until a reload is published on
+/// `$sys.config`, so later edits of it are known to be seen.
+pub async fn watching(s: &Server, path: &std::path::Path) {
+    let text = std::fs::read(path).unwrap();
+    let seq = || s.ticker.hub().latest("$sys.config").map_or(0, |u| u.seq());
+    let before = seq();
+    within(async {
+        loop {
+            write_atomic(path, &text);
+            for _ in 0..50 {
+                if seq() > before {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await;
+}
+
 /// A config with no feeds, for tests that publish themselves.
 pub const EMPTY: &str = "[server]\nlisten = \"127.0.0.1:0\"\n";
 
@@ -307,7 +329,7 @@ pub async fn spawn_tickerd_logging(
         .unwrap()
         .expect("tickerd prints its URL");
     let addr = line
-        .split("http://")
+        .split("://")
         .nth(1)
         .expect("a URL")
         .trim_end_matches('/')
