@@ -346,3 +346,21 @@ async fn a_key_that_is_not_the_certificates_is_refused() {
     );
     assert_eq!(served(s.addr, &pki.ca()).await.0, der(&good.0));
 }
+
+/// The `tickerd` binary with the TLS config serves it and prints its
+/// address as an `https://` URL (what a person starting it is told to open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_tls_and_prints_an_https_url() {
+    let pki = Pki::new();
+    let pair = pki.issue("bin", "5005");
+    let dir = server_dir(&pair);
+    std::fs::write(dir.path().join("config.toml"), config()).unwrap();
+    let args = [std::ffi::OsStr::new("-c"), "config.toml".as_ref()];
+    let (_child, url) = support::spawn_tickerd_url(dir.path(), &args, Stdio::null()).await;
+    let addr = url
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("not an https:// URL: {url}"))
+        .trim_end_matches('/');
+    let (cert, _) = served(addr.parse().unwrap(), &pki.ca()).await;
+    assert_eq!(cert, der(&pair.0));
+}

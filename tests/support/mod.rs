@@ -314,6 +314,23 @@ pub async fn spawn_tickerd_logging(
     args: &[&std::ffi::OsStr],
     stderr: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
+    let (child, url) = spawn_tickerd_url(cwd, args, stderr).await;
+    let addr = url
+        .split("://")
+        .nth(1)
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_string();
+    (child, addr)
+}
+
+/// [`spawn_tickerd_logging`], returning the whole URL tickerd printed
+/// (`http://host:port/`, or `https://` with `[server.tls]`).
+pub async fn spawn_tickerd_url(
+    cwd: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    stderr: std::process::Stdio,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(BIN)
         .args(args)
@@ -328,11 +345,10 @@ pub async fn spawn_tickerd_logging(
         .await
         .unwrap()
         .expect("tickerd prints its URL");
-    let addr = line
-        .split("://")
-        .nth(1)
-        .expect("a URL")
-        .trim_end_matches('/')
+    let url = line
+        .split_whitespace()
+        .find(|w| w.contains("://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
-    (child, addr)
+    (child, url)
 }
