@@ -28,6 +28,8 @@ need nats-server nats-server
 need chromium chromium
 need npm npm
 need node nodejs
+# tests/browser/tls.test.js makes Chromium trust a test CA through an NSS database.
+need certutil libnss3-tools
 # tests/readme_curl.rs runs the docs' curl examples with the real curl.
 need curl curl
 
