@@ -364,3 +364,32 @@ async fn the_binary_serves_tls_and_prints_an_https_url() {
     let (cert, _) = served(addr.parse().unwrap(), &pki.ca()).await;
     assert_eq!(cert, der(&pair.0));
 }
+
+/// A certificate file without a certificate, and a key file without a key,
+/// are each named with their path and what the file should hold.
+#[test]
+fn files_without_a_certificate_or_a_key_are_named() {
+    let pki = Pki::new();
+    let pair = pki.issue("plain", "7007");
+    let check = |cert: &[u8], key: &[u8]| {
+        let dir = server_dir(&(cert.to_vec(), key.to_vec()));
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config()).unwrap();
+        tickerd::Config::load(&path)
+            .expect_err("an unusable pair")
+            .to_string()
+    };
+    let err = check(b"not a certificate\n", &pair.1);
+    assert!(
+        err.contains(
+            "tls/cert.pem holds no certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks"
+        ),
+        "{err}"
+    );
+    let err = check(&pair.0, &pair.0);
+    assert!(
+        err.contains("tls/key.pem holds no private key (")
+            && err.contains("expected a PEM `-----BEGIN PRIVATE KEY-----`"),
+        "{err}"
+    );
+}
