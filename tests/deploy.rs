@@ -100,9 +100,10 @@ impl Kind {
                     &block,
                     &[("listen 80;", &listen), ("server 127.0.0.1:8080;", &server)],
                 );
-                // nginx's own frame around a conf.d file: paths in the temp dir.
+                // nginx's own frame around a conf.d file: paths in the temp
+                // dir; one process (no master), so killing it leaves no worker.
                 let conf = format!(
-                    "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+                    "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
                      events {{}}\nhttp {{\naccess_log off;\nclient_body_temp_path {d}/body;\n\
                      proxy_temp_path {d}/proxy;\nfastcgi_temp_path {d}/fastcgi;\n\
                      uwsgi_temp_path {d}/uwsgi;\nscgi_temp_path {d}/scgi;\n{block}}}\n"
