@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub flush_interval: Duration,
     /// Serve `web/` from this directory instead of the embedded copy (development).
     pub web_dir: Option<PathBuf>,
+    /// The longest a shutdown (SIGTERM, [`crate::Ticker::shutdown`]) may take
+    /// in [`crate::Ticker::serve`]: clients closed, feeds stopped, the history
+    /// store flushed. What is not done by then is abandoned, so a peer that
+    /// does not read cannot hold the process.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +59,7 @@ impl Default for ServerConfig {
             heartbeat: Duration::from_secs(20),
             flush_interval: Duration::from_millis(25),
             web_dir: None,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -317,6 +324,12 @@ pub(super) fn check_sections(
         doc.error(
             "server.heartbeat",
             "[server] heartbeat must be greater than zero, e.g. \"20s\"".into(),
+        );
+    }
+    if server.shutdown_timeout.is_zero() {
+        doc.error(
+            "server.shutdown_timeout",
+            "[server] shutdown_timeout must be greater than zero, e.g. \"10s\"".into(),
         );
     }
     if server.flush_interval > Duration::from_secs(1) {

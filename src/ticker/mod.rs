@@ -87,16 +87,35 @@ impl Ticker {
         self.shared.feeds.statuses().await
     }
 
-    /// Serves the router on `listener` until shutdown, then waits (up to 3 s)
-    /// for sessions and feeds to end. HTTP/1.1 with the hardening of `[limits]`
-    /// (header timeout and size); see `server::listener`. To serve the router
-    /// inside your own app instead, see [`Ticker::router`].
+    /// Serves the router on `listener` until shutdown, then waits for open
+    /// HTTP requests, sessions, feeds and the history store's last commit,
+    /// all within `[server] shutdown_timeout` from the moment shutdown began:
+    /// what is not done by then is abandoned. HTTP/1.1 with the hardening of
+    /// `[limits]` (header timeout and size); see `server::listener`. To serve
+    /// the router inside your own app instead, see [`Ticker::router`].
     ///
     /// # Errors
     /// The listener fails.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
-        crate::server::serve(self.shared.clone(), self.router::<()>(), listener).await?;
-        self.stopped(Duration::from_secs(3)).await;
+        let cancel = self.shared.cancel.clone();
+        let server = crate::server::serve(self.shared.clone(), self.router::<()>(), listener);
+        let mut server = std::pin::pin!(server);
+        // The accept loop ends by itself once shutdown began (after draining
+        // the HTTP connections, which may take longer than allowed).
+        let drained = tokio::select! {
+            r = server.as_mut() => { r?; true }
+            () = cancel.cancelled() => false,
+        };
+        // Read now, not at start: a reload may have changed it.
+        let grace = self.shared.settings().shutdown_timeout;
+        let began = tokio::time::Instant::now();
+        if !drained {
+            match tokio::time::timeout(grace, server).await {
+                Ok(r) => r?,
+                Err(_) => warn!("HTTP connections still open at shutdown_timeout; closing them."),
+            }
+        }
+        self.stopped(grace.saturating_sub(began.elapsed())).await;
         Ok(())
     }
 
@@ -111,7 +130,8 @@ impl Ticker {
         self.shared.cancel.clone()
     }
 
-    /// After [`Ticker::shutdown`]: waits up to `deadline` for sessions and feeds.
+    /// After [`Ticker::shutdown`]: waits up to `deadline` for sessions, feeds
+    /// and the history store's last commit.
     pub async fn stopped(&self, deadline: Duration) {
         self.shared.cancel.cancel();
         let shared = self.shared.clone();
