@@ -21,11 +21,13 @@ SERVERS=${SERVERS:-"tickerd node-ws tutorial"}
 SCENARIOS=${SCENARIOS:-"light load saturation idle"}
 
 echo "Building release binaries and installing the Node peer..." >&2
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
+# The `profiling` profile: the release build with symbols kept, so that
+# `perf record` of a run names functions (the shipped release binary is stripped).
+cargo build --profile profiling --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
 cargo build --release --quiet --manifest-path "$BENCH/Cargo.toml"
 (cd peers/node && npm ci --no-audit --no-fund --silent)
 # Where cargo put them (CARGO_TARGET_DIR, when set, holds both).
-TICKERD=${CARGO_TARGET_DIR:-$ROOT/target}/release/tickerd
+TICKERD=${CARGO_TARGET_DIR:-$ROOT/target}/profiling/tickerd
 GEN=${CARGO_TARGET_DIR:-$BENCH/target}/release/tickerd-bench
 
 server_cmd() {

@@ -292,12 +292,20 @@ pub async fn spawn_tickerd_logging(
     args: &[&std::ffi::OsStr],
     stderr: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
+    let mut command = tokio::process::Command::new(BIN);
+    command.args(args).current_dir(cwd).stderr(stderr);
+    start_tickerd(command).await
+}
+
+/// Spawns `command` (a `tickerd` command line, with whatever environment and
+/// stderr the test gives it) with its stdout piped, killed when dropped, and
+/// waits for the address it prints (`host:port`).
+pub async fn start_tickerd(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
+    let mut child = command
         .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
