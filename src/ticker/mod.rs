@@ -94,10 +94,17 @@ impl Ticker {
     /// `[limits]` (header timeout and size); see `server::listener`. To serve
     /// the router inside your own app instead, see [`Ticker::router`].
     ///
+    /// Under systemd (`$NOTIFY_SOCKET` set) it says `READY=1` once serving,
+    /// `WATCHDOG=1` while serving when `WatchdogSec=` asks for it, and
+    /// `STOPPING=1` when shutdown begins (docs/deploy.md "systemd").
+    ///
     /// # Errors
     /// The listener fails.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
         let cancel = self.shared.cancel.clone();
+        self.shared
+            .tasks
+            .spawn(crate::systemd::serving(cancel.clone()));
         let server = crate::server::serve(self.shared.clone(), self.router::<()>(), listener);
         let mut server = std::pin::pin!(server);
         // The accept loop ends by itself once shutdown began (after draining
@@ -149,13 +156,16 @@ impl Ticker {
     /// config changes nothing; either way the outcome is published on
     /// `$sys.config`. An empty (or whitespace-only) file is not ready yet (an
     /// editor truncated it and has not written yet): nothing changes, nothing is
-    /// published, and the result is an empty [`Diff`].
+    /// published, and the result is an empty [`Diff`]. Under systemd, once
+    /// [`Ticker::serve`] said `READY=1`, a reload is framed by `RELOADING=1`
+    /// and `READY=1` (as is [`Ticker::apply`]).
     ///
     /// # Errors
     /// The new config is invalid (the old one keeps running), or the ticker was
     /// not started from a file.
     pub async fn reload(&self) -> Result<Diff, ConfigErrors> {
         let _one_at_a_time = self.shared.reloading.lock().await;
+        let _told = crate::systemd::Reloading::begin();
         let path = self.shared.config.lock().await.path.clone();
         let Some(path) = path else {
             return Err(ConfigErrors(vec![crate::config::ConfigError {
@@ -198,6 +208,7 @@ impl Ticker {
     /// and feeds by difference. Publishes the outcome on `$sys.config`.
     pub async fn apply(&self, config: Config) -> Diff {
         let _one_at_a_time = self.shared.reloading.lock().await;
+        let _told = crate::systemd::Reloading::begin();
         self.apply_now(config).await
     }
 
