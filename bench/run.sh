@@ -75,13 +75,16 @@ done
 
 echo "Building release binaries and installing the Node peer..." >&2
 # TICKERD_BIN and BENCH_BIN, both set, name prebuilt binaries: no cargo (as in scale.sh).
+# tickerd is built with the `profiling` profile: the release build with symbols
+# kept, so that `perf record` of a run names functions (the shipped release
+# binary is stripped). Build a TICKERD_BASE the same way to compare like with like.
 if [[ -z "${TICKERD_BIN:-}" || -z "${BENCH_BIN:-}" ]]; then
-  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
+  cargo build --profile profiling --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
   cargo build --release --quiet --manifest-path "$BENCH/Cargo.toml"
 fi
 (cd peers/node && npm ci --no-audit --no-fund --silent)
 # Where cargo put them (CARGO_TARGET_DIR, when set, holds both).
-TICKERD=${TICKERD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tickerd}
+TICKERD=${TICKERD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/profiling/tickerd}
 GEN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$BENCH/target}/release/tickerd-bench}
 
 # tickerd-cluster: the same node, with every update going through NATS JetStream

@@ -103,7 +103,7 @@
 //! ```text
 //! client, ticker → server → ws → connection → state → cluster → feeds → auth → publish → hub
 //!        → config → transform → reload → rate → delta → protocol → metrics
-//!        → topic → closes → sync
+//!        → topic → closes → sync → nearest → systemd
 //! ```
 //!
 //! - [`client`] (cargo feature `client`, on by default): a client of a
@@ -138,6 +138,8 @@
 //! - [`topic`]: topic names, patterns and templates.
 //! - `closes`: the rate-limited log line of a client stopped by a limit.
 //! - `sync`: the one rule for poisoned locks.
+//! - `systemd`: `sd_notify` states (`READY=1`, `RELOADING=1`, `STOPPING=1`,
+//!   `WATCHDOG=1`) sent to `$NOTIFY_SOCKET` when it is set.
 
 #![deny(missing_docs)]
 
@@ -162,6 +164,7 @@ mod reload;
 mod server;
 mod state;
 mod sync;
+mod systemd;
 mod ticker;
 mod transform;
 mod ws;

@@ -1,25 +1,32 @@
-//! The `tickerd` command: parse arguments, load the config, serve, and shut down
-//! gracefully on SIGINT/SIGTERM (SIGHUP reloads); or run a client command
-//! (`sub`, `pub`: `src/cli/`). Everything else is the library.
+//! The `tickerd` command: parse arguments, set up the log, load the config,
+//! serve, and shut down gracefully on SIGINT/SIGTERM (SIGHUP reloads); or run a
+//! client command (`sub`, `pub`: `src/cli/`). Everything else is the library.
 
 #[cfg(feature = "client")]
 mod cli;
 
-use std::io::IsTerminal;
+#[path = "main/logging.rs"]
+mod logging;
+
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tickerd::{Config, Ticker};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
+
+use logging::LogFormat;
+
+/// What `--version` prints: the crate's version and the git commit it was
+/// built from (`unknown` from a crate tarball; see `build.rs`).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("TICKERD_COMMIT"), ")");
 
 /// Turn any data source into a live, pushed, browser-ready ticker.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = VERSION, about)]
 struct Cli {
     /// Config file (default: ./config.toml if it exists, else the built-in demo).
     #[arg(short, long, global = true)]
@@ -34,6 +41,10 @@ struct Cli {
     /// This node's name in a cluster (overrides cluster.node; needs [cluster]).
     #[arg(long, value_parser = node_name)]
     node: Option<String>,
+    /// Log format on stderr: `text` for terminals, `json` (one object per
+    /// line: time, level, target, message, fields) for log aggregators.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -77,21 +88,17 @@ fn main() -> ExitCode {
         Some(Command::Pub(args)) => return client_command(cli::publish(args)),
         other => cli.command = other,
     }
-    // async_nats reports each failed connection attempt at INFO without the
-    // URL; the cluster logs those itself (with the URL, rate-limited).
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,async_nats=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let _log = logging::init(cli.log_format);
     let path = config_source(&cli);
     if let Some(Command::Check) = cli.command {
         return check(path.as_deref());
     }
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the Tokio runtime");
-    runtime.block_on(run(cli, path))
+    let code = runtime.block_on(run(cli, path));
+    // `Ticker::serve` already waited for what matters (within
+    // shutdown_timeout); a blocking task still running must not hold the exit.
+    runtime.shutdown_background();
+    code
 }
 
 /// Runs a client command (`sub`, `pub`) on a runtime of its own, without the
@@ -176,9 +183,10 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
     } else {
         "http"
     };
-    println!(
-        "tickerd {} — dashboard at {scheme}://{addr}/",
-        env!("CARGO_PKG_VERSION")
+    // Not `println!`: a closed stdout must not panic the server.
+    let _ = writeln!(
+        std::io::stdout(),
+        "tickerd {VERSION} — dashboard at {scheme}://{addr}/"
     );
     info!(%addr, config = %path.as_deref().map_or("<built-in>".into(), |p| p.display().to_string()), "Listening.");
     tokio::spawn(signals(handlers, ticker.clone(), path.is_some()));
@@ -224,10 +232,14 @@ async fn signals(handlers: Handlers, ticker: Ticker, from_file: bool) {
     }
     info!("Shutting down.");
     ticker.shutdown();
-    // A second signal, or a stuck task, must not keep the process alive forever.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    warn!("Shutdown took too long; exiting.");
-    std::process::exit(0);
+    // `Ticker::serve` ends within `[server] shutdown_timeout`; a second signal
+    // means "now".
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    warn!("Second signal during shutdown; exiting now.");
+    std::process::exit(1);
 }
 
 /// Raises the open-file soft limit to the hard limit: each client is a socket.

@@ -97,6 +97,12 @@ pub(crate) const MAX_RATE: &str =
 /// What `delta` takes, on a WebSocket `subscribe` and in `/sse?delta=`.
 pub(crate) const DELTA: &str = "`delta` must be true or false";
 
+/// The reason of the Close 1001 every WebSocket client gets when the server
+/// shuts down. Most shutdowns are restarts (a deploy, systemd), so it says
+/// when to come back, like an HTTP `Retry-After` (docs/protocol.md "Close
+/// codes").
+pub(crate) const SHUTDOWN_REASON: &str = "server shutting down; retry after 2s";
+
 /// A `max_rate` as given (`None`: not a number): a positive, finite rate, or
 /// [`MAX_RATE`].
 pub(crate) fn max_rate(rate: Option<f64>) -> Result<f64, String> {

@@ -30,6 +30,9 @@ pub(crate) struct Settings {
     pub(crate) limits: LimitsConfig,
     pub(crate) heartbeat: Duration,
     pub(crate) flush_interval: Duration,
+    /// `server.shutdown_timeout`: read when a shutdown begins, so a reload
+    /// changes it for the next one.
+    pub(crate) shutdown_timeout: Duration,
     /// `server.token` and `[[access]]`: who may connect and read what.
     pub(crate) access: crate::auth::Access,
     pub(crate) publish_token: Option<String>,
@@ -51,6 +54,7 @@ impl Settings {
             limits: c.limits.clone(),
             heartbeat: c.server.heartbeat,
             flush_interval: c.server.flush_interval,
+            shutdown_timeout: c.server.shutdown_timeout,
             access: crate::auth::Access::from_config(c),
             publish_token: c.server.publish_token.clone(),
             allowed_origins: c.server.allowed_origins.clone(),

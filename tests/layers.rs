@@ -17,7 +17,7 @@ use sources::sources;
 const LAYERS: &[&str] = &[
     "cli", "client", "ticker", "server", "ws", "connection", "state", "cluster", "feeds", "auth",
     "publish", "hub", "config", "transform", "reload", "rate", "delta", "protocol", "metrics",
-    "topic", "closes", "sync", "nearest",
+    "topic", "closes", "sync", "nearest", "systemd",
 ];
 
 /// The names that follow `crate::` on a line of code (comments skipped).

@@ -46,6 +46,12 @@ pub struct ServerConfig {
     /// client (CIDR networks such as `"127.0.0.1/32"`, checked by
     /// `parse_cidr`); from any other peer those headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// The longest a shutdown (SIGTERM, [`crate::Ticker::shutdown`]) may take
+    /// in [`crate::Ticker::serve`]: clients closed, feeds stopped, the history
+    /// store flushed. What is not done by then is abandoned, so a peer that
+    /// does not read cannot hold the process.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +68,7 @@ impl Default for ServerConfig {
             web_dir: None,
             tls: None,
             trusted_proxies: Vec::new(),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -343,6 +350,12 @@ pub(super) fn check_sections(
         doc.error(
             "server.heartbeat",
             "[server] heartbeat must be greater than zero, e.g. \"20s\"".into(),
+        );
+    }
+    if server.shutdown_timeout.is_zero() {
+        doc.error(
+            "server.shutdown_timeout",
+            "[server] shutdown_timeout must be greater than zero, e.g. \"10s\"".into(),
         );
     }
     if server.flush_interval > Duration::from_secs(1) {

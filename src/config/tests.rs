@@ -167,6 +167,25 @@ fn durations_and_unknown_sections_are_checked() {
     assert!(c.server.flush_interval.is_zero());
 }
 
+/// `[server] shutdown_timeout` defaults to 10 s, takes a duration, and zero
+/// is refused at its line with an example of a right value.
+#[test]
+fn shutdown_timeout_is_a_positive_duration() {
+    assert_eq!(
+        parse("").unwrap().server.shutdown_timeout,
+        Duration::from_secs(10)
+    );
+    let c = parse("[server]\nshutdown_timeout = \"3s\"\n").unwrap();
+    assert_eq!(c.server.shutdown_timeout, Duration::from_secs(3));
+    let e = parse("[server]\nshutdown_timeout = \"0s\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(":2:") && e.contains("greater than zero, e.g. \"10s\""),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_feeds_history_is_a_count_or_an_age_within_max_history() {
     let feed =

@@ -40,13 +40,12 @@ use tracing::{debug, warn};
 
 use crate::state::AppState;
 
-/// How long open HTTP connections get to finish after shutdown begins.
-const DRAIN: Duration = Duration::from_secs(3);
-
 /// Pause after an accept error that is not about one connection.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `app` on `listener` until the ticker's cancellation token fires.
+/// Serves `app` on `listener` until the ticker's cancellation token fires,
+/// then waits for open HTTP connections to finish; `Ticker::serve` bounds
+/// that wait by `[server] shutdown_timeout`.
 ///
 /// # Errors
 /// Never at present: accept errors are logged and retried. The `Result` keeps
@@ -124,9 +123,7 @@ pub(crate) async fn serve(
     }
     drop(listener);
     conns.close();
-    if tokio::time::timeout(DRAIN, conns.wait()).await.is_err() {
-        debug!("Some HTTP connections did not finish in time.");
-    }
+    conns.wait().await;
     Ok(())
 }
 

@@ -87,16 +87,42 @@ impl Ticker {
         self.shared.feeds.statuses().await
     }
 
-    /// Serves the router on `listener` until shutdown, then waits (up to 3 s)
-    /// for sessions and feeds to end. HTTP/1.1 with the hardening of `[limits]`
-    /// (header timeout and size); see `server::listener`. To serve the router
-    /// inside your own app instead, see [`Ticker::router`].
+    /// Serves the router on `listener` until shutdown, then waits for open
+    /// HTTP requests, sessions, feeds and the history store's last commit,
+    /// all within `[server] shutdown_timeout` from the moment shutdown began:
+    /// what is not done by then is abandoned. HTTP/1.1 with the hardening of
+    /// `[limits]` (header timeout and size); see `server::listener`. To serve
+    /// the router inside your own app instead, see [`Ticker::router`].
+    ///
+    /// Under systemd (`$NOTIFY_SOCKET` set) it says `READY=1` once serving,
+    /// `WATCHDOG=1` while serving when `WatchdogSec=` asks for it, and
+    /// `STOPPING=1` when shutdown begins (docs/deploy.md "systemd").
     ///
     /// # Errors
     /// The listener fails.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
-        crate::server::serve(self.shared.clone(), self.router::<()>(), listener).await?;
-        self.stopped(Duration::from_secs(3)).await;
+        let cancel = self.shared.cancel.clone();
+        self.shared
+            .tasks
+            .spawn(crate::systemd::serving(cancel.clone()));
+        let server = crate::server::serve(self.shared.clone(), self.router::<()>(), listener);
+        let mut server = std::pin::pin!(server);
+        // The accept loop ends by itself once shutdown began (after draining
+        // the HTTP connections, which may take longer than allowed).
+        let drained = tokio::select! {
+            r = server.as_mut() => { r?; true }
+            () = cancel.cancelled() => false,
+        };
+        // Read now, not at start: a reload may have changed it.
+        let grace = self.shared.settings().shutdown_timeout;
+        let began = tokio::time::Instant::now();
+        if !drained {
+            match tokio::time::timeout(grace, server).await {
+                Ok(r) => r?,
+                Err(_) => warn!("HTTP connections still open at shutdown_timeout; closing them."),
+            }
+        }
+        self.stopped(grace.saturating_sub(began.elapsed())).await;
         Ok(())
     }
 
@@ -111,7 +137,8 @@ impl Ticker {
         self.shared.cancel.clone()
     }
 
-    /// After [`Ticker::shutdown`]: waits up to `deadline` for sessions and feeds.
+    /// After [`Ticker::shutdown`]: waits up to `deadline` for sessions, feeds
+    /// and the history store's last commit.
     pub async fn stopped(&self, deadline: Duration) {
         self.shared.cancel.cancel();
         let shared = self.shared.clone();
@@ -129,13 +156,16 @@ impl Ticker {
     /// config changes nothing; either way the outcome is published on
     /// `$sys.config`. An empty (or whitespace-only) file is not ready yet (an
     /// editor truncated it and has not written yet): nothing changes, nothing is
-    /// published, and the result is an empty [`Diff`].
+    /// published, and the result is an empty [`Diff`]. Under systemd, once
+    /// [`Ticker::serve`] said `READY=1`, a reload is framed by `RELOADING=1`
+    /// and `READY=1` (as is [`Ticker::apply`]).
     ///
     /// # Errors
     /// The new config is invalid (the old one keeps running), or the ticker was
     /// not started from a file.
     pub async fn reload(&self) -> Result<Diff, ConfigErrors> {
         let _one_at_a_time = self.shared.reloading.lock().await;
+        let _told = crate::systemd::Reloading::begin();
         let path = self.shared.config.lock().await.path.clone();
         let Some(path) = path else {
             return Err(ConfigErrors(vec![crate::config::ConfigError {
@@ -178,6 +208,7 @@ impl Ticker {
     /// and feeds by difference. Publishes the outcome on `$sys.config`.
     pub async fn apply(&self, config: Config) -> Diff {
         let _one_at_a_time = self.shared.reloading.lock().await;
+        let _told = crate::systemd::Reloading::begin();
         self.apply_now(config).await
     }
 

@@ -427,7 +427,7 @@ fn write_loop(
         if shutdown.is_cancelled() {
             Box::pin(close(
                 &mut sink,
-                Closing::Code(1001, "server shutting down"),
+                Closing::Code(1001, protocol::SHUTDOWN_REASON),
                 CLOSE_TIMEOUT,
             ))
             .await;

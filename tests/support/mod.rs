@@ -314,14 +314,9 @@ pub async fn spawn_tickerd_logging(
     args: &[&std::ffi::OsStr],
     stderr: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
-    let (child, url) = spawn_tickerd_url(cwd, args, stderr).await;
-    let addr = url
-        .split("://")
-        .nth(1)
-        .expect("a URL")
-        .trim_end_matches('/')
-        .to_string();
-    (child, addr)
+    let mut command = tokio::process::Command::new(BIN);
+    command.args(args).current_dir(cwd).stderr(stderr);
+    start_tickerd(command).await
 }
 
 /// [`spawn_tickerd_logging`], returning the whole URL tickerd printed
@@ -331,12 +326,32 @@ pub async fn spawn_tickerd_url(
     args: &[&std::ffi::OsStr],
     stderr: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
+    let mut command = tokio::process::Command::new(BIN);
+    command.args(args).current_dir(cwd).stderr(stderr);
+    start_tickerd_url(command).await
+}
+
+/// Spawns `command` (a `tickerd` command line, with whatever environment and
+/// stderr the test gives it) with its stdout piped, killed when dropped, and
+/// waits for the address it prints (`host:port`).
+pub async fn start_tickerd(command: tokio::process::Command) -> (tokio::process::Child, String) {
+    let (child, url) = start_tickerd_url(command).await;
+    let addr = url
+        .split("://")
+        .nth(1)
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_string();
+    (child, addr)
+}
+
+/// [`start_tickerd`], returning the whole URL tickerd printed.
+pub async fn start_tickerd_url(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
+    let mut child = command
         .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
