@@ -14,6 +14,9 @@ use super::otlp_proto::*;
 pub(crate) fn decode(body: &[u8]) -> Result<ExportMetricsServiceRequest, String> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("an OTLP/JSON export is an object with `resourceMetrics`".into());
+    }
     let resource_metrics = list(&v, "resourceMetrics")?
         .iter()
         .map(resource_metrics)
