@@ -27,6 +27,7 @@ mod otlp_json;
 pub(crate) mod otlp_proto;
 pub(crate) mod remote_write;
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -192,25 +193,33 @@ impl Batch {
                  match it); nothing of this write was published"
             )));
         }
-        let new: HashSet<&str> = self
+        let wanted: HashSet<&str> = self
             .items
             .iter()
             .map(|(_, t, _)| t.as_str())
-            .filter(|t| !crate::topic::is_system(t) && hub.latest(t).is_none())
+            .filter(|t| !crate::topic::is_system(t))
             .collect();
-        if !new.is_empty() {
-            // Counting every topic is paid only by a write that creates some.
-            let held = hub.topics_where(|t| !crate::topic::is_system(t)).len();
-            if held + new.len() > max_topics {
-                return Err(Refused::Full(format!(
-                    "this write would create {} new topics, and the server holds {held} of its \
-                     maximum of {max_topics} ([limits] max_topics); nothing of this write was \
-                     published",
-                    new.len()
-                )));
+        // One pass over the topic names, per write (not per item): how many
+        // the server holds, and how many of this write's it already has.
+        let (held, existing) = (Cell::new(0usize), Cell::new(0usize));
+        hub.topics_where(|t| {
+            if !crate::topic::is_system(t) {
+                held.set(held.get() + 1);
+                if wanted.contains(t) {
+                    existing.set(existing.get() + 1);
+                }
             }
+            false
+        });
+        let (held, new) = (held.get(), wanted.len() - existing.get());
+        if new > 0 && held + new > max_topics {
+            return Err(Refused::Full(format!(
+                "this write would create {new} new topics, and the server holds {held} of its \
+                 maximum of {max_topics} ([limits] max_topics); nothing of this write was \
+                 published"
+            )));
         }
-        drop(new);
+        drop(wanted);
         let mut done = Delivered {
             published: 0,
             dropped: self.dropped,
