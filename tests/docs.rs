@@ -61,13 +61,27 @@ fn markdown_toml_snippets_are_valid_configs() {
     assert!(checked >= 2, "found only {checked} snippets");
 }
 
+/// The one warning the shipped config may give: dashboards/monitoring.toml
+/// shows what the push examples take in, and they ship disabled (they need a
+/// publish token and a client pushing), so its panels warn that a disabled
+/// feed would feed them. Nothing else may warn.
+fn shipped_warning(warning: &str) -> bool {
+    warning.contains("dashboards/monitoring.toml") && warning.contains("but it has enabled = false")
+}
+
 /// The shipped config.toml with every `feeds/*.toml` loads without an error
-/// or a warning, and every file of feeds/ holds at least one feed.
+/// or a warning but [`shipped_warning`], and every file of feeds/ holds at least one feed.
 #[test]
 fn shipped_config_and_every_feed_example_are_valid() {
     let config = Config::load(&root().join("config.toml"))
         .unwrap_or_else(|e| panic!("the shipped config is invalid:\n{e}"));
-    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let unexpected: Vec<String> = config
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .filter(|w| !shipped_warning(w))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
     let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("feeds"))
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -100,6 +114,10 @@ fn accepted_keys(snippet: &str) -> Vec<String> {
     let err = Config::from_toml(snippet, Path::new("probe.toml"))
         .expect_err("an unknown key is an error")
         .to_string();
+    // A kind with no keys of its own (`otlp`) has nothing to document.
+    if err.contains("`zz_unknown`, there are no fields") {
+        return Vec::new();
+    }
     // serde words it "expected `a`", "expected `a` or `b`", "expected one of ...".
     let (_, expected) = err
         .split_once("`zz_unknown`, expected")
@@ -143,7 +161,10 @@ fn config_reference_names_every_key() {
     let mut missing = Vec::new();
     for (what, snippet) in &probes {
         let keys = accepted_keys(snippet);
-        assert!(!keys.is_empty(), "{what}: no keys found");
+        assert!(
+            !keys.is_empty() || what.starts_with("kind"),
+            "{what}: no keys found"
+        );
         for key in keys {
             if !reference.contains(&format!("`{key}`")) {
                 missing.push(format!("{what} {key}"));
@@ -228,7 +249,8 @@ fn dashboard_files_are_toml() {
 }
 
 /// `tickerd check` on the shipped config prints the verdict line the README
-/// quotes, with the feed and disabled counts of the real files.
+/// quotes, with the feed and disabled counts of the real files (after only
+/// the warnings [`shipped_warning`] allows).
 #[tokio::test]
 async fn check_of_the_shipped_config_matches_the_readme() {
     let out = tokio::process::Command::new(BIN)
@@ -246,7 +268,10 @@ async fn check_of_the_shipped_config_matches_the_readme() {
         config.feeds.len(),
         config.dashboards.len()
     );
-    assert_eq!(stdout.trim(), verdict);
+    let mut lines: Vec<&str> = stdout.trim().lines().collect();
+    let last = lines.pop();
+    assert_eq!(last, Some(verdict.as_str()), "{stdout}");
+    assert!(lines.iter().all(|l| shipped_warning(l)), "{stdout}");
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     assert!(
         readme.contains(&format!("`{verdict}`")),
@@ -275,7 +300,8 @@ fn readme_routes() -> Vec<(String, String)> {
 
 /// Every HTTP route the README names exists on a real server: requested as
 /// written (a `{topic}` filled with a topic that has a value, publishing with
-/// the publish token), none answers 404 or 405.
+/// the publish token, with a feed of each push kind running so their routes
+/// have a taker), none answers 404 or 405.
 #[tokio::test]
 async fn every_route_the_readme_names_exists() {
     let routes = readme_routes();
@@ -290,7 +316,10 @@ async fn every_route_the_readme_names_exists() {
         );
     }
     let s = Server::start(
-        "[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"pt\"\n[dashboard]\nenabled = true\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"pt\"\n[dashboard]\nenabled = true\n\
+         [[feed]]\nname = \"lp\"\nkind = \"influx\"\nbucket = \"b\"\ntopic = \"lp\"\n\
+         [[feed]]\nname = \"rw\"\nkind = \"remote_write\"\ntopic = \"rw\"\n\
+         [[feed]]\nname = \"ot\"\nkind = \"otlp\"\ntopic = \"ot\"\n",
     )
     .await;
     s.ticker

@@ -2,7 +2,8 @@
 //! table with one row per kind (two for kinds with two modes), each fed by a
 //! real source: local HTTP, WebSocket and SSE upstreams, a command, files, and
 //! the real mosquitto, redis-server, nats-server, PostgreSQL and Prometheus
-//! the other feed tests start. A built-in kind without a row fails the table.
+//! the other feed tests start; the push kinds (`influx`, `remote_write`,
+//! `otlp`) by a source writing its protocol to the server once it runs. A built-in kind without a row fails the table.
 //!
 //! - `transform` steps shape the published value of every kind (the broker
 //!   kinds once skipped them).
@@ -47,6 +48,8 @@ struct Sources {
     /// Only the `transform` table has a `prometheus` row (it takes no `format`).
     prom: Option<Prometheus>,
     dir: tempfile::TempDir,
+    /// The server's address once it runs: the push rows' sources write to it.
+    push_to: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl Sources {
@@ -77,6 +80,7 @@ impl Sources {
             pg,
             prom,
             dir: tempfile::tempdir().unwrap(),
+            push_to: Arc::default(),
         }
     }
 }
@@ -246,8 +250,97 @@ async fn source(row: &str, payload: &str, s: &Sources) -> String {
             });
             format!("url = \"{}\"\nsubject = \"kinds.row\"", s.nats.url())
         }
+        "influx" | "remote_write" | "otlp" => {
+            let (to, name) = (s.push_to.clone(), row.to_string());
+            repeat(move || {
+                let (to, row) = (to.clone(), name.clone());
+                async move {
+                    // Nothing to write to until the server runs.
+                    let Some(addr) = to.get() else { return };
+                    let (path, body) = push_body(&row);
+                    let url = format!("http://{addr}{path}");
+                    let _ = reqwest::Client::new()
+                        .post(url)
+                        .header("authorization", format!("Token {PUSH_TOKEN}"))
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                }
+            });
+            match row {
+                "influx" => "bucket = \"kinds\"".into(),
+                _ => String::new(),
+            }
+        }
         other => panic!("no source for row {other:?}"),
     }
+}
+
+/// The publish token the push rows' sources write with.
+const PUSH_TOKEN: &str = "kinds-pt";
+
+/// The route and body a push row's source writes (once the server runs):
+/// one point whose value is 1.25, in the kind's own protocol.
+fn push_body(row: &str) -> (&'static str, Vec<u8>) {
+    match row {
+        "influx" => ("/api/v2/write?bucket=kinds", b"k v=1.25".to_vec()),
+        "remote_write" => {
+            use prost::Message as _;
+            let request = WriteRequest {
+                timeseries: vec![TimeSeries {
+                    labels: vec![Label {
+                        name: "__name__".into(),
+                        value: "k".into(),
+                    }],
+                    samples: vec![Sample {
+                        value: 1.25,
+                        timestamp: 1_700_000_000_000,
+                    }],
+                }],
+            };
+            let body = snap::raw::Encoder::new()
+                .compress_vec(&request.encode_to_vec())
+                .unwrap();
+            ("/api/v1/write", body)
+        }
+        _ => (
+            "/v1/metrics",
+            br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"k","gauge":{"dataPoints":[{"asDouble":1.25}]}}]}]}]}"#
+                .to_vec(),
+        ),
+    }
+}
+
+/// The remote-write 1.0 messages the `remote_write` row's source sends.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WriteRequest {
+    #[prost(message, repeated, tag = "1")]
+    timeseries: Vec<TimeSeries>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct TimeSeries {
+    #[prost(message, repeated, tag = "1")]
+    labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    samples: Vec<Sample>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Label {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    value: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Sample {
+    #[prost(double, tag = "1")]
+    value: f64,
+    #[prost(int64, tag = "2")]
+    timestamp: i64,
 }
 
 /// A config with one feed per row (`k.<row>` its topic), each with `common`
@@ -258,7 +351,8 @@ async fn config(
     s: &Sources,
     extra: impl Fn(&str) -> String,
 ) -> String {
-    let mut text = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    let mut text =
+        format!("[server]\nlisten = \"127.0.0.1:0\"\npublish_token = \"{PUSH_TOKEN}\"\n");
     for row in rows {
         text += &format!(
             "\n[[feed]]\nname = \"{row}\"\nkind = \"{}\"\ntopic = \"k.{row}\"\n{}\n{}\n",
@@ -316,6 +410,9 @@ async fn transform_shapes_every_kind() {
         ("nats", "v"),
         ("prometheus", "value"),
         ("postgres", "v"),
+        ("influx", "fields"),
+        ("remote_write", "value"),
+        ("otlp", "value"),
     ];
     let kinds: BTreeSet<&str> = table.iter().map(|(row, _)| kind_of(row)).collect();
     let builtin: BTreeSet<&str> = tickerd::feeds::builtin_kinds().collect();
@@ -332,6 +429,7 @@ async fn transform_shapes_every_kind() {
     })
     .await;
     let server = Server::start(&text).await;
+    s.push_to.set(server.addr.to_string()).unwrap();
     let mut c = server.client().await;
     c.subscribe(&["k.*"]).await;
     let got = first_of_each(&server, &mut c, &rows).await;
@@ -365,7 +463,15 @@ async fn text_format_is_one_object_for_every_kind() {
         "nats",
         "postgres-listen",
     ];
-    let without_format = ["synthetic", "system", "prometheus"];
+    // The push kinds take their protocol's own body, never a `format`.
+    let without_format = [
+        "synthetic",
+        "system",
+        "prometheus",
+        "influx",
+        "remote_write",
+        "otlp",
+    ];
     let kinds: BTreeSet<&str> = rows
         .iter()
         .map(|r| kind_of(r))

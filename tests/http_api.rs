@@ -221,6 +221,20 @@ const ROUTES: &[(&str, &str, Auth, Option<&[&str]>)] = &[
     ("DELETE", "/api/topics/{topic}", Auth::Publish, Some(&[])),
     ("GET", "/healthz", Auth::No, Some(&[])),
     ("GET", "/metrics", Auth::No, Some(&[])),
+    (
+        "POST",
+        "/api/v2/write",
+        Auth::Publish,
+        Some(&["bucket", "org", "orgID", "precision"]),
+    ),
+    (
+        "POST",
+        "/write",
+        Auth::Publish,
+        Some(&["db", "rp", "precision", "consistency"]),
+    ),
+    ("POST", "/api/v1/write", Auth::Publish, Some(&[])),
+    ("POST", "/v1/metrics", Auth::Publish, Some(&[])),
 ];
 
 /// Every `METHOD /path` the README names in code spans, without a query.

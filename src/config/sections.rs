@@ -109,6 +109,10 @@ pub struct LimitsConfig {
     /// command's output or line, a file or line, a WebSocket message); larger
     /// is an error of that feed. A feed may set its own `max_item_bytes`.
     pub max_item_bytes: usize,
+    /// Largest body a push feed's route takes (InfluxDB line protocol,
+    /// Prometheus remote-write, OTLP), both as sent and once decompressed;
+    /// larger is answered 413.
+    pub max_push_bytes: usize,
     /// Most updates one topic keeps when its feed sets `history` (a count
     /// above it is an error; a `history` by age keeps at most this many).
     pub max_history: usize,
@@ -137,6 +141,7 @@ impl Default for LimitsConfig {
             max_buffered_bytes: 1024 * 1024,
             body_timeout: Duration::from_secs(10),
             max_item_bytes: 1024 * 1024,
+            max_push_bytes: 16 * 1024 * 1024,
             max_history: 10_000,
             max_resume: 10_000,
             topic_ttl: None,
@@ -371,6 +376,7 @@ pub(super) fn check_sections(
         ("queue", limits.queue),
         ("max_connections_per_ip", limits.max_connections_per_ip),
         ("max_item_bytes", limits.max_item_bytes),
+        ("max_push_bytes", limits.max_push_bytes),
         ("max_resume", limits.max_resume),
     ] {
         if v == 0 {

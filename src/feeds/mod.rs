@@ -26,6 +26,11 @@
 //! Every read from a source is capped at the feed's `max_item_bytes` through
 //! the helpers of `limit`; an oversized item is an error of the feed.
 //!
+//! The push kinds `influx`, `remote_write` and `otlp` (see `push`) have no
+//! connection of their own: their run registers the feed with the server's
+//! push routes until it is cancelled, and each write is published through the
+//! same `publish_item`.
+//!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
 mod broker;
@@ -33,6 +38,7 @@ mod extract;
 mod limit;
 mod options;
 mod poll;
+pub(crate) mod push;
 mod registry;
 mod status;
 mod supervisor;
@@ -40,19 +46,21 @@ mod supervisor;
 /// Declares each built-in kind's module (`feeds/<kind>.rs`, defining its
 /// `KIND`) and lists it in [`BUILTIN`]: adding a kind is its file plus its
 /// name here.
+/// The push kinds (`push/<kind>.rs`, declared by `push`) follow the `;`.
 macro_rules! builtin_kinds {
-    ($($kind:ident),* $(,)?) => {
+    ($($kind:ident),* ; $($pushed:ident),* $(,)?) => {
         $(mod $kind;)*
 
         /// Every built-in kind, in the order the "unknown kind" message lists
         /// them.
-        pub(crate) const BUILTIN: &[registry::BuiltinKind] = &[$($kind::KIND),*];
+        pub(crate) const BUILTIN: &[registry::BuiltinKind] =
+            &[$($kind::KIND,)* $(push::$pushed::KIND),*];
     };
 }
 
 builtin_kinds!(
     synthetic, system, http, command, websocket, sse, file, mqtt, redis, nats, prometheus,
-    postgres,
+    postgres; influx, remote_write, otlp,
 );
 
 pub(crate) use extract::Pipeline;
@@ -125,6 +133,8 @@ struct ContextInner {
     memory: std::sync::Mutex<crate::transform::Memory>,
     handoff: Arc<supervisor::Handoff>,
     max_item_bytes: usize,
+    /// The running push feeds, which a push kind's run joins (see `push`).
+    inlets: Arc<push::Inlets>,
 }
 
 impl std::fmt::Debug for FeedContext {
@@ -211,6 +221,24 @@ impl FeedContext {
     ) -> Result<Published, ItemError> {
         let value = self.to_value(data)?;
         self.publish_item(topic, Cow::Owned(value))
+    }
+
+    /// The topic the feed's template makes of `item` (a push write checks
+    /// every topic before it publishes any). A failure is that item's
+    /// counted error.
+    pub(crate) fn topic_for(&self, item: &Value) -> Result<String, ItemError> {
+        self.fill(item, &|_| None)
+    }
+
+    /// Publishes `item`, whose topic [`FeedContext::topic_for`] made, through
+    /// the one way in.
+    pub(crate) fn publish_at(&self, topic: &str, item: Value) -> Result<Published, ItemError> {
+        self.publish_item(topic, Cow::Owned(item))
+    }
+
+    /// The running push feeds this feed's supervisor shares with the server.
+    pub(crate) fn inlets(&self) -> &Arc<push::Inlets> {
+        &self.inner.inlets
     }
 
     /// The one way into the hub for every item of every kind: the feed's

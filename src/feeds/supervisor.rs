@@ -189,6 +189,8 @@ pub(crate) struct FeedSupervisor {
     running: tokio::sync::Mutex<HashMap<String, Running>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
+    /// The running push feeds (`push`), which the server's push routes read.
+    inlets: Arc<super::push::Inlets>,
 }
 
 impl FeedSupervisor {
@@ -206,6 +208,7 @@ impl FeedSupervisor {
             running: tokio::sync::Mutex::default(),
             tracker,
             cancel,
+            inlets: Arc::default(),
         });
         let weak = Arc::downgrade(&feeds);
         let cancel = feeds.cancel.clone();
@@ -239,6 +242,11 @@ impl FeedSupervisor {
             }
         });
         feeds
+    }
+
+    /// The running push feeds, for the server's push routes.
+    pub(crate) fn inlets(&self) -> &Arc<super::push::Inlets> {
+        &self.inlets
     }
 
     /// The kinds this set can build.
@@ -352,6 +360,7 @@ impl FeedSupervisor {
                 max_item_bytes: config
                     .max_item_bytes
                     .unwrap_or(crate::config::LimitsConfig::default().max_item_bytes),
+                inlets: self.inlets.clone(),
             }),
         };
         let span = tracing::info_span!("feed", feed = %config.name, kind = %config.kind);

@@ -261,7 +261,18 @@ pub(super) async fn read_body(
     body: Body,
     limits: &crate::config::LimitsConfig,
 ) -> Result<Bytes, ApiError> {
-    let max = limits.max_frame_bytes;
+    read_body_within(headers, body, limits.max_frame_bytes, limits).await
+}
+
+/// Reads a request body of at most `max` bytes within `limits.body_timeout`:
+/// a `Content-Length` over `max` is refused before any of the body is read,
+/// a body that grows past it once it does (413).
+pub(super) async fn read_body_within(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    limits: &crate::config::LimitsConfig,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -1,5 +1,5 @@
-//! The HTTP surface (docs/protocol.md, "HTTP"): `/ws`, `/sse`, `/api/*`, `/metrics`, `/healthz` and the
-//! embedded web assets, as one axum [`Router`] that carries its own state.
+//! The HTTP surface (docs/protocol.md, "HTTP"): `/ws`, `/sse`, `/api/*`, `/metrics`, `/healthz`, the
+//! push feeds' write routes (`push`) and the embedded web assets, as one axum [`Router`] that carries its own state.
 //!
 //! Handlers only translate HTTP into hub and session calls; errors that reach a
 //! client are [`ApiError`], logged in detail and answered briefly.
@@ -11,6 +11,7 @@ mod extract;
 mod forwarded;
 mod listener;
 mod params;
+mod push;
 mod sse;
 mod tls;
 
@@ -88,6 +89,22 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<AppState>) ->
         .route(
             "/api/topics/{topic}",
             Params::publishing("DELETE /api/topics/{topic}").on(delete(api::delete_topic)),
+        )
+        .route(
+            "/api/v2/write",
+            Params::pushing("POST /api/v2/write", push::INFLUX_V2_PARAMS).on(post(push::influx_v2)),
+        )
+        .route(
+            "/write",
+            Params::pushing("POST /write", push::INFLUX_V1_PARAMS).on(post(push::influx_v1)),
+        )
+        .route(
+            "/api/v1/write",
+            Params::pushing("POST /api/v1/write", &[]).on(post(push::remote_write)),
+        )
+        .route(
+            "/v1/metrics",
+            Params::pushing("POST /v1/metrics", &[]).on(post(push::otlp)),
         )
         .route(
             "/healthz",

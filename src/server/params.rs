@@ -60,6 +60,16 @@ impl Params {
         }
     }
 
+    /// A push route (`influx`, `remote_write`, `otlp`): `names`; the token
+    /// comes in a header only (`auth::push_credential_of`).
+    pub(super) const fn pushing(route: &'static str, names: &'static [&'static str]) -> Self {
+        Params {
+            route,
+            names,
+            token: Token::No,
+        }
+    }
+
     /// A route without a token: `names` only.
     pub(super) const fn open(route: &'static str, names: &'static [&'static str]) -> Self {
         Params {

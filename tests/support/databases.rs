@@ -258,12 +258,18 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus scraping `http://{target}/metrics` (job `app`).
     pub async fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::start_with(target, "").await
+    }
+
+    /// Like [`Prometheus::start`], with `extra` (top-level YAML, e.g. a
+    /// `remote_write:` section) added to its config.
+    pub async fn start_with(target: SocketAddr, extra: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("prometheus.yml"),
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
+                 scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n{extra}"
             ),
         )
         .unwrap();
