@@ -613,7 +613,7 @@ fn write_loop(
                         CLOSE_TIMEOUT
                     };
                     tokio::select! {
-                        _ = Box::pin(close(&mut sink, how, limit)) => {}
+                        _ = Box::pin(close(&mut sink, &outgoing, how, limit)) => {}
                         _ = &mut cancelled => {}
                     }
                     if how == Closing::OverBudget {
@@ -642,6 +642,7 @@ fn write_loop(
         if shutdown.is_cancelled() {
             Box::pin(close(
                 &mut sink,
+                &outgoing,
                 Closing::Code(1001, "server shutting down"),
                 CLOSE_TIMEOUT,
             ))
@@ -693,6 +694,9 @@ async fn flush_ready(
     // already have queued its Close reply, after which no frame may follow.
     // Over budget: nothing more is owed either.
     let deliver = !matches!(closing, Some(Closing::Quiet | Closing::OverBudget));
+    if !deliver {
+        outgoing.seal();
+    }
     let (mut count, mut bytes) = (0u64, 0u64);
     let mut replies = taken.replies();
     let frames = match shaping.is_active() {
@@ -735,7 +739,14 @@ async fn flush_ready(
 /// Closes the connection: a Close frame with a code, or (when the peer closed
 /// or vanished) flushing the Close reply tungstenite queued, if any. Bounded by
 /// `limit`.
-async fn close(sink: &mut SplitSink<Socket, Message>, how: Closing, limit: Duration) {
+async fn close(
+    sink: &mut SplitSink<Socket, Message>,
+    outgoing: &Outgoing,
+    how: Closing,
+    limit: Duration,
+) {
+    // Whatever is gathered still goes out, ahead of the Close; nothing after.
+    outgoing.seal();
     match how {
         Closing::Code(..) | Closing::OverBudget => {
             let (code, reason) = match how {

@@ -16,14 +16,16 @@
 //! The session's update and reply frames skip tungstenite's `Sink` altogether:
 //! the writer encodes them (a server's frames are unmasked: a 2-10 byte header
 //! and the payload) straight into the [`BatchIo`]'s buffer through an
-//! [`Outgoing`] handle, then flushes. And while a connection's writer is idle,
+//! [`Outgoing`] handle, then flushes. tungstenite's own frames (Pings, Pongs,
+//! Close) go through the [`BatchIo`] into the socket as they are written,
+//! after what is gathered ahead of them. And while a connection's writer is idle,
 //! the publisher writes an update straight into the TCP socket
 //! ([`Outgoing::write_now`], one non-blocking `writev`), without waking the
-//! writer at all. tungstenite still reads, answers Pings and writes Pings and
-//! Close frames, through the same buffer. Every write to the socket, from
+//! writer at all. Every write to the socket, from
 //! whichever side, happens under the [`Outgoing`]'s lock and only when nothing
 //! is ahead of it, so frames never interleave and leave in order; nothing is
-//! written after a Close frame.
+//! written after a Close frame (the writer [`Outgoing::seal`]s the connection
+//! before one can go out: state, not a scan of the bytes).
 //!
 //! What a connection can hold for writing is bounded: tungstenite's own buffer
 //! (Pongs, Pings, Close) at [`CONTROL_WRITE_LIMIT`], past which it keeps only
@@ -124,14 +126,18 @@ struct Out {
     sending: Vec<u8>,
     /// How much of `sending` has been written.
     sent: usize,
-    /// A Close frame went in: nothing may follow it.
+    /// A Close frame is on its way ([`Outgoing::seal`]): nothing of ours
+    /// may follow it.
     closed: bool,
+    /// tungstenite's last write went in only in part: the rest of its frame
+    /// comes with its next write, and nothing may come between.
+    partial: bool,
 }
 
 impl Out {
     /// Nothing gathered or in flight: a frame written now goes out next.
     fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.sent == self.sending.len()
+        self.pending.is_empty() && self.sent == self.sending.len() && !self.partial
     }
 }
 
@@ -249,6 +255,16 @@ impl Outgoing {
         }
     }
 
+    /// Marks the connection as closing: from now on neither the writer's
+    /// frames nor direct writes go in, only what tungstenite writes (the
+    /// Close frame). The writer calls it before it sends a Close, and when
+    /// it learns that the peer closed (tungstenite then owes the Close
+    /// reply), so a Close is always the last frame, without reading it back
+    /// out of the bytes.
+    pub(crate) fn seal(&self) {
+        self.lock().closed = true;
+    }
+
     /// Drops the whole frames waiting for the next flush (the frame being
     /// written, if any, is not here and still goes out whole).
     pub(crate) fn discard(&self) {
@@ -286,36 +302,10 @@ pub(crate) fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// Whether `data`, whole frames as tungstenite writes them, holds a Close
-/// frame (opcode 8).
-fn holds_close(mut data: &[u8]) -> bool {
-    while data.len() >= 2 {
-        if data[0] & 0x0F == 0x8 {
-            return true;
-        }
-        let (len, head) = match data[1] & 0x7F {
-            126 if data.len() >= 4 => (usize::from(u16::from_be_bytes([data[2], data[3]])), 4),
-            127 if data.len() >= 10 => {
-                let mut n = [0u8; 8];
-                n.copy_from_slice(&data[2..10]);
-                (
-                    usize::try_from(u64::from_be_bytes(n)).unwrap_or(usize::MAX),
-                    10,
-                )
-            }
-            126 | 127 => return false,
-            n => (usize::from(n), 2),
-        };
-        let mask = if data[1] & 0x80 != 0 { 4 } else { 0 };
-        data = data.get(head + mask + len..).unwrap_or_default();
-    }
-    false
-}
-
-/// A write-gathering wrapper: writes land in a buffer (shared with the
-/// session's writer through [`Outgoing`]) that goes out on flush, or once it
-/// holds [`BATCH_LIMIT`] bytes, and is freed once written, so that an idle
-/// connection holds none.
+/// A write-gathering wrapper: the writer's frames land in a buffer (shared
+/// through [`Outgoing`]) that goes out on flush (the writer flushes at the
+/// latest once it holds [`BATCH_LIMIT`] bytes) and is freed once written, so
+/// that an idle connection holds none. tungstenite's own frames go through.
 #[derive(Debug)]
 pub(crate) struct BatchIo<T> {
     inner: T,
@@ -338,22 +328,31 @@ impl<T: AsyncWrite + Unpin> BatchIo<T> {
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let BatchIo { inner, outgoing } = self;
         // Held while writing: a direct write waits its turn.
-        let mut out = outgoing.lock();
-        loop {
-            if out.sent == out.sending.len() {
-                out.sending = std::mem::take(&mut out.pending);
-                out.sent = 0;
-                if out.sending.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
+        drain(&mut outgoing.lock(), inner, cx)
+    }
+}
+
+/// Writes `out`'s frame in flight and its gathered frames into `inner`,
+/// freeing the buffers once they are out.
+fn drain<T: AsyncWrite + Unpin>(
+    out: &mut Out,
+    inner: &mut T,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        if out.sent == out.sending.len() {
+            out.sending = std::mem::take(&mut out.pending);
+            out.sent = 0;
+            if out.sending.is_empty() {
+                return Poll::Ready(Ok(()));
             }
-            let Out { sending, sent, .. } = &mut *out;
-            let n = ready!(Pin::new(&mut *inner).poll_write(cx, &sending[*sent..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            *sent += n;
         }
+        let Out { sending, sent, .. } = &mut *out;
+        let n = ready!(Pin::new(&mut *inner).poll_write(cx, &sending[*sent..]))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        *sent += n;
     }
 }
 
@@ -368,24 +367,24 @@ impl<T: AsyncRead + Unpin> AsyncRead for BatchIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for BatchIo<T> {
+    /// Only tungstenite writes here (Pings, Pongs, a Close; each at most 131
+    /// bytes): after what is gathered, straight into the socket. A Close
+    /// thus reaches the socket even though tungstenite, once the peer has
+    /// closed, never flushes again (a server's tungstenite writes its Close
+    /// reply and returns `ConnectionClosed` instead of flushing).
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.outgoing.lock().pending.len() >= BATCH_LIMIT {
-            ready!(self.poll_drain(cx))?;
-        }
-        let mut out = self.outgoing.lock();
-        // Only tungstenite writes here (Pings, Pongs, Close), whole frames.
-        out.closed |= holds_close(data);
-        let buf = &mut out.pending;
-        if buf.is_empty() {
-            // One allocation for a typical flush instead of a doubling series.
-            buf.reserve(data.len().max(4096));
-        }
-        buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        let BatchIo { inner, outgoing } = self.get_mut();
+        let mut out = outgoing.lock();
+        ready!(drain(&mut out, inner, cx))?;
+        let n = ready!(Pin::new(&mut *inner).poll_write(cx, data))?;
+        // tungstenite hands the rest of its buffer back in its next write;
+        // until then nothing else may go in.
+        out.partial = n < data.len();
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -482,16 +481,16 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    /// Writes gather until flush, go out in order, and leave no buffer behind.
+    /// The writer's frames gather until flush, go out in order, and leave no
+    /// buffer behind.
     #[tokio::test]
     async fn batch_io_gathers_until_flush_and_frees_its_buffer() {
         let (a, mut b) = tokio::io::duplex(1 << 20);
         let mut io = BatchIo::new(a);
-        io.write_all(b"hello ").await.unwrap();
-        io.write_all(b"world").await.unwrap();
+        io.outgoing.push_text([&b"hello "[..], &b"world"[..]]);
         assert_eq!(
             io.outgoing.lock().pending.len(),
-            11,
+            15,
             "nothing written before flush"
         );
         io.flush().await.unwrap();
@@ -500,27 +499,9 @@ mod tests {
             assert_eq!(out.pending.capacity(), 0, "buffer freed after flush");
             assert_eq!(out.sending.capacity(), 0, "buffer freed after flush");
         }
-        let mut got = [0u8; 11];
+        let mut got = [0u8; 15];
         b.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"hello world");
-    }
-
-    /// Past BATCH_LIMIT a write pushes what is buffered out first.
-    #[tokio::test]
-    async fn batch_io_writes_through_past_its_limit() {
-        let (a, mut b) = tokio::io::duplex(1 << 20);
-        let mut io = BatchIo::new(a);
-        let chunk = vec![7u8; BATCH_LIMIT];
-        io.write_all(&chunk).await.unwrap();
-        io.write_all(b"x").await.unwrap();
-        assert_eq!(
-            io.outgoing.lock().pending.len(),
-            1,
-            "the full buffer went out before the next write"
-        );
-        let mut got = vec![0u8; BATCH_LIMIT];
-        b.read_exact(&mut got).await.unwrap();
-        assert_eq!(got, chunk);
+        assert_eq!(&got, b"\x81\x06hello \x81\x05world");
     }
 
     /// Encoded frames carry the right header for each length form and parse
@@ -621,17 +602,17 @@ mod tests {
         assert_eq!(outgoing.write_now(b"now"), Wrote::All, "idle again");
     }
 
-    /// Once tungstenite wrote a Close frame, neither a direct write nor the
-    /// writer's frames follow it.
+    /// Once the writer sealed the connection (a Close is on its way), neither
+    /// a direct write nor the writer's frames follow tungstenite's Close.
     #[tokio::test]
     async fn nothing_follows_a_close_frame() {
         let (server, mut client) = tcp_pair().await;
         let (mut io, outgoing) = shared(server);
+        outgoing.seal();
         // A Pong, then a Close (1000) in one write, as tungstenite may.
         io.write_all(&[0x8A, 0x00, 0x88, 0x02, 0x03, 0xE8])
             .await
             .unwrap();
-        io.flush().await.unwrap();
         assert_eq!(outgoing.write_now(b"late"), Wrote::Nothing);
         assert_eq!(outgoing.push_text([&b"late"[..]]), 0);
         io.flush().await.unwrap();
@@ -641,18 +622,17 @@ mod tests {
         assert_eq!(rest, [0x8A, 0x00, 0x88, 0x02, 0x03, 0xE8]);
     }
 
-    #[test]
-    fn close_frames_are_found_among_the_frames_of_a_write() {
-        assert!(holds_close(&[0x88, 0x00]));
-        assert!(holds_close(&[0x89, 0x01, b'p', 0x88, 0x00]));
-        assert!(
-            !holds_close(&[0x8A, 0x02, 0x88, 0x88]),
-            "payload bytes are skipped"
-        );
-        let mut long = vec![0x81, 126, 0x01, 0x00];
-        long.extend(vec![0x88; 256]);
-        assert!(!holds_close(&long));
-        long.extend([0x88, 0x00]);
-        assert!(holds_close(&long));
+    /// tungstenite's frames go into the socket as they are written, after
+    /// what was gathered before them, with no flush: a Close reply written
+    /// after the peer closed reaches the peer.
+    #[tokio::test]
+    async fn tungstenite_frames_go_out_without_a_flush() {
+        let (server, mut client) = tcp_pair().await;
+        let (mut io, outgoing) = shared(server);
+        outgoing.push_text([&b"a"[..]]);
+        io.write_all(&[0x88, 0x02, 0x03, 0xE8]).await.unwrap();
+        let mut got = [0u8; 7];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, [0x81, 0x01, b'a', 0x88, 0x02, 0x03, 0xE8]);
     }
 }
