@@ -23,21 +23,45 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::{Hub, Outbox, SubscriberId};
 
 /// One update of a topic, as a client sees it. It serializes as
-/// `{"topic","seq","ts","data","snapshot"}`.
+/// `{"topic","seq","ts","data","snapshot"}`, plus `"gone": true` for a
+/// deleted topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Update {
     topic: String,
+    #[serde(default)]
     seq: u64,
+    #[serde(default)]
     ts: u64,
+    #[serde(default)]
     data: Value,
     #[serde(default)]
     snapshot: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    gone: bool,
 }
 
 impl Update {
-    /// Decodes an update's wire frame (`{"type":"update",...}`).
+    /// Decodes a frame for a subscriber: an update (`{"type":"update",...}`)
+    /// or a deleted topic (`{"type":"gone","topic":...}`, which a WebSocket
+    /// client gets too); `None` for any other frame.
     pub(crate) fn from_frame(frame: &str) -> Option<Update> {
-        serde_json::from_str(frame).ok()
+        /// The fields a subscriber's frames carry, `type` included.
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(flatten)]
+            update: Update,
+        }
+        let wire: Wire = serde_json::from_str(frame).ok()?;
+        match wire.kind.as_str() {
+            "update" => Some(wire.update),
+            "gone" => Some(Update {
+                gone: true,
+                ..wire.update
+            }),
+            _ => None,
+        }
     }
 
     /// The topic it was published to.
@@ -78,6 +102,13 @@ impl Update {
     pub fn is_snapshot(&self) -> bool {
         self.snapshot
     }
+
+    /// True when the topic was deleted: this carries no value (seq and ts
+    /// are 0, data is null). If the topic is published again, it starts
+    /// over at seq 1.
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
 }
 
 type Wait = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
@@ -91,7 +122,8 @@ type Wait = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 /// is strictly increasing; a consumer that falls more than
 /// [`Subscription::QUEUE`] updates behind is conflated (it skips to the latest
 /// value of each topic it fell behind on) instead of growing a queue. The stream
-/// ends when the ticker shuts down. Dropping it unsubscribes.
+/// ends when the ticker shuts down. Dropping it unsubscribes. A deleted topic
+/// is delivered as an update with [`Update::is_gone`] true.
 pub struct Subscription {
     hub: Hub,
     id: SubscriberId,
