@@ -14,6 +14,10 @@
 //! this count for the WebSocket one). Past it a connection is answered a fixed
 //! 503 and closed at accept, before anything of it is read.
 //!
+//! A handler may drop its connection outright through the request's
+//! [`Abort`] (the `/sse` watchdog does, for a client that reads nothing):
+//! the socket closes and whatever hyper queued for it is freed at once.
+//!
 //! A connection's errors are logged here at debug level and never reach the
 //! loop; accept errors (e.g. out of file descriptors) pause the loop briefly
 //! instead of spinning.
@@ -30,6 +34,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 use tracing::{debug, warn};
@@ -41,6 +46,20 @@ const DRAIN: Duration = Duration::from_secs(3);
 
 /// Pause after an accept error that is not about one connection.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A request extension that drops the HTTP connection it came on: its socket
+/// and everything hyper holds for it (a response body's queued chunks),
+/// without the end of the response. Present on connections of this accept
+/// loop; a host serving the router itself has none.
+#[derive(Clone, Debug)]
+pub(crate) struct Abort(CancellationToken);
+
+impl Abort {
+    /// Drops the connection now.
+    pub(crate) fn abort(&self) {
+        self.0.cancel();
+    }
+}
 
 /// Serves `app` on `listener` until the ticker's cancellation token fires.
 ///
@@ -81,10 +100,13 @@ pub(crate) async fn serve(
             .header_read_timeout(limits.header_timeout)
             .max_header_size(limits.max_header_bytes)
             .max_buf_size(limits.max_header_bytes.max(8192) * 2);
+        let abort = CancellationToken::new();
+        let ext = Abort(abort.clone());
         let service = app
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(ext.clone());
                 req
             });
         let cancel = cancel.clone();
@@ -97,9 +119,14 @@ pub(crate) async fn serve(
             let mut conn = pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => return log_end(peer, r),
+                // Dropping the connection closes the socket.
+                _ = abort.cancelled() => return,
                 _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
             }
-            log_end(peer, conn.await);
+            tokio::select! {
+                r = conn.as_mut() => log_end(peer, r),
+                _ = abort.cancelled() => {}
+            }
         });
     }
     drop(listener);

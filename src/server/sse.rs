@@ -17,8 +17,8 @@
 //! `max_subscriptions`, grant checks, and the same [`Outbox`]: a client that
 //! reads slowly is conflated, and one that reads nothing at all for two
 //! heartbeats while updates wait is dropped (counted as `write_timeout`): its
-//! subscription and queue are freed at once, whatever hyper holds of its
-//! socket is bounded by the chunk size below.
+//! subscription and queue are freed at once, and so are its socket and the
+//! chunks hyper had queued for it (through the accept loop's `Abort`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::listener::Abort;
 use crate::auth::Grant;
 use crate::closes::{self, DisplayPeer, Limit};
 use crate::hub::{Closing, Hub, Leave, Outbox, Resume, SubscriberId};
@@ -193,6 +194,7 @@ pub(super) async fn stream(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a);
+    let abort = req.extensions().get::<Abort>().cloned();
     let guard = match ws::admit(&shared, &settings, headers, peer).await {
         Ok(g) => g,
         Err(refused) => return refused,
@@ -248,6 +250,7 @@ pub(super) async fn stream(
         done: done.clone(),
         guard,
         metrics: metrics.clone(),
+        abort,
     }));
     let pump = Pump {
         outbox,
@@ -441,11 +444,16 @@ struct Watch {
     /// The connection's slot, given back when the stream ends or is dropped.
     guard: ConnectionGuard,
     metrics: Arc<Metrics>,
+    /// Drops the HTTP connection, socket and queued chunks, when the client
+    /// is dropped (none when a host serves the router itself: then only the
+    /// stream ends).
+    abort: Option<Abort>,
 }
 
 /// Drops a client whose stream hyper has not polled for `stuck` while frames
-/// wait for it (its socket is full: it reads nothing). Its queue is freed and
-/// its subscriptions removed at once.
+/// wait for it (its socket is full: it reads nothing). Its queue is freed,
+/// its subscriptions removed and its connection dropped (the socket and what
+/// hyper had queued for it) at once, like a WebSocket's.
 async fn watchdog(w: Watch) {
     let period = (w.stuck / 4).max(Duration::from_millis(50));
     loop {
@@ -462,6 +470,9 @@ async fn watchdog(w: Watch) {
             w.outbox.close(Closing::OverBudget);
             w.hub.remove_subscriber(w.id);
             w.done.cancel();
+            if let Some(abort) = &w.abort {
+                abort.abort();
+            }
             break;
         }
     }
