@@ -98,8 +98,8 @@
 //!
 //! ```text
 //! ticker → server → ws → state → cluster → feeds → auth → publish → hub
-//!        → config → transform → reload → rate → delta → protocol → metrics
-//!        → topic → closes → sync
+//!        → config → transform → reload → rate → delta → protocol → frame
+//!        → metrics → topic → closes → sync
 //! ```
 //!
 //! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
@@ -122,6 +122,9 @@
 //!   applied by each connection's writer (WebSocket and SSE).
 //! - `publish`: bulk publishing (HTTP and the WebSocket `publish` op).
 //! - [`protocol`]: the wire format.
+//! - `frame`: a frame as a value ([`Update`]s are made from it): its topic,
+//!   seq, ts and kind beside its shared JSON text, built once per publish and
+//!   shared by every subscriber, so nothing reads them back out of the text.
 //! - [`metrics`]: the process's counters.
 //! - [`topic`]: topic names, patterns and templates.
 //! - `closes`: the rate-limited log line of a client stopped by a limit.
@@ -140,6 +143,7 @@ mod auth;
 mod closes;
 mod cluster;
 mod delta;
+mod frame;
 mod nearest;
 mod publish;
 mod rate;

@@ -16,7 +16,8 @@ use sources::sources;
 #[rustfmt::skip]
 const LAYERS: &[&str] = &[
     "ticker", "server", "ws", "state", "cluster", "feeds", "auth", "publish", "hub", "config",
-    "transform", "reload", "rate", "delta", "protocol", "metrics", "topic", "closes", "sync",
+    "transform", "reload", "rate", "delta", "protocol", "frame", "metrics", "topic", "closes",
+    "sync",
     "nearest",
 ];
 

@@ -14,11 +14,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::frame::{Frame, Kind};
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Hub, Outbox, SubscriberId};
 
@@ -41,26 +41,22 @@ pub struct Update {
 }
 
 impl Update {
-    /// Decodes a frame for a subscriber: an update (`{"type":"update",...}`)
-    /// or a deleted topic (`{"type":"gone","topic":...}`, which a WebSocket
-    /// client gets too); `None` for any other frame.
-    pub(crate) fn from_frame(frame: &str) -> Option<Update> {
-        /// The fields a subscriber's frames carry, `type` included.
-        #[derive(Deserialize)]
-        struct Wire {
-            #[serde(rename = "type")]
-            kind: String,
-            #[serde(flatten)]
-            update: Update,
-        }
-        let wire: Wire = serde_json::from_str(frame).ok()?;
-        match wire.kind.as_str() {
-            "update" => Some(wire.update),
-            "gone" => Some(Update {
-                gone: true,
-                ..wire.update
-            }),
-            _ => None,
+    /// A frame for an in-process subscriber: an update or snapshot (its
+    /// value decoded), or a deleted topic (a WebSocket client gets `gone`
+    /// too); `None` for a reply.
+    pub(crate) fn from_frame(frame: &Frame) -> Option<Update> {
+        let update = |data: Option<Value>| Update {
+            topic: frame.topic().to_string(),
+            seq: frame.seq(),
+            ts: frame.ts(),
+            data: data.unwrap_or_default(),
+            snapshot: frame.kind() == Kind::Snapshot,
+            gone: frame.kind() == Kind::Gone,
+        };
+        match frame.kind() {
+            Kind::Reply => None,
+            Kind::Gone => Some(update(None)),
+            Kind::Update | Kind::Snapshot => Some(update(Some(frame.data()?.clone()))),
         }
     }
 
@@ -129,7 +125,7 @@ pub struct Subscription {
     id: SubscriberId,
     outbox: Arc<Outbox>,
     pending: VecDeque<Update>,
-    frames: Vec<Utf8Bytes>,
+    frames: Vec<Frame>,
     wait: Option<Wait>,
 }
 
@@ -174,11 +170,8 @@ impl Stream for Subscription {
                 return Poll::Ready(Some(u));
             }
             let closing = this.outbox.take(&mut this.frames);
-            this.pending.extend(
-                this.frames
-                    .drain(..)
-                    .filter_map(|f| Update::from_frame(f.as_str())),
-            );
+            this.pending
+                .extend(this.frames.drain(..).filter_map(|f| Update::from_frame(&f)));
             if !this.pending.is_empty() {
                 continue;
             }

@@ -33,16 +33,16 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::listener::Abort;
 use crate::auth::Grant;
 use crate::closes::{self, DisplayPeer, Limit};
+use crate::frame::{Frame, Kind};
 use crate::hub::{Closing, Hub, Leave, Outbox, Resume, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol;
-use crate::rate::{update_key, Frames, Rule, Shaping};
+use crate::rate::{Frames, Rule, Shaping};
 use crate::state::AppState;
 use crate::topic::Pattern;
 use crate::ws::{self, ConnectionGuard, Session, BATCH_LIMIT};
@@ -139,13 +139,14 @@ fn parse_event_id(id: &str) -> Option<(&str, &str, u64)> {
 
 /// Appends one frame as an event: `id` for updates, then the frame as `data`
 /// (split at line breaks, which JSON allows only as whitespace).
-pub(crate) fn encode_event(buf: &mut Vec<u8>, epoch: &str, frame: &str) {
-    if let Some((topic, seq)) = update_key(frame) {
-        for part in ["id: ", epoch, "/", topic, "/", seq, "\n"] {
+pub(crate) fn encode_event(buf: &mut Vec<u8>, epoch: &str, frame: &Frame) {
+    if frame.is_update() {
+        let seq = frame.seq().to_string();
+        for part in ["id: ", epoch, "/", frame.topic(), "/", &seq, "\n"] {
             buf.extend_from_slice(part.as_bytes());
         }
     }
-    for line in frame.split(['\n', '\r']).filter(|l| !l.is_empty()) {
+    for line in (frame.text().split(['\n', '\r'])).filter(|l| !l.is_empty()) {
         buf.extend_from_slice(b"data: ");
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
@@ -337,7 +338,7 @@ struct Pump {
     expires: Option<Instant>,
     last_chunk: Option<Instant>,
     /// Frames taken but not yet handed over (past one chunk's size).
-    pending: VecDeque<Utf8Bytes>,
+    pending: VecDeque<Frame>,
     ended: bool,
     /// Cancelled when the stream ends or the server shuts down.
     done: CancellationToken,
@@ -391,16 +392,15 @@ impl Pump {
                     // Over budget or dropped: nothing more is owed.
                     return None;
                 }
-                let replies = taken.replies();
                 let frames = match self.shaping.is_active() {
-                    true => Frames::Shaped(self.shaping.apply(taken.frames(), replies).into_iter()),
+                    true => Frames::Shaped(self.shaping.apply(taken.frames()).into_iter()),
                     false => Frames::Plain(taken.frames()),
                 };
-                for (i, text) in frames.enumerate() {
-                    if i < replies {
-                        self.outbox.release(text.len());
+                for frame in frames {
+                    if frame.kind() == Kind::Reply {
+                        self.outbox.release(frame.text().len());
                     }
-                    self.pending.push_back(text);
+                    self.pending.push_back(frame);
                 }
                 // A Close with a code (shutdown, a new cluster epoch): what
                 // was queued goes out, then the stream ends.
@@ -409,10 +409,10 @@ impl Pump {
             let epoch = self.hub.epoch();
             let mut buf = Vec::new();
             let (mut count, mut bytes) = (0u64, 0u64);
-            while let Some(text) = self.pending.pop_front() {
+            while let Some(frame) = self.pending.pop_front() {
                 count += 1;
-                bytes += text.len() as u64;
-                encode_event(&mut buf, &epoch, &text);
+                bytes += frame.text().len() as u64;
+                encode_event(&mut buf, &epoch, &frame);
                 if buf.len() >= BATCH_LIMIT {
                     break;
                 }
@@ -504,14 +504,16 @@ mod tests {
 
     #[test]
     fn update_frames_become_events_with_ids() {
-        let f = protocol::encode_update("a.b", 42, 7, "{\"x\":1}");
-        assert_eq!(update_key(&f), Some(("a.b", "42")));
+        let text = protocol::encode_update("a.b", 42, 7, "{\"x\":1}");
+        let f = Frame::new(Kind::Update, 1, "a.b".into(), 42, 7, text.clone());
         let mut buf = Vec::new();
         encode_event(&mut buf, "E", &f);
-        let text = String::from_utf8(buf).unwrap();
-        assert_eq!(text, format!("id: E/a.b/42\ndata: {}\n\n", f.as_str()));
+        let got = String::from_utf8(buf).unwrap();
+        assert_eq!(got, format!("id: E/a.b/42\ndata: {text}\n\n"));
+        let gone = "{\"type\":\"gone\",\n\"topic\":\"a\"}".into();
+        let gone = Frame::new(Kind::Gone, 1, "a".into(), 0, 0, gone);
         let mut buf = Vec::new();
-        encode_event(&mut buf, "E", "{\"type\":\"gone\",\n\"topic\":\"a\"}");
+        encode_event(&mut buf, "E", &gone);
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             "data: {\"type\":\"gone\",\ndata: \"topic\":\"a\"}\n\n"

@@ -32,6 +32,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8Bytes};
+
+use crate::frame::{Kind, Text};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
 
@@ -357,7 +359,7 @@ impl Session {
         id: Option<&serde_json::Value>,
         grant: &Grant,
         items: Vec<serde_json::Value>,
-    ) -> Utf8Bytes {
+    ) -> Text {
         if !grant.can_publish() {
             let msg = "this connection's token may not publish \
                        (an [[access]] table's `publish` patterns grant it)";
@@ -381,7 +383,7 @@ impl Session {
     /// Only a JWT: a static token (`server.token`, `[[access]]`) has no `exp`,
     /// and a connection refreshed with one would never expire. The answer
     /// does not say whether a refused token is a static one.
-    fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Utf8Bytes {
+    fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Text {
         let new = match self.settings.access.jwt_grant(token) {
             Ok(new) => new,
             Err(Refusal::Unknown) => {
@@ -698,19 +700,18 @@ async fn flush_ready(
         outgoing.seal();
     }
     let (mut count, mut bytes) = (0u64, 0u64);
-    let mut replies = taken.replies();
     let frames = match shaping.is_active() {
-        true => Frames::Shaped(shaping.apply(taken.frames(), replies).into_iter()),
+        true => Frames::Shaped(shaping.apply(taken.frames()).into_iter()),
         false => Frames::Plain(taken.frames()),
     };
     let write = async {
         if deliver {
-            for text in frames {
+            for frame in frames {
+                let text = frame.text();
                 count += 1;
                 bytes += text.len() as u64;
                 let buffered = outgoing.push_text([text.as_bytes()]);
-                if replies > 0 {
-                    replies -= 1;
+                if frame.kind() == Kind::Reply {
                     outbox.release(text.len());
                 }
                 if buffered >= BATCH_LIMIT {
