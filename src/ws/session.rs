@@ -186,6 +186,7 @@ impl Session {
         // The writer's own token (a child of the server's): polling it takes
         // only this connection's lock.
         let done = self.shutdown.child_token();
+        let sealer = outgoing.clone();
         let writer = Box::pin(write_loop(
             sink,
             outgoing,
@@ -200,7 +201,7 @@ impl Session {
             self.shaping.clone(),
         ));
         let peer = self.peer;
-        let reader = Box::pin(read_loop(self, stream, id, outbox, done));
+        let reader = Box::pin(read_loop(self, stream, id, outbox, sealer, done));
         // When the writer ends, the connection is over: the reader is dropped.
         // When the reader ends, it has closed the outbox: the writer finishes
         // (writes what is queued, then the Close frame) and ends.
@@ -418,6 +419,7 @@ fn read_loop(
     mut stream: SplitStream<Socket>,
     id: SubscriberId,
     outbox: Arc<Outbox>,
+    outgoing: Outgoing,
     done: CancellationToken,
 ) -> impl Future<Output = ()> + Send {
     async move {
@@ -444,7 +446,15 @@ fn read_loop(
                     outbox.close(Closing::Quiet);
                     return;
                 }
-                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
+                Ok(Some(Ok(Message::Close(_)))) => {
+                    // tungstenite owes the Close reply now and writes it on
+                    // the writer's next flush: marked first (this runs before
+                    // the writer can), so it goes out, and nothing after it.
+                    outgoing.peer_closed();
+                    outbox.close(Closing::Quiet);
+                    return;
+                }
+                Ok(None) => {
                     outbox.close(Closing::Quiet);
                     return;
                 }

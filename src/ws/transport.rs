@@ -16,9 +16,10 @@
 //! The session's update and reply frames skip tungstenite's `Sink` altogether:
 //! the writer encodes them (a server's frames are unmasked: a 2-10 byte header
 //! and the payload) straight into the [`BatchIo`]'s buffer through an
-//! [`Outgoing`] handle, then flushes. tungstenite's own frames (Pings, Pongs,
-//! Close) go through the [`BatchIo`] into the socket as they are written,
-//! after what is gathered ahead of them. And while a connection's writer is idle,
+//! [`Outgoing`] handle, then flushes. tungstenite still reads, answers Pings
+//! and writes Pings and Close frames, through the same buffer; once a Close
+//! reply is owed (the peer closed) its frames go straight into the socket,
+//! after what is gathered. And while a connection's writer is idle,
 //! the publisher writes an update straight into the TCP socket
 //! ([`Outgoing::write_now`], one non-blocking `writev`), without waking the
 //! writer at all. Every write to the socket, from
@@ -129,6 +130,9 @@ struct Out {
     /// A Close frame is on its way ([`Outgoing::seal`]): nothing of ours
     /// may follow it.
     closed: bool,
+    /// The peer closed ([`Outgoing::peer_closed`]): tungstenite's writes (its
+    /// Close reply) go straight into the socket.
+    through: bool,
     /// tungstenite's last write went in only in part: the rest of its frame
     /// comes with its next write, and nothing may come between.
     partial: bool,
@@ -265,6 +269,16 @@ impl Outgoing {
         self.lock().closed = true;
     }
 
+    /// Seals the connection because the peer sent a Close: tungstenite owes
+    /// the reply, which a server's tungstenite writes and then returns
+    /// `ConnectionClosed` instead of ever flushing, so from now on its
+    /// writes go straight into the socket (after what is gathered).
+    pub(crate) fn peer_closed(&self) {
+        let mut out = self.lock();
+        out.closed = true;
+        out.through = true;
+    }
+
     /// Drops the whole frames waiting for the next flush (the frame being
     /// written, if any, is not here and still goes out whole).
     pub(crate) fn discard(&self) {
@@ -302,10 +316,11 @@ pub(crate) fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// A write-gathering wrapper: the writer's frames land in a buffer (shared
-/// through [`Outgoing`]) that goes out on flush (the writer flushes at the
-/// latest once it holds [`BATCH_LIMIT`] bytes) and is freed once written, so
-/// that an idle connection holds none. tungstenite's own frames go through.
+/// A write-gathering wrapper: writes land in a buffer (shared with the
+/// session's writer through [`Outgoing`]) that goes out on flush, or once it
+/// holds [`BATCH_LIMIT`] bytes, and is freed once written, so that an idle
+/// connection holds none. Once the peer closed, tungstenite's writes (its
+/// Close reply) go straight through.
 #[derive(Debug)]
 pub(crate) struct BatchIo<T> {
     inner: T,
@@ -368,10 +383,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for BatchIo<T> {
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for BatchIo<T> {
     /// Only tungstenite writes here (Pings, Pongs, a Close; each at most 131
-    /// bytes): after what is gathered, straight into the socket. A Close
-    /// thus reaches the socket even though tungstenite, once the peer has
-    /// closed, never flushes again (a server's tungstenite writes its Close
-    /// reply and returns `ConnectionClosed` instead of flushing).
+    /// bytes). They gather with the writer's frames until the next flush,
+    /// except once the peer closed ([`Outgoing::peer_closed`]): then they go
+    /// straight into the socket after what is gathered, because a server's
+    /// tungstenite writes its Close reply and returns `ConnectionClosed`
+    /// instead of ever flushing again.
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -379,6 +395,18 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for BatchIo<T> {
     ) -> Poll<io::Result<usize>> {
         let BatchIo { inner, outgoing } = self.get_mut();
         let mut out = outgoing.lock();
+        if !out.through {
+            if out.pending.len() >= BATCH_LIMIT {
+                ready!(drain(&mut out, inner, cx))?;
+            }
+            let buf = &mut out.pending;
+            if buf.is_empty() {
+                // One allocation for a typical flush instead of a doubling series.
+                buf.reserve(data.len().max(4096));
+            }
+            buf.extend_from_slice(data);
+            return Poll::Ready(Ok(data.len()));
+        }
         ready!(drain(&mut out, inner, cx))?;
         let n = ready!(Pin::new(&mut *inner).poll_write(cx, data))?;
         // tungstenite hands the rest of its buffer back in its next write;
@@ -481,16 +509,17 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
-    /// The writer's frames gather until flush, go out in order, and leave no
-    /// buffer behind.
+    /// Frames gather until flush, go out in order, and leave no buffer
+    /// behind.
     #[tokio::test]
     async fn batch_io_gathers_until_flush_and_frees_its_buffer() {
         let (a, mut b) = tokio::io::duplex(1 << 20);
         let mut io = BatchIo::new(a);
-        io.outgoing.push_text([&b"hello "[..], &b"world"[..]]);
+        io.outgoing.push_text([&b"hello "[..]]);
+        io.write_all(b"world").await.unwrap();
         assert_eq!(
             io.outgoing.lock().pending.len(),
-            15,
+            13,
             "nothing written before flush"
         );
         io.flush().await.unwrap();
@@ -499,9 +528,27 @@ mod tests {
             assert_eq!(out.pending.capacity(), 0, "buffer freed after flush");
             assert_eq!(out.sending.capacity(), 0, "buffer freed after flush");
         }
-        let mut got = [0u8; 15];
+        let mut got = [0u8; 13];
         b.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"\x81\x06hello \x81\x05world");
+        assert_eq!(&got, b"\x81\x06hello world");
+    }
+
+    /// Past BATCH_LIMIT a write pushes what is buffered out first.
+    #[tokio::test]
+    async fn batch_io_writes_through_past_its_limit() {
+        let (a, mut b) = tokio::io::duplex(1 << 20);
+        let mut io = BatchIo::new(a);
+        let chunk = vec![7u8; BATCH_LIMIT];
+        io.write_all(&chunk).await.unwrap();
+        io.write_all(b"x").await.unwrap();
+        assert_eq!(
+            io.outgoing.lock().pending.len(),
+            1,
+            "the full buffer went out before the next write"
+        );
+        let mut got = vec![0u8; BATCH_LIMIT];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, chunk);
     }
 
     /// Encoded frames carry the right header for each length form and parse
@@ -614,7 +661,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(outgoing.write_now(b"late"), Wrote::Nothing);
-        assert_eq!(outgoing.push_text([&b"late"[..]]), 0);
+        assert_eq!(outgoing.push_text([&b"late"[..]]), 6, "nothing appended");
         io.flush().await.unwrap();
         drop((io, outgoing));
         let mut rest = Vec::new();
@@ -622,14 +669,15 @@ mod tests {
         assert_eq!(rest, [0x8A, 0x00, 0x88, 0x02, 0x03, 0xE8]);
     }
 
-    /// tungstenite's frames go into the socket as they are written, after
-    /// what was gathered before them, with no flush: a Close reply written
-    /// after the peer closed reaches the peer.
+    /// Once the peer closed, tungstenite's frames go into the socket as they
+    /// are written, after what was gathered before them, with no flush: the
+    /// Close reply reaches the peer.
     #[tokio::test]
-    async fn tungstenite_frames_go_out_without_a_flush() {
+    async fn the_close_reply_goes_out_without_a_flush() {
         let (server, mut client) = tcp_pair().await;
         let (mut io, outgoing) = shared(server);
         outgoing.push_text([&b"a"[..]]);
+        outgoing.peer_closed();
         io.write_all(&[0x88, 0x02, 0x03, 0xE8]).await.unwrap();
         let mut got = [0u8; 7];
         client.read_exact(&mut got).await.unwrap();
