@@ -71,7 +71,15 @@ browser_tests() {
       node --test --test-concurrency=1 ./*.test.js)
 }
 
+# The Python client (clients/python) against the real binary, from .venv
+# (scripts/pyenv.sh installs it there, editable, with pytest).
+python_client_tests() {
+  cargo build --locked --bin tickerd 2>&1 &&
+    .venv/bin/python -m pytest -q clients/python/tests
+}
+
 stage "cargo test" cargo test --all-targets --locked --no-fail-fast
+stage "python client (pytest)" python_client_tests
 stage "cargo test --doc" cargo test --doc --locked
 stage "browser tests (headless Chromium)" browser_tests
 

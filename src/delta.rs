@@ -50,9 +50,9 @@ fn has_null_member(value: &Value) -> bool {
     }
 }
 
-/// Applies a merge patch (RFC 7386, section 2) to `target` (as `web/tickerd.js`
-/// does).
-#[cfg(test)]
+/// Applies a merge patch (RFC 7386, section 2) to `target`, as `web/tickerd.js`
+/// and `tickerd::client` do to rebuild whole values from deltas.
+#[cfg(any(test, feature = "client"))]
 pub(crate) fn apply(target: &mut Value, patch: &Value) {
     let Value::Object(patch) = patch else {
         *target = patch.clone();

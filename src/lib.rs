@@ -75,7 +75,7 @@
 //! the [`Hub`] handle and its [`Subscription`]/[`Update`], [`Feed`] and
 //! [`FeedContext`] for kinds of your own, [`Config`] and its errors, and the
 //! `$sys` topic names. The public modules add the config's sections and
-//! dashboards ([`config`]), feed statuses ([`feeds`]), the hub's errors
+//! dashboards ([`config`]), a client of a running server ([`client`]), feed statuses ([`feeds`]), the hub's errors
 //! ([`hub`]), read-only counters ([`metrics`]), and the wire format and topic
 //! rules ([`protocol`], [`topic`]). Everything else is crate-private;
 //! `docs/public-api.txt` lists every public declaration and
@@ -83,13 +83,17 @@
 //!
 //! # Layout
 //!
-//! One update flows **feeds → hub → session → socket**:
+//! One update flows **feeds → hub → connection → socket**:
 //!
 //! - [`feeds`] turn sources into items and publish them into the [`hub`]
 //!   (topics, seq, history, fan-out); in `[cluster]` mode `cluster` relays
 //!   every update through NATS first.
-//! - `ws` holds one session per WebSocket connection: it subscribes to the
-//!   hub by pattern and writes what it gets to its socket, batched.
+//! - `connection` is what a subscriber is, for `/ws` and `/sse` alike: its
+//!   grant, its subscribe checks and their error texts, resume, and its
+//!   requests; it joins the hub by pattern.
+//! - `ws` holds one session per WebSocket connection: its connection's
+//!   requests come off the socket, and it writes what the hub hands the
+//!   connection to its socket, batched.
 //! - `server` is the HTTP surface (`/ws`, `/api/*`, `/metrics`, web pages);
 //!   [`Ticker`] (`ticker`) ties the pieces together and applies reloads.
 //!
@@ -97,15 +101,22 @@
 //! `tests/layers.rs`; `docs/architecture.md` says where each rule lives):
 //!
 //! ```text
-//! ticker → server → ws → state → cluster → feeds → auth → publish → hub
+//! client, ticker → server → ws → connection → state → cluster → feeds → auth → publish → hub
 //!        → config → transform → reload → rate → delta → protocol → frame
 //!        → metrics → topic → closes → sync
 //! ```
 //!
+//! - [`client`] (cargo feature `client`, on by default): a client of a
+//!   tickerd server over its WebSocket and HTTP routes, with reconnect,
+//!   resume, token refresh and deltas merged back; `tickerd sub` and
+//!   `tickerd pub` are built on it. It stands beside `ticker`, at the top.
 //! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
 //! - `server`: the axum router (`/ws`, `/sse`, `/api/*`, `/metrics`, web
 //!   pages) and the hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
 //! - `ws`: the `/ws` upgrade, handshake, write batching and the session.
+//! - `connection`: a subscriber's request side (grants, subscribe checks,
+//!   resume, `refresh`, `publish`, the request rate limit), serving `/ws`
+//!   and `/sse`.
 //! - `state`: what the layers above share (`AppState`, `Settings`).
 //! - `cluster`: `[cluster]` mode: updates relayed through a NATS JetStream
 //!   stream, feed ownership by KV leases, `$sys.cluster`.
@@ -132,6 +143,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod config;
 pub mod feeds;
 pub mod hub;
@@ -142,6 +155,7 @@ pub mod topic;
 mod auth;
 mod closes;
 mod cluster;
+mod connection;
 mod delta;
 mod frame;
 mod nearest;

@@ -1,5 +1,9 @@
 //! The `tickerd` command: parse arguments, load the config, serve, and shut down
-//! gracefully on SIGINT/SIGTERM (SIGHUP reloads). Everything else is the library.
+//! gracefully on SIGINT/SIGTERM (SIGHUP reloads); or run a client command
+//! (`sub`, `pub`: `src/cli/`). Everything else is the library.
+
+#[cfg(feature = "client")]
+mod cli;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -38,6 +42,14 @@ struct Cli {
 enum Command {
     /// Validate the config (and every file of its feeds directory), then exit.
     Check,
+    /// Follow topics of a running server: a live view on a terminal, one JSON
+    /// frame per line otherwise (or with --json).
+    #[cfg(feature = "client")]
+    Sub(cli::SubArgs),
+    /// Publish a JSON value to a topic of a running server (without JSON: one
+    /// value per stdin line).
+    #[cfg(feature = "client")]
+    Pub(cli::PubArgs),
 }
 
 /// A cluster node name: `[a-z0-9_-]+`.
@@ -57,7 +69,14 @@ fn config_source(cli: &Cli) -> Option<PathBuf> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    #[cfg_attr(not(feature = "client"), allow(unused_mut))]
+    let mut cli = Cli::parse();
+    #[cfg(feature = "client")]
+    match cli.command.take() {
+        Some(Command::Sub(args)) => return client_command(cli::sub(args)),
+        Some(Command::Pub(args)) => return client_command(cli::publish(args)),
+        other => cli.command = other,
+    }
     // async_nats reports each failed connection attempt at INFO without the
     // URL; the cluster logs those itself (with the URL, rate-limited).
     let filter = EnvFilter::try_from_default_env()
@@ -73,6 +92,15 @@ fn main() -> ExitCode {
     }
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the Tokio runtime");
     runtime.block_on(run(cli, path))
+}
+
+/// Runs a client command (`sub`, `pub`) on a runtime of its own, without the
+/// server's logging.
+#[cfg(feature = "client")]
+fn client_command(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    tokio::runtime::Runtime::new()
+        .expect("cannot start the Tokio runtime")
+        .block_on(command)
 }
 
 /// `tickerd check`: every error and warning, then a one-line verdict.

@@ -152,6 +152,38 @@ fn config_reference_names_every_key() {
     );
 }
 
+/// The README's table of panel kinds names, in each kind's row, every key that
+/// kind takes: a panel key added to the code without a word for the reader
+/// (a `feeds` panel's `show`) fails here.
+#[test]
+fn panel_table_names_every_key_of_every_kind() {
+    use tickerd::config::{Panel, PanelKind};
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut missing = Vec::new();
+    for name in PanelKind::NAMES {
+        let kind: PanelKind = serde_json::from_value(serde_json::json!(name)).unwrap();
+        // The row whose first cell names the kind (`gauge`, `bar` share one).
+        let row = readme
+            .lines()
+            .find(|l| {
+                l.starts_with('|')
+                    && l.split('|')
+                        .nth(1)
+                        .is_some_and(|c| c.contains(&format!("`{name}`")))
+            })
+            .unwrap_or_else(|| panic!("README has no row for the `{name}` panel"));
+        for key in Panel::allowed(kind) {
+            if !row.contains(&format!("`{key}`")) {
+                missing.push(format!("{name}: {key}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README's panel table does not name: {missing:?}"
+    );
+}
+
 /// The Quick start's account of what the shipped config runs names the topics
 /// of every enabled feed (and says the rest are disabled).
 #[test]

@@ -267,3 +267,25 @@ async fn custom_feed_from_toml_runs_is_supervised_and_reloads() {
         .any(|t| t["feed"] == "fast"));
     assert_eq!(ex.terminate().await, Some(0));
 }
+
+/// `examples/subscribe.rs` follows a pattern of a running server with
+/// `tickerd::client`: the snapshot first, then each update, one line each.
+#[tokio::test]
+async fn subscribe_example_prints_snapshots_then_updates() {
+    let s = support::Server::start(support::EMPTY).await;
+    let hub = s.ticker.hub();
+    hub.publish("ex.a", &json!({"p": 1})).unwrap();
+    let mut child = Command::new(example_path("subscribe"))
+        .args([s.http(""), "ex.*".into()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn example");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = within(stdout.next_line()).await.unwrap();
+    assert_eq!(first.as_deref(), Some(r#"ex.a #1 {"p":1} (snapshot)"#));
+    hub.publish("ex.a", &json!({"p": 2})).unwrap();
+    let next = within(stdout.next_line()).await.unwrap();
+    assert_eq!(next.as_deref(), Some(r#"ex.a #2 {"p":2}"#));
+}

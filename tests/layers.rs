@@ -15,10 +15,9 @@ use sources::sources;
 /// `lib.rs` and `main.rs` stand above all of them.
 #[rustfmt::skip]
 const LAYERS: &[&str] = &[
-    "ticker", "server", "ws", "state", "cluster", "feeds", "auth", "publish", "hub", "config",
-    "transform", "reload", "rate", "delta", "protocol", "frame", "metrics", "topic", "closes",
-    "sync",
-    "nearest",
+    "cli", "client", "ticker", "server", "ws", "connection", "state", "cluster", "feeds", "auth",
+    "publish", "hub", "config", "transform", "reload", "rate", "delta", "protocol", "frame",
+    "metrics", "topic", "closes", "sync", "nearest",
 ];
 
 /// The names that follow `crate::` on a line of code (comments skipped).

@@ -7,76 +7,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use support::sse::{Event, Sse};
 use support::{eventually, within, Server, EMPTY};
 use tokio::io::AsyncWriteExt;
-
-/// One event of the stream, or a comment line.
-#[derive(Debug)]
-enum Event {
-    Comment(String),
-    Frame { id: Option<String>, data: Value },
-}
-
-/// A streaming SSE client on reqwest.
-struct Sse {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl Sse {
-    async fn open(url: &str, headers: &[(&str, &str)]) -> Result<Sse, (u16, String)> {
-        let mut req = reqwest::Client::new().get(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = within(req.send()).await.unwrap();
-        if resp.status() != 200 {
-            let status = resp.status().as_u16();
-            return Err((status, within(resp.text()).await.unwrap()));
-        }
-        Ok(Sse {
-            resp,
-            buf: String::new(),
-        })
-    }
-
-    /// The next event or comment.
-    async fn next(&mut self) -> Event {
-        within(async {
-            loop {
-                if let Some(end) = self.buf.find("\n\n") {
-                    let block: String = self.buf.drain(..end + 2).collect();
-                    let mut id = None;
-                    let mut data = String::new();
-                    for line in block.lines() {
-                        if let Some(c) = line.strip_prefix(':') {
-                            return Event::Comment(c.trim().to_string());
-                        } else if let Some(v) = line.strip_prefix("id: ") {
-                            id = Some(v.to_string());
-                        } else if let Some(v) = line.strip_prefix("data: ") {
-                            data.push_str(v);
-                            data.push('\n');
-                        }
-                    }
-                    let data = serde_json::from_str(&data).expect("event data is JSON");
-                    return Event::Frame { id, data };
-                }
-                let chunk = self.resp.chunk().await.unwrap().expect("stream open");
-                self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-            }
-        })
-        .await
-    }
-
-    /// The next frame (comments skipped), with its event id.
-    async fn frame(&mut self) -> (Option<String>, Value) {
-        loop {
-            if let Event::Frame { id, data } = self.next().await {
-                return (id, data);
-            }
-        }
-    }
-}
 
 /// hello, the ack, the snapshot, then live updates (a topic created later
 /// too), each update with its `epoch/topic/seq` id; heartbeat comments; the

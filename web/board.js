@@ -6,11 +6,14 @@
 // It is loaded by tickerd.js when a <ticker-dashboard name="ops"> element
 // appears (on /d/ops, or on any page of any origin), and gets tickerd.js's
 // functions handed in (`api`) rather than importing them: an import would load
-// a second copy of tickerd.js whenever the page loaded it with `?token=`.
+// a second copy of tickerd.js whenever the page loaded it with `?token=`
+// (layout.js and meaning.js import nothing, so one copy of each is shared).
 //
 // Screen readers: panels are not live regions (a ticking price would talk
 // without end). One polite live region announces what deserves it: a panel
 // crossing a threshold level, and a changed dashboard definition.
+
+import { fillRows, keepEven } from './layout.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const LEVELS = ['ok', 'info', 'warn', 'crit'];
@@ -44,10 +47,12 @@ h2:empty { display: none; }
 .big { font-size: 2rem; font-weight: 700; line-height: 1.15; border-radius: 6px; align-self: flex-start;
   margin: 0 -6px; padding: 0 6px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 100%; }
 .big .unit, .gauge-value .unit { font-size: .55em; font-weight: 600; color: var(--tk-muted, #6b7280); margin-left: 4px; }
-[data-level="warn"] .big, [data-level="warn"] .gauge-value { color: var(--lv-warn); }
-[data-level="crit"] .big, [data-level="crit"] .gauge-value { color: var(--lv-crit); }
-.big[data-dir="up"] { color: var(--tk-up, #16a34a); } .big[data-dir="down"] { color: var(--tk-down, #dc2626); }
+[data-tone="up"], [data-tone="ok"] { color: var(--lv-ok); } [data-tone="down"], [data-tone="crit"] { color: var(--lv-crit); }
+[data-tone="warn"] { color: var(--lv-warn); } [data-tone="info"] { color: var(--lv-info); }
 .sub { font-size: .78rem; color: var(--tk-muted, #6b7280); }
+.sub:empty { display: none; }
+/* A row as tall as its tallest panel: a value panel's sparkline takes what is left. */
+.spark { display: block; width: 100%; flex: 1 1 36px; min-height: 36px; margin-top: 6px; color: var(--tk-accent, #2563eb); }
 .tiles { display: grid; gap: 12px; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); }
 .tape { overflow: hidden; border-radius: var(--tk-radius, 10px); white-space: nowrap;
   border: 1px solid var(--tk-border, color-mix(in srgb, currentColor 18%, transparent));
@@ -56,7 +61,6 @@ h2:empty { display: none; }
 .tape:hover .tape-track, .tape:focus-within .tape-track { animation-play-state: paused; }
 .tape-item { display: inline-flex; gap: 6px; align-items: baseline; }
 .tape-item b { font-weight: 700; }
-.tape-item .chg[data-dir="up"] { color: var(--tk-up, #16a34a); } .tape-item .chg[data-dir="down"] { color: var(--tk-down, #dc2626); }
 @keyframes tape { from { transform: translateX(0); } to { transform: translateX(-50%); } }
 @media (prefers-reduced-motion: reduce) { .tape { overflow-x: auto; mask-image: none; } .tape-track { animation: none; } }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; }
@@ -67,7 +71,7 @@ th:first-child, td:first-child { text-align: left; }
 th button { all: unset; cursor: pointer; font-weight: 600; font-size: .8rem; color: var(--tk-muted, #6b7280); }
 th button:focus-visible { outline: 2px solid var(--tk-accent, #2563eb); border-radius: 3px; }
 th[aria-sort="ascending"] button::after { content: " ▲"; } th[aria-sort="descending"] button::after { content: " ▼"; }
-td[data-level="warn"] { color: var(--lv-warn); font-weight: 600; } td[data-level="crit"] { color: var(--lv-crit); font-weight: 700; }
+td[data-tone="warn"] { font-weight: 600; } td[data-tone="crit"] { font-weight: 700; }
 .chart svg { display: block; width: 100%; height: 180px; overflow: visible; }
 .chart .axis { stroke: var(--tk-border, color-mix(in srgb, currentColor 20%, transparent)); stroke-width: 1; }
 .chart text { fill: var(--tk-muted, #6b7280); font-size: 10px; }
@@ -93,6 +97,9 @@ ticker-tile[data-level="warn"] { --tk-border: var(--lv-warn); } ticker-tile[data
 .pill.running { color: var(--lv-ok); } .pill.backoff, .pill.starting, .pill.stale { color: var(--lv-warn); } .pill.failed { color: var(--lv-crit); }
 .err { color: var(--lv-crit); font-size: .8rem; overflow-wrap: anywhere; }
 .text p { margin: 0; color: var(--tk-muted, #6b7280); }
+.text code { font: .9em ui-monospace, Menlo, Consolas, monospace; padding: 1px 5px; border-radius: 4px;
+  background: color-mix(in srgb, currentColor 10%, transparent); color: var(--tk-text, inherit); }
+.text strong { color: var(--tk-text, inherit); } .text a { color: var(--tk-accent, #2563eb); }
 .text h2 { font-size: 1.05rem; text-transform: none; letter-spacing: 0; color: inherit; }
 @media (max-width: 640px) {
   .grid { grid-template-columns: repeat(2, minmax(0, 1fr)); }
@@ -115,16 +122,6 @@ const svg = (tag, attrs = {}) => {
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   return e;
 };
-
-/** The level of `value` by `thresholds` (the last that matches wins), or null. */
-export function levelOf(value, thresholds) {
-  if (typeof value !== 'number' || !thresholds?.length) return null;
-  let level = null;
-  for (const t of thresholds) {
-    if ((t.above !== undefined && value > t.above) || (t.below !== undefined && value < t.below)) level = t.level;
-  }
-  return level;
-}
 
 /** Which panels of an old and a new definition are "the same" (kept, updated in place). */
 const identity = (p) => JSON.stringify([p.kind, p.topic ?? null, p.pattern ?? null]);
@@ -153,6 +150,11 @@ export class Board {
     this.$missing = root.querySelector('.missing');
     this.$grid = root.querySelector('.grid');
     this.offs = [];
+    this.resize = typeof ResizeObserver === 'function' ? new ResizeObserver(() => {
+      const cols = getComputedStyle(this.$grid).gridTemplateColumns.split(' ').filter(Boolean).length;
+      if (cols !== this.layoutCols) this.layout();
+    }) : null;
+    this.resize?.observe(this.$grid);
   }
 
   start() {
@@ -242,9 +244,30 @@ export class Board {
       else this.$grid.insertBefore(p.view.root, cursor);
     }
     this.panels = next;
+    this.layout();
     this.applied++;
     this.host.dataset.applied = String(this.applied);
     if (!first) this.announce(`Dashboard ${def.title} updated.`);
+  }
+
+  /**
+   * Rows without holes (layout.js's `fillRows`): each panel takes its `span`
+   * (a tape, a tile per topic of a pattern: the whole row; on a phone's two
+   * columns also charts, tables, feeds and text), and the last panel of a row
+   * reaches its end. Run on each definition and when the grid's column count
+   * changes with the width.
+   */
+  layout() {
+    const cols = getComputedStyle(this.$grid).gridTemplateColumns.split(' ').filter(Boolean).length || 1;
+    this.layoutCols = cols;
+    const narrow = cols <= 2;
+    fillRows(this.panels.map(({ def, view }) => ({
+      el: view.root,
+      span: def.span ?? 1,
+      full: def.kind === 'tape' || (def.kind === 'tile' && !!def.pattern && def.span === undefined)
+        || (narrow && ['chart', 'table', 'feeds', 'text'].includes(def.kind)),
+    })), cols);
+    this.$grid.dataset.cols = String(cols);
   }
 
   /** The kept points of `topic` (shared by its charts); filled from the server's history once. */
@@ -253,14 +276,7 @@ export class Board {
     if (s) return s;
     s = { points: [], listeners: new Set(), off: null, loaded: false };
     this.series.set(topic, s);
-    const add = (u) => {
-      const last = s.points[s.points.length - 1];
-      if (last && u.seq <= last.seq && u.ts <= last.ts) return;
-      s.points.push({ ts: u.ts, seq: u.seq, data: u.data });
-      if (s.points.length > 20000) s.points.splice(0, s.points.length - 20000);
-      for (const l of s.listeners) l();
-    };
-    fetch(this.client.url(`api/topics/${encodeURIComponent(topic)}/history?limit=10000`), { cache: 'no-store' })
+    const load = () => fetch(this.client.url(`api/topics/${encodeURIComponent(topic)}/history?limit=10000`), { cache: 'no-store' })
       .then((r) => (r.ok ? r.json() : []))
       .catch(() => [])
       .then((list) => {
@@ -270,6 +286,16 @@ export class Board {
         s.loaded = true;
         for (const l of s.listeners) l();
       });
+    const add = (u) => {
+      // The history is asked for once the topic is known to exist (its
+      // snapshot came): a topic that is not there yet would be a 404.
+      if (!s.asked) { s.asked = true; load(); }
+      const last = s.points[s.points.length - 1];
+      if (last && u.seq <= last.seq && u.ts <= last.ts) return;
+      s.points.push({ ts: u.ts, seq: u.seq, data: u.data });
+      if (s.points.length > 20000) s.points.splice(0, s.points.length - 20000);
+      for (const l of s.listeners) l();
+    };
     s.off = this.client.subscribe(topic, add, { every: true });
     return s;
   }
@@ -417,7 +443,7 @@ class View {
 
   /** Sets the panel's level from `value`, announcing a change into or out of warn/crit. */
   level(value, node = this.root) {
-    const lv = levelOf(value, this.def.thresholds);
+    const lv = this.api.levelOf(value, this.def.thresholds);
     const before = node.dataset.level ?? null;
     if (lv === before) return;
     if (lv) node.dataset.level = lv; else delete node.dataset.level;
@@ -434,7 +460,10 @@ class ValueView extends View {
     this.$unit = el('span', 'unit');
     this.$big.append(this.$num, this.$unit);
     this.$sub = el('div', 'sub');
-    this.root.append(this.$big, this.$sub);
+    // As a stat panel's: the value's recent history under it, filling what a
+    // taller row leaves (a number alone in a tall panel is mostly empty).
+    this.$spark = svg('svg', { class: 'spark', 'aria-hidden': 'true' });
+    this.root.append(this.$big, this.$sub, this.$spark);
   }
 
   apply() {
@@ -444,6 +473,40 @@ class ValueView extends View {
     this.$unit.textContent = this.def.unit ?? '';
     this.$unit.hidden = !this.def.unit;
     this.sub(this.def.topic, (u) => this.render(u));
+    if (this.series?.listeners) this.series.listeners.delete(this.listener);
+    this.series = this.board.seriesOf(this.def.topic);
+    this.listener = () => this.queue();
+    this.series.listeners.add(this.listener);
+    this.draw();
+  }
+
+  /** Redraws the sparkline at most four times a second. */
+  queue() {
+    if (this.queued) return;
+    this.queued = true;
+    setTimeout(() => { this.queued = false; this.draw(); }, 250);
+  }
+
+  shown() {
+    this.draw();
+  }
+
+  destroy() {
+    super.destroy();
+    this.series?.listeners.delete(this.listener);
+  }
+
+  /** The last 240 charted values (none for a timestamp or text): the shared series, backfilled from history. */
+  draw() {
+    if (!this.series || !this.visible) return;
+    const values = [];
+    for (const p of this.series.points.slice(-240)) {
+      const v = this.api.chartValue(p.data, this.def.field);
+      if (v !== undefined) values.push(v);
+    }
+    this.api.sparkline(this.$spark, values);
+    this.$spark.style.display = values.length > 1 ? '' : 'none';
+    this.root.dataset.points = String(values.length);
   }
 
   render(u) {
@@ -451,10 +514,8 @@ class ValueView extends View {
     this.checkFields(u);
     const text = this.fmt(v);
     if (this.$num.textContent !== text) this.$num.textContent = text;
-    if (typeof v === 'number' && typeof this.last === 'number' && v !== this.last) {
-      this.$big.dataset.dir = v > this.last ? 'up' : 'down';
-      this.api.flash(this.$big, v - this.last);
-    }
+    if (typeof v === 'number' && typeof this.last === 'number' && v !== this.last) this.api.flash(this.$big, v - this.last);
+    this.api.paintTone(this.$num, v, this.def.field, this.def.thresholds);
     this.last = v;
     this.level(v);
     this.root.dataset.seq = u.seq;
@@ -466,6 +527,12 @@ class TileView extends View {
     this.$tiles = el('div', 'tiles');
     this.root.append(this.$tiles);
     this.tiles = new Map();
+    this.unEven = keepEven(this.$tiles, { min: () => (innerWidth <= 520 ? 140 : 170), gap: 12, maxWidth: 320 });
+  }
+
+  destroy() {
+    super.destroy();
+    this.unEven();
   }
 
   apply() {
@@ -491,6 +558,7 @@ class TileView extends View {
   add(topic) {
     const t = document.createElement('ticker-tile');
     t.setAttribute('topic', topic);
+    t.thresholds = this.def.thresholds; // its value's tone is their level
     for (const a of ['field', 'format']) if (this.def[a]) t.setAttribute(a, this.def[a]);
     if (this.def.topic && this.def.label) t.setAttribute('label', this.def.label);
     const server = this.board.host.getAttribute('server');
@@ -571,12 +639,10 @@ class TableView extends View {
       const text = c === 'topic' ? v : this.api.format(v, this.def.format && c === this.def.field ? this.def.format : 'auto', c);
       const td = row.cells[i];
       if (td.textContent !== text) td.textContent = text;
-      if (typeof v === 'number') {
-        if (/^change/.test(c)) td.style.color = v > 0 ? 'var(--tk-up, #16a34a)' : v < 0 ? 'var(--tk-down, #dc2626)' : '';
-        const prev = row.values[i];
-        if (typeof prev === 'number' && prev !== v) this.api.flash(td, v - prev);
-        if (this.def.thresholds && (!this.def.field || c === this.def.field)) this.level(v, td);
-      }
+      const thresholds = !this.def.field || c === this.def.field ? this.def.thresholds : undefined;
+      this.api.paintTone(td, v, c, thresholds);
+      const prev = row.values[i];
+      if (typeof v === 'number' && typeof prev === 'number' && prev !== v) this.api.flash(td, v - prev);
       row.values[i] = v;
     });
     if (row.values[this.sort.col] !== before) this.queueSort();
@@ -647,18 +713,20 @@ class TapeView extends View {
     }
     const field = this.def.field;
     this.checkFields(u);
+    const key = this.api.describe(u.data, field).key;
     const v = field ? this.api.pick(u.data, field) : this.api.chartValue(u.data);
-    const change = typeof u.data?.change === 'number' ? u.data.change
-      : typeof v === 'number' && typeof it.last === 'number' ? v - it.last : 0;
+    // The tiles' rule (changeOf): the value's own change, else the move over
+    // the updates the client holds of the topic.
+    const own = typeof u.data?.change === 'number'; // then the history is not needed
+    const points = own ? [] : this.client.history(u.topic).map((h) => [h.ts, this.api.chartValue(h.data, field)]).filter((p) => p[1] !== undefined);
+    const chg = this.api.changeOf(u.data, key, points);
     const text = `${this.fmt(v, field ?? 'price')}${this.def.unit ? ` ${this.def.unit}` : ''}`;
-    const arrow = change > 0 ? '▲' : change < 0 ? '▼' : '';
-    const pct = typeof u.data?.change_pct === 'number' ? ` ${this.api.format(u.data.change_pct, 'percent')}` : '';
+    const change = this.api.formatChange(chg, v);
     for (const c of [it.a, it.b]) {
       if (c.val.textContent !== text) c.val.textContent = text;
-      c.chg.textContent = `${arrow}${pct}`;
-      c.chg.dataset.dir = change > 0 ? 'up' : change < 0 ? 'down' : '';
+      if (c.chg.textContent !== change) c.chg.textContent = change;
+      this.api.paintTone(c.chg, chg?.change, 'change');
     }
-    it.last = v;
   }
 }
 
@@ -817,6 +885,7 @@ class GaugeView extends View {
     this.checkFields(u);
     this.$value.textContent = this.fmt(v);
     if (this.def.unit) this.$value.append(el('span', 'unit', this.def.unit));
+    this.api.paintTone(this.$value, v, this.def.field, this.def.thresholds);
     if (this.$arc) this.$arc.setAttribute('stroke-dashoffset', String(100 - frac * 100));
     if (this.$fill) this.$fill.style.width = `${(frac * 100).toFixed(1)}%`;
     this.root.setAttribute('aria-valuenow', String(v));
@@ -862,9 +931,8 @@ class FeedsView extends View {
   render() {
     const api = this.api;
     const pat = this.def.pattern;
-    const items = [...this.feeds.values()]
-      .filter((f) => !pat || api.matches(pat, f.feed))
-      .sort((a, b) => a.feed.localeCompare(b.feed))
+    const mine = [...this.feeds.values()].filter((f) => !pat || api.matches(pat, f.feed));
+    const items = api.feedsByHealth(mine, this.def.show)
       .map((f) => {
         const li = el('li');
         li.dataset.feed = f.feed;
@@ -891,9 +959,33 @@ class TextView extends View {
   }
 
   apply() {
-    this.$text.textContent = this.def.text ?? '';
+    this.$text.replaceChildren(...inline(this.def.text ?? ''));
     this.$text.hidden = !this.def.text;
   }
+}
+
+/**
+ * A text panel's note as nodes: `inline code`, **bold** and [links](url),
+ * the rest as text (never HTML: a dashboard file cannot inject markup). A
+ * link's URL must be http(s) or relative; another scheme stays text.
+ */
+export function inline(text) {
+  const out = [];
+  const re = /`([^`]+)`|\*\*([^*]+)\*\*|\[([^\]]+)\]\(([^)\s]+)\)/g;
+  let at = 0;
+  for (const m of text.matchAll(re)) {
+    if (m.index > at) out.push(document.createTextNode(text.slice(at, m.index)));
+    if (m[1] !== undefined) out.push(el('code', '', m[1]));
+    else if (m[2] !== undefined) out.push(el('strong', '', m[2]));
+    else if (/^https?:\/\//i.test(m[4]) || !/^[^/?#]*:/.test(m[4])) {
+      const a = el('a', '', m[3]);
+      a.href = m[4];
+      out.push(a);
+    } else out.push(document.createTextNode(m[0]));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) out.push(document.createTextNode(text.slice(at)));
+  return out;
 }
 
 const VIEWS = {

@@ -7,6 +7,8 @@ import {
   connect, format, formatTime, formatAgo, describe, displayRows, chartValue, sparkline, label, matches,
 } from './tickerd.js';
 import { bindConnection, bindTheme } from './chrome.js';
+import { keepEven } from './layout.js';
+import { feedsByHealth } from './meaning.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => {
@@ -39,6 +41,7 @@ function groupFor(prefix) {
   h.append(el('span', '', prefix), count);
   const grid = el('div', 'grid');
   section.append(h, grid);
+  keepEven(grid, { min: () => (innerWidth <= 520 ? 140 : 190), gap: 12 }); // even rows: no tile alone on one
   g = { section, grid, count, size: 0 };
   groups.set(prefix, g);
   const next = [...groups.keys()].sort().find((p) => p > prefix);
@@ -176,7 +179,8 @@ function queueFeeds() {
 function renderFeeds() {
   const ul = $('feeds');
   if (feeds.size === 0) return;
-  const items = [...feeds.values()].sort((a, b) => a.feed.localeCompare(b.feed)).map((f) => {
+  // Failing first, then running, then stopped (meaning.js, as a dashboard's feeds panel).
+  const items = feedsByHealth(feeds.values()).map((f) => {
     const li = el('li');
     li.dataset.feed = f.feed;
     li.dataset.state = f.state;

@@ -311,7 +311,7 @@ export declare function describe(
 export declare function chartValue(data: Json, field?: string | null): number | undefined;
 /** Draws `values` into `svg` as a sparkline. */
 export declare function sparkline(svg: SVGSVGElement, values: number[]): void;
-/** Briefly tints `el`'s background: green for up (dir > 0), red for down. */
+/** Briefly and faintly tints `el`'s background when its value moved (`dir` not 0): a neutral tint, never green or red (colour is the value's `data-tone`); none with `prefers-reduced-motion: reduce`. */
 export declare function flash(el: HTMLElement, dir: number): void;
 
 // ---------------------------------------------------------------------------
@@ -319,11 +319,16 @@ export declare function flash(el: HTMLElement, dir: number): void;
 
 /**
  * `<ticker-value topic="stocks.AAPL" field="price" format="number:2">`; also
- * `noflash`. Sets `data-dir` (`up`/`down`), `data-seq`, and `gone` when the
- * topic was deleted.
+ * `noflash`. Sets `data-dir` (`up`/`down`, the last move), `data-tone` (what
+ * its colour means: `up`/`down` for a change-like field by sign, else
+ * `neutral`), `data-seq`, and `gone` when the topic was deleted.
  */
 export declare class TickerValue extends HTMLElement {}
-/** `<ticker-tile topic="stocks.AAPL">`; also `label`, `stale-since` (ms). */
+/**
+ * `<ticker-tile topic="stocks.AAPL">`; also `label`, `stale-since` (ms). Sets
+ * `data-seq` and `data-points` (the sparkline's points); its value and change
+ * carry `data-tone`.
+ */
 export declare class TickerTile extends HTMLElement {}
 /** `<ticker-table pattern="stocks.*" columns="symbol,price,change_pct">` */
 export declare class TickerTable extends HTMLElement {}

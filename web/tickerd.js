@@ -31,6 +31,10 @@
 // with the `refresh` op (the connection stays open), an SSE stream is reopened
 // with it.
 
+import {
+  changeOf, feedsByHealth, levelOf, paintTone, timestampMs, tone,
+} from './meaning.js';
+
 const SCRIPT_URL = new URL(import.meta.url);
 
 /** The server this script was served by (its directory), e.g. `http://host:8080/`. */
@@ -697,6 +701,10 @@ export class TickerClient extends EventTarget {
     this._latest.set(m.topic, m);
     if (this.keep > 0) {
       let h = this._history.get(m.topic);
+      // A topic first seen by its snapshot, after the first connect's backfill
+      // (a pattern subscribed later, e.g. by a dashboard panel): its retained
+      // history is fetched too, so that it is drawn full from the start.
+      if (!h && m.snapshot && m.seq > 1 && this.backfill > 0 && this._backfilled) this._refill(m.topic);
       if (!h) this._history.set(m.topic, (h = []));
       if (h.length && h[h.length - 1].seq >= m.seq) h.length = 0; // new epoch
       h.push(m);
@@ -890,14 +898,15 @@ export function guessFormat(key, value) {
   if (/(^|_)(price|change|open|close|high|low|last|bid|ask)$/.test(k)) return 'number:2';
   if (/(^|_)(pct|percent)$|_pct_/.test(k)) return 'percent';
   if (/(^|_)(uptime|duration)(_s)?$|_secs?$|(^|_)s$/.test(k)) return 'duration';
-  if (/(^|_)(ts|time|at)$|_ms$|^last_ok$/.test(k) && value > 1e11) return 'time';
+  if (timestampMs(k, value) !== undefined) return 'time';
   return 'auto';
 }
 
 /**
  * Formats a value. `fmt`: `auto` (by key and type), `number[:digits]`,
  * `percent[:digits]` (the value is in percent), `ratio[:digits]` (0..1),
- * `signed[:digits]` (leading +), `bytes`, `duration` (seconds), `time` (ms),
+ * `signed[:digits]` (leading +), `bytes`, `duration` (seconds), `time` (ms;
+ * a number below 1e11 is Unix seconds),
  * `ago` (ms), `currency:USD`, `compact`, `json`, `text`.
  */
 export function format(value, fmt = 'auto', key) {
@@ -913,7 +922,7 @@ export function format(value, fmt = 'auto', key) {
       case 'signed': return `${value > 0 ? '+' : ''}${formatNumber(value, digits ?? 2)}`;
       case 'bytes': return formatBytes(value);
       case 'duration': return formatDuration(value);
-      case 'time': return formatTime(value);
+      case 'time': return formatTime(value < 1e11 ? value * 1000 : value);
       case 'ago': return formatAgo(value);
       case 'currency':
         return value.toLocaleString(undefined, { style: 'currency', currency: arg || 'USD' });
@@ -984,16 +993,17 @@ export function describe(data, field) {
       rows: keys.filter((k) => !skip.has(k)).map((k) => [k, data[k]]),
     };
   }
-  // No headline: every field is a row; the first numeric one is charted.
-  const chartKey = keys.find((k) => typeof data[k] === 'number');
+  // No headline: every field is a row; the first numeric one that is not a
+  // timestamp is charted.
+  const chartKey = keys.find((k) => typeof data[k] === 'number' && timestampMs(k, data[k]) === undefined);
   return { primary: undefined, key: chartKey, rows: keys.map((k) => [k, data[k]]) };
 }
 
-/** The number charted for an update (see `describe`), or undefined. */
+/** The number charted for an update (see `describe`), or undefined (also for a timestamp). */
 export function chartValue(data, field) {
   const d = describe(data, field);
   const v = d.primary !== undefined ? d.primary : d.key !== undefined ? pick(data, d.key) : undefined;
-  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && timestampMs(d.key, v) === undefined ? v : undefined;
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -1048,31 +1058,56 @@ const UP = '#16a34a';
 const DOWN = '#dc2626';
 
 const flashing = new Set();
+const calm = typeof matchMedia === 'function' ? matchMedia('(prefers-reduced-motion: reduce)') : null;
 let flashTimer = 0;
 
 /**
- * Briefly tints `el`'s background: green for up, red for down, for about half
- * a second. A tint set and later cleared by one shared timer, not an
- * animation: an animated background repaints its element on every frame, and
- * hundreds of values flashing at once then take the whole frame budget
- * (bench/browser.mjs: 5 fps against 46 for 300 values at 3,000 updates/s).
+ * Briefly and faintly tints `el`'s background when its value moved (`dir` not
+ * 0), for about 0.3 s. The tint is neutral, not green or red: a value's colour
+ * is its meaning (its sign or threshold level, meaning.js's `tone`), and a
+ * red tick on a green change would contradict it. A tint set and later
+ * cleared by one shared timer, not an animation: an animated background
+ * repaints its element on every frame, and hundreds of values flashing at
+ * once then take the whole frame budget (bench/browser.mjs: 5 fps against 46
+ * for 300 values at 3,000 updates/s). With `prefers-reduced-motion: reduce`
+ * there is no flash at all.
  */
 export function flash(el, dir) {
-  if (!dir || !el.style) return;
-  el.style.backgroundColor = dir > 0 ? 'rgba(22,163,74,.26)' : 'rgba(220,38,38,.26)';
+  if (!dir || !el.style || calm?.matches) return;
+  el.style.backgroundColor = 'color-mix(in srgb, currentColor 9%, transparent)';
   el._flashAt = Date.now();
   flashing.add(el);
   flashTimer ||= setInterval(() => {
-    const old = Date.now() - 500;
+    const old = Date.now() - 250;
     for (const e of flashing) {
       if (e._flashAt < old) { e.style.backgroundColor = ''; flashing.delete(e); }
     }
     if (!flashing.size) { clearInterval(flashTimer); flashTimer = 0; }
-  }, 150);
+  }, 100);
 }
 
-const signColor = (n) => (n > 0 ? `var(--tk-up, ${UP})` : n < 0 ? `var(--tk-down, ${DOWN})` : 'inherit');
+// What each `data-tone` (meaning.js's `tone`) is painted in, for every element.
+const TONE_CSS = `
+[data-tone="up"], [data-tone="ok"] { color: var(--tk-up, ${UP}); }
+[data-tone="down"], [data-tone="crit"] { color: var(--tk-down, ${DOWN}); }
+[data-tone="warn"] { color: var(--tk-warn, #b45309); }
+[data-tone="info"] { color: var(--tk-accent, #2563eb); }
+`;
 const arrow = (n) => (n > 0 ? '▲' : n < 0 ? '▼' : '');
+
+/**
+ * A change of meaning.js's `changeOf` as tiles and tapes write it: `▲ +0.64
+ * (+0.31%)`, with `over 2m 10s` when it is the move over the points held
+ * rather than the value's own `change`; '' for none. `of` is the value it is
+ * a change of (two decimals from 1 up, as prices).
+ */
+function formatChange(chg, of) {
+  if (!chg) return '';
+  const pct = chg.pct !== undefined ? ` (${chg.pct > 0 ? '+' : ''}${formatNumber(chg.pct, 2)}%)` : '';
+  const digits = Math.abs(of ?? 1) >= 1 ? 2 : undefined;
+  const over = chg.over === null ? '' : ` over ${formatDuration(chg.over / 1000)}`;
+  return `${arrow(chg.change)} ${chg.change > 0 ? '+' : ''}${formatNumber(chg.change, digits)}${pct}${over}`;
+}
 
 /** Where an element connects: its `server` and `token` attributes, or the defaults. */
 function clientFor(el) {
@@ -1164,6 +1199,7 @@ class TickerValue extends LiveElement {
       this.dataset.dir = v > this._last ? 'up' : 'down';
       if (!this.hasAttribute('noflash')) flash(this, v - this._last);
     }
+    paintTone(this, v, field);
     this._last = v;
     this.dataset.seq = u.seq;
   }
@@ -1191,7 +1227,8 @@ const TILE_CSS = `
 .rows dt { color: var(--tk-muted, color-mix(in srgb, currentColor 55%, transparent)); white-space: nowrap; }
 .rows dd { margin: 0; text-align: right; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 svg { display: block; width: 100%; height: 34px; margin-top: auto; color: var(--tk-accent, #3b82f6); overflow: visible; }
-svg.up { color: var(--tk-up, ${UP}); } svg.down { color: var(--tk-down, ${DOWN}); }
+svg[data-tone="neutral"] { color: var(--tk-muted, #6b7280); }
+${TONE_CSS}
 .chart-label { font-size: .7em; color: var(--tk-muted, color-mix(in srgb, currentColor 55%, transparent)); }
 .stale { font-size: .72em; color: var(--tk-warn, #b45309); font-weight: 600; }
 .stale:empty, .chart-label:empty { display: none; }
@@ -1280,19 +1317,9 @@ class TickerTile extends LiveElement {
     } else {
       el.value.hidden = true;
     }
-    // change: carried by the data, else the move since the last update
     const prev = this._last;
     const cur = typeof d.primary === 'number' ? d.primary : undefined;
-    const delta = d.change ?? (cur !== undefined && prev !== undefined ? cur - prev : undefined);
-    if (delta !== undefined) {
-      const pct = d.changePct !== undefined ? ` (${d.changePct > 0 ? '+' : ''}${formatNumber(d.changePct, 2)}%)` : '';
-      const digits = Math.abs(cur ?? 1) >= 1 ? 2 : undefined;
-      el.change.textContent = `${arrow(delta)} ${delta > 0 ? '+' : ''}${formatNumber(delta, digits)}${pct}`;
-      el.change.style.color = signColor(delta);
-    } else {
-      el.change.textContent = '';
-    }
-    el.change.hidden = d.primary === undefined;
+    paintTone(el.value, cur, d.key, this.thresholds);
     if (cur !== undefined && prev !== undefined && cur !== prev) flash(el.value, cur - prev);
     this._last = cur;
     // rows
@@ -1310,16 +1337,23 @@ class TickerTile extends LiveElement {
       if (r.textContent !== text) { r.textContent = text; r.title = text; }
     }
     el.rows.hidden = rows.length === 0;
-    // sparkline from the client's recent history
-    // the series grows by the history entries not seen yet (no re-scan per frame)
+    // sparkline from the client's recent history (a backfilled one when the
+    // client has `backfill`). The series grows by the history entries not seen
+    // yet (no re-scan per frame); older entries put before it (a backfill that
+    // came after the first update) or a new epoch start it over.
     const hist = this.client.history(u.topic);
     const lastSeq = hist.length ? hist[hist.length - 1].seq : 0;
-    if (!this._series || lastSeq < this._seriesSeq) { this._series = []; this._seriesSeq = 0; }
+    const firstSeq = hist.length ? hist[0].seq : 0;
+    if (!this._series || lastSeq < this._seriesSeq || firstSeq < this._seriesFirst) {
+      this._series = [];
+      this._seriesSeq = 0;
+    }
+    this._seriesFirst = firstSeq;
     for (let i = hist.length - 1; i >= 0 && hist[i].seq > this._seriesSeq; i--) {
       if (i === 0 || hist[i - 1].seq <= this._seriesSeq) {
         for (let j = i; j < hist.length; j++) {
           const v = chartValue(hist[j].data, field);
-          if (v !== undefined) this._series.push(v);
+          if (v !== undefined) this._series.push([hist[j].ts, v]);
         }
         break;
       }
@@ -1327,13 +1361,19 @@ class TickerTile extends LiveElement {
     this._seriesSeq = lastSeq;
     const keep = this.client.keep || 120;
     if (this._series.length > keep) this._series.splice(0, this._series.length - keep);
-    const values = this._series;
-    sparkline(el.svg, values);
-    const trend = values.length > 1 ? values[values.length - 1] - values[0] : 0;
-    el.svg.classList.toggle('up', trend > 0);
-    el.svg.classList.toggle('down', trend < 0);
-    el.svg.style.display = values.length > 1 ? '' : 'none';
-    el.chartLabel.textContent = d.primary === undefined && values.length > 1 ? label(d.key) : '';
+    const points = this._series;
+    sparkline(el.svg, points.map((p) => p[1]));
+    this.dataset.points = String(points.length);
+    // change (meaning.js's `changeOf`): the value's own, else over the points drawn
+    const chg = d.primary === undefined || timestampMs(d.key, cur) !== undefined ? undefined : changeOf(u.data, d.key, points);
+    el.change.textContent = formatChange(chg, cur);
+    el.change.title = !chg ? '' : chg.over === null ? 'change, as the value carries it' : `change over the ${points.length} points drawn`;
+    paintTone(el.change, chg?.change, 'change');
+    el.change.hidden = d.primary === undefined;
+    // The line is painted as the change beside it: the two never disagree.
+    paintTone(el.svg, chg ? chg.change : points.length > 1 ? points[points.length - 1][1] - points[0][1] : 0, 'change');
+    el.svg.style.display = points.length > 1 ? '' : 'none';
+    el.chartLabel.textContent = d.primary === undefined && points.length > 1 ? label(d.key) : '';
     this.dataset.seq = u.seq;
   }
 }
@@ -1345,13 +1385,14 @@ th, td { padding: 4px 10px; text-align: right; white-space: nowrap;
   border-bottom: 1px solid var(--tk-border, color-mix(in srgb, currentColor 14%, transparent)); }
 th { font-weight: 600; font-size: .85em; color: var(--tk-muted, color-mix(in srgb, currentColor 60%, transparent)); }
 th:first-child, td:first-child { text-align: left; }
-`;
+${TONE_CSS}`;
 
 /**
  * `<ticker-table pattern="stocks.*" columns="symbol,price,change,change_pct">`:
  * one row per matching topic (sorted), one column per field (`topic` is the
  * topic itself; default: the topic and every field of the first update).
- * Cells flash on up/down moves; `change*` cells are coloured by sign.
+ * Cells flash faintly on moves; change-like cells are coloured by sign
+ * (meaning.js's `tone`).
  */
 class TickerTable extends LiveElement {
   constructor() {
@@ -1413,8 +1454,8 @@ class TickerTable extends LiveElement {
       const text = format(v, c === 'topic' ? 'text' : fmt, c);
       const td = row.cells[i];
       if (td.textContent !== text) td.textContent = text;
+      paintTone(td, v, c);
       if (typeof v === 'number') {
-        if (/^change/.test(c)) td.style.color = signColor(v);
         const prev = row.last[i];
         if (typeof prev === 'number' && prev !== v) flash(td, v - prev);
       }
@@ -1427,6 +1468,7 @@ class TickerTable extends LiveElement {
 // shares this module (and its clients) even when this file came with `?token=`.
 const BOARD_API = {
   clientFor, pick, format, formatAgo, formatTime, flash, label, chartValue, matches,
+  tone, paintTone, levelOf, changeOf, formatChange, timestampMs, feedsByHealth, describe, sparkline,
 };
 let boardModule = null;
 

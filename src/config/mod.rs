@@ -18,7 +18,7 @@ mod feed;
 mod sections;
 
 pub use auth::{JwtAlgorithm, JwtConfig, JwtKey};
-pub use dashboard::{Dashboard, Level, Panel, PanelKind, Threshold};
+pub use dashboard::{Dashboard, FeedHealth, Level, Panel, PanelKind, Threshold};
 use error::{one_error, plain_error, toml_error};
 pub use error::{ConfigError, ConfigErrors, Location};
 use sections::{check_access, check_history, check_sections};

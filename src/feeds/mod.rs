@@ -60,6 +60,8 @@ pub use limit::ItemTooLarge;
 pub use registry::{builtin_kinds, Kinds};
 pub(crate) use status::{feed_topic, publish_status, render_metrics, FEEDS_TOPIC};
 pub use status::{FeedState, FeedStatus};
+#[cfg(feature = "client")]
+pub(crate) use supervisor::doubling_window;
 pub use supervisor::Diff;
 pub(crate) use supervisor::{diff, settle_topics, FeedSupervisor};
 

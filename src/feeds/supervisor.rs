@@ -41,9 +41,13 @@ const REPORT_EVERY: Duration = Duration::from_secs(30);
 /// The window of the `failures`-th backoff: `min(cap, base * 2^failures)`; the
 /// delay is drawn uniformly below it (full jitter).
 pub(crate) fn backoff_window(failures: u32) -> Duration {
-    BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(failures.min(16)))
-        .min(BACKOFF_CAP)
+    doubling_window(BACKOFF_BASE, BACKOFF_CAP, failures)
+}
+
+/// `min(cap, base * 2^n)`: the window the `n`-th retry's delay is drawn
+/// from, for a failing feed (above) and a reconnecting `tickerd::client` alike.
+pub(crate) fn doubling_window(base: Duration, cap: Duration, n: u32) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(n.min(16))).min(cap)
 }
 
 fn backoff_delay(failures: u32) -> Duration {

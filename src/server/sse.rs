@@ -20,7 +20,7 @@
 //! subscription and queue are freed at once, and so are its socket and the
 //! chunks hyper had queued for it (through the accept loop's `Abort`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,32 +38,17 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::listener::Abort;
 use crate::auth::Grant;
 use crate::closes::{self, DisplayPeer, Limit};
+use crate::connection::{Connection, Refused, Subscribe};
 use crate::frame::{Frame, Kind};
-use crate::hub::{Closing, Hub, Leave, Outbox, Resume, SubscriberId};
+use crate::hub::{Closing, Hub, Leave, Outbox, SubscriberId};
 use crate::metrics::Metrics;
-use crate::protocol;
-use crate::rate::{Frames, Rule, Shaping};
+use crate::protocol::{self, ErrorCode};
+use crate::rate::{Frames, Shaping};
 use crate::state::AppState;
-use crate::topic::Pattern;
-use crate::ws::{self, ConnectionGuard, Session, BATCH_LIMIT};
+use crate::ws::{self, ConnectionGuard, BATCH_LIMIT};
 
 /// The heartbeat comment.
 const PING: &[u8] = b": ping\n\n";
-
-/// What a `GET /sse` request asks for.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct SseQuery {
-    /// The patterns, in order, as given.
-    pub(crate) topics: Vec<String>,
-    /// Last seq seen per topic.
-    pub(crate) since: HashMap<String, u64>,
-    /// The epoch `since` belongs to.
-    pub(crate) epoch: Option<String>,
-    /// `max_rate`: at most this many updates per second per topic.
-    pub(crate) max_rate: Option<f64>,
-    /// `delta=true`: merge patches after the first whole value.
-    pub(crate) delta: bool,
-}
 
 /// Parses the query (the fields of a WebSocket `subscribe`: `topics`, `since`,
 /// `epoch`, `max_rate`, `delta`; and `token`, which the auth middleware reads) and a `Last-Event-ID` (`{epoch}/{topic}/{seq}`; one that
@@ -73,8 +58,8 @@ pub(crate) struct SseQuery {
 pub(crate) fn parse_query(
     query: Option<&str>,
     last_event_id: Option<&str>,
-) -> Result<SseQuery, String> {
-    let mut q = SseQuery::default();
+) -> Result<Subscribe, String> {
+    let mut q = Subscribe::default();
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*key {
             "topics" => q.topics.extend(
@@ -160,6 +145,16 @@ fn refuse(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({"error": message}))).into_response()
 }
 
+/// A refused subscribe, answered as `/api` errors are: 403 for a pattern the
+/// grant does not allow, else 400; the text is the one a `/ws` subscribe gets.
+fn refuse_subscribe(refused: Refused) -> Response {
+    let status = match refused.code() {
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    refuse(status, refused.message)
+}
+
 /// `GET /sse?topics=...`.
 pub(super) async fn stream(
     State(shared): State<Arc<AppState>>,
@@ -173,29 +168,19 @@ pub(super) async fn stream(
         Ok(q) => q,
         Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
     };
-    let limit = settings.limits.max_subscriptions;
-    if query.topics.len() > limit {
-        let msg = format!("a connection may hold at most {limit} patterns");
-        return refuse(StatusCode::BAD_REQUEST, msg);
-    }
-    let patterns: Vec<Pattern> = match query
-        .topics
-        .iter()
-        .map(|t| Pattern::parse(t).map_err(|e| e.to_string()))
-        .collect()
-    {
-        Ok(p) => p,
-        Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
-    };
-    if let Some(p) = patterns.iter().find(|p| !grant.may_subscribe(p)) {
-        let msg = format!("`{p}` is outside what this connection's token allows");
-        return refuse(StatusCode::FORBIDDEN, msg);
-    }
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a);
     let abort = req.extensions().get::<Abort>().cloned();
+    // A JWT's stream ends at its `exp` (plus leeway): reconnect with a new one.
+    let expires = grant.expires().map(crate::auth::jwt::deadline);
+    let conn = Connection::new(shared.hub.clone(), settings.clone(), grant, peer);
+    // Refused before a connection slot is taken.
+    let patterns = match conn.check(&query.topics) {
+        Ok(p) => p,
+        Err(refused) => return refuse_subscribe(refused),
+    };
     let guard = match ws::admit(&shared, &settings, headers, peer).await {
         Ok(g) => g,
         Err(refused) => return refused,
@@ -210,35 +195,15 @@ pub(super) async fn stream(
     let id = hub.add_subscriber(outbox.clone());
     let leave = hub.leave_on_drop(id);
     let heartbeat = settings.heartbeat;
-    // A JWT's stream ends at its `exp` (plus leeway): reconnect with a new one.
-    let expires = grant.expires().map(crate::auth::jwt::deadline);
-    let session = Session {
-        hub: hub.clone(),
-        settings: settings.clone(),
-        grant,
-        shutdown: shared.cancel.clone(),
-        shaping: Default::default(),
-        refreshed: Default::default(),
-        pacer: None,
-        peer,
-    };
-    let max_resume = limits.max_resume;
-    let plan = hub.plan_resume(&patterns, query.since, query.epoch.as_deref(), max_resume);
-    let (since, note) = (plan.since, plan.note);
-    let shaping = session.shaping.clone();
-    if query.max_rate.is_some() || query.delta {
-        shaping.subscribe(
-            &patterns,
-            Rule::new(query.max_rate, query.delta),
-            plan.replays,
-        );
-    }
-    // A new outbox has room for both.
+    // A new outbox has room for the hello.
     let hello = protocol::hello(&hub.epoch(), heartbeat.as_millis() as u64);
     let _ = outbox.try_push_control(hello);
-    let ack = protocol::ack(None, "subscribe", &query.topics, note.as_ref(), &[]);
-    let _ = outbox.try_push_control(ack);
-    hub.join_patterns(id, patterns, Resume { since }).await;
+    // A fresh subscriber holds nothing, so the count `check` passed still
+    // holds; were it refused all the same, it is answered like the others.
+    if let Err(refused) = conn.join(id, &outbox, None, patterns, query).await {
+        return refuse_subscribe(refused);
+    }
+    let shaping = conn.shaping.clone();
 
     let done = shared.cancel.child_token();
     let progress = Arc::new(Progress::new());
@@ -481,6 +446,8 @@ async fn watchdog(w: Watch) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]

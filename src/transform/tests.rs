@@ -1,8 +1,9 @@
 //! Unit tests of `transform`.
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
+use tokio::time::Instant;
 
 const SECOND: Duration = Duration::from_secs(1);
 

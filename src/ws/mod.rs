@@ -7,6 +7,5 @@ mod session;
 mod transport;
 mod upgrade;
 
-pub(crate) use session::Session;
 pub(crate) use transport::BATCH_LIMIT;
 pub(crate) use upgrade::{admit, origin_allowed, upgrade, ConnectionGuard, NOT_READY};

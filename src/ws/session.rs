@@ -19,9 +19,7 @@
 //! `limits.max_buffered_bytes` close it with 1008 (the outbox's budget) at once,
 //! freeing what was queued.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,20 +31,17 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8Bytes};
 
-use crate::frame::{Kind, Text};
+use crate::frame::Kind;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
 
 use super::transport::{Outgoing, Socket, BATCH_LIMIT};
-use crate::auth::{Grant, Refusal};
 use crate::closes::{self, Limit};
-use crate::hub::{Closing, Direct, Hub, Outbox, Resume, Shard, SubscriberId, Wrote};
+use crate::connection::{Connection, RateLimit};
+use crate::hub::{Closing, Direct, Outbox, Shard, SubscriberId, Wrote};
 use crate::metrics::Metrics;
-use crate::protocol::{self, ErrorCode, Request};
-use crate::rate::{Frames, Rule, Shaping};
-use crate::state::Settings;
-use crate::sync::MutexExt;
-use crate::topic::Pattern;
+use crate::protocol::{self, ErrorCode};
+use crate::rate::{Frames, Shaping};
 
 /// When the writer sends: a Ping every `heartbeat`, and at most one flush per
 /// `flush` (`[server] flush_interval`, default 25 ms); the publisher's and
@@ -96,59 +91,26 @@ pub(crate) const TOKEN_EXPIRED: u16 = 4001;
 /// How long a Close frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Expensive requests a connection may send in a burst: `topics`, and
-/// subscribe or unsubscribe naming a wildcard pattern (each costs work over
-/// every topic). Past it they are answered `rate_limited`.
-const EXPENSIVE_BURST: f64 = 20.0;
-
-/// Expensive requests per second a connection earns back, after a burst.
-const EXPENSIVE_PER_SEC: f64 = 5.0;
-
-/// A token bucket for one connection's expensive requests.
-struct RateLimit {
-    tokens: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn new() -> Self {
-        RateLimit {
-            tokens: EXPENSIVE_BURST,
-            last: Instant::now(),
-        }
-    }
-
-    /// Takes a token if one is left.
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        let earned = now.duration_since(self.last).as_secs_f64() * EXPENSIVE_PER_SEC;
-        self.tokens = (self.tokens + earned).min(EXPENSIVE_BURST);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Everything a session needs, fixed at connect time.
+/// Everything a session needs, fixed at connect time: the connection's
+/// request side ([`Connection`], shared with `/sse`) and what only a
+/// WebSocket's writer uses.
 pub(crate) struct Session {
-    pub(crate) hub: Hub,
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) grant: Grant,
+    pub(crate) conn: Connection,
     /// The server's shutdown token: when it fires, clients get Close 1001.
     pub(crate) shutdown: CancellationToken,
-    /// What subscribes asked for `max_rate` and `delta` (see [`crate::rate`]).
-    pub(crate) shaping: Arc<Shaping>,
-    /// The grant of the last accepted `refresh`, which replaces `grant`.
-    pub(crate) refreshed: std::sync::Mutex<Option<Grant>>,
     /// Writes this connection's paced frames while its writer is parked
     /// (`/ws`; `/sse` writes through its stream).
     pub(crate) pacer: Option<Arc<Shard>>,
-    /// The peer's address, for the line logged when a limit stops it.
-    pub(crate) peer: Option<SocketAddr>,
+}
+
+/// A session is its connection plus a writer: the connection's fields and
+/// request handling read as the session's own.
+impl std::ops::Deref for Session {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
 }
 
 impl Session {
@@ -226,7 +188,7 @@ impl Session {
         msg: Message,
     ) {
         match msg {
-            Message::Text(text) => self.handle(sub, outbox, limit, text.as_str()).await,
+            Message::Text(text) => self.conn.handle(sub, outbox, limit, text.as_str()).await,
             _ => {
                 let reply = protocol::error(
                     None,
@@ -236,176 +198,6 @@ impl Session {
                 outbox.push_control(reply).await;
             }
         }
-    }
-
-    async fn handle(&self, sub: SubscriberId, outbox: &Outbox, limit: &mut RateLimit, text: &str) {
-        let (id, request) = protocol::parse_request(text);
-        let id = id.as_ref();
-        let grant = self.grant();
-        let expensive = match &request {
-            Ok(Request::Topics) => true,
-            Ok(Request::Subscribe { topics, .. } | Request::Unsubscribe { topics }) => {
-                topics.iter().any(|t| t.contains(['*', '>']))
-            }
-            _ => false,
-        };
-        if expensive && !limit.allow() {
-            self.hub
-                .metrics()
-                .rate_limited
-                .fetch_add(1, Ordering::Relaxed);
-            closes::log(self.peer, Limit::RateLimited);
-            let msg = format!(
-                "at most {EXPENSIVE_PER_SEC} `topics` or wildcard requests per second \
-                 (bursts of {EXPENSIVE_BURST}): send it again later"
-            );
-            let reply = protocol::error(id, ErrorCode::RateLimited, &msg);
-            return outbox.push_control(reply).await;
-        }
-        let reply = match request {
-            Err(e) => protocol::error(id, e.code, &e.message),
-            Ok(Request::Ping) => protocol::pong(id),
-            Ok(Request::Publish { items }) => self.publish(id, &grant, items).await,
-            Ok(Request::Refresh { token }) => self.refresh(sub, id, &token),
-            Ok(Request::Topics) => {
-                let read = move |hub: &Hub| hub.topics_where(|t| grant.may_read(t));
-                let topics = self.hub.offload(read).await;
-                protocol::topics(id, &topics, self.settings.limits.max_frame_bytes)
-            }
-            Ok(Request::Unsubscribe { topics }) => match parse_patterns(&topics) {
-                Err(msg) => protocol::error(id, ErrorCode::InvalidTopic, &msg),
-                Ok(patterns) => {
-                    let not_held: Vec<String> = self
-                        .hub
-                        .leave_patterns(sub, patterns.clone())
-                        .await
-                        .iter()
-                        .map(|p| p.as_str().to_string())
-                        .collect();
-                    self.shaping.unsubscribe(&patterns);
-                    protocol::ack(id, "unsubscribe", &topics, None, &not_held)
-                }
-            },
-            Ok(Request::Subscribe {
-                topics,
-                since,
-                epoch,
-                max_rate,
-                delta,
-            }) => {
-                // Checked before any per-pattern work: one frame may name
-                // thousands of patterns, and dedup and permission checks are
-                // not free.
-                let limit = self.settings.limits.max_subscriptions;
-                if topics.len() > limit {
-                    let msg = format!("a connection may hold at most {limit} patterns");
-                    return outbox
-                        .push_control(protocol::error(id, ErrorCode::TooManySubscriptions, &msg))
-                        .await;
-                }
-                let patterns = match parse_patterns(&topics) {
-                    Err(msg) => {
-                        return outbox
-                            .push_control(protocol::error(id, ErrorCode::InvalidTopic, &msg))
-                            .await
-                    }
-                    Ok(p) => p,
-                };
-                if let Some(p) = patterns.iter().find(|p| !grant.may_subscribe(p)) {
-                    let msg = format!("`{p}` is outside what this connection's token allows");
-                    return outbox
-                        .push_control(protocol::error(id, ErrorCode::Forbidden, &msg))
-                        .await;
-                }
-                // Patterns it holds already cost nothing more.
-                let (held, fresh) = self.hub.pattern_counts(sub, &patterns);
-                if held + fresh > limit {
-                    let msg =
-                        format!("a connection may hold at most {limit} patterns (holds {held})");
-                    return outbox
-                        .push_control(protocol::error(id, ErrorCode::TooManySubscriptions, &msg))
-                        .await;
-                }
-                let max_resume = self.settings.limits.max_resume;
-                let plan = self
-                    .hub
-                    .plan_resume(&patterns, since, epoch.as_deref(), max_resume);
-                let (since, note) = (plan.since, plan.note);
-                // Recorded before the hub queues snapshots, which the writer
-                // then shapes by it.
-                let shaped = max_rate.is_some() || delta || self.shaping.is_active();
-                let replays = match shaped {
-                    true => plan.replays,
-                    false => HashMap::new(),
-                };
-                self.shaping
-                    .subscribe(&patterns, Rule::new(max_rate, delta), replays);
-                outbox
-                    .push_control(protocol::ack(id, "subscribe", &topics, note.as_ref(), &[]))
-                    .await;
-                self.hub
-                    .join_patterns(sub, patterns, Resume { since })
-                    .await;
-                return;
-            }
-        };
-        outbox.push_control(reply).await;
-    }
-}
-
-impl Session {
-    /// The `publish` op: only for a token granted `publish` patterns.
-    async fn publish(
-        &self,
-        id: Option<&serde_json::Value>,
-        grant: &Grant,
-        items: Vec<serde_json::Value>,
-    ) -> Text {
-        if !grant.can_publish() {
-            let msg = "this connection's token may not publish \
-                       (an [[access]] table's `publish` patterns grant it)";
-            return protocol::error(id, ErrorCode::Forbidden, msg);
-        }
-        let items = items.into_iter().map(crate::publish::parse_item);
-        let mut results = Vec::new();
-        let may_publish = |t: &str| grant.may_publish(t);
-        crate::publish::publish_all(&self.hub, items, may_publish, |r| results.push(r)).await;
-        protocol::published(id, &results)
-    }
-
-    /// The grant in force: the last refreshed one, else the one connected with.
-    fn grant(&self) -> Grant {
-        let refreshed = self.refreshed.lock_or_recover();
-        refreshed.clone().unwrap_or_else(|| self.grant.clone())
-    }
-
-    /// `refresh`: a new JWT replaces the connection's grant (and its
-    /// expiry), if it is valid and allows every pattern the connection holds.
-    /// Only a JWT: a static token (`server.token`, `[[access]]`) has no `exp`,
-    /// and a connection refreshed with one would never expire. The answer
-    /// does not say whether a refused token is a static one.
-    fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Text {
-        let new = match self.settings.access.jwt_grant(token) {
-            Ok(new) => new,
-            Err(Refusal::Unknown) => {
-                let msg = "refresh takes a JWT signed by a key of [auth.jwt]; this token is \
-                           not one (unknown, forged, or not a JWT)";
-                return protocol::error(id, ErrorCode::Unauthorized, msg);
-            }
-            Err(refusal) => {
-                return protocol::error(id, ErrorCode::Unauthorized, &refusal.to_string())
-            }
-        };
-        let held = self.hub.patterns_of(sub);
-        if let Some(p) = held.iter().find(|p| !new.may_subscribe(p)) {
-            let msg = format!(
-                "the new token does not allow `{p}`, which this connection holds \
-                 (unsubscribe from it first)"
-            );
-            return protocol::error(id, ErrorCode::Forbidden, &msg);
-        }
-        *self.refreshed.lock_or_recover() = Some(new);
-        protocol::ack(id, "refresh", &[], None, &[])
     }
 }
 
@@ -496,13 +288,6 @@ async fn drain(stream: &mut SplitStream<Socket>, silent_limit: Duration) {
             Ok(Some(Ok(_))) => {}
         }
     }
-}
-
-fn parse_patterns(topics: &[String]) -> Result<Vec<Pattern>, String> {
-    topics
-        .iter()
-        .map(|t| Pattern::parse(t).map_err(|e| e.to_string()))
-        .collect()
 }
 
 /// How a connection that sent a frame past `max_frame_bytes` is closed.

@@ -21,6 +21,7 @@ use super::session::Session;
 use crate::auth::Grant;
 use crate::closes::{self, DisplayPeer, Limit};
 use crate::config::LimitsConfig;
+use crate::connection::Connection;
 use crate::state::{ApiError, AppState, Settings};
 
 /// How long a cluster node's upgrade waits for the cluster epoch (at start,
@@ -53,14 +54,9 @@ pub(crate) async fn upgrade(
         Err(refused) => return refused,
     };
     let session = Session {
-        hub: shared.hub.clone(),
-        settings: settings.clone(),
-        grant,
+        conn: Connection::new(shared.hub.clone(), settings.clone(), grant, peer),
         shutdown: shared.cancel.clone(),
-        shaping: Default::default(),
-        refreshed: Default::default(),
         pacer: Some(shared.pacer.shard()),
-        peer,
     };
     // Debug level: at info, a span per connection would cost ~0.8 KiB each.
     let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));

@@ -8,6 +8,7 @@ pub mod feeds;
 pub mod markdown;
 pub mod python;
 pub mod resume;
+pub mod sse;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -136,3 +136,34 @@ fn required_keys_per_kind() {
     .unwrap_err();
     assert!(errs[0].starts_with("d/ops.toml:5:"), "{errs:?}");
 }
+
+/// A `feeds` panel's `show` takes feed healths in any order; an empty list, an
+/// unknown health and `show` on another kind are errors on its line.
+#[test]
+fn feeds_show_takes_healths() {
+    let d =
+        parse("title = \"x\"\n[[panel]]\nkind = \"feeds\"\nshow = [\"failing\", \"running\"]\n")
+            .unwrap();
+    assert_eq!(
+        d.panels[0].show,
+        Some(vec![FeedHealth::Failing, FeedHealth::Running])
+    );
+    let errs = parse("title = \"x\"\n[[panel]]\nkind = \"feeds\"\nshow = []\n").unwrap_err();
+    assert!(
+        errs[0].starts_with("d/ops.toml:4:") && errs[0].contains("`show` must list at least one"),
+        "{errs:?}"
+    );
+    let errs =
+        parse("title = \"x\"\n[[panel]]\nkind = \"feeds\"\nshow = [\"runing\"]\n").unwrap_err();
+    assert!(
+        errs[0].starts_with("d/ops.toml:4:") && errs[0].contains("running"),
+        "{errs:?}"
+    );
+    let errs =
+        parse("title = \"x\"\n[[panel]]\nkind = \"text\"\ntext = \"t\"\nshow = [\"failing\"]\n")
+            .unwrap_err();
+    assert!(
+        errs[0].contains("`show` is not used by a `text` panel"),
+        "{errs:?}"
+    );
+}

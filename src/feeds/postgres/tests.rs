@@ -1,5 +1,6 @@
 //! Unit tests of `postgres`.
 
+use super::rows::numeric_to_string;
 use super::*;
 
 /// Encodes a numeric the way PostgreSQL sends it.
