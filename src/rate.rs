@@ -143,7 +143,7 @@ impl Shaper {
             _ => false,
         };
         let whole = replay || frame.kind() == Kind::Snapshot;
-        let t = self.shape_of(&frame.topic().to_owned());
+        let t = self.shape_of(frame.topic());
         if whole {
             t.pending = None;
             t.next_allowed = t.rule.interval.map(|i| now + i);
