@@ -43,7 +43,7 @@ use crate::frame::{Frame, Text};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::pacer::Shard;
+use super::pacer::{Paced, Shard};
 use crate::metrics::Metrics;
 use crate::sync::MutexExt;
 
@@ -540,6 +540,12 @@ impl Outbox {
             }
             notified.await;
         }
+    }
+}
+
+impl Paced for Outbox {
+    fn write_paced(&self, at: Instant, scratch: &mut Vec<u8>) {
+        Outbox::write_paced(self, at, scratch);
     }
 }
 
