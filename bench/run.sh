@@ -8,6 +8,8 @@
 #   SERVERS="tickerd tickerd-cluster" ...   also one node of a cluster (needs nats-server)
 #   SERVERS="tickerd tickerd-durable" ...   also with [history] path (a fresh store per run)
 #   SERVERS="tickerd tickerd-base" TICKERD_BASE=/tmp/tickerd-old ...   this build against another one
+#   SCENARIOS=scale bench/run.sh --quick   19,500 connections at two rates (not in the default set)
+#   TICKERD_BIN=... BENCH_BIN=... bench/run.sh   prebuilt binaries, no cargo
 #
 # Each server is pinned to core 0 (taskset -c 0), the generator to core 1.
 set -euo pipefail
@@ -19,14 +21,6 @@ REPS=3 WARMUP=3 DURATION=8
 if [[ "${1:-}" == "--quick" ]]; then REPS=1 WARMUP=2 DURATION=4; fi
 SERVERS=${SERVERS:-"tickerd node-ws tutorial"}
 SCENARIOS=${SCENARIOS:-"light load saturation idle"}
-
-echo "Building release binaries and installing the Node peer..." >&2
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
-cargo build --release --quiet --manifest-path "$BENCH/Cargo.toml"
-(cd peers/node && npm ci --no-audit --no-fund --silent)
-# Where cargo put them (CARGO_TARGET_DIR, when set, holds both).
-TICKERD=${CARGO_TARGET_DIR:-$ROOT/target}/release/tickerd
-GEN=${CARGO_TARGET_DIR:-$BENCH/target}/release/tickerd-bench
 
 server_cmd() {
   case "$1" in
@@ -46,8 +40,49 @@ scenario_args() {
     saturation) echo "--clients 1000 --rate 1000" ;;      # 1M deliveries/s offered
     idle) echo "--clients 10000 --rate 0 --idle" ;;       # RSS per subscribed connection
     publish) echo "--clients 10 --rate 5000" ;;           # per-publish costs (e.g. the store) over fan-out
+    # As many connections as one process may hold here (open-file hard limit
+    # 20,000), 5,000 per 127.0.0.x source address; 1 topic at 1/s, then 16 at
+    # 10/s each (3.1M deliveries/s offered). The cheap client, latency timed on
+    # every 16th connection, so that one generator core keeps up.
+    scale) echo "--clients 19500 --phases 1x1,16x10 --per-source 5000 --raw --sample-every 16" ;;
   esac
 }
+
+# Bounds one scenario's run: the scale scenario connects 19,500 clients
+# (up to ~2 min on a slow server) before its two phases.
+scenario_timeout() {
+  case "$1" in
+    scale) echo 420 ;;
+    *) echo 240 ;;
+  esac
+}
+
+# The generator and the server each hold one socket per client, plus a few:
+# raise the soft open-file limit (they inherit it) and refuse up front if the
+# hard one cannot hold the largest scenario.
+ulimit -n "$(ulimit -Hn)"
+for scenario in $SCENARIOS; do
+  clients=$(scenario_args "$scenario" | sed -n 's/.*--clients \([0-9]*\).*/\1/p')
+  need=$(( ${clients:-0} + 200 ))
+  if [[ $(ulimit -Hn) != unlimited ]] && (( $(ulimit -Hn) < need )); then
+    echo "bench/run.sh: scenario $scenario needs an open-file hard limit of at least $need" \
+      "(${clients} client sockets in the generator and as many in the server, plus 200 spare);" \
+      "this shell's is $(ulimit -Hn) (ulimit -Hn). Raise it (limits.conf, systemd LimitNOFILE)" \
+      "or leave $scenario out of SCENARIOS." >&2
+    exit 1
+  fi
+done
+
+echo "Building release binaries and installing the Node peer..." >&2
+# TICKERD_BIN and BENCH_BIN, both set, name prebuilt binaries: no cargo (as in scale.sh).
+if [[ -z "${TICKERD_BIN:-}" || -z "${BENCH_BIN:-}" ]]; then
+  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin tickerd
+  cargo build --release --quiet --manifest-path "$BENCH/Cargo.toml"
+fi
+(cd peers/node && npm ci --no-audit --no-fund --silent)
+# Where cargo put them (CARGO_TARGET_DIR, when set, holds both).
+TICKERD=${TICKERD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tickerd}
+GEN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$BENCH/target}/release/tickerd-bench}
 
 # tickerd-cluster: the same node, with every update going through NATS JetStream
 # first (a one-node cluster); nats-server shares core 1 with the generator.
@@ -65,8 +100,10 @@ for rep in $(seq 1 "$REPS"); do
     for server in $SERVERS; do
       echo "[$rep/$REPS] $scenario: $server" >&2
       rm -rf "$BENCH/results/durable-data"   # tickerd-durable starts on an empty store
+      # The generator kills its server on exit, even when killed itself
+      # (PR_SET_PDEATHSIG), so a timeout leaves no server behind.
       # shellcheck disable=SC2046
-      timeout 240 taskset -c 1 "$GEN" gen \
+      timeout --kill-after=10 "$(scenario_timeout "$scenario")" taskset -c 1 "$GEN" gen \
         --server "$server" --scenario "$scenario" $(scenario_args "$scenario") \
         --symbols 16 --payload 64 --warmup "$WARMUP" --duration "$DURATION" \
         -- $(server_cmd "$server") >>"$OUT" || echo "  (failed: exit $?)" >&2

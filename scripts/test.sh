@@ -28,6 +28,8 @@ need nats-server nats-server
 need chromium chromium
 need npm npm
 need node nodejs
+# tests/browser/tls.test.js makes Chromium trust a test CA through an NSS database.
+need certutil libnss3-tools
 # tests/readme_curl.rs runs the docs' curl examples with the real curl.
 need curl curl
 
@@ -41,6 +43,11 @@ need redis-server redis-server
 # (tests/feeds_prometheus.rs).
 need /usr/lib/postgresql/15/bin/postgres postgresql
 need prometheus prometheus
+# tests/deploy.rs runs docs/deploy.md's proxy configs with the real proxies,
+# each started by the test in a temp dir on loopback (never as a service).
+need nginx nginx
+need caddy caddy
+need haproxy haproxy
 # Tests that drive real Python clients run them from .venv (scripts/pyenv.sh).
 need python3 python3
 ./scripts/pyenv.sh || echo "scripts/pyenv.sh failed: the Python client tests will fail"

@@ -61,12 +61,14 @@ impl Limit {
 }
 
 /// A peer address for logs, `-` when the host did not provide one (a Unix
-/// socket, a host that does not insert `ConnectInfo`).
+/// socket, a host that does not insert `ConnectInfo`). A client address a
+/// trusted proxy forwarded without a port (port 0) is shown as the IP alone.
 pub(crate) struct DisplayPeer(pub(crate) Option<SocketAddr>);
 
 impl std::fmt::Display for DisplayPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
+            Some(a) if a.port() == 0 => write!(f, "{}", a.ip()),
             Some(a) => write!(f, "{a}"),
             None => f.write_str("-"),
         }

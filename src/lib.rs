@@ -112,7 +112,8 @@
 //!   `tickerd pub` are built on it. It stands beside `ticker`, at the top.
 //! - `ticker`: [`TickerBuilder`] and [`Ticker`], start, reload and shutdown.
 //! - `server`: the axum router (`/ws`, `/sse`, `/api/*`, `/metrics`, web
-//!   pages) and the hardened HTTP/1.1 accept loop behind [`Ticker::serve`].
+//!   pages), the client's address behind trusted proxies, and the hardened
+//!   HTTP/1.1 accept loop (plain or `[server.tls]`) behind [`Ticker::serve`].
 //! - `ws`: the `/ws` upgrade, handshake, write batching and the session.
 //! - `connection`: a subscriber's request side (grants, subscribe checks,
 //!   resume, `refresh`, `publish`, the request rate limit), serving `/ws`

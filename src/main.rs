@@ -171,8 +171,13 @@ async fn run(cli: Cli, path: Option<PathBuf>) -> ExitCode {
         signal(SignalKind::hangup()),
     );
     let addr = listener.local_addr().map_or(config.server.listen, |a| a);
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
-        "tickerd {} — dashboard at http://{addr}/",
+        "tickerd {} — dashboard at {scheme}://{addr}/",
         env!("CARGO_PKG_VERSION")
     );
     info!(%addr, config = %path.as_deref().map_or("<built-in>".into(), |p| p.display().to_string()), "Listening.");

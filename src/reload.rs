@@ -1,5 +1,6 @@
-//! Hot reload: watch the config file, the feeds directory and the dashboards
-//! directory, and reload the ticker when they change.
+//! Hot reload: watch the config file, the feeds directory, the dashboards
+//! directory and the files the config reads (`[server.tls]`'s certificate and
+//! key), and reload the ticker when they change.
 //!
 //! The watcher only signals: [`ConfigWatch::changed`] returns once per burst
 //! of changes, and its caller (the ticker) loads, validates, diffs and applies (an invalid config changes nothing and is reported on
@@ -46,24 +47,40 @@ pub(crate) struct ConfigWatch {
     /// Read by the watcher's thread; swapped when a reload moves `feeds_dir`.
     feeds_dir: Arc<RwLock<PathBuf>>,
     dash_dir: PathBuf,
+    /// Other files the config reads (a renewed certificate is a reload);
+    /// read by the watcher's thread, swapped by [`ConfigWatch::follow_files`].
+    files: Arc<RwLock<Vec<PathBuf>>>,
     /// The directories watched now.
     dirs: Vec<PathBuf>,
 }
 
 impl ConfigWatch {
-    /// Starts watching `config`, `feeds_dir` and `dashboards_dir`; `None` (and
-    /// a warning logged) when the platform's watcher cannot be created.
-    pub(crate) fn new(config: &Path, feeds_dir: &Path, dashboards_dir: &Path) -> Option<Self> {
+    /// Starts watching `config`, `feeds_dir`, `dashboards_dir` and `files`;
+    /// `None` (and a warning logged) when the platform's watcher cannot be
+    /// created.
+    pub(crate) fn new(
+        config: &Path,
+        feeds_dir: &Path,
+        dashboards_dir: &Path,
+        files: &[PathBuf],
+    ) -> Option<Self> {
         let config = absolute(config);
         let feeds_dir = Arc::new(RwLock::new(absolute(feeds_dir)));
         let dash_dir = absolute(dashboards_dir);
+        let files = Arc::new(RwLock::new(
+            files.iter().map(|f| absolute(f)).collect::<Vec<_>>(),
+        ));
         // A config that is a symlink (e.g. a Kubernetes ConfigMap, which swaps a
         // `..data` link) changes through other names in its directory: there, any
         // event in that directory counts.
         let via_link = std::fs::symlink_metadata(&config).is_ok_and(|m| m.file_type().is_symlink());
         let relevant = {
-            let (config, feeds_dir, dash_dir) =
-                (config.clone(), feeds_dir.clone(), dash_dir.clone());
+            let (config, feeds_dir, dash_dir, files) = (
+                config.clone(),
+                feeds_dir.clone(),
+                dash_dir.clone(),
+                files.clone(),
+            );
             let config_dir = parent_dir(&config);
             move |p: &Path| {
                 let feeds_dir = feeds_dir.read_or_recover();
@@ -73,6 +90,7 @@ impl ConfigWatch {
                     || p == dash_dir
                     || p.parent() == Some(&*dash_dir)
                     || (via_link && p.parent() == Some(&*config_dir))
+                    || files.read_or_recover().iter().any(|f| f == p)
             }
         };
         let (tx, events) = mpsc::channel::<()>(16);
@@ -102,6 +120,7 @@ impl ConfigWatch {
             config,
             feeds_dir,
             dash_dir,
+            files,
             dirs: Vec::new(),
         };
         let feeds_dir = watch.feeds_dir();
@@ -146,19 +165,39 @@ impl ConfigWatch {
         true
     }
 
+    /// Follows `files` (those the config in force reads) from now on.
+    pub(crate) fn follow_files(&mut self, files: &[PathBuf]) {
+        let now: Vec<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+        if now == *self.files.read_or_recover() {
+            return;
+        }
+        *self.files.write_or_recover() = now;
+        let feeds_dir = self.feeds_dir();
+        let new_dirs = self.watched(&feeds_dir);
+        for old in self.dirs.iter().filter(|d| !new_dirs.contains(d)) {
+            let _ = self.watcher.unwatch(old);
+        }
+        self.dirs = new_dirs;
+        arm(&mut self.watcher, &self.dirs);
+    }
+
     fn feeds_dir(&self) -> PathBuf {
         self.feeds_dir.read_or_recover().clone()
     }
 
     /// The directories to watch for a feeds directory `feeds_dir`.
     fn watched(&self, feeds_dir: &Path) -> Vec<PathBuf> {
-        vec![
+        let mut dirs = vec![
             parent_dir(&self.config),
             parent_dir(feeds_dir),
             feeds_dir.to_path_buf(),
             parent_dir(&self.dash_dir),
             self.dash_dir.clone(),
-        ]
+        ];
+        // A file's directory, not the file: a renewal renames a new file (or
+        // a new symlink, as certbot's `live/`) over the old one.
+        dirs.extend(self.files.read_or_recover().iter().map(|f| parent_dir(f)));
+        dirs
     }
 }
 

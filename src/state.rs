@@ -40,6 +40,9 @@ pub(crate) struct Settings {
     pub(crate) web_dir: Option<PathBuf>,
     /// Each feed's `ttl`, by feed name (feeds without one are absent).
     pub(crate) ttls: std::collections::HashMap<String, Duration>,
+    /// `server.trusted_proxies`: peers whose forwarded headers name the client
+    /// (see `server::forwarded`).
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Settings {
@@ -58,6 +61,13 @@ impl Settings {
                 .feeds
                 .iter()
                 .filter_map(|f| Some((f.name.clone(), f.ttl?)))
+                .collect(),
+            // Validated with the config: an entry that does not parse never gets here.
+            trusted_proxies: c
+                .server
+                .trusted_proxies
+                .iter()
+                .filter_map(|t| crate::config::parse_cidr(t).ok())
                 .collect(),
         }
     }
@@ -88,6 +98,9 @@ pub(crate) struct AppState {
     pub(crate) http_peers: PeerCounts,
     /// Applied to every config loaded from the file, at start and on reload.
     pub(crate) adjust: Adjust,
+    /// `[server.tls]`'s certificate, when serving TLS: the listener's
+    /// handshakes read it, a reload swaps it.
+    pub(crate) tls: Option<Arc<crate::config::ServedCert>>,
 }
 
 /// A change applied to every loaded config (command-line overrides).

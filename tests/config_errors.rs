@@ -302,3 +302,35 @@ fn dashboard_names_suggest_the_nearest() {
         "{e:#?}"
     );
 }
+
+/// `trusted_proxies` entries are IP networks: one that is not is named at its
+/// line with examples of valid ones; a bare address is its own network.
+#[test]
+fn trusted_proxies_must_be_networks() {
+    let e = errors(
+        "[server]\nlisten = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.1/32\", \"10.0.0/8\"]\n",
+    );
+    has(
+        &e,
+        "c.toml:3: [server] trusted_proxies: \"10.0.0/8\" is not an IP network; write an \
+         address with its prefix length, e.g. \"127.0.0.1/32\", \"10.0.0.0/8\" or \"::1/128\"",
+    );
+    let ok = "[server]\ntrusted_proxies = [\"::1\", \"192.168.0.0/16\"]\n";
+    Config::from_toml(ok, Path::new("c.toml")).expect("networks and bare addresses");
+}
+
+/// A `[server.tls]` file that cannot be read is named with its path, at the
+/// section's line, with what to write instead.
+#[test]
+fn tls_files_that_cannot_be_read_are_named() {
+    let e = errors("[server]\nlisten = \"127.0.0.1:0\"\n\n[server.tls]\ncert = \"no/such.pem\"\nkey = \"k.pem\"\n");
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].starts_with("c.toml:4: [server.tls] cert: cannot read ./no/such.pem: "),
+        "{e:#?}"
+    );
+    assert!(
+        e[0].ends_with("(write the path of a PEM certificate file, relative to the config file)"),
+        "{e:#?}"
+    );
+}

@@ -130,6 +130,10 @@ fn config_reference_names_every_key() {
         "[[access]]\ntoken = \"t\"\npatterns = [\"a\"]\nzz_unknown = 1\n".into(),
     ));
     probes.push(("[auth.jwt]".into(), "[auth.jwt]\nzz_unknown = 1\n".into()));
+    probes.push((
+        "[server.tls]".into(),
+        "[server.tls]\ncert = \"c\"\nkey = \"k\"\nzz_unknown = 1\n".into(),
+    ));
     for kind in tickerd::feeds::builtin_kinds() {
         probes.push((
             format!("kind = {kind:?}"),

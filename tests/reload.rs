@@ -105,23 +105,10 @@ fn config_seq(s: &Server) -> u64 {
     s.ticker.hub().latest("$sys.config").map_or(0, |u| u.seq())
 }
 
-/// The watcher is spawned by the harness; rewrite the config unchanged until a
-/// reload is published, so later edits are known to be seen.
+/// The watcher is spawned by the harness: later edits of the config are
+/// known to be seen once this returns.
 async fn watching(s: &Server) {
-    let text = std::fs::read_to_string(&s.config_path).unwrap();
-    let before = config_seq(s);
-    within(async {
-        loop {
-            write_atomic(&s.config_path, &text);
-            for _ in 0..50 {
-                if config_seq(s) > before {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    })
-    .await;
+    support::watching(s, &s.config_path).await;
 }
 
 /// Writes `text` to `rel` under the server's directory (creating directories),

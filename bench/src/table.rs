@@ -37,10 +37,12 @@ pub fn run(args: Args) {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let key = (
-            v["scenario"].as_str().unwrap_or("?").to_string(),
-            v["server"].as_str().unwrap_or("?").to_string(),
-        );
+        // A phase of one run (the `scale` scenario) is a scenario of its own.
+        let scenario = match (v["scenario"].as_str(), v["phase"].as_str()) {
+            (Some(s), Some(p)) => format!("{s}: {p}"),
+            (s, _) => s.unwrap_or("?").to_string(),
+        };
+        let key = (scenario, v["server"].as_str().unwrap_or("?").to_string());
         runs.entry(key).or_default().push(v);
     }
     let get = |scenario: &str, server: &str, field: &str| -> Option<f64> {
@@ -61,9 +63,14 @@ pub fn run(args: Args) {
         s
     };
     println!("Medians of {reps} run(s) per cell. Server pinned to core 0, generator to core 1.\n");
-    println!("| scenario | server | clients | msgs/s in | delivered/s | delivered % | p50 ms | p99 ms | max ms | CPU ms / 1k deliveries | server CPU % | RSS MiB | gen CPU % |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for sc in scenarios.iter().filter(|s| s.as_str() != "idle") {
+    // A phase of a run is labelled "scenario: phase" (above).
+    let phased = |sc: &str| sc.contains(": ");
+    let plain = |sc: &&String| sc.as_str() != "idle" && !phased(sc);
+    if scenarios.iter().any(|s| plain(&s)) {
+        println!("| scenario | server | clients | msgs/s in | delivered/s | delivered % | p50 ms | p99 ms | max ms | CPU ms / 1k deliveries | server CPU % | RSS MiB | gen CPU % |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    }
+    for sc in scenarios.iter().filter(plain) {
         for sv in &servers {
             if !runs.contains_key(&(sc.clone(), sv.to_string())) {
                 continue;
@@ -102,6 +109,42 @@ pub fn run(args: Args) {
             );
         }
     }
+    if scenarios.iter().any(|s| phased(s)) {
+        println!("\n| phase | server | connections | offered deliveries/s | delivered/s | delivered % | KiB per connection | server CPU % | p50 ms | p99 ms | gen CPU % | waiting for a CPU %, server / gen |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut sample_every = None;
+        for sc in scenarios.iter().filter(|s| phased(s)) {
+            for sv in &servers {
+                let g = |field| get(sc, sv, field);
+                if g("subscribed").is_none() {
+                    continue;
+                }
+                sample_every = sample_every.or(g("sample_every"));
+                println!(
+                    "| {sc} | {sv} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+                    f(g("subscribed"), 0),
+                    f(g("offered_per_s"), 0),
+                    f(g("delivered_per_s"), 0),
+                    f(g("delivered_pct"), 1),
+                    f(g("rss_per_conn_kib"), 2),
+                    f(g("server_cpu_pct"), 0),
+                    f(g("p50_ms"), 2),
+                    f(g("p99_ms"), 2),
+                    f(g("gen_cpu_pct"), 0),
+                    f(g("server_wait_pct"), 0),
+                    f(g("gen_wait_pct"), 0),
+                );
+            }
+        }
+        println!(
+            "\nKiB per connection: RSS after connecting and subscribing, before any load, minus RSS before, \
+             over the connections. Every connection counts deliveries; latency is timed on every {}th \
+             connection. gen CPU % is the generator's whole process (its one core): near 100 would make it the bottleneck. \
+             Waiting for a CPU: time the process was runnable but held off its core (schedstat, all threads) \
+             over the window; far above 0, other work on the machine shaped the row.",
+            f(sample_every, 0)
+        );
+    }
     let (one, two) = (
         get("saturation", "tickerd-1core", "delivered_per_s"),
         get("saturation", "tickerd-2cores", "delivered_per_s"),
@@ -125,6 +168,12 @@ pub fn run(args: Args) {
     for sc in &scenarios {
         let fields: &[(&str, &str)] = if sc == "idle" {
             &[("rss_per_conn_kib", "RSS per idle connection")]
+        } else if phased(sc) {
+            &[
+                ("rss_per_conn_kib", "RSS per connection"),
+                ("delivered_pct", "delivered %"),
+                ("p99_ms", "p99 latency"),
+            ]
         } else {
             &[
                 ("delivered_per_s", "delivered/s"),

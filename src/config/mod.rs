@@ -16,16 +16,20 @@ mod error;
 mod explain;
 mod feed;
 mod sections;
+mod tls;
 
 pub use auth::{JwtAlgorithm, JwtConfig, JwtKey};
 pub use dashboard::{Dashboard, FeedHealth, Level, Panel, PanelKind, Threshold};
 use error::{one_error, plain_error, toml_error};
 pub use error::{ConfigError, ConfigErrors, Location};
+pub(crate) use sections::parse_cidr;
 use sections::{check_access, check_history, check_sections};
 pub use sections::{
     parse_listen, AccessConfig, ClusterConfig, DashboardConfig, HistoryConfig, LimitsConfig,
     OneOrMany, ServerConfig, SyncPolicy,
 };
+pub use tls::TlsConfig;
+pub(crate) use tls::{certified_key, ServedCert};
 
 pub use crate::transform::Transform;
 pub(crate) use explain::de;
@@ -344,6 +348,11 @@ impl Config {
         if let Some(jwt) = &mut jwt {
             let base = base_dir.unwrap_or(Path::new("."));
             auth::load_keys(jwt, base, &mut |key, msg| doc.error(key, msg));
+        }
+        let mut server = server;
+        if let Some(tls) = &mut server.tls {
+            let base = base_dir.unwrap_or(Path::new("."));
+            tls::load(tls, base, &mut |key, msg| doc.error(key, msg));
         }
         let access: Vec<AccessConfig> = raw
             .access

@@ -39,6 +39,13 @@ pub struct ServerConfig {
     pub flush_interval: Duration,
     /// Serve `web/` from this directory instead of the embedded copy (development).
     pub web_dir: Option<PathBuf>,
+    /// `[server.tls]`: serve `https://` and `wss://` with this certificate;
+    /// absent (the default), plain HTTP.
+    pub tls: Option<super::TlsConfig>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` headers name the
+    /// client (CIDR networks such as `"127.0.0.1/32"`, checked by
+    /// `parse_cidr`); from any other peer those headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +60,8 @@ impl Default for ServerConfig {
             heartbeat: Duration::from_secs(20),
             flush_interval: Duration::from_millis(25),
             web_dir: None,
+            tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -273,6 +282,23 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// One `trusted_proxies` entry: a network with its prefix length
+/// (`"10.0.0.0/8"`, `"::1/128"`), or a single address (its own network).
+///
+/// # Errors
+/// A message that echoes the value and shows valid ones.
+pub(crate) fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!(
+                "{text:?} is not an IP network; write an address with its prefix length, \
+                 e.g. \"127.0.0.1/32\", \"10.0.0.0/8\" or \"::1/128\""
+            )
+        })
+}
+
 fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(d)?;
     parse_listen(&text).map_err(serde::de::Error::custom)
@@ -367,6 +393,14 @@ pub(super) fn check_sections(
             "limits.max_header_bytes",
             "[limits] max_header_bytes must be at least 8192".into(),
         );
+    }
+    for cidr in &server.trusted_proxies {
+        if let Err(e) = parse_cidr(cidr) {
+            doc.error(
+                "server.trusted_proxies",
+                format!("[server] trusted_proxies: {e}"),
+            );
+        }
     }
     for (key, t) in [
         ("token", &server.token),

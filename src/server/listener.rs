@@ -6,13 +6,17 @@
 //! session already batches its writes), the peer address as axum's
 //! [`ConnectInfo`] (for the per-IP cap), a deadline of `limits.header_timeout`
 //! to send its request headers (a slowloris is dropped), and a request head
-//! capped at `limits.max_header_bytes` (answered 431). HTTP/2 is not offered:
-//! browsers speak it only over TLS, which a reverse proxy terminates.
+//! capped at `limits.max_header_bytes` (answered 431). With `[server.tls]`
+//! the TLS handshake comes first, within the same `header_timeout`
+//! (`super::tls`). HTTP/2 is not offered, with or without TLS: a WebSocket
+//! upgrade is HTTP/1.1.
 //!
 //! One address may hold at most `limits.max_connections_per_ip` HTTP
 //! connections at once (besides its WebSockets: an upgraded connection leaves
 //! this count for the WebSocket one). Past it a connection is answered a fixed
-//! 503 and closed at accept, before anything of it is read.
+//! 503 and closed at accept, before anything of it is read. A trusted proxy's
+//! connections (`server.trusted_proxies`) are not counted here: each of their
+//! requests counts against the client it forwards (`super::forwarded`).
 //!
 //! A handler may drop its connection outright through the request's
 //! [`Abort`] (the `/sse` watchdog does, for a client that reads nothing):
@@ -73,6 +77,7 @@ pub(crate) async fn serve(
 ) -> std::io::Result<()> {
     let cancel = shared.cancel.clone();
     let conns = TaskTracker::new();
+    let tls = shared.tls.clone().map(super::tls::acceptor);
     loop {
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -88,11 +93,22 @@ pub(crate) async fn serve(
                 }
             },
         };
-        let limits = shared.settings().limits.clone();
-        let Some(slot) = HttpSlot::acquire(&shared, peer, limits.max_connections_per_ip) else {
-            refuse(stream, peer);
-            continue;
+        let settings = shared.settings();
+        let limits = settings.limits.clone();
+        // A trusted proxy's connections carry many clients: each request is
+        // counted against its forwarded client instead (`forwarded::client`).
+        let slot = if super::forwarded::is_trusted(peer.ip(), &settings.trusted_proxies) {
+            None
+        } else {
+            match HttpSlot::acquire(&shared, peer, limits.max_connections_per_ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    refuse(stream, peer);
+                    continue;
+                }
+            }
         };
+        drop(settings);
         let _ = stream.set_nodelay(true);
         let mut builder = http1::Builder::new();
         builder
@@ -110,22 +126,29 @@ pub(crate) async fn serve(
                 req
             });
         let cancel = cancel.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
             // Held until the connection ends or is upgraded.
             let _slot = slot;
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .with_upgrades();
-            let mut conn = pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => return log_end(peer, r),
-                // Dropping the connection closes the socket.
-                _ = abort.cancelled() => return,
-                _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
-            }
-            tokio::select! {
-                r = conn.as_mut() => log_end(peer, r),
-                _ = abort.cancelled() => {}
+            let Some(tls) = tls else {
+                return serve_connection(
+                    TokioIo::new(stream),
+                    builder,
+                    service,
+                    cancel,
+                    abort,
+                    peer,
+                )
+                .await;
+            };
+            // The handshake is part of what a client must send in time.
+            match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    serve_connection(TokioIo::new(stream), builder, service, cancel, abort, peer)
+                        .await
+                }
+                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed."),
+                Err(_) => debug!(%peer, "TLS handshake not done within header_timeout."),
             }
         });
     }
@@ -137,6 +160,45 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// Serves one accepted connection (plain or TLS) until it ends, is upgraded,
+/// or shutdown lets it finish what it is answering.
+async fn serve_connection<I, S>(
+    io: TokioIo<I>,
+    builder: http1::Builder,
+    service: S,
+    cancel: tokio_util::sync::CancellationToken,
+    abort: CancellationToken,
+    peer: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<hyper::Request<Incoming>, Response = axum::response::Response>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let conn = builder
+        .serve_connection(io, TowerToHyperService::new(service))
+        .with_upgrades();
+    let mut conn = pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => return log_end(peer, r),
+        // Dropping the connection closes the socket ([`Abort`]).
+        _ = abort.cancelled() => return,
+        _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    tokio::select! {
+        r = conn.as_mut() => log_end(peer, r),
+        _ = abort.cancelled() => {}
+    }
+}
+
+/// Why an address past `max_connections_per_ip` for HTTP is refused (logs
+/// and the 503 of a forwarded client).
+pub(super) const HTTP_CAP: &str =
+    "too many HTTP connections from this address (max_connections_per_ip)";
+
 /// What a connection past the per-address cap is sent before it is closed.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
 content-length: 40\r\nconnection: close\r\n\r\ntoo many connections from this address\r\n";
@@ -145,19 +207,21 @@ content-length: 40\r\nconnection: close\r\n\r\ntoo many connections from this ad
 /// non-blocking write of [`REFUSED`] (a full socket buffer just loses it),
 /// then close.
 fn refuse(stream: tokio::net::TcpStream, peer: SocketAddr) {
-    let why = "too many HTTP connections from this address (max_connections_per_ip)";
-    crate::closes::log(Some(peer), crate::closes::Limit::Refused(why));
+    crate::closes::log(Some(peer), crate::closes::Limit::Refused(HTTP_CAP));
     let _ = stream.try_write(REFUSED);
 }
 
-/// One HTTP connection counted against its address's cap while it lives.
-struct HttpSlot {
+/// One HTTP connection (or one request a trusted proxy forwarded) counted
+/// against its address's cap while it lives.
+pub(super) struct HttpSlot {
     shared: Arc<AppState>,
     ip: std::net::IpAddr,
 }
 
 impl HttpSlot {
-    fn acquire(shared: &Arc<AppState>, peer: SocketAddr, max: usize) -> Option<Self> {
+    /// Counts one more for `peer`'s address, unless it has `max` already
+    /// (counted in `tickerd_http_connections_refused_total`).
+    pub(super) fn acquire(shared: &Arc<AppState>, peer: SocketAddr, max: usize) -> Option<Self> {
         if !shared.http_peers.try_add(peer.ip(), max) {
             shared
                 .metrics

@@ -8,9 +8,11 @@ mod api;
 mod assets;
 mod bulk;
 mod extract;
+mod forwarded;
 mod listener;
 mod params;
 mod sse;
+mod tls;
 
 pub(crate) use listener::serve;
 
@@ -96,6 +98,12 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<AppState>) ->
             Params::open("GET /metrics", &[]).on(get(api::metrics)),
         )
         .merge(web)
+        // Outermost: every route sees the client's address, never a trusted
+        // proxy's (`forwarded`).
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            forwarded::client,
+        ))
         .with_state(shared)
 }
 

@@ -13,7 +13,7 @@ use super::{
     apply_feeds, log_warnings, publish_config_ok, publish_dashboards, sweep_expired, Ticker,
 };
 use crate::cluster::Cluster;
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::feeds::{Feed, FeedSupervisor, Kinds};
 use crate::hub::{Hub, Pacer};
 use crate::metrics::Metrics;
@@ -154,6 +154,21 @@ impl TickerBuilder {
 
     /// Builds the hub, the cluster link (if any) and the feeds of `config`.
     async fn launch(self, config: Config) -> Result<Ticker, StartError> {
+        // A config given as a value was not loaded from files: its pair is
+        // checked here, by the same rule as a loaded one.
+        let tls = match &config.server.tls {
+            Some(tls) => match crate::config::certified_key(tls) {
+                Ok(pair) => Some(Arc::new(crate::config::ServedCert::new(pair))),
+                Err((_, message)) => {
+                    return Err(StartError::Config(ConfigErrors(vec![ConfigError {
+                        location: None,
+                        feed: None,
+                        message,
+                    }])))
+                }
+            },
+            None => None,
+        };
         let kinds = self.kinds;
         let metrics = Arc::new(Metrics::default());
         let cancel = self
@@ -203,6 +218,7 @@ impl TickerBuilder {
             peers: Default::default(),
             http_peers: Default::default(),
             adjust: self.adjust,
+            tls,
         });
         shared
             .hub

@@ -197,6 +197,24 @@ impl Ticker {
         if (&h.path, h.sync, h.sync_interval) != (&c.path, c.sync, c.sync_interval) {
             warn!("[history] path, sync or sync_interval changed: restart tickerd to apply it.");
         }
+        match (&config.server.tls, &self.shared.tls) {
+            (Some(tls), Some(served)) if config.server.tls != current.server.tls => {
+                // Checked when the config was loaded; a config given as a
+                // value gets the same check here and keeps the pair in force.
+                match crate::config::certified_key(tls) {
+                    Ok(pair) => {
+                        served.swap(pair);
+                        info!(cert = %tls.cert.display(), "TLS certificate reloaded.");
+                    }
+                    Err((_, why)) => warn!(error = %why, "TLS certificate not reloaded."),
+                }
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                warn!("[server.tls] added or removed: restart tickerd to apply it.");
+                restart_needed.push("server.tls");
+            }
+            _ => {}
+        }
         *self.shared.settings.write_or_recover() = Arc::new(Settings::from_config(&config));
         self.shared.hub.set_history_size(config.history.size);
         self.shared.hub.set_max_topics(config.limits.max_topics);
@@ -232,12 +250,13 @@ impl Ticker {
     /// when the ticker was not started from a file
     /// ([`TickerBuilder::config_path`]).
     pub async fn watch(&self) {
-        let (path, dir, dash) = {
+        let (path, dir, dash, files) = {
             let c = self.shared.config.lock().await;
             (
                 c.path.clone(),
                 c.feeds_dir.clone(),
                 c.dashboards_dir.clone(),
+                read_files(&c),
             )
         };
         let Some(path) = path else { return };
@@ -245,6 +264,7 @@ impl Ticker {
             &path,
             dir.as_deref().unwrap_or(Path::new("")),
             dash.as_deref().unwrap_or(Path::new("")),
+            &files,
         ) else {
             return;
         };
@@ -256,7 +276,9 @@ impl Ticker {
             }
             debug!("Config files changed; reloading.");
             let _ = self.reload().await;
-            let Some(dir) = self.config().await.feeds_dir else {
+            let config = self.config().await;
+            watch.follow_files(&read_files(&config));
+            let Some(dir) = config.feeds_dir else {
                 continue;
             };
             if watch.follow_feeds_dir(&dir) {
@@ -264,6 +286,17 @@ impl Ticker {
             }
         }
     }
+}
+
+/// The files `config` reads besides its own and its directories' (watched for
+/// changes): `[server.tls]`'s certificate and key.
+fn read_files(config: &Config) -> Vec<PathBuf> {
+    config
+        .server
+        .tls
+        .iter()
+        .flat_map(|t| [t.cert.clone(), t.key.clone()])
+        .collect()
 }
 
 /// Hands `config`'s feeds to the cluster (which runs the ones this node owns)

@@ -55,8 +55,9 @@ export class Tickerd {
     this.log = '';
   }
 
+  /** `http://127.0.0.1:PORT`, or `https://` when tickerd said it serves TLS. */
   get origin() {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.scheme ?? 'http'}://127.0.0.1:${this.port}`;
   }
 
   static async start(opts = {}) {
@@ -83,9 +84,10 @@ export class Tickerd {
     child.stderr.on('data', (b) => { this.log += b; });
     const url = await eventually(`tickerd listening (log: ${this.log})`, async () => {
       if (child.exitCode !== null) throw new Error(`tickerd exited ${child.exitCode}: ${this.log}`);
-      return out.match(/dashboard at http:\/\/127\.0\.0\.1:(\d+)\//);
+      return out.match(/dashboard at (https?):\/\/127\.0\.0\.1:(\d+)\//);
     });
-    this.port = Number(url[1]);
+    this.scheme = url[1];
+    this.port = Number(url[2]);
   }
 
   /** Kills the process (SIGKILL: an abrupt end, like a crash) and waits for it. */
@@ -104,12 +106,17 @@ export class Tickerd {
   }
 }
 
-/** Headless Chromium with the flags this project's CI needs, and a fresh profile. */
-export async function launch() {
+/**
+ * Headless Chromium with the flags this project's CI needs, and a fresh profile.
+ * `env` is the browser's environment (default: this process's), e.g. a `HOME`
+ * whose NSS database trusts a test CA (tls.test.js).
+ */
+export async function launch({ env } = {}) {
   const userDataDir = tempDir();
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
+    env: env ?? process.env,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',

@@ -21,3 +21,43 @@ pub fn markdown_files() -> Vec<PathBuf> {
     }
     files
 }
+
+/// The one fenced block of `lang` (```` ```nginx ````) in `file` (relative to
+/// the root) whose text contains `marker`, as written: tests run the configs
+/// of the docs themselves, so a doc that drifts fails.
+pub fn fenced_block(file: &str, lang: &str, marker: &str) -> String {
+    let text = std::fs::read_to_string(root().join(file)).unwrap();
+    let mut blocks = Vec::new();
+    let mut open: Option<String> = None;
+    for line in text.lines() {
+        match &mut open {
+            None if line.trim_start() == format!("```{lang}") => open = Some(String::new()),
+            Some(_) if line.trim_start().starts_with("```") => blocks.extend(open.take()),
+            Some(body) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    let mut found = blocks.into_iter().filter(|b| b.contains(marker));
+    let block = found
+        .next()
+        .unwrap_or_else(|| panic!("{file}: no ```{lang} block containing {marker:?}"));
+    assert!(
+        found.next().is_none(),
+        "{file}: several ```{lang} blocks contain {marker:?}"
+    );
+    block
+}
+
+/// `text` with each `(from, to)` replaced, each `from` required to be there
+/// (a doc that no longer holds what a test substitutes fails loudly).
+pub fn substitute(text: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        assert!(out.contains(from), "{from:?} is not in:\n{text}");
+        out = out.replace(from, to);
+    }
+    out
+}

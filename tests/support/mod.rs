@@ -248,6 +248,27 @@ where
     }
 }
 
+/// The watcher is spawned by the harness: rewrites `path` (a file the config
+/// reads, or the config itself) unchanged until a reload is published on
+/// `$sys.config`, so later edits of it are known to be seen.
+pub async fn watching(s: &Server, path: &std::path::Path) {
+    let text = std::fs::read(path).unwrap();
+    let seq = || s.ticker.hub().latest("$sys.config").map_or(0, |u| u.seq());
+    let before = seq();
+    within(async {
+        loop {
+            write_atomic(path, &text);
+            for _ in 0..50 {
+                if seq() > before {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+    .await;
+}
+
 /// A config with no feeds, for tests that publish themselves.
 pub const EMPTY: &str = "[server]\nlisten = \"127.0.0.1:0\"\n";
 
@@ -293,6 +314,23 @@ pub async fn spawn_tickerd_logging(
     args: &[&std::ffi::OsStr],
     stderr: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
+    let (child, url) = spawn_tickerd_url(cwd, args, stderr).await;
+    let addr = url
+        .split("://")
+        .nth(1)
+        .expect("a URL")
+        .trim_end_matches('/')
+        .to_string();
+    (child, addr)
+}
+
+/// [`spawn_tickerd_logging`], returning the whole URL tickerd printed
+/// (`http://host:port/`, or `https://` with `[server.tls]`).
+pub async fn spawn_tickerd_url(
+    cwd: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    stderr: std::process::Stdio,
+) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(BIN)
         .args(args)
@@ -307,11 +345,10 @@ pub async fn spawn_tickerd_logging(
         .await
         .unwrap()
         .expect("tickerd prints its URL");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .expect("a URL")
-        .trim_end_matches('/')
+    let url = line
+        .split_whitespace()
+        .find(|w| w.contains("://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_string();
-    (child, addr)
+    (child, url)
 }

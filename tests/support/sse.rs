@@ -1,5 +1,5 @@
-//! A streaming `GET /sse` client on reqwest, shared by the tests that read
-//! `/sse` (`sse.rs`, `refusals.rs`).
+//! A streaming Server-Sent Events client on reqwest, for the `/sse` tests
+//! (tests/sse.rs, tests/refusals.rs, and tests/deploy.rs through the proxies).
 
 use serde_json::Value;
 
@@ -8,28 +8,29 @@ use super::within;
 /// One event of the stream, or a comment line.
 #[derive(Debug)]
 pub enum Event {
-    /// A comment line (`: ping`), its text.
     Comment(String),
-    /// A frame, with its event id.
-    Frame {
-        /// The event's `id`, if any.
-        id: Option<String>,
-        /// The event's `data`, parsed.
-        data: Value,
-    },
+    Frame { id: Option<String>, data: Value },
 }
 
-/// A streaming SSE client on reqwest.
+/// A streaming SSE client on reqwest (`resp` for its status and headers).
 pub struct Sse {
-    /// The response whose body is the stream.
     pub resp: reqwest::Response,
     buf: String,
 }
 
 impl Sse {
-    /// Opens `url` with `headers`: the stream, or the refusal's status and body.
+    /// Opens `url` with `headers`; a refusal is its status and body.
     pub async fn open(url: &str, headers: &[(&str, &str)]) -> Result<Sse, (u16, String)> {
-        let mut req = reqwest::Client::new().get(url);
+        Sse::open_with(&reqwest::Client::new(), url, headers).await
+    }
+
+    /// [`Sse::open`] on `client` (e.g. one bound to a source address).
+    pub async fn open_with(
+        client: &reqwest::Client,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Sse, (u16, String)> {
+        let mut req = client.get(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
