@@ -102,8 +102,8 @@
 //!
 //! ```text
 //! client, ticker → server → ws → connection → state → cluster → feeds → auth → publish → hub
-//!        → config → transform → reload → rate → delta → protocol → metrics
-//!        → topic → closes → sync → nearest → systemd
+//!        → config → transform → reload → rate → delta → protocol → frame
+//!        → metrics → topic → closes → sync → nearest → systemd
 //! ```
 //!
 //! - [`client`] (cargo feature `client`, on by default): a client of a
@@ -134,6 +134,9 @@
 //!   applied by each connection's writer (WebSocket and SSE).
 //! - `publish`: bulk publishing (HTTP and the WebSocket `publish` op).
 //! - [`protocol`]: the wire format.
+//! - `frame`: a frame as a value ([`Update`]s are made from it): its topic,
+//!   seq, ts and kind beside its shared JSON text, built once per publish and
+//!   shared by every subscriber, so nothing reads them back out of the text.
 //! - [`metrics`]: the process's counters.
 //! - [`topic`]: topic names, patterns and templates.
 //! - `closes`: the rate-limited log line of a client stopped by a limit.
@@ -157,6 +160,7 @@ mod closes;
 mod cluster;
 mod connection;
 mod delta;
+mod frame;
 mod nearest;
 mod publish;
 mod rate;

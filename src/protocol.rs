@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
+use crate::frame::Text;
 use serde::Serialize;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::nearest::nearest;
 
@@ -264,7 +264,7 @@ fn topics_field(obj: &serde_json::Map<String, Value>) -> Result<Vec<String>, Req
 
 /// Encodes an update frame. `data_json` is the already-serialized data, so the
 /// costly part can run outside the topic's lock.
-pub(crate) fn encode_update(topic: &str, seq: u64, ts: u64, data_json: &str) -> Utf8Bytes {
+pub(crate) fn encode_update(topic: &str, seq: u64, ts: u64, data_json: &str) -> Text {
     // Topic names are validated to [A-Za-z0-9_$.-], so they need no escaping.
     let mut s = String::with_capacity(64 + topic.len() + data_json.len());
     s.push_str(r#"{"type":"update","topic":""#);
@@ -276,13 +276,13 @@ pub(crate) fn encode_update(topic: &str, seq: u64, ts: u64, data_json: &str) -> 
     s.push_str(r#","data":"#);
     s.push_str(data_json);
     s.push('}');
-    Utf8Bytes::from(s)
+    Text::from(s)
 }
 
 /// The snapshot form of an update frame: the same object plus `"snapshot":true`.
-pub(crate) fn snapshot_of(frame: &str) -> Utf8Bytes {
+pub(crate) fn snapshot_of(frame: &str) -> Text {
     let body = frame.strip_suffix('}').unwrap_or(frame);
-    Utf8Bytes::from(format!(r#"{body},"snapshot":true}}"#))
+    Text::from(format!(r#"{body},"snapshot":true}}"#))
 }
 
 #[derive(Serialize)]
@@ -330,14 +330,14 @@ enum Reply<'a> {
     },
 }
 
-fn encode(reply: &Reply<'_>) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(reply).expect("replies always serialize"))
+fn encode(reply: &Reply<'_>) -> Text {
+    Text::from(serde_json::to_string(reply).expect("replies always serialize"))
 }
 
 /// The server's name and version, as sent in `hello`.
 pub const SERVER: &str = concat!("tickerd/", env!("CARGO_PKG_VERSION"));
 
-pub(crate) fn hello(epoch: &str, heartbeat_ms: u64) -> Utf8Bytes {
+pub(crate) fn hello(epoch: &str, heartbeat_ms: u64) -> Text {
     encode(&Reply::Hello {
         epoch,
         server: SERVER,
@@ -353,7 +353,7 @@ pub(crate) fn ack(
     topics: &[String],
     resume: Option<&ResumeNote>,
     not_subscribed: &[String],
-) -> Utf8Bytes {
+) -> Text {
     encode(&Reply::Ack {
         id,
         op,
@@ -398,7 +398,7 @@ impl ResumeNote {
 
 /// The `topics` reply: the first rows (in the order given) that fit in
 /// `max_bytes`, with `"truncated":true` when some were left out.
-pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo], max_bytes: usize) -> Utf8Bytes {
+pub(crate) fn topics(id: Option<&Value>, topics: &[TopicInfo], max_bytes: usize) -> Text {
     let head = encoded_len(&Reply::Topics {
         id,
         topics: &[],
@@ -438,23 +438,23 @@ fn encoded_len(value: &impl Serialize) -> usize {
     count.0
 }
 
-pub(crate) fn pong(id: Option<&Value>) -> Utf8Bytes {
+pub(crate) fn pong(id: Option<&Value>) -> Text {
     encode(&Reply::Pong { id })
 }
 
 /// `{"type":"gone","topic":...}`: the topic was deleted. A client drops its
 /// resume seq for it; if it is published again, it starts over at seq 1.
-pub(crate) fn gone(topic: &str) -> Utf8Bytes {
+pub(crate) fn gone(topic: &str) -> Text {
     encode(&Reply::Gone { topic })
 }
 
 /// `{"type":"published","results":[..]}`: one result per item of a
 /// `publish`, in order (`{"topic","seq","ts"}` or `{"topic","error"}`).
-pub(crate) fn published(id: Option<&Value>, results: &[ItemResult]) -> Utf8Bytes {
+pub(crate) fn published(id: Option<&Value>, results: &[ItemResult]) -> Text {
     encode(&Reply::Published { id, results })
 }
 
-pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> Utf8Bytes {
+pub(crate) fn error(id: Option<&Value>, code: ErrorCode, message: &str) -> Text {
     encode(&Reply::Error { id, code, message })
 }
 

@@ -17,16 +17,17 @@
 //! and whole; they restart the topic's interval and delta base.
 //!
 //! A connection that never asked for either pays one relaxed atomic load per
-//! flush: nothing is parsed.
+//! flush: nothing is parsed. Frames carry their topic, seq and kind
+//! ([`Frame`]); a frame's `data` is parsed once, for every `delta`
+//! subscriber of it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::Value;
+use crate::frame::{Frame, Kind};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::protocol;
 use crate::sync::MutexExt;
@@ -62,22 +63,6 @@ impl Rule {
     }
 }
 
-/// The topic and seq (as text) of an update frame, read from its fixed prefix
-/// (`protocol::encode_update`); `None` for any other frame.
-pub(crate) fn update_key(frame: &str) -> Option<(&str, &str)> {
-    let rest = frame.strip_prefix(r#"{"type":"update","topic":""#)?;
-    let (topic, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(r#","seq":"#)?;
-    let end = rest.find(|c: char| !c.is_ascii_digit())?;
-    (end > 0).then(|| (topic, &rest[..end]))
-}
-
-/// The topic of a `gone` frame.
-fn gone_topic(frame: &str) -> Option<&str> {
-    let rest = frame.strip_prefix(r#"{"type":"gone","topic":""#)?;
-    rest.split_once('"').map(|(t, _)| t)
-}
-
 /// One topic's state on this connection.
 #[derive(Default)]
 struct TopicShape {
@@ -86,9 +71,10 @@ struct TopicShape {
     generation: u64,
     next_allowed: Option<Instant>,
     /// The latest frame held back by the rate.
-    pending: Option<Utf8Bytes>,
-    /// The value the client holds (delta only).
-    base: Option<Value>,
+    pending: Option<Frame>,
+    /// The frame whose value the client holds (delta only): its `data` is
+    /// parsed once, shared with every other subscriber.
+    base: Option<Frame>,
 }
 
 #[derive(Default)]
@@ -136,33 +122,33 @@ impl Shaper {
     }
 
     /// One frame taken from the outbox: the frame to write now, if any.
-    fn pass(&mut self, frame: Utf8Bytes, now: Instant) -> Option<Utf8Bytes> {
-        if let Some(topic) = gone_topic(&frame) {
-            self.topics.remove(topic);
-            self.replay_until.remove(topic);
-            return Some(frame);
+    fn pass(&mut self, frame: Frame, now: Instant) -> Option<Frame> {
+        match frame.kind() {
+            Kind::Reply => return Some(frame),
+            Kind::Gone => {
+                self.topics.remove(frame.topic());
+                self.replay_until.remove(frame.topic());
+                return Some(frame);
+            }
+            Kind::Update | Kind::Snapshot => {}
         }
-        let Some((topic, seq)) = update_key(&frame) else {
-            return Some(frame);
-        };
-        let seq: u64 = seq.parse().unwrap_or(0);
-        let topic = topic.to_string();
-        let replay = match self.replay_until.get(&topic) {
+        let (seq, topic) = (frame.seq(), frame.topic());
+        let replay = match self.replay_until.get(topic) {
             Some(&until) if seq <= until => {
                 if seq == until {
-                    self.replay_until.remove(&topic);
+                    self.replay_until.remove(topic);
                 }
                 true
             }
             _ => false,
         };
-        let whole = replay || frame.ends_with(r#","snapshot":true}"#);
-        let t = self.shape_of(&topic);
+        let whole = replay || frame.kind() == Kind::Snapshot;
+        let t = self.shape_of(frame.topic());
         if whole {
             t.pending = None;
             t.next_allowed = t.rule.interval.map(|i| now + i);
             if t.rule.delta {
-                t.base = data_of(&frame);
+                t.base = Some(frame.clone());
             }
             return Some(frame);
         }
@@ -179,7 +165,7 @@ impl Shaper {
     }
 
     /// The held frames whose time has come, in no particular order.
-    fn due(&mut self, now: Instant, out: &mut Vec<Utf8Bytes>) {
+    fn due(&mut self, now: Instant, out: &mut Vec<Frame>) {
         for t in self.topics.values_mut() {
             let ready = t.next_allowed.is_none_or(|at| at <= now);
             if ready {
@@ -200,50 +186,35 @@ impl Shaper {
     }
 }
 
-/// The `data` of an update frame.
-fn data_of(frame: &str) -> Option<Value> {
-    let mut v: Value = serde_json::from_str(frame).ok()?;
-    Some(v.get_mut("data")?.take())
-}
-
 /// The frame to write for a live update: with `delta`, a merge patch against
 /// the value the client holds when there is one, it can say it, and it is
-/// shorter than the value; else the frame as it is.
-fn emit(t: &mut TopicShape, frame: Utf8Bytes) -> Utf8Bytes {
+/// shorter than the value; else the frame as it is. Each frame's `data` is
+/// parsed once for all its subscribers ([`Frame::data`]).
+fn emit(t: &mut TopicShape, frame: Frame) -> Frame {
     if !t.rule.delta {
         return frame;
     }
-    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(&frame) else {
+    let Some(data) = frame.data() else {
         return frame;
     };
-    let Some(data) = obj.remove("data") else {
-        return frame;
-    };
-    let patch = t
-        .base
-        .as_ref()
-        .and_then(|base| crate::delta::diff(base, &data));
+    let patch = (t.base.as_ref())
+        .and_then(Frame::data)
+        .and_then(|base| crate::delta::diff(base, data));
     let out = match patch {
         Some(patch) => {
             let patch_json = patch.to_string();
-            let full_len = frame.len();
-            let (topic, seq, ts) = (
-                obj.get("topic").and_then(Value::as_str).unwrap_or_default(),
-                obj.get("seq").and_then(Value::as_u64).unwrap_or_default(),
-                obj.get("ts").and_then(Value::as_u64).unwrap_or_default(),
-            );
-            let delta = protocol::encode_update(topic, seq, ts, &patch_json);
+            let delta =
+                protocol::encode_update(frame.topic(), frame.seq(), frame.ts(), &patch_json);
             let body = delta.strip_suffix('}').unwrap_or(&delta);
-            let delta = Utf8Bytes::from(format!(r#"{body},"delta":true}}"#));
-            if delta.len() < full_len {
-                delta
-            } else {
-                frame
+            let delta = format!(r#"{body},"delta":true}}"#);
+            match delta.len() < frame.text().len() {
+                true => frame.with_text(delta.into()),
+                false => frame.clone(),
             }
         }
-        None => frame,
+        None => frame.clone(),
     };
-    t.base = Some(data);
+    t.base = Some(frame);
     out
 }
 
@@ -303,22 +274,14 @@ impl Shaping {
         self.active.store(active, Ordering::Relaxed);
     }
 
-    /// Passes the frames taken from the outbox (the first `replies` are
-    /// replies, written as they are), then appends the held frames now due.
-    pub(crate) fn apply(
-        &self,
-        frames: impl Iterator<Item = Utf8Bytes>,
-        replies: usize,
-    ) -> Vec<Utf8Bytes> {
+    /// Passes the frames taken from the outbox (replies as they are), then
+    /// appends the held frames now due.
+    pub(crate) fn apply(&self, frames: impl Iterator<Item = Frame>) -> Vec<Frame> {
         let now = Instant::now();
         let mut s = self.lock();
         let mut out = Vec::new();
-        for (i, frame) in frames.enumerate() {
-            if i < replies {
-                out.push(frame);
-            } else if let Some(f) = s.pass(frame, now) {
-                out.push(f);
-            }
+        for frame in frames {
+            out.extend(s.pass(frame, now));
         }
         s.due(now, &mut out);
         out
@@ -338,13 +301,13 @@ pub(crate) enum Frames<I> {
     /// Untouched (no shaping on this connection).
     Plain(I),
     /// Shaped.
-    Shaped(std::vec::IntoIter<Utf8Bytes>),
+    Shaped(std::vec::IntoIter<Frame>),
 }
 
-impl<I: Iterator<Item = Utf8Bytes>> Iterator for Frames<I> {
-    type Item = Utf8Bytes;
+impl<I: Iterator<Item = Frame>> Iterator for Frames<I> {
+    type Item = Frame;
 
-    fn next(&mut self) -> Option<Utf8Bytes> {
+    fn next(&mut self) -> Option<Frame> {
         match self {
             Frames::Plain(i) => i.next(),
             Frames::Shaped(i) => i.next(),
@@ -357,12 +320,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn frame(topic: &str, seq: u64, data: Value) -> Utf8Bytes {
-        protocol::encode_update(topic, seq, seq * 10, &data.to_string())
+    use crate::frame::Text;
+    use serde_json::Value;
+
+    fn frame(topic: &str, seq: u64, data: Value) -> Frame {
+        let text = protocol::encode_update(topic, seq, seq * 10, &data.to_string());
+        Frame::new(Kind::Update, 1, topic.into(), seq, seq * 10, text)
     }
 
-    fn parse(f: &Utf8Bytes) -> Value {
-        serde_json::from_str(f).unwrap()
+    fn snapshot(f: Frame) -> Frame {
+        let text = protocol::snapshot_of(f.text());
+        Frame::new(Kind::Snapshot, 1, f.topic().into(), f.seq(), f.ts(), text)
+    }
+
+    fn parse(f: &Frame) -> Value {
+        serde_json::from_str(f.text()).unwrap()
     }
 
     #[tokio::test(start_paused = true)]
@@ -371,27 +343,23 @@ mod tests {
         let p = Pattern::parse("a.*").unwrap();
         s.subscribe(&[p], Rule::new(Some(2.0), false), HashMap::new());
         assert!(s.is_active());
-        let snap = protocol::snapshot_of(&frame("a.x", 1, json!(1)));
-        let out = s.apply(
-            [snap, frame("a.x", 2, json!(2)), frame("a.x", 3, json!(3))].into_iter(),
-            0,
-        );
+        let snap = snapshot(frame("a.x", 1, json!(1)));
+        let out = s.apply([snap, frame("a.x", 2, json!(2)), frame("a.x", 3, json!(3))].into_iter());
         assert_eq!(out.len(), 1, "the snapshot only; 3 is held");
         assert!(s.next_due().is_some());
         tokio::time::advance(Duration::from_millis(499)).await;
-        assert!(s.apply(std::iter::empty(), 0).is_empty());
+        assert!(s.apply(std::iter::empty()).is_empty());
         tokio::time::advance(Duration::from_millis(1)).await;
-        let out = s.apply(std::iter::empty(), 0);
+        let out = s.apply(std::iter::empty());
         assert_eq!(parse(&out[0])["seq"], 3, "the latest, seq jumps");
         assert!(s.next_due().is_none());
         // Unrated topics, and replies, pass untouched.
         let out = s.apply(
             [
-                Utf8Bytes::from("{\"type\":\"pong\"}"),
+                Frame::reply(Text::from("{\"type\":\"pong\"}")),
                 frame("b.x", 1, json!(1)),
             ]
             .into_iter(),
-            1,
         );
         assert_eq!(out.len(), 2);
     }
@@ -413,7 +381,6 @@ mod tests {
                 frame("a.x", 3, big(3)),
             ]
             .into_iter(),
-            0,
         );
         let got: Vec<Value> = out.iter().map(parse).collect();
         assert_eq!(got[0]["data"], big(1), "a replay: whole");
@@ -421,7 +388,7 @@ mod tests {
         assert_eq!(got[2]["data"], json!({"price": 3}));
         assert_eq!(got[2]["delta"], true);
         assert_eq!(got[2]["seq"], 3);
-        let out = s.apply(std::iter::once(frame("a.x", 4, json!(7))), 0);
+        let out = s.apply(std::iter::once(frame("a.x", 4, json!(7))));
         assert!(
             parse(&out[0]).get("delta").is_none(),
             "not an object: whole"

@@ -214,6 +214,27 @@ async fn a_slow_subscription_is_conflated() {
     );
 }
 
+/// A deleted topic reaches an in-process subscription as an update it can
+/// see (`Update::is_gone`), in order after the topic's updates, like the
+/// `gone` frame a WebSocket client gets; a republish starts over at seq 1.
+#[tokio::test]
+async fn a_deleted_topic_is_delivered_as_gone() {
+    let ticker = Ticker::builder().config_toml("").start().await.unwrap();
+    let hub = ticker.hub();
+    let mut sub = hub.subscribe(["g.*"]).unwrap();
+    hub.publish("g.a", &1).unwrap();
+    let first = within(sub.recv()).await.unwrap();
+    assert!(!first.is_gone());
+    assert!(hub.delete_topic("g.a"));
+    let gone = within(sub.recv()).await.unwrap();
+    assert_eq!(gone.topic(), "g.a");
+    assert!(gone.is_gone(), "{gone:?}");
+    assert!(gone.data().is_null());
+    hub.publish("g.a", &2).unwrap();
+    let again = within(sub.recv()).await.unwrap();
+    assert_eq!((again.seq(), again.is_gone()), (1, false));
+}
+
 /// Reads the next text frame of a WebSocket over a Unix socket as JSON.
 async fn recv_json(
     ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::UnixStream>,

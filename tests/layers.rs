@@ -16,8 +16,8 @@ use sources::sources;
 #[rustfmt::skip]
 const LAYERS: &[&str] = &[
     "cli", "client", "ticker", "server", "ws", "connection", "state", "cluster", "feeds", "auth",
-    "publish", "hub", "config", "transform", "reload", "rate", "delta", "protocol", "metrics",
-    "topic", "closes", "sync", "nearest", "systemd",
+    "publish", "hub", "config", "transform", "reload", "rate", "delta", "protocol", "frame",
+    "metrics", "topic", "closes", "sync", "nearest", "systemd",
 ];
 
 /// The names that follow `crate::` on a line of code (comments skipped).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::sse::{Event, Sse};
-use support::{eventually, Server, EMPTY};
+use support::{eventually, within, Server, EMPTY};
 use tokio::io::AsyncWriteExt;
 
 /// hello, the ack, the snapshot, then live updates (a topic created later
@@ -213,6 +213,75 @@ async fn a_client_that_never_reads_is_dropped() {
     assert!(s.metric("tickerd_frames_conflated_total ").await > 0.0);
     publishing.abort();
     drop(tcp);
+}
+
+/// When the watchdog drops streams that never read, their TCP connections
+/// go with them (and whatever the server had queued for them): a client that
+/// finally reads gets what was already in the kernel's buffers, then the end
+/// of the connection, without the end of the response, rather than a stream
+/// that lives on, holding its bytes, until the peer closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_drops_its_socket() {
+    use tokio::io::AsyncReadExt;
+    // A long header timeout: an idle keep-alive connection is not what ends it.
+    let config = format!("{EMPTY}heartbeat = \"1s\"\n[limits]\nheader_timeout = \"120s\"\n");
+    let s = Server::start(&config).await;
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut tcp = socket.connect(s.addr).await.unwrap();
+        let head = format!("GET /sse?topics=big.* HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr);
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        streams.push(tcp);
+    }
+    eventually("the streams are subscribed", || async {
+        s.metric("tickerd_subscriptions ").await == 3.0
+    })
+    .await;
+    let hub = s.ticker.hub().clone();
+    let value = json!({"pad": "x".repeat(64 * 1024)});
+    let publishing = tokio::spawn(async move {
+        loop {
+            for t in 0..16 {
+                hub.publish(&format!("big.t{t}"), &value).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    eventually("the silent streams are dropped", || async {
+        s.metric("tickerd_connections_closed_total{reason=\"write_timeout\"}")
+            .await
+            >= 3.0
+    })
+    .await;
+    publishing.abort();
+    eventually("their slots are given back", || async {
+        s.metric("tickerd_connections ").await == 0.0
+    })
+    .await;
+    for mut tcp in streams {
+        // Reads what the kernel still had, then the end (or a reset).
+        let mut tail = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        within(async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        tail.extend_from_slice(&buf[..n]);
+                        let keep = tail.len().saturating_sub(16);
+                        tail.drain(..keep);
+                    }
+                }
+            }
+        })
+        .await;
+        assert!(
+            !tail.ends_with(b"0\r\n\r\n"),
+            "the response was ended and its connection kept, not dropped"
+        );
+    }
 }
 
 /// `max_rate` and `delta` work on a stream as on a WebSocket subscribe, and

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::frame::Text;
 use async_nats::jetstream::consumer::{push, DeliverPolicy};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
@@ -13,7 +14,6 @@ use async_nats::{header, HeaderMap};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
@@ -343,7 +343,7 @@ fn take(cluster: &Cluster, m: &async_nats::Message, sources: &mut HashMap<String
         warn!(subject = %m.subject, "Stream message without seq/ts headers skipped.");
         return;
     };
-    let Ok(frame) = Utf8Bytes::try_from(m.payload.clone()) else {
+    let Ok(frame) = Text::try_from(m.payload.clone()) else {
         warn!(subject = %m.subject, "Stream message that is not UTF-8 skipped.");
         return;
     };

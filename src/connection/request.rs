@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use crate::frame::Text;
 
 use super::subscribe::parse_patterns;
 use super::{Connection, RateLimit, Subscribe};
@@ -102,7 +102,7 @@ impl Connection {
         id: Option<&serde_json::Value>,
         grant: &Grant,
         items: Vec<serde_json::Value>,
-    ) -> Utf8Bytes {
+    ) -> Text {
         if !grant.can_publish() {
             let msg = "this connection's token may not publish \
                        (an [[access]] table's `publish` patterns grant it)";
@@ -120,7 +120,7 @@ impl Connection {
     /// Only a JWT: a static token (`server.token`, `[[access]]`) has no `exp`,
     /// and a connection refreshed with one would never expire. The answer
     /// does not say whether a refused token is a static one.
-    fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Utf8Bytes {
+    fn refresh(&self, sub: SubscriberId, id: Option<&serde_json::Value>, token: &str) -> Text {
         let new = match self.settings.access.jwt_grant(token) {
             Ok(new) => new,
             Err(Refusal::Unknown) => {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use crate::frame::Text;
 
 use super::{now_ms, Hub, PublishError, Published, Source};
 use crate::topic::{self, TopicError};
@@ -66,7 +66,7 @@ impl Hub {
         name: &str,
         seq: u64,
         ts: u64,
-        frame: Utf8Bytes,
+        frame: Text,
         source: &Source,
     ) -> Result<bool, PublishError> {
         let topic = self.topic_or_insert(name)?;

@@ -15,7 +15,8 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{Frame, Hub, Topic, TopicState};
+use super::{Hub, Topic, TopicState};
+use crate::frame::{Frame, Kind};
 
 /// Whether a feed still produces one of the topics it published, after a
 /// reload changed its config (decided by `feeds::still_produces`).
@@ -138,11 +139,9 @@ impl Hub {
             topics.remove(name);
             topic.deleted.store(true, Ordering::Release);
             let gone = protocol::gone(name);
+            let gone = Frame::new(Kind::Gone, topic.id, topic.name.clone(), 0, 0, gone);
             for outbox in st.subscribers.drain() {
-                outbox.push(Frame {
-                    topic: topic.id,
-                    text: gone.clone(),
-                });
+                outbox.push(gone.clone());
             }
             st.set_latest(None);
             st.history.clear();

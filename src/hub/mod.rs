@@ -33,7 +33,7 @@ mod subscription;
 pub(crate) use cluster::{Originated, Relay};
 pub(crate) use lifecycle::Produced;
 use outbox::Subscriber;
-pub(crate) use outbox::{Closing, Direct, Frame, Outbox, Wrote};
+pub(crate) use outbox::{Closing, Direct, Outbox, Wrote};
 pub(crate) use pacer::{Pacer, Shard};
 use registry::Registry;
 pub(crate) use registry::{Leave, Resume};
@@ -45,13 +45,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::frame::{Frame, Kind};
 use crate::metrics::Metrics;
 use crate::protocol::{self, TopicInfo};
 use crate::sync::{MutexExt, RwLockExt};
 use crate::topic::{self, Pattern, TopicError};
 use rand::distr::{Alphanumeric, SampleString};
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 /// Identifies one subscriber (a WebSocket session or an in-process stream).
@@ -124,14 +124,14 @@ struct TopicState {
     ts: u64,
     /// The latest update's frame. Set only with [`TopicState::set_latest`],
     /// which keeps `snapshot` in step.
-    latest: Option<Utf8Bytes>,
+    latest: Option<Frame>,
     /// `latest` as a snapshot frame (`"snapshot":true`), made by the first
     /// subscriber to join after an update and shared by every later one: a
     /// subscriber never holds a private copy of a topic's value.
-    snapshot: Option<Utf8Bytes>,
-    /// `(seq, ts, frame)` of the retained updates (`history.size`, or the
-    /// feed's own `history`), oldest first.
-    history: VecDeque<(u64, u64, Utf8Bytes)>,
+    snapshot: Option<Frame>,
+    /// The retained updates (`history.size`, or the feed's own `history`),
+    /// oldest first.
+    history: VecDeque<Frame>,
     /// A set by outbox identity, not a map by id: held per topic and
     /// subscriber, so its entry size is paid 16 times by a client of 16 topics.
     subscribers: HashSet<Subscriber>,
@@ -156,7 +156,7 @@ pub(crate) struct Topic {
 
 impl TopicState {
     /// Replaces the latest update (and drops the snapshot made of the old one).
-    fn set_latest(&mut self, latest: Option<Utf8Bytes>) {
+    fn set_latest(&mut self, latest: Option<Frame>) {
         self.latest = latest;
         self.snapshot = None;
     }
@@ -173,9 +173,12 @@ impl TopicState {
     }
 
     /// The latest update as a snapshot frame, shared (see `snapshot`).
-    fn snapshot(&mut self) -> Option<Utf8Bytes> {
+    fn snapshot(&mut self) -> Option<Frame> {
         let latest = self.latest.as_ref()?;
-        let snap = (self.snapshot).get_or_insert_with(|| protocol::snapshot_of(latest.as_str()));
+        let snap = (self.snapshot).get_or_insert_with(|| {
+            let text = protocol::snapshot_of(latest.text());
+            latest.with_kind(Kind::Snapshot, text)
+        });
         Some(snap.clone())
     }
 }

@@ -37,11 +37,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use std::time::Duration;
 
+#[cfg(doc)]
+use crate::frame::Kind;
+use crate::frame::{Frame, Text};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::pacer::Shard;
+use super::pacer::{Paced, Shard};
 use crate::metrics::Metrics;
 use crate::sync::MutexExt;
 
@@ -51,15 +53,6 @@ pub(crate) const CONTROL_CAP: usize = 64;
 /// Most bytes of frames the pacer writes for one connection at once; a
 /// larger backlog wakes the connection's writer.
 const PACED_LIMIT: usize = 64 * 1024;
-
-/// An update's wire frame, as shared by every subscriber of its topic.
-#[derive(Clone, Debug)]
-pub(crate) struct Frame {
-    /// The topic's id, the key of conflation.
-    pub(crate) topic: u32,
-    /// The encoded `{"type":"update",...}` text.
-    pub(crate) text: Utf8Bytes,
-}
 
 /// Why a connection is being closed by the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +110,7 @@ struct Route {
 
 #[derive(Default)]
 struct State {
-    control: VecDeque<Utf8Bytes>,
+    control: VecDeque<Frame>,
     queue: VecDeque<Frame>,
     conflated: HashMap<u32, Frame>,
     closing: Option<Closing>,
@@ -181,7 +174,7 @@ impl std::ops::Deref for Subscriber {
 
 /// What [`Outbox::take_all`] took: the outbox's queues, moved out whole.
 pub(crate) struct Taken {
-    control: VecDeque<Utf8Bytes>,
+    control: VecDeque<Frame>,
     queue: VecDeque<Frame>,
     conflated: HashMap<u32, Frame>,
     /// The close request, if any: acted on after the frames are written.
@@ -189,19 +182,14 @@ pub(crate) struct Taken {
 }
 
 impl Taken {
-    /// How many of [`Taken::frames`] (the first ones) are replies: each is
-    /// still counted against the budget until [`Outbox::release`]d.
-    pub(crate) fn replies(&self) -> usize {
-        self.control.len()
-    }
-
     /// The frames, in the order they must be written: replies, queued
-    /// frames, then conflated frames.
-    pub(crate) fn frames(self) -> impl Iterator<Item = Utf8Bytes> {
+    /// frames, then conflated frames. Each reply ([`Kind::Reply`]) is still
+    /// counted against the budget until [`Outbox::release`]d.
+    pub(crate) fn frames(self) -> impl Iterator<Item = Frame> {
         self.control
             .into_iter()
-            .chain(self.queue.into_iter().map(|f| f.text))
-            .chain(self.conflated.into_values().map(|f| f.text))
+            .chain(self.queue)
+            .chain(self.conflated.into_values())
     }
 }
 
@@ -280,11 +268,11 @@ impl Outbox {
                 let now = Instant::now();
                 match st.quiet_until.filter(|&t| t > now) {
                     None => {
-                        let wrote = route.to.write_now(frame.text.as_bytes());
+                        let wrote = route.to.write_now(frame.text().as_bytes());
                         if wrote != Wrote::Nothing {
                             st.quiet_until = Some(now + route.pace);
                             st.next_due = st.quiet_until;
-                            self.wrote(st, wrote, 1, frame.text.len());
+                            self.wrote(st, wrote, 1, frame.text().len());
                             return;
                         }
                         // The socket is full: the writer waits for room.
@@ -300,7 +288,7 @@ impl Outbox {
                 }
             }
         }
-        if let Some(slot) = st.conflated.get_mut(&frame.topic) {
+        if let Some(slot) = st.conflated.get_mut(&frame.id()) {
             *slot = frame;
             self.metrics
                 .frames_conflated
@@ -308,7 +296,7 @@ impl Outbox {
         } else if st.queue.len() < self.cap {
             st.queue.push_back(frame);
         } else {
-            st.conflated.insert(frame.topic, frame);
+            st.conflated.insert(frame.id(), frame);
             self.metrics
                 .frames_conflated
                 .fetch_add(1, Ordering::Relaxed);
@@ -375,8 +363,8 @@ impl Outbox {
         if st.queue.is_empty() && st.conflated.is_empty() {
             return; // an over-budget close dropped them
         }
-        let bytes = (st.queue.iter().map(|f| f.text.len()).sum::<usize>())
-            + st.conflated.values().map(|f| f.text.len()).sum::<usize>();
+        let bytes = (st.queue.iter().map(|f| f.text().len()).sum::<usize>())
+            + st.conflated.values().map(|f| f.text().len()).sum::<usize>();
         let writable = st.closing.is_none() && !st.unflushed && st.control.is_empty();
         // A backlog this large is the writer's: it writes in steps, waiting
         // for the socket, instead of copying it all at once.
@@ -384,7 +372,7 @@ impl Outbox {
             true => {
                 let mut frames = (st.queue.iter())
                     .chain(st.conflated.values())
-                    .map(|f| f.text.as_bytes());
+                    .map(|f| f.text().as_bytes());
                 route.to.write_all_now(&mut frames, scratch)
             }
             false => Wrote::Nothing,
@@ -406,7 +394,7 @@ impl Outbox {
     /// already pending (the reader then stops reading: backpressure on the peer).
     /// A reply that would pass the byte budget closes the outbox instead
     /// ([`Closing::OverBudget`]); [`Outbox::is_closing`] then says so.
-    pub(crate) async fn push_control(&self, mut text: Utf8Bytes) {
+    pub(crate) async fn push_control(&self, mut text: Text) {
         loop {
             let room = self.room.notified();
             match self.try_push_control(text) {
@@ -420,7 +408,7 @@ impl Outbox {
     /// Queues a reply unless `CONTROL_CAP` replies are pending (then hands it
     /// back). A reply to a closing connection is dropped; one that would pass
     /// the byte budget closes the outbox with [`Closing::OverBudget`].
-    pub(crate) fn try_push_control(&self, text: Utf8Bytes) -> Result<(), Utf8Bytes> {
+    pub(crate) fn try_push_control(&self, text: Text) -> Result<(), Text> {
         let mut st = self.lock();
         if st.closing.is_some() {
             return Ok(());
@@ -438,7 +426,7 @@ impl Outbox {
         }
         let wake = st.is_empty() || st.scheduled.is_some();
         st.control_bytes += text.len();
-        st.control.push_back(text);
+        st.control.push_back(Frame::reply(text));
         drop(st);
         if wake {
             self.wake.notify_one();
@@ -528,10 +516,10 @@ impl Outbox {
     /// Moves everything ready into `out`, in the order it must be written.
     /// Returns the close request, if any, which the caller acts on after
     /// handling `out`.
-    pub(crate) fn take(&self, out: &mut Vec<Utf8Bytes>) -> Option<Closing> {
+    pub(crate) fn take(&self, out: &mut Vec<Frame>) -> Option<Closing> {
         let taken = self.take_all();
         let closing = taken.closing;
-        let replied: usize = taken.control.iter().map(|t| t.len()).sum();
+        let replied: usize = taken.control.iter().map(|f| f.text().len()).sum();
         self.release(replied);
         out.extend(taken.frames());
         closing
@@ -555,216 +543,11 @@ impl Outbox {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    fn frame(topic: u32, seq: u64) -> Frame {
-        Frame {
-            topic,
-            text: Utf8Bytes::from(format!("{topic}:{seq}")),
-        }
-    }
-
-    #[test]
-    fn conflates_past_cap_and_keeps_per_topic_order() {
-        let ob = Arc::new(Outbox::new(2, Arc::default()));
-        ob.push(frame(1, 1));
-        ob.push(frame(2, 1));
-        ob.push(frame(1, 2)); // over cap: conflated
-        ob.push(frame(3, 1)); // over cap: conflated
-        ob.push(frame(1, 3)); // replaces 1:2
-        let mut out = Vec::new();
-        assert_eq!(ob.take(&mut out), None);
-        let got: Vec<&str> = out.iter().map(|t| t.as_str()).collect();
-        assert_eq!(&got[..2], ["1:1", "2:1"]);
-        let mut rest = got[2..].to_vec();
-        rest.sort();
-        assert_eq!(rest, ["1:3", "3:1"]);
-    }
-
-    #[test]
-    fn a_conflated_topic_stays_conflated_until_drained() {
-        let ob = Arc::new(Outbox::new(1, Arc::default()));
-        ob.push(frame(1, 1));
-        ob.push(frame(1, 2)); // conflated
-        let mut out = Vec::new();
-        ob.take(&mut out);
-        ob.push(frame(1, 3));
-        ob.take(&mut out);
-        let got: Vec<&str> = out.iter().map(|t| t.as_str()).collect();
-        assert_eq!(got, ["1:1", "1:2", "1:3"]);
-    }
-
-    /// Replies count against the budget until released; one that would pass
-    /// it closes the outbox with `OverBudget`, frees what was queued and is
-    /// counted.
-    #[test]
-    fn replies_past_the_budget_close_the_outbox_and_free_it() {
-        let metrics = Arc::new(Metrics::default());
-        let ob = Arc::new(Outbox::new(4, metrics.clone()).with_budget(10));
-        ob.try_push_control(Utf8Bytes::from("123456")).unwrap();
-        ob.push(frame(1, 1));
-        let taken = ob.take_all();
-        assert_eq!(taken.replies(), 1);
-        // Taken but not yet written: still counted.
-        ob.try_push_control(Utf8Bytes::from("1234")).unwrap();
-        assert!(!ob.is_closing());
-        ob.release(6);
-        ob.try_push_control(Utf8Bytes::from("12345")).unwrap();
-        assert!(!ob.is_closing(), "9 of 10 bytes");
-        ob.push(frame(2, 1));
-        ob.try_push_control(Utf8Bytes::from("xy")).unwrap();
-        assert!(ob.is_closing(), "11 of 10 bytes");
-        assert_eq!(metrics.closed_over_budget.load(Ordering::Relaxed), 1);
-        let after = ob.take_all();
-        assert_eq!(after.closing, Some(Closing::OverBudget));
-        assert_eq!(after.frames().count(), 0, "queues freed at close");
-    }
-
-    /// A socket stand-in: records the frames it is given and answers
-    /// `answer` (all of it, part, or nothing).
-    struct Recorder {
-        frames: Arc<Mutex<Vec<String>>>,
-        answer: Arc<Mutex<Wrote>>,
-    }
-
-    impl Direct for Recorder {
-        fn write_now(&self, text: &[u8]) -> Wrote {
-            self.write_all_now(&mut std::iter::once(text), &mut Vec::new())
-        }
-
-        fn write_all_now(
-            &self,
-            frames: &mut dyn Iterator<Item = &[u8]>,
-            _scratch: &mut Vec<u8>,
-        ) -> Wrote {
-            let answer = *self.answer.lock().unwrap();
-            if answer != Wrote::Nothing {
-                let batch: Vec<&str> = frames.map(|f| std::str::from_utf8(f).unwrap()).collect();
-                self.frames.lock().unwrap().push(batch.join(" "));
-            }
-            answer
-        }
-    }
-
-    struct Direct1 {
-        ob: Arc<Outbox>,
-        shard: Arc<Shard>,
-        frames: Arc<Mutex<Vec<String>>>,
-        answer: Arc<Mutex<Wrote>>,
-    }
-
-    fn direct(pace: Duration) -> Direct1 {
-        let (frames, answer) = (Arc::default(), Arc::new(Mutex::new(Wrote::All)));
-        let shard = Arc::new(Shard::default());
-        let rec = Recorder {
-            frames: Arc::clone(&frames),
-            answer: Arc::clone(&answer),
-        };
-        let ob = Outbox::new(8, Arc::default()).with_direct(Box::new(rec), pace, shard.clone());
-        Direct1 {
-            ob: Arc::new(ob),
-            shard,
-            frames,
-            answer,
-        }
-    }
-
-    impl Direct1 {
-        /// When the pacer would write this outbox.
-        fn due(&self) -> Instant {
-            self.ob.lock().scheduled.unwrap_or_else(Instant::now)
-        }
-    }
-
-    fn woken(ob: &Outbox) -> bool {
-        use futures_util::FutureExt;
-        ob.wake.notified().now_or_never().is_some()
-    }
-
-    /// A parked, quiet connection's frame is written by the publisher; one
-    /// within the pace is queued for the pacer, which writes what gathered
-    /// in one write; the writer is woken for neither. While the writer is
-    /// not parked, frames queue for it.
-    #[test]
-    fn quiet_frames_go_direct_and_paced_ones_to_the_pacer() {
-        let d = direct(Duration::from_secs(60));
-        d.ob.push(frame(1, 1));
-        assert!(d.frames.lock().unwrap().is_empty(), "not parked: queued");
-        assert!(woken(&d.ob));
-        assert_eq!(d.ob.take_all().frames().count(), 1);
-
-        d.ob.park();
-        d.ob.push(frame(1, 2));
-        assert_eq!(*d.frames.lock().unwrap(), ["1:2"]);
-        assert!(!d.ob.has_work());
-        d.ob.push(frame(1, 3));
-        d.ob.push(frame(2, 1));
-        assert_eq!(d.frames.lock().unwrap().len(), 1, "within the pace: queued");
-        assert_eq!(d.shard.scheduled(), 1, "scheduled once");
-        assert!(!woken(&d.ob), "the writer sleeps on");
-        d.ob.write_paced(d.due(), &mut Vec::new());
-        assert_eq!(*d.frames.lock().unwrap(), ["1:2", "1:3 2:1"]);
-        assert!(!d.ob.has_work());
-        assert!(!woken(&d.ob));
-    }
-
-    /// A frame due for the pacer is not overtaken by a later one written
-    /// directly, however late the pacer is.
-    #[tokio::test(start_paused = true)]
-    async fn a_late_pacer_is_not_overtaken() {
-        let d = direct(Duration::from_millis(25));
-        d.ob.park();
-        d.ob.push(frame(1, 1));
-        d.ob.push(frame(1, 2));
-        tokio::time::advance(Duration::from_millis(60)).await;
-        d.ob.push(frame(1, 3));
-        assert_eq!(*d.frames.lock().unwrap(), ["1:1"]);
-        d.ob.write_paced(d.due(), &mut Vec::new());
-        assert_eq!(*d.frames.lock().unwrap(), ["1:1", "1:2 1:3"]);
-    }
-
-    /// A reply, a full socket or a partial write wake the writer, which
-    /// then takes over; the pacer leaves frames the writer took to it.
-    #[test]
-    fn what_the_direct_path_cannot_write_wakes_the_writer() {
-        let d = direct(Duration::from_secs(60));
-        d.ob.park();
-        d.ob.push(frame(1, 1));
-        d.ob.push(frame(1, 2)); // scheduled
-        d.ob.try_push_control(Utf8Bytes::from("ack")).unwrap();
-        assert!(woken(&d.ob), "a reply wakes the writer");
-        let taken = d.ob.take_all();
-        let got: Vec<String> = taken.frames().map(|t| t.to_string()).collect();
-        assert_eq!(got, ["ack", "1:2"]);
-        d.ob.push(frame(1, 3)); // behind what the writer took
-        d.ob.write_paced(d.due(), &mut Vec::new());
-        assert_eq!(*d.frames.lock().unwrap(), ["1:1"], "the writer's turn");
-        assert_eq!(d.ob.take_all().frames().count(), 1);
-
-        let d = direct(Duration::ZERO);
-        *d.answer.lock().unwrap() = Wrote::Nothing;
-        d.ob.park();
-        d.ob.push(frame(1, 1));
-        assert!(woken(&d.ob), "a full socket: the writer waits for room");
-        assert_eq!(d.ob.take_all().frames().count(), 1);
-
-        *d.answer.lock().unwrap() = Wrote::Part;
-        d.ob.park();
-        d.ob.push(frame(1, 2));
-        assert!(
-            woken(&d.ob) && d.ob.has_work(),
-            "the writer finishes the frame"
-        );
-        d.ob.push(frame(1, 3));
-        assert_eq!(
-            d.frames.lock().unwrap().len(),
-            1,
-            "nothing direct meanwhile"
-        );
-        assert_eq!(d.ob.take_all().frames().count(), 1);
-        assert!(!d.ob.has_work());
+impl Paced for Outbox {
+    fn write_paced(&self, at: Instant, scratch: &mut Vec<u8>) {
+        Outbox::write_paced(self, at, scratch);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -19,8 +19,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::outbox::Outbox;
 use crate::sync::MutexExt;
+
+/// What the pacer writes when it is due: an outbox (`super::outbox`), named
+/// here by the one thing the pacer asks of it, so that the pacer does not
+/// import the outbox, which imports the pacer to schedule itself.
+pub(crate) trait Paced: Send + Sync {
+    /// Writes what gathered for the write due `at`, in one write (or wakes
+    /// the connection's writer to).
+    fn write_paced(&self, at: Instant, scratch: &mut Vec<u8>);
+}
 
 /// A scratch buffer larger than this is freed after a batch.
 const SCRATCH_KEEP: usize = 64 * 1024;
@@ -66,7 +74,7 @@ pub(crate) struct Shard {
 
 struct Due {
     at: Instant,
-    outbox: Arc<Outbox>,
+    outbox: Arc<dyn Paced>,
 }
 
 // Ordered by due time, earliest greatest (`BinaryHeap` pops the greatest).
@@ -96,8 +104,8 @@ impl Shard {
         self.due.lock_or_recover()
     }
 
-    /// Writes `outbox`'s queued frames at `at` (see [`Outbox::write_paced`]).
-    pub(crate) fn schedule(&self, at: Instant, outbox: Arc<Outbox>) {
+    /// Writes `outbox`'s queued frames at `at` (see [`Paced::write_paced`]).
+    pub(crate) fn schedule(&self, at: Instant, outbox: Arc<dyn Paced>) {
         let mut due = self.lock();
         let earliest = due.peek().is_none_or(|d| at < d.at);
         due.push(Due { at, outbox });

@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
+use crate::frame::{Frame, Kind, Text};
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::outbox::Subscriber;
-use super::{now_ms, Frame, Hub, PublishError, Published, Source, Topic, TopicState};
+use super::{now_ms, Hub, PublishError, Published, Source, Topic, TopicState};
 use crate::config::FeedHistory;
 use crate::protocol;
 use crate::sync::RwLockExt;
@@ -106,14 +106,16 @@ impl Hub {
 
     /// The second half of a publish, once seq and ts are set: keeps the frame as
     /// the snapshot and in history, and pushes it to every subscriber.
-    pub(super) fn deliver(
-        &self,
-        topic: &Topic,
-        st: &mut TopicState,
-        frame: Utf8Bytes,
-        source: &Source,
-    ) {
+    pub(super) fn deliver(&self, topic: &Topic, st: &mut TopicState, frame: Text, source: &Source) {
         let max = self.inner.max_history.load(Ordering::Relaxed);
+        let frame = Frame::new(
+            Kind::Update,
+            topic.id,
+            topic.name.clone(),
+            st.seq,
+            st.ts,
+            frame,
+        );
         let (count, age) = match source.history {
             None => (self.inner.history_size.load(Ordering::Relaxed), None),
             Some(FeedHistory::Count(n)) => (n.min(max), None),
@@ -123,11 +125,10 @@ impl Hub {
             while st.history.len() >= count {
                 st.history.pop_front();
             }
-            let (seq, ts) = (st.seq, st.ts);
-            st.history.push_back((seq, ts, frame.clone()));
+            st.history.push_back(frame.clone());
             if let Some(age) = age {
-                let cutoff = ts.saturating_sub(age);
-                while st.history.front().is_some_and(|(_, t, _)| *t < cutoff) {
+                let cutoff = st.ts.saturating_sub(age);
+                while st.history.front().is_some_and(|f| f.ts() < cutoff) {
                     st.history.pop_front();
                 }
             }
@@ -135,10 +136,7 @@ impl Hub {
             st.history.clear();
         }
         for outbox in &st.subscribers {
-            outbox.push(Frame {
-                topic: topic.id,
-                text: frame.clone(),
-            });
+            outbox.push(frame.clone());
         }
         st.set_latest(Some(frame));
         if source.feed.is_some() || st.source.feed.is_none() {

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::frame::Frame;
 use serde::de::DeserializeOwned;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{now_ms, Hub, Topic, Update};
 use crate::protocol::TopicInfo;
@@ -13,11 +13,11 @@ impl Hub {
     /// The latest update of `topic` as its wire frame (the JSON text a client
     /// receives), if it has one. See [`Hub::latest`] for a typed value.
     pub fn latest_frame(&self, topic: &str) -> Option<String> {
-        self.latest_bytes(topic).map(|f| f.as_str().to_string())
+        self.latest_bytes(topic).map(|f| f.text().to_string())
     }
 
     /// The latest frame of `topic` (a cheap handle clone), if it has one.
-    pub(super) fn latest_bytes(&self, topic: &str) -> Option<Utf8Bytes> {
+    pub(super) fn latest_bytes(&self, topic: &str) -> Option<Frame> {
         let t = self.read_topics().get(topic)?.clone();
         let latest = t.lock().latest.clone();
         latest
@@ -31,14 +31,14 @@ impl Hub {
         let st = t.lock();
         let latest = st.latest.as_ref()?;
         if st.history.is_empty() {
-            return Some(vec![latest.as_str().to_string()]);
+            return Some(vec![latest.text().to_string()]);
         }
         let skip = st.history.len().saturating_sub(limit);
         Some(
             st.history
                 .iter()
                 .skip(skip)
-                .map(|(_, _, f)| f.as_str().to_string())
+                .map(|f| f.text().to_string())
                 .collect(),
         )
     }
@@ -46,7 +46,7 @@ impl Hub {
     /// The latest update of `topic`, if it has one.
     pub fn latest(&self, topic: &str) -> Option<Update> {
         self.latest_bytes(topic)
-            .and_then(|f| Update::from_frame(f.as_str()))
+            .and_then(|f| Update::from_frame(&f))
     }
 
     /// The latest value of `topic` as your own type; `Ok(None)` when the topic

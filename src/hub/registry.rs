@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::outbox::Subscriber;
-use super::{Frame, Hub, Outbox, SubscriberId, Topic, TopicState};
+use super::{Hub, Outbox, SubscriberId, Topic, TopicState};
 use crate::topic::Pattern;
 
 /// How a subscriber joins a topic it matches.
@@ -161,7 +161,6 @@ impl Hub {
             }
             let mut st = t.lock();
             join(
-                &t,
                 &mut st,
                 &entry.outbox,
                 resume.since.get(&*t.name).copied(),
@@ -256,13 +255,7 @@ fn forget_pattern(
 /// over (it was deleted and published again, or a crash lost the tail of a
 /// durable store's last interval), so the client gets the snapshot. Not in
 /// cluster mode, where a node may simply lag behind the one the client left.
-fn join(
-    t: &Topic,
-    st: &mut TopicState,
-    outbox: &Arc<Outbox>,
-    since: Option<u64>,
-    ahead_restarts: bool,
-) {
+fn join(st: &mut TopicState, outbox: &Arc<Outbox>, since: Option<u64>, ahead_restarts: bool) {
     st.subscribers.insert(Subscriber(outbox.clone()));
     if st.latest.is_none() {
         return; // no update yet: the first one arrives live
@@ -274,19 +267,16 @@ fn join(
                 && st
                     .history
                     .front()
-                    .is_some_and(|(first, _, _)| *first <= since + 1) =>
+                    .is_some_and(|first| first.seq() <= since + 1) =>
         {
             // Whole, past the conflation bound: the resume plan (see
             // `resume`) bounded what every joined topic replays in total.
-            let backlog = st.history.iter().filter(|(seq, _, _)| *seq > since);
-            outbox.push_backlog(backlog.map(|(_, _, frame)| Frame {
-                topic: t.id,
-                text: frame.clone(),
-            }));
+            let backlog = st.history.iter().filter(|f| f.seq() > since);
+            outbox.push_backlog(backlog.cloned());
         }
         _ => {
-            if let Some(text) = st.snapshot() {
-                outbox.push(Frame { topic: t.id, text });
+            if let Some(snapshot) = st.snapshot() {
+                outbox.push(snapshot);
             }
         }
     }

@@ -169,7 +169,7 @@ impl Hub {
             return Backlog::Ahead(st.seq);
         }
         match st.history.front() {
-            Some((first, _, _)) if *first <= since + 1 => Backlog::Whole(st.seq - since, st.seq),
+            Some(first) if first.seq() <= since + 1 => Backlog::Whole(st.seq - since, st.seq),
             _ => Backlog::Gone,
         }
     }

@@ -39,8 +39,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::frame::{Frame, Kind, Text};
 use redb::{Database, ReadableTable, TableDefinition};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -90,10 +90,10 @@ enum Change {
         name: Arc<str>,
         seq: u64,
         ts: u64,
-        latest: Utf8Bytes,
+        latest: Text,
         feed: Option<Arc<str>>,
         /// Frames after the last committed seq, oldest first.
-        frames: Vec<(u64, Utf8Bytes)>,
+        frames: Vec<(u64, Text)>,
         /// History entries below this seq are dropped.
         keep_from: u64,
     },
@@ -325,12 +325,19 @@ impl super::Hub {
             let mut st = topic.lock();
             st.seq = s.seq;
             st.ts = s.ts;
-            st.set_latest(Some(s.latest.into()));
-            st.history = s
-                .history
-                .into_iter()
-                .map(|(q, f)| (q, frame_ts(&f), f.into()))
-                .collect();
+            let stored = |seq: u64, text: String| {
+                let ts = frame_ts(&text);
+                Frame::new(
+                    Kind::Update,
+                    topic.id,
+                    topic.name.clone(),
+                    seq,
+                    ts,
+                    text.into(),
+                )
+            };
+            st.set_latest(Some(stored(s.seq, s.latest)));
+            st.history = (s.history.into_iter()).map(|(q, f)| stored(q, f)).collect();
             st.source.feed = s.feed.map(Into::into);
             topic.persisted.store(s.seq, Ordering::Release);
         }
@@ -353,8 +360,9 @@ impl super::Hub {
 
 /// The `ts` of a stored update frame (`{"type":"update",...,"ts":N,...}`,
 /// as `protocol::encode_update` writes it); 0 if it has none. The store keeps
-/// frames only, and the history ring wants each one's time for age-bounded
-/// history.
+/// frames' text only (its format predates [`Frame`]), so a frame loaded from
+/// it gets its time back from the text, once, at start; nothing on the
+/// delivery path reads the text.
 fn frame_ts(frame: &str) -> u64 {
     frame
         .split_once(r#","ts":"#)

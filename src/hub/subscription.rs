@@ -14,30 +14,50 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::frame::{Frame, Kind};
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Hub, Outbox, SubscriberId};
 
 /// One update of a topic, as a client sees it. It serializes as
-/// `{"topic","seq","ts","data","snapshot"}`.
+/// `{"topic","seq","ts","data","snapshot"}`, plus `"gone": true` for a
+/// deleted topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Update {
     topic: String,
+    #[serde(default)]
     seq: u64,
+    #[serde(default)]
     ts: u64,
+    #[serde(default)]
     data: Value,
     #[serde(default)]
     snapshot: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    gone: bool,
 }
 
 impl Update {
-    /// Decodes an update's wire frame (`{"type":"update",...}`).
-    pub(crate) fn from_frame(frame: &str) -> Option<Update> {
-        serde_json::from_str(frame).ok()
+    /// A frame for an in-process subscriber: an update or snapshot (its
+    /// value decoded), or a deleted topic (a WebSocket client gets `gone`
+    /// too); `None` for a reply.
+    pub(crate) fn from_frame(frame: &Frame) -> Option<Update> {
+        let update = |data: Option<Value>| Update {
+            topic: frame.topic().to_string(),
+            seq: frame.seq(),
+            ts: frame.ts(),
+            data: data.unwrap_or_default(),
+            snapshot: frame.kind() == Kind::Snapshot,
+            gone: frame.kind() == Kind::Gone,
+        };
+        match frame.kind() {
+            Kind::Reply => None,
+            Kind::Gone => Some(update(None)),
+            Kind::Update | Kind::Snapshot => Some(update(Some(frame.data()?.clone()))),
+        }
     }
 
     /// The topic it was published to.
@@ -78,6 +98,13 @@ impl Update {
     pub fn is_snapshot(&self) -> bool {
         self.snapshot
     }
+
+    /// True when the topic was deleted: this carries no value (seq and ts
+    /// are 0, data is null). If the topic is published again, it starts
+    /// over at seq 1.
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
 }
 
 type Wait = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
@@ -91,13 +118,14 @@ type Wait = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 /// is strictly increasing; a consumer that falls more than
 /// [`Subscription::QUEUE`] updates behind is conflated (it skips to the latest
 /// value of each topic it fell behind on) instead of growing a queue. The stream
-/// ends when the ticker shuts down. Dropping it unsubscribes.
+/// ends when the ticker shuts down. Dropping it unsubscribes. A deleted topic
+/// is delivered as an update with [`Update::is_gone`] true.
 pub struct Subscription {
     hub: Hub,
     id: SubscriberId,
     outbox: Arc<Outbox>,
     pending: VecDeque<Update>,
-    frames: Vec<Utf8Bytes>,
+    frames: Vec<Frame>,
     wait: Option<Wait>,
 }
 
@@ -142,11 +170,8 @@ impl Stream for Subscription {
                 return Poll::Ready(Some(u));
             }
             let closing = this.outbox.take(&mut this.frames);
-            this.pending.extend(
-                this.frames
-                    .drain(..)
-                    .filter_map(|f| Update::from_frame(f.as_str())),
-            );
+            this.pending
+                .extend(this.frames.drain(..).filter_map(|f| Update::from_frame(&f)));
             if !this.pending.is_empty() {
                 continue;
             }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::FeedHistory;
+use crate::frame::Text;
 use crate::protocol;
 use serde_json::{json, Value};
 
@@ -9,7 +10,7 @@ fn drain(outbox: &Outbox) -> Vec<Value> {
     let mut out = Vec::new();
     outbox.take(&mut out);
     out.iter()
-        .map(|t| serde_json::from_str(t.as_str()).unwrap())
+        .map(|f| serde_json::from_str(f.text()).unwrap())
         .collect()
 }
 
@@ -118,7 +119,7 @@ fn a_feeds_history_by_count_or_age_replaces_the_global_size() {
     };
     // One update per second of publish time: 10 s keep 11 (the bounds included).
     for i in 1..=30u64 {
-        let frame = Utf8Bytes::from(format!(
+        let frame = Text::from(format!(
             r#"{{"type":"update","topic":"a.x","seq":{i},"ts":{},"data":{i}}}"#,
             i * 1000
         ));
@@ -194,18 +195,22 @@ fn snapshot_frames_are_shared_by_every_subscriber() {
     };
     let (one, two) = (join(), join());
     assert!(
-        one.as_str().contains(r#""snapshot":true"#),
+        one.text().as_str().contains(r#""snapshot":true"#),
         "{}",
-        one.as_str()
+        one.text().as_str()
     );
     assert_eq!(
-        one.as_str().as_ptr(),
-        two.as_str().as_ptr(),
+        one.text().as_str().as_ptr(),
+        two.text().as_str().as_ptr(),
         "one shared frame"
     );
     hub.publish("a.x", &json!({"p": 2})).unwrap();
     let three = join();
-    assert!(three.as_str().contains(r#""p":2"#), "{}", three.as_str());
+    assert!(
+        three.text().as_str().contains(r#""p":2"#),
+        "{}",
+        three.text().as_str()
+    );
 }
 
 /// A topic's subscriber set gives back what a crowd made it grow to once the

@@ -18,6 +18,10 @@
 //! connections (`server.trusted_proxies`) are not counted here: each of their
 //! requests counts against the client it forwards (`super::forwarded`).
 //!
+//! A handler may drop its connection outright through the request's
+//! [`Abort`] (the `/sse` watchdog does, for a client that reads nothing):
+//! the socket closes and whatever hyper queued for it is freed at once.
+//!
 //! A connection's errors are logged here at debug level and never reach the
 //! loop; accept errors (e.g. out of file descriptors) pause the loop briefly
 //! instead of spinning.
@@ -34,6 +38,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 use tracing::{debug, warn};
@@ -42,6 +47,20 @@ use crate::state::AppState;
 
 /// Pause after an accept error that is not about one connection.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// A request extension that drops the HTTP connection it came on: its socket
+/// and everything hyper holds for it (a response body's queued chunks),
+/// without the end of the response. Present on connections of this accept
+/// loop; a host serving the router itself has none.
+#[derive(Clone, Debug)]
+pub(crate) struct Abort(CancellationToken);
+
+impl Abort {
+    /// Drops the connection now.
+    pub(crate) fn abort(&self) {
+        self.0.cancel();
+    }
+}
 
 /// Serves `app` on `listener` until the ticker's cancellation token fires,
 /// then waits for open HTTP connections to finish; `Ticker::serve` bounds
@@ -96,10 +115,13 @@ pub(crate) async fn serve(
             .header_read_timeout(limits.header_timeout)
             .max_header_size(limits.max_header_bytes)
             .max_buf_size(limits.max_header_bytes.max(8192) * 2);
+        let abort = CancellationToken::new();
+        let ext = Abort(abort.clone());
         let service = app
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(ext.clone());
                 req
             });
         let cancel = cancel.clone();
@@ -108,13 +130,21 @@ pub(crate) async fn serve(
             // Held until the connection ends or is upgraded.
             let _slot = slot;
             let Some(tls) = tls else {
-                return serve_connection(TokioIo::new(stream), builder, service, cancel, peer)
-                    .await;
+                return serve_connection(
+                    TokioIo::new(stream),
+                    builder,
+                    service,
+                    cancel,
+                    abort,
+                    peer,
+                )
+                .await;
             };
             // The handshake is part of what a client must send in time.
             match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
                 Ok(Ok(stream)) => {
-                    serve_connection(TokioIo::new(stream), builder, service, cancel, peer).await
+                    serve_connection(TokioIo::new(stream), builder, service, cancel, abort, peer)
+                        .await
                 }
                 Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed."),
                 Err(_) => debug!(%peer, "TLS handshake not done within header_timeout."),
@@ -134,6 +164,7 @@ async fn serve_connection<I, S>(
     builder: http1::Builder,
     service: S,
     cancel: tokio_util::sync::CancellationToken,
+    abort: CancellationToken,
     peer: SocketAddr,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -150,9 +181,14 @@ async fn serve_connection<I, S>(
     let mut conn = pin!(conn);
     tokio::select! {
         r = conn.as_mut() => return log_end(peer, r),
+        // Dropping the connection closes the socket ([`Abort`]).
+        _ = abort.cancelled() => return,
         _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
     }
-    log_end(peer, conn.await);
+    tokio::select! {
+        r = conn.as_mut() => log_end(peer, r),
+        _ = abort.cancelled() => {}
+    }
 }
 
 /// Why an address past `max_connections_per_ip` for HTTP is refused (logs

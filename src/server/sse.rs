@@ -17,8 +17,8 @@
 //! `max_subscriptions`, grant checks, and the same [`Outbox`]: a client that
 //! reads slowly is conflated, and one that reads nothing at all for two
 //! heartbeats while updates wait is dropped (counted as `write_timeout`): its
-//! subscription and queue are freed at once, whatever hyper holds of its
-//! socket is bounded by the chunk size below.
+//! subscription and queue are freed at once, and so are its socket and the
+//! chunks hyper had queued for it (through the accept loop's `Abort`).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -33,16 +33,17 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use super::listener::Abort;
 use crate::auth::Grant;
 use crate::closes::{self, DisplayPeer, Limit};
 use crate::connection::{Connection, Refused, Subscribe};
+use crate::frame::{Frame, Kind};
 use crate::hub::{Closing, Hub, Leave, Outbox, SubscriberId};
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode};
-use crate::rate::{update_key, Frames, Shaping};
+use crate::rate::{Frames, Shaping};
 use crate::state::AppState;
 use crate::ws::{self, ConnectionGuard, BATCH_LIMIT};
 
@@ -123,13 +124,14 @@ fn parse_event_id(id: &str) -> Option<(&str, &str, u64)> {
 
 /// Appends one frame as an event: `id` for updates, then the frame as `data`
 /// (split at line breaks, which JSON allows only as whitespace).
-pub(crate) fn encode_event(buf: &mut Vec<u8>, epoch: &str, frame: &str) {
-    if let Some((topic, seq)) = update_key(frame) {
-        for part in ["id: ", epoch, "/", topic, "/", seq, "\n"] {
+pub(crate) fn encode_event(buf: &mut Vec<u8>, epoch: &str, frame: &Frame) {
+    if frame.is_update() {
+        let seq = frame.seq().to_string();
+        for part in ["id: ", epoch, "/", frame.topic(), "/", &seq, "\n"] {
             buf.extend_from_slice(part.as_bytes());
         }
     }
-    for line in frame.split(['\n', '\r']).filter(|l| !l.is_empty()) {
+    for line in (frame.text().split(['\n', '\r'])).filter(|l| !l.is_empty()) {
         buf.extend_from_slice(b"data: ");
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
@@ -170,6 +172,7 @@ pub(super) async fn stream(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a);
+    let abort = req.extensions().get::<Abort>().cloned();
     // A JWT's stream ends at its `exp` (plus leeway): reconnect with a new one.
     let expires = grant.expires().map(crate::auth::jwt::deadline);
     let conn = Connection::new(shared.hub.clone(), settings.clone(), grant, peer);
@@ -213,6 +216,7 @@ pub(super) async fn stream(
         done: done.clone(),
         guard,
         metrics: metrics.clone(),
+        abort,
     }));
     let pump = Pump {
         outbox,
@@ -299,7 +303,7 @@ struct Pump {
     expires: Option<Instant>,
     last_chunk: Option<Instant>,
     /// Frames taken but not yet handed over (past one chunk's size).
-    pending: VecDeque<Utf8Bytes>,
+    pending: VecDeque<Frame>,
     ended: bool,
     /// Cancelled when the stream ends or the server shuts down.
     done: CancellationToken,
@@ -353,16 +357,15 @@ impl Pump {
                     // Over budget or dropped: nothing more is owed.
                     return None;
                 }
-                let replies = taken.replies();
                 let frames = match self.shaping.is_active() {
-                    true => Frames::Shaped(self.shaping.apply(taken.frames(), replies).into_iter()),
+                    true => Frames::Shaped(self.shaping.apply(taken.frames()).into_iter()),
                     false => Frames::Plain(taken.frames()),
                 };
-                for (i, text) in frames.enumerate() {
-                    if i < replies {
-                        self.outbox.release(text.len());
+                for frame in frames {
+                    if frame.kind() == Kind::Reply {
+                        self.outbox.release(frame.text().len());
                     }
-                    self.pending.push_back(text);
+                    self.pending.push_back(frame);
                 }
                 // A Close with a code (shutdown, a new cluster epoch): what
                 // was queued goes out, then the stream ends.
@@ -371,10 +374,10 @@ impl Pump {
             let epoch = self.hub.epoch();
             let mut buf = Vec::new();
             let (mut count, mut bytes) = (0u64, 0u64);
-            while let Some(text) = self.pending.pop_front() {
+            while let Some(frame) = self.pending.pop_front() {
                 count += 1;
-                bytes += text.len() as u64;
-                encode_event(&mut buf, &epoch, &text);
+                bytes += frame.text().len() as u64;
+                encode_event(&mut buf, &epoch, &frame);
                 if buf.len() >= BATCH_LIMIT {
                     break;
                 }
@@ -406,11 +409,16 @@ struct Watch {
     /// The connection's slot, given back when the stream ends or is dropped.
     guard: ConnectionGuard,
     metrics: Arc<Metrics>,
+    /// Drops the HTTP connection, socket and queued chunks, when the client
+    /// is dropped (none when a host serves the router itself: then only the
+    /// stream ends).
+    abort: Option<Abort>,
 }
 
 /// Drops a client whose stream hyper has not polled for `stuck` while frames
-/// wait for it (its socket is full: it reads nothing). Its queue is freed and
-/// its subscriptions removed at once.
+/// wait for it (its socket is full: it reads nothing). Its queue is freed,
+/// its subscriptions removed and its connection dropped (the socket and what
+/// hyper had queued for it) at once, like a WebSocket's.
 async fn watchdog(w: Watch) {
     let period = (w.stuck / 4).max(Duration::from_millis(50));
     loop {
@@ -427,6 +435,9 @@ async fn watchdog(w: Watch) {
             w.outbox.close(Closing::OverBudget);
             w.hub.remove_subscriber(w.id);
             w.done.cancel();
+            if let Some(abort) = &w.abort {
+                abort.abort();
+            }
             break;
         }
     }
@@ -460,14 +471,16 @@ mod tests {
 
     #[test]
     fn update_frames_become_events_with_ids() {
-        let f = protocol::encode_update("a.b", 42, 7, "{\"x\":1}");
-        assert_eq!(update_key(&f), Some(("a.b", "42")));
+        let text = protocol::encode_update("a.b", 42, 7, "{\"x\":1}");
+        let f = Frame::new(Kind::Update, 1, "a.b".into(), 42, 7, text.clone());
         let mut buf = Vec::new();
         encode_event(&mut buf, "E", &f);
-        let text = String::from_utf8(buf).unwrap();
-        assert_eq!(text, format!("id: E/a.b/42\ndata: {}\n\n", f.as_str()));
+        let got = String::from_utf8(buf).unwrap();
+        assert_eq!(got, format!("id: E/a.b/42\ndata: {text}\n\n"));
+        let gone = "{\"type\":\"gone\",\n\"topic\":\"a\"}".into();
+        let gone = Frame::new(Kind::Gone, 1, "a".into(), 0, 0, gone);
         let mut buf = Vec::new();
-        encode_event(&mut buf, "E", "{\"type\":\"gone\",\n\"topic\":\"a\"}");
+        encode_event(&mut buf, "E", &gone);
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             "data: {\"type\":\"gone\",\ndata: \"topic\":\"a\"}\n\n"

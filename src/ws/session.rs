@@ -30,6 +30,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message, Utf8Bytes};
+
+use crate::frame::Kind;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tracing::debug;
 
@@ -146,6 +148,7 @@ impl Session {
         // The writer's own token (a child of the server's): polling it takes
         // only this connection's lock.
         let done = self.shutdown.child_token();
+        let sealer = outgoing.clone();
         let writer = Box::pin(write_loop(
             sink,
             outgoing,
@@ -160,7 +163,7 @@ impl Session {
             self.shaping.clone(),
         ));
         let peer = self.peer;
-        let reader = Box::pin(read_loop(self, stream, id, outbox, done));
+        let reader = Box::pin(read_loop(self, stream, id, outbox, sealer, done));
         // When the writer ends, the connection is over: the reader is dropped.
         // When the reader ends, it has closed the outbox: the writer finishes
         // (writes what is queued, then the Close frame) and ends.
@@ -208,6 +211,7 @@ fn read_loop(
     mut stream: SplitStream<Socket>,
     id: SubscriberId,
     outbox: Arc<Outbox>,
+    outgoing: Outgoing,
     done: CancellationToken,
 ) -> impl Future<Output = ()> + Send {
     async move {
@@ -234,7 +238,15 @@ fn read_loop(
                     outbox.close(Closing::Quiet);
                     return;
                 }
-                Ok(None) | Ok(Some(Ok(Message::Close(_)))) => {
+                Ok(Some(Ok(Message::Close(_)))) => {
+                    // tungstenite owes the Close reply now and writes it on
+                    // the writer's next flush: marked first (this runs before
+                    // the writer can), so it goes out, and nothing after it.
+                    outgoing.peer_closed();
+                    outbox.close(Closing::Quiet);
+                    return;
+                }
+                Ok(None) => {
                     outbox.close(Closing::Quiet);
                     return;
                 }
@@ -398,7 +410,7 @@ fn write_loop(
                         CLOSE_TIMEOUT
                     };
                     tokio::select! {
-                        _ = Box::pin(close(&mut sink, how, limit)) => {}
+                        _ = Box::pin(close(&mut sink, &outgoing, how, limit)) => {}
                         _ = &mut cancelled => {}
                     }
                     if how == Closing::OverBudget {
@@ -427,6 +439,7 @@ fn write_loop(
         if shutdown.is_cancelled() {
             Box::pin(close(
                 &mut sink,
+                &outgoing,
                 Closing::Code(1001, protocol::SHUTDOWN_REASON),
                 CLOSE_TIMEOUT,
             ))
@@ -478,20 +491,22 @@ async fn flush_ready(
     // already have queued its Close reply, after which no frame may follow.
     // Over budget: nothing more is owed either.
     let deliver = !matches!(closing, Some(Closing::Quiet | Closing::OverBudget));
+    if !deliver {
+        outgoing.seal();
+    }
     let (mut count, mut bytes) = (0u64, 0u64);
-    let mut replies = taken.replies();
     let frames = match shaping.is_active() {
-        true => Frames::Shaped(shaping.apply(taken.frames(), replies).into_iter()),
+        true => Frames::Shaped(shaping.apply(taken.frames()).into_iter()),
         false => Frames::Plain(taken.frames()),
     };
     let write = async {
         if deliver {
-            for text in frames {
+            for frame in frames {
+                let text = frame.text();
                 count += 1;
                 bytes += text.len() as u64;
                 let buffered = outgoing.push_text([text.as_bytes()]);
-                if replies > 0 {
-                    replies -= 1;
+                if frame.kind() == Kind::Reply {
                     outbox.release(text.len());
                 }
                 if buffered >= BATCH_LIMIT {
@@ -520,7 +535,14 @@ async fn flush_ready(
 /// Closes the connection: a Close frame with a code, or (when the peer closed
 /// or vanished) flushing the Close reply tungstenite queued, if any. Bounded by
 /// `limit`.
-async fn close(sink: &mut SplitSink<Socket, Message>, how: Closing, limit: Duration) {
+async fn close(
+    sink: &mut SplitSink<Socket, Message>,
+    outgoing: &Outgoing,
+    how: Closing,
+    limit: Duration,
+) {
+    // Whatever is gathered still goes out, ahead of the Close; nothing after.
+    outgoing.seal();
     match how {
         Closing::Code(..) | Closing::OverBudget => {
             let (code, reason) = match how {

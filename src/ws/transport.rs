@@ -16,14 +16,17 @@
 //! The session's update and reply frames skip tungstenite's `Sink` altogether:
 //! the writer encodes them (a server's frames are unmasked: a 2-10 byte header
 //! and the payload) straight into the [`BatchIo`]'s buffer through an
-//! [`Outgoing`] handle, then flushes. And while a connection's writer is idle,
+//! [`Outgoing`] handle, then flushes. tungstenite still reads, answers Pings
+//! and writes Pings and Close frames, through the same buffer; once a Close
+//! reply is owed (the peer closed) its frames go straight into the socket,
+//! after what is gathered. And while a connection's writer is idle,
 //! the publisher writes an update straight into the TCP socket
 //! ([`Outgoing::write_now`], one non-blocking `writev`), without waking the
-//! writer at all. tungstenite still reads, answers Pings and writes Pings and
-//! Close frames, through the same buffer. Every write to the socket, from
+//! writer at all. Every write to the socket, from
 //! whichever side, happens under the [`Outgoing`]'s lock and only when nothing
 //! is ahead of it, so frames never interleave and leave in order; nothing is
-//! written after a Close frame.
+//! written after a Close frame (the writer [`Outgoing::seal`]s the connection
+//! before one can go out: state, not a scan of the bytes).
 //!
 //! What a connection can hold for writing is bounded: tungstenite's own buffer
 //! (Pongs, Pings, Close) at [`CONTROL_WRITE_LIMIT`], past which it keeps only
@@ -124,14 +127,21 @@ struct Out {
     sending: Vec<u8>,
     /// How much of `sending` has been written.
     sent: usize,
-    /// A Close frame went in: nothing may follow it.
+    /// A Close frame is on its way ([`Outgoing::seal`]): nothing of ours
+    /// may follow it.
     closed: bool,
+    /// The peer closed ([`Outgoing::peer_closed`]): tungstenite's writes (its
+    /// Close reply) go straight into the socket.
+    through: bool,
+    /// tungstenite's last write went in only in part: the rest of its frame
+    /// comes with its next write, and nothing may come between.
+    partial: bool,
 }
 
 impl Out {
     /// Nothing gathered or in flight: a frame written now goes out next.
     fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.sent == self.sending.len()
+        self.pending.is_empty() && self.sent == self.sending.len() && !self.partial
     }
 }
 
@@ -249,6 +259,26 @@ impl Outgoing {
         }
     }
 
+    /// Marks the connection as closing: from now on neither the writer's
+    /// frames nor direct writes go in, only what tungstenite writes (the
+    /// Close frame). The writer calls it before it sends a Close, and when
+    /// it learns that the peer closed (tungstenite then owes the Close
+    /// reply), so a Close is always the last frame, without reading it back
+    /// out of the bytes.
+    pub(crate) fn seal(&self) {
+        self.lock().closed = true;
+    }
+
+    /// Seals the connection because the peer sent a Close: tungstenite owes
+    /// the reply, which a server's tungstenite writes and then returns
+    /// `ConnectionClosed` instead of ever flushing, so from now on its
+    /// writes go straight into the socket (after what is gathered).
+    pub(crate) fn peer_closed(&self) {
+        let mut out = self.lock();
+        out.closed = true;
+        out.through = true;
+    }
+
     /// Drops the whole frames waiting for the next flush (the frame being
     /// written, if any, is not here and still goes out whole).
     pub(crate) fn discard(&self) {
@@ -286,36 +316,11 @@ pub(crate) fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// Whether `data`, whole frames as tungstenite writes them, holds a Close
-/// frame (opcode 8).
-fn holds_close(mut data: &[u8]) -> bool {
-    while data.len() >= 2 {
-        if data[0] & 0x0F == 0x8 {
-            return true;
-        }
-        let (len, head) = match data[1] & 0x7F {
-            126 if data.len() >= 4 => (usize::from(u16::from_be_bytes([data[2], data[3]])), 4),
-            127 if data.len() >= 10 => {
-                let mut n = [0u8; 8];
-                n.copy_from_slice(&data[2..10]);
-                (
-                    usize::try_from(u64::from_be_bytes(n)).unwrap_or(usize::MAX),
-                    10,
-                )
-            }
-            126 | 127 => return false,
-            n => (usize::from(n), 2),
-        };
-        let mask = if data[1] & 0x80 != 0 { 4 } else { 0 };
-        data = data.get(head + mask + len..).unwrap_or_default();
-    }
-    false
-}
-
 /// A write-gathering wrapper: writes land in a buffer (shared with the
 /// session's writer through [`Outgoing`]) that goes out on flush, or once it
 /// holds [`BATCH_LIMIT`] bytes, and is freed once written, so that an idle
-/// connection holds none.
+/// connection holds none. Once the peer closed, tungstenite's writes (its
+/// Close reply) go straight through.
 #[derive(Debug)]
 pub(crate) struct BatchIo<T> {
     inner: T,
@@ -338,22 +343,31 @@ impl<T: AsyncWrite + Unpin> BatchIo<T> {
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let BatchIo { inner, outgoing } = self;
         // Held while writing: a direct write waits its turn.
-        let mut out = outgoing.lock();
-        loop {
-            if out.sent == out.sending.len() {
-                out.sending = std::mem::take(&mut out.pending);
-                out.sent = 0;
-                if out.sending.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
+        drain(&mut outgoing.lock(), inner, cx)
+    }
+}
+
+/// Writes `out`'s frame in flight and its gathered frames into `inner`,
+/// freeing the buffers once they are out.
+fn drain<T: AsyncWrite + Unpin>(
+    out: &mut Out,
+    inner: &mut T,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        if out.sent == out.sending.len() {
+            out.sending = std::mem::take(&mut out.pending);
+            out.sent = 0;
+            if out.sending.is_empty() {
+                return Poll::Ready(Ok(()));
             }
-            let Out { sending, sent, .. } = &mut *out;
-            let n = ready!(Pin::new(&mut *inner).poll_write(cx, &sending[*sent..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            *sent += n;
         }
+        let Out { sending, sent, .. } = &mut *out;
+        let n = ready!(Pin::new(&mut *inner).poll_write(cx, &sending[*sent..]))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        *sent += n;
     }
 }
 
@@ -368,24 +382,37 @@ impl<T: AsyncRead + Unpin> AsyncRead for BatchIo<T> {
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for BatchIo<T> {
+    /// Only tungstenite writes here (Pings, Pongs, a Close; each at most 131
+    /// bytes). They gather with the writer's frames until the next flush,
+    /// except once the peer closed ([`Outgoing::peer_closed`]): then they go
+    /// straight into the socket after what is gathered, because a server's
+    /// tungstenite writes its Close reply and returns `ConnectionClosed`
+    /// instead of ever flushing again.
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.outgoing.lock().pending.len() >= BATCH_LIMIT {
-            ready!(self.poll_drain(cx))?;
+        let BatchIo { inner, outgoing } = self.get_mut();
+        let mut out = outgoing.lock();
+        if !out.through {
+            if out.pending.len() >= BATCH_LIMIT {
+                ready!(drain(&mut out, inner, cx))?;
+            }
+            let buf = &mut out.pending;
+            if buf.is_empty() {
+                // One allocation for a typical flush instead of a doubling series.
+                buf.reserve(data.len().max(4096));
+            }
+            buf.extend_from_slice(data);
+            return Poll::Ready(Ok(data.len()));
         }
-        let mut out = self.outgoing.lock();
-        // Only tungstenite writes here (Pings, Pongs, Close), whole frames.
-        out.closed |= holds_close(data);
-        let buf = &mut out.pending;
-        if buf.is_empty() {
-            // One allocation for a typical flush instead of a doubling series.
-            buf.reserve(data.len().max(4096));
-        }
-        buf.extend_from_slice(data);
-        Poll::Ready(Ok(data.len()))
+        ready!(drain(&mut out, inner, cx))?;
+        let n = ready!(Pin::new(&mut *inner).poll_write(cx, data))?;
+        // tungstenite hands the rest of its buffer back in its next write;
+        // until then nothing else may go in.
+        out.partial = n < data.len();
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -477,182 +504,4 @@ impl AsyncWrite for SharedTcp {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
-
-    /// Writes gather until flush, go out in order, and leave no buffer behind.
-    #[tokio::test]
-    async fn batch_io_gathers_until_flush_and_frees_its_buffer() {
-        let (a, mut b) = tokio::io::duplex(1 << 20);
-        let mut io = BatchIo::new(a);
-        io.write_all(b"hello ").await.unwrap();
-        io.write_all(b"world").await.unwrap();
-        assert_eq!(
-            io.outgoing.lock().pending.len(),
-            11,
-            "nothing written before flush"
-        );
-        io.flush().await.unwrap();
-        {
-            let out = io.outgoing.lock();
-            assert_eq!(out.pending.capacity(), 0, "buffer freed after flush");
-            assert_eq!(out.sending.capacity(), 0, "buffer freed after flush");
-        }
-        let mut got = [0u8; 11];
-        b.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"hello world");
-    }
-
-    /// Past BATCH_LIMIT a write pushes what is buffered out first.
-    #[tokio::test]
-    async fn batch_io_writes_through_past_its_limit() {
-        let (a, mut b) = tokio::io::duplex(1 << 20);
-        let mut io = BatchIo::new(a);
-        let chunk = vec![7u8; BATCH_LIMIT];
-        io.write_all(&chunk).await.unwrap();
-        io.write_all(b"x").await.unwrap();
-        assert_eq!(
-            io.outgoing.lock().pending.len(),
-            1,
-            "the full buffer went out before the next write"
-        );
-        let mut got = vec![0u8; BATCH_LIMIT];
-        b.read_exact(&mut got).await.unwrap();
-        assert_eq!(got, chunk);
-    }
-
-    /// Encoded frames carry the right header for each length form and parse
-    /// back as text frames of the same payload.
-    #[test]
-    fn text_frames_encode_all_three_length_forms() {
-        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-        use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
-        for len in [0, 125, 126, 65_535, 65_536] {
-            let payload = vec![b'a'; len];
-            let mut buf = Vec::new();
-            encode_text(&mut buf, &payload);
-            let mut cursor = std::io::Cursor::new(&buf[..]);
-            let (header, n) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
-            assert!(header.is_final);
-            assert_eq!(header.opcode, OpCode::Data(Data::Text));
-            assert!(header.mask.is_none());
-            assert_eq!(n, len as u64);
-            assert_eq!(&buf[cursor.position() as usize..], &payload[..]);
-        }
-    }
-
-    /// A connected pair on 127.0.0.1: (the server's side, the client's).
-    async fn tcp_pair() -> (TcpStream, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap());
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        (accepted.unwrap().0, client.unwrap())
-    }
-
-    /// The server side's [`BatchIo`] over a [`SharedTcp`], and its handle.
-    fn shared(tcp: TcpStream) -> (BatchIo<SharedTcp>, Outgoing) {
-        let outgoing = Outgoing::new(Some(tcp));
-        let io = SharedTcp {
-            wire: outgoing.clone(),
-            read_buf: Bytes::new(),
-        };
-        (BatchIo::with_outgoing(io, outgoing.clone()), outgoing)
-    }
-
-    /// Reads one unmasked frame; returns its first byte and payload.
-    async fn read_frame(c: &mut TcpStream) -> (u8, Vec<u8>) {
-        let mut head = [0u8; 2];
-        c.read_exact(&mut head).await.unwrap();
-        let len = match head[1] {
-            126 => usize::from(c.read_u16().await.unwrap()),
-            127 => c.read_u64().await.unwrap() as usize,
-            n => usize::from(n),
-        };
-        let mut payload = vec![0u8; len];
-        c.read_exact(&mut payload).await.unwrap();
-        (head[0], payload)
-    }
-
-    /// Direct writes go out whole and in order: once the peer stops
-    /// reading and the socket fills, what it took part of is finished by
-    /// the next flush, ahead of the frames gathered meanwhile, and no direct
-    /// write overtakes them.
-    #[tokio::test]
-    async fn direct_writes_stay_whole_and_in_order_when_the_socket_fills() {
-        let (server, mut client) = tcp_pair().await;
-        socket2::SockRef::from(&server)
-            .set_send_buffer_size(8192)
-            .unwrap();
-        let (mut io, outgoing) = shared(server);
-        assert_eq!(outgoing.write_now(b"first"), Wrote::All);
-        let big = vec![b'x'; 50_000];
-        let mut taken = 0;
-        let last = loop {
-            match outgoing.write_now(&big) {
-                Wrote::All if taken < 10_000 => taken += 1,
-                other => break other,
-            }
-        };
-        assert_ne!(
-            last,
-            Wrote::All,
-            "a peer that does not read fills the socket"
-        );
-        if last == Wrote::Part {
-            taken += 1;
-        }
-        assert_eq!(outgoing.write_now(b"late"), Wrote::Nothing);
-        outgoing.push_text([&b"gathered"[..]]);
-        let reader = tokio::spawn(async move {
-            let mut got = vec![read_frame(&mut client).await];
-            for _ in 0..taken + 1 {
-                got.push(read_frame(&mut client).await);
-            }
-            got
-        });
-        io.flush().await.unwrap();
-        let got = reader.await.unwrap();
-        assert!(got.iter().all(|(b0, _)| *b0 == 0x81), "whole text frames");
-        assert_eq!(got[0].1, b"first");
-        assert!(got[1..=taken].iter().all(|(_, p)| *p == big));
-        assert_eq!(got[taken + 1].1, b"gathered");
-        assert_eq!(outgoing.write_now(b"now"), Wrote::All, "idle again");
-    }
-
-    /// Once tungstenite wrote a Close frame, neither a direct write nor the
-    /// writer's frames follow it.
-    #[tokio::test]
-    async fn nothing_follows_a_close_frame() {
-        let (server, mut client) = tcp_pair().await;
-        let (mut io, outgoing) = shared(server);
-        // A Pong, then a Close (1000) in one write, as tungstenite may.
-        io.write_all(&[0x8A, 0x00, 0x88, 0x02, 0x03, 0xE8])
-            .await
-            .unwrap();
-        io.flush().await.unwrap();
-        assert_eq!(outgoing.write_now(b"late"), Wrote::Nothing);
-        assert_eq!(outgoing.push_text([&b"late"[..]]), 0);
-        io.flush().await.unwrap();
-        drop((io, outgoing));
-        let mut rest = Vec::new();
-        client.read_to_end(&mut rest).await.unwrap();
-        assert_eq!(rest, [0x8A, 0x00, 0x88, 0x02, 0x03, 0xE8]);
-    }
-
-    #[test]
-    fn close_frames_are_found_among_the_frames_of_a_write() {
-        assert!(holds_close(&[0x88, 0x00]));
-        assert!(holds_close(&[0x89, 0x01, b'p', 0x88, 0x00]));
-        assert!(
-            !holds_close(&[0x8A, 0x02, 0x88, 0x88]),
-            "payload bytes are skipped"
-        );
-        let mut long = vec![0x81, 126, 0x01, 0x00];
-        long.extend(vec![0x88; 256]);
-        assert!(!holds_close(&long));
-        long.extend([0x88, 0x00]);
-        assert!(holds_close(&long));
-    }
-}
+mod tests;

@@ -156,17 +156,21 @@ impl Persist {
                     let frames = st
                         .history
                         .iter()
-                        .filter(|(s, _, _)| *s > after)
-                        .map(|(s, _, f)| (*s, f.clone()))
+                        .filter(|f| f.seq() > after)
+                        .map(|f| (f.seq(), f.text().clone()))
                         .collect();
                     changes.push(Change::Put {
                         name: t.name.clone(),
                         seq: st.seq,
                         ts: st.ts,
-                        latest: st.latest.clone().unwrap_or_default(),
+                        latest: st
+                            .latest
+                            .as_ref()
+                            .map(|f| f.text().clone())
+                            .unwrap_or_default(),
                         feed: st.source.feed.clone(),
                         frames,
-                        keep_from: st.history.front().map_or(st.seq + 1, |(s, _, _)| *s),
+                        keep_from: st.history.front().map_or(st.seq + 1, |f| f.seq()),
                     });
                     drop(st);
                     undo.push(Undo::Dirty(t, after));
