@@ -7,6 +7,10 @@
 //! not stop the others. The checks are those of `POST /api/publish/{topic}`:
 //! the topic's grammar, no `$` topics, `[limits] max_topics`, and (cluster
 //! mode, `[history] sync = "always"`) the wait for the update to be taken.
+//!
+//! `POST /api/publish/{topic}` publishes one value; its body is checked and
+//! kept as text by [`compact_value`] (never built into a `Value`), then goes
+//! through the same [`check_topic`] and hub publish as every item here.
 
 use serde_json::Value;
 
@@ -35,8 +39,7 @@ pub(crate) struct Item {
 /// # Errors
 /// What is wrong with the body as a whole: not JSON, not an array, empty.
 pub(crate) fn parse_items(body: &[u8]) -> Result<Items<'_>, String> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
-        .map_err(|e| format!("body is not JSON: {e}"))?;
+    check_json(body)?;
     let start = skip_space(body, 0);
     if body.get(start) != Some(&b'[') {
         return Err("the body must be a JSON array of {\"topic\",\"data\"} objects".into());
@@ -77,6 +80,58 @@ impl Iterator for Items<'_> {
             Err(e) => Err(ItemResult::refused(None, format!("not JSON: {e}"))),
         })
     }
+}
+
+/// Checks that `body` is one JSON text, without building anything
+/// (`IgnoredAny`): what it costs is a scan of the bytes.
+///
+/// # Errors
+/// `body is not JSON: ...`, with serde's line and column.
+fn check_json(body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| format!("body is not JSON: not UTF-8 (at byte {})", e.valid_up_to()))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(drop)
+        .map_err(|e| format!("body is not JSON: {e}"))
+}
+
+/// A body that is one JSON value, checked (see [`check_json`]) and kept as
+/// compact text: the whitespace between tokens removed, everything else
+/// (strings, escapes, numbers as written) kept byte for byte.
+///
+/// Why not a `serde_json::Value`: a tree of small values costs up to ~26x
+/// its text, so a large body at an operator-raised `max_frame_bytes` took
+/// hundreds of MB while parsed. The text costs at most its own size; the
+/// update's wire frame is built from it as from any serialized value.
+/// Compact, because a frame is one line on every transport (`/sse` writes
+/// it as one `data:` line).
+///
+/// # Errors
+/// What [`check_json`] says.
+pub(crate) fn compact_value(body: &[u8]) -> Result<String, String> {
+    check_json(body)?;
+    let mut out = Vec::with_capacity(body.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            // Within a string every byte is kept; only its end is looked for.
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            // Between tokens: the body was checked, so no two tokens depend
+            // on the whitespace that separates them.
+            continue;
+        } else if b == b'"' {
+            in_string = true;
+        }
+        out.push(b);
+    }
+    // Only ASCII whitespace outside strings was removed from UTF-8 text.
+    String::from_utf8(out).map_err(|e| format!("body is not JSON: {e}"))
 }
 
 /// The index of the first byte at or after `at` that is not JSON whitespace.
@@ -207,5 +262,25 @@ mod tests {
         assert_eq!(err["topic"], "a.c");
         assert!(err["error"].as_str().unwrap().contains("`extra`"), "{err}");
         assert!(items[2..].iter().all(Result::is_err));
+    }
+
+    /// A single value is kept as written, less the whitespace between its
+    /// tokens (inside strings, escapes included, nothing changes); a body
+    /// that is not one JSON value is refused with serde's position.
+    #[test]
+    fn a_value_is_kept_as_compact_text() {
+        let body = " {\"a\" : [1 , 2.50e1,\n\t\"x y\\\" \\\\\"] ,\r\n \"\\u00e9\":null } ";
+        let text = compact_value(body.as_bytes()).unwrap();
+        assert_eq!(text, r#"{"a":[1,2.50e1,"x y\" \\"],"\u00e9":null}"#);
+        let same: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            same,
+            serde_json::from_str::<serde_json::Value>(body).unwrap()
+        );
+        assert_eq!(compact_value(b"7").unwrap(), "7");
+        for bad in [&b"{\"a\":"[..], b"1 2", b"", b"\"\xff\""] {
+            let err = compact_value(bad).unwrap_err();
+            assert!(err.starts_with("body is not JSON"), "{err}");
+        }
     }
 }

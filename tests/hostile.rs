@@ -1238,6 +1238,74 @@ async fn a_large_bulk_body_is_published_item_by_item() {
     assert!(t.healthz().await);
 }
 
+/// Row 10: one 8 MB value (`POST /api/publish/{topic}`, `max_frame_bytes`
+/// raised to 32 MiB; 24 MB at `HOSTILE_SCALE` 3 and over), an object of
+/// arrays of small numbers, is checked and published as its text: it is
+/// answered with its seq, its latest value reads back equal, and the server's
+/// peak RSS (VmHWM) grows by less than 4x the body. Parsing it into a
+/// `serde_json::Value` first cost ~16x here (SECURITY.md, row 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_single_value_is_published_as_its_text() {
+    let t = Tickerd::start(
+        "[server]\npublish_token = \"pub\"\n\
+         [limits]\nmax_frame_bytes = 33554432\nmax_buffered_bytes = 33554432\nbody_timeout = \"60s\"\n",
+    )
+    .await;
+    let numbers: Vec<String> = (0..100).map(|i| (i * 7 % 1000).to_string()).collect();
+    let row = format!("[{}]", numbers.join(", "));
+    let mut body = String::from("{\"rows\": [");
+    let mut rows = 0usize;
+    while body.len() < 8_000_000 * scale().min(3) {
+        if rows > 0 {
+            body.push_str(",\n");
+        }
+        body.push_str(&row);
+        rows += 1;
+    }
+    body.push_str("]}");
+    let before = t.rss_kib();
+    let client = reqwest::Client::new();
+    let post = client
+        .post(t.url("/api/publish/big.one"))
+        .bearer_auth("pub")
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send();
+    let answer = tokio::time::timeout(4 * DEADLINE, async {
+        let r = post.await.unwrap();
+        assert_eq!(r.status(), 200);
+        serde_json::from_str::<serde_json::Value>(&r.text().await.unwrap()).unwrap()
+    })
+    .await
+    .expect("the publish is answered in time");
+    assert_eq!(answer["topic"], "big.one");
+    assert_eq!(answer["seq"], 1);
+    let peak = peak_rss_kib(&t);
+    let grew = peak.saturating_sub(before);
+    let body_kib = body.len() as u64 / 1024;
+    report(
+        "10 one large value",
+        &format!("{:.1} MB, {rows} rows", body.len() as f64 / 1e6),
+        before,
+        peak,
+        "published as its text",
+    );
+    assert!(
+        grew < 4 * body_kib,
+        "peak RSS grew {grew} KiB for a {body_kib} KiB body (bound 4x)"
+    );
+    let latest = within(async {
+        let r = client.get(t.url("/api/topics/big.one")).send().await;
+        let text = r.unwrap().text().await.unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    })
+    .await;
+    let sent: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(latest["data"]["rows"].as_array().map(Vec::len), Some(rows));
+    assert_eq!(latest["data"], sent);
+    assert!(t.healthz().await);
+}
+
 /// Lines of the server's log that contain every one of `needles`.
 fn log_lines(t: &Tickerd, needles: &[&str]) -> Vec<String> {
     let log = t.log.lock().unwrap();
