@@ -133,13 +133,22 @@ impl Drop for GiveBack {
 /// allocator's free memory back to the system, on the blocking pool (it walks
 /// every arena: milliseconds, never on an async worker).
 async fn give_back_when_quiet() {
+    /// Clears [`SCHEDULED`] however the task ends: a runtime shut down while
+    /// it waits (an embedder's, a test's) must not stop every later
+    /// give-back in the process.
+    struct Unschedule;
+    impl Drop for Unschedule {
+        fn drop(&mut self) {
+            SCHEDULED.store(false, Ordering::SeqCst);
+        }
+    }
+    let _unschedule = Unschedule;
     loop {
         tokio::time::sleep(QUIET).await;
         if IN_FLIGHT.load(Ordering::SeqCst) == 0 {
             break;
         }
     }
-    SCHEDULED.store(false, Ordering::SeqCst);
     let _ = tokio::task::spawn_blocking(trim_allocator).await;
 }
 
