@@ -7,7 +7,14 @@
 //! not stop the others. The checks are those of `POST /api/publish/{topic}`:
 //! the topic's grammar, no `$` topics, `[limits] max_topics`, and (cluster
 //! mode, `[history] sync = "always"`) the wait for the update to be taken.
+//!
+//! `POST /api/publish/{topic}` publishes one value; its body is checked and
+//! kept as text by [`compact_value`] (never built into a `Value`), then goes
+//! through the same [`check_topic`] and hub publish as every item here.
 
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::hub::{Hub, PublishError};
@@ -18,7 +25,9 @@ use crate::topic;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Item {
     pub(crate) topic: String,
-    pub(crate) data: Value,
+    /// The item's `data`, one JSON value as compact text (see
+    /// [`compact_value`]): never a `Value` tree, whatever its size.
+    pub(crate) data: String,
 }
 
 /// The items of a bulk body, a non-empty JSON array, parsed one at a time as
@@ -29,14 +38,13 @@ pub(crate) struct Item {
 /// The whole body's syntax is checked first, without building anything
 /// (`IgnoredAny`), so that a malformed body is refused before any of its
 /// items is published; then the array is walked element by element. A body
-/// costs its own bytes plus one item at a time, never a `Value` of the whole
-/// array (which took ~45x the body).
+/// costs its own bytes plus one item's text at a time, never a `Value` of
+/// the whole array (which took ~45x the body) nor of one item.
 ///
 /// # Errors
 /// What is wrong with the body as a whole: not JSON, not an array, empty.
 pub(crate) fn parse_items(body: &[u8]) -> Result<Items<'_>, String> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
-        .map_err(|e| format!("body is not JSON: {e}"))?;
+    check_json(body)?;
     let start = skip_space(body, 0);
     if body.get(start) != Some(&b'[') {
         return Err("the body must be a JSON array of {\"topic\",\"data\"} objects".into());
@@ -48,8 +56,8 @@ pub(crate) fn parse_items(body: &[u8]) -> Result<Items<'_>, String> {
     Ok(Items { body, at: first })
 }
 
-/// The elements of a bulk body's array, each parsed (and shape-checked by
-/// [`parse_item`]) only when it is taken: at most one item's `Value` exists
+/// The elements of a bulk body's array, each read (and shape-checked by
+/// [`parse_raw_item`]) only when it is taken: at most one item's text exists
 /// at a time.
 pub(crate) struct Items<'a> {
     body: &'a [u8],
@@ -62,7 +70,9 @@ impl Iterator for Items<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let rest = self.body.get(self.at..).filter(|r| !r.is_empty())?;
-        let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
+        // Only delimited here (`RawValue`): the element is read by
+        // [`parse_raw_item`] without building a tree.
+        let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<&RawValue>();
         let parsed = values.next();
         let end = self.at + values.byte_offset();
         // The body's syntax was checked whole: after an element comes `,`
@@ -73,10 +83,62 @@ impl Iterator for Items<'_> {
             _ => self.body.len(),
         };
         Some(match parsed? {
-            Ok(value) => parse_item(value),
+            Ok(raw) => parse_raw_item(raw),
             Err(e) => Err(ItemResult::refused(None, format!("not JSON: {e}"))),
         })
     }
+}
+
+/// Checks that `body` is one JSON text, without building anything
+/// (`IgnoredAny`): what it costs is a scan of the bytes.
+///
+/// # Errors
+/// `body is not JSON: ...`, with serde's line and column.
+fn check_json(body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| format!("body is not JSON: not UTF-8 (at byte {})", e.valid_up_to()))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(drop)
+        .map_err(|e| format!("body is not JSON: {e}"))
+}
+
+/// A body that is one JSON value, checked (see [`check_json`]) and kept as
+/// compact text: the whitespace between tokens removed, everything else
+/// (strings, escapes, numbers as written) kept byte for byte.
+///
+/// Why not a `serde_json::Value`: a tree of small values costs up to ~26x
+/// its text, so a large body at an operator-raised `max_frame_bytes` took
+/// hundreds of MB while parsed. The text costs at most its own size; the
+/// update's wire frame is built from it as from any serialized value.
+/// Compact, because a frame is one line on every transport (`/sse` writes
+/// it as one `data:` line).
+///
+/// # Errors
+/// What [`check_json`] says.
+pub(crate) fn compact_value(body: &[u8]) -> Result<String, String> {
+    check_json(body)?;
+    let mut out = Vec::with_capacity(body.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            // Within a string every byte is kept; only its end is looked for.
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            // Between tokens: the body was checked, so no two tokens depend
+            // on the whitespace that separates them.
+            continue;
+        } else if b == b'"' {
+            in_string = true;
+        }
+        out.push(b);
+    }
+    // Only ASCII whitespace outside strings was removed from UTF-8 text.
+    String::from_utf8(out).map_err(|e| format!("body is not JSON: {e}"))
 }
 
 /// The index of the first byte at or after `at` that is not JSON whitespace.
@@ -88,17 +150,31 @@ fn skip_space(body: &[u8], at: usize) -> usize {
         .count()
 }
 
-/// One `{"topic","data"}` object.
+/// One `{"topic","data"}` object, already parsed (the WebSocket `publish`
+/// op's items): checked by [`parse_raw_item`] like a bulk body's.
 pub(crate) fn parse_item(item: Value) -> Result<Item, ItemResult> {
-    let Value::Object(mut obj) = item else {
-        return Err(ItemResult::refused(
-            None,
-            "an item must be an object {\"topic\",\"data\"}",
-        ));
-    };
-    let topic = match obj.remove("topic") {
-        Some(Value::String(t)) => t,
-        Some(_) => return Err(ItemResult::refused(None, "`topic` must be a string")),
+    match serde_json::value::to_raw_value(&item) {
+        Ok(raw) => parse_raw_item(&raw),
+        Err(e) => Err(ItemResult::refused(None, format!("not JSON: {e}"))),
+    }
+}
+
+/// One `{"topic","data"}` object, from its JSON text: its fields are
+/// delimited, `topic` read as a string and `data` kept as compact text, so
+/// that a large item costs about its own size.
+fn parse_raw_item(item: &RawValue) -> Result<Item, ItemResult> {
+    let not_object = || ItemResult::refused(None, "an item must be an object {\"topic\",\"data\"}");
+    if !item.get().starts_with('{') {
+        return Err(not_object());
+    }
+    let mut obj: BTreeMap<String, &RawValue> =
+        serde_json::from_str(item.get()).map_err(|_| not_object())?;
+    let topic = match obj
+        .remove("topic")
+        .map(|t| serde_json::from_str::<String>(t.get()))
+    {
+        Some(Ok(t)) => t,
+        Some(Err(_)) => return Err(ItemResult::refused(None, "`topic` must be a string")),
         None => return Err(ItemResult::refused(None, "missing `topic`")),
     };
     if let Some(field) = obj.keys().find(|k| *k != "data") {
@@ -110,6 +186,8 @@ pub(crate) fn parse_item(item: Value) -> Result<Item, ItemResult> {
     let Some(data) = obj.remove("data") else {
         return Err(ItemResult::refused(Some(&topic), "missing `data`"));
     };
+    let data =
+        compact_value(data.get().as_bytes()).map_err(|e| ItemResult::refused(Some(&topic), e))?;
     Ok(Item { topic, data })
 }
 
@@ -158,7 +236,7 @@ async fn publish_one(hub: &Hub, item: Item, may_publish: &impl Fn(&str) -> bool)
     if !may_publish(name) {
         return ItemResult::refused(Some(name), "forbidden: this token may not publish there");
     }
-    match hub.publish_and_wait(name, &item.data).await {
+    match hub.publish_json_and_wait(name, &item.data).await {
         Ok(p) => ItemResult::Published {
             topic: item.topic,
             seq: p.seq,
@@ -176,7 +254,6 @@ async fn publish_one(hub: &Hub, item: Item, may_publish: &impl Fn(&str) -> bool)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     /// The body's shape is refused whole (not JSON, not an array, empty);
     /// each element is then its own item, checked on its own.
@@ -200,12 +277,34 @@ mod tests {
             items[0],
             Ok(Item {
                 topic: "a.b".into(),
-                data: json!(1)
+                data: "1".into()
             })
         );
+        let spaced = parse(r#"[{"topic": "a.d", "data": { "x" : [1, "a b"] }}]"#).unwrap();
+        assert_eq!(spaced[0].as_ref().unwrap().data, r#"{"x":[1,"a b"]}"#);
         let err = serde_json::to_value(items[1].clone().unwrap_err()).unwrap();
         assert_eq!(err["topic"], "a.c");
         assert!(err["error"].as_str().unwrap().contains("`extra`"), "{err}");
         assert!(items[2..].iter().all(Result::is_err));
+    }
+
+    /// A single value is kept as written, less the whitespace between its
+    /// tokens (inside strings, escapes included, nothing changes); a body
+    /// that is not one JSON value is refused with serde's position.
+    #[test]
+    fn a_value_is_kept_as_compact_text() {
+        let body = " {\"a\" : [1 , 2.50e1,\n\t\"x y\\\" \\\\\"] ,\r\n \"\\u00e9\":null } ";
+        let text = compact_value(body.as_bytes()).unwrap();
+        assert_eq!(text, r#"{"a":[1,2.50e1,"x y\" \\"],"\u00e9":null}"#);
+        let same: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            same,
+            serde_json::from_str::<serde_json::Value>(body).unwrap()
+        );
+        assert_eq!(compact_value(b"7").unwrap(), "7");
+        for bad in [&b"{\"a\":"[..], b"1 2", b"", b"\"\xff\""] {
+            let err = compact_value(bad).unwrap_err();
+            assert!(err.starts_with("body is not JSON"), "{err}");
+        }
     }
 }

@@ -57,10 +57,24 @@ impl Hub {
         data: &T,
     ) -> Result<Published, PublishError> {
         let json = serde_json::to_string(data)?;
+        self.publish_json_and_wait(topic, &json).await
+    }
+
+    /// [`Hub::publish_and_wait`] of already-serialized JSON (`json` must be
+    /// one valid JSON value): a large value published as the text it came
+    /// in, never built into a tree.
+    ///
+    /// # Errors
+    /// As [`Hub::publish_and_wait`].
+    pub(crate) async fn publish_json_and_wait(
+        &self,
+        topic: &str,
+        json: &str,
+    ) -> Result<Published, PublishError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.relay_out(&Source::default(), topic, &json, Some(tx))? {
+        match self.relay_out(&Source::default(), topic, json, Some(tx))? {
             None => {
-                let published = self.publish_json(&Source::default(), topic, &json)?;
+                let published = self.publish_json(&Source::default(), topic, json)?;
                 match self.inner.persist.get().filter(|p| p.always()) {
                     Some(p) if !p.flushed().await => Err(PublishError::NotStored(
                         "the history store could not commit it (see the server log)".into(),

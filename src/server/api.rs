@@ -235,11 +235,13 @@ pub(super) async fn publish(
     check_publish_token(&settings, headers)?;
     publish::check_topic(&name).map_err(ApiError::BadRequest)?;
     let body = read_body(headers, body, &settings.limits).await?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not JSON: {e}")))?;
+    // Kept as text, never a tree (see `publish::compact_value`); the body is
+    // dropped before the update's frame is built from the text.
+    let json = publish::compact_value(&body).map_err(ApiError::BadRequest)?;
+    drop(body);
     let published = shared
         .hub
-        .publish_and_wait(&name, &value)
+        .publish_json_and_wait(&name, &json)
         .await
         .map_err(|e| match e {
             PublishError::Cluster { .. } => ApiError::Unavailable(publish::NOT_TAKEN),
@@ -280,10 +282,21 @@ pub(super) async fn read_body_within(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(ApiError::TooLarge(max));
     }
-    let read = Limited::new(body, max).collect();
+    // Into one buffer of the declared size as it arrives: collecting the
+    // chunks and joining them after held the body twice.
+    let read = async {
+        let mut limited = Limited::new(body, max);
+        let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(frame) = limited.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, axum::BoxError>(Bytes::from(out))
+    };
     match tokio::time::timeout(limits.body_timeout, read).await {
         Err(_) => Err(ApiError::Timeout("the request body did not arrive in time")),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge(max)),
         Ok(Err(e)) => Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
     }
