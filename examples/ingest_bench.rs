@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 
+#[path = "../tests/support/remote_write.rs"]
+mod remote_write;
+use remote_write::{Label, Sample, TimeSeries, WriteRequest};
+
 /// Points in one write.
 const POINTS: usize = 5_000;
 
@@ -44,37 +48,6 @@ name = "ot"
 kind = "otlp"
 topic = "ot.{name}.{attributes.host}"
 "#;
-
-/// `prometheus.WriteRequest` and the messages under it.
-#[derive(Clone, PartialEq, prost::Message)]
-struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Sample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
-}
 
 /// The OTLP messages of a gauge export (`ExportMetricsServiceRequest`, ...).
 #[derive(Clone, PartialEq, prost::Message)]

@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use support::brokers::{Broker, MqttPublisher};
 use support::databases::{Postgres, Prometheus};
 use support::feeds::{refused_addr, serve};
+use support::remote_write::{Label, Sample, TimeSeries, WriteRequest};
 use support::{Client, Server};
 
 /// How often a source that streams sends its payload again: a row's source
@@ -310,37 +311,6 @@ fn push_body(row: &str) -> (&'static str, Vec<u8>) {
                 .to_vec(),
         ),
     }
-}
-
-/// The remote-write 1.0 messages the `remote_write` row's source sends.
-#[derive(Clone, PartialEq, prost::Message)]
-struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Sample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
 }
 
 /// A config with one feed per row (`k.<row>` its topic), each with `common`

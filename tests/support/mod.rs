@@ -7,6 +7,7 @@ pub mod databases;
 pub mod feeds;
 pub mod markdown;
 pub mod python;
+pub mod remote_write;
 pub mod resume;
 pub mod sse;
 
