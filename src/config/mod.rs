@@ -15,6 +15,7 @@ pub mod dashboard;
 mod error;
 mod explain;
 mod feed;
+mod section_checks;
 mod sections;
 mod tls;
 
@@ -22,8 +23,8 @@ pub use auth::{JwtAlgorithm, JwtConfig, JwtKey};
 pub use dashboard::{Dashboard, FeedHealth, Level, Panel, PanelKind, Threshold};
 use error::{one_error, plain_error, toml_error};
 pub use error::{ConfigError, ConfigErrors, Location};
+use section_checks::{check_access, check_history, check_sections};
 pub(crate) use sections::parse_cidr;
-use sections::{check_access, check_history, check_sections};
 pub use sections::{
     parse_listen, AccessConfig, ClusterConfig, DashboardConfig, HistoryConfig, LimitsConfig,
     OneOrMany, ServerConfig, SyncPolicy,
