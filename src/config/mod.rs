@@ -12,6 +12,7 @@
 
 mod auth;
 pub mod dashboard;
+mod doc;
 mod error;
 mod explain;
 mod feed;
@@ -21,6 +22,7 @@ mod tls;
 
 pub use auth::{JwtAlgorithm, JwtConfig, JwtKey};
 pub use dashboard::{Dashboard, FeedHealth, Level, Panel, PanelKind, Threshold};
+use doc::Doc;
 use error::{one_error, plain_error, toml_error};
 pub use error::{ConfigError, ConfigErrors, Location};
 use section_checks::{check_access, check_history, check_sections};
@@ -41,7 +43,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use toml::Spanned;
 
 /// The config used when no `config.toml` is given or found: synthetic stock
 /// tickers and this host's metrics, offline.
@@ -89,139 +90,6 @@ const MAIN_SECTIONS: [&str; 8] = [
 struct RawFeedsFile {
     #[serde(default)]
     feed: Vec<feed::RawFeed>,
-}
-
-/// One file being validated: where each key was written, and what is wrong.
-struct Doc<'a> {
-    file: &'a Path,
-    text: &'a str,
-    /// `server` → its header's line, `server.listen` → the key's line.
-    lines: HashMap<String, Location>,
-    errors: Vec<ConfigError>,
-}
-
-impl<'a> Doc<'a> {
-    fn new(file: &'a Path, text: &'a str) -> Self {
-        Doc {
-            file,
-            text,
-            lines: HashMap::new(),
-            errors: Vec::new(),
-        }
-    }
-
-    /// Where `key` (`server.listen`) was written: its own line, else its
-    /// section's, else line 1.
-    fn at(&self, key: &str) -> Location {
-        let mut k = key;
-        loop {
-            if let Some(l) = self.lines.get(k) {
-                return l.clone();
-            }
-            match k.rsplit_once('.') {
-                Some((head, _)) => k = head,
-                None => {
-                    return Location {
-                        file: self.file.to_path_buf(),
-                        line: 1,
-                    }
-                }
-            }
-        }
-    }
-
-    fn error(&mut self, key: &str, message: String) {
-        let location = Some(self.at(key));
-        self.errors.push(ConfigError {
-            location,
-            feed: None,
-            message,
-        });
-    }
-
-    /// Refuses top-level names that are neither `sections` nor plain `keys`
-    /// (a dashboard's `title`), suggesting the nearest. A section is shown as
-    /// the unknown name was written (`[sever]` → `[server]`, `[[panels]]` →
-    /// `[[panel]]`), a key as `` `title` ``.
-    fn check_top_level(&mut self, sections: &[&str], keys: &[&str]) {
-        let Ok(top) = toml::from_str::<BTreeMap<Spanned<String>, toml::Value>>(self.text) else {
-            return; // the typed parse reports the syntax error
-        };
-        let known: Vec<&str> = sections.iter().chain(keys).copied().collect();
-        for (name, value) in &top {
-            let name_str = name.get_ref().as_str();
-            if known.contains(&name_str) {
-                continue;
-            }
-            let shown = |n: &str| match value {
-                _ if keys.contains(&n) => format!("`{n}`"),
-                toml::Value::Table(_) => format!("[{n}]"),
-                toml::Value::Array(a) if a.iter().all(toml::Value::is_table) => format!("[[{n}]]"),
-                _ => format!("`{n}`"),
-            };
-            let what = match shown(name_str).starts_with('[') {
-                true => "section",
-                false => "key",
-            };
-            let hint = match crate::transform::nearest(name_str, &known) {
-                Some(near) => format!("; did you mean {}?", shown(near)),
-                None => String::new(),
-            };
-            let all: Vec<String> = known.iter().map(|s| shown(s)).collect();
-            let location = Some(Location::new(self.file, self.text, name.span().start));
-            self.errors.push(ConfigError {
-                location,
-                feed: None,
-                message: format!(
-                    "unknown {what} {}{hint} (expected one of {})",
-                    shown(name_str),
-                    all.join(", ")
-                ),
-            });
-        }
-    }
-
-    /// [`Doc::section`] for an optional `[name]` table.
-    fn named<T: serde::de::DeserializeOwned>(
-        &mut self,
-        name: &str,
-        raw: Option<RawTable>,
-    ) -> Option<T> {
-        raw.and_then(|r| self.section(name, &format!("[{name}]"), r))
-    }
-
-    /// Deserializes one section, recording where each of its keys is and an
-    /// error (at the key's line) for each bad key. `label` names the section in
-    /// messages (`[server]`, `[[access]] #2`).
-    fn section<T: serde::de::DeserializeOwned>(
-        &mut self,
-        key: &str,
-        label: &str,
-        raw: RawTable,
-    ) -> Option<T> {
-        let (file, text) = (self.file, self.text);
-        self.lines
-            .insert(key.to_string(), Location::new(file, text, raw.span().start));
-        let table: toml::Table = raw
-            .into_inner()
-            .into_iter()
-            .map(|(k, v)| {
-                let at = Location::new(file, text, k.span().start);
-                self.lines.insert(format!("{key}.{}", k.get_ref()), at);
-                (k.into_inner(), v.into_inner())
-            })
-            .collect();
-        let mut problems = Vec::new();
-        let value = de::<T>(table, &mut problems);
-        for (k, msg) in problems {
-            // The message names its key (`de`); the key picks the line.
-            match k {
-                Some(k) => self.error(&format!("{key}.{k}"), format!("{label} {msg}")),
-                None => self.error(key, format!("{label} {msg}")),
-            }
-        }
-        value
-    }
 }
 
 /// A loaded, validated config.
