@@ -12,6 +12,10 @@ use serde_json::Value;
 
 use crate::nearest::nearest;
 
+mod request;
+
+pub use request::parse_request;
+
 /// Error codes of `{"type":"error"}` replies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -83,13 +87,6 @@ pub struct RequestError {
     pub message: String,
 }
 
-fn bad(message: impl Into<String>) -> RequestError {
-    RequestError {
-        code: ErrorCode::BadRequest,
-        message: message.into(),
-    }
-}
-
 /// What `max_rate` takes, on a WebSocket `subscribe` and in `/sse?max_rate=`.
 pub(crate) const MAX_RATE: &str =
     "`max_rate` must be a positive number of updates per second per topic, e.g. 2 or 0.5";
@@ -144,122 +141,6 @@ pub(crate) fn unknown_name(what: &str, name: &str, place: &str, known: &[&str]) 
         }
     };
     format!("unknown {what} `{name}`{place}{hint} ({expected})")
-}
-
-/// Parses one text frame into its `id` (echoed in the reply) and request.
-pub fn parse_request(text: &str) -> (Option<Value>, Result<Request, RequestError>) {
-    let value: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return (None, Err(bad(format!("not JSON: {e}")))),
-    };
-    let Value::Object(mut obj) = value else {
-        return (None, Err(bad("a request is a JSON object")));
-    };
-    let id = obj.remove("id");
-    let op = match obj.remove("op") {
-        Some(Value::String(op)) => op,
-        Some(_) => return (id, Err(bad("`op` must be a string"))),
-        None => return (id, Err(bad("missing `op`"))),
-    };
-    let Some((op, fields)) = OPS.iter().find(|(name, _)| *name == op) else {
-        let ops: Vec<&str> = OPS.iter().map(|(name, _)| *name).collect();
-        let message = unknown_name("op", &op, "", &ops);
-        let code = ErrorCode::UnknownOp;
-        return (id, Err(RequestError { code, message }));
-    };
-    if let Some(field) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
-        // `op` and `id` are fields too: `ide` is a typo of `id`.
-        let known: Vec<&str> = ["op", "id"].iter().chain(fields.iter()).copied().collect();
-        let message = unknown_name("field", field, &format!(" in {op}"), &known);
-        return (id, Err(bad(message)));
-    }
-    let req = match *op {
-        "subscribe" => topics_field(&obj).and_then(|topics| {
-            let since = match obj.get("since") {
-                None | Some(Value::Null) => HashMap::new(),
-                Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
-                    bad("`since` must be an object of topic -> seq (non-negative integer)")
-                })?,
-            };
-            let epoch = match obj.get("epoch") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(_) => return Err(bad("`epoch` must be a string")),
-            };
-            let max_rate = match obj.get("max_rate") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(max_rate(v.as_f64()).map_err(bad)?),
-            };
-            let delta = match obj.get("delta") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err(bad(DELTA)),
-            };
-            Ok(Request::Subscribe {
-                topics,
-                since,
-                epoch,
-                max_rate,
-                delta,
-            })
-        }),
-        "unsubscribe" => topics_field(&obj).map(|topics| Request::Unsubscribe { topics }),
-        "topics" => Ok(Request::Topics),
-        "ping" => Ok(Request::Ping),
-        "publish" => publish_request(obj),
-        "refresh" => refresh_request(obj),
-        other => unreachable!("`{other}` is in OPS without a parser"),
-    };
-    (id, req)
-}
-
-/// The fields of `publish` (only `topic`, `data` and `items`, checked with
-/// every op's): `topic` and `data`, or `items`.
-fn publish_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, RequestError> {
-    match obj.remove("items") {
-        Some(_) if !obj.is_empty() => Err(bad(
-            "publish takes `topic` and `data`, or `items`, not both",
-        )),
-        Some(Value::Array(items)) if !items.is_empty() => Ok(Request::Publish { items }),
-        Some(_) => Err(bad(
-            "`items` must be a non-empty array of {\"topic\",\"data\"} objects",
-        )),
-        None => {
-            if !matches!(obj.get("topic"), Some(Value::String(_))) {
-                return Err(bad("`topic` must be a string"));
-            }
-            if !obj.contains_key("data") {
-                return Err(bad("missing `data`"));
-            }
-            Ok(Request::Publish {
-                items: vec![Value::Object(obj)],
-            })
-        }
-    }
-}
-
-/// The field of `refresh` (only `token`, checked with every op's).
-fn refresh_request(mut obj: serde_json::Map<String, Value>) -> Result<Request, RequestError> {
-    match obj.remove("token") {
-        Some(Value::String(token)) => Ok(Request::Refresh { token }),
-        _ => Err(bad("`token` must be a string (the new token)")),
-    }
-}
-
-fn topics_field(obj: &serde_json::Map<String, Value>) -> Result<Vec<String>, RequestError> {
-    let Some(Value::Array(items)) = obj.get("topics") else {
-        return Err(bad("`topics` must be an array of strings"));
-    };
-    if items.is_empty() {
-        return Err(bad("`topics` is empty"));
-    }
-    items
-        .iter()
-        .map(|t| match t {
-            Value::String(s) => Ok(s.clone()),
-            _ => Err(bad("`topics` must be an array of strings")),
-        })
-        .collect()
 }
 
 /// Encodes an update frame. `data_json` is the already-serialized data, so the
@@ -508,106 +389,4 @@ impl ItemResult {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    /// A topic list longer than the limit keeps its first rows, within the
-    /// limit, and says it was cut; a short one is whole and says nothing.
-    #[test]
-    fn topics_replies_fit_the_frame_limit() {
-        let rows: Vec<TopicInfo> = (0..100)
-            .map(|i| TopicInfo {
-                topic: format!("t.{i:03}"),
-                feed: None,
-                seq: i,
-                ts: 0,
-                stale: false,
-                subscribers: 0,
-                feed_removed: false,
-            })
-            .collect();
-        let whole = topics(Some(&json!(1)), &rows, usize::MAX);
-        let v: serde_json::Value = serde_json::from_str(&whole).unwrap();
-        assert_eq!(v["topics"].as_array().unwrap().len(), 100);
-        assert!(v.get("truncated").is_none());
-        let cut = topics(Some(&json!(1)), &rows, 1000);
-        assert!(cut.len() <= 1000, "{} bytes", cut.len());
-        let v: serde_json::Value = serde_json::from_str(&cut).unwrap();
-        let kept = v["topics"].as_array().unwrap();
-        assert!(!kept.is_empty() && kept.len() < 100);
-        assert_eq!(kept[0]["topic"], "t.000");
-        assert_eq!(v["truncated"], true);
-        let one_more = topics(Some(&json!(1)), &rows[..kept.len() + 1], 1000);
-        assert!(one_more.len() > 1000 || one_more.contains("truncated"));
-    }
-
-    #[test]
-    fn parses_requests_and_keeps_ids() {
-        let (id, req) = parse_request(r#"{"op":"subscribe","topics":["a.*"],"id":1}"#);
-        assert_eq!(id, Some(json!(1)));
-        assert!(matches!(req, Ok(Request::Subscribe { ref topics, .. }) if topics == &["a.*"]));
-        let (id, req) = parse_request(r#"{"op":"nope","id":"x"}"#);
-        assert_eq!(id, Some(json!("x")));
-        assert_eq!(req.unwrap_err().code, ErrorCode::UnknownOp);
-        for bad in [
-            "nope",
-            "[1]",
-            r#"{"id":1}"#,
-            r#"{"op":1}"#,
-            r#"{"op":"subscribe"}"#,
-            r#"{"op":"subscribe","topics":[]}"#,
-            r#"{"op":"subscribe","topics":[1]}"#,
-            r#"{"op":"subscribe","topics":["a"],"since":{"a":-1}}"#,
-        ] {
-            assert_eq!(
-                parse_request(bad).1.unwrap_err().code,
-                ErrorCode::BadRequest,
-                "{bad}"
-            );
-        }
-    }
-
-    /// Every op of `OPS` has a parser, and refuses a field it does not take
-    /// with the field's name and the op's list; `op` and `id` are taken by all.
-    #[test]
-    fn every_op_refuses_unknown_fields() {
-        for (op, fields) in OPS {
-            let (_, req) = parse_request(&json!({"op": op, "id": 1}).to_string());
-            if let Err(e) = req {
-                assert_eq!(e.code, ErrorCode::BadRequest, "{op}: {e:?}");
-            }
-            let (id, req) = parse_request(&json!({"op": op, "id": 1, "bogus": 1}).to_string());
-            assert_eq!(id, Some(json!(1)));
-            let e = req.unwrap_err();
-            assert_eq!(e.code, ErrorCode::BadRequest, "{op}");
-            assert!(e.message.contains("`bogus`"), "{op}: {}", e.message);
-            for field in *fields {
-                assert!(
-                    e.message.contains(&format!("`{field}`")),
-                    "{op}: {}",
-                    e.message
-                );
-            }
-        }
-        let (_, req) = parse_request(r#"{"op":"subscribe","topics":["a"],"maxrate":2}"#);
-        assert_eq!(
-            req.unwrap_err().message,
-            "unknown field `maxrate` in subscribe; did you mean `max_rate`? \
-             (expected `op`, `id`, `topics`, `since`, `epoch`, `max_rate` or `delta`)"
-        );
-    }
-
-    #[test]
-    fn update_frames_are_valid_json() {
-        let f = encode_update("stocks.AAPL", 42, 7, r#"{"price":1.5}"#);
-        let v: Value = serde_json::from_str(f.as_str()).unwrap();
-        assert_eq!(
-            v,
-            json!({"type":"update","topic":"stocks.AAPL","seq":42,"ts":7,"data":{"price":1.5}})
-        );
-        let s: Value = serde_json::from_str(snapshot_of(f.as_str()).as_str()).unwrap();
-        assert_eq!(s["snapshot"], json!(true));
-        assert_eq!(s["seq"], json!(42));
-    }
-}
+mod tests;
