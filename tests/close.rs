@@ -62,16 +62,11 @@ async def main():
 asyncio.run(main())
 "#;
     let url = s.ws_url();
-    let out = within(tokio::task::spawn_blocking(move || {
-        support::python::script(script, &[&url]).output().unwrap()
-    }))
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = within(support::python::run(
+        script,
+        vec![url],
+        "the websockets client",
+    ))
+    .await;
     assert_eq!(stdout.trim(), "1000");
 }

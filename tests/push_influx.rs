@@ -78,15 +78,7 @@ for gzip in (False, True):
 print("ok")
 "#;
     let url = server.http("");
-    let out = tokio::task::spawn_blocking(move || python::script(script, &[&url]).output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "influxdb-client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python::run(script, vec![url], "influxdb-client").await;
     for prec in ["s", "ms", "us", "ns"] {
         let v = c.update_of(&format!("m.{prec}.prec")).await;
         let d = &v["data"];

@@ -45,16 +45,7 @@ print("exported" if ok else "failed")
 sys.exit(0 if ok else 1)
 "#;
     let url = server.http("/v1/metrics");
-    let out = tokio::task::spawn_blocking(move || python::script(script, &[&url]).output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the OTLP export failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python::run(script, vec![url], "the OTLP export").await;
     let gauge = c.update_of("otel.temp").await["data"].clone();
     assert_eq!(gauge["value"], 21.5);
     assert_eq!(gauge["attributes"]["room"], "lab");

@@ -25,3 +25,22 @@ pub fn script(script: &str, args: &[&str]) -> Command {
     cmd.arg("-c").arg(script).args(args);
     cmd
 }
+
+/// Runs `script` with `args` in the virtualenv off the async workers, failing
+/// the test (naming `what`, with the script's stdout and stderr) unless it
+/// exits 0; returns its stdout.
+pub async fn run(script: &'static str, args: Vec<String>, what: &str) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self::script(script, &args).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
