@@ -315,9 +315,18 @@ pub async fn spawn_tickerd_logging(
     args: &[&std::ffi::OsStr],
     stderr: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
+    start_tickerd(tickerd_command(cwd, args, stderr)).await
+}
+
+/// `tickerd ARGS` in `cwd`, its stderr going to `stderr`.
+fn tickerd_command(
+    cwd: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    stderr: std::process::Stdio,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(BIN);
     command.args(args).current_dir(cwd).stderr(stderr);
-    start_tickerd(command).await
+    command
 }
 
 /// [`spawn_tickerd_logging`], returning the whole URL tickerd printed
@@ -327,9 +336,7 @@ pub async fn spawn_tickerd_url(
     args: &[&std::ffi::OsStr],
     stderr: std::process::Stdio,
 ) -> (tokio::process::Child, String) {
-    let mut command = tokio::process::Command::new(BIN);
-    command.args(args).current_dir(cwd).stderr(stderr);
-    start_tickerd_url(command).await
+    start_tickerd_url(tickerd_command(cwd, args, stderr)).await
 }
 
 /// Spawns `command` (a `tickerd` command line, with whatever environment and
