@@ -1217,6 +1217,11 @@ fn peak_rss_kib(t: &Tickerd) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Rows 9 and 10: a publish token, and the body and frame limits raised to
+/// 32 MiB as an operator might, so that a large body is read whole.
+const RAISED_BODY_LIMIT: &str = "[server]\npublish_token = \"pub\"\n\
+     [limits]\nmax_frame_bytes = 33554432\nmax_buffered_bytes = 33554432\nbody_timeout = \"60s\"\n";
+
 /// Row 9: an 8 MB bulk body (`POST /api/publish`, `max_frame_bytes` raised
 /// to 32 MiB; 24 MB at `HOSTILE_SCALE` 3 and over) of small items, each
 /// data an array of 100 numbers, is parsed and published one item at a time:
@@ -1225,11 +1230,7 @@ fn peak_rss_kib(t: &Tickerd) -> u64 {
 /// first cost ~13x here (SECURITY.md, row 9).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_bulk_body_is_published_item_by_item() {
-    let t = Tickerd::start(
-        "[server]\npublish_token = \"pub\"\n\
-         [limits]\nmax_frame_bytes = 33554432\nmax_buffered_bytes = 33554432\nbody_timeout = \"60s\"\n",
-    )
-    .await;
+    let t = Tickerd::start(RAISED_BODY_LIMIT).await;
     let numbers: Vec<String> = (0..100).map(|i| (i * 7 % 1000).to_string()).collect();
     let data = format!("[{}]", numbers.join(","));
     let mut body = String::from("[");
@@ -1294,11 +1295,7 @@ async fn a_large_bulk_body_is_published_item_by_item() {
 /// first cost ~12x here (SECURITY.md, row 10).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_single_value_is_published_as_its_text() {
-    let t = Tickerd::start(
-        "[server]\npublish_token = \"pub\"\n\
-         [limits]\nmax_frame_bytes = 33554432\nmax_buffered_bytes = 33554432\nbody_timeout = \"60s\"\n",
-    )
-    .await;
+    let t = Tickerd::start(RAISED_BODY_LIMIT).await;
     let numbers: Vec<String> = (0..100).map(|i| (i * 7 % 1000).to_string()).collect();
     let row = format!("[{}]", numbers.join(", "));
     let mut body = String::from("{\"rows\": [");
