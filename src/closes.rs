@@ -1,7 +1,7 @@
 //! The log line of a client stopped by a limit: one `info` line naming the
 //! peer and the limit, for every connection closed or refused by one (reply
 //! budget, write timeout, silent peer, frame too large, per-address and total
-//! connection caps, the `/sse` watchdog) and every request answered
+//! connection caps, an `/sse` stream's write deadline) and every request answered
 //! `rate_limited`.
 //!
 //! `/metrics` counts these; the line says who and why, so that an operator
@@ -28,8 +28,8 @@ const WINDOW: Duration = Duration::from_secs(1);
 pub(crate) enum Limit {
     /// Replies past `[limits] max_buffered_bytes`: Close 1008.
     Budget,
-    /// A write (frames, a Ping) not taken by the socket within two
-    /// heartbeats: dropped without a Close.
+    /// A write (frames, a heartbeat) not taken within two heartbeats, on a
+    /// WebSocket or an `/sse` stream: dropped without a Close.
     WriteTimeout,
     /// Nothing read from the peer for two heartbeats.
     Silent,
@@ -37,9 +37,6 @@ pub(crate) enum Limit {
     FrameTooLarge,
     /// An expensive request past the per-connection rate: `rate_limited`.
     RateLimited,
-    /// An `/sse` stream that took nothing for two heartbeats while updates
-    /// waited.
-    SseStuck,
     /// A connection refused for its address's `max_connections_per_ip`, or
     /// for `max_connections`, with the refusal's own words.
     Refused(&'static str),
@@ -50,11 +47,10 @@ impl Limit {
     fn reason(self) -> &'static str {
         match self {
             Limit::Budget => "reply buffer over max_buffered_bytes (closed 1008)",
-            Limit::WriteTimeout => "socket took no write for two heartbeats (dropped)",
+            Limit::WriteTimeout => "connection took no write for two heartbeats (dropped)",
             Limit::Silent => "peer silent for two heartbeats (dropped)",
             Limit::FrameTooLarge => "frame over max_frame_bytes (closed 1009)",
             Limit::RateLimited => "expensive requests past the rate limit (answered rate_limited)",
-            Limit::SseStuck => "/sse stream took nothing for two heartbeats (dropped)",
             Limit::Refused(why) => why,
         }
     }

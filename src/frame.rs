@@ -6,9 +6,11 @@
 //!
 //! A frame is built once, where it happens (publish, snapshot, delete), and
 //! shared by every subscriber: each subscriber's queue holds a handle. The
-//! encodings each transport needs are made from it by the transport (a
-//! WebSocket text frame in `ws`, an SSE event in `server::sse`); tungstenite's
-//! own types stay inside `ws`.
+//! encodings each transport needs are made once too: a WebSocket sends the
+//! text itself (`ws` writes the 2-10 byte header in front as it writes), and
+//! an `/sse` stream's event is made by the first stream that sends the frame
+//! and kept with it ([`Frame::encoded`]) for every other; tungstenite's own
+//! types stay inside `ws`.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -114,6 +116,10 @@ struct Inner {
     /// The update's `data`, parsed the first time a subscriber needs it
     /// (`delta`) and then shared by every other.
     data: OnceLock<Option<Value>>,
+    /// A transport's own encoding of it (an `/sse` event), made by the first
+    /// subscriber of that transport, with the key it was made for (boxed:
+    /// one pointer in a frame that no such subscriber ever sends).
+    encoded: OnceLock<Box<(Arc<str>, Bytes)>>,
 }
 
 impl Frame {
@@ -127,6 +133,7 @@ impl Frame {
             topic,
             text,
             data: OnceLock::new(),
+            encoded: OnceLock::new(),
         }))
     }
 
@@ -183,6 +190,25 @@ impl Frame {
         &self.0.text
     }
 
+    /// This frame as a transport's own encoding, made by `make` the first
+    /// time and then shared by every subscriber that asks with the same
+    /// `key` (`server::sse`: the event, whose id carries the hub's epoch; a
+    /// frame asked for with another key is encoded afresh, uncached). A
+    /// reply goes to one client: it is encoded, never kept.
+    pub(crate) fn encoded(&self, key: &Arc<str>, make: impl Fn(&Frame) -> Bytes) -> Bytes {
+        if self.0.kind == Kind::Reply {
+            return make(self);
+        }
+        let (made_for, bytes) = &**self
+            .0
+            .encoded
+            .get_or_init(|| Box::new((key.clone(), make(self))));
+        match Arc::ptr_eq(made_for, key) || **made_for == **key {
+            true => bytes.clone(),
+            false => make(self),
+        }
+    }
+
     /// The update's `data`, parsed once for every subscriber that asks.
     pub(crate) fn data(&self) -> Option<&Value> {
         let parse = || {
@@ -193,5 +219,37 @@ impl Frame {
             }
         };
         self.0.data.get_or_init(parse).as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A transport's encoding is made once per frame and key and shared;
+    /// another key gets its own, uncached; a reply's is never kept.
+    #[test]
+    fn an_encoding_is_made_once_and_shared() {
+        let made = AtomicUsize::new(0);
+        let make = |f: &Frame| {
+            made.fetch_add(1, Ordering::Relaxed);
+            Bytes::from(format!("event {}", f.seq()))
+        };
+        let frame = Frame::new(Kind::Update, 1, "a".into(), 7, 0, Text::from("{}"));
+        let epoch: Arc<str> = Arc::from("E1");
+        for _ in 0..3 {
+            assert_eq!(frame.clone().encoded(&epoch, make), "event 7");
+        }
+        // An equal key made elsewhere shares it too.
+        assert_eq!(frame.encoded(&Arc::from("E1"), make), "event 7");
+        assert_eq!(made.load(Ordering::Relaxed), 1);
+        assert_eq!(frame.encoded(&Arc::from("E2"), make), "event 7");
+        assert_eq!(made.load(Ordering::Relaxed), 2);
+        let reply = Frame::reply(Text::from("{}"));
+        reply.encoded(&epoch, make);
+        reply.encoded(&epoch, make);
+        assert_eq!(made.load(Ordering::Relaxed), 4);
     }
 }

@@ -83,17 +83,19 @@
 //!
 //! # Layout
 //!
-//! One update flows **feeds → hub → connection → socket**:
+//! One update flows **feed → hub → connection → delivery → sink**:
 //!
 //! - [`feeds`] turn sources into items and publish them into the [`hub`]
-//!   (topics, seq, history, fan-out); in `[cluster]` mode `cluster` relays
-//!   every update through NATS first.
+//!   (topics, seq, history), which builds each update's frame once and hands
+//!   it to every matching subscriber's outbox; in `[cluster]` mode `cluster`
+//!   relays every update through NATS first.
 //! - `connection` is what a subscriber is, for `/ws` and `/sse` alike: its
-//!   grant, its subscribe checks and their error texts, resume, and its
-//!   requests; it joins the hub by pattern.
-//! - `ws` holds one session per WebSocket connection: its connection's
-//!   requests come off the socket, and it writes what the hub hands the
-//!   connection to its socket, batched.
+//!   grant, its subscribe checks and their error texts, resume, its requests,
+//!   its outbox and writer; it joins the hub by pattern.
+//! - `delivery` takes frames out of an outbox (in order, conflated, shaped by
+//!   `max_rate`/`delta`) and writes them into the subscriber's sink with one
+//!   writer discipline: a WebSocket (`ws`), an `/sse` stream (`server`), an
+//!   in-process [`Subscription`].
 //! - `server` is the HTTP surface (`/ws`, `/api/*`, `/metrics`, web pages);
 //!   [`Ticker`] (`ticker`) ties the pieces together and applies reloads.
 //!
@@ -102,7 +104,7 @@
 //!
 //! ```text
 //! client, ticker → server → ws → connection → state → cluster → feeds → auth → publish → hub
-//!        → config → transform → reload → rate → delta → protocol → frame
+//!        → delivery → config → transform → reload → protocol → frame
 //!        → metrics → topic → closes → sync → nearest → systemd
 //! ```
 //!
@@ -114,7 +116,8 @@
 //! - `server`: the axum router (`/ws`, `/sse`, `/api/*`, `/metrics`, web
 //!   pages), the client's address behind trusted proxies, and the hardened
 //!   HTTP/1.1 accept loop (plain or `[server.tls]`) behind [`Ticker::serve`].
-//! - `ws`: the `/ws` upgrade, handshake, write batching and the session.
+//! - `ws`: the `/ws` upgrade, handshake, write batching and the session (a
+//!   WebSocket as delivery's `Wire`).
 //! - `connection`: a subscriber's request side (grants, subscribe checks,
 //!   resume, `refresh`, `publish`, the request rate limit), serving `/ws`
 //!   and `/sse`.
@@ -130,8 +133,9 @@
 //!   `$sys.dashboards` and rendered by `web/board.js`).
 //! - `transform`: the per-feed `transform = [...]` steps.
 //! - `reload`: watches the config files and signals the ticker to reload.
-//! - `rate` and `delta`: per-subscription `max_rate` and field-level deltas,
-//!   applied by each connection's writer (WebSocket and SSE).
+//! - `delivery`: a subscriber's outbox (bounded, conflating), the pacer, the
+//!   `max_rate`/`delta` shaping, and the writer of every transport, behind
+//!   the `Sink`/`Wire`/`Direct` traits (with the lock order).
 //! - `publish`: bulk publishing (HTTP and the WebSocket `publish` op).
 //! - [`protocol`]: the wire format.
 //! - `frame`: a frame as a value ([`Update`]s are made from it): its topic,
@@ -159,11 +163,10 @@ mod auth;
 mod closes;
 mod cluster;
 mod connection;
-mod delta;
+mod delivery;
 mod frame;
 mod nearest;
 mod publish;
-mod rate;
 mod reload;
 mod server;
 mod state;

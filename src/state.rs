@@ -18,8 +18,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::cluster::Cluster;
 use crate::config::{Config, Dashboard, DashboardConfig, LimitsConfig};
+use crate::delivery::Pacer;
 use crate::feeds::FeedSupervisor;
-use crate::hub::{Hub, Pacer};
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::sync::{MutexExt, RwLockExt};
 
@@ -80,7 +81,7 @@ impl Settings {
 /// State shared by the router, sessions, feeds and reload.
 pub(crate) struct AppState {
     pub(crate) hub: Hub,
-    /// Writes `/ws` connections' paced frames (see `crate::hub::Pacer`).
+    /// Writes `/ws` connections' paced frames (see `crate::delivery::Pacer`).
     pub(crate) pacer: Pacer,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) settings: RwLock<Arc<Settings>>,

@@ -16,7 +16,7 @@ use sources::sources;
 #[rustfmt::skip]
 const LAYERS: &[&str] = &[
     "cli", "client", "ticker", "server", "ws", "connection", "state", "cluster", "feeds", "auth",
-    "publish", "hub", "config", "transform", "reload", "rate", "delta", "protocol", "frame",
+    "publish", "hub", "delivery", "config", "transform", "reload", "protocol", "frame",
     "metrics", "topic", "closes", "sync", "nearest", "systemd",
 ];
 
@@ -109,4 +109,39 @@ fn crate_paths_are_found_in_code_only() {
     );
     assert_eq!(crate_paths("let x = crate::a::f(); // crate::b"), ["a"]);
     assert_eq!(crate_paths("$crate::x"), Vec::<String>::new());
+}
+
+/// Most lines a file of `src/` may have: a file past it holds more than one
+/// concept and is split by concept (see docs/architecture.md).
+const MAX_LINES: usize = 450;
+
+/// No file of `src/` grows past [`MAX_LINES`]: each file stays one concept a
+/// reader can hold at once.
+#[test]
+fn no_source_file_is_over_the_line_limit() {
+    let mut files = Vec::new();
+    sources(
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")),
+        &mut files,
+    );
+    let mut long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f).unwrap().lines().count();
+            (lines > MAX_LINES).then(|| {
+                format!(
+                    "{} ({lines} lines)",
+                    f.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                        .unwrap_or(f)
+                        .display()
+                )
+            })
+        })
+        .collect();
+    long.sort();
+    assert!(
+        long.is_empty(),
+        "files of src/ over {MAX_LINES} lines; split each by concept:\n  {}",
+        long.join("\n  ")
+    );
 }

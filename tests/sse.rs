@@ -179,7 +179,10 @@ async fn streams_count_against_the_connection_caps() {
 /// `write_timeout`, with its connection slot and subscription given back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_dropped() {
-    let s = Server::start(&format!("{EMPTY}heartbeat = \"1s\"\n")).await;
+    // A short queue: conflation starts within the first stalled write, on
+    // however slow a machine.
+    let config = format!("{EMPTY}heartbeat = \"1s\"\n[limits]\nqueue = 8\n");
+    let s = Server::start(&config).await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut tcp = socket.connect(s.addr).await.unwrap();

@@ -14,7 +14,7 @@ use super::event::Update;
 /// crate's merge-patch code (RFC 7386), so that code can move without this
 /// module changing more than this line.
 fn merge_patch(target: &mut Value, patch: &Value) {
-    crate::delta::apply(target, patch);
+    crate::delivery::apply_delta(target, patch);
 }
 
 /// Seqs and values per topic, for one server epoch.

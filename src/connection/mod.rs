@@ -18,14 +18,22 @@ mod subscribe;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::auth::Grant;
-use crate::hub::Hub;
-use crate::rate::Shaping;
+use crate::delivery::{Closing, Outbox, Pacing, Shaping, Wire, Writer};
+use crate::hub::{Hub, Leave, SubscriberId};
+use crate::protocol;
 use crate::state::Settings;
 use crate::sync::MutexExt;
 
 pub(crate) use limit::RateLimit;
 pub(crate) use subscribe::{Refused, Subscribe};
+
+/// How a connection whose token (a JWT) expired is closed: Close 4001 on a
+/// WebSocket (the client refreshes its token and resumes), the end of an
+/// `/sse` stream.
+pub(crate) const TOKEN_EXPIRED: Closing = Closing::Code(4001, "token expired");
 
 /// One subscriber's request side, fixed at connect time but for its grant,
 /// which a `refresh` replaces.
@@ -33,7 +41,7 @@ pub(crate) struct Connection {
     pub(crate) hub: Hub,
     pub(crate) settings: Arc<Settings>,
     pub(crate) grant: Grant,
-    /// What subscribes asked for `max_rate` and `delta` (see [`crate::rate`]).
+    /// What subscribes asked for `max_rate` and `delta` (see `crate::delivery`).
     pub(crate) shaping: Arc<Shaping>,
     /// The grant of the last accepted `refresh`, which replaces `grant`.
     pub(crate) refreshed: Mutex<Option<Grant>>,
@@ -56,6 +64,48 @@ impl Connection {
             shaping: Default::default(),
             refreshed: Default::default(),
             peer,
+        }
+    }
+
+    /// A new outbox for this connection: `[limits] queue` frames before it
+    /// conflates, at most `max_buffered_bytes` of replies waiting.
+    pub(crate) fn outbox(&self) -> Outbox {
+        let limits = &self.settings.limits;
+        Outbox::new(limits.queue, self.hub.metrics().clone()).with_budget(limits.max_buffered_bytes)
+    }
+
+    /// Makes `outbox` a hub subscriber (with no topic yet) and queues the
+    /// `hello`: the connection's first frame on every transport. It stays a
+    /// subscriber until the returned [`Leave`] is dropped.
+    pub(crate) fn attach(&self, outbox: Outbox) -> (Arc<Outbox>, SubscriberId, Leave) {
+        let outbox = Arc::new(outbox);
+        let id = self.hub.add_subscriber(outbox.clone());
+        let heartbeat = self.settings.heartbeat.as_millis() as u64;
+        // A new outbox has room: this never hands the reply back.
+        let _ = outbox.try_push_control(protocol::hello(&self.hub.epoch(), heartbeat));
+        (outbox, id, self.hub.leave_on_drop(id))
+    }
+
+    /// The writer task's parts for `wire` (`crate::delivery::run`): paced by
+    /// `[server] heartbeat` and `flush_interval`, ended by its own token, a
+    /// child of `shutdown` (polling it takes only this connection's lock).
+    pub(crate) fn writer<W: Wire>(
+        &self,
+        wire: W,
+        outbox: Arc<Outbox>,
+        shutdown: &CancellationToken,
+    ) -> Writer<W> {
+        Writer {
+            wire,
+            outbox,
+            shaping: self.shaping.clone(),
+            done: shutdown.child_token(),
+            shutdown: shutdown.clone(),
+            pacing: Pacing {
+                heartbeat: self.settings.heartbeat,
+                flush: self.settings.flush_interval,
+            },
+            metrics: self.hub.metrics().clone(),
         }
     }
 

@@ -12,7 +12,8 @@ use super::subscribe::parse_patterns;
 use super::{Connection, RateLimit, Subscribe};
 use crate::auth::{Grant, Refusal};
 use crate::closes::{self, Limit};
-use crate::hub::{Hub, Outbox, SubscriberId};
+use crate::delivery::Outbox;
+use crate::hub::{Hub, SubscriberId};
 use crate::protocol::{self, ErrorCode, Request};
 use crate::sync::MutexExt;
 

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 
 use super::Connection;
-use crate::hub::{Outbox, Resume, SubscriberId};
+use crate::delivery::{Outbox, Rule};
+use crate::hub::{Resume, SubscriberId};
 use crate::protocol::{self, ErrorCode};
-use crate::rate::Rule;
 use crate::topic::Pattern;
 
 /// What a subscribe asks for: a `/ws` `subscribe` request's fields, or a

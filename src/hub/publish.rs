@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::frame::{Frame, Kind, Text};
 use serde::Serialize;
 
-use super::outbox::Subscriber;
+use super::Subscriber;
 use super::{now_ms, Hub, PublishError, Published, Source, Topic, TopicState};
 use crate::config::FeedHistory;
 use crate::protocol;

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::outbox::Subscriber;
-use super::{Hub, Outbox, SubscriberId, Topic, TopicState};
+use super::{Hub, Subscriber, SubscriberId, Topic, TopicState};
+use crate::delivery::Outbox;
 use crate::topic::Pattern;
 
 /// How a subscriber joins a topic it matches.

@@ -20,7 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Hub, Outbox, SubscriberId};
+use super::{Hub, SubscriberId};
+use crate::delivery::{self, Outbox, Sink};
 
 /// One update of a topic, as a client sees it. It serializes as
 /// `{"topic","seq","ts","data","snapshot"}`, plus `"gone": true` for a
@@ -107,6 +108,15 @@ impl Update {
     }
 }
 
+/// The in-process subscriber's sink: each frame decoded into an [`Update`]
+/// for the consumer to pull (replies skipped).
+impl Sink for VecDeque<Update> {
+    fn feed(&mut self, frame: &Frame) -> usize {
+        self.extend(Update::from_frame(frame));
+        0
+    }
+}
+
 type Wait = Pin<Box<dyn Future<Output = ()> + Send + Sync>>;
 
 /// A live stream of the updates of the topics matching some patterns; see
@@ -125,7 +135,6 @@ pub struct Subscription {
     id: SubscriberId,
     outbox: Arc<Outbox>,
     pending: VecDeque<Update>,
-    frames: Vec<Frame>,
     wait: Option<Wait>,
 }
 
@@ -148,7 +157,6 @@ impl Subscription {
             id,
             outbox,
             pending: VecDeque::new(),
-            frames: Vec::new(),
             wait: None,
         }
     }
@@ -169,9 +177,10 @@ impl Stream for Subscription {
             if let Some(u) = this.pending.pop_front() {
                 return Poll::Ready(Some(u));
             }
-            let closing = this.outbox.take(&mut this.frames);
-            this.pending
-                .extend(this.frames.drain(..).filter_map(|f| Update::from_frame(&f)));
+            let (frames, closing) = delivery::take(&this.outbox, None);
+            for frame in frames {
+                delivery::hand(&mut this.pending, &this.outbox, &frame);
+            }
             if !this.pending.is_empty() {
                 continue;
             }

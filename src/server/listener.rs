@@ -19,7 +19,7 @@
 //! requests counts against the client it forwards (`super::forwarded`).
 //!
 //! A handler may drop its connection outright through the request's
-//! [`Abort`] (the `/sse` watchdog does, for a client that reads nothing):
+//! [`Abort`] (an `/sse` stream's writer does, for a client that takes nothing):
 //! the socket closes and whatever hyper queued for it is freed at once.
 //!
 //! A connection's errors are logged here at debug level and never reach the

@@ -14,17 +14,16 @@
 //! Everything a WebSocket is held to holds here: the same token check (the
 //! route sits behind the same middleware: Bearer header or `?token=`), origin
 //! allow-list, connection caps (total and per address, the same counts),
-//! `max_subscriptions`, grant checks, and the same [`Outbox`]: a client that
-//! reads slowly is conflated, and one that reads nothing at all for two
-//! heartbeats while updates wait is dropped (counted as `write_timeout`): its
-//! subscription and queue are freed at once, and so are its socket and the
-//! chunks hyper had queued for it (through the accept loop's `Abort`).
+//! `max_subscriptions`, grant checks (all in `crate::connection`), and the
+//! same writer (`crate::delivery::run`) over an [`SseWire`]: a client that
+//! reads slowly is conflated, and one that takes no chunk for two heartbeats
+//! is dropped (counted as `write_timeout`): its subscription and queue are
+//! freed at once, and so are its socket and the chunks hyper had queued for
+//! it (through the accept loop's `Abort`).
 
-use std::collections::VecDeque;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -32,20 +31,19 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::listener::Abort;
 use crate::auth::Grant;
-use crate::closes::{self, DisplayPeer, Limit};
-use crate::connection::{Connection, Refused, Subscribe};
-use crate::frame::{Frame, Kind};
-use crate::hub::{Closing, Hub, Leave, Outbox, SubscriberId};
-use crate::metrics::Metrics;
+use crate::closes::{self, DisplayPeer};
+use crate::connection::{Connection, Refused, Subscribe, TOKEN_EXPIRED};
+use crate::delivery::{self, Closing, Sink, Wire, Writer};
+use crate::frame::Frame;
+use crate::hub::Leave;
 use crate::protocol::{self, ErrorCode};
-use crate::rate::{Frames, Shaping};
 use crate::state::AppState;
-use crate::ws::{self, ConnectionGuard, BATCH_LIMIT};
+use crate::ws::{self, ConnectionGuard};
 
 /// The heartbeat comment.
 const PING: &[u8] = b": ping\n\n";
@@ -187,57 +185,30 @@ pub(super) async fn stream(
     };
     tracing::debug!(id = guard.id, peer = %DisplayPeer(peer), "SSE client connected.");
 
-    let hub = shared.hub.clone();
-    let metrics = shared.metrics.clone();
-    let limits = &settings.limits;
-    let outbox =
-        Arc::new(Outbox::new(limits.queue, metrics.clone()).with_budget(limits.max_buffered_bytes));
-    let id = hub.add_subscriber(outbox.clone());
-    let leave = hub.leave_on_drop(id);
-    let heartbeat = settings.heartbeat;
-    // A new outbox has room for the hello.
-    let hello = protocol::hello(&hub.epoch(), heartbeat.as_millis() as u64);
-    let _ = outbox.try_push_control(hello);
+    let (outbox, id, leave) = conn.attach(conn.outbox());
     // A fresh subscriber holds nothing, so the count `check` passed still
     // holds; were it refused all the same, it is answered like the others.
     if let Err(refused) = conn.join(id, &outbox, None, patterns, query).await {
         return refuse_subscribe(refused);
     }
-    let shaping = conn.shaping.clone();
-
-    let done = shared.cancel.child_token();
-    let progress = Arc::new(Progress::new());
-    shared.tasks.spawn(watchdog(Watch {
-        outbox: outbox.clone(),
-        progress: progress.clone(),
-        hub: hub.clone(),
-        id,
-        stuck: heartbeat * 2,
-        done: done.clone(),
-        guard,
-        metrics: metrics.clone(),
-        abort,
-    }));
-    let pump = Pump {
-        outbox,
-        shaping,
-        hub,
-        metrics,
-        progress,
-        heartbeat,
-        flush: settings.flush_interval,
-        next_ping: Instant::now() + heartbeat,
-        expires,
-        last_chunk: None,
-        pending: VecDeque::new(),
-        ended: false,
-        _stop: done.clone().drop_guard(),
-        done,
-        _leave: leave,
+    // One chunk may wait for hyper: past it the writer waits, and a client
+    // that takes nothing for two heartbeats is dropped by its deadline.
+    let (tx, rx) = mpsc::channel(1);
+    let wire = SseWire {
+        tx,
+        buf: Vec::new(),
+        epoch: shared.hub.epoch(),
+        sealed: false,
     };
-    let body = futures_util::stream::unfold(pump, |mut pump| async move {
-        let chunk = pump.next().await?;
-        Some((Ok::<_, std::convert::Infallible>(chunk), pump))
+    let writer = conn.writer(wire, outbox, &shared.cancel);
+    // Hyper dropping the body (the client went away) ends the writer at once.
+    let stop = writer.done.clone().drop_guard();
+    shared
+        .tasks
+        .spawn(serve(writer, expires, guard, leave, abort));
+    let body = futures_util::stream::unfold((rx, stop), |(mut rx, stop)| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(chunk), (rx, stop)))
     });
     (
         StatusCode::OK,
@@ -254,199 +225,102 @@ pub(super) async fn stream(
         .into_response()
 }
 
-/// When the stream last handed a chunk to hyper, and whether it holds frames
-/// it has not yet handed over: what the watchdog reads.
-struct Progress {
-    start: Instant,
-    /// Milliseconds from `start` to the last chunk.
-    last_ms: AtomicU64,
-    /// Frames taken from the outbox and not yet handed over.
-    holding: AtomicBool,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Progress {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            holding: AtomicBool::new(false),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(last)
-    }
-}
-
-/// The body: hands the outbox's frames to hyper as events, at most
-/// [`BATCH_LIMIT`] bytes per chunk (hyper queues a few chunks for a socket
-/// that does not take them, and polls for more only when it can), at most
-/// one chunk of frames per `flush` under a steady stream, and a heartbeat
-/// comment every `heartbeat`.
-struct Pump {
-    outbox: Arc<Outbox>,
-    /// `max_rate` and `delta`, as on a WebSocket ([`crate::rate`]).
-    shaping: Arc<Shaping>,
-    hub: Hub,
-    metrics: Arc<Metrics>,
-    progress: Arc<Progress>,
-    heartbeat: Duration,
-    flush: Duration,
-    next_ping: Instant,
-    /// When the token (a JWT) runs out: the stream ends.
+/// One stream's writer, until it ends: the client went away, the server
+/// shuts down, the token (a JWT) ran out (what was queued goes out, then the
+/// stream ends: reconnect with a new one), or a limit dropped it (then its
+/// HTTP connection is dropped too, socket and queued chunks, like a
+/// WebSocket's).
+async fn serve(
+    writer: Writer<SseWire>,
     expires: Option<Instant>,
-    last_chunk: Option<Instant>,
-    /// Frames taken but not yet handed over (past one chunk's size).
-    pending: VecDeque<Frame>,
-    ended: bool,
-    /// Cancelled when the stream ends or the server shuts down.
-    done: CancellationToken,
-    /// Cancels `done` when hyper drops the body (the client went away): the
-    /// watchdog then ends.
-    _stop: DropGuard,
-    _leave: Leave,
-}
-
-impl Pump {
-    async fn next(&mut self) -> Option<Bytes> {
-        loop {
-            if self.done.is_cancelled() || self.expires.is_some_and(|at| Instant::now() >= at) {
-                return None;
-            }
-            if let Some(last) = self.last_chunk.take() {
-                if !self.flush.is_zero() {
-                    tokio::select! {
-                        biased;
-                        _ = self.done.cancelled() => return None,
-                        _ = tokio::time::sleep_until(last + self.flush) => {}
-                    }
-                }
-            }
-            let now = Instant::now();
-            if now >= self.next_ping {
-                self.next_ping = now + self.heartbeat;
-                return Some(Bytes::from_static(PING));
-            }
-            if self.pending.is_empty() {
-                if self.ended {
-                    return None;
-                }
-                // Frames held back by `max_rate` are due on the same timer.
-                let due = self.shaping.next_due();
-                if !self.outbox.has_work() && due.is_none_or(|d| d > Instant::now()) {
-                    let mut wake = due.map_or(self.next_ping, |d| d.min(self.next_ping));
-                    if let Some(at) = self.expires {
-                        wake = wake.min(at);
-                    }
-                    tokio::select! {
-                        biased;
-                        _ = self.done.cancelled() => return None,
-                        _ = tokio::time::sleep_until(wake) => continue,
-                        _ = self.outbox.ready() => {}
-                    }
-                }
-                let taken = self.outbox.take_all();
-                let closing = taken.closing;
-                if matches!(closing, Some(Closing::Quiet | Closing::OverBudget)) {
-                    // Over budget or dropped: nothing more is owed.
-                    return None;
-                }
-                let frames = match self.shaping.is_active() {
-                    true => Frames::Shaped(self.shaping.apply(taken.frames()).into_iter()),
-                    false => Frames::Plain(taken.frames()),
-                };
-                for frame in frames {
-                    if frame.kind() == Kind::Reply {
-                        self.outbox.release(frame.text().len());
-                    }
-                    self.pending.push_back(frame);
-                }
-                // A Close with a code (shutdown, a new cluster epoch): what
-                // was queued goes out, then the stream ends.
-                self.ended = closing.is_some();
-            }
-            let epoch = self.hub.epoch();
-            let mut buf = Vec::new();
-            let (mut count, mut bytes) = (0u64, 0u64);
-            while let Some(frame) = self.pending.pop_front() {
-                count += 1;
-                bytes += frame.text().len() as u64;
-                encode_event(&mut buf, &epoch, &frame);
-                if buf.len() >= BATCH_LIMIT {
-                    break;
-                }
-            }
-            self.progress
-                .holding
-                .store(!self.pending.is_empty(), Ordering::Relaxed);
-            self.progress.touch();
-            if buf.is_empty() {
-                continue;
-            }
-            self.metrics.frames_sent.fetch_add(count, Ordering::Relaxed);
-            self.metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-            self.last_chunk = Some(Instant::now());
-            return Some(Bytes::from(buf));
-        }
-    }
-}
-
-/// What the watchdog of one stream holds.
-struct Watch {
-    outbox: Arc<Outbox>,
-    progress: Arc<Progress>,
-    hub: Hub,
-    id: SubscriberId,
-    /// No chunk taken for this long while frames wait: the client is dropped.
-    stuck: Duration,
-    done: CancellationToken,
-    /// The connection's slot, given back when the stream ends or is dropped.
     guard: ConnectionGuard,
-    metrics: Arc<Metrics>,
-    /// Drops the HTTP connection, socket and queued chunks, when the client
-    /// is dropped (none when a host serves the router itself: then only the
-    /// stream ends).
+    leave: Leave,
     abort: Option<Abort>,
-}
-
-/// Drops a client whose stream hyper has not polled for `stuck` while frames
-/// wait for it (its socket is full: it reads nothing). Its queue is freed,
-/// its subscriptions removed and its connection dropped (the socket and what
-/// hyper had queued for it) at once, like a WebSocket's.
-async fn watchdog(w: Watch) {
-    let period = (w.stuck / 4).max(Duration::from_millis(50));
-    loop {
-        tokio::select! {
-            _ = w.done.cancelled() => break,
-            _ = tokio::time::sleep(period) => {}
-        }
-        let waiting = w.outbox.has_work() || w.progress.holding.load(Ordering::Relaxed);
-        if waiting && w.progress.idle_for() > w.stuck {
-            w.metrics
-                .closed_write_timeout
-                .fetch_add(1, Ordering::Relaxed);
-            closes::log(w.guard.peer, Limit::SseStuck);
-            w.outbox.close(Closing::OverBudget);
-            w.hub.remove_subscriber(w.id);
-            w.done.cancel();
-            if let Some(abort) = &w.abort {
-                abort.abort();
+) {
+    let outbox = writer.outbox.clone();
+    let run = delivery::run(writer);
+    tokio::pin!(run);
+    let stopped_by = match expires {
+        None => run.await,
+        Some(at) => tokio::select! {
+            stopped_by = &mut run => stopped_by,
+            _ = tokio::time::sleep_until(at) => {
+                outbox.close(TOKEN_EXPIRED);
+                run.await
             }
-            break;
+        },
+    };
+    drop(leave);
+    if let Some(limit) = stopped_by {
+        closes::log(guard.peer, limit);
+        if let Some(abort) = &abort {
+            abort.abort();
         }
     }
-    drop(w.guard);
+}
+
+/// An `/sse` stream as delivery's [`Wire`]: frames become events in a chunk,
+/// which a flush hands to hyper's body.
+struct SseWire {
+    tx: mpsc::Sender<Bytes>,
+    /// The events of the next chunk.
+    buf: Vec<u8>,
+    /// The hub's epoch, for the events' ids.
+    epoch: Arc<str>,
+    /// The stream is ending: nothing more is owed.
+    sealed: bool,
+}
+
+impl Sink for SseWire {
+    fn feed(&mut self, frame: &Frame) -> usize {
+        if !self.sealed {
+            let event = frame.encoded(&self.epoch, |f| {
+                let mut buf = Vec::new();
+                encode_event(&mut buf, &self.epoch, f);
+                Bytes::from(buf)
+            });
+            self.buf.extend_from_slice(&event);
+        }
+        self.buf.len()
+    }
+}
+
+impl Wire for SseWire {
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .send(chunk)
+            .await
+            .map_err(|_| io::ErrorKind::BrokenPipe.into())
+    }
+
+    async fn ping(&mut self) -> io::Result<()> {
+        self.buf.extend_from_slice(PING);
+        self.flush().await
+    }
+
+    /// The stream ends once the writer does; nothing more is sent.
+    async fn close(&mut self, _how: Closing) {
+        self.sealed = true;
+    }
+
+    fn seal(&mut self) {
+        self.sealed = true;
+    }
+
+    fn discard(&mut self) {
+        self.buf.clear();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use crate::frame::Kind;
 
     use super::*;
 

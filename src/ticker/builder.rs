@@ -14,8 +14,9 @@ use super::{
 };
 use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::delivery::Pacer;
 use crate::feeds::{Feed, FeedSupervisor, Kinds};
-use crate::hub::{Hub, Pacer};
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::state::{Adjust, AppState, Settings};
 

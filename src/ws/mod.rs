@@ -7,5 +7,4 @@ mod session;
 mod transport;
 mod upgrade;
 
-pub(crate) use transport::BATCH_LIMIT;
 pub(crate) use upgrade::{admit, origin_allowed, upgrade, ConnectionGuard, NOT_READY};

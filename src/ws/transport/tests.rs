@@ -1,6 +1,7 @@
 //! Unit tests of `transport`.
 
 use super::*;
+use crate::delivery::BATCH_LIMIT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

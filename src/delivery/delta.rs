@@ -1,5 +1,5 @@
 //! Field-level deltas: JSON merge patches (RFC 7386) between two values of a
-//! topic, for subscriptions with `"delta": true` (see [`crate::rate`]).
+//! topic, for subscriptions with `"delta": true` (see `super::shaping`).
 //!
 //! [`diff`] builds a patch that [`apply`] (and `applyMergePatch` in
 //! `web/tickerd.js`) turns back into the new value exactly; where no merge

@@ -9,7 +9,7 @@
 //! a reader always sees a topic's seq strictly increasing. Memory is bounded by
 //! `cap` frames plus one per subscribed topic, plus `CONTROL_CAP` replies.
 //!
-//! [`Outbox::take`] hands over the queues themselves and leaves empty ones
+//! [`Outbox::take_all`] hands over the queues themselves and leaves empty ones
 //! behind, so an idle subscriber holds no queue capacity (the next push
 //! allocates afresh: a few allocations per flush under load, none while idle).
 //!
@@ -35,78 +35,19 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use std::time::Duration;
-
 #[cfg(doc)]
 use crate::frame::Kind;
 use crate::frame::{Frame, Text};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::pacer::{Paced, Shard};
+use super::sink::Closing;
 use crate::metrics::Metrics;
 use crate::sync::MutexExt;
+use direct::Route;
 
 /// Replies (acks, errors, pongs) buffered before the reader stops reading.
 pub(crate) const CONTROL_CAP: usize = 64;
-
-/// Most bytes of frames the pacer writes for one connection at once; a
-/// larger backlog wakes the connection's writer.
-const PACED_LIMIT: usize = 64 * 1024;
-
-/// Why a connection is being closed by the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Closing {
-    /// Send a Close frame with this code and reason, then stop.
-    Code(u16, &'static str),
-    /// The peer closed or vanished: flush what tungstenite owes and stop.
-    Quiet,
-    /// The connection's unwritten replies passed its byte budget: what is not
-    /// yet written is dropped, then Close 1008 (policy violation) is sent.
-    OverBudget,
-}
-
-impl Closing {
-    /// The Close code and reason for [`Closing::OverBudget`].
-    pub(crate) const OVER_BUDGET: (u16, &'static str) = (1008, "reply buffer over budget");
-}
-
-/// What a [`Direct`] write did with a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wrote {
-    /// The socket took all of it.
-    All,
-    /// The socket took part of it; the rest is the frame in flight, which
-    /// the writer's next flush finishes before anything else.
-    Part,
-    /// Nothing: something is ahead of it, or the socket is full.
-    Nothing,
-}
-
-/// A subscriber's socket, written by the publishing side (see the module
-/// docs).
-pub(crate) trait Direct: Send + Sync {
-    /// Writes one text frame now, without blocking, if nothing is ahead of
-    /// it in the socket's own buffers.
-    fn write_now(&self, text: &[u8]) -> Wrote;
-
-    /// Writes text frames in one write, as [`Direct::write_now`], encoding
-    /// them into `scratch` first.
-    fn write_all_now(
-        &self,
-        frames: &mut dyn Iterator<Item = &[u8]>,
-        scratch: &mut Vec<u8>,
-    ) -> Wrote;
-}
-
-/// The publishing side's way into a subscriber's socket.
-struct Route {
-    to: Box<dyn Direct>,
-    /// Least time between two writes of a steady stream (`flush_interval`).
-    pace: Duration,
-    /// Writes what queued within `pace` once it has passed.
-    shard: Arc<Shard>,
-}
 
 #[derive(Default)]
 struct State {
@@ -116,59 +57,44 @@ struct State {
     closing: Option<Closing>,
     /// Bytes of replies queued or taken and not yet handed to the socket.
     control_bytes: usize,
-    /// The writer waits with nothing taken ([`Outbox::park`]): a frame
-    /// written directly cannot overtake one the writer holds.
-    parked: bool,
+    /// Whose turn it is to write: the writer's, or (parked) the publisher's
+    /// and the pacer's.
+    turn: Turn,
     /// No direct write before this: a pace after the last write.
     quiet_until: Option<Instant>,
     /// When the pacer's next write is due: a pace after the last one was
     /// due, so that a pacer running late does not stretch the interval.
     next_due: Option<Instant>,
-    /// A direct write left part of a frame for the writer to finish.
-    unflushed: bool,
-    /// When the queued frames are due with the pacer (the writer is not
-    /// woken for them); an entry of the pacer's due at another time is stale.
-    scheduled: Option<Instant>,
+}
+
+/// Where the connection's writer is, as far as the direct route cares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Turn {
+    /// The writer has taken frames, or is about to: nothing is written
+    /// around it.
+    #[default]
+    Writer,
+    /// The writer waits with nothing taken ([`Outbox::park`]): a frame
+    /// written directly cannot overtake one it holds.
+    Parked,
+    /// Parked, with the queued frames due with the pacer at this time (the
+    /// writer is not woken for them); a pacer entry due at another time is
+    /// stale.
+    Paced(Instant),
+    /// A direct write left part of a frame, which the writer (woken) must
+    /// finish before anything else.
+    Unflushed,
 }
 
 impl State {
     fn is_empty(&self) -> bool {
         self.control.is_empty() && self.queue.is_empty() && self.conflated.is_empty()
     }
-}
 
-/// An outbox in a topic's subscriber set, equal and hashed by identity: one
-/// pointer per subscriber and topic (a set of these costs ~15 bytes per entry
-/// at 10k subscribers, an id-keyed `IndexMap` ~49).
-#[derive(Clone)]
-pub(crate) struct Subscriber(pub(crate) Arc<Outbox>);
-
-impl PartialEq for Subscriber {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for Subscriber {}
-
-impl std::hash::Hash for Subscriber {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.0).hash(state)
-    }
-}
-
-impl Subscriber {
-    /// [`Outbox::push`] to this subscriber.
-    pub(crate) fn push(&self, frame: Frame) {
-        self.0.push(frame);
-    }
-}
-
-impl std::ops::Deref for Subscriber {
-    type Target = Outbox;
-
-    fn deref(&self) -> &Outbox {
-        &self.0
+    /// The queued frames are the pacer's to write: the writer is not woken
+    /// for more of them.
+    fn is_paced(&self) -> bool {
+        matches!(self.turn, Turn::Paced(_))
     }
 }
 
@@ -224,23 +150,6 @@ impl Outbox {
         }
     }
 
-    /// Lets the publishing side write to the subscriber's socket while its
-    /// writer is parked: at once when quiet, else through `shard` once `pace`
-    /// has passed since the last write (see the module docs).
-    pub(crate) fn with_direct(
-        mut self,
-        direct: Box<dyn Direct>,
-        pace: Duration,
-        shard: Arc<Shard>,
-    ) -> Self {
-        self.direct = Some(Route {
-            to: direct,
-            pace,
-            shard,
-        });
-        self
-    }
-
     /// Sets the most bytes of replies that may wait to be written (see the
     /// module docs); unbounded by default.
     pub(crate) fn with_budget(mut self, budget: usize) -> Self {
@@ -258,36 +167,14 @@ impl Outbox {
     /// quiet (see the module docs); never blocks. Conflates by topic past
     /// `cap` frames.
     pub(crate) fn push(self: &Arc<Self>, frame: Frame) {
-        let mut st = self.lock();
+        let st = self.lock();
         if st.closing.is_some() {
             return;
         }
         let was_empty = st.is_empty();
-        if let Some(route) = self.direct.as_ref().filter(|_| st.parked && !st.unflushed) {
-            if was_empty {
-                let now = Instant::now();
-                match st.quiet_until.filter(|&t| t > now) {
-                    None => {
-                        let wrote = route.to.write_now(frame.text().as_bytes());
-                        if wrote != Wrote::Nothing {
-                            st.quiet_until = Some(now + route.pace);
-                            st.next_due = st.quiet_until;
-                            self.wrote(st, wrote, 1, frame.text().len());
-                            return;
-                        }
-                        // The socket is full: the writer waits for room.
-                    }
-                    Some(quiet) => {
-                        let due = st.next_due.unwrap_or(quiet).max(now);
-                        st.queue.push_back(frame);
-                        st.scheduled = Some(due);
-                        drop(st);
-                        route.shard.schedule(due, self.clone());
-                        return;
-                    }
-                }
-            }
-        }
+        let Some((mut st, frame)) = self.push_direct(st, frame, was_empty) else {
+            return;
+        };
         if let Some(slot) = st.conflated.get_mut(&frame.id()) {
             *slot = frame;
             self.metrics
@@ -301,7 +188,7 @@ impl Outbox {
                 .frames_conflated
                 .fetch_add(1, Ordering::Relaxed);
         }
-        let wake = was_empty && st.scheduled.is_none();
+        let wake = was_empty && !st.is_paced();
         drop(st);
         if wake {
             self.wake.notify_one();
@@ -319,75 +206,11 @@ impl Outbox {
         }
         let was_empty = st.is_empty();
         st.queue.extend(frames);
-        let wake = was_empty && !st.is_empty() && st.scheduled.is_none();
+        let wake = was_empty && !st.is_empty() && !st.is_paced();
         drop(st);
         if wake {
             self.wake.notify_one();
         }
-    }
-
-    /// Counts what a direct write wrote; wakes the writer to finish a frame
-    /// the socket took only part of.
-    fn wrote(&self, mut st: MutexGuard<'_, State>, wrote: Wrote, frames: u64, bytes: usize) {
-        st.unflushed = wrote == Wrote::Part;
-        drop(st);
-        self.metrics
-            .frames_sent
-            .fetch_add(frames, Ordering::Relaxed);
-        self.metrics
-            .bytes_out
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        if wrote == Wrote::Part {
-            self.wake.notify_one();
-        }
-    }
-
-    /// The pacer's turn, for the write due `at` (see the module docs):
-    /// writes the frames queued since the last write in one write, or, when
-    /// it cannot, wakes the writer to. The next paced write is due a pace
-    /// after `at`, so a late pacer does not stretch the interval; but the
-    /// connection is quiet (direct writes) only a pace after this write,
-    /// else an overloaded, late pacer would leave every connection looking
-    /// quiet and each update would cost the publisher a write of its own.
-    pub(crate) fn write_paced(&self, at: Instant, scratch: &mut Vec<u8>) {
-        let mut st = self.lock();
-        if st.scheduled != Some(at) {
-            return; // stale: the writer took them, and they were due again
-        }
-        st.scheduled = None;
-        let Some(route) = &self.direct else {
-            return;
-        };
-        // Scheduled (and not stale) means parked: only `take_all` unparks,
-        // and it unschedules too.
-        if st.queue.is_empty() && st.conflated.is_empty() {
-            return; // an over-budget close dropped them
-        }
-        let bytes = (st.queue.iter().map(|f| f.text().len()).sum::<usize>())
-            + st.conflated.values().map(|f| f.text().len()).sum::<usize>();
-        let writable = st.closing.is_none() && !st.unflushed && st.control.is_empty();
-        // A backlog this large is the writer's: it writes in steps, waiting
-        // for the socket, instead of copying it all at once.
-        let wrote = match writable && bytes <= PACED_LIMIT {
-            true => {
-                let mut frames = (st.queue.iter())
-                    .chain(st.conflated.values())
-                    .map(|f| f.text().as_bytes());
-                route.to.write_all_now(&mut frames, scratch)
-            }
-            false => Wrote::Nothing,
-        };
-        if wrote == Wrote::Nothing {
-            drop(st);
-            self.wake.notify_one();
-            return;
-        }
-        let queue = std::mem::take(&mut st.queue);
-        let conflated = std::mem::take(&mut st.conflated);
-        st.quiet_until = Some(Instant::now() + route.pace);
-        st.next_due = Some(at + route.pace);
-        let frames = (queue.len() + conflated.len()) as u64;
-        self.wrote(st, wrote, frames, bytes);
     }
 
     /// Queues a reply to the client, waiting while `CONTROL_CAP` replies are
@@ -424,7 +247,7 @@ impl Outbox {
         if st.control.len() >= CONTROL_CAP {
             return Err(text);
         }
-        let wake = st.is_empty() || st.scheduled.is_some();
+        let wake = st.is_empty() || st.is_paced();
         st.control_bytes += text.len();
         st.control.push_back(Frame::reply(text));
         drop(st);
@@ -478,28 +301,11 @@ impl Outbox {
         self.over_budget.notified().await;
     }
 
-    /// Marks the writer as waiting with nothing taken: from now until its
-    /// next [`Outbox::take_all`], a quiet connection's frames may be written
-    /// directly.
-    pub(crate) fn park(&self) {
-        self.lock().parked = true;
-    }
-
-    /// Until when the writer lets frames gather after a direct write (the
-    /// pacing interval); `None` when it need not wait, e.g. to close.
-    /// (Frames the pacer has are due then too.)
-    pub(crate) fn paced_until(&self) -> Option<Instant> {
-        let st = self.lock();
-        st.quiet_until.filter(|_| st.closing.is_none())
-    }
-
     /// Takes everything ready, leaving empty queues (without capacity) behind.
     /// [`Taken::frames`] yields it in the order it must be written.
     pub(crate) fn take_all(&self) -> Taken {
         let mut st = self.lock();
-        st.parked = false;
-        st.unflushed = false;
-        st.scheduled = None;
+        st.turn = Turn::Writer;
         let taken = Taken {
             control: std::mem::take(&mut st.control),
             queue: std::mem::take(&mut st.queue),
@@ -513,9 +319,10 @@ impl Outbox {
         taken
     }
 
-    /// Moves everything ready into `out`, in the order it must be written.
-    /// Returns the close request, if any, which the caller acts on after
-    /// handling `out`.
+    /// Moves everything ready into `out`, in the order it must be written,
+    /// as released replies (tests' shorthand for `super::writer::take`).
+    /// Returns the close request, if any.
+    #[cfg(test)]
     pub(crate) fn take(&self, out: &mut Vec<Frame>) -> Option<Closing> {
         let taken = self.take_all();
         let closing = taken.closing;
@@ -525,10 +332,10 @@ impl Outbox {
         closing
     }
 
-    /// Whether [`Outbox::take`] has something (or a close request) to return.
+    /// Whether [`Outbox::take_all`] has something (or a close request) to return.
     pub(crate) fn has_work(&self) -> bool {
         let st = self.lock();
-        !st.is_empty() || st.closing.is_some() || st.unflushed
+        !st.is_empty() || st.closing.is_some() || st.turn == Turn::Unflushed
     }
 
     /// Waits until [`Outbox::has_work`].
@@ -543,11 +350,6 @@ impl Outbox {
     }
 }
 
-impl Paced for Outbox {
-    fn write_paced(&self, at: Instant, scratch: &mut Vec<u8>) {
-        Outbox::write_paced(self, at, scratch);
-    }
-}
-
+mod direct;
 #[cfg(test)]
 mod tests;

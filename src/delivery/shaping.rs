@@ -1,5 +1,5 @@
 //! Per-subscription shaping on a connection's writer: `max_rate` (updates per
-//! second per topic) and `delta` (field-level merge patches, [`crate::delta`]).
+//! second per topic) and `delta` (field-level merge patches, `super::delta`).
 //!
 //! The hub still pushes one shared frame per update into the connection's
 //! outbox; the writer passes what it takes through this connection's
@@ -199,7 +199,7 @@ fn emit(t: &mut TopicShape, frame: Frame) -> Frame {
     };
     let patch = (t.base.as_ref())
         .and_then(Frame::data)
-        .and_then(|base| crate::delta::diff(base, data));
+        .and_then(|base| super::delta::diff(base, data));
     let out = match patch {
         Some(patch) => {
             let patch_json = patch.to_string();

@@ -1,8 +1,11 @@
 //! Unit tests of `outbox`.
 
 use super::*;
+use crate::delivery::pacer::Shard;
+use crate::delivery::sink::{Direct, Wrote};
 use crate::frame::Kind;
 use std::sync::Mutex;
+use std::time::Duration;
 
 fn frame(topic: u32, seq: u64) -> Frame {
     let text = Text::from(format!("{topic}:{seq}"));
@@ -118,7 +121,10 @@ fn direct(pace: Duration) -> Direct1 {
 impl Direct1 {
     /// When the pacer would write this outbox.
     fn due(&self) -> Instant {
-        self.ob.lock().scheduled.unwrap_or_else(Instant::now)
+        match self.ob.lock().turn {
+            Turn::Paced(at) => at,
+            _ => Instant::now(),
+        }
     }
 }
 
