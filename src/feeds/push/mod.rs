@@ -31,7 +31,6 @@ mod otlp_json;
 pub(crate) mod otlp_proto;
 pub(crate) mod remote_write;
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -310,19 +309,7 @@ impl Batch {
             .map(topic)
             .filter(|t| !crate::topic::is_system(t))
             .collect();
-        // One pass over the topic names, per write (not per item): how many
-        // the server holds, and how many of this write's it already has.
-        let (held, existing) = (Cell::new(0usize), Cell::new(0usize));
-        hub.topics_where(|t| {
-            if !crate::topic::is_system(t) {
-                held.set(held.get() + 1);
-                if wanted.contains(t) {
-                    existing.set(existing.get() + 1);
-                }
-            }
-            false
-        });
-        let (held, new) = (held.get(), wanted.len() - existing.get());
+        let (held, new) = hub.topics_to_create(wanted.iter().copied());
         if new > 0 && held + new > max_topics {
             return Err(Refused::Full(format!(
                 "this write would create {new} new topics, and the server holds {held} of its \
