@@ -280,55 +280,6 @@ pub fn field<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
     field_by(item, path, |v, key| v.get(key))
 }
 
-/// [`field`]'s rule over an item of any form: `get` steps from a node to its
-/// entry named `key` (`None` when the node is no object or lacks it). The
-/// push kinds read their points this way without building a `Value` (see
-/// `feeds::push::PushItem`).
-pub(crate) fn field_by<N: Copy>(
-    root: N,
-    path: &str,
-    get: impl Fn(N, &str) -> Option<N>,
-) -> Option<N> {
-    if let Some(v) = get(root, path) {
-        return Some(v);
-    }
-    if !path.contains('.') {
-        return None;
-    }
-    path.split('.').try_fold(root, get)
-}
-
-/// What a template placeholder found at its path in an item, whatever the
-/// item's form: a value that can make a segment, or something that cannot.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Found<'a> {
-    /// A string.
-    Str(&'a str),
-    /// A number (written as serde_json writes it).
-    Number(serde_json::Number),
-    /// A boolean.
-    Bool(bool),
-    /// An object, an array or `null`.
-    Other,
-}
-
-impl<'a> Found<'a> {
-    /// What a placeholder finds in a `Value`.
-    pub(crate) fn of(v: &'a Value) -> Found<'a> {
-        match v {
-            Value::String(s) => Found::Str(s),
-            Value::Number(n) => Found::Number(n.clone()),
-            Value::Bool(b) => Found::Bool(*b),
-            _ => Found::Other,
-        }
-    }
-
-    /// A float as a `Value` holds it: `NaN` and the infinities are `null`.
-    pub(crate) fn float(f: f64) -> Found<'a> {
-        serde_json::Number::from_f64(f).map_or(Found::Other, Found::Number)
-    }
-}
-
 /// A topic with `{field}` placeholders, filled per item from its fields
 /// (`{labels.instance}` reaches into nested objects, see [`field`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,6 +412,8 @@ impl TopicTemplate {
         filled
     }
 
+    /// Appends each piece's text to `out`; [`TopicTemplate::fill_into`]
+    /// checks the whole topic and undoes a failed fill.
     fn fill_pieces<'a>(
         &self,
         out: &mut String,
@@ -490,6 +443,7 @@ impl TopicTemplate {
                         Found::Str(s) => out.push_str(s),
                         Found::Number(n) => {
                             use std::fmt::Write as _;
+                            // Writing into a `String` cannot fail.
                             let _ = write!(out, "{n}");
                         }
                         Found::Bool(b) => out.push_str(if b { "true" } else { "false" }),
@@ -510,6 +464,8 @@ impl TopicTemplate {
     }
 }
 
+mod found;
+pub(crate) use found::{field_by, Found};
 mod produce;
 pub use produce::Fill;
 
