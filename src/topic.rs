@@ -277,13 +277,7 @@ enum Piece {
 /// dotted path into nested objects (`labels.instance`). The one lookup behind
 /// topic placeholders and feed transforms, so both read fields the same way.
 pub fn field<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
-    if let Some(v) = item.get(path) {
-        return Some(v);
-    }
-    if !path.contains('.') {
-        return None;
-    }
-    path.split('.').try_fold(item, |v, key| v.get(key))
+    field_by(item, path, |v, key| v.get(key))
 }
 
 /// A topic with `{field}` placeholders, filled per item from its fields
@@ -391,6 +385,41 @@ impl TopicTemplate {
         vars: &dyn Fn(&str) -> Option<String>,
     ) -> Result<String, TopicError> {
         let mut out = String::with_capacity(self.text.len() + 8);
+        self.fill_into(&mut out, vars, &|path| field(item, path).map(Found::of))?;
+        Ok(out)
+    }
+
+    /// [`TopicTemplate::fill_with`] of an item of any form, read through
+    /// `lookup` (what each placeholder's path finds), the topic appended to
+    /// `out`: a push write plans thousands of points this way, each read
+    /// where it lies, all their topics in one buffer.
+    ///
+    /// # Errors
+    /// As [`TopicTemplate::fill_with`]; `out` is then as it was.
+    pub(crate) fn fill_into<'a>(
+        &self,
+        out: &mut String,
+        vars: &dyn Fn(&str) -> Option<String>,
+        lookup: &dyn Fn(&str) -> Option<Found<'a>>,
+    ) -> Result<(), TopicError> {
+        let start = out.len();
+        let filled = self
+            .fill_pieces(out, vars, lookup)
+            .and_then(|()| validate_topic(&out[start..]));
+        if filled.is_err() {
+            out.truncate(start);
+        }
+        filled
+    }
+
+    /// Appends each piece's text to `out`; [`TopicTemplate::fill_into`]
+    /// checks the whole topic and undoes a failed fill.
+    fn fill_pieces<'a>(
+        &self,
+        out: &mut String,
+        vars: &dyn Fn(&str) -> Option<String>,
+        lookup: &dyn Fn(&str) -> Option<Found<'a>>,
+    ) -> Result<(), TopicError> {
         for piece in &self.pieces {
             match piece {
                 Piece::Text(t) => out.push_str(t),
@@ -406,29 +435,37 @@ impl TopicTemplate {
                         out.push_str(&s);
                         continue;
                     }
-                    let v = field(item, f).ok_or_else(|| {
+                    let v = lookup(f).ok_or_else(|| {
                         err(format!("item has no field `{f}` for topic `{}`", self.text))
                     })?;
-                    let s = match v {
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => n.to_string(),
-                        Value::Bool(b) => b.to_string(),
-                        _ => return Err(err(format!("field `{f}` is not a string or number"))),
-                    };
+                    let at = out.len();
+                    match v {
+                        Found::Str(s) => out.push_str(s),
+                        Found::Number(n) => {
+                            use std::fmt::Write as _;
+                            // Writing into a `String` cannot fail.
+                            let _ = write!(out, "{n}");
+                        }
+                        Found::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+                        Found::Other => {
+                            return Err(err(format!("field `{f}` is not a string or number")))
+                        }
+                    }
+                    let s = &out[at..];
                     if s.is_empty() || !s.chars().all(is_segment_char) {
                         return Err(err(format!(
                             "field `{f}` = {s:?} is not a valid topic segment ([A-Za-z0-9_-])"
                         )));
                     }
-                    out.push_str(&s);
                 }
             }
         }
-        validate_topic(&out)?;
-        Ok(out)
+        Ok(())
     }
 }
 
+mod found;
+pub(crate) use found::{field_by, Found};
 mod produce;
 pub use produce::Fill;
 

@@ -235,3 +235,58 @@ async fn reload_adds_and_removes_the_route_taker() {
     })
     .await;
 }
+
+/// Two feeds take one bucket: the one without `transform` steps publishes
+/// each point's item as it was parsed (its JSON text written straight from
+/// the line: escapes, unicode, every field type, keys sorted and a repeated
+/// key's last value), the one with steps gets the same item as a `Value`
+/// and publishes what its steps make of it; both topics come from the same
+/// template fields. A point whose tag cannot make a topic is dropped and
+/// counted on the feed, the rest of the write is published.
+#[tokio::test]
+async fn a_feed_with_transform_steps_gets_the_same_item() {
+    let feeds = "[[feed]]\nname = \"plain\"\nkind = \"influx\"\nbucket = \"b1\"\n\
+                 topic = \"p.{tags.host}\"\n\n\
+                 [[feed]]\nname = \"shaped\"\nkind = \"influx\"\nbucket = \"b1\"\n\
+                 topic = \"s.{tags.host}.{fields.n}\"\n\
+                 transform = [{ rename = { measurement = \"m\" } }, { select = [\"m\", \"tags\"] }]\n";
+    let server = Server::start(&config(feeds)).await;
+    let mut c = server.client().await;
+    c.subscribe(&["p.>", "s.>"]).await;
+    let body = "cpu\\ load,zone=Zürich\\ 1,host=h1,host=h2 \
+                s=\"say \\\"hi\\\" \\\\ 🚀\",f=1.5,i=-9223372036854775808i,u=18446744073709551615u,\
+                b=t,n=7i 1700000000123456789\n\
+                cpu,host=bad.host v=1\n";
+    let (status, _) = post(
+        &server,
+        "/api/v2/write?bucket=b1",
+        Some("Token pt"),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let plain = c.update_of("p.h2").await;
+    assert_eq!(
+        plain["data"],
+        serde_json::json!({
+            "measurement": "cpu load",
+            "tags": {"host": "h2", "zone": "Zürich 1"},
+            "fields": {"s": "say \"hi\" \\ 🚀", "f": 1.5, "i": i64::MIN, "u": u64::MAX,
+                       "b": true, "n": 7},
+            "time": 1_700_000_000_123i64,
+        })
+    );
+    let shaped = c.update_of("s.h2.7").await;
+    assert_eq!(
+        shaped["data"],
+        serde_json::json!({"m": "cpu load", "tags": {"host": "h2", "zone": "Zürich 1"}})
+    );
+    eventually(
+        "the point without a topic is counted on the feed",
+        || async {
+            let (_, s) = support::get_json(&server.http("/api/topics/$sys.feeds.plain")).await;
+            s["data"]["errors"].as_u64() == Some(1) && s["data"]["updates"].as_u64() == Some(1)
+        },
+    )
+    .await;
+}

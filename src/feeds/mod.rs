@@ -29,7 +29,8 @@
 //! The push kinds `influx`, `remote_write` and `otlp` (see `push`) have no
 //! connection of their own: their run registers the feed with the server's
 //! push routes until it is cancelled, and each write is published through the
-//! same `publish_item`.
+//! same `publish_item` (its points as the JSON text they are written to,
+//! `publish_text_at`, read into a `Value` only for a feed with steps).
 //!
 //! A feed never sees a session or a socket: it only publishes into the hub.
 
@@ -82,8 +83,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::hub::{Hub, Published, Source};
-use crate::topic::TopicTemplate;
+use crate::hub::{Hub, PublishError, Published, Source};
+use crate::topic::{Found, TopicTemplate};
 
 /// A source of updates. Implement it for a kind of your own and register it with
 /// [`crate::TickerBuilder::kind`].
@@ -223,17 +224,34 @@ impl FeedContext {
         self.publish_item(topic, Cow::Owned(value))
     }
 
-    /// The topic the feed's template makes of `item` (a push write checks
-    /// every topic before it publishes any). A failure is that item's
-    /// counted error.
-    pub(crate) fn topic_for(&self, item: &Value) -> Result<String, ItemError> {
-        self.fill(item, &|_| None)
+    /// The topic the feed's template makes of an item read through `lookup`
+    /// rather than a `Value` (a push point, see `push::PushItem`; a push
+    /// write checks every topic before it publishes any), appended to `out`
+    /// (left as it was on an error). A failure is that item's counted error.
+    pub(crate) fn topic_into<'a>(
+        &self,
+        out: &mut String,
+        lookup: &dyn Fn(&str) -> Option<Found<'a>>,
+    ) -> Result<(), ItemError> {
+        self.inner
+            .template
+            .fill_into(out, &|_| None, lookup)
+            .map_err(|e| self.item_error(e.to_string()))
     }
 
-    /// Publishes `item`, whose topic [`FeedContext::topic_for`] made, through
-    /// the one way in.
-    pub(crate) fn publish_at(&self, topic: &str, item: Value) -> Result<Published, ItemError> {
-        self.publish_item(topic, Cow::Owned(item))
+    /// Publishes an item given as its JSON text (`json`: one valid JSON
+    /// value), whose topic [`FeedContext::topic_into`] made, through the one
+    /// way in. Without `transform` steps the text is published as it is, no
+    /// tree built (a push write's fast path); with steps it is read into the
+    /// `Value` they need first.
+    pub(crate) fn publish_text_at(&self, topic: &str, json: &str) -> Result<Published, ItemError> {
+        if !self.inner.transforms.is_empty() {
+            let value = serde_json::from_str(json)
+                .map_err(|e| self.item_error(format!("item is not JSON: {e}")))?;
+            return self.publish_item(topic, Cow::Owned(value));
+        }
+        let published = self.inner.hub.publish_json(&self.inner.source, topic, json);
+        self.record(published)
     }
 
     /// The running push feeds this feed's supervisor shares with the server.
@@ -247,11 +265,17 @@ impl FeedContext {
     /// topic, so no path can skip a step.
     fn publish_item(&self, topic: &str, value: Cow<'_, Value>) -> Result<Published, ItemError> {
         let value = self.transform(topic, value)?;
-        match self
+        let published = self
             .inner
             .hub
-            .publish_from(&self.inner.source, topic, &*value)
-        {
+            .publish_from(&self.inner.source, topic, &*value);
+        self.record(published)
+    }
+
+    /// A publish's outcome on the feed's status: counted as an update, or
+    /// reported as that item's error.
+    fn record(&self, published: Result<Published, PublishError>) -> Result<Published, ItemError> {
+        match published {
             Ok(p) => {
                 self.inner.status.record_ok(&self.inner.hub);
                 Ok(p)

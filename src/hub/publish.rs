@@ -163,6 +163,24 @@ impl Hub {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// What publishing to every topic of `names` (no `$` topic among them,
+    /// none twice) would do to `[limits] max_topics`: how many topics (`$`
+    /// topics aside) the hub holds, and how many of `names` it would create.
+    /// One lookup per name under one read lock, rather than a pass over
+    /// every topic the hub holds: a push write checks its thousands of
+    /// topics this way before it publishes any.
+    pub(crate) fn topics_to_create<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> (usize, usize) {
+        let topics = self.read_topics();
+        let new = names
+            .into_iter()
+            .filter(|name| !topics.contains_key(*name))
+            .count();
+        (self.inner.user_topics.load(Ordering::Relaxed), new)
+    }
+
     /// The topic named `name`, created (and matched against every pattern) if new.
     pub(super) fn topic_or_insert(&self, name: &str) -> Result<Arc<Topic>, PublishError> {
         if let Some(t) = self.read_topics().get(name) {

@@ -8,12 +8,19 @@
 //! Each point becomes one item `{"measurement", "tags", "fields", "time"}`
 //! (`time` in ms since the epoch, from the timestamp in the write's
 //! precision, or now when a line has none). The parser walks each line's
-//! bytes once and allocates only the item's own strings (an escaped token is
-//! unescaped into its string as it is copied): no allocation per byte.
+//! bytes once into a [`Point`] that borrows them (only an escaped token is
+//! copied, unescaped, into its own string), reusing one point's lists for
+//! every line of a write; the item's JSON is written from the point by its
+//! `Serialize`, the one function that makes the item's shape (see
+//! `push::PushItem`). No `Value` tree is built per point.
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use super::PushItem;
+use crate::topic::{field_by, Found};
 
 /// The unit of a write's timestamps (`precision=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,18 +75,49 @@ impl Precision {
     }
 }
 
-/// Parses every line of `body`, calling `point(item, line_len)` for each
-/// point. Empty lines and `#` comments are skipped.
+/// One line's point, borrowing the line's bytes. Its tags and fields are
+/// kept as an object's entries (`push::as_map`: sorted by key, the last of a
+/// repeated key), so its text is the text of the `Value` it stands for.
+#[derive(Debug)]
+pub(crate) struct Point<'a> {
+    measurement: Cow<'a, str>,
+    tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    fields: Vec<(Cow<'a, str>, Field<'a>)>,
+    /// Milliseconds since the epoch.
+    time: i64,
+}
+
+/// A field's value, of its line protocol type.
+#[derive(Debug, Clone, PartialEq)]
+enum Field<'a> {
+    /// A float: always finite (`NaN` and `inf` are refused as they are not
+    /// JSON numbers).
+    Float(f64),
+    Int(i64),
+    UInt(u64),
+    Bool(bool),
+    Str(Cow<'a, str>),
+}
+
+/// Parses every line of `body`, calling `point(point, line_len)` for each
+/// point. Empty lines and `#` comments are skipped. The point handed over is
+/// reused for the next line: take what it says before returning.
 ///
 /// # Errors
 /// The first bad line: `line N: what is wrong: 'the line'`; nothing after it
 /// is parsed (the caller publishes nothing of a body with a bad line).
-pub(crate) fn parse_body(
-    body: &[u8],
+pub(crate) fn parse_body<'a>(
+    body: &'a [u8],
     precision: Precision,
     now_ms: i64,
-    mut point: impl FnMut(Value, usize),
+    mut point: impl FnMut(&Point<'a>, usize),
 ) -> Result<(), String> {
+    let mut p = Point {
+        measurement: Cow::Borrowed(""),
+        tags: Vec::new(),
+        fields: Vec::new(),
+        time: 0,
+    };
     for (n, line) in body.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let start = line.iter().position(|b| !b.is_ascii_whitespace());
@@ -88,8 +126,8 @@ pub(crate) fn parse_body(
         if line[0] == b'#' {
             continue;
         }
-        match parse_line(line, precision, now_ms) {
-            Ok(item) => point(item, line.len()),
+        match p.read(line, precision, now_ms) {
+            Ok(()) => point(&p, line.len()),
             Err(why) => {
                 let shown = String::from_utf8_lossy(&line[..line.len().min(200)]);
                 return Err(format!("line {}: {why}: '{shown}'", n + 1));
@@ -99,63 +137,146 @@ pub(crate) fn parse_body(
     Ok(())
 }
 
-/// One line's point as its item.
-fn parse_line(line: &[u8], precision: Precision, now_ms: i64) -> Result<Value, String> {
-    let mut at = 0;
-    let measurement = token(line, &mut at, b", ")?;
-    if measurement.is_empty() {
-        return Err("missing measurement".into());
-    }
-    let mut tags = Map::new();
-    while line.get(at) == Some(&b',') {
-        at += 1;
-        let key = token(line, &mut at, b"=, ")?;
-        if line.get(at) != Some(&b'=') || key.is_empty() {
-            return Err("a tag must be `key=value`".into());
+impl<'a> Point<'a> {
+    /// Reads one line into this point (its lists cleared first).
+    fn read(&mut self, line: &'a [u8], precision: Precision, now_ms: i64) -> Result<(), String> {
+        self.tags.clear();
+        self.fields.clear();
+        let mut at = 0;
+        self.measurement = token(line, &mut at, b", ")?;
+        if self.measurement.is_empty() {
+            return Err("missing measurement".into());
         }
-        at += 1;
-        let value = token(line, &mut at, b", ")?;
-        if value.is_empty() {
-            return Err(format!("tag `{key}` has no value"));
-        }
-        tags.insert(key.into_owned(), Value::String(value.into_owned()));
-    }
-    skip_spaces(line, &mut at);
-    let mut fields = Map::new();
-    loop {
-        let key = token(line, &mut at, b"=, ")?;
-        if line.get(at) != Some(&b'=') || key.is_empty() {
-            return Err("missing fields (expected `field=value` after the tags)".into());
-        }
-        at += 1;
-        let value = field_value(line, &mut at).map_err(|e| format!("field `{key}`: {e}"))?;
-        fields.insert(key.into_owned(), value);
-        if line.get(at) == Some(&b',') {
+        while line.get(at) == Some(&b',') {
             at += 1;
+            let key = token(line, &mut at, b"=, ")?;
+            if line.get(at) != Some(&b'=') || key.is_empty() {
+                return Err("a tag must be `key=value`".into());
+            }
+            at += 1;
+            let value = token(line, &mut at, b", ")?;
+            if value.is_empty() {
+                return Err(format!("tag `{key}` has no value"));
+            }
+            self.tags.push((key, value));
+        }
+        skip_spaces(line, &mut at);
+        loop {
+            let key = token(line, &mut at, b"=, ")?;
+            if line.get(at) != Some(&b'=') || key.is_empty() {
+                return Err("missing fields (expected `field=value` after the tags)".into());
+            }
+            at += 1;
+            let value = field_value(line, &mut at).map_err(|e| format!("field `{key}`: {e}"))?;
+            self.fields.push((key, value));
+            if line.get(at) == Some(&b',') {
+                at += 1;
+            } else {
+                break;
+            }
+        }
+        skip_spaces(line, &mut at);
+        self.time = if at < line.len() {
+            let text = std::str::from_utf8(&line[at..]).unwrap_or("");
+            let text = text.trim_end();
+            let t: i64 = text
+                .parse()
+                .map_err(|_| format!("timestamp `{text}` is not a whole number"))?;
+            precision.to_ms(t)
         } else {
-            break;
+            now_ms
+        };
+        super::as_map(&mut self.tags, |(k, _)| k);
+        super::as_map(&mut self.fields, |(k, _)| k);
+        Ok(())
+    }
+}
+
+/// The item: `{"fields","measurement","tags","time"}`, its keys in the order
+/// of serde_json's `Map` (sorted), as every map within it.
+impl Serialize for Point<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Tags<'p, 'a>(&'p [(Cow<'a, str>, Cow<'a, str>)]);
+        impl Serialize for Tags<'_, '_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            }
+        }
+        struct Fields<'p, 'a>(&'p [(Cow<'a, str>, Field<'a>)]);
+        impl Serialize for Fields<'_, '_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            }
+        }
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("fields", &Fields(&self.fields))?;
+        m.serialize_entry("measurement", &self.measurement)?;
+        m.serialize_entry("tags", &Tags(&self.tags))?;
+        m.serialize_entry("time", &self.time)?;
+        m.end()
+    }
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Float(f) => s.serialize_f64(*f),
+            Field::Int(i) => s.serialize_i64(*i),
+            Field::UInt(u) => s.serialize_u64(*u),
+            Field::Bool(b) => s.serialize_bool(*b),
+            Field::Str(t) => s.serialize_str(t),
         }
     }
-    skip_spaces(line, &mut at);
-    let time = if at < line.len() {
-        let text = std::str::from_utf8(&line[at..]).unwrap_or("");
-        let text = text.trim_end();
-        let t: i64 = text
-            .parse()
-            .map_err(|_| format!("timestamp `{text}` is not a whole number"))?;
-        precision.to_ms(t)
-    } else {
-        now_ms
-    };
-    let mut item = Map::with_capacity(4);
-    item.insert(
-        "measurement".into(),
-        Value::String(measurement.into_owned()),
-    );
-    item.insert("tags".into(), Value::Object(tags));
-    item.insert("fields".into(), Value::Object(fields));
-    item.insert("time".into(), Value::from(time));
-    Ok(Value::Object(item))
+}
+
+/// A place in a point's item, for [`field_by`].
+#[derive(Clone, Copy)]
+enum Node<'p, 'a> {
+    Point(&'p Point<'a>),
+    Tags(&'p [(Cow<'a, str>, Cow<'a, str>)]),
+    Fields(&'p [(Cow<'a, str>, Field<'a>)]),
+    Text(&'p str),
+    Field(&'p Field<'a>),
+    Time(i64),
+}
+
+impl<'p> Node<'p, '_> {
+    /// The entry `key` of this node, if it is an object that has one.
+    fn get(self, key: &str) -> Option<Self> {
+        match self {
+            Node::Point(p) => match key {
+                "measurement" => Some(Node::Text(&p.measurement)),
+                "tags" => Some(Node::Tags(&p.tags)),
+                "fields" => Some(Node::Fields(&p.fields)),
+                "time" => Some(Node::Time(p.time)),
+                _ => None,
+            },
+            Node::Tags(tags) => super::entry(tags, key, |(k, _)| k).map(|(_, v)| Node::Text(v)),
+            Node::Fields(fields) => {
+                super::entry(fields, key, |(k, _)| k).map(|(_, v)| Node::Field(v))
+            }
+            Node::Text(_) | Node::Field(_) | Node::Time(_) => None,
+        }
+    }
+
+    fn found(self) -> Found<'p> {
+        match self {
+            Node::Point(_) | Node::Tags(_) | Node::Fields(_) => Found::Other,
+            Node::Text(t) => Found::Str(t),
+            Node::Field(Field::Str(t)) => Found::Str(t),
+            Node::Field(Field::Float(f)) => Found::float(*f),
+            Node::Field(Field::Int(i)) => Found::Number((*i).into()),
+            Node::Field(Field::UInt(u)) => Found::Number((*u).into()),
+            Node::Field(Field::Bool(b)) => Found::Bool(*b),
+            Node::Time(t) => Found::Number(t.into()),
+        }
+    }
+}
+
+impl PushItem for Point<'_> {
+    fn found(&self, path: &str) -> Option<Found<'_>> {
+        field_by(Node::Point(self), path, Node::get).map(Node::found)
+    }
 }
 
 fn skip_spaces(line: &[u8], at: &mut usize) {
@@ -209,9 +330,9 @@ fn is_escapable(b: u8, stops: &[u8]) -> bool {
 }
 
 /// A field's value at `at`, which ends at `,`, ` ` or the line's end.
-fn field_value(line: &[u8], at: &mut usize) -> Result<Value, String> {
+fn field_value<'a>(line: &'a [u8], at: &mut usize) -> Result<Field<'a>, String> {
     if line.get(*at) == Some(&b'"') {
-        return string_value(line, at);
+        return string_value(line, at).map(Field::Str);
     }
     let start = *at;
     while let Some(&b) = line.get(*at) {
@@ -229,26 +350,25 @@ fn field_value(line: &[u8], at: &mut usize) -> Result<Value, String> {
     };
     match text {
         "" => Err("has no value".into()),
-        "t" | "T" | "true" | "True" | "TRUE" => Ok(Value::Bool(true)),
-        "f" | "F" | "false" | "False" | "FALSE" => Ok(Value::Bool(false)),
+        "t" | "T" | "true" | "True" | "TRUE" => Ok(Field::Bool(true)),
+        "f" | "F" | "false" | "False" | "FALSE" => Ok(Field::Bool(false)),
         _ => {
             if let Some(i) = text.strip_suffix('i') {
-                i.parse::<i64>().map(Value::from).map_err(|_| bad())
+                i.parse::<i64>().map(Field::Int).map_err(|_| bad())
             } else if let Some(u) = text.strip_suffix('u') {
-                u.parse::<u64>().map(Value::from).map_err(|_| bad())
+                u.parse::<u64>().map(Field::UInt).map_err(|_| bad())
             } else {
+                // `NaN` and `inf` parse as floats but are no JSON number.
                 let f: f64 = text.parse().map_err(|_| bad())?;
-                serde_json::Number::from_f64(f)
-                    .map(Value::Number)
-                    .ok_or_else(bad)
+                f.is_finite().then_some(Field::Float(f)).ok_or_else(bad)
             }
         }
     }
 }
 
 /// A string field at `at` (on its opening quote): up to the closing quote,
-/// with `\"` and `\\` unescaped.
-fn string_value(line: &[u8], at: &mut usize) -> Result<Value, String> {
+/// with `\"` and `\\` unescaped. Borrowed unless it held an escape.
+fn string_value<'a>(line: &'a [u8], at: &mut usize) -> Result<Cow<'a, str>, String> {
     *at += 1;
     let start = *at;
     let mut escaped = false;
@@ -266,7 +386,7 @@ fn string_value(line: &[u8], at: &mut usize) -> Result<Value, String> {
     let raw = std::str::from_utf8(&line[start..*at]).map_err(|_| "not UTF-8".to_string())?;
     *at += 1;
     if !escaped {
-        return Ok(Value::String(raw.to_string()));
+        return Ok(Cow::Borrowed(raw));
     }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
@@ -280,67 +400,8 @@ fn string_value(line: &[u8], at: &mut usize) -> Result<Value, String> {
         }
         out.push(c);
     }
-    Ok(Value::String(out))
+    Ok(Cow::Owned(out))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn one(line: &str, p: Precision) -> Result<Value, String> {
-        let mut got = Vec::new();
-        parse_body(line.as_bytes(), p, 42, |v, _| got.push(v))?;
-        Ok(got.pop().expect("one point"))
-    }
-
-    /// Every field type, tags, escapes and the timestamp in ms.
-    #[test]
-    fn a_line_becomes_its_item() {
-        let v = one(
-            r#"cpu\ load,host=a\,b,re\=g=eu f=1.5,i=-3i,u=7u,s="say \"hi\" \\ ok",b=t,g=FALSE 1700000000123456789"#,
-            Precision::Ns,
-        )
-        .unwrap();
-        assert_eq!(
-            v,
-            json!({"measurement": "cpu load", "tags": {"host": "a,b", "re=g": "eu"},
-                   "fields": {"f": 1.5, "i": -3, "u": 7, "s": "say \"hi\" \\ ok", "b": true, "g": false},
-                   "time": 1_700_000_000_123i64})
-        );
-    }
-
-    /// Each precision scales the timestamp; a line without one gets now.
-    #[test]
-    fn precisions_and_missing_time() {
-        for (p, t) in [
-            (Precision::S, "1700000000"),
-            (Precision::Ms, "1700000000000"),
-            (Precision::Us, "1700000000000000"),
-            (Precision::Ns, "1700000000000000000"),
-        ] {
-            assert_eq!(
-                one(&format!("m v=1 {t}"), p).unwrap()["time"],
-                1_700_000_000_000i64
-            );
-        }
-        assert_eq!(one("m v=1", Precision::Ns).unwrap()["time"], 42);
-        assert_eq!(one("m v=1 2", Precision::H).unwrap()["time"], 7_200_000);
-    }
-
-    /// A bad line is named by number, with what is wrong.
-    #[test]
-    fn a_bad_line_is_named() {
-        let body = b"m v=1\n\n# comment\nm,host=a\nm v=2\n";
-        let err = parse_body(body, Precision::Ns, 0, |_, _| {}).unwrap_err();
-        assert!(err.starts_with("line 4: missing fields"), "{err}");
-        let err = parse_body(b"m v=abc", Precision::Ns, 0, |_, _| {}).unwrap_err();
-        assert!(
-            err.contains("line 1: field `v`: `abc` is not a field value"),
-            "{err}"
-        );
-        let err = parse_body(b"m v=\"open", Precision::Ns, 0, |_, _| {}).unwrap_err();
-        assert!(err.contains("no closing quote"), "{err}");
-        assert!(Precision::parse("x").is_err());
-    }
-}
+mod tests;

@@ -15,29 +15,35 @@
 //!   publish to, or that would take the server past `max_topics`, is refused
 //!   whole, never half-applied.
 //!
-//! Each protocol's file parses its body into items and plans them; the HTTP
-//! side (credentials, body cap, gzip, each protocol's answer shape) is
-//! `server/push.rs`. Every item still goes through the one way in,
-//! `FeedContext::publish_item` (template, `transform`, status).
+//! Each protocol's file parses its body into points ([`PushItem`]: read where
+//! they lie in the body, each item's JSON written from its point by one
+//! function) and plans them; the HTTP side (credentials, body cap, gzip, each
+//! protocol's answer shape) is `server/push.rs`. Every item still goes
+//! through the one way in, `FeedContext::publish_text_at` (template,
+//! `transform`, status): a feed without `transform` steps publishes the
+//! item's text as it is, no `Value` built.
 
 pub(crate) mod influx;
 mod line_protocol;
 pub(crate) mod otlp;
+mod otlp_item;
 mod otlp_json;
 pub(crate) mod otlp_proto;
 pub(crate) mod remote_write;
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use serde_json::Value;
+use std::ops::Range;
+
+use serde::Serialize;
 
 use super::FeedContext;
 use crate::auth::PublishRight;
 use crate::hub::Hub;
 use crate::sync::RwLockExt;
+use crate::topic::Found;
 
 /// What a running push feed takes.
 #[derive(Debug, Clone)]
@@ -132,14 +138,74 @@ impl std::fmt::Display for Refused {
     }
 }
 
-/// One write's items, each with the feed that takes it and its topic,
-/// planned whole before any is published.
+/// A point of a push write as its protocol read it, borrowing the write's
+/// bytes. Its `Serialize` is the one function that makes its item's shape:
+/// it writes the text that is published, and (through `serde_json::to_value`
+/// or the text read back) the `Value` a feed's `transform` steps read, so the
+/// two cannot differ. Each map it writes is kept by [`as_map`], so the text
+/// is the text of that `Value`, byte for byte.
+pub(crate) trait PushItem: Serialize {
+    /// What a topic placeholder's `path` finds in the item (the rule of
+    /// `topic::field`, through [`crate::topic::field_by`]).
+    fn found(&self, path: &str) -> Option<Found<'_>>;
+}
+
+/// Makes `entries` the entries of a JSON object as serde_json's `Map` holds
+/// them once each was inserted in order: sorted by key, and of a key given
+/// twice only the last. The items used to be built as such maps; their text
+/// is written from entries kept this way, so it has not changed.
+pub(crate) fn as_map<T>(entries: &mut Vec<T>, key: impl Fn(&T) -> &str) {
+    // Most sources send their labels sorted (Prometheus must, Telegraf
+    // does): then there is nothing to do, and no duplicate either.
+    if entries.is_sorted_by(|a, b| key(a) < key(b)) {
+        return;
+    }
+    // Stable, so that equal keys stay in the order they were sent.
+    entries.sort_by(|a, b| key(a).cmp(key(b)));
+    entries.dedup_by(|later, kept| {
+        let same = key(later) == key(kept);
+        if same {
+            std::mem::swap(later, kept);
+        }
+        same
+    });
+}
+
+/// The entry of `entries` (kept by [`as_map`]) whose key is `wanted`.
+pub(crate) fn entry<'e, T>(
+    entries: &'e [T],
+    wanted: &str,
+    key: impl Fn(&T) -> &str,
+) -> Option<&'e T> {
+    entries
+        .binary_search_by(|e| key(e).cmp(wanted))
+        .ok()
+        .map(|i| &entries[i])
+}
+
+/// One write's items, planned whole before any is published: for each, the
+/// feed that takes it, its topic and its JSON text. The topics and texts of
+/// all the write's items are kept back to back in two buffers, so planning a
+/// point costs no allocation of its own.
 #[derive(Default)]
 pub(crate) struct Batch {
-    items: Vec<(FeedContext, String, Value)>,
+    items: Vec<Planned>,
+    /// Every item's topic, back to back.
+    topics: String,
+    /// Every item's JSON text, back to back (written by `serde_json`, so
+    /// UTF-8; checked once, whole, when the write is delivered).
+    texts: Vec<u8>,
     /// Items a feed dropped while planning (no topic, too large): counted
     /// and reported as that feed's item errors.
     pub(crate) dropped: usize,
+}
+
+/// One planned item: its feed, and where its topic and text are in the
+/// batch's buffers.
+struct Planned {
+    ctx: FeedContext,
+    topic: Range<usize>,
+    text: Range<usize>,
 }
 
 /// What a delivered write did.
@@ -152,32 +218,70 @@ pub(crate) struct Delivered {
 }
 
 impl Batch {
-    /// A batch with room for `n` items.
-    pub(crate) fn with_capacity(n: usize) -> Self {
+    /// A batch with room for `n` items of about `bytes` of text in all.
+    pub(crate) fn with_capacity(n: usize, bytes: usize) -> Self {
         Batch {
             items: Vec::with_capacity(n),
+            topics: String::with_capacity(n * 24),
+            texts: Vec::with_capacity(bytes),
             dropped: 0,
         }
     }
 
-    /// Plans `item` for `ctx`'s feed: `raw_len` (its size as the source sent
-    /// it) within the feed's `max_item_bytes`, and its topic filled from the
-    /// feed's template. An item that fails either is that feed's counted
-    /// error and is dropped; the write goes on.
-    pub(crate) fn plan(&mut self, ctx: &FeedContext, raw_len: usize, item: Value) {
-        if ctx.check_item_bytes(raw_len).is_err() {
-            self.dropped += 1;
-            return;
-        }
-        match ctx.topic_for(&item) {
-            Ok(topic) => self.items.push((ctx.clone(), topic, item)),
-            Err(_) => self.dropped += 1,
+    /// Plans `point` for each feed of `takers`: `raw_len` (its size as the
+    /// source sent it) within the feed's `max_item_bytes`, and its topic
+    /// filled from the feed's template. An item that fails either is that
+    /// feed's counted error and is dropped; the write goes on. The point's
+    /// text is written once, whichever feeds take it.
+    pub(crate) fn plan<'f>(
+        &mut self,
+        takers: impl IntoIterator<Item = &'f FeedContext>,
+        raw_len: usize,
+        point: &impl PushItem,
+    ) {
+        let mut text: Option<Range<usize>> = None;
+        for ctx in takers {
+            if ctx.check_item_bytes(raw_len).is_err() {
+                self.dropped += 1;
+                continue;
+            }
+            let start = self.topics.len();
+            if ctx
+                .topic_into(&mut self.topics, &|path| point.found(path))
+                .is_err()
+            {
+                self.dropped += 1;
+                continue;
+            }
+            let topic = start..self.topics.len();
+            let text = match &text {
+                Some(written) => written.clone(),
+                None => {
+                    let start = self.texts.len();
+                    if let Err(e) = serde_json::to_writer(&mut self.texts, point) {
+                        // No item of ours fails (its keys are strings); if
+                        // one did, it is that item's error like any other.
+                        self.texts.truncate(start);
+                        ctx.item_error(format!("item does not serialize: {e}"));
+                        self.topics.truncate(topic.start);
+                        self.dropped += 1;
+                        continue;
+                    }
+                    text.insert(start..self.texts.len()).clone()
+                }
+            };
+            self.items.push(Planned {
+                ctx: ctx.clone(),
+                topic,
+                text,
+            });
         }
     }
 
     /// Publishes every planned item, after checking the whole write: every
     /// topic within `right`, and the topics it would create within
-    /// `max_topics` (`$` topics aside).
+    /// `max_topics` (`$` topics aside). A feed without `transform` steps
+    /// publishes each item's text as it is; one with steps reads it first.
     ///
     /// # Errors
     /// The write is refused whole; nothing was published.
@@ -187,31 +291,25 @@ impl Batch {
         right: &PublishRight,
         max_topics: usize,
     ) -> Result<Delivered, Refused> {
-        if let Some((_, topic, _)) = self.items.iter().find(|(_, t, _)| !right.allows(t)) {
+        let Batch {
+            items,
+            topics,
+            texts,
+            dropped,
+        } = self;
+        let topic = |p: &Planned| &topics[p.topic.clone()];
+        if let Some(forbidden) = items.iter().map(topic).find(|t| !right.allows(t)) {
             return Err(Refused::Forbidden(format!(
-                "this token may not publish to `{topic}` (its [[access]] publish patterns do not \
-                 match it); nothing of this write was published"
+                "this token may not publish to `{forbidden}` (its [[access]] publish patterns \
+                 do not match it); nothing of this write was published"
             )));
         }
-        let wanted: HashSet<&str> = self
-            .items
+        let wanted: HashSet<&str> = items
             .iter()
-            .map(|(_, t, _)| t.as_str())
+            .map(topic)
             .filter(|t| !crate::topic::is_system(t))
             .collect();
-        // One pass over the topic names, per write (not per item): how many
-        // the server holds, and how many of this write's it already has.
-        let (held, existing) = (Cell::new(0usize), Cell::new(0usize));
-        hub.topics_where(|t| {
-            if !crate::topic::is_system(t) {
-                held.set(held.get() + 1);
-                if wanted.contains(t) {
-                    existing.set(existing.get() + 1);
-                }
-            }
-            false
-        });
-        let (held, new) = (held.get(), wanted.len() - existing.get());
+        let (held, new) = hub.topics_to_create(wanted.iter().copied());
         if new > 0 && held + new > max_topics {
             return Err(Refused::Full(format!(
                 "this write would create {new} new topics, and the server holds {held} of its \
@@ -220,12 +318,20 @@ impl Batch {
             )));
         }
         drop(wanted);
+        let texts = String::from_utf8(texts).map_err(|e| {
+            Refused::Invalid(format!(
+                "an item's text is not UTF-8 ({e}); nothing of this write was published"
+            ))
+        })?;
         let mut done = Delivered {
             published: 0,
-            dropped: self.dropped,
+            dropped,
         };
-        for (ctx, topic, item) in self.items {
-            match ctx.publish_at(&topic, item) {
+        for planned in &items {
+            match planned
+                .ctx
+                .publish_text_at(topic(planned), &texts[planned.text.clone()])
+            {
                 Ok(_) => done.published += 1,
                 Err(_) => done.dropped += 1,
             }

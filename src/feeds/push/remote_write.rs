@@ -12,13 +12,14 @@
 use std::sync::Arc;
 
 use prost::Message as _;
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 
-use super::{Batch, Inlets, Refused, Taker};
+use super::{Batch, Inlets, PushItem, Refused, Taker};
 use crate::feeds::options::{Bad, KindOptions};
 use crate::feeds::registry::{self, BuiltinKind};
 use crate::feeds::{Feed, FeedContext};
+use crate::topic::{field_by, Found};
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -204,52 +205,138 @@ pub(crate) fn ingest(inlets: &Inlets, body: &[u8]) -> Result<Batch, Refused> {
                 .into(),
         ));
     }
-    let request = WriteRequest::decode(body).map_err(|e| {
+    let mut request = WriteRequest::decode(body).map_err(|e| {
         Refused::Invalid(format!(
             "the body is not a Prometheus remote-write 1.0 WriteRequest (snappy-compressed \
              protobuf): {e}"
         ))
     })?;
-    let mut batch = Batch::with_capacity(request.timeseries.len());
-    for series in &request.timeseries {
-        let takers: Vec<&FeedContext> = feeds
-            .iter()
-            .filter(|(m, _)| m.iter().all(|m| m.matches(&series.labels)))
-            .map(|(_, ctx)| ctx)
-            .collect();
+    let samples: usize = request.timeseries.iter().map(|s| s.samples.len()).sum();
+    // About 100 bytes of text a sample: the buffers grow rarely.
+    let mut batch = Batch::with_capacity(samples, samples * 100);
+    let mut takers: Vec<&FeedContext> = Vec::with_capacity(feeds.len());
+    for series in &mut request.timeseries {
+        // Matched as sent (a repeated label: its first value, as before).
+        takers.clear();
+        takers.extend(
+            feeds
+                .iter()
+                .filter(|(m, _)| m.iter().all(|m| m.matches(&series.labels)))
+                .map(|(_, ctx)| ctx),
+        );
         if takers.is_empty() {
             continue;
         }
-        let mut name = String::new();
-        let mut labels = Map::with_capacity(series.labels.len());
-        for l in &series.labels {
-            if l.name == "__name__" {
-                name.clone_from(&l.value);
-            } else {
-                labels.insert(l.name.clone(), Value::String(l.value.clone()));
-            }
-        }
-        let len = series.encoded_len() / series.samples.len().max(1);
-        for s in &series.samples {
-            if s.value.to_bits() == STALE_NAN {
-                continue;
-            }
-            let mut item = Map::with_capacity(4);
-            item.insert("name".into(), Value::String(name.clone()));
-            item.insert("labels".into(), Value::Object(labels.clone()));
-            item.insert("value".into(), Value::from(s.value));
-            item.insert("time".into(), Value::from(s.timestamp));
-            let item = Value::Object(item);
-            for ctx in &takers {
-                batch.plan(ctx, len, item.clone());
-            }
-        }
+        each_sample(series, |sample, len| {
+            batch.plan(takers.iter().copied(), len, sample)
+        });
     }
     Ok(batch)
 }
 
+/// Hands each sample of `series` (Prometheus' staleness markers aside) to
+/// `each` as its item, with its share of the series' encoded size (for
+/// `max_item_bytes`). The labels are first kept as the item's map
+/// (`push::as_map`).
+fn each_sample(series: &mut TimeSeries, mut each: impl FnMut(&SampleItem<'_>, usize)) {
+    let len = series.encoded_len() / series.samples.len().max(1);
+    super::as_map(&mut series.labels, |l| &l.name);
+    let name = super::entry(&series.labels, NAME, |l| &l.name).map_or("", |l| &l.value);
+    for s in &series.samples {
+        if s.value.to_bits() == STALE_NAN {
+            continue;
+        }
+        let sample = SampleItem {
+            name,
+            labels: &series.labels,
+            value: s.value,
+            time: s.timestamp,
+        };
+        each(&sample, len);
+    }
+}
+
+/// The label that holds a series' name.
+const NAME: &str = "__name__";
+
+/// A sample as its item, `{"labels", "name", "time", "value"}` (`labels`
+/// without `__name__`, `time` in ms, a `value` that is no JSON number
+/// `null`): its `Serialize` is the one function that makes the item's shape
+/// (see `push::PushItem`).
+struct SampleItem<'p> {
+    name: &'p str,
+    /// The series' labels, kept by `push::as_map`, `__name__` among them.
+    labels: &'p [Label],
+    value: f64,
+    time: i64,
+}
+
+impl Serialize for SampleItem<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Labels<'p>(&'p [Label]);
+        impl Serialize for Labels<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let labels = self.0.iter().filter(|l| l.name != NAME);
+                s.collect_map(labels.map(|l| (&l.name, &l.value)))
+            }
+        }
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("labels", &Labels(self.labels))?;
+        m.serialize_entry("name", self.name)?;
+        m.serialize_entry("time", &self.time)?;
+        m.serialize_entry("value", &self.value)?;
+        m.end()
+    }
+}
+
+/// A place in a sample's item, for [`field_by`].
+#[derive(Clone, Copy)]
+enum Node<'p> {
+    Sample(&'p SampleItem<'p>),
+    Labels(&'p [Label]),
+    Text(&'p str),
+    Float(f64),
+    Int(i64),
+}
+
+impl<'p> Node<'p> {
+    /// The entry `key` of this node, if it is an object that has one.
+    fn get(self, key: &str) -> Option<Self> {
+        match self {
+            Node::Sample(s) => match key {
+                "name" => Some(Node::Text(s.name)),
+                "labels" => Some(Node::Labels(s.labels)),
+                "value" => Some(Node::Float(s.value)),
+                "time" => Some(Node::Int(s.time)),
+                _ => None,
+            },
+            Node::Labels(labels) if key != NAME => {
+                super::entry(labels, key, |l| &l.name).map(|l| Node::Text(&l.value))
+            }
+            _ => None,
+        }
+    }
+
+    fn found(self) -> Found<'p> {
+        match self {
+            Node::Sample(_) | Node::Labels(_) => Found::Other,
+            Node::Text(t) => Found::Str(t),
+            Node::Float(f) => Found::float(f),
+            Node::Int(i) => Found::Number(i.into()),
+        }
+    }
+}
+
+impl PushItem for SampleItem<'_> {
+    fn found(&self, path: &str) -> Option<Found<'_>> {
+        field_by(Node::Sample(self), path, Node::get).map(Node::found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
@@ -280,5 +367,70 @@ mod tests {
             "{err}"
         );
         assert!(Matcher::parse(r#"job=~"(""#).is_err());
+    }
+
+    /// A sample's published text is, byte for byte, the JSON of the `Value`
+    /// a `transform` feed gets, and reads back as it: labels sorted, a
+    /// repeated label's last value (`__name__` too, left out of `labels`),
+    /// escapes and unicode, a value that is no JSON number `null`, the
+    /// staleness marker skipped; placeholders find what the `Value` has.
+    #[test]
+    fn the_text_is_the_json_of_its_value() {
+        let mut series = TimeSeries {
+            labels: labels(&[
+                ("job", "a \"q\" \\ b"),
+                ("__name__", "first"),
+                ("zone", "Zürich 🚀 \u{1}"),
+                ("Host", "h1"),
+                ("__name__", "up"),
+                ("job", "node"),
+            ]),
+            samples: [
+                1.5,
+                f64::NAN,
+                f64::from_bits(STALE_NAN),
+                f64::INFINITY,
+                1e308,
+            ]
+            .iter()
+            .map(|v| Sample {
+                value: *v,
+                timestamp: i64::MIN,
+            })
+            .collect(),
+        };
+        let mut got = Vec::new();
+        each_sample(&mut series, |sample, _| {
+            let value = serde_json::to_value(sample).unwrap();
+            let text = serde_json::to_string(sample).unwrap();
+            assert_eq!(text, serde_json::to_string(&value).unwrap());
+            assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), value);
+            for path in [
+                "name",
+                "value",
+                "time",
+                "labels",
+                "labels.job",
+                "labels.Host",
+                "labels.__name__",
+                "labels.job.x",
+                "nope",
+            ] {
+                let want = crate::topic::field(&value, path).map(Found::of);
+                assert_eq!(sample.found(path), want, "{path}");
+            }
+            got.push(value);
+        });
+        assert_eq!(got.len(), 4, "the staleness marker is no sample");
+        assert_eq!(
+            got[0],
+            serde_json::json!({"name": "up", "value": 1.5, "time": i64::MIN,
+                "labels": {"Host": "h1", "job": "node", "zone": "Zürich 🚀 \u{1}"}})
+        );
+        assert_eq!(
+            (&got[1]["value"], &got[2]["value"]),
+            (&Value::Null, &Value::Null)
+        );
+        assert_eq!(got[3]["value"], 1e308);
     }
 }
