@@ -13,6 +13,7 @@
 //! at topic creation, never per update (see `hub`).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest topic or pattern accepted, in bytes.
 pub const MAX_TOPIC_LEN: usize = 256;
@@ -89,10 +90,33 @@ enum Seg {
 }
 
 /// A parsed subscription pattern (`stocks.*`, `host.>`, `stocks.AAPL`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Cheap to clone: clones share one parsed form. A connection's pattern is
+/// held by the hub's registry and pattern index and by the connection's
+/// `max_rate`/`delta` rules, and the hub hands every subscriber of a pattern
+/// the copy it already holds, so ten thousand connections on `stocks.*` hold
+/// one parse of it rather than one (or two) each.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {
+    parsed: Arc<Parsed>,
+}
+
+/// What a [`Pattern`] shares among its clones.
+#[derive(PartialEq, Eq, Hash)]
+struct Parsed {
     text: Box<str>,
     segs: Box<[Seg]>,
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What the derived `Debug` printed when the fields were the
+        // pattern's own: the sharing is not part of what a pattern is.
+        f.debug_struct("Pattern")
+            .field("text", &self.parsed.text)
+            .field("segs", &self.parsed.segs)
+            .finish()
+    }
 }
 
 impl Pattern {
@@ -123,25 +147,36 @@ impl Pattern {
             });
         }
         Ok(Pattern {
-            text: text.into(),
-            segs: segs.into(),
+            parsed: Arc::new(Parsed {
+                text: text.into(),
+                segs: segs.into(),
+            }),
         })
     }
 
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.parsed.text
+    }
+
+    /// Whether `other` is a clone of this very parse (not merely equal).
+    #[cfg(test)]
+    pub(crate) fn shares_parse_with(&self, other: &Pattern) -> bool {
+        Arc::ptr_eq(&self.parsed, &other.parsed)
     }
 
     /// True when the pattern has no wildcard (it names one topic).
     pub fn is_literal(&self) -> bool {
-        self.segs.iter().all(|s| matches!(s, Seg::Literal(_)))
+        self.parsed
+            .segs
+            .iter()
+            .all(|s| matches!(s, Seg::Literal(_)))
     }
 
     /// Does this pattern match `topic` (a valid topic name)?
     pub fn matches(&self, topic: &str) -> bool {
         let mut parts = topic.split('.');
-        for (i, seg) in self.segs.iter().enumerate() {
+        for (i, seg) in self.parsed.segs.iter().enumerate() {
             match seg {
                 Seg::Rest => {
                     // One or more segments remain, and `$` topics are not matched
@@ -197,18 +232,18 @@ impl Pattern {
         if *budget == 0 {
             return true;
         }
-        let open = matches!(self.segs.last(), Some(Seg::Rest));
+        let open = matches!(self.parsed.segs.last(), Some(Seg::Rest));
         let fixed = if open {
-            self.segs.len() - 1
+            self.parsed.segs.len() - 1
         } else {
-            self.segs.len()
+            self.parsed.segs.len()
         };
         let can_end = if open { i > fixed } else { i == fixed };
         if can_end && !alive.iter().any(|g| g.ends_at(i)) {
             return true;
         }
         // What this pattern allows at position `i`: one literal, or any segment.
-        let literal = match self.segs.get(i) {
+        let literal = match self.parsed.segs.get(i) {
             Some(Seg::Literal(l)) => Some(&**l),
             Some(_) => None,
             None if open => None,
@@ -219,7 +254,7 @@ impl Pattern {
             None => {
                 let mut names: Vec<Option<&str>> = alive
                     .iter()
-                    .filter_map(|g| match g.segs.get(i) {
+                    .filter_map(|g| match g.parsed.segs.get(i) {
                         // A wildcard never yields a `$` segment at the start.
                         Some(Seg::Literal(l)) if !(i == 0 && l.starts_with('$')) => {
                             Some(Some(&**l))
@@ -238,7 +273,7 @@ impl Pattern {
             let mut next = Vec::with_capacity(alive.len());
             let mut covered = false;
             for g in alive {
-                match g.segs.get(i) {
+                match g.parsed.segs.get(i) {
                     Some(Seg::Rest) if !dollar => covered = true,
                     Some(Seg::One) if !dollar => next.push(*g),
                     Some(Seg::Literal(l)) if choice == Some(&**l) => next.push(*g),
@@ -255,13 +290,13 @@ impl Pattern {
     /// True when this pattern matches topics of exactly `n` segments and has
     /// no `>` (used by [`Pattern::covered_by`]).
     fn ends_at(&self, n: usize) -> bool {
-        self.segs.len() == n && !matches!(self.segs.last(), Some(Seg::Rest))
+        self.parsed.segs.len() == n && !matches!(self.parsed.segs.last(), Some(Seg::Rest))
     }
 }
 
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.parsed.text)
     }
 }
 

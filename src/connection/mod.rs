@@ -37,14 +37,18 @@ pub(crate) const TOKEN_EXPIRED: Closing = Closing::Code(4001, "token expired");
 
 /// One subscriber's request side, fixed at connect time but for its grant,
 /// which a `refresh` replaces.
+///
+/// Held by every open connection for its whole life (inside its session's
+/// reader): each field is paid once per connection.
 pub(crate) struct Connection {
     pub(crate) hub: Hub,
     pub(crate) settings: Arc<Settings>,
-    pub(crate) grant: Grant,
+    /// The grant in force: the one connected with, until an accepted
+    /// `refresh` replaces it. One slot, not the first grant beside an
+    /// optional newer one: nothing reads the first one after a refresh.
+    pub(crate) grant: Mutex<Grant>,
     /// What subscribes asked for `max_rate` and `delta` (see `crate::delivery`).
     pub(crate) shaping: Arc<Shaping>,
-    /// The grant of the last accepted `refresh`, which replaces `grant`.
-    pub(crate) refreshed: Mutex<Option<Grant>>,
     /// The peer's address, for the line logged when a limit stops it.
     pub(crate) peer: Option<SocketAddr>,
 }
@@ -60,9 +64,8 @@ impl Connection {
         Connection {
             hub,
             settings,
-            grant,
+            grant: Mutex::new(grant),
             shaping: Default::default(),
-            refreshed: Default::default(),
             peer,
         }
     }
@@ -111,7 +114,6 @@ impl Connection {
 
     /// The grant in force: the last refreshed one, else the one connected with.
     pub(crate) fn grant(&self) -> Grant {
-        let refreshed = self.refreshed.lock_or_recover();
-        refreshed.clone().unwrap_or_else(|| self.grant.clone())
+        self.grant.lock_or_recover().clone()
     }
 }

@@ -141,7 +141,7 @@ impl Connection {
             );
             return protocol::error(id, ErrorCode::Forbidden, &msg);
         }
-        *self.refreshed.lock_or_recover() = Some(new);
+        *self.grant.lock_or_recover() = new;
         protocol::ack(id, "refresh", &[], None, &[])
     }
 }

@@ -125,6 +125,10 @@ impl Connection {
             max_rate,
             delta,
         } = request;
+        // The hub's copies of patterns other connections hold already: this
+        // connection's rules (below) and registry entry then share them
+        // rather than keep a parse of their own.
+        let patterns = self.hub.shared_patterns(patterns);
         let max_resume = self.settings.limits.max_resume;
         let plan = self
             .hub

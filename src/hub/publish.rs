@@ -227,9 +227,9 @@ impl Hub {
         let mut st = topic.lock();
         for (pattern, holders) in &reg.patterns {
             if pattern.matches(&topic.name) {
-                for (id, outbox) in holders {
-                    st.subscribers.insert(Subscriber(outbox.clone()));
+                for id in holders {
                     if let Some(entry) = reg.subscribers.get_mut(id) {
+                        st.subscribers.insert(Subscriber(entry.outbox.clone()));
                         // The newest topic has the highest id: pushing keeps
                         // the order; a second matching pattern finds it last.
                         if entry.topics.last().map(|t| t.id) != Some(topic.id) {

@@ -19,6 +19,9 @@ pub(crate) struct Resume {
 
 pub(super) struct SubscriberEntry {
     pub(super) outbox: Arc<Outbox>,
+    /// The patterns it holds: the registry's own copies (see
+    /// [`Hub::shared_patterns`]), without spare capacity (a subscriber holds
+    /// few and rarely changes them).
     pub(super) patterns: Vec<Pattern>,
     /// The topics it receives, sorted by id. A sorted `Vec`, not a map: every
     /// connection holds one (16 topics: 128 bytes instead of ~560).
@@ -27,8 +30,10 @@ pub(super) struct SubscriberEntry {
 
 #[derive(Default)]
 pub(super) struct Registry {
-    /// Distinct patterns and who holds them: what a new topic is matched against.
-    pub(super) patterns: HashMap<Pattern, HashMap<SubscriberId, Arc<Outbox>>>,
+    /// Distinct patterns and who holds them: what a new topic is matched
+    /// against. Ids only: a holder's outbox is in `subscribers` (an entry
+    /// here is paid once per subscriber and pattern: 8 bytes, not 16).
+    pub(super) patterns: HashMap<Pattern, HashSet<SubscriberId>>,
     pub(super) subscribers: HashMap<SubscriberId, SubscriberEntry>,
 }
 
@@ -54,6 +59,23 @@ impl Hub {
             hub: self.clone(),
             id,
         }
+    }
+
+    /// `patterns` with each one that a subscriber already holds replaced by
+    /// the registry's copy of it, so that every holder of a pattern shares
+    /// one parse (a crowd on `stocks.*` holds one, not one per connection).
+    /// Call it before keeping a pattern per connection (the subscribe's
+    /// `max_rate`/`delta` rules); [`Hub::add_patterns`] keeps the registry's
+    /// copies itself.
+    pub(crate) fn shared_patterns(&self, patterns: Vec<Pattern>) -> Vec<Pattern> {
+        let reg = self.registry();
+        patterns
+            .into_iter()
+            .map(|p| match reg.patterns.get_key_value(&p) {
+                Some((shared, _)) => shared.clone(),
+                None => p,
+            })
+            .collect()
     }
 
     /// How many topics `id` receives.
@@ -124,12 +146,14 @@ impl Hub {
                 acc
             });
         for p in &fresh {
-            entry.patterns.push(p.clone());
-            reg.patterns
-                .entry(p.clone())
-                .or_default()
-                .insert(id, entry.outbox.clone());
+            let shared = match reg.patterns.get_key_value(p) {
+                Some((shared, _)) => shared.clone(),
+                None => p.clone(),
+            };
+            reg.patterns.entry(shared.clone()).or_default().insert(id);
+            entry.patterns.push(shared);
         }
+        entry.patterns.shrink_to_fit();
         let matching: Vec<Arc<Topic>> = {
             let topics = self.read_topics();
             let mut found = Vec::new();
@@ -196,6 +220,7 @@ impl Hub {
             .collect();
         let before = entry.patterns.len();
         entry.patterns.retain(|p| !patterns.contains(p));
+        entry.patterns.shrink_to_fit();
         let removed = before - entry.patterns.len();
         for p in patterns {
             forget_pattern(&mut reg.patterns, p, id);
@@ -237,7 +262,7 @@ impl Hub {
 }
 
 fn forget_pattern(
-    patterns: &mut HashMap<Pattern, HashMap<SubscriberId, Arc<Outbox>>>,
+    patterns: &mut HashMap<Pattern, HashSet<SubscriberId>>,
     p: &Pattern,
     id: SubscriberId,
 ) {

@@ -245,3 +245,35 @@ fn a_topic_gives_back_the_room_a_crowd_of_subscribers_took() {
         st.subscribers.capacity()
     );
 }
+
+/// Every subscriber of a pattern holds the hub's one parse of it, with no
+/// spare room in its list: each of 10,000 idle connections on `bench.*` held
+/// two parses of its own (~256 bytes) and room for four patterns (~144 bytes).
+/// Both ways in share: [`Hub::shared_patterns`] (what a connection calls
+/// before keeping its rules) and [`Hub::add_patterns`] given a fresh parse.
+#[test]
+fn subscribers_of_a_pattern_share_one_parse_of_it() {
+    let hub = Hub::new(10, Arc::default());
+    hub.publish("a.x", &json!(1)).unwrap();
+    let subscribe = |patterns: Vec<Pattern>| {
+        let outbox = Arc::new(Outbox::new(16, hub.metrics().clone()));
+        let id = hub.add_subscriber(outbox);
+        hub.add_patterns(id, &patterns, &Resume::default());
+        id
+    };
+    let parse = || vec![Pattern::parse("a.*").unwrap()];
+    let first = subscribe(parse());
+    let shared = hub.shared_patterns(parse());
+    let second = subscribe(shared.clone());
+    let third = subscribe(parse());
+    let held = hub.patterns_of(first).remove(0);
+    assert!(shared[0].shares_parse_with(&held));
+    for id in [second, third] {
+        assert!(hub.patterns_of(id)[0].shares_parse_with(&held), "{id}");
+    }
+    let reg = hub.registry();
+    for id in [first, second, third] {
+        let patterns = &reg.subscribers[&id].patterns;
+        assert_eq!(patterns.capacity(), patterns.len(), "{id}");
+    }
+}

@@ -42,11 +42,11 @@ impl TopicTemplate {
     /// which must not cry wolf). A template never produces a `$` topic.
     pub fn can_produce<'a>(&self, pattern: &Pattern, fill: &dyn Fn(&str) -> Fill<'a>) -> bool {
         let segs = self.segments(fill);
-        let width = pattern.segs.len() + 1;
+        let width = pattern.parsed.segs.len() + 1;
         // (template segment, pattern segment) pairs already known to fail:
         // several `Many` segments would otherwise retry the same splits.
         let mut failed = vec![false; (segs.len() + 1) * width];
-        walk(&segs, &pattern.segs, 0, 0, width, &mut failed)
+        walk(&segs, &pattern.parsed.segs, 0, 0, width, &mut failed)
     }
 
     /// This template's segments, with each placeholder's [`Fill`].
