@@ -109,6 +109,7 @@ impl Connection {
                 flush: self.settings.flush_interval,
             },
             metrics: self.hub.metrics().clone(),
+            peer: self.peer,
         }
     }
 

@@ -21,6 +21,7 @@
 //! nothing above: the transports implement its traits.
 
 mod delta;
+mod lazy_map;
 mod outbox;
 mod pacer;
 mod shaping;

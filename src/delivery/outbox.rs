@@ -31,7 +31,7 @@
 //! It must never await, allocate per subscriber on publish beyond the frame handle
 //! and its queue's growth, or call back into the hub.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -41,6 +41,7 @@ use crate::frame::{Frame, Text};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::lazy_map::LazyMap;
 use super::sink::Closing;
 use crate::metrics::Metrics;
 use crate::sync::MutexExt;
@@ -53,7 +54,7 @@ pub(crate) const CONTROL_CAP: usize = 64;
 struct State {
     control: VecDeque<Frame>,
     queue: VecDeque<Frame>,
-    conflated: HashMap<u32, Frame>,
+    conflated: Conflated,
     closing: Option<Closing>,
     /// Bytes of replies queued or taken and not yet handed to the socket.
     control_bytes: usize,
@@ -98,11 +99,15 @@ impl State {
     }
 }
 
+/// The frames past `cap`, one per topic (its latest), keyed by topic id:
+/// most outboxes never conflate.
+type Conflated = LazyMap<u32, Frame>;
+
 /// What [`Outbox::take_all`] took: the outbox's queues, moved out whole.
 pub(crate) struct Taken {
     control: VecDeque<Frame>,
     queue: VecDeque<Frame>,
-    conflated: HashMap<u32, Frame>,
+    conflated: Conflated,
     /// The close request, if any: acted on after the frames are written.
     pub(crate) closing: Option<Closing>,
 }
@@ -183,7 +188,7 @@ impl Outbox {
         } else if st.queue.len() < self.cap {
             st.queue.push_back(frame);
         } else {
-            st.conflated.insert(frame.id(), frame);
+            st.conflated.map_mut().insert(frame.id(), frame);
             self.metrics
                 .frames_conflated
                 .fetch_add(1, Ordering::Relaxed);

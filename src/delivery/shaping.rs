@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::lazy_map::LazyMap;
 use crate::frame::{Frame, Kind};
 use tokio::time::Instant;
 
@@ -83,9 +84,9 @@ struct Shaper {
     rules: Vec<(Pattern, Rule)>,
     /// Bumped when `rules` change: topics resolve their rule again.
     generation: u64,
-    topics: HashMap<String, TopicShape>,
+    topics: LazyMap<String, TopicShape>,
     /// Resumed topics: frames up to this seq are replays, sent whole.
-    replay_until: HashMap<String, u64>,
+    replay_until: LazyMap<String, u64>,
 }
 
 impl Shaper {
@@ -111,7 +112,7 @@ impl Shaper {
             .is_none_or(|t| t.generation != generation)
         {
             let rule = self.resolve(topic);
-            let t = self.topics.entry(topic.to_string()).or_default();
+            let t = self.topics.map_mut().entry(topic.to_string()).or_default();
             t.rule = rule;
             t.generation = generation;
             if !rule.delta {
@@ -254,8 +255,13 @@ impl Shaping {
                 None => s.rules.push((p.clone(), rule)),
             }
         }
+        // The first push reserves room for four: a connection keeps its
+        // rules for life.
+        s.rules.shrink_to_fit();
         s.generation += 1;
-        s.replay_until.extend(replays);
+        if !replays.is_empty() {
+            s.replay_until.map_mut().extend(replays);
+        }
         let active = s.rules.iter().any(|(_, r)| !r.is_plain());
         self.active.store(active, Ordering::Relaxed);
     }

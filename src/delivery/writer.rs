@@ -25,6 +25,7 @@
 //! the publisher: a slow peer only fills its own outbox, which conflates.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use super::outbox::Outbox;
 use super::shaping::{Frames, Shaping};
 use super::sink::{Closing, Sink, Wire};
-use crate::closes::Limit;
+use crate::closes::{self, Limit};
 use crate::frame::{Frame, Kind};
 use crate::metrics::Metrics;
 use crate::protocol;
@@ -61,6 +62,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) struct Pacing {
     pub(crate) heartbeat: Duration,
     pub(crate) flush: Duration,
+}
+
+impl Pacing {
+    /// How long a write may wait for the peer: two heartbeats.
+    fn stuck(&self) -> Duration {
+        self.heartbeat * 2
+    }
 }
 
 /// Takes everything ready from `outbox`, in the order it must go out,
@@ -102,45 +110,46 @@ pub(crate) struct Writer<W> {
     pub(crate) shutdown: CancellationToken,
     pub(crate) pacing: Pacing,
     pub(crate) metrics: Arc<Metrics>,
+    /// The peer's address, for the line logged when a limit stops it.
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 /// The writer task of one connection (see the module docs). The rarely
 /// entered, large states (a write in flight, a heartbeat, a Close) are
 /// boxed, so that what an idle connection's future holds stays small.
 /// Returns the limit that ended the connection, if one did (the reply
-/// budget, a write not taken within two heartbeats).
+/// budget, a write not taken within two heartbeats), after logging it.
 // Not an `async fn`, and the fields used in place rather than destructured:
 // the future is held for the connection's life, and either would keep a
 // second copy of what it was given.
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limit>> + Send {
     async move {
-        let Pacing { heartbeat, flush } = w.pacing;
         let mut stopped_by = None;
-        // A write the peer does not let finish within two heartbeats ends the
-        // connection: the peer is as good as silent.
-        let stuck = heartbeat * 2;
+        // A write the peer does not let finish within two heartbeats
+        // (`stuck`, computed where used: every value kept across an await is
+        // held by every idle connection) ends the connection: the peer is as
+        // good as silent.
         // One wait for the whole connection, rather than one per select: each
         // new one registers with the token and deregisters when dropped.
         let cancelled = w.done.cancelled();
         tokio::pin!(cancelled);
         // One timer for the connection's life, for the next heartbeat while
         // idle and the next flush while a stream flows.
-        let mut next_ping = Instant::now() + heartbeat;
+        let mut next_ping = Instant::now() + w.pacing.heartbeat;
         let timer = tokio::time::sleep_until(next_ping);
         tokio::pin!(timer);
         loop {
             // Heartbeats go out even under a steady stream (checked first).
-            let now = Instant::now();
-            if now >= next_ping {
-                next_ping = now + heartbeat;
+            if Instant::now() >= next_ping {
+                next_ping = Instant::now() + w.pacing.heartbeat;
                 let ping = async {
                     tokio::select! {
                         r = w.wire.ping() => r.is_ok(),
                         _ = cancelled.as_mut() => false,
                     }
                 };
-                match tokio::time::timeout(stuck, Box::pin(ping)).await {
+                match tokio::time::timeout(w.pacing.stuck(), Box::pin(ping)).await {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(_) => {
@@ -187,7 +196,7 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
                 &w.metrics,
                 &w.shaping,
             ));
-            match tokio::time::timeout(stuck, flushed).await {
+            match tokio::time::timeout(w.pacing.stuck(), flushed).await {
                 Err(_) => {
                     stopped_by = Some(write_timed_out(&w.metrics));
                     break;
@@ -199,7 +208,7 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
                     // peer to read what was already on its way: as long as
                     // any other write.
                     let limit = match how {
-                        Closing::OverBudget => stuck,
+                        Closing::OverBudget => w.pacing.stuck(),
                         _ => CLOSE_TIMEOUT,
                     };
                     let close = tokio::time::timeout(limit, Box::pin(w.wire.close(how)));
@@ -217,8 +226,8 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
             // frames of the next interval gather meanwhile and go out in one
             // write, and the task wakes once per flush (for this timer). A
             // connection that was quiet for an interval writes at once.
-            if !flush.is_zero() {
-                timer.as_mut().reset(Instant::now() + flush);
+            if !w.pacing.flush.is_zero() {
+                timer.as_mut().reset(Instant::now() + w.pacing.flush);
                 tokio::select! {
                     biased;
                     _ = &mut cancelled => break,
@@ -229,6 +238,9 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
         if w.shutdown.is_cancelled() {
             let bye = Closing::Code(1001, protocol::SHUTDOWN_REASON);
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, Box::pin(w.wire.close(bye))).await;
+        }
+        if let Some(limit) = stopped_by {
+            closes::log(w.peer, limit);
         }
         stopped_by
     }

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use super::listener::Abort;
 use crate::auth::Grant;
-use crate::closes::{self, DisplayPeer};
+use crate::closes::DisplayPeer;
 use crate::connection::{Connection, Refused, Subscribe, TOKEN_EXPIRED};
 use crate::delivery::{self, Closing, Sink, Wire, Writer};
 use crate::frame::Frame;
@@ -251,12 +251,12 @@ async fn serve(
         },
     };
     drop(leave);
-    if let Some(limit) = stopped_by {
-        closes::log(guard.peer, limit);
+    if stopped_by.is_some() {
         if let Some(abort) = &abort {
             abort.abort();
         }
     }
+    drop(guard);
 }
 
 /// An `/sse` stream as delivery's [`Wire`]: frames become events in a chunk,

@@ -111,26 +111,23 @@ impl Session {
         let wire = WsWire { sink, outgoing };
         let writer = self.writer(wire, outbox.clone(), &self.shutdown);
         let done = writer.done.clone();
-        let stuck = self.settings.heartbeat * 2;
         let writer = Box::pin(delivery::run(writer));
-        let peer = self.peer;
         let reader = Box::pin(read_loop(self, stream, id, outbox, sealer, done));
         // When the writer ends, the connection is over: the reader is dropped
         // (after an over-budget Close, once it has read the peer's answer).
         // When the reader ends, it has closed the outbox: the writer finishes
         // (writes what is queued, then the Close frame) and ends.
+        // (The writer logs the limit that stopped it. This future holds only
+        // the two halves and `leave`: what it holds, every idle connection's
+        // task holds.)
         async move {
-            let stopped_by = match future::select(writer, reader).await {
-                Either::Left((stopped_by, reader)) => {
-                    if stopped_by == Some(Limit::Budget) {
-                        let _ = tokio::time::timeout(stuck, reader).await;
-                    }
-                    stopped_by
+            match future::select(writer, reader).await {
+                // The reader's drain is bounded by its own deadline.
+                Either::Left((Some(Limit::Budget), reader)) => reader.await,
+                Either::Left(_) => {}
+                Either::Right(((), writer)) => {
+                    writer.await;
                 }
-                Either::Right(((), writer)) => writer.await,
-            };
-            if let Some(limit) = stopped_by {
-                closes::log(peer, limit);
             }
             drop(leave);
         }
@@ -172,22 +169,32 @@ fn read_loop(
     done: CancellationToken,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let silent_limit = session.settings.heartbeat * 2;
         let mut limit = RateLimit::new();
         loop {
+            let silent_limit = session.settings.heartbeat * 2;
             // A JWT's grant ends at its `exp` (plus leeway) unless refreshed.
             let expires = session.grant().expires().map(crate::auth::jwt::deadline);
             let read = tokio::time::timeout(silent_limit, stream.next());
             let next = match expires {
                 None => read.await,
-                Some(at) => tokio::select! {
-                    next = read => next,
-                    _ = tokio::time::sleep_until(at) => {
-                        debug!("The connection's token expired.");
-                        outbox.close(TOKEN_EXPIRED);
-                        return;
+                // Boxed: inline, every connection would carry room for the
+                // second timer, JWT or not.
+                Some(at) => {
+                    let expiring = Box::pin(async {
+                        tokio::select! {
+                            next = read => Some(next),
+                            _ = tokio::time::sleep_until(at) => None,
+                        }
+                    });
+                    match expiring.await {
+                        Some(next) => next,
+                        None => {
+                            debug!("The connection's token expired.");
+                            outbox.close(TOKEN_EXPIRED);
+                            return;
+                        }
                     }
-                },
+                }
             };
             let msg = match next {
                 Err(_) => {
@@ -226,8 +233,11 @@ fn read_loop(
                     // Over its budget: no more requests are handled, but the
                     // socket is still read (and what arrives dropped) until
                     // the peer answers the Close, so that the connection ends
-                    // cleanly, with the Close frame delivered, not reset.
-                    Box::pin(drain(&mut stream, silent_limit)).await;
+                    // cleanly, with the Close frame delivered, not reset:
+                    // for at most two heartbeats in all.
+                    let silent_limit = session.settings.heartbeat * 2;
+                    let drained = drain(&mut stream, silent_limit);
+                    let _ = Box::pin(tokio::time::timeout(silent_limit, drained)).await;
                     done.cancel();
                     return;
                 }
