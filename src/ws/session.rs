@@ -198,7 +198,11 @@ fn read_loop(
             };
             let msg = match next {
                 Err(_) => {
-                    closes::log(session.peer, Limit::Silent);
+                    // Not a silent peer when the server is the one closing
+                    // (over budget, shutdown): the writer says why.
+                    if !outbox.is_closing() {
+                        closes::log(session.peer, Limit::Silent);
+                    }
                     outbox.close(Closing::Quiet);
                     return;
                 }
