@@ -302,7 +302,18 @@ fn token<'a>(line: &'a [u8], at: &mut usize, stops: &[u8]) -> Result<Cow<'a, str
         }
         *at += 1;
     }
-    let raw = std::str::from_utf8(&line[start..*at]).map_err(|_| "not UTF-8".to_string())?;
+    unescape(&line[start..*at], escaped, |b| is_escapable(b, stops))
+}
+
+/// `raw` as text: borrowed when it held no escape, else with each backslash
+/// before a byte `escapable` takes dropped (the byte kept literally). The one
+/// unescaping of tokens and string fields alike.
+fn unescape(
+    raw: &[u8],
+    escaped: bool,
+    escapable: impl Fn(u8) -> bool,
+) -> Result<Cow<'_, str>, String> {
+    let raw = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_string())?;
     if !escaped {
         return Ok(Cow::Borrowed(raw));
     }
@@ -313,7 +324,7 @@ fn token<'a>(line: &'a [u8], at: &mut usize, stops: &[u8]) -> Result<Cow<'a, str
             if let Some(n) = chars
                 .clone()
                 .next()
-                .filter(|n| n.is_ascii() && is_escapable(*n as u8, stops))
+                .filter(|n| n.is_ascii() && escapable(*n as u8))
             {
                 out.push(n);
                 chars.next();
@@ -383,24 +394,9 @@ fn string_value<'a>(line: &'a [u8], at: &mut usize) -> Result<Cow<'a, str>, Stri
             Some(_) => *at += 1,
         }
     }
-    let raw = std::str::from_utf8(&line[start..*at]).map_err(|_| "not UTF-8".to_string())?;
+    let end = *at;
     *at += 1;
-    if !escaped {
-        return Ok(Cow::Borrowed(raw));
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n @ ('"' | '\\')) = chars.clone().next() {
-                out.push(n);
-                chars.next();
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    Ok(Cow::Owned(out))
+    unescape(&line[start..end], escaped, |b| matches!(b, b'"' | b'\\'))
 }
 
 #[cfg(test)]
