@@ -324,16 +324,15 @@ impl Outbox {
         taken
     }
 
-    /// Moves everything ready into `out`, in the order it must be written,
-    /// as released replies (tests' shorthand for `super::writer::take`).
-    /// Returns the close request, if any.
+    /// Hands everything ready to `out` as the writer does (tests' shorthand
+    /// for `super::writer::take` and `hand`). Returns the close request, if
+    /// any.
     #[cfg(test)]
     pub(crate) fn take(&self, out: &mut Vec<Frame>) -> Option<Closing> {
-        let taken = self.take_all();
-        let closing = taken.closing;
-        let replied: usize = taken.control.iter().map(|f| f.text().len()).sum();
-        self.release(replied);
-        out.extend(taken.frames());
+        let (frames, closing) = super::writer::take(self, None);
+        for frame in frames {
+            super::writer::hand(out, self, &frame);
+        }
         closing
     }
 

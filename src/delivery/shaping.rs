@@ -302,25 +302,6 @@ impl Shaping {
     }
 }
 
-/// The frames a writer writes: as taken, or as [`Shaping::apply`] left them.
-pub(crate) enum Frames<I> {
-    /// Untouched (no shaping on this connection).
-    Plain(I),
-    /// Shaped.
-    Shaped(std::vec::IntoIter<Frame>),
-}
-
-impl<I: Iterator<Item = Frame>> Iterator for Frames<I> {
-    type Item = Frame;
-
-    fn next(&mut self) -> Option<Frame> {
-        match self {
-            Frames::Plain(i) => i.next(),
-            Frames::Shaped(i) => i.next(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::outbox::Outbox;
-use super::shaping::{Frames, Shaping};
+use super::shaping::Shaping;
 use super::sink::{Closing, Sink, Wire};
 use crate::closes::{self, Limit};
 use crate::frame::{Frame, Kind};
@@ -85,6 +85,25 @@ pub(crate) fn take(
         None => Frames::Plain(taken.frames()),
     };
     (frames, closing)
+}
+
+/// The frames a writer writes: as taken, or as `Shaping::apply` left them.
+enum Frames<I> {
+    /// Untouched (no shaping on this connection).
+    Plain(I),
+    /// Shaped.
+    Shaped(std::vec::IntoIter<Frame>),
+}
+
+impl<I: Iterator<Item = Frame>> Iterator for Frames<I> {
+    type Item = Frame;
+
+    fn next(&mut self) -> Option<Frame> {
+        match self {
+            Frames::Plain(i) => i.next(),
+            Frames::Shaped(i) => i.next(),
+        }
+    }
 }
 
 /// Hands one frame to `sink`; a reply no longer counts against the outbox's
@@ -311,5 +330,14 @@ async fn flush_ready<W: Wire>(
             metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
             Ok(closing)
         }
+    }
+}
+
+/// Tests hand frames to a `Vec` (`Outbox::take`).
+#[cfg(test)]
+impl Sink for Vec<Frame> {
+    fn feed(&mut self, frame: &Frame) -> usize {
+        self.push(frame.clone());
+        0
     }
 }
