@@ -76,7 +76,8 @@ async fn sub_count_json_prints_one_frame_per_line() {
 }
 
 /// `--timeout` before `--count` was reached: exit 1, and stderr says how many
-/// of how many came.
+/// of how many came. (The timeout counts from the program's start: 5 s leaves
+/// a loaded machine time to start it, connect and hand over the snapshot.)
 #[tokio::test]
 async fn sub_timeout_before_count_exits_1() {
     let s = Server::start(support::EMPTY).await;
@@ -90,7 +91,7 @@ async fn sub_timeout_before_count_exits_1() {
         "--count",
         "3",
         "--timeout",
-        "1s",
+        "5s",
     ]);
     let out = within(child.wait_with_output()).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
