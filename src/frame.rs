@@ -9,8 +9,8 @@
 //! encodings each transport needs are made once too: a WebSocket sends the
 //! text itself (`ws` writes the 2-10 byte header in front as it writes), and
 //! an `/sse` stream's event is made by the first stream that sends the frame
-//! and kept with it ([`Frame::encoded`]) for every other; tungstenite's own
-//! types stay inside `ws`.
+//! and kept with it ([`Frame::encoded`]) for every other; WebSocket framing
+//! stays inside `ws`.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};

@@ -154,7 +154,10 @@ fn server_dir(pair: &(Vec<u8>, Vec<u8>)) -> tempfile::TempDir {
 
 /// A `websockets` client over `wss://` that trusts only `argv[2]` (the CA):
 /// prints the served certificate's serial (`{"serial": "1001"}`), subscribes
-/// to `argv[3]`, then prints every frame it receives, one per line.
+/// to `argv[3]`, then prints every frame it receives, one per line. After an
+/// update with `"n": 2` it sends a Ping and prints `{"pong": true}` once
+/// answered, then closes with 1000 and prints the code the closing handshake
+/// ended with (`{"close_code": 1000}`; 1006 had no Close come back).
 const WSS_CLIENT: &str = r#"
 import asyncio, json, ssl, sys
 import websockets
@@ -168,6 +171,12 @@ async def main():
         await ws.send(json.dumps({"op": "subscribe", "topics": [topic], "id": "s"}))
         async for frame in ws:
             print(frame, flush=True)
+            if json.loads(frame).get("data") == {"n": 2}:
+                await asyncio.wait_for(await ws.ping(), 20)
+                print(json.dumps({"pong": True}), flush=True)
+                await asyncio.wait_for(ws.close(1000), 20)
+                print(json.dumps({"close_code": ws.close_code}), flush=True)
+                return
 
 asyncio.run(main())
 "#;
@@ -299,6 +308,14 @@ async fn wss_client_and_certificate_rotation_while_connected() {
         .line_until(|v| v["type"] == "update" && v["data"]["n"] == 2)
         .await;
     assert_eq!(u["data"]["n"], 2, "{u}");
+
+    // Over TLS too (not the TCP socket itself), a Ping is answered and a
+    // Close is echoed.
+    for c in [&mut a, &mut b] {
+        c.line_until(|v| v.get("pong").is_some()).await;
+        let closed = c.line_until(|v| v.get("close_code").is_some()).await;
+        assert_eq!(closed["close_code"], 1000, "{closed}");
+    }
 }
 
 /// A key that is not the certificate's is refused with what is wrong, where

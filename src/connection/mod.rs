@@ -18,8 +18,6 @@ mod subscribe;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::auth::Grant;
 use crate::delivery::{Closing, Outbox, Pacing, Shaping, Wire, Writer};
 use crate::hub::{Hub, Leave, SubscriberId};
@@ -90,25 +88,13 @@ impl Connection {
     }
 
     /// The writer task's parts for `wire` (`crate::delivery::run`): paced by
-    /// `[server] heartbeat` and `flush_interval`, ended by its own token, a
-    /// child of `shutdown` (polling it takes only this connection's lock).
-    pub(crate) fn writer<W: Wire>(
-        &self,
-        wire: W,
-        outbox: Arc<Outbox>,
-        shutdown: &CancellationToken,
-    ) -> Writer<W> {
+    /// `[server] heartbeat` and `flush_interval`, ended through its outbox.
+    pub(crate) fn writer<W: Wire>(&self, wire: W, outbox: Arc<Outbox>) -> Writer<W> {
         Writer {
             wire,
             outbox,
             shaping: self.shaping.clone(),
-            done: shutdown.child_token(),
-            shutdown: shutdown.clone(),
-            pacing: Pacing {
-                heartbeat: self.settings.heartbeat,
-                flush: self.settings.flush_interval,
-            },
-            metrics: self.hub.metrics().clone(),
+            pacing: Pacing::new(self.settings.heartbeat, self.settings.flush_interval),
             peer: self.peer,
         }
     }

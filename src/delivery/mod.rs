@@ -33,4 +33,4 @@ pub(crate) use outbox::Outbox;
 pub(crate) use pacer::{Pacer, Shard};
 pub(crate) use shaping::{Rule, Shaping};
 pub(crate) use sink::{Closing, Direct, Sink, Wire, Wrote};
-pub(crate) use writer::{hand, run, take, Pacing, Writer, BATCH_LIMIT};
+pub(crate) use writer::{hand, run, take, Pacing, Writer};

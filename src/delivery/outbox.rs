@@ -66,6 +66,9 @@ struct State {
     /// When the pacer's next write is due: a pace after the last one was
     /// due, so that a pacer running late does not stretch the interval.
     next_due: Option<Instant>,
+    /// [`Outbox::stop`] was called: the writer's write in progress is
+    /// abandoned.
+    stopped: bool,
 }
 
 /// Where the connection's writer is, as far as the direct route cares.
@@ -82,8 +85,8 @@ enum Turn {
     /// writer is not woken for them); a pacer entry due at another time is
     /// stale.
     Paced(Instant),
-    /// A direct write left part of a frame, which the writer (woken) must
-    /// finish before anything else.
+    /// The socket holds bytes the writer (woken) must write before anything
+    /// else: the rest of a direct write, a Pong ([`Outbox::owe_flush`]).
     Unflushed,
 }
 
@@ -96,6 +99,12 @@ impl State {
     /// for more of them.
     fn is_paced(&self) -> bool {
         matches!(self.turn, Turn::Paced(_))
+    }
+
+    /// Whether the writer abandons the write it is waiting on: the budget
+    /// passed, or it was stopped.
+    fn must_stop(&self) -> bool {
+        self.stopped || self.closing == Some(Closing::OverBudget)
     }
 }
 
@@ -129,10 +138,11 @@ pub(crate) struct Outbox {
     state: Mutex<State>,
     /// Wakes the writer when the outbox goes from empty to not empty.
     wake: Notify,
-    /// Wakes a reader waiting for room among the replies.
-    room: Notify,
-    /// Wakes a writer blocked on a write when the budget is passed.
-    over_budget: Notify,
+    /// Wakes the reader waiting for room among the replies, and the writer
+    /// blocked on a write when it must stop ([`Outbox::stopped`]). Each
+    /// checks its own condition again, so a wake meant for the other costs
+    /// only that check (one `Notify` less in every outbox).
+    changed: Notify,
     cap: usize,
     /// Most bytes of replies not yet handed to the socket.
     budget: usize,
@@ -146,8 +156,7 @@ impl Outbox {
         Outbox {
             state: Mutex::default(),
             wake: Notify::new(),
-            room: Notify::new(),
-            over_budget: Notify::new(),
+            changed: Notify::new(),
             cap: cap.max(1),
             budget: usize::MAX,
             direct: None,
@@ -224,7 +233,7 @@ impl Outbox {
     /// ([`Closing::OverBudget`]); [`Outbox::is_closing`] then says so.
     pub(crate) async fn push_control(&self, mut text: Text) {
         loop {
-            let room = self.room.notified();
+            let room = self.changed.notified();
             match self.try_push_control(text) {
                 Ok(()) => return,
                 Err(t) => text = t,
@@ -281,12 +290,16 @@ impl Outbox {
         });
         drop(st);
         drop(dropped);
-        if how == Closing::OverBudget {
-            // A stored permit: the writer may not be waiting yet.
-            self.over_budget.notify_one();
-        }
         self.wake.notify_one();
-        self.room.notify_waiters();
+        self.changed.notify_waiters();
+    }
+
+    /// Closes as [`Outbox::close`] does, and makes the writer abandon a write
+    /// the peer is not taking: the server shuts down, an `/sse` client went
+    /// away.
+    pub(crate) fn stop(&self, how: Closing) {
+        self.lock().stopped = true;
+        self.close(how);
     }
 
     /// Whether the outbox was closed: the reader stops reading then.
@@ -301,9 +314,29 @@ impl Outbox {
         st.control_bytes = st.control_bytes.saturating_sub(bytes);
     }
 
-    /// Waits until the outbox is closed with [`Closing::OverBudget`].
-    pub(crate) async fn passed_budget(&self) {
-        self.over_budget.notified().await;
+    /// The counters the outbox reports into.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The close request, if any.
+    pub(crate) fn closing(&self) -> Option<Closing> {
+        self.lock().closing
+    }
+
+    /// Waits until the writer must abandon the write it is waiting on: the
+    /// outbox was closed with [`Closing::OverBudget`], or stopped.
+    pub(crate) async fn stopped(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check: a stop in between still wakes it.
+            notified.as_mut().enable();
+            if self.lock().must_stop() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Takes everything ready, leaving empty queues (without capacity) behind.
@@ -319,7 +352,7 @@ impl Outbox {
         };
         drop(st);
         if !taken.control.is_empty() {
-            self.room.notify_waiters();
+            self.changed.notify_waiters();
         }
         taken
     }

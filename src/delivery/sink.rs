@@ -21,7 +21,7 @@
 //! 2. the subscriber's outbox lock (`Outbox::push`, `Outbox::write_paced`);
 //! 3. the socket's write lock (`ws::transport::Outgoing`), taken by a
 //!    [`Direct`] write under the outbox lock, and on its own by the writer
-//!    task and tungstenite.
+//!    task and the reader (its Pongs and Close reply).
 //!
 //! A pacer shard's heap lock (`super::pacer`) is taken only after the outbox
 //! lock is dropped, and the pacer takes an outbox lock only with its heap

@@ -15,8 +15,9 @@
 //! WebSocket's updates skip it: the publisher writes a quiet connection's
 //! update into the socket, and the pacer writes what gathers within the
 //! interval after that, so the task is not woken per update at all
-//! (`super::outbox` has the rules). It also sends the heartbeat and, on
-//! server shutdown, a Close with 1001.
+//! (`super::outbox` has the rules). It also sends the heartbeat, and the
+//! Close the outbox asks for (on server shutdown, 1001: `crate::hub::Hub`
+//! stops every outbox).
 //!
 //! It never waits without bound on a peer that does not read: a write (a
 //! flush, a heartbeat) that has not completed within two heartbeats drops the
@@ -26,13 +27,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::outbox::Outbox;
 use super::shaping::Shaping;
@@ -40,7 +39,6 @@ use super::sink::{Closing, Sink, Wire};
 use crate::closes::{self, Limit};
 use crate::frame::{Frame, Kind};
 use crate::metrics::Metrics;
-use crate::protocol;
 
 /// Bytes a sink gathers before the writer flushes without waiting for the
 /// end of its batch: bounds a connection's buffered output while it writes a
@@ -58,16 +56,36 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// cost microseconds each, so frames per write is what bounds fan-out: this
 /// trades at most `flush` of added latency for several times fewer syscalls
 /// (README "Performance").
+///
+/// Kept in whole milliseconds and microseconds (8 bytes, not 32: every idle
+/// connection's writer holds it).
 #[derive(Clone, Copy)]
 pub(crate) struct Pacing {
-    pub(crate) heartbeat: Duration,
-    pub(crate) flush: Duration,
+    heartbeat_ms: u32,
+    flush_us: u32,
 }
 
 impl Pacing {
+    /// A heartbeat every `heartbeat`, at most one flush per `flush`.
+    pub(crate) fn new(heartbeat: Duration, flush: Duration) -> Self {
+        let clamp = |n: u128| u32::try_from(n).unwrap_or(u32::MAX);
+        Pacing {
+            heartbeat_ms: clamp(heartbeat.as_millis()),
+            flush_us: clamp(flush.as_micros()),
+        }
+    }
+
+    fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.into())
+    }
+
+    fn flush(&self) -> Duration {
+        Duration::from_micros(self.flush_us.into())
+    }
+
     /// How long a write may wait for the peer: two heartbeats.
     fn stuck(&self) -> Duration {
-        self.heartbeat * 2
+        self.heartbeat() * 2
     }
 }
 
@@ -122,13 +140,7 @@ pub(crate) struct Writer<W> {
     pub(crate) outbox: Arc<Outbox>,
     /// `max_rate` and `delta` of the connection's subscriptions.
     pub(crate) shaping: Arc<Shaping>,
-    /// Ends the writer: the connection's own token (a child of the
-    /// server's, so polling it takes only this connection's lock).
-    pub(crate) done: CancellationToken,
-    /// The server's shutdown token: when it fired, the Close has 1001.
-    pub(crate) shutdown: CancellationToken,
     pub(crate) pacing: Pacing,
-    pub(crate) metrics: Arc<Metrics>,
     /// The peer's address, for the line logged when a limit stops it.
     pub(crate) peer: Option<SocketAddr>,
 }
@@ -148,31 +160,30 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
         // A write the peer does not let finish within two heartbeats
         // (`stuck`, computed where used: every value kept across an await is
         // held by every idle connection) ends the connection: the peer is as
-        // good as silent.
-        // One wait for the whole connection, rather than one per select: each
-        // new one registers with the token and deregisters when dropped.
-        let cancelled = w.done.cancelled();
-        tokio::pin!(cancelled);
+        // good as silent. A write is abandoned at once when the outbox says
+        // so (`Outbox::stopped`: over budget, server shutdown).
         // One timer for the connection's life, for the next heartbeat while
         // idle and the next flush while a stream flows.
-        let mut next_ping = Instant::now() + w.pacing.heartbeat;
+        let mut next_ping = Instant::now() + w.pacing.heartbeat();
         let timer = tokio::time::sleep_until(next_ping);
         tokio::pin!(timer);
         loop {
             // Heartbeats go out even under a steady stream (checked first).
             if Instant::now() >= next_ping {
-                next_ping = Instant::now() + w.pacing.heartbeat;
+                next_ping = Instant::now() + w.pacing.heartbeat();
                 let ping = async {
                     tokio::select! {
+                        biased;
                         r = w.wire.ping() => r.is_ok(),
-                        _ = cancelled.as_mut() => false,
+                        // The close the outbox asks for is next.
+                        _ = w.outbox.stopped() => true,
                     }
                 };
                 match tokio::time::timeout(w.pacing.stuck(), Box::pin(ping)).await {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(_) => {
-                        stopped_by = Some(write_timed_out(&w.metrics));
+                        stopped_by = Some(write_timed_out(w.outbox.metrics()));
                         break;
                     }
                 }
@@ -193,7 +204,6 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
                 }
                 tokio::select! {
                     biased;
-                    _ = &mut cancelled => break,
                     _ = &mut timer => continue,
                     _ = w.outbox.ready() => {}
                 }
@@ -201,23 +211,13 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
                 // for the rest of it.
                 if let Some(until) = w.outbox.paced_until().filter(|&t| t > Instant::now()) {
                     timer.as_mut().reset(until);
-                    tokio::select! {
-                        biased;
-                        _ = &mut cancelled => break,
-                        _ = &mut timer => {}
-                    }
+                    timer.as_mut().await;
                 }
             }
-            let flushed = Box::pin(flush_ready(
-                &mut w.wire,
-                &w.outbox,
-                cancelled.as_mut(),
-                &w.metrics,
-                &w.shaping,
-            ));
+            let flushed = Box::pin(flush_ready(&mut w.wire, &w.outbox, &w.shaping));
             match tokio::time::timeout(w.pacing.stuck(), flushed).await {
                 Err(_) => {
-                    stopped_by = Some(write_timed_out(&w.metrics));
+                    stopped_by = Some(write_timed_out(w.outbox.metrics()));
                     break;
                 }
                 Ok(Err(Ended)) => break,
@@ -230,11 +230,7 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
                         Closing::OverBudget => w.pacing.stuck(),
                         _ => CLOSE_TIMEOUT,
                     };
-                    let close = tokio::time::timeout(limit, Box::pin(w.wire.close(how)));
-                    tokio::select! {
-                        _ = close => {}
-                        _ = &mut cancelled => {}
-                    }
+                    let _ = tokio::time::timeout(limit, Box::pin(w.wire.close(how))).await;
                     if how == Closing::OverBudget {
                         stopped_by = Some(Limit::Budget);
                     }
@@ -245,18 +241,10 @@ pub(crate) fn run<W: Wire>(mut w: Writer<W>) -> impl Future<Output = Option<Limi
             // frames of the next interval gather meanwhile and go out in one
             // write, and the task wakes once per flush (for this timer). A
             // connection that was quiet for an interval writes at once.
-            if !w.pacing.flush.is_zero() {
-                timer.as_mut().reset(Instant::now() + w.pacing.flush);
-                tokio::select! {
-                    biased;
-                    _ = &mut cancelled => break,
-                    _ = &mut timer => {}
-                }
+            if !w.pacing.flush().is_zero() {
+                timer.as_mut().reset(Instant::now() + w.pacing.flush());
+                timer.as_mut().await;
             }
-        }
-        if w.shutdown.is_cancelled() {
-            let bye = Closing::Code(1001, protocol::SHUTDOWN_REASON);
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, Box::pin(w.wire.close(bye))).await;
         }
         if let Some(limit) = stopped_by {
             closes::log(w.peer, limit);
@@ -275,22 +263,14 @@ fn write_timed_out(metrics: &Metrics) -> Limit {
 /// The socket failed or the connection is ending: the writer stops.
 struct Ended;
 
-/// What ended a flush.
-enum Flushed {
-    Done(bool),
-    OverBudget,
-}
-
 /// Takes everything ready and writes it: each frame fed to the wire, then
 /// one flush (and one more per [`BATCH_LIMIT`] bytes). Returns the close
-/// request that came with it, if any. When the outbox passes its budget
-/// meanwhile, what is not yet written is dropped and
-/// [`Closing::OverBudget`] returned.
+/// request that came with it, if any. When the outbox says to stop
+/// meanwhile (over budget, shutdown), what is not yet written is dropped
+/// and its close request returned.
 async fn flush_ready<W: Wire>(
     wire: &mut W,
     outbox: &Outbox,
-    cancelled: Pin<&mut WaitForCancellationFuture<'_>>,
-    metrics: &Metrics,
     shaping: &Shaping,
 ) -> Result<Option<Closing>, Ended> {
     let (frames, closing) = take(outbox, Some(shaping));
@@ -314,18 +294,20 @@ async fn flush_ready<W: Wire>(
         }
         wire.flush().await
     };
+    // The write first: what the socket takes at once still goes out.
     let flushed = tokio::select! {
-        r = write => Flushed::Done(r.is_ok()),
-        _ = cancelled => Flushed::Done(false),
-        _ = outbox.passed_budget() => Flushed::OverBudget,
+        biased;
+        r = write => Some(r.is_ok()),
+        _ = outbox.stopped() => None,
     };
     match flushed {
-        Flushed::OverBudget => {
+        None => {
             wire.discard();
-            Ok(Some(Closing::OverBudget))
+            Ok(outbox.closing())
         }
-        Flushed::Done(false) => Err(Ended),
-        Flushed::Done(true) => {
+        Some(false) => Err(Ended),
+        Some(true) => {
+            let metrics = outbox.metrics();
             metrics.frames_sent.fetch_add(count, Ordering::Relaxed);
             metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
             Ok(closing)

@@ -36,6 +36,7 @@ pub use store::StoreError;
 pub use subscription::{Subscription, Update};
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -342,10 +343,22 @@ impl Hub {
     }
 
     /// Closes every subscriber's connection with `code` (e.g. 1012, "service
-    /// restart": reconnect). In-process subscriptions end.
+    /// restart": reconnect), abandoning writes their peers are not taking.
+    /// In-process subscriptions end.
     pub(crate) fn close_all(&self, code: u16, reason: &'static str) {
         for entry in self.registry().subscribers.values() {
-            entry.outbox.close(Closing::Code(code, reason));
+            entry.outbox.stop(Closing::Code(code, reason));
+        }
+    }
+
+    /// Once the ticker owning this hub shuts down, closes every
+    /// subscriber's connection with 1001 (a subscriber added later closes
+    /// itself: `Hub::add_subscriber`). For the ticker's task tracker.
+    pub(crate) fn close_all_on_shutdown(&self) -> impl Future<Output = ()> + Send + 'static {
+        let hub = self.clone();
+        async move {
+            hub.inner.closed.cancelled().await;
+            hub.close_all(1001, protocol::SHUTDOWN_REASON);
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{Hub, Subscriber, SubscriberId, Topic, TopicState};
-use crate::delivery::Outbox;
+use crate::delivery::{Closing, Outbox};
 use crate::topic::Pattern;
 
 /// How a subscriber joins a topic it matches.
@@ -38,17 +38,24 @@ pub(super) struct Registry {
 }
 
 impl Hub {
-    /// Registers a subscriber with its outbox; it holds no pattern yet.
+    /// Registers a subscriber with its outbox; it holds no pattern yet. Once
+    /// the hub's ticker shut down, the outbox is closed at once (1001), as
+    /// `Hub::close_all_on_shutdown` closed those registered before.
     pub(crate) fn add_subscriber(&self, outbox: Arc<Outbox>) -> SubscriberId {
         let id = self.inner.next_subscriber.fetch_add(1, Ordering::Relaxed);
         self.registry().subscribers.insert(
             id,
             SubscriberEntry {
-                outbox,
+                outbox: outbox.clone(),
                 patterns: Vec::new(),
                 topics: Vec::new(),
             },
         );
+        // Checked after the insert: a shutdown sweep that began before it
+        // finds this subscriber, one that begins after it is seen here.
+        if self.is_closed() {
+            outbox.stop(Closing::Code(1001, crate::protocol::SHUTDOWN_REASON));
+        }
         id
     }
 

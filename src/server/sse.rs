@@ -38,7 +38,7 @@ use super::listener::Abort;
 use crate::auth::Grant;
 use crate::closes::DisplayPeer;
 use crate::connection::{Connection, Refused, Subscribe, TOKEN_EXPIRED};
-use crate::delivery::{self, Closing, Sink, Wire, Writer};
+use crate::delivery::{self, Closing, Outbox, Sink, Wire, Writer};
 use crate::frame::Frame;
 use crate::hub::Leave;
 use crate::protocol::{self, ErrorCode};
@@ -200,9 +200,9 @@ pub(super) async fn stream(
         epoch: shared.hub.epoch(),
         sealed: false,
     };
-    let writer = conn.writer(wire, outbox, &shared.cancel);
+    let writer = conn.writer(wire, outbox);
     // Hyper dropping the body (the client went away) ends the writer at once.
-    let stop = writer.done.clone().drop_guard();
+    let stop = StopOnDrop(writer.outbox.clone());
     shared
         .tasks
         .spawn(serve(writer, expires, guard, leave, abort));
@@ -223,6 +223,15 @@ pub(super) async fn stream(
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// Stops a stream's writer when hyper drops its body: the client went away.
+struct StopOnDrop(Arc<Outbox>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop(Closing::Quiet);
+    }
 }
 
 /// One stream's writer, until it ends: the client went away, the server

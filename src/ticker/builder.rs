@@ -205,6 +205,7 @@ impl TickerBuilder {
             None => None,
         };
         let pacer = Pacer::start(&tasks, &cancel);
+        tasks.spawn(hub.close_all_on_shutdown());
         let shared = Arc::new(AppState {
             hub,
             pacer,

@@ -1,6 +1,6 @@
 //! The WebSocket handshake of `GET /ws` (RFC 6455 §4.2.1), done here rather
-//! than by axum's `WebSocketUpgrade`, so that the socket under tungstenite is
-//! the [`BatchIo`](super::transport::BatchIo) of `super::transport`.
+//! than by axum's `WebSocketUpgrade`, so that the upgraded socket is read
+//! and written by `super::read` and `super::transport`.
 //!
 //! Only HTTP/1.1 upgrades are accepted (the listener speaks only HTTP/1.1).
 
@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use super::transport::{self, Outgoing, Socket};
+use super::read::Incoming;
+use super::transport;
 
 /// Why a request to `/ws` is not a WebSocket handshake (axum's statuses).
 #[derive(Debug)]
@@ -98,10 +99,11 @@ impl Handshake {
             .into_response()
     }
 
-    /// Waits for the upgrade (after the 101 went out) and wraps the socket;
-    /// `None` when the client went away first.
-    pub(crate) async fn socket(self, max_frame_bytes: usize) -> Option<(Socket, Outgoing)> {
+    /// Waits for the upgrade (after the 101 went out): the socket's read
+    /// side, which holds its write side; `None` when the client went away
+    /// first.
+    pub(crate) async fn socket(self) -> Option<Incoming> {
         let upgraded = self.on_upgrade.await.ok()?;
-        Some(transport::wrap(upgraded, max_frame_bytes).await)
+        Some(transport::wrap(upgraded))
     }
 }

@@ -1,8 +1,9 @@
 //! The WebSocket side of `GET /ws`: the upgrade handler (origin, limits,
-//! cluster readiness), the handshake, the socket's write batching, and the
+//! cluster readiness), the handshake, the socket's read and write sides, and the
 //! [`Session`](session::Session) that serves one connection.
 
 mod handshake;
+mod read;
 mod session;
 mod transport;
 mod upgrade;

@@ -1,119 +1,96 @@
-//! The socket under an upgraded `/ws` connection: tungstenite over a
-//! [`BatchIo`] (the handshake is done by `super::handshake` rather than by
-//! axum's `WebSocketUpgrade`, for this): what an idle connection holds is what
-//! decides how many a server can keep (README "Performance", "Where the bytes
-//! go"), and how a frame reaches the socket is what decides the CPU per
-//! delivery ("Where the CPU goes").
+//! The socket under an upgraded `/ws` connection: its read side
+//! ([`Incoming`], `super::read`) and its write side ([`Outgoing`]). The
+//! handshake is done by `super::handshake` rather than by axum's
+//! `WebSocketUpgrade`, and frames are neither read nor written through
+//! tungstenite's `WebSocketStream`, for this: what an idle connection holds
+//! is what decides how many a server can keep (README "Performance", "Where
+//! the bytes go"), and how a frame reaches the socket is what decides the
+//! CPU per delivery ("Where the CPU goes").
 //!
-//! tungstenite keeps its write buffer's capacity for the life of the
-//! connection (4 KiB per idle connection with a 4 KiB buffer, 128 KiB with the
-//! default). Here tungstenite writes each frame straight through
-//! (`write_buffer_size(0)`) into a [`BatchIo`], which gathers the frames of one
-//! flush in a buffer of its own and frees that buffer once the flush has gone
-//! out. Many frames still leave in one syscall; an idle connection holds no
-//! write buffer at all.
+//! Every frame the server sends is encoded here (a server's frames are
+//! unmasked: a 2-10 byte header and the payload). The connection's writer
+//! (`crate::delivery::run`) gathers the frames of one flush in a buffer that
+//! is freed once the flush has gone out: many frames leave in one syscall,
+//! and an idle connection holds no write buffer at all. While the writer is
+//! idle, the publisher writes an update straight into the TCP socket
+//! ([`Outgoing::write_now`], one non-blocking `send`), without waking the
+//! writer at all; the reader answers a Ping the same way when nothing is
+//! ahead of its Pong, and otherwise leaves the Pong for the writer. Every
+//! write to the socket, from whichever side, happens under the
+//! [`Outgoing`]'s lock and only when nothing is ahead of it, so frames never
+//! interleave and leave in order. Only the writer waits for the socket to
+//! take bytes (one task per direction registers for readiness). Nothing
+//! follows a Close frame, and no data frame follows a seal: state, not a
+//! scan of the bytes.
 //!
-//! The session's update and reply frames skip tungstenite's `Sink` altogether:
-//! the writer encodes them (a server's frames are unmasked: a 2-10 byte header
-//! and the payload) straight into the [`BatchIo`]'s buffer through an
-//! [`Outgoing`] handle, then flushes. tungstenite still reads, answers Pings
-//! and writes Pings and Close frames, through the same buffer; once a Close
-//! reply is owed (the peer closed) its frames go straight into the socket,
-//! after what is gathered. And while a connection's writer is idle,
-//! the publisher writes an update straight into the TCP socket
-//! ([`Outgoing::write_now`], one non-blocking `writev`), without waking the
-//! writer at all. Every write to the socket, from
-//! whichever side, happens under the [`Outgoing`]'s lock and only when nothing
-//! is ahead of it, so frames never interleave and leave in order; nothing is
-//! written after a Close frame (the writer [`Outgoing::seal`]s the connection
-//! before one can go out: state, not a scan of the bytes).
-//!
-//! What a connection can hold for writing is bounded: tungstenite's own buffer
-//! (Pongs, Pings, Close) at [`CONTROL_WRITE_LIMIT`], past which it keeps only
-//! the latest Pong (a peer that sends Pings and never reads gets one answer,
-//! not one per Ping); the [`BatchIo`] at [`BATCH_LIMIT`] plus the frame being
-//! written; the session's replies at `limits.max_buffered_bytes`.
+//! What a connection can hold for writing is bounded: one Pong (a peer that
+//! sends Pings and never reads gets one answer, not one per Ping) and one
+//! Close; the writer's gathered frames at `crate::delivery::BATCH_LIMIT`
+//! plus the frame being written; the session's replies at
+//! `limits.max_buffered_bytes`.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 
+use super::read::Incoming;
 use crate::delivery::Wrote;
 use crate::sync::MutexExt;
-pub(crate) use batch::BatchIo;
-use bytes::{Buf, Bytes};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncWrite, WriteHalf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
-use tokio_util::either::Either;
-
-/// An upgraded `/ws` connection.
-pub(crate) type Socket = WebSocketStream<BatchIo<Io>>;
-
-/// What is under the [`BatchIo`]: the TCP socket itself, shared with the
-/// direct path, or (a host serving the router over another transport, e.g.
-/// TLS) the upgraded connection as hyper hands it over.
-pub(crate) type Io = Either<SharedTcp, TokioIo<Upgraded>>;
-
-/// tungstenite's read buffer. Client frames are small requests; a larger one
-/// is read in several steps. Held for the life of the connection.
-const READ_BUFFER: usize = 128;
-
-/// Most bytes of tungstenite's own frames (Pongs, Pings, Close: each at most
-/// 131 bytes) waiting for a socket that does not drain. Past it a new Pong
-/// replaces the one not yet buffered, so Pongs coalesce instead of piling up.
-const CONTROL_WRITE_LIMIT: usize = 4096;
 
 /// Frames up to this size (header included) are written directly from a
 /// copy on the stack, larger ones with `writev` from where they are.
 const SMALL_FRAME: usize = 1024;
 
-/// Wraps an upgraded connection: tungstenite over a [`BatchIo`], with the
-/// [`Outgoing`] handle through which the session's writer (and, on a TCP
-/// connection, the publisher) writes frames.
-pub(crate) async fn wrap(upgraded: Upgraded, max_frame_bytes: usize) -> (Socket, Outgoing) {
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(CONTROL_WRITE_LIMIT)
-        .max_message_size(Some(max_frame_bytes))
-        .max_frame_size(Some(max_frame_bytes));
-    let (io, outgoing) = match upgraded.downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => {
-            let outgoing = Outgoing::new(Some(parts.io.into_inner()));
-            // An empty `Bytes` split off hyper's read buffer would still
-            // keep all of that buffer alive.
-            let read_buf = match parts.read_buf.is_empty() {
-                true => Bytes::new(),
-                false => parts.read_buf,
-            };
-            let tcp = SharedTcp {
-                wire: outgoing.clone(),
-                read_buf,
-            };
-            (Either::Left(tcp), outgoing)
+/// Opcodes (with FIN set) of the frames a server sends (RFC 6455 §5.2).
+const TEXT: u8 = 0x81;
+const CLOSE: u8 = 0x88;
+const PING: u8 = 0x89;
+const PONG: u8 = 0x8A;
+
+/// An upgraded connection's read side, which holds its write side. On a
+/// TCP connection both use the socket itself (a direct write needs only
+/// `&TcpStream`); another transport (a host serving the router over TLS,
+/// say) is split in two halves.
+pub(crate) fn wrap(upgraded: Upgraded) -> Incoming {
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => over_tcp(parts.io.into_inner(), &parts.read_buf),
+        Err(upgraded) => {
+            let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+            let outgoing = Outgoing::new(WriteIo::Other(Mutex::new(write)));
+            Incoming::new(outgoing, Some(read), &[])
         }
-        Err(upgraded) => (Either::Right(TokioIo::new(upgraded)), Outgoing::new(None)),
-    };
-    let io = BatchIo::with_outgoing(io, outgoing.clone());
-    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-    (socket, outgoing)
+    }
 }
 
-/// The write side shared by a connection's tungstenite (through its
-/// [`BatchIo`]), its session's writer, and the publisher's direct writes.
+/// A TCP connection's read side (holding its write side), reading
+/// `read_first` first.
+pub(super) fn over_tcp(tcp: TcpStream, read_first: &[u8]) -> Incoming {
+    Incoming::new(Outgoing::new(WriteIo::Tcp(tcp)), None, read_first)
+}
+
+/// The write side shared by a connection's writer, its reader (Pongs, the
+/// Close reply) and the publisher's direct writes.
 #[derive(Clone, Debug)]
 pub(crate) struct Outgoing(Arc<WriteSide>);
 
 #[derive(Debug)]
 struct WriteSide {
     out: Mutex<Out>,
-    /// The socket, on a TCP connection: what direct writes go to.
-    tcp: Option<TcpStream>,
+    io: WriteIo,
+}
+
+/// Where a connection's bytes go.
+#[derive(Debug)]
+enum WriteIo {
+    /// The TCP socket: what direct writes (and the read side) use.
+    Tcp(TcpStream),
+    /// The write half of another transport; taken under the [`Out`] lock.
+    Other(Mutex<WriteHalf<TokioIo<Upgraded>>>),
 }
 
 #[derive(Debug, Default)]
@@ -124,29 +101,26 @@ struct Out {
     sending: Vec<u8>,
     /// How much of `sending` has been written.
     sent: usize,
-    /// A Close frame is on its way ([`Outgoing::seal`]): nothing of ours
-    /// may follow it.
+    /// No more data frames: the peer closed, or no more is owed to it.
+    sealed: bool,
+    /// A Close frame is on its way: nothing may follow it.
     closed: bool,
-    /// The peer closed ([`Outgoing::peer_closed`]): tungstenite's writes (its
-    /// Close reply) go straight into the socket.
-    through: bool,
-    /// tungstenite's last write went in only in part: the rest of its frame
-    /// comes with its next write, and nothing may come between.
-    partial: bool,
+    /// A Pong is gathered or in flight: a Ping meanwhile gets no other.
+    pong: bool,
 }
 
 impl Out {
     /// Nothing gathered or in flight: a frame written now goes out next.
     fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.sent == self.sending.len() && !self.partial
+        self.pending.is_empty() && self.sent == self.sending.len()
     }
 }
 
 impl Outgoing {
-    fn new(tcp: Option<TcpStream>) -> Self {
+    fn new(io: WriteIo) -> Self {
         Outgoing(Arc::new(WriteSide {
             out: Mutex::default(),
-            tcp,
+            io,
         }))
     }
 
@@ -156,16 +130,24 @@ impl Outgoing {
         self.0.out.lock_or_recover()
     }
 
+    /// The TCP socket, on a TCP connection.
+    pub(super) fn tcp(&self) -> Option<&TcpStream> {
+        match &self.0.io {
+            WriteIo::Tcp(tcp) => Some(tcp),
+            WriteIo::Other(_) => None,
+        }
+    }
+
     /// Whether [`Outgoing::write_now`] can write at all (a TCP connection).
     pub(crate) fn is_direct(&self) -> bool {
-        self.0.tcp.is_some()
+        self.tcp().is_some()
     }
 
     /// Appends text frames; returns how many bytes are now buffered. Nothing
-    /// is appended after a Close frame.
+    /// is appended once sealed.
     pub(crate) fn push_text<'a>(&self, payloads: impl IntoIterator<Item = &'a [u8]>) -> usize {
         let mut out = self.lock();
-        if out.closed {
+        if out.sealed || out.closed {
             return out.pending.len();
         }
         let buf = &mut out.pending;
@@ -173,18 +155,18 @@ impl Outgoing {
             if buf.is_empty() {
                 buf.reserve((payload.len() + 10).max(4096));
             }
-            encode_text(buf, payload);
+            encode(buf, TEXT, payload);
         }
         buf.len()
     }
 
     /// Writes one text frame into the socket now, without blocking, when
-    /// nothing is gathered or in flight ahead of it: one `writev` of header
-    /// and payload, no copy. What the socket does not take is kept as the
-    /// frame in flight, for the next flush.
+    /// nothing is gathered or in flight ahead of it: one write of header and
+    /// payload. What the socket does not take is kept as the frame in
+    /// flight, for the next flush.
     pub(crate) fn write_now(&self, payload: &[u8]) -> Wrote {
         let mut head = [0u8; 10];
-        let h = encode_header(&mut head, payload.len());
+        let h = encode_header(&mut head, TEXT, payload.len());
         let total = h + payload.len();
         let send = |tcp: &TcpStream| match total <= SMALL_FRAME {
             // A small frame is copied whole onto the stack: one plain
@@ -219,7 +201,7 @@ impl Outgoing {
     ) -> Wrote {
         scratch.clear();
         for payload in frames {
-            encode_text(scratch, payload);
+            encode(scratch, TEXT, payload);
         }
         let scratch = &*scratch;
         let send = |tcp: &TcpStream| tcp.try_write(scratch);
@@ -227,20 +209,21 @@ impl Outgoing {
     }
 
     /// The one way into the socket from outside the writer: under the lock,
-    /// and only when nothing is gathered or in flight ahead and no Close went
-    /// out. `send` writes `total` bytes without blocking; what the socket did
-    /// not take (`rest` of what was written) becomes the frame in flight.
+    /// and only when nothing is gathered or in flight ahead and the
+    /// connection is not sealed. `send` writes `total` bytes without
+    /// blocking; what the socket did not take (`rest` of what was written)
+    /// becomes the frame in flight.
     fn send_now(
         &self,
         total: usize,
         send: impl FnOnce(&TcpStream) -> io::Result<usize>,
         rest: impl FnOnce(usize) -> Vec<u8>,
     ) -> Wrote {
-        let Some(tcp) = &self.0.tcp else {
+        let Some(tcp) = self.tcp() else {
             return Wrote::Nothing;
         };
         let mut out = self.lock();
-        if out.closed || !out.is_idle() {
+        if out.sealed || out.closed || !out.is_idle() {
             return Wrote::Nothing;
         }
         match send(tcp) {
@@ -256,37 +239,122 @@ impl Outgoing {
         }
     }
 
-    /// Marks the connection as closing: from now on neither the writer's
-    /// frames nor direct writes go in, only what tungstenite writes (the
-    /// Close frame). The writer calls it before it sends a Close, and when
-    /// it learns that the peer closed (tungstenite then owes the Close
-    /// reply), so a Close is always the last frame, without reading it back
-    /// out of the bytes.
-    pub(crate) fn seal(&self) {
-        self.lock().closed = true;
+    /// Answers a Ping: its Pong goes into the socket now when nothing is
+    /// ahead of it, else it is gathered for the writer. One Pong at a time,
+    /// none after a Close. Returns whether the writer must flush (a Pong
+    /// gathered or only partly written).
+    pub(crate) fn pong(&self, payload: &[u8]) -> bool {
+        let mut out = self.lock();
+        if out.closed || out.pong {
+            return false;
+        }
+        let mut frame = Vec::with_capacity(2 + payload.len());
+        encode(&mut frame, PONG, payload);
+        let wrote = match (self.tcp(), out.is_idle()) {
+            (Some(tcp), true) => tcp.try_write(&frame).unwrap_or(0),
+            _ => 0,
+        };
+        match wrote {
+            n if n == frame.len() => return false,
+            0 => out.pending.extend_from_slice(&frame),
+            n => {
+                frame.drain(..n);
+                out.sending = frame;
+                out.sent = 0;
+            }
+        }
+        out.pong = true;
+        true
     }
 
-    /// Seals the connection because the peer sent a Close: tungstenite owes
-    /// the reply, which a server's tungstenite writes and then returns
-    /// `ConnectionClosed` instead of ever flushing, so from now on its
-    /// writes go straight into the socket (after what is gathered).
-    pub(crate) fn peer_closed(&self) {
+    /// Gathers a heartbeat Ping (with no payload) for the next flush.
+    pub(crate) fn ping(&self) {
         let mut out = self.lock();
+        if !out.closed {
+            encode(&mut out.pending, PING, &[]);
+        }
+    }
+
+    /// Gathers a Close frame, with a code and reason or (`None`) without,
+    /// unless one is already on its way; nothing follows it. It goes out
+    /// with the next flush, after what was gathered before it.
+    pub(crate) fn close(&self, code: Option<(u16, &str)>) {
+        let mut out = self.lock();
+        if out.closed {
+            return;
+        }
+        let mut payload = Vec::new();
+        if let Some((code, reason)) = code {
+            // Ours are short; an echoed one fitted in the peer's Close.
+            payload.extend_from_slice(&code.to_be_bytes());
+            payload.extend_from_slice(reason.as_bytes());
+        }
+        encode(&mut out.pending, CLOSE, &payload);
         out.closed = true;
-        out.through = true;
+        out.sealed = true;
+    }
+
+    /// No data frame goes in from now on (the writer's or a direct write):
+    /// the peer closed, or nothing more is owed to it. Control frames (the
+    /// Close) still do.
+    pub(crate) fn seal(&self) {
+        self.lock().sealed = true;
     }
 
     /// Drops the whole frames waiting for the next flush (the frame being
     /// written, if any, is not here and still goes out whole).
     pub(crate) fn discard(&self) {
-        self.lock().pending = Vec::new();
+        let mut out = self.lock();
+        out.pending = Vec::new();
+        out.pong = false;
+    }
+
+    /// Writes out everything in flight and gathered, then frees the buffers
+    /// (the connection's writer, the one task that waits for the socket).
+    pub(crate) async fn flush(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Held while writing: a direct write waits its turn.
+        let mut out = self.lock();
+        loop {
+            if out.sent == out.sending.len() {
+                out.sending = std::mem::take(&mut out.pending);
+                out.sent = 0;
+                if out.sending.is_empty() {
+                    out.pong = false;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            let Out { sending, sent, .. } = &mut *out;
+            let n = ready!(self.poll_write(cx, &sending[*sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *sent += n;
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match &self.0.io {
+            WriteIo::Tcp(tcp) => loop {
+                ready!(tcp.poll_write_ready(cx))?;
+                match tcp.try_write(data) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    r => return Poll::Ready(r),
+                }
+            },
+            WriteIo::Other(half) => Pin::new(&mut *half.lock_or_recover()).poll_write(cx, data),
+        }
     }
 }
 
-/// Writes the header of an unfragmented, unmasked text frame (RFC 6455 §5.2)
-/// of `len` payload bytes into `head`; returns its length.
-fn encode_header(head: &mut [u8; 10], len: usize) -> usize {
-    head[0] = 0x81; // FIN, opcode 1 (text)
+/// Writes the header of an unfragmented, unmasked frame (RFC 6455 §5.2)
+/// with `first` (FIN and opcode) and `len` payload bytes into `head`;
+/// returns its length.
+fn encode_header(head: &mut [u8; 10], first: u8, len: usize) -> usize {
+    head[0] = first;
     match len {
         n if n < 126 => {
             head[1] = n as u8;
@@ -305,91 +373,13 @@ fn encode_header(head: &mut [u8; 10], len: usize) -> usize {
     }
 }
 
-/// Appends one unfragmented, unmasked text frame (RFC 6455 §5.2).
-pub(crate) fn encode_text(buf: &mut Vec<u8>, payload: &[u8]) {
+/// Appends one unfragmented, unmasked frame (RFC 6455 §5.2).
+fn encode(buf: &mut Vec<u8>, first: u8, payload: &[u8]) {
     let mut head = [0u8; 10];
-    let h = encode_header(&mut head, payload.len());
+    let h = encode_header(&mut head, first, payload.len());
     buf.extend_from_slice(&head[..h]);
     buf.extend_from_slice(payload);
 }
 
-/// The TCP socket of a connection, read by tungstenite and written by
-/// whoever holds the [`Outgoing`]'s lock (the socket is shared, not split: a
-/// direct write needs only `&TcpStream`).
-#[derive(Debug)]
-pub(crate) struct SharedTcp {
-    wire: Outgoing,
-    /// What hyper read past the upgrade request: read first, then freed.
-    read_buf: Bytes,
-}
-
-impl SharedTcp {
-    fn tcp(&self) -> &TcpStream {
-        self.wire
-            .0
-            .tcp
-            .as_ref()
-            .expect("a SharedTcp is made only with its socket")
-    }
-}
-
-impl AsyncRead for SharedTcp {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.read_buf.is_empty() {
-            let n = this.read_buf.len().min(buf.remaining());
-            buf.put_slice(&this.read_buf[..n]);
-            this.read_buf.advance(n);
-            if this.read_buf.is_empty() {
-                this.read_buf = Bytes::new(); // frees hyper's buffer
-            }
-            return Poll::Ready(Ok(()));
-        }
-        let tcp = this.tcp();
-        loop {
-            ready!(tcp.poll_read_ready(cx))?;
-            match tcp.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-    }
-}
-
-impl AsyncWrite for SharedTcp {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let tcp = self.tcp();
-        loop {
-            ready!(tcp.poll_write_ready(cx))?;
-            match tcp.try_write(data) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                r => return Poll::Ready(r),
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let sock = socket2::SockRef::from(self.tcp());
-        Poll::Ready(sock.shutdown(std::net::Shutdown::Write))
-    }
-}
-
-mod batch;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -1,6 +1,6 @@
 //! `GET /ws`: checks the handshake, origin and limits (total and per IP; 503
 //! before the upgrade), then upgrades (see `super::handshake`) and hands the
-//! socket's halves to a [`Session`]. A cluster node first waits (a bounded
+//! socket's read and write sides to a [`Session`]. A cluster node first waits (a bounded
 //! time, else 503 with `Retry-After`) until it knows the cluster's epoch, so its
 //! `hello` never carries the node's own.
 
@@ -14,7 +14,7 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 
 use super::handshake::Handshake;
 use super::session::Session;
@@ -55,16 +55,14 @@ pub(crate) async fn upgrade(
     };
     let session = Session {
         conn: Connection::new(shared.hub.clone(), settings.clone(), grant, peer),
-        shutdown: shared.cancel.clone(),
         pacer: Some(shared.pacer.shard()),
     };
     // Debug level: at info, a span per connection would cost ~0.8 KiB each.
     let span = tracing::debug_span!("conn", id = guard.id, peer = %DisplayPeer(peer));
-    let max_frame_bytes = settings.limits.max_frame_bytes;
     let response = handshake.accept();
     let tasks = shared.tasks.clone();
     let upgrade = async move {
-        let Some((socket, outgoing)) = handshake.socket(max_frame_bytes).await else {
+        let Some(incoming) = handshake.socket().await else {
             tracing::debug!("Upgrade failed.");
             return;
         };
@@ -72,8 +70,7 @@ pub(crate) async fn upgrade(
         // The session gets a task of its own, so that what this one held for
         // the handshake is freed: the session's task is what an idle
         // connection costs, and it holds only the session's future.
-        let (sink, stream) = socket.split();
-        let session = session.run(sink, stream, outgoing).map(move |()| {
+        let session = session.run(incoming).map(move |()| {
             tracing::debug!("Client disconnected.");
             drop(guard);
         });

@@ -84,10 +84,7 @@ impl Outbox {
 
     /// Counts what a direct write wrote; wakes the writer to finish a frame
     /// the socket took only part of.
-    fn wrote(&self, mut st: MutexGuard<'_, State>, wrote: Wrote, frames: u64, bytes: usize) {
-        if wrote == Wrote::Part {
-            st.turn = Turn::Unflushed;
-        }
+    fn wrote(&self, st: MutexGuard<'_, State>, wrote: Wrote, frames: u64, bytes: usize) {
         drop(st);
         self.metrics
             .frames_sent
@@ -96,8 +93,16 @@ impl Outbox {
             .bytes_out
             .fetch_add(bytes as u64, Ordering::Relaxed);
         if wrote == Wrote::Part {
-            self.wake.notify_one();
+            self.owe_flush();
         }
+    }
+
+    /// The socket holds bytes that only the writer may finish (the rest of
+    /// a direct write, a Pong that could not go at once): wakes it to flush,
+    /// and nothing is written directly until it has.
+    pub(crate) fn owe_flush(&self) {
+        self.lock().turn = Turn::Unflushed;
+        self.wake.notify_one();
     }
 
     /// The pacer's turn, for the write due `at` (see the module docs):
