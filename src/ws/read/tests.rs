@@ -8,30 +8,31 @@ use tokio::io::AsyncWriteExt;
 const MAX: usize = 64;
 const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-/// A client frame: `first` (FIN, RSV and opcode bits) and a masked payload.
-fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 65_535 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+/// A client frame as tungstenite (a client's framing) writes it: `first`
+/// (FIN, RSV and opcode bits), the payload masked with `mask`.
+fn framed(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let header = FrameHeader {
+        is_final: first & 0x80 != 0,
+        rsv1: first & 0x40 != 0,
+        rsv2: first & 0x20 != 0,
+        rsv3: first & 0x10 != 0,
+        opcode: OpCode::from(first & 0x0F),
+        mask,
+    };
+    let mut out = Vec::new();
+    Frame::from_payload(header, payload.to_vec().into())
+        .format(&mut out)
+        .unwrap();
     out
 }
 
-/// The same frame, unmasked.
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    framed(first, payload, Some(MASK))
+}
+
 fn unmasked(first: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![first, payload.len() as u8];
-    out.extend_from_slice(payload);
-    out
+    framed(first, payload, None)
 }
 
 fn close(code: u16, reason: &[u8]) -> Vec<u8> {
