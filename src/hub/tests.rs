@@ -277,3 +277,26 @@ fn subscribers_of_a_pattern_share_one_parse_of_it() {
         assert_eq!(patterns.capacity(), patterns.len(), "{id}");
     }
 }
+
+/// When the hub's ticker shuts down, every subscriber's outbox is stopped
+/// with 1001: those registered before (by `close_all_on_shutdown`) and one
+/// that registers afterwards (by `add_subscriber` itself).
+#[tokio::test]
+async fn shutdown_closes_every_outbox_with_1001_even_one_added_after() {
+    let token = CancellationToken::new();
+    let hub = Hub::with_shutdown(8, Arc::new(Metrics::default()), token.clone());
+    let sweep = tokio::spawn(hub.close_all_on_shutdown());
+    let before = Arc::new(Outbox::new(8, hub.metrics().clone()));
+    hub.add_subscriber(before.clone());
+    assert_eq!(before.closing(), None);
+    token.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(30), sweep)
+        .await
+        .expect("the sweep ends once it has closed them")
+        .unwrap();
+    let bye = Some(Closing::Code(1001, protocol::SHUTDOWN_REASON));
+    assert_eq!(before.closing(), bye);
+    let after = Arc::new(Outbox::new(8, hub.metrics().clone()));
+    hub.add_subscriber(after.clone());
+    assert_eq!(after.closing(), bye);
+}

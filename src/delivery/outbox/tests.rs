@@ -216,3 +216,37 @@ fn what_the_direct_path_cannot_write_wakes_the_writer() {
     assert_eq!(d.ob.take_all().frames().count(), 1);
     assert!(!d.ob.has_work());
 }
+
+/// `stopped` is a level, not an event: it waits while nothing says stop, and
+/// returns for a stop or an over-budget close that came before or while it
+/// waits. A plain close (the peer closed) does not stop a write.
+#[tokio::test]
+async fn stopped_waits_for_a_stop_or_the_budget_and_sees_one_from_before() {
+    let pending = |ob: &Arc<Outbox>| {
+        let ob = ob.clone();
+        tokio::spawn(async move { ob.stopped().await })
+    };
+    let within = |t| tokio::time::timeout(Duration::from_secs(30), t);
+
+    let ob = Arc::new(Outbox::new(8, Arc::default()));
+    let waiting = pending(&ob);
+    ob.close(Closing::Quiet);
+    tokio::task::yield_now().await;
+    assert!(
+        !waiting.is_finished(),
+        "a plain close does not stop a write"
+    );
+    ob.stop(Closing::Code(1001, "bye"));
+    within(waiting).await.unwrap().unwrap();
+    assert_eq!(ob.closing(), Some(Closing::Quiet), "the first reason stays");
+    within(pending(&ob))
+        .await
+        .expect("a stop from before is seen")
+        .unwrap();
+
+    let ob = Arc::new(Outbox::new(8, Arc::default()).with_budget(4));
+    let waiting = pending(&ob);
+    assert!(ob.try_push_control("too long".into()).is_ok());
+    within(waiting).await.unwrap().unwrap();
+    assert_eq!(ob.closing(), Some(Closing::OverBudget));
+}
