@@ -116,8 +116,9 @@
 //! - `server`: the axum router (`/ws`, `/sse`, `/api/*`, `/metrics`, web
 //!   pages), the client's address behind trusted proxies, and the hardened
 //!   HTTP/1.1 accept loop (plain or `[server.tls]`) behind [`Ticker::serve`].
-//! - `ws`: the `/ws` upgrade, handshake, write batching and the session (a
-//!   WebSocket as delivery's `Wire`).
+//! - `ws`: the `/ws` upgrade, handshake, the client's frames read and checked
+//!   (`read`), every server frame encoded and batched (`transport`), and the
+//!   session (a WebSocket as delivery's `Wire`).
 //! - `connection`: a subscriber's request side (grants, subscribe checks,
 //!   resume, `refresh`, `publish`, the request rate limit), serving `/ws`
 //!   and `/sse`.
