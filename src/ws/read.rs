@@ -193,8 +193,9 @@ impl Incoming {
             let start = cursor.position() as usize;
             let end = start + len as usize;
             if self.buf.len() < end {
-                // The frame is not here yet: room for all of it at once.
-                self.buf.reserve(end - self.buf.len());
+                // The frame is not here yet. No room is made for what its
+                // header announces: the buffer grows with what arrives, so a
+                // header alone costs the sender as much as it costs us.
                 return Ok(None);
             }
             let payload = &mut self.buf[start..end];

@@ -230,3 +230,30 @@ async fn between_frames_no_buffer_is_held() {
     assert_eq!(incoming.buf.capacity(), 0);
     assert!(incoming.partial.is_none());
 }
+
+/// A header announcing a frame of the most bytes, and nothing after it,
+/// does not make the reader hold that much: it holds what arrived.
+#[tokio::test]
+async fn a_header_alone_does_not_reserve_its_frame() {
+    let (server, mut client) = tcp_pair().await;
+    let mut incoming = over_tcp(server, &[]);
+    let big = 1 << 20;
+    let header = &frame(0x81, &vec![b'a'; big])[..14]; // 2 + 8 (length) + 4 (mask)
+    client.write_all(header).await.unwrap();
+    // Polled until the reader has the header (what it keeps is then known).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while incoming.buf.len() < header.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the header never came"
+        );
+        let polled = futures_util::poll!(incoming.next(big));
+        assert!(polled.is_pending(), "no whole frame came: {polled:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        incoming.buf.capacity() < 4096,
+        "{}",
+        incoming.buf.capacity()
+    );
+}
