@@ -266,6 +266,10 @@ struct Inner {
     heavy: Arc<tokio::sync::Semaphore>,
 }
 
+/// How every subscriber's connection is closed when the ticker owning the
+/// hub shuts down.
+const SHUT_DOWN: Closing = Closing::Code(1001, protocol::SHUTDOWN_REASON);
+
 /// The topic registry and fan-out. Cheap to clone; all clones share state.
 #[derive(Clone)]
 pub struct Hub {
@@ -346,8 +350,12 @@ impl Hub {
     /// restart": reconnect), abandoning writes their peers are not taking.
     /// In-process subscriptions end.
     pub(crate) fn close_all(&self, code: u16, reason: &'static str) {
+        self.stop_all(Closing::Code(code, reason));
+    }
+
+    fn stop_all(&self, how: Closing) {
         for entry in self.registry().subscribers.values() {
-            entry.outbox.stop(Closing::Code(code, reason));
+            entry.outbox.stop(how);
         }
     }
 
@@ -358,7 +366,7 @@ impl Hub {
         let hub = self.clone();
         async move {
             hub.inner.closed.cancelled().await;
-            hub.close_all(1001, protocol::SHUTDOWN_REASON);
+            hub.stop_all(SHUT_DOWN);
         }
     }
 

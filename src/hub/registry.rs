@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{Hub, Subscriber, SubscriberId, Topic, TopicState};
-use crate::delivery::{Closing, Outbox};
+use super::{Hub, Subscriber, SubscriberId, Topic, TopicState, SHUT_DOWN};
+use crate::delivery::Outbox;
 use crate::topic::Pattern;
 
 /// How a subscriber joins a topic it matches.
@@ -54,7 +54,7 @@ impl Hub {
         // Checked after the insert: a shutdown sweep that began before it
         // finds this subscriber, one that begins after it is seen here.
         if self.is_closed() {
-            outbox.stop(Closing::Code(1001, crate::protocol::SHUTDOWN_REASON));
+            outbox.stop(SHUT_DOWN);
         }
         id
     }
